@@ -1,0 +1,429 @@
+import type { Connection, Stream } from '@libp2p/interface'
+import { LengthPrefixedDecoder } from '@libp2p/utils'
+import * as varint from 'uint8-varint'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
+import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
+import { DecodeError, FrameTooLargeError } from '../primitives/errors.ts'
+import { CloseCode, type LinkClose, LinkClosedError } from './close.ts'
+
+/**
+ * A Link is a framed, flow-controlled, bidirectional channel over one libp2p stream. Every protocol
+ * of the SDK (catalog sync, ping, stream subscriptions, group bonds) speaks through one.
+ *
+ * Wire format: each frame is `varint(length) ‖ kind ‖ body`, where kind is
+ * - 0 MESSAGE: an application payload (canonical CBOR, or raw bytes for stream datums);
+ * - 1 CLOSE: `[code, reason]`, the last frame a side sends, so the peer learns why;
+ * - 2 CREDIT: a varint number of payload bytes the sender of the credit is ready to receive.
+ *
+ * Why credit: libp2p gives no usable receive-side backpressure on every transport (QUIC ignores pause()
+ * and aborts a stream once 4 MiB sit unread). Each side may send at most `INITIAL_CREDIT` payload bytes
+ * plus what the other side has granted, so a reader that stops reading stops its writer instead of
+ * buffering without bound. A frame may overshoot the remaining credit once, so frames larger than the
+ * window still pass.
+ */
+export interface LinkOptions {
+  /** Largest payload accepted or sent, in bytes. Default 4 MiB. */
+  maxFrameSize?: number
+  /** Bytes buffered in the transport before send() waits. Default 1 MiB. */
+  writeHighWaterMark?: number
+  /** How long close() waits for the remote to finish before resetting the stream. Default 2 s. */
+  lingerMs?: number
+}
+
+export const DEFAULT_MAX_FRAME_SIZE = 4 * 1024 * 1024
+/** Payload bytes each side may send before the first grant; also the receive window. */
+export const INITIAL_CREDIT = 1024 * 1024
+const DEFAULT_WRITE_HWM = 1024 * 1024
+/** Grant credit back once this much of the window has been consumed. */
+const GRANT_THRESHOLD = INITIAL_CREDIT / 4
+
+const KIND_MESSAGE = 0
+const KIND_CLOSE = 1
+const KIND_CREDIT = 2
+
+interface PendingSend {
+  payload: Uint8Array
+  resolve(): void
+  reject(err: Error): void
+}
+
+interface PendingRead {
+  resolve(payload: Uint8Array): void
+  reject(err: Error): void
+}
+
+export class Link {
+  readonly stream: Stream
+  readonly connection: Connection
+  /** The remote peer id (base58 string). */
+  readonly remotePeer: string
+
+  readonly #maxFrameSize: number
+  readonly #writeHwm: number
+  readonly #lingerMs: number
+  readonly #decoder: LengthPrefixedDecoder
+
+  /** Payload bytes we may still send. */
+  #credit = INITIAL_CREDIT
+  /** Payload bytes the remote may still send us. */
+  #remoteCredit = INITIAL_CREDIT
+  /** Payload bytes consumed by our reader and not yet granted back. */
+  #consumed = 0
+
+  readonly #inbox: Uint8Array[] = []
+  #inboxHead = 0
+  readonly #readers: PendingRead[] = []
+  readonly #sendQueue: PendingSend[] = []
+
+  #outChunks: Uint8Array[] = []
+  #outBytes = 0
+  #flushScheduled = false
+
+  #close: LinkClose | undefined
+  readonly #closed: Promise<LinkClose>
+  readonly #resolveClosed: (c: LinkClose) => void
+
+  constructor(stream: Stream, connection: Connection, options: LinkOptions = {}) {
+    this.stream = stream
+    this.connection = connection
+    this.remotePeer = connection.remotePeer.toString()
+    this.#maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    this.#writeHwm = options.writeHighWaterMark ?? DEFAULT_WRITE_HWM
+    this.#lingerMs = options.lingerMs ?? 2000
+    this.#decoder = new LengthPrefixedDecoder({
+      maxDataLength: this.#maxFrameSize + 1,
+      maxBufferSize: this.#maxFrameSize + 64 * 1024,
+    })
+    const { promise, resolve } = Promise.withResolvers<LinkClose>()
+    this.#closed = promise
+    this.#resolveClosed = resolve
+
+    stream.addEventListener('message', this.#onData)
+    stream.addEventListener('drain', this.#pump)
+    stream.addEventListener('idle', this.#pump)
+    stream.addEventListener('remoteCloseWrite', this.#onRemoteEnd)
+    stream.addEventListener('close', this.#onStreamClose)
+  }
+
+  /** Resolves once the link has closed, from either side, with the code and reason. */
+  get closed(): Promise<LinkClose> {
+    return this.#closed
+  }
+
+  /** How the link closed, or undefined while it is open. */
+  get closeInfo(): LinkClose | undefined {
+    return this.#close
+  }
+
+  get isClosed(): boolean {
+    return this.#close !== undefined
+  }
+
+  /** Frames waiting for credit or transport capacity. */
+  get queuedSends(): number {
+    return this.#sendQueue.length
+  }
+
+  /** Received frames not yet read. */
+  get queuedReceives(): number {
+    return this.#inbox.length - this.#inboxHead
+  }
+
+  // ---- sending ---------------------------------------------------------------------------------
+
+  /** Encodes `value` as canonical CBOR and sends it. */
+  send(value: unknown, options?: AbortOptions): Promise<void> {
+    return this.sendBytes(encodeCanonical(value), options)
+  }
+
+  /**
+   * Sends one payload. Resolves once the frame is handed to the transport, in order; waits while the
+   * remote has granted no credit or the transport buffer is above its high-water mark.
+   */
+  sendBytes(payload: Uint8Array, options?: AbortOptions): Promise<void> {
+    if (this.#close) return Promise.reject(new LinkClosedError(this.#close))
+    if (payload.length > this.#maxFrameSize) {
+      return Promise.reject(new FrameTooLargeError(payload.length, this.#maxFrameSize))
+    }
+    if (this.#sendQueue.length === 0 && this.#canWrite()) {
+      this.#writeMessage(payload)
+      return Promise.resolve()
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    const pending: PendingSend = { payload, resolve, reject }
+    this.#sendQueue.push(pending)
+    const signal = options?.signal
+    if (!signal) return promise
+    return raceSignal(promise, signal).catch((err) => {
+      const i = this.#sendQueue.indexOf(pending)
+      if (i >= 0) this.#sendQueue.splice(i, 1)
+      throw err
+    })
+  }
+
+  /** Sends now if credit and buffer space allow; returns false (sending nothing) otherwise. */
+  trySendBytes(payload: Uint8Array): boolean {
+    if (this.#close) throw new LinkClosedError(this.#close)
+    if (payload.length > this.#maxFrameSize) throw new FrameTooLargeError(payload.length, this.#maxFrameSize)
+    if (this.#sendQueue.length > 0 || !this.#canWrite()) return false
+    this.#writeMessage(payload)
+    return true
+  }
+
+  #canWrite(): boolean {
+    return this.#credit > 0 && this.stream.writeBufferLength + this.#outBytes < this.#writeHwm
+  }
+
+  #writeMessage(payload: Uint8Array): void {
+    this.#credit -= payload.length
+    this.#writeFrame(KIND_MESSAGE, payload)
+  }
+
+  #writeFrame(kind: number, body: Uint8Array): void {
+    const header = new Uint8Array(varint.encodingLength(body.length + 1) + 1)
+    varint.encode(body.length + 1, header, 0)
+    header[header.length - 1] = kind
+    this.#outChunks.push(header)
+    if (body.length > 0) this.#outChunks.push(body)
+    this.#outBytes += header.length + body.length
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      queueMicrotask(this.#flush)
+    }
+  }
+
+  /** Hands every frame written in this turn to the transport in one send() call. */
+  readonly #flush = (): void => {
+    this.#flushScheduled = false
+    if (this.#outChunks.length === 0) return
+    const chunks = this.#outChunks
+    this.#outChunks = []
+    this.#outBytes = 0
+    if (this.stream.writeStatus !== 'writable') return
+    try {
+      this.stream.send(chunks.length === 1 ? chunks[0]! : new Uint8ArrayList(...chunks))
+    } catch (err) {
+      this.#finish({ code: CloseCode.UnexpectedClose, reason: (err as Error).message, remote: true })
+    }
+  }
+
+  readonly #pump = (): void => {
+    while (this.#sendQueue.length > 0 && !this.#close && this.#canWrite()) {
+      const next = this.#sendQueue.shift()!
+      this.#writeMessage(next.payload)
+      next.resolve()
+    }
+  }
+
+  // ---- receiving -------------------------------------------------------------------------------
+
+  /** Receives the next payload and decodes it as canonical CBOR; a malformed payload closes the link. */
+  async recv(options?: AbortOptions): Promise<unknown> {
+    const bytes = await this.recvBytes(options)
+    try {
+      return decodeCanonical(bytes)
+    } catch (err) {
+      this.closeWith(CloseCode.ProtocolViolation, 'malformed message')
+      throw err
+    }
+  }
+
+  /** Receives the next payload; rejects with LinkClosedError once the link has closed. */
+  recvBytes(options?: AbortOptions): Promise<Uint8Array> {
+    const next = this.tryRecvBytes()
+    if (next) return Promise.resolve(next)
+    if (this.#close) return Promise.reject(new LinkClosedError(this.#close))
+    const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>()
+    const pending: PendingRead = { resolve, reject }
+    this.#readers.push(pending)
+    const signal = options?.signal
+    if (!signal) return promise
+    return raceSignal(promise, signal).catch((err) => {
+      const i = this.#readers.indexOf(pending)
+      if (i >= 0) this.#readers.splice(i, 1)
+      throw err
+    })
+  }
+
+  /** The next payload if one has arrived, else undefined. */
+  tryRecvBytes(): Uint8Array | undefined {
+    if (this.#inboxHead >= this.#inbox.length) return undefined
+    const payload = this.#inbox[this.#inboxHead]!
+    this.#inbox[this.#inboxHead++] = EMPTY
+    if (this.#inboxHead > 1024 && this.#inboxHead * 2 > this.#inbox.length) {
+      this.#inbox.splice(0, this.#inboxHead)
+      this.#inboxHead = 0
+    }
+    this.#consume(payload.length)
+    return payload
+  }
+
+  /** Payloads until the link closes; ends quietly on a graceful close, throws on an error close. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    while (true) {
+      try {
+        yield await this.recvBytes()
+      } catch (err) {
+        if (err instanceof LinkClosedError && isCleanClose(err.closeCode)) return
+        throw err
+      }
+    }
+  }
+
+  #consume(bytes: number): void {
+    this.#consumed += bytes
+    if (this.#consumed >= GRANT_THRESHOLD && !this.#close) {
+      const grant = this.#consumed
+      this.#consumed = 0
+      this.#remoteCredit += grant
+      this.#writeFrame(KIND_CREDIT, varint.encode(grant))
+    }
+  }
+
+  readonly #onData = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
+    if (this.#close) return
+    try {
+      for (const frame of this.#decoder.decode(evt.data)) {
+        this.#onFrame(frame.subarray())
+        if (this.#close) return
+      }
+    } catch (err) {
+      const tooLarge = (err as Error).name === 'InvalidMessageLengthError'
+      this.closeWith(
+        tooLarge ? CloseCode.FrameTooLarge : CloseCode.ProtocolViolation,
+        tooLarge ? `frame over ${this.#maxFrameSize} bytes` : `bad framing: ${(err as Error).message}`,
+      )
+    }
+  }
+
+  #onFrame(frame: Uint8Array): void {
+    const kind = frame[0]
+    const body = frame.subarray(1)
+    switch (kind) {
+      case KIND_MESSAGE: {
+        if (this.#remoteCredit <= 0) {
+          this.closeWith(CloseCode.ProtocolViolation, 'sent beyond granted credit')
+          return
+        }
+        this.#remoteCredit -= body.length
+        const reader = this.#readers.shift()
+        if (reader) {
+          this.#consume(body.length)
+          reader.resolve(body)
+        } else {
+          this.#inbox.push(body)
+        }
+        return
+      }
+      case KIND_CLOSE: {
+        let code: number = CloseCode.ProtocolViolation
+        let reason = 'malformed close frame'
+        try {
+          const decoded = decodeCanonical(body)
+          if (Array.isArray(decoded) && typeof decoded[0] === 'number' && typeof decoded[1] === 'string') {
+            code = decoded[0]
+            reason = decoded[1]
+          }
+        } catch {}
+        this.#finish({ code, reason, remote: true })
+        this.stream.close().catch(() => {})
+        return
+      }
+      case KIND_CREDIT: {
+        let grant: number
+        try {
+          grant = varint.decode(body)
+        } catch {
+          this.closeWith(CloseCode.ProtocolViolation, 'malformed credit frame')
+          return
+        }
+        this.#credit += grant
+        this.#pump()
+        return
+      }
+      default:
+        this.closeWith(CloseCode.ProtocolViolation, `unknown frame kind ${kind}`)
+    }
+  }
+
+  readonly #onRemoteEnd = (): void => {
+    // A peer that ends its side without a CLOSE frame did not shut down cleanly.
+    if (!this.#close) this.#finish({ code: CloseCode.UnexpectedClose, reason: 'stream ended', remote: true })
+  }
+
+  readonly #onStreamClose = (evt: Event & { error?: Error }): void => {
+    if (!this.#close) {
+      this.#finish({ code: CloseCode.UnexpectedClose, reason: evt.error?.message ?? 'stream closed', remote: true })
+    }
+    this.#detach()
+  }
+
+  // ---- closing ---------------------------------------------------------------------------------
+
+  /**
+   * Closes the link, telling the remote why. Resolves once the close frame is handed to the transport;
+   * the stream is reset if the remote does not finish within the linger time.
+   */
+  async close(code: number = CloseCode.Success, reason = ''): Promise<void> {
+    if (this.#close) return
+    this.#finish({ code, reason, remote: false })
+    this.#writeFrame(KIND_CLOSE, encodeCanonical([code, reason]))
+    this.#flush()
+    if (this.stream.status !== 'open') return
+    // The remote answers our CLOSE by ending its side; reset the stream if it never does.
+    const linger = setTimeout(() => this.stream.abort(new Error('remote did not finish closing')), this.#lingerMs)
+    this.stream.addEventListener('close', () => clearTimeout(linger), { once: true })
+    try {
+      await this.stream.close({ signal: AbortSignal.timeout(this.#lingerMs) })
+    } catch {
+      clearTimeout(linger)
+      this.stream.abort(new Error('close failed'))
+    }
+  }
+
+  /** Fire-and-forget close, for use in event handlers. */
+  closeWith(code: number, reason = ''): void {
+    this.close(code, reason).catch(() => {})
+  }
+
+  /** Resets the stream at once, without a close frame. */
+  abort(reason = 'aborted'): void {
+    if (!this.#close) this.#finish({ code: CloseCode.Cancelled, reason, remote: false })
+    this.stream.abort(new Error(reason))
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  #finish(close: LinkClose): void {
+    if (this.#close) return
+    this.#close = close
+    const err = new LinkClosedError(close)
+    for (const r of this.#readers.splice(0)) r.reject(err)
+    for (const s of this.#sendQueue.splice(0)) s.reject(err)
+    this.#resolveClosed(close)
+  }
+
+  #detach(): void {
+    this.stream.removeEventListener('message', this.#onData)
+    this.stream.removeEventListener('drain', this.#pump)
+    this.stream.removeEventListener('idle', this.#pump)
+    this.stream.removeEventListener('remoteCloseWrite', this.#onRemoteEnd)
+    this.stream.removeEventListener('close', this.#onStreamClose as (e: Event) => void)
+  }
+}
+
+const EMPTY = new Uint8Array(0)
+
+/** Close codes that mean "finished on purpose", as opposed to a fault. */
+export function isCleanClose(code: number): boolean {
+  return code === CloseCode.Success || code === CloseCode.GracefulShutdown
+}
+
+/** Throws a DecodeError unless `value` satisfies `guard`; used to validate decoded protocol messages. */
+export function expectShape<T>(value: unknown, guard: (v: unknown) => v is T, what: string): T {
+  if (!guard(value)) throw new DecodeError(`unexpected ${what}`)
+  return value
+}

@@ -1,0 +1,107 @@
+import { decode as cborDecode, encode as cborEncode, objectToTokens, rfc8949EncodeOptions, Token, Type } from 'cborg'
+import type { DecodeOptions, EncodeOptions } from 'cborg'
+import { bigIntDecoder, bigIntEncoder, bigNegIntDecoder, mapDecoder, setDecoder } from 'cborg/taglib'
+import { compareBytes, fromUtf8, utf8 } from './bytes.ts'
+import { DecodeError, MosaikError } from './errors.ts'
+
+/**
+ * Turns values of T into bytes and back. Streams and collections take one per type; the default is
+ * canonical CBOR.
+ *
+ * Gotcha: equality of collection keys and compare-and-swap compare *encoded bytes*, so a codec must be
+ * deterministic: the same value must always give the same bytes.
+ */
+export interface Codec<T> {
+  encode(value: T): Uint8Array
+  decode(bytes: Uint8Array): T
+}
+
+const TAG_SET = 258
+const TAG_MAP = 259
+
+/** Sets have no order of their own: write them as tag 258 over elements sorted by encoded bytes. */
+function canonicalSetEncoder(set: Set<unknown>, _typ: string, options: EncodeOptions): unknown {
+  const sorted = [...set]
+    .map((value) => ({ value, bytes: cborEncode(value, options) }))
+    .sort((a, b) => compareBytes(a.bytes, b.bytes))
+  return [
+    new Token(Type.tag, TAG_SET),
+    new Token(Type.array, sorted.length),
+    sorted.map((e) => objectToTokens(e.value, options)),
+  ]
+}
+
+/** Maps may have any keys: write them as tag 259 over entries sorted by the encoded key bytes. */
+function canonicalMapEncoder(map: Map<unknown, unknown>, _typ: string, options: EncodeOptions): unknown {
+  const sorted = [...map]
+    .map(([key, value]) => ({ key, value, bytes: cborEncode(key, options) }))
+    .sort((a, b) => compareBytes(a.bytes, b.bytes))
+  return [
+    new Token(Type.tag, TAG_MAP),
+    new Token(Type.map, sorted.length),
+    sorted.map((e) => [objectToTokens(e.key, options), objectToTokens(e.value, options)]),
+  ]
+}
+
+type TypeEncoder = NonNullable<EncodeOptions['typeEncoders']>[string]
+
+const encodeOptions: EncodeOptions = {
+  ...rfc8949EncodeOptions,
+  ignoreUndefinedProperties: true,
+  typeEncoders: {
+    Map: canonicalMapEncoder as TypeEncoder,
+    Set: canonicalSetEncoder as TypeEncoder,
+    bigint: bigIntEncoder,
+  },
+}
+
+const decodeOptions: DecodeOptions = {
+  strict: true,
+  allowIndefinite: false,
+  rejectDuplicateMapKeys: true,
+  tags: {
+    2: bigIntDecoder,
+    3: bigNegIntDecoder,
+    [TAG_SET]: setDecoder,
+    [TAG_MAP]: mapDecoder,
+  },
+}
+
+/** Canonical CBOR (RFC 8949 deterministic encoding), with Map, Set and bigint. */
+export function encodeCanonical(value: unknown): Uint8Array {
+  try {
+    return cborEncode(value, encodeOptions)
+  } catch (err) {
+    throw new MosaikError('ENCODE', `value cannot be encoded: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** Strict decoding: rejects indefinite lengths, non-minimal integers, duplicate keys and trailing bytes. */
+export function decodeCanonical(bytes: Uint8Array): unknown {
+  try {
+    return cborDecode(bytes, decodeOptions)
+  } catch (err) {
+    throw new DecodeError(`malformed CBOR: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** The default codec: canonical CBOR for JSON-like values, Uint8Array, bigint, Map and Set. */
+export const cbor: Codec<unknown> = { encode: encodeCanonical, decode: decodeCanonical }
+
+/** Built-in codecs for `defineStream` and collections. */
+export const codecs = {
+  /** Canonical CBOR (the default). */
+  cbor: cbor as Codec<any>,
+  /** Bytes as they are. */
+  raw: { encode: (b: Uint8Array) => b, decode: (b: Uint8Array) => b } satisfies Codec<Uint8Array>,
+  /** UTF-8 strings. */
+  utf8: { encode: (s: string) => utf8(s), decode: (b: Uint8Array) => fromUtf8(b) } satisfies Codec<string>,
+  /**
+   * JSON text. Objects whose keys were inserted in different orders encode differently: avoid it for
+   * collection keys and compare-and-swap values.
+   */
+  json: {
+    encode: (v: unknown) => utf8(JSON.stringify(v)),
+    decode: (b: Uint8Array) => JSON.parse(fromUtf8(b)),
+  } satisfies Codec<unknown>,
+} as const

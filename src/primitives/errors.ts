@@ -1,0 +1,91 @@
+/**
+ * Every error the SDK throws is a MosaikError with a stable `code`, so callers can branch on
+ * `err.code` (or `instanceof`) without parsing messages.
+ */
+export class MosaikError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/**
+ * The operation needs a condition that does not hold now (no subscriber, no leader, no quorum).
+ * `value` carries what was being sent back to the caller, so it can be retried without loss.
+ */
+export class OfflineError<T = unknown> extends MosaikError {
+  readonly value: T
+  constructor(value: T, message = 'offline', options?: ErrorOptions) {
+    super('OFFLINE', message, options)
+    this.value = value
+  }
+}
+
+/** A bounded buffer is full; `value` is handed back. */
+export class FullError<T = unknown> extends MosaikError {
+  readonly value: T
+  constructor(value: T, message = 'buffer is full') {
+    super('FULL', message)
+    this.value = value
+  }
+}
+
+/** The handle was closed before or while the operation ran. */
+export class ClosedError extends MosaikError {
+  constructor(message = 'closed', options?: ErrorOptions) {
+    super('CLOSED', message, options)
+  }
+}
+
+export class TimeoutError extends MosaikError {
+  constructor(message = 'timed out', options?: ErrorOptions) {
+    super('TIMEOUT', message, options)
+  }
+}
+
+export class AbortError extends MosaikError {
+  constructor(message = 'aborted', options?: ErrorOptions) {
+    super('ABORTED', message, options)
+  }
+}
+
+/** Bytes that do not decode to what the protocol or the codec expects. */
+export class DecodeError extends MosaikError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('DECODE', message, options)
+  }
+}
+
+/** A frame or value over the configured size limit. */
+export class FrameTooLargeError extends MosaikError {
+  readonly size: number
+  readonly limit: number
+  constructor(size: number, limit: number) {
+    super('FRAME_TOO_LARGE', `frame of ${size} bytes exceeds the limit of ${limit} bytes`)
+    this.size = size
+    this.limit = limit
+  }
+}
+
+/** A caller passed an option or argument the SDK cannot use. */
+export class InvalidArgumentError extends MosaikError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('INVALID_ARGUMENT', message, options)
+  }
+}
+
+/** A signature over a peer entry or departure did not verify. */
+export class InvalidSignatureError extends MosaikError {
+  constructor(message = 'invalid signature') {
+    super('INVALID_SIGNATURE', message)
+  }
+}
+
+/** The error an aborted signal carries, as a MosaikError. */
+export function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason
+  if (reason instanceof Error) return reason
+  return new AbortError(typeof reason === 'string' ? reason : 'aborted')
+}
