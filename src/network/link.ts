@@ -354,7 +354,11 @@ export class Link {
 
   readonly #onStreamClose = (evt: Event & { error?: Error }): void => {
     if (!this.#close) {
-      this.#finish({ code: CloseCode.UnexpectedClose, reason: evt.error?.message ?? 'stream closed', remote: true })
+      this.#finish({
+        code: CloseCode.UnexpectedClose,
+        reason: evt.error?.message ?? 'stream closed',
+        remote: true,
+      })
     }
     this.#detach()
   }
@@ -372,7 +376,10 @@ export class Link {
     this.#flush()
     if (this.stream.status !== 'open') return
     // The remote answers our CLOSE by ending its side; reset the stream if it never does.
-    const linger = setTimeout(() => this.stream.abort(new Error('remote did not finish closing')), this.#lingerMs)
+    const linger = setTimeout(
+      () => this.stream.abort(new Error('remote did not finish closing')),
+      this.#lingerMs,
+    )
     this.stream.addEventListener('close', () => clearTimeout(linger), { once: true })
     try {
       await this.stream.close({ signal: AbortSignal.timeout(this.#lingerMs) })

@@ -1,5 +1,12 @@
-import { decode as cborDecode, encode as cborEncode, objectToTokens, rfc8949EncodeOptions, Token, Type } from 'cborg'
 import type { DecodeOptions, EncodeOptions } from 'cborg'
+import {
+  decode as cborDecode,
+  encode as cborEncode,
+  objectToTokens,
+  rfc8949EncodeOptions,
+  Token,
+  Type,
+} from 'cborg'
 import { bigIntDecoder, bigIntEncoder, bigNegIntDecoder, mapDecoder, setDecoder } from 'cborg/taglib'
 import { compareBytes, fromUtf8, utf8 } from './bytes.ts'
 import { DecodeError, MosaikError } from './errors.ts'
@@ -88,10 +95,15 @@ export function decodeCanonical(bytes: Uint8Array): unknown {
 /** The default codec: canonical CBOR for JSON-like values, Uint8Array, bigint, Map and Set. */
 export const cbor: Codec<unknown> = { encode: encodeCanonical, decode: decodeCanonical }
 
+/** The canonical CBOR codec typed for T (the default codec of streams and collections). */
+export function cborOf<T>(): Codec<T> {
+  return cbor as Codec<T>
+}
+
 /** Built-in codecs for `defineStream` and collections. */
 export const codecs = {
-  /** Canonical CBOR (the default). */
-  cbor: cbor as Codec<any>,
+  /** Canonical CBOR (the default); use `cborOf<T>()` for a typed one. */
+  cbor,
   /** Bytes as they are. */
   raw: { encode: (b: Uint8Array) => b, decode: (b: Uint8Array) => b } satisfies Codec<Uint8Array>,
   /** UTF-8 strings. */

@@ -5,8 +5,24 @@ import { DecodeError } from '../../src/primitives/errors.ts'
 
 describe('canonical codec', () => {
   it('gives the same bytes for the same value however it was built', () => {
-    const a = encodeCanonical({ b: 1, a: [1, 2], s: new Set([3, 1, 2]), m: new Map([[[2], 'x'], [[1], 'y']]) })
-    const b = encodeCanonical({ m: new Map([[[1], 'y'], [[2], 'x']]), s: new Set([2, 3, 1]), a: [1, 2], b: 1 })
+    const a = encodeCanonical({
+      b: 1,
+      a: [1, 2],
+      s: new Set([3, 1, 2]),
+      m: new Map([
+        [[2], 'x'],
+        [[1], 'y'],
+      ]),
+    })
+    const b = encodeCanonical({
+      m: new Map([
+        [[1], 'y'],
+        [[2], 'x'],
+      ]),
+      s: new Set([2, 3, 1]),
+      a: [1, 2],
+      b: 1,
+    })
     expect(equalBytes(a, b)).toBe(true)
   })
 
@@ -33,6 +49,8 @@ describe('canonical codec', () => {
     expect(() => decodeCanonical(new Uint8Array([0x18, 0x01]))).toThrow(DecodeError) // 1 encoded in 2 bytes
     expect(() => decodeCanonical(new Uint8Array([0x01, 0x02]))).toThrow(DecodeError) // trailing bytes
     expect(() => decodeCanonical(new Uint8Array([0x9f, 0x01, 0xff]))).toThrow(DecodeError) // indefinite
-    expect(() => decodeCanonical(new Uint8Array([0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02]))).toThrow(DecodeError)
+    expect(() => decodeCanonical(new Uint8Array([0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02]))).toThrow(
+      DecodeError,
+    )
   })
 })

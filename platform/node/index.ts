@@ -1,0 +1,40 @@
+/**
+ * The Node.js entry of mosaik: the isomorphic core plus real transports (QUIC, TCP, WebSockets and an
+ * in-process memory transport for tests) and on-disk identity.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { quic } from '@chainsafe/libp2p-quic'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { memory } from '@libp2p/memory'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { type Platform, registerPlatform } from '../../src/network/platform.ts'
+
+export * from '../../src/index.ts'
+
+export const nodePlatform: Platform = {
+  name: 'node',
+  transports: () => [quic(), tcp(), webSockets(), memory()],
+  defaultListen: () => ['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0'],
+  loadIdentity,
+}
+
+/** Reads `<dataDir>/identity.key`, creating it (mode 0600) on first use, so a node keeps its id. */
+async function loadIdentity(dataDir: string): Promise<PrivateKey> {
+  const file = join(dataDir, 'identity.key')
+  try {
+    return privateKeyFromProtobuf(await readFile(file))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  await mkdir(dataDir, { recursive: true })
+  const key = await generateKeyPair('Ed25519')
+  const tmp = `${file}.${process.pid}.tmp`
+  await writeFile(tmp, privateKeyToProtobuf(key), { mode: 0o600 })
+  await rename(tmp, file)
+  return key
+}
+
+registerPlatform(nodePlatform)

@@ -1,0 +1,322 @@
+import type { NetworkId } from '../primitives/digest.ts'
+import {
+  compareVersions,
+  type DigestSet,
+  type EntryVersion,
+  type PeerEntry,
+  type SignedPeerEntry,
+  type Ticket,
+} from './entry.ts'
+import type { RttTracker } from './rtt.ts'
+
+/** What predicates, conditions and catalog reads see of a peer. */
+export interface PeerInfo {
+  readonly id: string
+  readonly network: NetworkId
+  readonly version: EntryVersion
+  readonly addresses: readonly string[]
+  readonly tags: DigestSet
+  readonly streams: DigestSet
+  readonly groups: DigestSet
+  readonly tickets: readonly Ticket[]
+  /** False for entries inserted locally with `discovery.insert`. */
+  readonly signed: boolean
+  /** Smoothed round-trip time in ms, when measured. */
+  readonly rtt: number | undefined
+  readonly startedAt: number
+  readonly updatedAt: number
+  /** The underlying entry. */
+  readonly entry: PeerEntry
+}
+
+/** True when the peer's RTT is below `ms`, or unknown (optimistic, as mosaik's `rtt_below`). */
+export function rttBelow(peer: PeerInfo, ms: number): boolean {
+  return peer.rtt === undefined || peer.rtt < ms
+}
+
+export function toPeerInfo(entry: PeerEntry, signed: boolean, rtt: number | undefined): PeerInfo {
+  return {
+    id: entry.peerId,
+    network: entry.network,
+    version: entry.version,
+    addresses: entry.addresses,
+    tags: entry.tags,
+    streams: entry.streams,
+    groups: entry.groups,
+    tickets: entry.tickets,
+    signed,
+    rtt,
+    startedAt: entry.startedAt,
+    updatedAt: entry.updatedAt,
+    entry,
+  }
+}
+
+/** Why an entry was not taken into the catalog. */
+export type RejectReason =
+  | 'malformed'
+  | 'oversized'
+  | 'invalid-signature'
+  | 'unsupported-version'
+  | 'different-network'
+  | 'outdated'
+  | 'clock-drift'
+  | 'future'
+  | 'not-newer'
+  | 'departed'
+  | 'local'
+  | 'catalog-full'
+  | 'rate-limited'
+
+export type UpsertResult =
+  | { readonly status: 'inserted' | 'updated'; readonly info: PeerInfo }
+  | { readonly status: 'unchanged' }
+  | { readonly status: 'rejected'; readonly reason: RejectReason }
+
+export interface CatalogLimits {
+  purgeAfterMs: number
+  maxTimeDriftMs: number
+  maxPeers: number
+  maxRttMs: number | undefined
+}
+
+/**
+ * The node's view of the network. It holds signed entries (synced and gossiped) and unsigned ones
+ * (inserted locally), and enforces the rules that keep bad data out: a different network, an entry
+ * older than the purge window or from the future, a version not newer than the one known, a replay
+ * of a departed run, or one peer too many are all rejected with a reason.
+ */
+export class CatalogStore {
+  readonly #network: NetworkId
+  readonly #limits: CatalogLimits
+  readonly #rtt: RttTracker
+  #local: SignedPeerEntry
+  readonly #signed = new Map<string, SignedPeerEntry>()
+  readonly #unsigned = new Map<string, PeerEntry>()
+  /** The last version of each departed peer, so replays of it are refused until the purge window ends. */
+  readonly #departed = new Map<string, EntryVersion & { at: number }>()
+  #snapshot: Catalog | undefined
+
+  constructor(local: SignedPeerEntry, limits: CatalogLimits, rtt: RttTracker) {
+    this.#local = local
+    this.#network = local.entry.network
+    this.#limits = limits
+    this.#rtt = rtt
+  }
+
+  get local(): SignedPeerEntry {
+    return this.#local
+  }
+
+  setLocal(local: SignedPeerEntry): void {
+    this.#local = local
+    this.#changed()
+  }
+
+  getSigned(peerId: string): SignedPeerEntry | undefined {
+    return this.#signed.get(peerId)
+  }
+
+  /** Checks an entry against the rules without storing it. `gossip` entries must be fresh (drift). */
+  check(entry: PeerEntry, now: number, gossip: boolean): RejectReason | undefined {
+    if (!entry.network.equals(this.#network)) return 'different-network'
+    if (entry.peerId === this.#local.entry.peerId) return 'local'
+    if (entry.updatedAt > now + this.#limits.maxTimeDriftMs) return 'future'
+    if (entry.updatedAt < now - this.#limits.purgeAfterMs) return 'outdated'
+    if (gossip && now - entry.updatedAt > this.#limits.maxTimeDriftMs) return 'clock-drift'
+    const departed = this.#departed.get(entry.peerId)
+    if (
+      departed &&
+      now - departed.at < this.#limits.purgeAfterMs &&
+      compareVersions(entry.version, departed) <= 0
+    ) {
+      return 'departed'
+    }
+    const known = this.#signed.get(entry.peerId)
+    if (known && !entry.isNewerThan(known.entry)) {
+      return compareVersions(entry.version, known.entry.version) === 0 ? undefined : 'not-newer'
+    }
+    if (!known && this.#signed.size >= this.#limits.maxPeers) return 'catalog-full'
+    return undefined
+  }
+
+  /** Inserts or replaces a verified signed entry, following the catalog rules. */
+  upsertSigned(signed: SignedPeerEntry, now: number, gossip: boolean): UpsertResult {
+    const entry = signed.entry
+    const reason = this.check(entry, now, gossip)
+    if (reason) return { status: 'rejected', reason }
+    const known = this.#signed.get(entry.peerId)
+    if (known && compareVersions(entry.version, known.entry.version) === 0) return { status: 'unchanged' }
+    this.#signed.set(entry.peerId, signed)
+    this.#unsigned.delete(entry.peerId)
+    this.#departed.delete(entry.peerId)
+    this.#changed()
+    const info = toPeerInfo(entry, true, this.#rtt.get(entry.peerId)?.srtt)
+    return { status: known ? 'updated' : 'inserted', info }
+  }
+
+  /** A local-only entry; ignored when a signed entry for that peer exists. */
+  insertUnsigned(entry: PeerEntry): boolean {
+    if (!entry.network.equals(this.#network) || entry.peerId === this.#local.entry.peerId) return false
+    if (this.#signed.has(entry.peerId)) return false
+    this.#unsigned.set(entry.peerId, entry)
+    this.#changed()
+    return true
+  }
+
+  removeUnsigned(peerId: string): boolean {
+    const removed = this.#unsigned.delete(peerId)
+    if (removed) this.#changed()
+    return removed
+  }
+
+  clearUnsigned(): void {
+    if (this.#unsigned.size === 0) return
+    this.#unsigned.clear()
+    this.#changed()
+  }
+
+  /** Removes a departed peer if `lastVersion` is at least the known one; returns whether it was known. */
+  depart(peerId: string, lastVersion: EntryVersion, now: number): boolean {
+    const known = this.#signed.get(peerId)
+    if (known && compareVersions(lastVersion, known.entry.version) < 0) return false
+    this.#departed.set(peerId, { ...lastVersion, at: now })
+    if (!known) return false
+    this.#signed.delete(peerId)
+    this.#changed()
+    return true
+  }
+
+  /** Drops entries not refreshed within the purge window; returns the purged ids. */
+  purge(now: number): string[] {
+    const purged: string[] = []
+    const cutoff = now - this.#limits.purgeAfterMs
+    for (const [id, s] of this.#signed) {
+      if (s.entry.updatedAt < cutoff) {
+        this.#signed.delete(id)
+        purged.push(id)
+      }
+    }
+    for (const [id, e] of this.#unsigned) if (e.updatedAt < cutoff) this.#unsigned.delete(id)
+    for (const [id, d] of this.#departed)
+      if (now - d.at >= this.#limits.purgeAfterMs) this.#departed.delete(id)
+    if (purged.length > 0) this.#changed()
+    return purged
+  }
+
+  /** When the next entry expires (ms since epoch), or undefined when there is none. */
+  nextExpiry(): number | undefined {
+    let soonest: number | undefined
+    for (const s of this.#signed.values()) {
+      const at = s.entry.updatedAt + this.#limits.purgeAfterMs
+      if (soonest === undefined || at < soonest) soonest = at
+    }
+    return soonest
+  }
+
+  /** Signed entries to hand to a peer in a catalog sync: fresh ones, including our own. */
+  syncSnapshot(now: number): SignedPeerEntry[] {
+    const cutoff = now - this.#limits.purgeAfterMs
+    const out = [this.#local]
+    for (const s of this.#signed.values()) if (s.entry.updatedAt >= cutoff) out.push(s)
+    return out
+  }
+
+  /** Called when RTT estimates change, so snapshots show fresh values. */
+  rttChanged(): void {
+    this.#changed()
+  }
+
+  /** An immutable view; reused until something changes. */
+  snapshot(now: number): Catalog {
+    // Cached until the next change; the purge timer counts as a change, so staleness stays exact.
+    if (this.#snapshot) return this.#snapshot
+    const cutoff = now - this.#limits.purgeAfterMs
+    const rttOf = (id: string) => this.#rtt.get(id)?.srtt
+    const signed = [...this.#signed.values()]
+      .filter((s) => s.entry.updatedAt >= cutoff)
+      .map((s) => toPeerInfo(s.entry, true, rttOf(s.entry.peerId)))
+    const unsigned = [...this.#unsigned.values()]
+      .filter((e) => e.updatedAt >= cutoff)
+      .map((e) => toPeerInfo(e, false, rttOf(e.peerId)))
+    const local = toPeerInfo(this.#local.entry, true, undefined)
+    this.#snapshot = new Catalog(local, signed, unsigned, this.#limits.maxRttMs, now)
+    return this.#snapshot
+  }
+
+  #changed(): void {
+    this.#snapshot = undefined
+  }
+}
+
+const byId = (a: PeerInfo, b: PeerInfo) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+/**
+ * An immutable snapshot of the catalog. `peers()` excludes this node, stale entries and (when
+ * `maxRttMs` is set) peers measured slower than it; peers with unknown RTT are admitted.
+ */
+export class Catalog {
+  readonly local: PeerInfo
+  readonly takenAt: number
+  readonly #signed: readonly PeerInfo[]
+  readonly #unsigned: readonly PeerInfo[]
+  readonly #byId: Map<string, PeerInfo>
+  readonly #maxRttMs: number | undefined
+
+  constructor(
+    local: PeerInfo,
+    signed: PeerInfo[],
+    unsigned: PeerInfo[],
+    maxRttMs: number | undefined,
+    takenAt: number,
+  ) {
+    this.local = local
+    this.takenAt = takenAt
+    this.#maxRttMs = maxRttMs
+    const admitted = (p: PeerInfo) => maxRttMs === undefined || rttBelow(p, maxRttMs)
+    this.#signed = signed.filter(admitted).sort(byId)
+    this.#unsigned = unsigned.filter(admitted).sort(byId)
+    this.#byId = new Map()
+    for (const p of this.#unsigned) this.#byId.set(p.id, p)
+    for (const p of this.#signed) this.#byId.set(p.id, p)
+  }
+
+  /** Signed peers then unsigned ones, each ordered by id; never this node. */
+  peers(): PeerInfo[] {
+    return [...this.#signed, ...this.#unsigned]
+  }
+
+  signedPeers(): readonly PeerInfo[] {
+    return this.#signed
+  }
+
+  unsignedPeers(): readonly PeerInfo[] {
+    return this.#unsigned
+  }
+
+  get(peerId: string): PeerInfo | undefined {
+    return this.#byId.get(peerId)
+  }
+
+  getSigned(peerId: string): PeerInfo | undefined {
+    const p = this.#byId.get(peerId)
+    return p?.signed ? p : undefined
+  }
+
+  has(peerId: string): boolean {
+    return this.#byId.has(peerId)
+  }
+
+  /** Number of peers, not counting this node. */
+  get size(): number {
+    return this.#byId.size
+  }
+
+  get signedCount(): number {
+    return this.#signed.length
+  }
+
+  get maxRttMs(): number | undefined {
+    return this.#maxRttMs
+  }
+}

@@ -1,0 +1,362 @@
+import type { PrivateKey, PublicKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { blake3 } from '@noble/hashes/blake3.js'
+import { compareBytes, concatBytes, equalBytes, utf8 } from '../primitives/bytes.ts'
+import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
+import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
+import { DecodeError, InvalidSignatureError } from '../primitives/errors.ts'
+
+/**
+ * A peer entry is what a node tells the network about itself: its addresses, role tags, the streams
+ * it produces and the groups it belongs to. Entries are signed with the node's libp2p Ed25519 key and
+ * versioned by (start, update): `start` is the process start time (a run id) and `update` grows with
+ * every change, so a restarted node always supersedes its previous run.
+ */
+
+/** Version of the entry encoding; entries of another version are rejected as unsupported. */
+export const ENTRY_FORMAT_VERSION = 1
+
+export interface EntryVersion {
+  /** Process start time in ms since the epoch: the run id. */
+  readonly start: number
+  /** Time of the latest change in ms since the epoch, strictly increasing within a run. */
+  readonly update: number
+}
+
+export function compareVersions(a: EntryVersion, b: EntryVersion): number {
+  if (a.start !== b.start) return a.start < b.start ? -1 : 1
+  if (a.update !== b.update) return a.update < b.update ? -1 : 1
+  return 0
+}
+
+/** An opaque credential attached to an entry (see tickets); `class` names its validator. */
+export interface Ticket {
+  readonly class: Digest
+  readonly data: Uint8Array
+}
+
+/** A set of Digests that also answers `has('name')` for names, since Digest.from(name) is the id. */
+export class DigestSet implements Iterable<Digest> {
+  readonly #byHex: Map<string, Digest>
+
+  constructor(items: Iterable<DigestLike> = []) {
+    this.#byHex = new Map()
+    for (const item of items) {
+      const d = Digest.from(item)
+      this.#byHex.set(d.toString(), d)
+    }
+  }
+
+  has(item: DigestLike): boolean {
+    return this.#byHex.has(Digest.from(item).toString())
+  }
+
+  /** True when every given item is in the set. */
+  hasAll(items: Iterable<DigestLike>): boolean {
+    for (const item of items) if (!this.has(item)) return false
+    return true
+  }
+
+  get size(): number {
+    return this.#byHex.size
+  }
+
+  [Symbol.iterator](): Iterator<Digest> {
+    return this.#byHex.values()
+  }
+
+  /** The members sorted by bytes: the canonical order used on the wire. */
+  sorted(): Digest[] {
+    return [...this.#byHex.values()].sort((a, b) => a.compare(b))
+  }
+
+  with(items: Iterable<DigestLike>): DigestSet {
+    return new DigestSet([...this, ...items])
+  }
+
+  without(items: Iterable<DigestLike>): DigestSet {
+    const drop = new DigestSet(items)
+    return new DigestSet([...this].filter((d) => !drop.has(d)))
+  }
+
+  equals(other: DigestSet): boolean {
+    if (other.size !== this.size) return false
+    for (const d of this) if (!other.has(d)) return false
+    return true
+  }
+}
+
+/** The content of a peer entry. Immutable: every mutator returns a new entry with a bumped version. */
+export class PeerEntry {
+  readonly peerId: string
+  readonly network: NetworkId
+  readonly version: EntryVersion
+  readonly addresses: readonly string[]
+  readonly tags: DigestSet
+  readonly streams: DigestSet
+  readonly groups: DigestSet
+  readonly tickets: readonly Ticket[]
+
+  constructor(fields: {
+    peerId: string
+    network: NetworkId
+    version: EntryVersion
+    addresses?: readonly string[]
+    tags?: Iterable<DigestLike>
+    streams?: Iterable<DigestLike>
+    groups?: Iterable<DigestLike>
+    tickets?: readonly Ticket[]
+  }) {
+    this.peerId = fields.peerId
+    this.network = fields.network
+    this.version = fields.version
+    this.addresses = [...new Set(fields.addresses ?? [])].sort()
+    this.tags = new DigestSet(fields.tags)
+    this.streams = new DigestSet(fields.streams)
+    this.groups = new DigestSet(fields.groups)
+    this.tickets = [...(fields.tickets ?? [])].sort(
+      (a, b) => compareBytes(a.class.bytes, b.class.bytes) || compareBytes(a.data, b.data),
+    )
+  }
+
+  get startedAt(): number {
+    return this.version.start
+  }
+
+  get updatedAt(): number {
+    return this.version.update
+  }
+
+  isNewerThan(other: PeerEntry): boolean {
+    return compareVersions(this.version, other.version) > 0
+  }
+
+  /** A copy with the given changes and a version bumped to max(previous + 1, now). */
+  update(
+    now: number,
+    changes: Partial<{
+      addresses: readonly string[]
+      tags: Iterable<DigestLike>
+      streams: Iterable<DigestLike>
+      groups: Iterable<DigestLike>
+      tickets: readonly Ticket[]
+    }> = {},
+  ): PeerEntry {
+    return new PeerEntry({
+      peerId: this.peerId,
+      network: this.network,
+      version: { start: this.version.start, update: Math.max(this.version.update + 1, Math.floor(now)) },
+      addresses: changes.addresses ?? this.addresses,
+      tags: changes.tags ?? this.tags,
+      streams: changes.streams ?? this.streams,
+      groups: changes.groups ?? this.groups,
+      tickets: changes.tickets ?? this.tickets,
+    })
+  }
+
+  /** True when the content (not the version) equals `other`'s. */
+  sameContent(other: PeerEntry): boolean {
+    return (
+      this.peerId === other.peerId &&
+      this.network.equals(other.network) &&
+      this.addresses.length === other.addresses.length &&
+      this.addresses.every((a, i) => a === other.addresses[i]) &&
+      this.tags.equals(other.tags) &&
+      this.streams.equals(other.streams) &&
+      this.groups.equals(other.groups) &&
+      this.tickets.length === other.tickets.length &&
+      this.tickets.every(
+        (t, i) => t.class.equals(other.tickets[i]!.class) && equalBytes(t.data, other.tickets[i]!.data),
+      )
+    )
+  }
+
+  /** Canonical bytes: the same entry always encodes the same way, so signatures compare bytes. */
+  encode(): Uint8Array {
+    return encodeCanonical([
+      ENTRY_FORMAT_VERSION,
+      this.network.bytes,
+      this.peerId,
+      [this.version.start, this.version.update],
+      this.addresses,
+      this.tags.sorted().map((d) => d.bytes),
+      this.streams.sorted().map((d) => d.bytes),
+      this.groups.sorted().map((d) => d.bytes),
+      this.tickets.map((t) => [t.class.bytes, t.data]),
+    ])
+  }
+
+  static decode(bytes: Uint8Array): PeerEntry {
+    const v = decodeCanonical(bytes)
+    if (!Array.isArray(v) || v.length < 1) throw new DecodeError('peer entry is not an array')
+    if (v[0] !== ENTRY_FORMAT_VERSION) throw new UnsupportedEntryVersionError(v[0])
+    const [, network, peerId, version, addresses, tags, streams, groups, tickets] = v
+    if (
+      v.length !== 9 ||
+      !isDigestBytes(network) ||
+      typeof peerId !== 'string' ||
+      !Array.isArray(version) ||
+      version.length !== 2 ||
+      !version.every(Number.isSafeInteger) ||
+      !isStringArray(addresses) ||
+      !isDigestArray(tags) ||
+      !isDigestArray(streams) ||
+      !isDigestArray(groups) ||
+      !Array.isArray(tickets) ||
+      !tickets.every(
+        (t: unknown) =>
+          Array.isArray(t) && t.length === 2 && isDigestBytes(t[0]) && t[1] instanceof Uint8Array,
+      )
+    ) {
+      throw new DecodeError('malformed peer entry')
+    }
+    return new PeerEntry({
+      peerId,
+      network: Digest.fromBytes(network),
+      version: { start: version[0], update: version[1] },
+      addresses,
+      tags: tags.map(Digest.fromBytes),
+      streams: streams.map(Digest.fromBytes),
+      groups: groups.map(Digest.fromBytes),
+      tickets: tickets.map((t: [Uint8Array, Uint8Array]) => ({ class: Digest.fromBytes(t[0]), data: t[1] })),
+    })
+  }
+}
+
+export class UnsupportedEntryVersionError extends DecodeError {
+  constructor(version: unknown) {
+    super(
+      `unsupported peer entry format version ${String(version)} (this node speaks ${ENTRY_FORMAT_VERSION})`,
+    )
+  }
+}
+
+function isDigestBytes(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array && v.length === 32
+}
+
+function isDigestArray(v: unknown): v is Uint8Array[] {
+  return Array.isArray(v) && v.every(isDigestBytes)
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === 'string')
+}
+
+// ---- signatures ------------------------------------------------------------------------------------
+
+const ENTRY_DOMAIN = utf8('mosaik/peer-entry/v1')
+const DEPARTURE_DOMAIN = utf8('mosaik/departure/v1')
+
+/** What is signed: a domain tag and the blake3 digest of the bytes, so no signature is valid twice. */
+function signingInput(domain: Uint8Array, bytes: Uint8Array): Uint8Array {
+  return concatBytes(domain, blake3(bytes))
+}
+
+/**
+ * A peer entry with the signature of the peer it describes. The signed bytes are kept exactly as
+ * received, so verification never depends on re-encoding.
+ */
+export class SignedPeerEntry {
+  readonly entry: PeerEntry
+  readonly bytes: Uint8Array
+  readonly signature: Uint8Array
+
+  private constructor(entry: PeerEntry, bytes: Uint8Array, signature: Uint8Array) {
+    this.entry = entry
+    this.bytes = bytes
+    this.signature = signature
+  }
+
+  static async sign(entry: PeerEntry, key: PrivateKey): Promise<SignedPeerEntry> {
+    const bytes = entry.encode()
+    const signature = await key.sign(signingInput(ENTRY_DOMAIN, bytes))
+    return new SignedPeerEntry(entry, bytes, signature)
+  }
+
+  /** Decodes and verifies; throws InvalidSignatureError or DecodeError, never returns a bad entry. */
+  static async verify(bytes: Uint8Array, signature: Uint8Array): Promise<SignedPeerEntry> {
+    const entry = PeerEntry.decode(bytes)
+    const key = publicKeyOf(entry.peerId)
+    if (!(await key.verify(signingInput(ENTRY_DOMAIN, bytes), signature))) {
+      throw new InvalidSignatureError(`invalid signature on the entry of ${entry.peerId}`)
+    }
+    return new SignedPeerEntry(entry, bytes, signature)
+  }
+
+  /** Wire form: `[entryBytes, signature]`. */
+  toWire(): [Uint8Array, Uint8Array] {
+    return [this.bytes, this.signature]
+  }
+
+  static fromWire(v: unknown): Promise<SignedPeerEntry> {
+    if (
+      !Array.isArray(v) ||
+      v.length !== 2 ||
+      !(v[0] instanceof Uint8Array) ||
+      !(v[1] instanceof Uint8Array)
+    ) {
+      return Promise.reject(new DecodeError('malformed signed entry'))
+    }
+    return SignedPeerEntry.verify(v[0], v[1])
+  }
+}
+
+/** The public key embedded in an Ed25519 peer id; throws DecodeError for ids that carry none. */
+export function publicKeyOf(peerId: string): PublicKey {
+  let key: PublicKey | undefined
+  try {
+    key = peerIdFromString(peerId).publicKey
+  } catch (err) {
+    throw new DecodeError(`invalid peer id ${peerId}`, { cause: err })
+  }
+  if (!key) throw new DecodeError(`peer id ${peerId} does not embed a public key`)
+  return key
+}
+
+/** A signed notice that a node is leaving, so peers drop it at once instead of waiting for the purge. */
+export interface Departure {
+  readonly peerId: string
+  readonly network: NetworkId
+  readonly lastVersion: EntryVersion
+  readonly timestamp: number
+  readonly signature: Uint8Array
+}
+
+function departureBytes(d: Omit<Departure, 'signature'>): Uint8Array {
+  return encodeCanonical([d.network.bytes, d.peerId, d.lastVersion.start, d.lastVersion.update, d.timestamp])
+}
+
+export async function signDeparture(d: Omit<Departure, 'signature'>, key: PrivateKey): Promise<Departure> {
+  return { ...d, signature: await key.sign(signingInput(DEPARTURE_DOMAIN, departureBytes(d))) }
+}
+
+export async function verifyDeparture(d: Departure): Promise<boolean> {
+  return publicKeyOf(d.peerId).verify(signingInput(DEPARTURE_DOMAIN, departureBytes(d)), d.signature)
+}
+
+export function departureToWire(d: Departure): unknown {
+  return [d.network.bytes, d.peerId, d.lastVersion.start, d.lastVersion.update, d.timestamp, d.signature]
+}
+
+export function departureFromWire(v: unknown): Departure {
+  if (
+    !Array.isArray(v) ||
+    v.length !== 6 ||
+    !isDigestBytes(v[0]) ||
+    typeof v[1] !== 'string' ||
+    !Number.isSafeInteger(v[2]) ||
+    !Number.isSafeInteger(v[3]) ||
+    !Number.isSafeInteger(v[4]) ||
+    !(v[5] instanceof Uint8Array)
+  ) {
+    throw new DecodeError('malformed departure')
+  }
+  return {
+    network: Digest.fromBytes(v[0]),
+    peerId: v[1],
+    lastVersion: { start: v[2], update: v[3] },
+    timestamp: v[4],
+    signature: v[5],
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * mosaik: self-organizing, leaderless distributed systems for Node and browsers, on js-libp2p.
+ *
+ * Four primitives: discovery (signed peer catalogs), streams (typed pub/sub), groups (Raft-replicated
+ * state machines) and collections (replicated Map, Vec, Set, Cell, Once and PriorityQueue).
+ *
+ * @packageDocumentation
+ */
+export { type Catalog, type PeerInfo, type RejectReason, rttBelow } from './discovery/catalog.ts'
+export {
+  DifferentNetworkError,
+  Discovery,
+  type DiscoveryConditions,
+  type DiscoveryConfig,
+  type DiscoveryEvents,
+  type DiscoveryOptions,
+  type DiscoveryStats,
+  SyncError,
+  UnsupportedVersionError,
+} from './discovery/discovery.ts'
+export {
+  compareVersions,
+  type Departure,
+  DigestSet,
+  type EntryVersion,
+  PeerEntry,
+  SignedPeerEntry,
+  type Ticket,
+  UnsupportedEntryVersionError,
+} from './discovery/entry.ts'
+export { CloseCode, closeCodeName, type LinkClose, LinkClosedError } from './network/close.ts'
+export { Link, type LinkOptions } from './network/link.ts'
+export { Network, type NetworkOptions } from './network/network.ts'
+export { type Platform, registerPlatform } from './network/platform.ts'
+export type { AbortOptions } from './primitives/abort.ts'
+export { Backoff, type BackoffOptions } from './primitives/backoff.ts'
+export { type Codec, cbor, cborOf, codecs, decodeCanonical, encodeCanonical } from './primitives/codec.ts'
+export {
+  Digest,
+  type DigestLike,
+  type GroupId,
+  type NetworkId,
+  type StoreId,
+  type StreamId,
+  type Tag,
+} from './primitives/digest.ts'
+export {
+  AbortError,
+  ClosedError,
+  DecodeError,
+  FrameTooLargeError,
+  FullError,
+  InvalidArgumentError,
+  InvalidSignatureError,
+  MosaikError,
+  OfflineError,
+  TimeoutError,
+} from './primitives/errors.ts'
+export { Watch } from './primitives/watch.ts'

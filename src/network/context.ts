@@ -1,0 +1,120 @@
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { Connection, Libp2p, PrivateKey, Stream } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { AbortOptions } from '../primitives/abort.ts'
+import type { NetworkId } from '../primitives/digest.ts'
+import { ClosedError, InvalidArgumentError } from '../primitives/errors.ts'
+import type { Scope } from '../primitives/scope.ts'
+import { Link, type LinkOptions } from './link.ts'
+
+export type MosaikLibp2p = Libp2p<{ identify: Identify; pubsub: GossipSub }>
+
+export interface Logger {
+  (formatter: string, ...args: unknown[]): void
+  error(formatter: string, ...args: unknown[]): void
+  trace(formatter: string, ...args: unknown[]): void
+}
+
+/**
+ * What every subsystem of a node (discovery, streams, groups) receives from the Network: the libp2p
+ * node, identity, clock, limits, and helpers to open and accept Links on the node's protocols.
+ */
+export class NetworkContext {
+  readonly networkId: NetworkId
+  readonly peerId: string
+  readonly libp2p: MosaikLibp2p
+  readonly privateKey: PrivateKey
+  readonly now: () => number
+  readonly linkOptions: LinkOptions
+  readonly scope: Scope
+  readonly #logPrefix: string
+
+  constructor(init: {
+    networkId: NetworkId
+    libp2p: MosaikLibp2p
+    privateKey: PrivateKey
+    now: () => number
+    linkOptions: LinkOptions
+    scope: Scope
+  }) {
+    this.networkId = init.networkId
+    this.libp2p = init.libp2p
+    this.peerId = init.libp2p.peerId.toString()
+    this.privateKey = init.privateKey
+    this.now = init.now
+    this.linkOptions = init.linkOptions
+    this.scope = init.scope
+    this.#logPrefix = `mosaik:${this.peerId.slice(-6)}`
+  }
+
+  /** `/mosaik/<network-short>/<name>`: protocols are per network, so networks never cross-talk. */
+  protocol(name: string): string {
+    return `/mosaik/${this.networkId.short()}/${name}`
+  }
+
+  log(component: string): Logger {
+    return logger(`${this.#logPrefix}:${component}`) as Logger
+  }
+
+  /** Dials `peer` (a peer id with known addresses, or a full multiaddr) and opens a Link on `protocol`. */
+  async openLink(peer: string, protocol: string, options: AbortOptions = {}): Promise<Link> {
+    if (this.scope.closed) throw new ClosedError('network is closed')
+    const target = peer.startsWith('/') ? multiaddr(peer) : peerIdFromString(peer)
+    const connection = await this.libp2p.dial(target, { signal: options.signal })
+    const stream = await connection.newStream(protocol, {
+      signal: options.signal,
+      runOnLimitedConnection: true,
+    })
+    return new Link(stream, connection, this.linkOptions)
+  }
+
+  /** Accepts Links on `protocol`; handler failures close the link instead of crashing the node. */
+  async handle(
+    protocol: string,
+    handler: (link: Link) => Promise<void> | void,
+    options: { maxInboundStreams?: number; maxOutboundStreams?: number } = {},
+  ): Promise<void> {
+    const log = this.log('handler')
+    await this.libp2p.handle(
+      protocol,
+      async (stream: Stream, connection: Connection) => {
+        const link = new Link(stream, connection, this.linkOptions)
+        try {
+          await handler(link)
+        } catch (err) {
+          log('handler for %s failed: %s', protocol, (err as Error).message)
+          link.abort((err as Error).message)
+        }
+      },
+      {
+        maxInboundStreams: options.maxInboundStreams ?? 256,
+        maxOutboundStreams: options.maxOutboundStreams ?? 256,
+        runOnLimitedConnection: true,
+      },
+    )
+  }
+
+  /** Teaches libp2p how to reach `peerId`, so later dials by id work. */
+  async learnAddresses(peerId: string, addresses: readonly string[]): Promise<void> {
+    if (peerId === this.peerId || addresses.length === 0) return
+    try {
+      const id = peerIdFromString(peerId)
+      await this.libp2p.peerStore.merge(id, { multiaddrs: addresses.map((a) => multiaddr(stripPeer(a))) })
+    } catch (err) {
+      throw new InvalidArgumentError(`bad address for ${peerId}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  isConnected(peerId: string): boolean {
+    return this.libp2p.getConnections(peerIdFromString(peerId)).length > 0
+  }
+}
+
+/** Drops a trailing `/p2p/<id>` so the peer store records a transport address. */
+function stripPeer(address: string): string {
+  const i = address.lastIndexOf('/p2p/')
+  return i >= 0 && !address.slice(i + 5).includes('/') ? address.slice(0, i) : address
+}

@@ -1,0 +1,160 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { PrivateKey } from '@libp2p/interface'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p } from 'libp2p'
+import { Discovery, type DiscoveryOptions, discoveryConfig } from '../discovery/discovery.ts'
+import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
+import { InvalidArgumentError, MosaikError } from '../primitives/errors.ts'
+import { Scope } from '../primitives/scope.ts'
+import { type MosaikLibp2p, NetworkContext } from './context.ts'
+import { DEFAULT_MAX_FRAME_SIZE } from './link.ts'
+import { currentPlatform, type Platform } from './platform.ts'
+
+/** Everything `Network.create` accepts; only `network` is required. */
+export interface NetworkOptions {
+  /** The network's name (or its 64-hex id). Nodes of different networks never see each other. */
+  network: DigestLike
+  /** Role tags of this node (`Digest.from(tag)`), visible to every peer's predicates. */
+  tags?: DigestLike[]
+  /** Addresses of peers to join through, with `/p2p/<id>` (e.g. a relay's). Retried until one answers. */
+  bootstrap?: string[]
+  /** Listen addresses; the platform's default when omitted (Node: QUIC and TCP on all interfaces). */
+  listen?: string[]
+  /** Persistence root: the node identity and group logs live here (Node: a directory). */
+  dataDir?: string
+  /** The node's libp2p Ed25519 key; random (or loaded from `dataDir`) when omitted. */
+  privateKey?: PrivateKey
+  /** Discovery tuning. */
+  discovery?: DiscoveryOptions
+  /** Largest frame any protocol accepts, in bytes (default 4 MiB). */
+  maxFrameSize?: number
+  /** Most connections libp2p keeps open (default 300). */
+  maxConnections?: number
+  /** Runtime services; the platform entry registers the right one, so this is rarely needed. */
+  platform?: Platform
+  /** Wall clock in ms since the epoch (injectable for tests of clock drift). */
+  clock?: () => number
+}
+
+/**
+ * A node of a mosaik network. Create one with only a network name, a bootstrap address and tags:
+ * it finds its peers, advertises what it produces and joins its groups by itself.
+ *
+ * Every node must be closed (`await net.close()` or `await using net = ...`): closing announces a
+ * signed departure and releases every socket, timer and stream.
+ */
+export class Network {
+  readonly networkId: NetworkId
+  /** This node's peer id (base58). */
+  readonly peerId: string
+  readonly discovery: Discovery
+  /** The underlying libp2p node, for advanced use. */
+  readonly libp2p: MosaikLibp2p
+  readonly #ctx: NetworkContext
+  readonly #scope: Scope
+  #closing: Promise<void> | undefined
+
+  private constructor(ctx: NetworkContext, discovery: Discovery, scope: Scope) {
+    this.#ctx = ctx
+    this.networkId = ctx.networkId
+    this.peerId = ctx.peerId
+    this.libp2p = ctx.libp2p
+    this.discovery = discovery
+    this.#scope = scope
+  }
+
+  static async create(options: NetworkOptions): Promise<Network> {
+    if (options.network === undefined || options.network === '') {
+      throw new InvalidArgumentError('`network` is required: the name or id of the network to join')
+    }
+    const platform = options.platform ?? currentPlatform()
+    const networkId = Digest.from(options.network)
+    const privateKey =
+      options.privateKey ??
+      (options.dataDir && platform.loadIdentity
+        ? await platform.loadIdentity(options.dataDir)
+        : await generateKeyPair('Ed25519'))
+    const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    const listen = options.listen ?? platform.defaultListen()
+
+    const libp2p = (await createLibp2p({
+      privateKey,
+      addresses: { listen },
+      transports: platform.transports(),
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionGater: platform.connectionGater?.(),
+      connectionManager: {
+        maxConnections: options.maxConnections ?? 300,
+        // Many nodes on one host (tests, relays) dial each other in bursts; libp2p's default of 5
+        // inbound connections per second per host would refuse them.
+        inboundConnectionThreshold: Number.POSITIVE_INFINITY,
+        maxIncomingPendingConnections: 256,
+      },
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({
+          allowPublishToZeroTopicPeers: true,
+          emitSelf: false,
+          runOnLimitedConnection: true,
+          maxInboundDataLength: maxFrameSize,
+        }),
+      },
+    }).catch((err: Error) => {
+      throw new MosaikError('BIND', `cannot start the node: ${err.message}`, { cause: err })
+    })) as MosaikLibp2p
+
+    const scope = new Scope()
+    const ctx = new NetworkContext({
+      networkId,
+      libp2p,
+      privateKey,
+      now: options.clock ?? Date.now,
+      linkOptions: { maxFrameSize },
+      scope,
+    })
+    try {
+      const discovery = await Discovery.start(ctx, {
+        config: discoveryConfig(options.discovery),
+        tags: options.tags ?? [],
+        bootstrap: options.bootstrap ?? [],
+      })
+      return new Network(ctx, discovery, scope)
+    } catch (err) {
+      await scope.close()
+      await libp2p.stop()
+      throw err
+    }
+  }
+
+  /** The addresses this node listens on, with `/p2p/<id>`, ready to hand to another node's `bootstrap`. */
+  get addresses(): string[] {
+    return this.libp2p.getMultiaddrs().map(String)
+  }
+
+  get isClosed(): boolean {
+    return this.#closing !== undefined
+  }
+
+  /** Announces departure, stops every subsystem and the libp2p node. Safe to call more than once. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.discovery.stop()
+      await this.#scope.close()
+      await this.libp2p.stop()
+    })()
+    return this.#closing
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  /** @internal The context subsystems are built on. */
+  get context(): NetworkContext {
+    return this.#ctx
+  }
+}

@@ -1,0 +1,38 @@
+import type { ConnectionGater, PrivateKey, Transport } from '@libp2p/interface'
+import { InvalidArgumentError } from '../primitives/errors.ts'
+
+/**
+ * What the isomorphic core needs from the runtime it runs in. `platform/node` and `platform/browser`
+ * each provide one and register it when their entry module loads, so `Network.create` picks the right
+ * transports without the core importing anything platform-specific (the nats.js pattern).
+ */
+export interface Platform {
+  readonly name: string
+  /** libp2p transport factories this runtime can use (listening and dialing). */
+  transports(): TransportFactory[]
+  /** Listen addresses when the caller gives none. */
+  defaultListen(): string[]
+  /** Optional connection gater (browsers use it to allow loopback dials in development). */
+  connectionGater?(): ConnectionGater
+  /** Loads the node's identity from `dataDir`, creating and storing one the first time. */
+  loadIdentity?(dataDir: string): Promise<PrivateKey>
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: libp2p's transport factories take component bags of varying shape
+export type TransportFactory = (components: any) => Transport
+
+let registered: Platform | undefined
+
+/** Called by a platform entry module; the last registration wins. */
+export function registerPlatform(platform: Platform): void {
+  registered = platform
+}
+
+export function currentPlatform(): Platform {
+  if (!registered) {
+    throw new InvalidArgumentError(
+      "no platform registered: import the SDK through its package entry ('mosaik'), or pass `platform`",
+    )
+  }
+  return registered
+}
