@@ -292,6 +292,9 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     )
     this.stats.syncsInitiated++
     let link: Link | undefined
+    // Mark the peer before dialing, so the new connection does not trigger a second, redundant sync.
+    const target = peerOfAddress(peer)
+    if (target) this.#synced.add(target)
     try {
       link = await this.#ctx.openLink(peer, this.#syncProtocol, { signal })
       this.#synced.add(link.remotePeer)
@@ -384,7 +387,9 @@ export class Discovery extends Emitter<DiscoveryEvents> {
         },
         this.#ctx.privateKey,
       )
-      if (libp2p.services.pubsub.getSubscribers(this.#topic).length > 0) {
+      // A node that just connected may not have exchanged gossip subscriptions yet: give them the
+      // departure window to arrive rather than dropping the departure silently.
+      if (libp2p.getConnections().length > 0 && (await this.#awaitNeighbor(this.config.departureWindowMs))) {
         await libp2p.services.pubsub.publish(
           this.#topic,
           encodeCanonical([MSG_DEPARTURE, departureToWire(departure)]),
@@ -402,6 +407,24 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     this.#changes.close()
     await this.#scope.close()
     this.removeAllListeners()
+  }
+
+  /** Resolves true once the announce topic has a subscriber, false after `ms`. */
+  #awaitNeighbor(ms: number): Promise<boolean> {
+    const pubsub = this.#ctx.libp2p.services.pubsub
+    if (pubsub.getSubscribers(this.#topic).length > 0) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer)
+        pubsub.removeEventListener('subscription-change', onChange)
+        resolve(ok)
+      }
+      const onChange = () => {
+        if (pubsub.getSubscribers(this.#topic).length > 0) done(true)
+      }
+      const timer = setTimeout(() => done(false), ms)
+      pubsub.addEventListener('subscription-change', onChange)
+    })
   }
 
   // ---- announcements ---------------------------------------------------------------------------
@@ -463,7 +486,9 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       if (result.status === 'rejected') {
         return isPenalized(result.reason) ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
       }
-      return result.status === 'unchanged' ? TopicValidatorResult.Ignore : TopicValidatorResult.Accept
+      // Forward even entries we already have (e.g. from a sync): other nodes may not, and gossipsub's
+      // seen-cache already stops each message from circulating twice.
+      return TopicValidatorResult.Accept
     }
     if (kind === MSG_DEPARTURE) {
       let departure: Departure
@@ -518,7 +543,8 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   #accept(signed: SignedPeerEntry, gossip: boolean, from?: string): UpsertResult {
     const result = this.#store.upsertSigned(signed, this.#ctx.now(), gossip)
     if (result.status === 'rejected') {
-      this.#reject(result.reason, from, signed.entry.peerId)
+      // Our own entry coming back through gossip or a sync is normal, not an attack.
+      if (result.reason !== 'local') this.#reject(result.reason, from, signed.entry.peerId)
       return result
     }
     if (result.status === 'unchanged') return result
@@ -743,6 +769,15 @@ export class UnsupportedVersionError extends MosaikError {
   constructor(what: string, version: unknown) {
     super('UNSUPPORTED_VERSION', `unsupported ${what} protocol version ${String(version)}`)
   }
+}
+
+/** The peer id a multiaddr or id names (`.../p2p/<id>` or a bare id). */
+function peerOfAddress(address: string): string | undefined {
+  if (!address.startsWith('/')) return address
+  const i = address.lastIndexOf('/p2p/')
+  if (i < 0) return undefined
+  const id = address.slice(i + 5)
+  return id.includes('/') ? undefined : id
 }
 
 function rejectReasonOf(err: unknown): RejectReason {

@@ -1,0 +1,142 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { Network } from '../../platform/node/index.ts'
+import { PeerEntry } from '../../src/discovery/entry.ts'
+import { Nodes, type Transport, uniqueNetwork } from '../support/nodes.ts'
+import { secs, within } from '../support/time.ts'
+
+/** mosaik's test helper: every node syncs catalogs with every other node. */
+async function discoverAll(nets: readonly Network[]): Promise<void> {
+  await Promise.all(
+    nets.flatMap((a) =>
+      nets.filter((b) => b !== a).map((b) => a.discovery.syncWith(b.addresses[0]!).catch(() => {})),
+    ),
+  )
+}
+
+describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (transport) => {
+  const nodes = new Nodes(transport)
+  afterEach(() => nodes.closeAll())
+
+  // mosaik: discovery::catalog::converge_with_bootstrap
+  it('ten nodes bootstrapped from one all converge on the full catalog', async () => {
+    const [n0, ...rest] = await nodes.star(11)
+    await within(
+      secs(10),
+      Promise.all([n0!, ...rest].map((n) => n.discovery.when.peers(10))),
+      'every node knows 10 peers',
+    )
+    for (const n of [n0!, ...rest]) expect(n.discovery.catalog().peers()).toHaveLength(10)
+  })
+
+  // mosaik: discovery::catalog::manual_sync_trigger
+  it('an unsigned insert is replaced by the signed entry after a manual sync', async () => {
+    const n0 = await nodes.create({ tags: ['tag1', 'tag2', 'tag3'] })
+    await n0.discovery.updateLocal(() => ({ streams: ['a-stream'] }))
+    const n1 = await nodes.create()
+    expect(n0.discovery.catalog().size).toBe(0)
+    expect(n1.discovery.catalog().size).toBe(0)
+
+    const me = n0.discovery.me().entry
+    const unsigned = new PeerEntry({
+      peerId: me.peerId,
+      network: me.network,
+      version: me.version,
+      addresses: me.addresses,
+    })
+    expect(n1.discovery.insert(unsigned)).toBe(true)
+    expect(n1.discovery.catalog().size).toBe(1)
+    expect(n1.discovery.catalog().signedCount).toBe(0)
+
+    await n1.discovery.syncWith(n0.peerId)
+    const c1 = n1.discovery.catalog()
+    expect(c1.size).toBe(1)
+    expect(c1.signedCount).toBe(1)
+    expect(c1.unsignedPeers()).toHaveLength(0)
+    const seen = c1.getSigned(n0.peerId)!
+    expect(['tag1', 'tag2', 'tag3'].every((t) => seen.tags.has(t))).toBe(true)
+    expect(seen.streams.has('a-stream')).toBe(true)
+    expect(n0.discovery.catalog().size).toBe(1)
+  })
+
+  // mosaik: discovery::catalog::different_networks_are_isolated
+  it('nodes of different networks never mix catalogs', async () => {
+    const other = new Nodes(transport, uniqueNetwork('other'))
+    try {
+      const a = [await nodes.create(), await nodes.create()]
+      const b = [await other.create(), await other.create(), await other.create()]
+      await discoverAll([...a, ...b])
+      await within(secs(5), Promise.all(a.map((n) => n.discovery.when.peers(1))))
+      await within(secs(5), Promise.all(b.map((n) => n.discovery.when.peers(2))))
+      for (const n of a)
+        expect(
+          n.discovery
+            .catalog()
+            .peers()
+            .map((p) => p.id),
+        ).not.toContain(b[0]!.peerId)
+      for (const n of a) expect(n.discovery.catalog().size).toBe(1)
+      for (const n of b) expect(n.discovery.catalog().size).toBe(2)
+    } finally {
+      await other.closeAll()
+    }
+  })
+
+  it('twenty nodes bootstrapped in a chain converge on the full catalog', async () => {
+    const chain: Network[] = [await nodes.create()]
+    for (let i = 1; i < 20; i++) chain.push(await nodes.create({ bootstrap: chain[i - 1]!.addresses }))
+    await within(secs(20), Promise.all(chain.map((n) => n.discovery.when.peers(19))), 'chain converges')
+  })
+
+  it('tag changes propagate to every peer', async () => {
+    const nets = await nodes.star(4)
+    await within(secs(10), Promise.all(nets.map((n) => n.discovery.when.peers(3))))
+    const changer = nets[2]!
+    await changer.discovery.addTags('role:indexer')
+    await within(
+      secs(10),
+      Promise.all(
+        nets
+          .filter((n) => n !== changer)
+          .map((n) =>
+            n.discovery.when.catalog((c) => c.get(changer.peerId)?.tags.has('role:indexer') === true),
+          ),
+      ),
+      'tag added everywhere',
+    )
+    await changer.discovery.removeTags('role:indexer')
+    await within(
+      secs(10),
+      Promise.all(
+        nets
+          .filter((n) => n !== changer)
+          .map((n) =>
+            n.discovery.when.catalog((c) => c.get(changer.peerId)?.tags.has('role:indexer') === false),
+          ),
+      ),
+      'tag removed everywhere',
+    )
+  })
+
+  it('ping measures an RTT that feeds the maxRtt filter', async () => {
+    const [a, b] = await nodes.star(2, { discovery: { maxRttMs: 10_000 } })
+    await within(secs(5), a!.discovery.when.peers(1))
+    const rtt = await a!.discovery.ping(b!.peerId)
+    expect(rtt).toBeGreaterThan(0)
+    expect(a!.discovery.rtt(b!.peerId)).toBe(rtt)
+    expect(a!.discovery.catalog().get(b!.peerId)?.rtt).toBe(rtt)
+  })
+})
+
+describe('maxRtt filter', () => {
+  const nodes = new Nodes('memory')
+  afterEach(() => nodes.closeAll())
+
+  it('hides peers measured slower than maxRttMs and admits unknown ones', async () => {
+    const [a, b] = await nodes.star(2, { discovery: { maxRttMs: 0.000001 } })
+    await within(secs(5), a!.discovery.when.peers(1))
+    expect(a!.discovery.catalog().get(b!.peerId)?.rtt).toBeUndefined()
+    await a!.discovery.ping(b!.peerId)
+    expect(a!.discovery.catalog().get(b!.peerId)).toBeUndefined()
+    expect(a!.discovery.catalog().peers()).toHaveLength(0)
+  })
+})
