@@ -73,7 +73,7 @@ export function discoveryConfig(options: DiscoveryOptions = {}): DiscoveryConfig
   }
 }
 
-export interface DiscoveryEvents extends Record<string, unknown> {
+export interface DiscoveryEvents {
   /** A peer appeared in the catalog. */
   'peer:discovered': PeerInfo
   /** A known peer published a newer entry. */

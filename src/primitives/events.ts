@@ -2,7 +2,7 @@
  * A minimal typed event emitter. `on` returns an unsubscribe function so listeners are easy to release
  * when a handle closes. Listener errors are isolated: one failing listener never stops the others.
  */
-export class Emitter<Events extends Record<string, unknown>> {
+export class Emitter<Events extends { [K in keyof Events]: unknown }> {
   #listeners = new Map<keyof Events, Set<(payload: never) => void>>()
 
   on<K extends keyof Events>(event: K, listener: (payload: Events[K]) => void): () => void {

@@ -1,7 +1,7 @@
 import type { Emitter } from '../../src/primitives/events.ts'
 
 /** Resolves with the first event `event` whose payload satisfies `match`. */
-export function nextEvent<E extends Record<string, unknown>, K extends keyof E>(
+export function nextEvent<E extends { [P in keyof E]: unknown }, K extends keyof E>(
   emitter: Emitter<E>,
   event: K,
   match: (payload: E[K]) => boolean = () => true,
@@ -16,7 +16,7 @@ export function nextEvent<E extends Record<string, unknown>, K extends keyof E>(
 }
 
 /** Records every payload of `event` until `stop()` is called. */
-export function record<E extends Record<string, unknown>, K extends keyof E>(
+export function record<E extends { [P in keyof E]: unknown }, K extends keyof E>(
   emitter: Emitter<E>,
   event: K,
 ): { items: E[K][]; stop: () => void } {
