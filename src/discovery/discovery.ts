@@ -607,7 +607,9 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       throw new DifferentNetworkError(link.remotePeer)
     }
     const total = header[2]
-    if (total < 0 || total > this.config.maxPeers + 1) {
+    // Bounded so a peer cannot keep us verifying signatures forever; entries past the catalog limit
+    // are refused one by one (catalog-full) below.
+    if (total < 0 || total > 4 * this.config.maxPeers + 16) {
       link.closeWith(CloseCode.ProtocolViolation, 'too many entries')
       this.#reject('catalog-full', link.remotePeer)
       throw new DecodeError(`sync of ${total} entries exceeds the catalog limit`)

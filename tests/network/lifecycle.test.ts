@@ -1,0 +1,77 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { InvalidArgumentError, Network } from '../../platform/node/index.ts'
+import { listenOn, Nodes, uniqueNetwork } from '../support/nodes.ts'
+import { secs, within } from '../support/time.ts'
+
+/** Counts of live handles by kind (timers, sockets, ...), as Node reports them. */
+function handles(): Map<string, number> {
+  const counts = new Map<string, number>()
+  for (const kind of process.getActiveResourcesInfo()) counts.set(kind, (counts.get(kind) ?? 0) + 1)
+  return counts
+}
+
+/** Resolves once no kind of handle outnumbers the baseline (handles close asynchronously). */
+async function backTo(baseline: Map<string, number>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (true) {
+    const excess = [...handles()].filter(([kind, n]) => n > (baseline.get(kind) ?? 0))
+    if (excess.length === 0) return
+    if (Date.now() > deadline) throw new Error(`handles left behind: ${JSON.stringify(excess)}`)
+    await new Promise((r) => setImmediate(r))
+  }
+}
+
+describe('network lifecycle', () => {
+  it('requires a network name', async () => {
+    await expect(Network.create({ network: '' })).rejects.toBeInstanceOf(InvalidArgumentError)
+  })
+
+  it.each(['memory', 'quic', 'tcp'] as const)('50 nodes over %s created and closed leave no handle behind', async (transport) => {
+    const baseline = handles()
+    const nodes = new Nodes(transport)
+    const nets = await nodes.star(50)
+    await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(1))))
+    await nodes.closeAll()
+    await backTo(baseline, secs(10))
+  })
+
+  it('close is idempotent and await using closes the node', async () => {
+    let escaped: Network | undefined
+    {
+      await using net = await Network.create({ network: uniqueNetwork(), listen: listenOn('memory') })
+      escaped = net
+      expect(net.isClosed).toBe(false)
+    }
+    expect(escaped.isClosed).toBe(true)
+    await escaped.close()
+  })
+
+  it('keeps its peer id across restarts when given a data directory', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mosaik-id-'))
+    try {
+      const network = uniqueNetwork()
+      const first = await Network.create({ network, dataDir, listen: listenOn('memory') })
+      const id = first.peerId
+      await first.close()
+      const second = await Network.create({ network, dataDir, listen: listenOn('memory') })
+      expect(second.peerId).toBe(id)
+      await second.close()
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  })
+
+  it('advertises its listen addresses in its entry, ready to bootstrap from', async () => {
+    const net = await Network.create({ network: uniqueNetwork(), listen: listenOn('quic') })
+    try {
+      expect(net.addresses.length).toBeGreaterThan(0)
+      expect(net.addresses.every((a) => a.endsWith(`/p2p/${net.peerId}`))).toBe(true)
+      expect(net.discovery.me().entry.addresses).toEqual([...net.addresses].sort())
+    } finally {
+      await net.close()
+    }
+  })
+})
