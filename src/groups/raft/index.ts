@@ -1,0 +1,13 @@
+/**
+ * The IO-less Raft core of mosaik groups. `RaftNode` is driven by the group worker; see its
+ * documentation for the Ready/advance contract.
+ */
+export {
+  type AutopilotChange,
+  type AutopilotInput,
+  nextMembershipChange,
+  targetVoterCount,
+} from './autopilot.ts'
+export { CatchUpMismatchError, LeaderNotReadyError, NotLeaderError, RaftContractError } from './errors.ts'
+export { compareStanding, DEFAULT_TIMING, RaftNode } from './raft.ts'
+export type * from './types.ts'

@@ -1,0 +1,328 @@
+/**
+ * The public vocabulary of the IO-less Raft core: log entries, persisted state, wire messages, and the
+ * `Ready` batch the group worker executes. Everything that crosses the wire or goes to a LogStore is a
+ * plain object made of numbers, strings, booleans, arrays, nulls and Uint8Arrays, so canonical CBOR
+ * encodes it as is; no field is ever set to `undefined`.
+ */
+
+import type { LeaderNotReadyError, NotLeaderError } from './errors.ts'
+
+/** How a node takes part in elections (mosaik's `LeadershipPreference`). */
+export type Preference = 'normal' | 'reluctant' | 'observer'
+
+export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader'
+
+// ---------------------------------------------------------------------------------------------------
+// Log
+
+/** The voter set; every member not in it is a learner. */
+export interface MembershipConfig {
+  voters: string[]
+}
+
+export interface CommandEntry {
+  index: number
+  term: number
+  kind: 'command'
+  data: Uint8Array
+}
+
+/** Appended by every new leader, so that it can commit (only entries of its own term count). */
+export interface NoopEntry {
+  index: number
+  term: number
+  kind: 'noop'
+}
+
+/**
+ * A new voter set. It takes effect as soon as it is appended (Raft dissertation §4.1), committed or
+ * not. It carries the cluster id, so a node can always tell which cluster its log belongs to.
+ */
+export interface ConfigEntry {
+  index: number
+  term: number
+  kind: 'config'
+  config: MembershipConfig
+  clusterId: string
+}
+
+export type Entry = CommandEntry | NoopEntry | ConfigEntry
+
+/** What must be on stable storage before the messages of the same Ready leave the node. */
+export interface HardState {
+  term: number
+  /** The candidate this node backed in `term` (granted or abstained), or null. */
+  vote: string | null
+  /** The backing of `vote` was an abstention; it still binds the node for the whole term. */
+  abstained?: boolean
+  /** The highest index known to be committed. */
+  commit: number
+}
+
+/** Describes the state-machine snapshot that replaces the log up to `index`. */
+export interface SnapshotMeta {
+  index: number
+  /** The term of the entry at `index`. */
+  term: number
+  /** The voter set in force at `index`. */
+  config: MembershipConfig
+  clusterId?: string
+}
+
+/** What a node restarts from: exactly what the worker persisted from earlier Readies. */
+export interface PersistedState {
+  hardState: HardState
+  snapshot?: SnapshotMeta
+  /** The log after the snapshot (or from index 1), contiguous. */
+  entries: readonly Entry[]
+  /**
+   * The index the worker's state machine has applied already (a durable state machine); committed
+   * entries after it are handed out again. Defaults to the snapshot index.
+   */
+  applied?: number
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Configuration
+
+export interface RaftTiming {
+  /** The leader's heartbeat period. */
+  heartbeatMs: number
+  /** The minimum election timeout; also the CheckQuorum period and the leader-lease window. */
+  electionTimeoutMs: number
+  /** The election timeout is drawn from [electionTimeoutMs, electionTimeoutMs + electionJitterMs). */
+  electionJitterMs: number
+  /** Added to the election timeout until the node has seen a leader; also how long a fresh node waits. */
+  bootstrapDelayMs: number
+  /** The leader's autopilot replaces a voter that has not answered for this long. */
+  voterUnreachableMs: number
+}
+
+export interface RaftInit {
+  /** This node's peer id. */
+  id: string
+  preference?: Preference
+  /** Election timeouts of a reluctant node are multiplied by this (default 3). */
+  reluctantFactor?: number
+  timing?: Partial<RaftTiming>
+  /** Uniform in [0, 1); injected so that runs are reproducible. */
+  random: () => number
+  /** The most entries one AppendEntries carries (default 256). */
+  maxEntriesPerAppend?: number
+  /** The most unacknowledged AppendEntries in flight to one follower (default 64). */
+  maxInflightAppends?: number
+  /** The largest voter set the autopilot builds (default 5). */
+  maxVoters?: number
+  /** A learner is promoted only once its log is within this many entries of the leader's (default 64). */
+  promotionLag?: number
+  /** A committed gap larger than this makes a follower ask the worker for a parallel pull (default 1000). */
+  catchUpThreshold?: number
+  /** The persisted state to restart from; a fresh node when omitted. */
+  persisted?: PersistedState
+  /** The monotonic time of creation, in ms (default 0). */
+  now?: number
+}
+
+/** A bonded group member as the worker sees it. */
+export interface Member {
+  id: string
+  observer: boolean
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Messages
+
+export type VoteAnswer = 'grant' | 'abstain' | 'deny'
+
+interface MessageBase {
+  from: string
+  to: string
+  term: number
+  /** The sender's cluster ('' for a fresh node). Messages of another cluster are never mixed in. */
+  clusterId: string
+}
+
+/** AppendEntries; also carries the leader's commit index and its read-confirmation round. */
+export interface AppendMessage extends MessageBase {
+  type: 'append'
+  prevIndex: number
+  prevTerm: number
+  entries: Entry[]
+  commit: number
+  seq: number
+}
+
+export interface AppendResponseMessage extends MessageBase {
+  type: 'appendResponse'
+  reject: boolean
+  /** Success: the last index now known to match the leader's log. Reject: the rejected prevIndex. */
+  index: number
+  /** Reject only: a probe position for the leader's fast back-off (etcd's conflict hint). */
+  hintIndex: number
+  hintTerm: number
+  /** The leader round this answers (see `seq` in AppendMessage), for ReadIndex. */
+  seq: number
+  /** The follower is pulling committed entries from its peers: the leader pauses its back-fill. */
+  catchingUp: boolean
+}
+
+/** Keeps followers' election timers quiet and confirms leadership for reads. */
+export interface HeartbeatMessage extends MessageBase {
+  type: 'heartbeat'
+  /** min(leader commit, what this follower is known to hold), so it is safe to commit. */
+  commit: number
+  seq: number
+}
+
+export interface HeartbeatResponseMessage extends MessageBase {
+  type: 'heartbeatResponse'
+  seq: number
+}
+
+/** RequestVote, or its Pre-Vote probe (which changes no state on the receiver). */
+export interface VoteMessage extends MessageBase {
+  type: 'vote'
+  preVote: boolean
+  lastIndex: number
+  lastTerm: number
+}
+
+export interface VoteResponseMessage extends MessageBase {
+  type: 'voteResponse'
+  preVote: boolean
+  answer: VoteAnswer
+}
+
+/** The leader no longer has the entries this follower needs: it must install a snapshot first. */
+export interface SnapshotMessage extends MessageBase {
+  type: 'snapshot'
+  index: number
+  /** The term at `index`. */
+  snapshotTerm: number
+}
+
+/**
+ * Sent to newly bonded members and in answer to a message from another cluster: tells a fresh node an
+ * established member exists (so it must not bootstrap), and tells rival clusters how they compare.
+ */
+export interface HelloMessage extends MessageBase {
+  type: 'hello'
+  commit: number
+  lastIndex: number
+  lastTerm: number
+  leader: string | null
+}
+
+export type Message =
+  | AppendMessage
+  | AppendResponseMessage
+  | HeartbeatMessage
+  | HeartbeatResponseMessage
+  | VoteMessage
+  | VoteResponseMessage
+  | SnapshotMessage
+  | HelloMessage
+
+export type MessageType = Message['type']
+
+// ---------------------------------------------------------------------------------------------------
+// Ready
+
+export type ReadRequestId = string | number
+
+/** A strong read may be answered once the local state machine has applied `index`. */
+export interface ReadState {
+  requestId: ReadRequestId
+  index: number
+}
+
+/** The follower must install a snapshot at or after `index` (fetched from `leader` or any peer). */
+export interface SnapshotNeeded {
+  index: number
+  term: number
+  leader: string
+}
+
+/**
+ * The follower is far behind: the worker may pull the committed entries `from ..= to` from several
+ * peers in parallel and feed them, in order, to `appendCommitted`.
+ */
+export interface CatchUpRequest {
+  from: number
+  to: number
+  leader: string
+}
+
+/** How far a cluster has come, as one of its members sees it. */
+export interface ClusterStanding {
+  clusterId: string
+  commit: number
+  lastTerm: number
+  lastIndex: number
+}
+
+/**
+ * A member of another cluster is bonded with us: two clusters were born on the two sides of a
+ * partition. The one with the greater standing wins; when `theirsWins`, the worker wipes this node's
+ * store and calls `reset()`, and the node rejoins the winner as a fresh learner.
+ */
+export interface RivalReport {
+  peer: string
+  ours: ClusterStanding
+  theirs: ClusterStanding
+  theirsWins: boolean
+}
+
+export interface RaftStatus {
+  id: string
+  role: Role
+  term: number
+  leader: string | undefined
+  clusterId: string | undefined
+  commitIndex: number
+  /** The last index handed out for applying and acknowledged with `advance`. */
+  appliedIndex: number
+  lastIndex: number
+  voters: readonly string[]
+  /** Bonded members (and known peers) that are not voters. */
+  learners: readonly string[]
+  isVoter: boolean
+  /**
+   * mosaik's definition: a leader is online; a follower is online after accepting a consistent
+   * AppendEntries from the current leader, and offline while catching up; candidates are offline.
+   */
+  online: boolean
+  /** Waiting for a snapshot or a parallel catch-up; such a node never campaigns. */
+  catchingUp: boolean
+}
+
+/**
+ * One batch of work for the worker. Do it in this order: if `snapshot` is set, reset the LogStore to
+ * it; drop persisted entries ≥ `truncateFrom`; persist `entries` and `hardState` (one durable write);
+ * only then send `messages`; then apply `committedEntries` in order (skipping noop and config entries
+ * for the state machine); then serve `readStates` once applied ≥ their index; finally `advance(ready)`.
+ */
+export interface Ready {
+  messages: Message[]
+  hardState?: HardState
+  /** The worker installed a snapshot (`restoreSnapshot`): the store restarts from it. */
+  snapshot?: SnapshotMeta
+  truncateFrom?: number
+  entries: Entry[]
+  committedEntries: Entry[]
+  readStates: ReadState[]
+  /** Reads this node accepted as leader and can no longer confirm (it lost leadership): fail or retry them. */
+  droppedReads: ReadRequestId[]
+  snapshotNeeded?: SnapshotNeeded
+  catchUp?: CatchUpRequest
+  rival?: RivalReport
+  /** Set when role, term, leader, voters, online or catching-up changed since the last Ready. */
+  status?: RaftStatus
+}
+
+/** The index range a leader assigned to proposed commands, or why it could not. */
+export type ProposeResult =
+  | { ok: true; first: number; last: number; term: number }
+  | { ok: false; error: NotLeaderError }
+
+export type ReadIndexResult = { ok: true } | { ok: false; error: NotLeaderError | LeaderNotReadyError }
