@@ -11,7 +11,8 @@
  * - first remove a voter that left the member set, became an observer, or has not answered for
  *   `voterUnreachableMs` (before promoting its replacement: a dead voter in a larger set only raises
  *   the quorum);
- * - then promote the most caught-up responsive learner while voters < target;
+ * - then promote the most caught-up responsive learner (one that acknowledged this leader's entries and
+ *   is within `promotionLag` of its log) while voters < target;
  * - then shrink an oversized voter set (members left) by its least caught-up voter, but never below two:
  *   one voter tolerates no more failures than two, and two keep every commit on two machines.
  * The leader never removes itself.
@@ -65,8 +66,9 @@ export function nextMembershipChange(input: AutopilotInput): AutopilotChange | u
     if (member === undefined && now - lastResponseAt >= input.responsiveMs) {
       return { kind: 'remove', peer: voter, reason: 'departed', voters: without(voter) }
     }
-    if (member?.observer === true)
+    if (member?.observer === true) {
       return { kind: 'remove', peer: voter, reason: 'observer', voters: without(voter) }
+    }
     if (now - lastResponseAt >= input.voterUnreachableMs) {
       return { kind: 'remove', peer: voter, reason: 'unreachable', voters: without(voter) }
     }
@@ -83,7 +85,8 @@ export function nextMembershipChange(input: AutopilotInput): AutopilotChange | u
       if (member.observer || id === leader || voters.includes(id)) continue
       const peer = peers.get(id)
       if (peer === undefined || now - peer.lastResponseAt >= input.responsiveMs) continue
-      if (peer.match + input.promotionLag < input.lastIndex) continue
+      // Caught up, and known to be: it acknowledged entries of this leader.
+      if (peer.match === 0 || peer.match + input.promotionLag < input.lastIndex) continue
       // Ties go to the smaller id so that every run decides the same way.
       if (peer.match > bestMatch || (peer.match === bestMatch && best !== undefined && id < best)) {
         best = id

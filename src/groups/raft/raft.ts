@@ -7,6 +7,7 @@ import type {
   AppendResponseMessage,
   CatchUpRequest,
   ClusterStanding,
+  ConcedeMessage,
   Entry,
   HardState,
   HeartbeatMessage,
@@ -57,6 +58,19 @@ interface PendingRead {
   requestId: ReadRequestId
   index: number
   seq: number
+}
+
+/** What the last Ready told the worker, to report only changes. */
+interface Reported {
+  hardState: HardState
+  role: Role
+  term: number
+  leader: string | undefined
+  online: boolean
+  catchingUp: boolean
+  /** The voter set in force (by identity: a new config entry is a new object). */
+  config: object
+  membersVersion: number
 }
 
 /**
@@ -140,6 +154,12 @@ export class RaftNode {
   #membersChangedAt: number
   #heardOfEstablished = false
   #preferredCluster: { clusterId: string; until: number } | undefined
+  /** Clusters this node left because they lost a rivalry, with their winner, to tell stragglers. */
+  readonly #abandoned = new Map<string, ClusterStanding | undefined>()
+  /** This node conceded its cluster to a rival (it awaits `reset`). */
+  #conceded = false
+  /** When this node started, or was last reset. */
+  #startedAt: number
   readonly #helloSentAt = new Map<string, number>()
 
   // Catching up.
@@ -156,12 +176,7 @@ export class RaftNode {
   #droppedReads: ReadRequestId[] = []
   #restoredSnapshot: SnapshotMeta | undefined
   #rival: RivalReport | undefined
-  #reported: { hardState: HardState; role: Role; term: number; leader: string | undefined } & {
-    online: boolean
-    catchingUp: boolean
-    config: object
-    membersVersion: number
-  }
+  #reported: Reported
   #membersVersion = 0
   #readyOutstanding = false
 
@@ -178,6 +193,7 @@ export class RaftNode {
     this.#catchUpThreshold = init.catchUpThreshold ?? 1000
     this.#now = init.now ?? 0
     this.#membersChangedAt = this.#now
+    this.#startedAt = this.#now
 
     this.#log = new RaftLog(init.persisted)
     const hardState = init.persisted?.hardState
@@ -245,6 +261,10 @@ export class RaftNode {
     if (m.to !== this.id || m.from === this.id) return
     if (!this.#sameCluster(m)) return
     if (m.type === 'hello') return
+    if (m.type === 'concede') {
+      this.#concede(m.from, m.winner)
+      return
+    }
     if (m.type === 'voteResponse' && m.preVote) {
       this.#onPreVoteResponse(m)
       return
@@ -335,8 +355,9 @@ export class RaftNode {
   setMembers(members: readonly Member[], now: number): void {
     this.#advanceClock(now)
     const next = new Map<string, { observer: boolean }>()
-    for (const member of members)
+    for (const member of members) {
       if (member.id !== this.id) next.set(member.id, { observer: member.observer })
+    }
     const added: string[] = []
     let changed = next.size !== this.#members.size
     for (const [id, member] of next) {
@@ -361,8 +382,9 @@ export class RaftNode {
 
   /**
    * Feeds committed entries pulled from peers during a catch-up (see `Ready.catchUp`), in order. The
-   * first entry must continue the local committed log. Only committed entries of this cluster are safe
-   * here: they are committed on arrival.
+   * first entry must continue the local committed log. They are committed on arrival, so only committed
+   * entries of this cluster are safe here: a peer must serve them from its store at or below the commit
+   * index it has *persisted* (its in-memory commit may be ahead of a write replacing stale entries).
    */
   appendCommitted(entries: readonly Entry[], now: number): void {
     this.#advanceClock(now)
@@ -389,8 +411,9 @@ export class RaftNode {
       this.#catchUp.lastProgressAt = this.#now
       if (log.committed >= this.#catchUp.to) this.#catchUp = undefined
     }
-    if (this.#leader !== undefined && this.#role === 'follower')
+    if (this.#leader !== undefined && this.#role === 'follower') {
       this.#respondAppend(this.#leader, false, lastNew, 0)
+    }
   }
 
   /**
@@ -424,12 +447,17 @@ export class RaftNode {
   }
 
   /**
-   * The worker wiped this node's store because a rival cluster won (`RivalReport.theirsWins`). The
-   * node starts over as a fresh member that never bootstraps; for a while it joins only `preferCluster`.
+   * The worker wiped this node's store because a rival cluster won (`RivalReport.theirsWins`; pass
+   * its `theirs`). The node starts over as a fresh member that never bootstraps; for a while it joins
+   * only the winner, and it tells members still speaking for its old cluster that it lost. A Ready
+   * still outstanding is void (do not persist it).
    */
-  reset(now: number, preferCluster?: string): void {
+  reset(now: number, winner?: ClusterStanding): void {
     this.#advanceClock(now)
     if (this.#role === 'leader') this.#stepDownLeader()
+    if (this.#clusterId !== '') this.#abandoned.set(this.#clusterId, winner)
+    this.#conceded = false
+    this.#startedAt = now
     this.#log = new RaftLog()
     this.#term = 0
     this.#vote = null
@@ -442,10 +470,10 @@ export class RaftNode {
     this.#votes.clear()
     this.#heardOfEstablished = true
     this.#preferredCluster =
-      preferCluster === undefined
+      winner === undefined
         ? undefined
         : {
-            clusterId: preferCluster,
+            clusterId: winner.clusterId,
             until: now + this.#timing.bootstrapDelayMs + 2 * this.#timing.electionTimeoutMs,
           }
     this.#snapshotNeeded = undefined
@@ -454,6 +482,7 @@ export class RaftNode {
     this.#rival = undefined
     this.#messages = []
     this.#readStates = []
+    this.#readyOutstanding = false
     this.#reported.hardState = this.#hardState()
     this.#resetElectionTimer()
   }
@@ -503,8 +532,9 @@ export class RaftNode {
 
   /** Takes the next batch of work; call `advance(ready)` once it is done. */
   ready(): Ready {
-    if (this.#readyOutstanding)
+    if (this.#readyOutstanding) {
       throw new RaftContractError('advance() the previous Ready before taking another')
+    }
     this.#flush()
     const unpersisted = this.#log.takeUnpersisted()
     const rd: Ready = {
@@ -667,8 +697,9 @@ export class RaftNode {
 
   #stepDownLeader(): void {
     const pending = this.#pendingReads
-    for (let i = this.#pendingReadsHead; i < pending.length; i++)
+    for (let i = this.#pendingReadsHead; i < pending.length; i++) {
       this.#droppedReads.push(pending[i]!.requestId)
+    }
     this.#pendingReads = []
     this.#pendingReadsHead = 0
     this.#readRoundQueued = false
@@ -1121,6 +1152,13 @@ export class RaftNode {
   /** False for messages that must not be mixed in: another cluster's, or cluster-less ones. */
   #sameCluster(m: Message): boolean {
     if (m.clusterId === this.#clusterId) return m.type !== 'hello' || this.#clusterId !== ''
+    if (m.clusterId === '' || m.type === 'concede') return false
+    if (this.#abandoned.has(m.clusterId)) {
+      // A straggler of a cluster this node left: tell it that cluster lost.
+      const winner = this.#abandoned.get(m.clusterId)
+      if (winner !== undefined) this.#tellConceded(m.from, m.clusterId, winner)
+      return false
+    }
     if (m.type === 'hello') {
       this.#onForeignHello(m)
       return false
@@ -1137,14 +1175,24 @@ export class RaftNode {
       this.#heardOfEstablished = true
       return true
     }
-    if (m.clusterId !== '') this.#sayHello(m.from)
+    this.#sayHello(m.from)
     return false
   }
 
+  /**
+   * Judges a rival cluster. Only a rival leader's hello counts, and a node judges only when it speaks
+   * for its cluster: as its leader (leaders hold their cluster's best standing and greet each other, so
+   * both sides reach the same verdict), as a learner without a live leader, or as a voter whose cluster
+   * has had no leader for long. A follower of a live leader leaves the verdict to it: it never wipes a
+   * healthy voter on a comparison with its own, possibly lagging, log.
+   */
   #onForeignHello(m: HelloMessage): void {
-    if (m.clusterId === '') return
     if (this.#clusterId === '') {
       this.#heardOfEstablished = true
+      return
+    }
+    if (m.leader !== m.from || !this.#judgesRivals()) {
+      this.#sayHello(m.from)
       return
     }
     const ours = this.#standing()
@@ -1154,11 +1202,39 @@ export class RaftNode {
       lastTerm: m.lastTerm,
       lastIndex: m.lastIndex,
     }
-    const theirsWins = compareStanding(theirs, ours) > 0
-    if (this.#rival === undefined || theirsWins || !this.#rival.theirsWins) {
-      this.#rival = { peer: m.from, ours, theirs, theirsWins }
+    if (compareStanding(theirs, ours) > 0) {
+      this.#concede(m.from, theirs)
+      return
     }
+    this.#rival ??= { peer: m.from, ours, theirs, theirsWins: false }
     this.#sayHello(m.from)
+  }
+
+  #judgesRivals(): boolean {
+    if (this.#role === 'leader') return true
+    if (this.#inLease()) return false
+    if (!this.#log.config().voters.includes(this.id)) return true
+    const lastSeen = Math.max(this.#lastLeaderContact, this.#startedAt)
+    return this.#now - lastSeen >= this.#timing.bootstrapDelayMs + 5 * this.#timing.electionTimeoutMs
+  }
+
+  /** This node's cluster lost to `winner`: tell the fellow members (once) and report it for a reset. */
+  #concede(peer: string, winner: ClusterStanding): void {
+    this.#rival = { peer, ours: this.#standing(), theirs: winner, theirsWins: true }
+    if (this.#conceded) return
+    this.#conceded = true
+    const told = new Set([this.id, peer])
+    const tell = (to: string) => {
+      if (told.has(to)) return
+      told.add(to)
+      this.#send<ConcedeMessage>({ type: 'concede', to, winner })
+    }
+    for (const voter of this.#log.config().voters) tell(voter)
+    for (const id of this.#members.keys()) tell(id)
+  }
+
+  #tellConceded(to: string, clusterId: string, winner: ClusterStanding): void {
+    if (this.#mayGreet(to)) this.#send<ConcedeMessage>({ type: 'concede', to, clusterId, winner })
   }
 
   #standing(): ClusterStanding {
@@ -1170,12 +1246,17 @@ export class RaftNode {
     }
   }
 
-  /** At most one hello per peer per heartbeat period, so two rivals do not echo each other forever. */
-  #sayHello(to: string): void {
+  /** At most one hello (or concede) per peer per heartbeat period, so rivals do not echo forever. */
+  #mayGreet(to: string): boolean {
     const last = this.#helloSentAt.get(to)
-    if (last !== undefined && this.#now - last < this.#timing.heartbeatMs) return
+    if (last !== undefined && this.#now - last < this.#timing.heartbeatMs) return false
     if (this.#helloSentAt.size > 1024) this.#helloSentAt.clear()
     this.#helloSentAt.set(to, this.#now)
+    return true
+  }
+
+  #sayHello(to: string): void {
+    if (this.#clusterId === '' || !this.#mayGreet(to)) return
     const { commit, lastTerm, lastIndex } = this.#standing()
     this.#send<HelloMessage>({
       type: 'hello',
@@ -1208,7 +1289,9 @@ export class RaftNode {
   // =================================================================================================
   // Helpers
 
-  #send<M extends Message>(fields: Omit<M, 'from' | 'term' | 'clusterId'> & { term?: number }): void {
+  #send<M extends Message>(
+    fields: Omit<M, 'from' | 'term' | 'clusterId'> & { term?: number; clusterId?: string },
+  ): void {
     this.#messages.push({
       from: this.id,
       term: this.#term,

@@ -210,7 +210,18 @@ export interface HelloMessage extends MessageBase {
   commit: number
   lastIndex: number
   lastTerm: number
+  /** The leader the sender follows; equal to `from` when the sender leads (its verdicts count). */
   leader: string | null
+}
+
+/**
+ * The cluster `clusterId` lost a rivalry to `winner`: every member that receives this resets and
+ * rejoins the winner. Sent by the member that conceded to its fellow members, and by any former member
+ * to a straggler that still speaks for the lost cluster.
+ */
+export interface ConcedeMessage extends MessageBase {
+  type: 'concede'
+  winner: ClusterStanding
 }
 
 export type Message =
@@ -222,6 +233,7 @@ export type Message =
   | VoteResponseMessage
   | SnapshotMessage
   | HelloMessage
+  | ConcedeMessage
 
 export type MessageType = Message['type']
 
@@ -245,7 +257,8 @@ export interface SnapshotNeeded {
 
 /**
  * The follower is far behind: the worker may pull the committed entries `from ..= to` from several
- * peers in parallel and feed them, in order, to `appendCommitted`.
+ * peers of the same cluster in parallel and feed them, in order, to `appendCommitted`. A peer serves
+ * only entries at or below the commit index in its persisted hard state.
  */
 export interface CatchUpRequest {
   from: number
@@ -263,8 +276,10 @@ export interface ClusterStanding {
 
 /**
  * A member of another cluster is bonded with us: two clusters were born on the two sides of a
- * partition. The one with the greater standing wins; when `theirsWins`, the worker wipes this node's
- * store and calls `reset()`, and the node rejoins the winner as a fresh learner.
+ * partition. The one with the greater standing (`compareStanding`) wins. Leaders judge (they hold their
+ * cluster's best standing and greet each other, so both sides agree); a losing leader concedes for its
+ * whole cluster. When `theirsWins`, the worker wipes this node's store and calls `reset(now, theirs)`,
+ * and the node rejoins the winner as a fresh learner; the losing cluster's history is discarded.
  */
 export interface RivalReport {
   peer: string
@@ -284,7 +299,7 @@ export interface RaftStatus {
   appliedIndex: number
   lastIndex: number
   voters: readonly string[]
-  /** Bonded members (and known peers) that are not voters. */
+  /** Bonded members that are not voters. */
   learners: readonly string[]
   isVoter: boolean
   /**
