@@ -9,5 +9,6 @@ export {
   targetVoterCount,
 } from './autopilot.ts'
 export { CatchUpMismatchError, LeaderNotReadyError, NotLeaderError, RaftContractError } from './errors.ts'
+export { parseEntry, parseMessage } from './messages.ts'
 export { compareStanding, DEFAULT_TIMING, RaftNode } from './raft.ts'
 export type * from './types.ts'

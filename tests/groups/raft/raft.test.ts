@@ -12,6 +12,8 @@ import {
   type Message,
   NotLeaderError,
   type Preference,
+  parseEntry,
+  parseMessage,
   RaftContractError,
   RaftNode,
   type RaftTiming,
@@ -21,6 +23,7 @@ import {
   type VoteResponseMessage,
 } from '../../../src/groups/raft/index.ts'
 import { decodeCanonical, encodeCanonical } from '../../../src/primitives/codec.ts'
+import { DecodeError } from '../../../src/primitives/errors.ts'
 import { Prng } from '../../support/sim-network.ts'
 
 const TIMING: RaftTiming = {
@@ -858,8 +861,52 @@ describe('the Ready contract', () => {
       ['append', 'appendResponse', 'heartbeat', 'heartbeatResponse', 'hello', 'vote', 'voteResponse'].sort(),
     )
     for (const m of bench.sent) {
-      expect(decodeCanonical(encodeCanonical(m))).toEqual(m)
+      const decoded = decodeCanonical(encodeCanonical(m))
+      expect(decoded).toEqual(m)
+      expect(parseMessage(decoded)).toEqual(m)
       expect(Object.values(m)).not.toContain(undefined)
     }
+    const concede = { type: 'concede', from: 'a', to: 'b', term: 1, clusterId: 'x' }
+    const winner = { clusterId: 'y', commit: 3, lastTerm: 1, lastIndex: 3 }
+    expect(parseMessage({ ...concede, winner })).toEqual({ ...concede, winner })
+  })
+
+  it('rejects malformed messages and entries from peers with a DecodeError', () => {
+    const append = {
+      type: 'append',
+      from: 'a',
+      to: 'b',
+      term: 2,
+      clusterId: 'x',
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [command(2, 2)],
+      commit: 1,
+      seq: 0,
+    }
+    expect(parseMessage(append)).toEqual(append)
+    const bad: unknown[] = [
+      null,
+      [],
+      { ...append, type: 'gossip' },
+      { ...append, term: -1 },
+      { ...append, term: 1.5 },
+      { ...append, from: 7 },
+      { ...append, entries: 'x' },
+      { ...append, entries: [command(3, 2)] }, // does not follow prevIndex
+      { ...append, entries: [{ index: 2, term: 2, kind: 'command', data: 'text' }] },
+      { ...append, entries: [{ index: 2, term: 2, kind: 'config', config: { voters: ['a'] } }] }, // no clusterId
+      { ...append, entries: [{ index: 2, term: 2, kind: 'poison' }] },
+      { type: 'voteResponse', from: 'a', to: 'b', term: 1, clusterId: 'x', preVote: false, answer: 'maybe' },
+      { type: 'hello', from: 'a', to: 'b', term: 1, clusterId: 'x', commit: 1, lastIndex: 1, lastTerm: 1 },
+      { type: 'concede', from: 'a', to: 'b', term: 1, clusterId: 'x', winner: { clusterId: 'y' } },
+    ]
+    for (const value of bad) expect(() => parseMessage(value), JSON.stringify(value)).toThrow(DecodeError)
+    // Stored entries narrow the same way, keeping only known fields.
+    expect(parseEntry({ index: 4, term: 1, kind: 'noop', extra: 1 })).toEqual({
+      index: 4,
+      term: 1,
+      kind: 'noop',
+    })
   })
 })
