@@ -6,7 +6,7 @@ import type { Logger, NetworkContext } from '../network/context.ts'
 import type { Link } from '../network/link.ts'
 import { type AbortOptions, anySignal, delay } from '../primitives/abort.ts'
 import { Backoff, jittered } from '../primitives/backoff.ts'
-import { equalBytes } from '../primitives/bytes.ts'
+import { equalBytes, randomBytes } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import type { DigestLike } from '../primitives/digest.ts'
 import { DecodeError, MosaikError } from '../primitives/errors.ts'
@@ -141,6 +141,8 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   readonly #updateBuckets = new Map<string, { tokens: number; at: number }>()
   #localChain: Promise<void> = Promise.resolve()
   #announceScheduled = false
+  #maintenanceScheduled = false
+  readonly #dialing = new Set<string>()
   #cancelPurge: () => void = () => {}
   #departed = false
 
@@ -392,7 +394,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       if (libp2p.getConnections().length > 0 && (await this.#awaitNeighbor(this.config.departureWindowMs))) {
         await libp2p.services.pubsub.publish(
           this.#topic,
-          encodeCanonical([MSG_DEPARTURE, departureToWire(departure)]),
+          encodeCanonical([MSG_DEPARTURE, departureToWire(departure), randomBytes(8)]),
         )
         if (this.config.departureWindowMs > 0) await delay(this.config.departureWindowMs)
       }
@@ -443,7 +445,12 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     const pubsub = this.#ctx.libp2p.services.pubsub
     // Publishing to nobody is a silent drop; the next neighbour to subscribe triggers an announcement.
     if (pubsub.getSubscribers(this.#topic).length === 0) return
-    await pubsub.publish(this.#topic, encodeCanonical([MSG_ENTRY, this.#store.local.toWire()]))
+    // The nonce makes each announcement a distinct gossip message: gossipsub refuses to publish the
+    // same bytes twice, and a re-announcement to new neighbours must go out.
+    await pubsub.publish(
+      this.#topic,
+      encodeCanonical([MSG_ENTRY, this.#store.local.toWire(), randomBytes(8)]),
+    )
     this.stats.announcementsSent++
   }
 
@@ -468,7 +475,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     let body: unknown
     try {
       const decoded = decodeCanonical(message.data)
-      if (!Array.isArray(decoded) || decoded.length !== 2) throw new DecodeError('not an announcement')
+      if (!Array.isArray(decoded) || decoded.length !== 3) throw new DecodeError('not an announcement')
       ;[kind, body] = decoded
     } catch {
       return this.#reject('malformed', sender)
@@ -551,6 +558,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     this.stats.entriesAccepted++
     this.#ctx.learnAddresses(signed.entry.peerId, signed.entry.addresses).catch(() => {})
     this.#onCatalogChanged()
+    if (result.status === 'inserted') this.#scheduleMaintenance()
     this.emit(result.status === 'inserted' ? 'peer:discovered' : 'peer:updated', result.info)
     return result
   }
@@ -694,18 +702,38 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     }
   }
 
-  /** Keeps a few gossip neighbours connected, so announcements reach everyone if a hub leaves. */
+  /** Runs neighbour maintenance soon, coalescing bursts of discoveries into one pass. */
+  #scheduleMaintenance(): void {
+    if (this.#maintenanceScheduled || this.#departed) return
+    this.#maintenanceScheduled = true
+    this.#scope.setTimeout(() => {
+      this.#maintenanceScheduled = false
+      this.#maintainNeighbors()
+    }, 20)
+  }
+
+  /**
+   * Keeps `targetNeighbors` peers of the catalog connected, chosen at random. Gossipsub only talks to
+   * connected peers, so without this a star around the bootstrap node would leave most announcements
+   * to lazy gossip; a random graph of a few links per node lets the mesh carry them to everyone, and
+   * each new link starts with a catalog sync.
+   */
   #maintainNeighbors(): void {
-    const pubsub = this.#ctx.libp2p.services.pubsub
-    const neighbors = new Set(pubsub.getSubscribers(this.#topic).map(String))
-    const missing = this.config.targetNeighbors - neighbors.size
+    const peers = this.catalog().signedPeers()
+    const connected = peers.filter((p) => this.#ctx.isConnected(p.id)).length
+    const missing = this.config.targetNeighbors - connected - this.#dialing.size
     if (missing <= 0) return
-    const candidates = this.catalog()
-      .signedPeers()
-      .filter((p) => !neighbors.has(p.id) && !this.#ctx.isConnected(p.id))
+    const candidates = peers.filter((p) => !this.#dialing.has(p.id) && !this.#ctx.isConnected(p.id))
     for (let i = 0; i < missing && candidates.length > 0; i++) {
       const [peer] = candidates.splice(Math.floor(Math.random() * candidates.length), 1)
-      this.#scope.spawn(this.#ctx.libp2p.dial(peerIdFromString(peer!.id)).catch(() => {}))
+      const id = peer!.id
+      this.#dialing.add(id)
+      this.#scope.spawn(
+        this.#ctx.libp2p
+          .dial(peerIdFromString(id), { signal: AbortSignal.timeout(this.config.requestTimeoutMs) })
+          .catch(() => {})
+          .finally(() => this.#dialing.delete(id)),
+      )
     }
   }
 

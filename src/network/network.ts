@@ -4,6 +4,7 @@ import { identify } from '@libp2p/identify'
 import type { PrivateKey } from '@libp2p/interface'
 import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
+import { logger } from '@libp2p/logger'
 import { createLibp2p } from 'libp2p'
 import { Discovery, type DiscoveryOptions, discoveryConfig } from '../discovery/discovery.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
@@ -107,7 +108,8 @@ export class Network {
       throw new MosaikError('BIND', `cannot start the node: ${err.message}`, { cause: err })
     })) as MosaikLibp2p
 
-    const scope = new Scope()
+    const log = logger(`mosaik:${libp2p.peerId.toString().slice(-6)}:network`)
+    const scope = new Scope((err) => log.error('background task failed: %s', (err as Error)?.stack ?? err))
     const ctx = new NetworkContext({
       networkId,
       libp2p,

@@ -6,6 +6,7 @@ import type { RejectReason } from '../../src/discovery/catalog.ts'
 import { departureToWire, PeerEntry, SignedPeerEntry, signDeparture } from '../../src/discovery/entry.ts'
 import { CloseCode } from '../../src/network/close.ts'
 import type { Link } from '../../src/network/link.ts'
+import { randomBytes } from '../../src/primitives/bytes.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { Digest } from '../../src/primitives/digest.ts'
 import type { Network } from '../../platform/node/index.ts'
@@ -29,7 +30,7 @@ async function keyedEntry(network: Digest, options: { key?: PrivateKey; update?:
   return { key, entry }
 }
 
-const announcement = (signed: SignedPeerEntry) => encodeCanonical([0, signed.toWire()])
+const announcement = (signed: SignedPeerEntry) => encodeCanonical([0, signed.toWire(), randomBytes(8)])
 
 describe('discovery rejects bad input and keeps serving', () => {
   const nodes = new Nodes('memory')
@@ -129,7 +130,7 @@ describe('discovery rejects bad input and keeps serving', () => {
       { peerId: good.peerId, network: me.network, lastVersion: me.version, timestamp: Date.now() },
       attacker.context.privateKey,
     )
-    await gossipRejection(encodeCanonical([1, departureToWire(fake)]), 'invalid-signature')
+    await gossipRejection(encodeCanonical([1, departureToWire(fake), randomBytes(8)]), 'invalid-signature')
     expectGoodIntact()
   })
 
@@ -143,7 +144,7 @@ describe('discovery rejects bad input and keeps serving', () => {
     const v2 = Uint8Array.from(bytes)
     v2[1] = 0x02
     const sig = await key.sign(new Uint8Array(0))
-    await gossipRejection(encodeCanonical([0, [v2, sig]]), 'unsupported-version')
+    await gossipRejection(encodeCanonical([0, [v2, sig], randomBytes(8)]), 'unsupported-version')
     expectGoodIntact()
   })
 
