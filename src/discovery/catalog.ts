@@ -1,3 +1,4 @@
+import { equalBytes } from '../primitives/bytes.ts'
 import type { NetworkId } from '../primitives/digest.ts'
 import {
   compareVersions,
@@ -138,6 +139,23 @@ export class CatalogStore {
     }
     if (!known && this.#signed.size >= this.#limits.maxPeers) return 'catalog-full'
     return undefined
+  }
+
+  /**
+   * What to do with an entry before paying for its signature check: 'unchanged' when it is byte for
+   * byte the entry we hold (already verified), a reason when the rules refuse it whatever its
+   * signature, undefined when it must be verified and applied.
+   */
+  precheck(
+    entry: PeerEntry,
+    bytes: Uint8Array,
+    signature: Uint8Array,
+    now: number,
+    gossip: boolean,
+  ): 'unchanged' | RejectReason | undefined {
+    const known = this.#signed.get(entry.peerId)
+    if (known && equalBytes(known.bytes, bytes) && equalBytes(known.signature, signature)) return 'unchanged'
+    return this.check(entry, now, gossip)
   }
 
   /** Inserts or replaces a verified signed entry, following the catalog rules. */

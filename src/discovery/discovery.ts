@@ -22,6 +22,7 @@ import {
   SignedPeerEntry,
   signDeparture,
   UnsupportedEntryVersionError,
+  type UnverifiedEntry,
   verifyDeparture,
 } from './entry.ts'
 import { RttTracker } from './rtt.ts'
@@ -481,15 +482,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       return this.#reject('malformed', sender)
     }
     if (kind === MSG_ENTRY) {
-      let signed: SignedPeerEntry
-      try {
-        signed = await SignedPeerEntry.fromWire(body)
-      } catch (err) {
-        return this.#reject(rejectReasonOf(err), sender)
-      }
-      if (!this.#allowUpdate(signed.entry.peerId))
-        return this.#reject('rate-limited', sender, signed.entry.peerId)
-      const result = this.#accept(signed, true, sender)
+      const result = await this.#ingest(body, true, sender)
       if (result.status === 'rejected') {
         return isPenalized(result.reason) ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
       }
@@ -544,6 +537,41 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     this.#log('rejected input from %s: %s', from ?? 'local', reason)
     this.emit('rejected', { reason, from, peer })
     return isPenalized(reason) ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
+  }
+
+  /**
+   * Takes an entry from the wire: cheap checks first (most entries in a sync are ones we already
+   * hold), then the signature, then the catalog rules. Never throws; refusals are counted.
+   */
+  async #ingest(wire: unknown, gossip: boolean, from: string): Promise<UpsertResult> {
+    let unverified: UnverifiedEntry
+    try {
+      unverified = SignedPeerEntry.parse(wire)
+    } catch (err) {
+      const reason = rejectReasonOf(err)
+      this.#reject(reason, from)
+      return { status: 'rejected', reason }
+    }
+    const { entry, bytes, signature } = unverified
+    const pre = this.#store.precheck(entry, bytes, signature, this.#ctx.now(), gossip)
+    if (pre === 'unchanged') return { status: 'unchanged' }
+    if (pre) {
+      if (pre !== 'local') this.#reject(pre, from, entry.peerId)
+      return { status: 'rejected', reason: pre }
+    }
+    let signed: SignedPeerEntry
+    try {
+      signed = await unverified.verify()
+    } catch (err) {
+      const reason = rejectReasonOf(err)
+      this.#reject(reason, from, entry.peerId)
+      return { status: 'rejected', reason }
+    }
+    if (gossip && !this.#allowUpdate(entry.peerId)) {
+      this.#reject('rate-limited', from, entry.peerId)
+      return { status: 'rejected', reason: 'rate-limited' }
+    }
+    return this.#accept(signed, gossip, from)
   }
 
   /** Applies a verified entry to the catalog and emits what changed. */
@@ -630,13 +658,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
         throw new DecodeError('bad sync chunk')
       }
       received += chunk.length
-      for (const wire of chunk) {
-        try {
-          this.#accept(await SignedPeerEntry.fromWire(wire), false, link.remotePeer)
-        } catch (err) {
-          this.#reject(rejectReasonOf(err), link.remotePeer)
-        }
-      }
+      for (const wire of chunk) await this.#ingest(wire, false, link.remotePeer)
     }
   }
 

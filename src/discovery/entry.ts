@@ -275,13 +275,8 @@ export class SignedPeerEntry {
   }
 
   /** Decodes and verifies; throws InvalidSignatureError or DecodeError, never returns a bad entry. */
-  static async verify(bytes: Uint8Array, signature: Uint8Array): Promise<SignedPeerEntry> {
-    const entry = PeerEntry.decode(bytes)
-    const key = publicKeyOf(entry.peerId)
-    if (!(await key.verify(signingInput(ENTRY_DOMAIN, bytes), signature))) {
-      throw new InvalidSignatureError(`invalid signature on the entry of ${entry.peerId}`)
-    }
-    return new SignedPeerEntry(entry, bytes, signature)
+  static verify(bytes: Uint8Array, signature: Uint8Array): Promise<SignedPeerEntry> {
+    return SignedPeerEntry.fromWire([bytes, signature])
   }
 
   /** Wire form: `[entryBytes, signature]`. */
@@ -290,16 +285,48 @@ export class SignedPeerEntry {
   }
 
   static fromWire(v: unknown): Promise<SignedPeerEntry> {
+    try {
+      return SignedPeerEntry.parse(v).verify()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /**
+   * Decodes the wire form without checking the signature yet, so cheap checks (is it newer than what
+   * we hold?) can run first. Nothing may be applied before `verify()` succeeds.
+   */
+  static parse(v: unknown): UnverifiedEntry {
     if (
       !Array.isArray(v) ||
       v.length !== 2 ||
       !(v[0] instanceof Uint8Array) ||
       !(v[1] instanceof Uint8Array)
     ) {
-      return Promise.reject(new DecodeError('malformed signed entry'))
+      throw new DecodeError('malformed signed entry')
     }
-    return SignedPeerEntry.verify(v[0], v[1])
+    const [bytes, signature] = v as [Uint8Array, Uint8Array]
+    const entry = PeerEntry.decode(bytes)
+    return {
+      entry,
+      bytes,
+      signature,
+      async verify() {
+        if (!(await publicKeyOf(entry.peerId).verify(signingInput(ENTRY_DOMAIN, bytes), signature))) {
+          throw new InvalidSignatureError(`invalid signature on the entry of ${entry.peerId}`)
+        }
+        return new SignedPeerEntry(entry, bytes, signature)
+      },
+    }
   }
+}
+
+/** A decoded entry whose signature has not been checked yet. */
+export interface UnverifiedEntry {
+  readonly entry: PeerEntry
+  readonly bytes: Uint8Array
+  readonly signature: Uint8Array
+  verify(): Promise<SignedPeerEntry>
 }
 
 /** The public key embedded in an Ed25519 peer id; throws DecodeError for ids that carry none. */

@@ -2,9 +2,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { PrivateKey } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
 import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
-import { logger } from '@libp2p/logger'
 import { createLibp2p } from 'libp2p'
 import { Discovery, type DiscoveryOptions, discoveryConfig } from '../discovery/discovery.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
@@ -99,6 +99,10 @@ export class Network {
         identify: identify(),
         pubsub: gossipsub({
           allowPublishToZeroTopicPeers: true,
+          // Discovery signs what it publishes itself (entries and departures are relayed and synced,
+          // so they must carry their own signatures); a second gossipsub signature per message would
+          // double the verification cost for nothing.
+          globalSignaturePolicy: 'StrictNoSign',
           emitSelf: false,
           runOnLimitedConnection: true,
           maxInboundDataLength: maxFrameSize,
