@@ -2,6 +2,7 @@ import { equalBytes } from '../primitives/bytes.ts'
 import type { NetworkId } from '../primitives/digest.ts'
 import {
   compareVersions,
+  type Departure,
   type DigestSet,
   type EntryVersion,
   type PeerEntry,
@@ -94,8 +95,11 @@ export class CatalogStore {
   #local: SignedPeerEntry
   readonly #signed = new Map<string, SignedPeerEntry>()
   readonly #unsigned = new Map<string, PeerEntry>()
-  /** The last version of each departed peer, so replays of it are refused until the purge window ends. */
-  readonly #departed = new Map<string, EntryVersion & { at: number }>()
+  /**
+   * The signed departure of each departed peer, kept for the purge window: replays of its entry are
+   * refused, and catalog syncs pass the departure on to peers that missed the gossip.
+   */
+  readonly #departed = new Map<string, { departure: Departure; at: number }>()
   #snapshot: Catalog | undefined
 
   constructor(local: SignedPeerEntry, limits: CatalogLimits, rtt: RttTracker) {
@@ -129,7 +133,7 @@ export class CatalogStore {
     if (
       departed &&
       now - departed.at < this.#limits.purgeAfterMs &&
-      compareVersions(entry.version, departed) <= 0
+      compareVersions(entry.version, departed.departure.lastVersion) <= 0
     ) {
       return 'departed'
     }
@@ -194,15 +198,27 @@ export class CatalogStore {
     this.#changed()
   }
 
-  /** Removes a departed peer if `lastVersion` is at least the known one; returns whether it was known. */
-  depart(peerId: string, lastVersion: EntryVersion, now: number): boolean {
+  /**
+   * Applies a verified departure: removes the peer if the departure covers the version we hold and
+   * keeps it as a tombstone. Returns whether a known peer was removed.
+   */
+  depart(departure: Departure, now: number): boolean {
+    const { peerId, lastVersion } = departure
     const known = this.#signed.get(peerId)
     if (known && compareVersions(lastVersion, known.entry.version) < 0) return false
-    this.#departed.set(peerId, { ...lastVersion, at: now })
+    const tomb = this.#departed.get(peerId)
+    if (!tomb || compareVersions(lastVersion, tomb.departure.lastVersion) > 0) {
+      this.#departed.set(peerId, { departure, at: now })
+    }
     if (!known) return false
     this.#signed.delete(peerId)
     this.#changed()
     return true
+  }
+
+  /** Departures still inside the purge window, to pass on in catalog syncs. */
+  syncDepartures(): Departure[] {
+    return [...this.#departed.values()].map((d) => d.departure)
   }
 
   /** Drops entries not refreshed within the purge window; returns the purged ids. */

@@ -47,6 +47,8 @@ export interface DiscoveryOptions {
   maxPeers?: number
   /** Gossip neighbours a node tries to keep connected, dialing known peers when below (default 6). */
   targetNeighbors?: number
+  /** Interval of anti-entropy syncs with one random connected peer (default 30 s, ±50 %). */
+  antiEntropyIntervalMs?: number
   /** Timeout of a catalog sync and of a ping (default 5 s). */
   requestTimeoutMs?: number
   /** Largest encoded announcement accepted (default 64 KiB). */
@@ -68,6 +70,7 @@ export function discoveryConfig(options: DiscoveryOptions = {}): DiscoveryConfig
     departureWindowMs: options.departureWindowMs ?? 500,
     maxPeers: options.maxPeers ?? 10_000,
     targetNeighbors: options.targetNeighbors ?? 6,
+    antiEntropyIntervalMs: options.antiEntropyIntervalMs ?? 30_000,
     requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
     maxAnnouncementBytes: options.maxAnnouncementBytes ?? 64 * 1024,
     maxUpdatesPerSecond: options.maxUpdatesPerSecond ?? 10,
@@ -367,6 +370,12 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       () => jittered(2000, 0.5),
       () => this.#maintainNeighbors(),
     )
+    // Gossip is best effort (a message can miss a node whose mesh is being rebuilt); a periodic full
+    // sync with a random neighbour repairs whatever it missed, departures included.
+    this.#scope.every(
+      () => jittered(this.config.antiEntropyIntervalMs, 0.5),
+      () => this.#antiEntropy(),
+    )
     for (const address of this.#bootstrap) this.#scope.spawn(this.#bootstrapFrom(address))
   }
 
@@ -491,32 +500,55 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       return TopicValidatorResult.Accept
     }
     if (kind === MSG_DEPARTURE) {
-      let departure: Departure
-      try {
-        departure = departureFromWire(body)
-        if (!(await verifyDeparture(departure)))
-          return this.#reject('invalid-signature', sender, departure.peerId)
-      } catch (err) {
-        return this.#reject(rejectReasonOf(err), sender)
-      }
-      return this.#applyDeparture(departure, sender)
+      const applied = await this.#ingestDeparture(body, true, sender)
+      if (applied === 'rejected') return TopicValidatorResult.Reject
+      return applied === 'applied' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore
     }
     return this.#reject('malformed', sender)
   }
 
-  #applyDeparture(d: Departure, sender: string): TopicValidatorResult {
-    const now = this.#ctx.now()
-    if (!d.network.equals(this.#ctx.networkId)) return this.#reject('different-network', sender, d.peerId)
-    if (Math.abs(now - d.timestamp) > this.config.maxTimeDriftMs) {
-      this.#reject('clock-drift', sender, d.peerId)
-      return TopicValidatorResult.Ignore
+  /**
+   * Takes a departure from gossip (which must be fresh) or from a sync (which may be as old as the
+   * purge window): verified, then applied. Returns 'rejected' for input that is invalid.
+   */
+  async #ingestDeparture(
+    wire: unknown,
+    gossip: boolean,
+    from: string,
+  ): Promise<'applied' | 'ignored' | 'rejected'> {
+    let d: Departure
+    try {
+      d = departureFromWire(wire)
+    } catch {
+      this.#reject('malformed', from)
+      return 'rejected'
     }
-    if (!this.#store.depart(d.peerId, d.lastVersion, now)) return TopicValidatorResult.Ignore
+    const now = this.#ctx.now()
+    if (!d.network.equals(this.#ctx.networkId)) {
+      this.#reject('different-network', from, d.peerId)
+      return 'rejected'
+    }
+    const age = now - d.timestamp
+    const maxAge = gossip ? this.config.maxTimeDriftMs : this.config.purgeAfterMs
+    if (age < -this.config.maxTimeDriftMs || age > maxAge) {
+      this.#reject('clock-drift', from, d.peerId)
+      return 'ignored'
+    }
+    try {
+      if (!(await verifyDeparture(d))) {
+        this.#reject('invalid-signature', from, d.peerId)
+        return 'rejected'
+      }
+    } catch (err) {
+      this.#reject(rejectReasonOf(err), from, d.peerId)
+      return 'rejected'
+    }
+    if (!this.#store.depart(d, now)) return 'ignored'
     this.stats.departuresSeen++
     this.#rtt.remove(d.peerId)
     this.#onCatalogChanged()
     this.emit('peer:departed', { id: d.peerId, reason: 'departed' })
-    return TopicValidatorResult.Accept
+    return 'applied'
   }
 
   /** A token bucket per peer, so one peer cannot flood the catalog with versions of its entry. */
@@ -616,20 +648,21 @@ export class Discovery extends Emitter<DiscoveryEvents> {
 
   // ---- catalog sync ----------------------------------------------------------------------------
 
+  /** Header `[version, network, entries, departures]`, then the entries and departures in chunks. */
   async #sendSnapshot(link: Link, signal: AbortSignal): Promise<void> {
-    const entries = this.#store.syncSnapshot(this.#ctx.now())
-    await link.send([SYNC_PROTOCOL_VERSION, this.#ctx.networkId.bytes, entries.length], { signal })
-    for (let i = 0; i < entries.length; i += SYNC_CHUNK) {
-      await link.send(
-        entries.slice(i, i + SYNC_CHUNK).map((e) => e.toWire()),
-        { signal },
-      )
+    const entries = this.#store.syncSnapshot(this.#ctx.now()).map((e) => e.toWire())
+    const departures = this.#store.syncDepartures().map(departureToWire)
+    const header = [SYNC_PROTOCOL_VERSION, this.#ctx.networkId.bytes, entries.length, departures.length]
+    await link.send(header, { signal })
+    for (const items of [entries, departures]) {
+      for (let i = 0; i < items.length; i += SYNC_CHUNK)
+        await link.send(items.slice(i, i + SYNC_CHUNK), { signal })
     }
   }
 
   async #receiveSnapshot(link: Link, signal: AbortSignal): Promise<void> {
     const header = await link.recv({ signal })
-    if (!Array.isArray(header) || header.length !== 3 || typeof header[2] !== 'number') {
+    if (!Array.isArray(header) || header.length < 1) {
       link.closeWith(CloseCode.ProtocolViolation, 'bad sync header')
       throw new DecodeError('bad sync header')
     }
@@ -637,19 +670,37 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       link.closeWith(CloseCode.UnsupportedVersion, `catalog sync version ${String(header[0])}`)
       throw new UnsupportedVersionError('catalog sync', header[0])
     }
+    if (header.length !== 4 || !Number.isSafeInteger(header[2]) || !Number.isSafeInteger(header[3])) {
+      link.closeWith(CloseCode.ProtocolViolation, 'bad sync header')
+      throw new DecodeError('bad sync header')
+    }
     if (!(header[1] instanceof Uint8Array) || !equalBytes(header[1], this.#ctx.networkId.bytes)) {
       link.closeWith(CloseCode.DifferentNetwork, 'different network')
       this.#reject('different-network', link.remotePeer)
       throw new DifferentNetworkError(link.remotePeer)
     }
-    const total = header[2]
+    const [, , entryCount, departureCount] = header as [number, Uint8Array, number, number]
     // Bounded so a peer cannot keep us verifying signatures forever; entries past the catalog limit
-    // are refused one by one (catalog-full) below.
-    if (total < 0 || total > 4 * this.config.maxPeers + 16) {
+    // are refused one by one (catalog-full).
+    const limit = 4 * this.config.maxPeers + 16
+    if (entryCount < 0 || departureCount < 0 || entryCount > limit || departureCount > limit) {
       link.closeWith(CloseCode.ProtocolViolation, 'too many entries')
       this.#reject('catalog-full', link.remotePeer)
-      throw new DecodeError(`sync of ${total} entries exceeds the catalog limit`)
+      throw new DecodeError(
+        `sync of ${entryCount} entries and ${departureCount} departures exceeds the limit`,
+      )
     }
+    const from = link.remotePeer
+    await this.#receiveItems(link, entryCount, signal, (wire) => this.#ingest(wire, false, from))
+    await this.#receiveItems(link, departureCount, signal, (wire) => this.#ingestDeparture(wire, false, from))
+  }
+
+  async #receiveItems(
+    link: Link,
+    total: number,
+    signal: AbortSignal,
+    ingest: (wire: unknown) => Promise<unknown>,
+  ): Promise<void> {
     let received = 0
     while (received < total) {
       const chunk = await link.recv({ signal })
@@ -658,7 +709,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
         throw new DecodeError('bad sync chunk')
       }
       received += chunk.length
-      for (const wire of chunk) await this.#ingest(wire, false, link.remotePeer)
+      for (const wire of chunk) await ingest(wire)
     }
   }
 
@@ -757,6 +808,14 @@ export class Discovery extends Emitter<DiscoveryEvents> {
           .finally(() => this.#dialing.delete(id)),
       )
     }
+  }
+
+  #antiEntropy(): void {
+    const connected = this.catalog()
+      .signedPeers()
+      .filter((p) => this.#ctx.isConnected(p.id))
+    const peer = connected[Math.floor(Math.random() * connected.length)]
+    if (peer) this.#scope.spawn(this.syncWith(peer.id).catch(() => {}))
   }
 
   #probeRtts(): void {

@@ -2,6 +2,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Network } from '../../platform/node/index.ts'
 import type { RejectReason } from '../../src/discovery/catalog.ts'
 import { departureToWire, PeerEntry, SignedPeerEntry, signDeparture } from '../../src/discovery/entry.ts'
 import { CloseCode } from '../../src/network/close.ts'
@@ -9,7 +10,6 @@ import type { Link } from '../../src/network/link.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { Digest } from '../../src/primitives/digest.ts'
-import type { Network } from '../../platform/node/index.ts'
 import { nextEvent } from '../support/events.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
@@ -17,7 +17,10 @@ import { secs, within } from '../support/time.ts'
 const topicOf = (net: Network) => `mosaik/${net.networkId}/announce/1`
 const syncProtocol = (net: Network) => `/mosaik/${net.networkId.short()}/discovery/sync/1`
 
-async function keyedEntry(network: Digest, options: { key?: PrivateKey; update?: number; tags?: string[] } = {}) {
+async function keyedEntry(
+  network: Digest,
+  options: { key?: PrivateKey; update?: number; tags?: string[] } = {},
+) {
   const key = options.key ?? (await generateKeyPair('Ed25519'))
   const now = options.update ?? Date.now()
   const entry = new PeerEntry({
@@ -48,7 +51,9 @@ describe('discovery rejects bad input and keeps serving', () => {
       secs(10),
       new Promise<void>((resolve) => {
         const check = () =>
-          attacker.libp2p.services.pubsub.getSubscribers(topicOf(attacker)).some((p) => p.toString() === victim.peerId)
+          attacker.libp2p.services.pubsub
+            .getSubscribers(topicOf(attacker))
+            .some((p) => p.toString() === victim.peerId)
             ? resolve()
             : setTimeout(check, 10)
         check()
@@ -96,7 +101,9 @@ describe('discovery rejects bad input and keeps serving', () => {
     const drift = victim.discovery.config.maxTimeDriftMs
     const stale = await keyedEntry(victim.networkId, { update: Date.now() - drift - 5000 })
     await gossipRejection(announcement(await SignedPeerEntry.sign(stale.entry, stale.key)), 'clock-drift')
-    const old = await keyedEntry(victim.networkId, { update: Date.now() - victim.discovery.config.purgeAfterMs - 5000 })
+    const old = await keyedEntry(victim.networkId, {
+      update: Date.now() - victim.discovery.config.purgeAfterMs - 5000,
+    })
     await gossipRejection(announcement(await SignedPeerEntry.sign(old.entry, old.key)), 'outdated')
     const future = await keyedEntry(victim.networkId, { update: Date.now() + drift + 5000 })
     await gossipRejection(announcement(await SignedPeerEntry.sign(future.entry, future.key)), 'future')
@@ -149,7 +156,12 @@ describe('discovery rejects bad input and keeps serving', () => {
   })
 
   it('refuses a flood of valid entries beyond the catalog limit without dropping known peers', async () => {
-    const known = new Set(victim.discovery.catalog().peers().map((p) => p.id))
+    const known = new Set(
+      victim.discovery
+        .catalog()
+        .peers()
+        .map((p) => p.id),
+    )
     const flood = await Promise.all(
       Array.from({ length: 20 }, async () => {
         const { key, entry } = await keyedEntry(victim.networkId)
@@ -158,7 +170,7 @@ describe('discovery rejects bad input and keeps serving', () => {
     )
     const full = nextEvent(victim.discovery, 'rejected', (r) => r.reason === 'catalog-full')
     const link = await attacker.context.openLink(victim.peerId, syncProtocol(victim))
-    await link.send([1, victim.networkId.bytes, flood.length])
+    await link.send([1, victim.networkId.bytes, flood.length, 0])
     await link.send(flood.map((s) => s.toWire()))
     await within(secs(5), full)
     await link.recv() // the victim's reply header
@@ -175,7 +187,10 @@ describe('discovery rejects bad input and keeps serving', () => {
     let e = entry
     for (let i = 0; i < 60; i++) {
       e = e.update(Date.now())
-      await attacker.libp2p.services.pubsub.publish(topicOf(attacker), announcement(await SignedPeerEntry.sign(e, key)))
+      await attacker.libp2p.services.pubsub.publish(
+        topicOf(attacker),
+        announcement(await SignedPeerEntry.sign(e, key)),
+      )
     }
     const r = await within(secs(5), limited)
     expect(r.peer).toBe(entry.peerId)
@@ -201,13 +216,13 @@ describe('discovery rejects bad input and keeps serving', () => {
 
     it('closes a sync of an unknown protocol version with UnsupportedVersion', async () => {
       const link = await openSync()
-      await link.send([99, victim.networkId.bytes, 0])
+      await link.send([99, victim.networkId.bytes, 0, 0])
       expect((await within(secs(5), link.closed)).code).toBe(CloseCode.UnsupportedVersion)
     })
 
     it('closes a sync for another network with DifferentNetwork', async () => {
       const link = await openSync()
-      await link.send([1, Digest.from('elsewhere').bytes, 0])
+      await link.send([1, Digest.from('elsewhere').bytes, 0, 0])
       expect((await within(secs(5), link.closed)).code).toBe(CloseCode.DifferentNetwork)
     })
 
@@ -218,7 +233,7 @@ describe('discovery rejects bad input and keeps serving', () => {
       const valid = await SignedPeerEntry.sign(honest.entry, honest.key)
       const rejected = nextEvent(victim.discovery, 'rejected', (r) => r.reason === 'invalid-signature')
       const link = await openSync()
-      await link.send([1, victim.networkId.bytes, 2])
+      await link.send([1, victim.networkId.bytes, 2, 0])
       await link.send([forged.toWire(), valid.toWire()])
       await within(secs(5), rejected)
       await within(secs(5), victim.discovery.when.peer(honest.entry.peerId))

@@ -46,6 +46,25 @@ describe.each<Transport>(['memory', 'quic'])('departure and purge over %s', (tra
     await within(secs(10), Promise.all(departures), 'all saw the departure')
   })
 
+  it('a node that missed a departure learns it from the next catalog sync', async () => {
+    const [a, b] = (await nodes.star(2)) as [Network, Network]
+    await within(secs(5), a.discovery.when.peers(1))
+    const lastEntry = b.discovery.me()
+    await b.close()
+    await within(secs(5), a.discovery.when.gone(b.peerId))
+    // x never heard the departure: it still holds b's last entry
+    const x = await nodes.create()
+    expect(await x.discovery.feed(lastEntry)).toBe(true)
+    expect(x.discovery.catalog().has(b.peerId)).toBe(true)
+    const departed = nextEvent(x.discovery, 'peer:departed', (d) => d.id === b.peerId)
+    const refused = nextEvent(a.discovery, 'rejected', (r) => r.peer === b.peerId && r.reason === 'departed')
+    await x.discovery.syncWith(a.addresses[0]!)
+    expect((await within(secs(5), departed)).reason).toBe('departed')
+    await within(secs(5), refused)
+    expect(x.discovery.catalog().has(b.peerId)).toBe(false)
+    expect(a.discovery.catalog().has(b.peerId)).toBe(false)
+  })
+
   // mosaik: discovery::depart::stale_peers_are_purged
   it('a silent peer is purged, and rediscovered when it announces again', async () => {
     const quick = await nodes.create({

@@ -17,12 +17,16 @@ describe('discovery between OS processes over QUIC', () => {
     const local = await nodes.create({ discovery })
     const network = nodes.network
     for (let i = 0; i < 3; i++) {
-      procs.push(await NodeProcess.start({ network, bootstrap: local.addresses, discovery, tags: [`proc-${i}`] }))
+      procs.push(
+        await NodeProcess.start({ network, bootstrap: local.addresses, discovery, tags: [`proc-${i}`] }),
+      )
     }
     await within(secs(20), local.discovery.when.peers(3), 'local sees three processes')
     const views = await Promise.all(procs.map((p) => p.call<string[]>('awaitPeers', { n: 3 })))
     for (const [i, view] of views.entries()) {
-      expect(new Set(view)).toEqual(new Set([local.peerId, ...procs.filter((_, j) => j !== i).map((p) => p.peerId)]))
+      expect(new Set(view)).toEqual(
+        new Set([local.peerId, ...procs.filter((_, j) => j !== i).map((p) => p.peerId)]),
+      )
     }
     expect(local.discovery.catalog().get(procs[1]!.peerId)?.tags.has('proc-1')).toBe(true)
 
@@ -37,6 +41,11 @@ describe('discovery between OS processes over QUIC', () => {
     await procs[2]!.kill()
     expect((await within(secs(15), purged)).reason).toBe('purged')
     await procs[1]!.call('awaitGone', { peer: procs[2]!.peerId })
-    expect(local.discovery.catalog().peers().map((p) => p.id)).toEqual([procs[1]!.peerId])
+    expect(
+      local.discovery
+        .catalog()
+        .peers()
+        .map((p) => p.id),
+    ).toEqual([procs[1]!.peerId])
   })
 })

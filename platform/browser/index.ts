@@ -1,0 +1,21 @@
+/**
+ * The browser entry of mosaik: the isomorphic core plus browser transports (WebSockets, WebRTC,
+ * WebRTC-direct, WebTransport, circuit relay). Browsers reach the cluster through relay nodes.
+ */
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { memory } from '@libp2p/memory'
+import { webRTC, webRTCDirect } from '@libp2p/webrtc'
+import { webSockets } from '@libp2p/websockets'
+import { webTransport } from '@libp2p/webtransport'
+import { type Platform, registerPlatform } from '../../src/network/platform.ts'
+
+export * from '../../src/index.ts'
+
+export const browserPlatform: Platform = {
+  name: 'browser',
+  transports: () => [webSockets(), webRTC(), webRTCDirect(), webTransport(), circuitRelayTransport(), memory()],
+  // Reachable through a relay reservation, upgraded to direct WebRTC when possible.
+  defaultListen: () => ['/p2p-circuit', '/webrtc'],
+}
+
+registerPlatform(browserPlatform)

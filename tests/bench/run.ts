@@ -1,0 +1,27 @@
+/**
+ * `npm run bench`: every figure next to a baseline measured in the same run on the same machine.
+ * Sections can be chosen: `npm run bench -- discovery streams`.
+ */
+import { cpus, totalmem } from 'node:os'
+import { benchDiscovery } from './discovery.ts'
+import { renderTable, type Row } from './table.ts'
+
+const sections: Record<string, () => Promise<Row[]>> = {
+  discovery: benchDiscovery,
+}
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
+const chosen = wanted.length > 0 ? wanted : Object.keys(sections)
+const rows: Row[] = []
+for (const name of chosen) {
+  const section = sections[name]
+  if (!section) throw new Error(`unknown bench section ${name}; known: ${Object.keys(sections).join(', ')}`)
+  process.stderr.write(`running ${name}...\n`)
+  rows.push(...(await section()))
+}
+const cpu = cpus()[0]?.model ?? 'unknown CPU'
+console.log(
+  `Machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`,
+)
+console.log(renderTable(rows))
+process.exit(0)
