@@ -30,7 +30,9 @@ const others = await Promise.all(
 )
 const nodes = [bootstrap, ...others]
 const started = performance.now()
-await Promise.all(nodes.map((n) => n.discovery.when.peers(count - 1, () => true, { signal: AbortSignal.timeout(30_000) })))
+await Promise.all(
+  nodes.map((n) => n.discovery.when.peers(count - 1, () => true, { signal: AbortSignal.timeout(30_000) })),
+)
 console.log(`\n${count} nodes converged in ${(performance.now() - started).toFixed(0)} ms\n`)
 
 for (const node of nodes) {
@@ -45,8 +47,12 @@ for (const node of nodes) {
 }
 
 for (const node of nodes) {
-  node.discovery.on('peer:discovered', (p) => console.log(`${node.peerId.slice(-8)}: discovered ${p.id.slice(-8)}`))
-  node.discovery.on('peer:departed', (d) => console.log(`${node.peerId.slice(-8)}: ${d.id.slice(-8)} ${d.reason}`))
+  node.discovery.on('peer:discovered', (p) =>
+    console.log(`${node.peerId.slice(-8)}: discovered ${p.id.slice(-8)}`),
+  )
+  node.discovery.on('peer:departed', (d) =>
+    console.log(`${node.peerId.slice(-8)}: ${d.id.slice(-8)} ${d.reason}`),
+  )
 }
 
 async function shutdown(): Promise<void> {

@@ -13,7 +13,14 @@ export * from '../../src/index.ts'
 
 export const browserPlatform: Platform = {
   name: 'browser',
-  transports: () => [webSockets(), webRTC(), webRTCDirect(), webTransport(), circuitRelayTransport(), memory()],
+  transports: () => [
+    webSockets(),
+    webRTC(),
+    webRTCDirect(),
+    webTransport(),
+    circuitRelayTransport(),
+    memory(),
+  ],
   // Reachable through a relay reservation, upgraded to direct WebRTC when possible.
   defaultListen: () => ['/p2p-circuit', '/webrtc'],
 }

@@ -17,7 +17,12 @@ async function catalogConvergence(n: number): Promise<{ converge: number; depart
   const started = performance.now()
   const rest = await Promise.all(
     Array.from({ length: n - 1 }, () =>
-      Network.create({ network, listen: [memAddr()], bootstrap: first.addresses, discovery: { departureWindowMs: 50 } }),
+      Network.create({
+        network,
+        listen: [memAddr()],
+        bootstrap: first.addresses,
+        discovery: { departureWindowMs: 50 },
+      }),
     ),
   )
   const all = [first, ...rest]
@@ -48,7 +53,10 @@ async function gossipsubBaseline(n: number): Promise<{ mesh: number; propagate: 
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       connectionManager: { inboundConnectionThreshold: Number.POSITIVE_INFINITY },
-      services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }) },
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }),
+      },
     })
   const topic = 'bench'
   const first = await make()
@@ -80,9 +88,14 @@ async function gossipsubBaseline(n: number): Promise<{ mesh: number; propagate: 
   const mesh = performance.now() - started
   await new Promise((resolve) => setTimeout(resolve, 2000))
   const received = Promise.all(
-    all.slice(0, -1).map(
-      (x) => new Promise<void>((resolve) => x.services.pubsub.addEventListener('message', () => resolve(), { once: true })),
-    ),
+    all
+      .slice(0, -1)
+      .map(
+        (x) =>
+          new Promise<void>((resolve) =>
+            x.services.pubsub.addEventListener('message', () => resolve(), { once: true }),
+          ),
+      ),
   )
   const t0 = performance.now()
   await all[all.length - 1]!.services.pubsub.publish(topic, new Uint8Array([1]))

@@ -4,7 +4,7 @@
  */
 import { cpus, totalmem } from 'node:os'
 import { benchDiscovery } from './discovery.ts'
-import { renderTable, type Row } from './table.ts'
+import { type Row, renderTable } from './table.ts'
 
 const sections: Record<string, () => Promise<Row[]>> = {
   discovery: benchDiscovery,

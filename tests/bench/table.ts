@@ -15,10 +15,7 @@ const fmt = (n: number) =>
 
 /** Renders rows as one markdown table; the ratio column is value ÷ baseline. */
 export function renderTable(rows: Row[]): string {
-  const lines = [
-    '| section | measurement | value | baseline (same run) | ratio |',
-    '|---|---|---|---|---|',
-  ]
+  const lines = ['| section | measurement | value | baseline (same run) | ratio |', '|---|---|---|---|---|']
   for (const r of rows) {
     const base = r.baseline !== undefined ? `${fmt(r.baseline)} ${r.unit} (${r.baselineName})` : '—'
     const ratio = r.baseline ? `${(r.value / r.baseline).toFixed(2)}×` : '—'
@@ -29,7 +26,11 @@ export function renderTable(rows: Row[]): string {
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+  return s.length === 0
+    ? Number.NaN
+    : s.length % 2
+      ? s[(s.length - 1) / 2]!
+      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 export function percentile(xs: number[], p: number): number {

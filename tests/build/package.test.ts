@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
-import { gzipSync } from 'node:zlib'
 import { promisify } from 'node:util'
+import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 import { beforeAll, describe, expect, it } from 'vitest'
 
@@ -28,13 +28,17 @@ describe('packaging', () => {
   it('the isomorphic core bundles for browsers without any Node built-in', async () => {
     const { inputs, bytes, gzip } = await browserBundle('src/index.ts')
     expect(inputs.filter((i) => i.startsWith('node:') || i.includes('(disabled)'))).toEqual([])
-    console.log(`core browser bundle: ${(bytes.length / 1024).toFixed(0)} KiB minified, ${(gzip / 1024).toFixed(0)} KiB gzip`)
+    console.log(
+      `core browser bundle: ${(bytes.length / 1024).toFixed(0)} KiB minified, ${(gzip / 1024).toFixed(0)} KiB gzip`,
+    )
   })
 
   it('the browser entry (core + browser transports) bundles without any Node built-in', async () => {
     const { inputs, bytes, gzip } = await browserBundle('platform/browser/index.ts')
     expect(inputs.filter((i) => i.startsWith('node:'))).toEqual([])
-    console.log(`browser entry bundle: ${(bytes.length / 1024).toFixed(0)} KiB minified, ${(gzip / 1024).toFixed(0)} KiB gzip`)
+    console.log(
+      `browser entry bundle: ${(bytes.length / 1024).toFixed(0)} KiB minified, ${(gzip / 1024).toFixed(0)} KiB gzip`,
+    )
   })
 
   describe('built package', () => {

@@ -29,14 +29,17 @@ describe('network lifecycle', () => {
     await expect(Network.create({ network: '' })).rejects.toBeInstanceOf(InvalidArgumentError)
   })
 
-  it.each(['memory', 'quic', 'tcp'] as const)('50 nodes over %s created and closed leave no handle behind', async (transport) => {
-    const baseline = handles()
-    const nodes = new Nodes(transport)
-    const nets = await nodes.star(50)
-    await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(1))))
-    await nodes.closeAll()
-    await backTo(baseline, secs(10))
-  })
+  it.each(['memory', 'quic', 'tcp'] as const)(
+    '50 nodes over %s created and closed leave no handle behind',
+    async (transport) => {
+      const baseline = handles()
+      const nodes = new Nodes(transport)
+      const nets = await nodes.star(50)
+      await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(1))))
+      await nodes.closeAll()
+      await backTo(baseline, secs(10))
+    },
+  )
 
   it('close is idempotent and await using closes the node', async () => {
     let escaped: Network | undefined

@@ -62,10 +62,13 @@ describe.each<Transport>(['memory', 'quic', 'tcp'])('Link over %s', (transport) 
       }
     })()
     // The reader reads nothing yet: the writer must stall at the credit window, not buffer 4 MiB.
-    await within(secs(5), new Promise<void>((resolve) => {
-      const check = () => (client.queuedSends > 0 ? resolve() : setTimeout(check, 5))
-      check()
-    }))
+    await within(
+      secs(5),
+      new Promise<void>((resolve) => {
+        const check = () => (client.queuedSends > 0 ? resolve() : setTimeout(check, 5))
+        check()
+      }),
+    )
     expect(sent * chunk.length).toBeLessThanOrEqual(INITIAL_CREDIT + chunk.length)
     let received = 0
     while (received < 64) {

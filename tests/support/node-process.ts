@@ -31,14 +31,24 @@ process.on('SIGTERM', () => void shutdown(0))
 
 const commands: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
   async peers() {
-    return net.discovery.catalog().peers().map((p) => p.id)
+    return net.discovery
+      .catalog()
+      .peers()
+      .map((p) => p.id)
   },
   async awaitPeers(args) {
-    await net.discovery.when.peers(Number(args.n), () => true, { signal: AbortSignal.timeout(Number(args.timeoutMs ?? 20000)) })
-    return net.discovery.catalog().peers().map((p) => p.id)
+    await net.discovery.when.peers(Number(args.n), () => true, {
+      signal: AbortSignal.timeout(Number(args.timeoutMs ?? 20000)),
+    })
+    return net.discovery
+      .catalog()
+      .peers()
+      .map((p) => p.id)
   },
   async awaitGone(args) {
-    await net.discovery.when.gone(String(args.peer), { signal: AbortSignal.timeout(Number(args.timeoutMs ?? 20000)) })
+    await net.discovery.when.gone(String(args.peer), {
+      signal: AbortSignal.timeout(Number(args.timeoutMs ?? 20000)),
+    })
     return true
   },
   async addTags(args) {

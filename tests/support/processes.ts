@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 
 const script = fileURLToPath(new URL('./node-process.ts', import.meta.url))
 
@@ -21,14 +21,23 @@ export class NodeProcess {
   }
 
   static async start(options: Record<string, unknown>, timeoutMs = 20_000): Promise<NodeProcess> {
-    const child = spawn(process.execPath, [script, JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [script, JSON.stringify(options)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
     const lines = createInterface({ input: child.stdout! })
     let proc: NodeProcess | undefined
     const ready = new Promise<NodeProcess>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('child node did not start')), timeoutMs)
       child.once('exit', (code) => reject(new Error(`child node exited with ${code} before ready`)))
       lines.on('line', (line) => {
-        let msg: { event?: string; id?: number; result?: unknown; error?: string; peerId?: string; addresses?: string[] }
+        let msg: {
+          event?: string
+          id?: number
+          result?: unknown
+          error?: string
+          peerId?: string
+          addresses?: string[]
+        }
         try {
           msg = JSON.parse(line)
         } catch {
