@@ -28,6 +28,7 @@ export {
   type Ticket,
   UnsupportedEntryVersionError,
 } from './discovery/entry.ts'
+export * from './groups/index.ts'
 export { CloseCode, closeCodeName, type LinkClose, LinkClosedError } from './network/close.ts'
 export { Link, type LinkOptions } from './network/link.ts'
 export { Network, type NetworkOptions } from './network/network.ts'
@@ -57,3 +58,4 @@ export {
   TimeoutError,
 } from './primitives/errors.ts'
 export { Watch } from './primitives/watch.ts'
+export * from './streams/index.ts'

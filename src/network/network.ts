@@ -7,9 +7,11 @@ import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { Discovery, type DiscoveryOptions, discoveryConfig } from '../discovery/discovery.ts'
+import { Groups, type GroupsOptions } from '../groups/index.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
 import { InvalidArgumentError, MosaikError } from '../primitives/errors.ts'
 import { Scope } from '../primitives/scope.ts'
+import { Streams, type StreamsOptions } from '../streams/index.ts'
 import { type MosaikLibp2p, NetworkContext } from './context.ts'
 import { DEFAULT_MAX_FRAME_SIZE } from './link.ts'
 import { currentPlatform, type Platform } from './platform.ts'
@@ -30,6 +32,10 @@ export interface NetworkOptions {
   privateKey?: PrivateKey
   /** Discovery tuning. */
   discovery?: DiscoveryOptions
+  /** Streams tuning. */
+  streams?: StreamsOptions
+  /** Groups tuning. */
+  groups?: GroupsOptions
   /** Largest frame any protocol accepts, in bytes (default 4 MiB). */
   maxFrameSize?: number
   /** Most connections libp2p keeps open (default 300). */
@@ -52,18 +58,28 @@ export class Network {
   /** This node's peer id (base58). */
   readonly peerId: string
   readonly discovery: Discovery
+  /** Typed pub/sub: producers and consumers of streams. */
+  readonly streams: Streams
+  /** Availability groups: replicated state machines over Raft. */
+  readonly groups: Groups
   /** The underlying libp2p node, for advanced use. */
   readonly libp2p: MosaikLibp2p
   readonly #ctx: NetworkContext
   readonly #scope: Scope
   #closing: Promise<void> | undefined
 
-  private constructor(ctx: NetworkContext, discovery: Discovery, scope: Scope) {
+  private constructor(
+    ctx: NetworkContext,
+    scope: Scope,
+    subsystems: { discovery: Discovery; streams: Streams; groups: Groups },
+  ) {
     this.#ctx = ctx
     this.networkId = ctx.networkId
     this.peerId = ctx.peerId
     this.libp2p = ctx.libp2p
-    this.discovery = discovery
+    this.discovery = subsystems.discovery
+    this.streams = subsystems.streams
+    this.groups = subsystems.groups
     this.#scope = scope
   }
 
@@ -128,7 +144,9 @@ export class Network {
         tags: options.tags ?? [],
         bootstrap: options.bootstrap ?? [],
       })
-      return new Network(ctx, discovery, scope)
+      const streams = await Streams.start(ctx, discovery, options.streams)
+      const groups = await Groups.start(ctx, discovery, options.groups)
+      return new Network(ctx, scope, { discovery, streams, groups })
     } catch (err) {
       await scope.close()
       await libp2p.stop()
@@ -148,6 +166,8 @@ export class Network {
   /** Announces departure, stops every subsystem and the libp2p node. Safe to call more than once. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      // Groups and streams first: they announce their own departures while discovery still gossips.
+      await Promise.all([this.groups.stop(), this.streams.stop()])
       await this.discovery.stop()
       await this.#scope.close()
       await this.libp2p.stop()

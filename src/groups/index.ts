@@ -1,0 +1,1 @@
+export { Groups, type GroupsOptions } from './groups.ts'

@@ -1,0 +1,1 @@
+export { Streams, type StreamsOptions } from './streams.ts'
