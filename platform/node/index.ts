@@ -11,14 +11,17 @@ import { memory } from '@libp2p/memory'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { type Platform, registerPlatform } from '../../src/network/platform.ts'
+import { FileLogStore } from './file-log-store.ts'
 
 export * from '../../src/index.ts'
+export { FileLogStore, type FileLogStoreOptions } from './file-log-store.ts'
 
 export const nodePlatform: Platform = {
   name: 'node',
   transports: () => [quic(), tcp(), webSockets(), memory()],
   defaultListen: () => ['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0'],
   loadIdentity,
+  openLogStore: (dataDir, name) => FileLogStore.open(join(dataDir, name)),
 }
 
 /** Reads `<dataDir>/identity.key`, creating it (mode 0600) on first use, so a node keeps its id. */

@@ -209,6 +209,11 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     return this.#store.local
   }
 
+  /** A peer's signed entry as received (this node's own for its id), for passing it on. */
+  signedEntry(peerId: string): SignedPeerEntry | undefined {
+    return peerId === this.#ctx.peerId ? this.#store.local : this.#store.getSigned(peerId)
+  }
+
   /** The smoothed RTT to a peer in ms, when measured. */
   rtt(peerId: string): number | undefined {
     return this.#rtt.get(peerId)?.srtt

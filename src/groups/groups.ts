@@ -1,30 +1,193 @@
 import type { Discovery } from '../discovery/discovery.ts'
+import { CloseCode } from '../network/close.ts'
 import type { NetworkContext } from '../network/context.ts'
+import type { Link } from '../network/link.ts'
+import { anySignal } from '../primitives/abort.ts'
+import { toHex } from '../primitives/bytes.ts'
+import { Digest } from '../primitives/digest.ts'
+import { InvalidArgumentError } from '../primitives/errors.ts'
+import type { Scope } from '../primitives/scope.ts'
+import { type AcceptDecision, acceptBond } from './bond.ts'
+import { type ConsensusOptions, consensusConfig, consensusDigest } from './config.ts'
+import { Group } from './group.ts'
+import { deriveGroupId, type GroupKey } from './key.ts'
+import type { Preference } from './raft/types.ts'
+import type { StateMachine } from './state-machine.ts'
+import type { LogStore } from './storage/log-store.ts'
+import { MemoryLogStore } from './storage/memory.ts'
+import { GroupWorker } from './worker.ts'
 
 /** Options of the groups subsystem, node-wide. */
-export type GroupsOptions = {}
+export interface GroupsOptions {
+  /** How long an inbound bond may take to complete its handshake (default 2 s). */
+  handshakeTimeoutMs?: number
+}
 
-/** Availability groups: bonded member meshes running Raft. Placeholder until the subsystem lands. */
+// biome-ignore lint/suspicious/noExplicitAny: machines of any command, query and result types
+type AnyMachine = StateMachine<any, any, any>
+
+/** What `net.groups.join` takes. */
+export interface JoinOptions<M extends AnyMachine> {
+  /** The group's secret; with the consensus parameters and the machine's signature it names the group. */
+  key: GroupKey
+  stateMachine: M
+  /** Where the log and hard state live: memory by default, a FileLogStore under `dataDir` on Node. */
+  storage?: LogStore
+  consensus?: ConsensusOptions
+  /** 'normal'; 'reluctant' (slower to stand for election); 'observer' (replicates, never votes). */
+  preference?: Preference
+}
+
+interface Entry {
+  // biome-ignore lint/suspicious/noExplicitAny: machines of any types share the registry
+  worker: GroupWorker<any, any, any>
+  handles: number
+  scope: Scope
+}
+
+/**
+ * Availability groups: every group is a full mesh of authenticated bonds between its members running
+ * mosaik's Raft, made safe (see DESIGN.md). `join` returns a handle to a replicated state machine.
+ */
 export class Groups {
   readonly #ctx: NetworkContext
   readonly #discovery: Discovery
+  readonly #options: Required<GroupsOptions>
+  readonly #groups = new Map<string, Entry>()
+  readonly #joining = new Map<string, Promise<Entry>>()
+  #unsubscribe: (() => void)[] = []
 
-  private constructor(ctx: NetworkContext, discovery: Discovery) {
+  private constructor(ctx: NetworkContext, discovery: Discovery, options: GroupsOptions) {
     this.#ctx = ctx
     this.#discovery = discovery
+    this.#options = { handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000 }
   }
 
   static async start(
     ctx: NetworkContext,
     discovery: Discovery,
-    _options: GroupsOptions = {},
+    options: GroupsOptions = {},
   ): Promise<Groups> {
-    return new Groups(ctx, discovery)
+    const groups = new Groups(ctx, discovery, options)
+    await ctx.handle(ctx.protocol('groups/1'), (link) => groups.#accept(link), { maxInboundStreams: 1024 })
+    const reconcile = () => {
+      for (const { worker } of groups.#groups.values()) worker.reconcileBonds()
+    }
+    groups.#unsubscribe = [
+      discovery.on('peer:discovered', reconcile),
+      discovery.on('peer:updated', reconcile),
+    ]
+    return groups
+  }
+
+  /**
+   * Joins a group (or returns another handle to one this node has joined). Resolves once the worker
+   * runs; await `group.when.online()` before writing.
+   */
+  async join<M extends AnyMachine>(options: JoinOptions<M>): Promise<Group<M>> {
+    if (!options.key) throw new InvalidArgumentError('join needs a `key` (GroupKey)')
+    const consensus = consensusConfig(options.consensus)
+    const groupId = deriveGroupId(
+      options.key,
+      consensusDigest(consensus),
+      Digest.from(options.stateMachine.signature),
+    )
+    const hex = groupId.toString()
+    let entry = this.#groups.get(hex)
+    if (!entry) {
+      let pending = this.#joining.get(hex)
+      if (!pending) {
+        pending = this.#start(groupId, options, consensus)
+        this.#joining.set(hex, pending)
+      }
+      try {
+        entry = await pending
+      } finally {
+        this.#joining.delete(hex)
+      }
+    }
+    entry.handles++
+    const theEntry = entry
+    return new Group<M>(entry.worker, async () => {
+      if (--theEntry.handles === 0) await this.#leave(hex, theEntry)
+    })
+  }
+
+  async #start<M extends AnyMachine>(
+    groupId: Digest,
+    options: JoinOptions<M>,
+    consensus: ReturnType<typeof consensusConfig>,
+  ): Promise<Entry> {
+    const store = options.storage ?? (await this.#openStore(groupId))
+    const scope = this.#ctx.scope.child()
+    const worker = await GroupWorker.start({
+      ctx: this.#ctx,
+      discovery: this.#discovery,
+      scope,
+      groupId,
+      key: options.key,
+      stateMachine: options.stateMachine,
+      store,
+      consensus,
+      preference: options.preference ?? 'normal',
+    })
+    const entry: Entry = { worker, handles: 0, scope }
+    this.#groups.set(groupId.toString(), entry)
+    await this.#discovery.updateLocal((e) => ({ groups: e.groups.with([groupId]) }))
+    worker.reconcileBonds()
+    return entry
+  }
+
+  async #openStore(groupId: Digest): Promise<LogStore> {
+    const { dataDir, platform } = this.#ctx
+    if (dataDir && platform.openLogStore) return platform.openLogStore(dataDir, `group-${groupId.toString()}`)
+    return new MemoryLogStore()
+  }
+
+  async #leave(hex: string, entry: Entry): Promise<void> {
+    if (this.#groups.get(hex) !== entry) return
+    this.#groups.delete(hex)
+    await this.#discovery
+      .updateLocal((e) => ({ groups: e.groups.without([entry.worker.groupId]) }))
+      .catch(() => {})
+    await entry.worker.close()
+    await entry.scope.close()
+  }
+
+  /** Inbound bonds: authenticated against the group's secret, then handed to its worker. */
+  async #accept(link: Link): Promise<void> {
+    const signal = anySignal(this.#ctx.scope.signal, AbortSignal.timeout(this.#options.handshakeTimeoutMs))
+    const peer = link.remotePeer
+    const decide = (groupId: Uint8Array): AcceptDecision => {
+      const entry = this.#groups.get(toHex(groupId))
+      if (!entry) return { ok: false, code: CloseCode.GroupNotFound, reason: 'no such group here' }
+      if (!this.#discovery.catalog().getSigned(peer)) {
+        return { ok: false, code: CloseCode.UnknownPeer, reason: 'unknown peer: sync catalogs first' }
+      }
+      const admitted = entry.worker.admits(peer)
+      return admitted.ok ? { ok: true, secrets: entry.worker.secrets() } : admitted
+    }
+    try {
+      const info = await acceptBond(link, this.#ctx.networkId, decide, signal)
+      const entry = this.#groups.get(info.secrets.groupId.toString())
+      if (!entry) {
+        link.closeWith(CloseCode.GroupNotFound, 'group closed')
+        return
+      }
+      entry.worker.adopt(link, info)
+    } catch (err) {
+      if (!link.isClosed) {
+        link.closeWith(
+          signal.aborted ? CloseCode.GroupTimeout : CloseCode.GroupInvalidHandshake,
+          (err as Error).message,
+        )
+      }
+    }
   }
 
   /** Leaves every group of this node. */
   async stop(): Promise<void> {
-    void this.#ctx
-    void this.#discovery
+    for (const off of this.#unsubscribe) off()
+    await Promise.all([...this.#groups.entries()].map(([hex, e]) => this.#leave(hex, e)))
   }
 }

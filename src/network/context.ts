@@ -9,6 +9,7 @@ import type { NetworkId } from '../primitives/digest.ts'
 import { ClosedError, InvalidArgumentError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Link, type LinkOptions } from './link.ts'
+import type { Platform } from './platform.ts'
 
 export type MosaikLibp2p = Libp2p<{ identify: Identify; pubsub: GossipSub }>
 
@@ -30,6 +31,9 @@ export class NetworkContext {
   readonly now: () => number
   readonly linkOptions: LinkOptions
   readonly scope: Scope
+  readonly platform: Platform
+  /** Persistence root, when the node has one. */
+  readonly dataDir: string | undefined
   readonly #logPrefix: string
 
   constructor(init: {
@@ -39,6 +43,8 @@ export class NetworkContext {
     now: () => number
     linkOptions: LinkOptions
     scope: Scope
+    platform: Platform
+    dataDir?: string
   }) {
     this.networkId = init.networkId
     this.libp2p = init.libp2p
@@ -47,6 +53,8 @@ export class NetworkContext {
     this.now = init.now
     this.linkOptions = init.linkOptions
     this.scope = init.scope
+    this.platform = init.platform
+    this.dataDir = init.dataDir
     this.#logPrefix = `mosaik:${this.peerId.slice(-6)}`
   }
 

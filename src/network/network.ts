@@ -137,6 +137,8 @@ export class Network {
       now: options.clock ?? Date.now,
       linkOptions: { maxFrameSize },
       scope,
+      platform,
+      dataDir: options.dataDir,
     })
     try {
       const discovery = await Discovery.start(ctx, {

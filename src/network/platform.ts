@@ -1,4 +1,5 @@
 import type { ConnectionGater, PrivateKey, Transport } from '@libp2p/interface'
+import type { LogStore } from '../groups/storage/log-store.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
 
 /**
@@ -16,6 +17,8 @@ export interface Platform {
   connectionGater?(): ConnectionGater
   /** Loads the node's identity from `dataDir`, creating and storing one the first time. */
   loadIdentity?(dataDir: string): Promise<PrivateKey>
+  /** Opens (creating if needed) the durable log store `name` under `dataDir`. */
+  openLogStore?(dataDir: string, name: string): Promise<LogStore>
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: libp2p's transport factories take component bags of varying shape

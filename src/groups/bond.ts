@@ -1,0 +1,264 @@
+import { blake3 } from '@noble/hashes/blake3.js'
+import { CloseCode, type LinkClose } from '../network/close.ts'
+import type { Link } from '../network/link.ts'
+import { equalBytes, randomBytes, toHex } from '../primitives/bytes.ts'
+import { encodeCanonical } from '../primitives/codec.ts'
+import type { Digest, GroupId, NetworkId } from '../primitives/digest.ts'
+import { DecodeError, MosaikError } from '../primitives/errors.ts'
+
+/**
+ * A bond is an authenticated link between two members of one group. Every pair of members bonds (a
+ * full mesh, formed transitively), and all group traffic (Raft, forwarded commands, reads, catch-up)
+ * travels over bonds.
+ *
+ * Handshake on `/mosaik/<net>/groups/1` (libp2p Noise has no TLS exporter to bind a proof to, so both
+ * sides contribute a fresh nonce and each proves the secret over the whole transcript):
+ *
+ *   initiator → acceptor  [version, networkId, groupId, nonceI, observer]
+ *   acceptor  → initiator [nonceA, proofA, observer]          or a close code
+ *   initiator → acceptor  [proofI]                            or InvalidProof
+ *
+ * proofX = blake3-keyed(secret, canonical([domain, network, group, nonceI, nonceA, initiator, acceptor,
+ * role of X])). Peer ids are those Noise authenticated, so a proof cannot be relayed to another
+ * connection, and fresh nonces make a recorded handshake useless. Each side sends group data only after
+ * the other has proven the secret, so a node with the wrong secret learns nothing of the group.
+ */
+export const BOND_PROTOCOL_VERSION = 1
+const PROOF_DOMAIN = 'mosaik/group-bond/v1'
+const NONCE_BYTES = 32
+
+/** Frames exchanged on an established bond: `[kind, body]`. */
+export const BondMsg = {
+  Ping: 0,
+  Pong: 1,
+  Departure: 2,
+  Raft: 3,
+  /** A member bonded with a peer: `[signedEntryWire]`, so the receiver bonds with it too. */
+  BondFormed: 4,
+  /** A request to the other side: `[requestId, kind, body]`. */
+  Request: 5,
+  /** The answer to a request: `[requestId, ok, body]`. */
+  Response: 6,
+  /** A member snapshotted at the index a catching-up member asked for: `[meta, size, hash]`. */
+  SnapshotOffer: 7,
+} as const
+
+/** What the two sides learned of each other in the handshake. */
+export interface BondInfo {
+  peer: string
+  observer: boolean
+  /** Identifies this bond (both sides compute the same value). */
+  id: string
+}
+
+export interface BondSecrets {
+  networkId: NetworkId
+  groupId: GroupId
+  secret: Digest
+  localId: string
+  observer: boolean
+}
+
+export class BondHandshakeError extends MosaikError {
+  readonly closeCode: number
+  constructor(closeCode: number, message: string) {
+    super('BOND_HANDSHAKE', message)
+    this.closeCode = closeCode
+  }
+}
+
+function proof(
+  s: BondSecrets,
+  nonceI: Uint8Array,
+  nonceA: Uint8Array,
+  initiator: string,
+  acceptor: string,
+  role: string,
+) {
+  const transcript = encodeCanonical([
+    PROOF_DOMAIN,
+    s.networkId.bytes,
+    s.groupId.bytes,
+    nonceI,
+    nonceA,
+    initiator,
+    acceptor,
+    role,
+  ])
+  return blake3(transcript, { key: s.secret.bytes })
+}
+
+function bondId(nonceI: Uint8Array, nonceA: Uint8Array): string {
+  return toHex(blake3(new Uint8Array([...nonceI, ...nonceA]))).slice(0, 16)
+}
+
+/** Runs the initiator's side of the handshake; throws BondHandshakeError (after closing the link). */
+export async function initiateBond(link: Link, s: BondSecrets, signal: AbortSignal): Promise<BondInfo> {
+  const nonceI = randomBytes(NONCE_BYTES)
+  await link.send([BOND_PROTOCOL_VERSION, s.networkId.bytes, s.groupId.bytes, nonceI, s.observer], { signal })
+  const reply = await link.recv({ signal })
+  if (
+    !Array.isArray(reply) ||
+    reply.length !== 3 ||
+    !(reply[0] instanceof Uint8Array) ||
+    reply[0].length !== NONCE_BYTES ||
+    !(reply[1] instanceof Uint8Array) ||
+    typeof reply[2] !== 'boolean'
+  ) {
+    return fail(link, CloseCode.GroupInvalidHandshake, 'malformed handshake reply')
+  }
+  const [nonceA, proofA, observer] = reply as [Uint8Array, Uint8Array, boolean]
+  const acceptor = link.remotePeer
+  if (!equalBytes(proofA, proof(s, nonceI, nonceA, s.localId, acceptor, 'acceptor'))) {
+    return fail(link, CloseCode.GroupInvalidProof, 'the remote does not hold the group secret')
+  }
+  await link.send([proof(s, nonceI, nonceA, s.localId, acceptor, 'initiator')], { signal })
+  return { peer: acceptor, observer, id: bondId(nonceI, nonceA) }
+}
+
+/** What the acceptor decides once it has read the initiator's hello. */
+export type AcceptDecision = { ok: true; secrets: BondSecrets } | { ok: false; code: number; reason: string }
+
+/**
+ * Runs the acceptor's side: reads the hello, asks `decide` whether this group and peer are welcome
+ * (unknown group, unknown peer, already bonded...), then exchanges proofs.
+ */
+export async function acceptBond(
+  link: Link,
+  networkId: NetworkId,
+  decide: (groupId: Uint8Array) => AcceptDecision,
+  signal: AbortSignal,
+): Promise<BondInfo & { secrets: BondSecrets }> {
+  const hello = await link.recv({ signal })
+  if (!Array.isArray(hello) || hello.length < 1)
+    return fail(link, CloseCode.GroupInvalidHandshake, 'malformed hello')
+  if (hello[0] !== BOND_PROTOCOL_VERSION) {
+    return fail(link, CloseCode.UnsupportedVersion, `bond protocol version ${String(hello[0])}`)
+  }
+  const [, network, group, nonceI, observer] = hello
+  if (
+    hello.length !== 5 ||
+    !(network instanceof Uint8Array) ||
+    !(group instanceof Uint8Array) ||
+    group.length !== 32 ||
+    !(nonceI instanceof Uint8Array) ||
+    nonceI.length !== NONCE_BYTES ||
+    typeof observer !== 'boolean'
+  ) {
+    return fail(link, CloseCode.GroupInvalidHandshake, 'malformed hello')
+  }
+  if (!equalBytes(network, networkId.bytes))
+    return fail(link, CloseCode.DifferentNetwork, 'different network')
+  const decision = decide(group)
+  if (!decision.ok) return fail(link, decision.code, decision.reason)
+  const s = decision.secrets
+  const nonceA = randomBytes(NONCE_BYTES)
+  const initiator = link.remotePeer
+  await link.send([nonceA, proof(s, nonceI, nonceA, initiator, s.localId, 'acceptor'), s.observer], {
+    signal,
+  })
+  const answer = await link.recv({ signal })
+  if (!Array.isArray(answer) || answer.length !== 1 || !(answer[0] instanceof Uint8Array)) {
+    return fail(link, CloseCode.GroupInvalidHandshake, 'malformed proof')
+  }
+  if (!equalBytes(answer[0], proof(s, nonceI, nonceA, initiator, s.localId, 'initiator'))) {
+    return fail(link, CloseCode.GroupInvalidProof, 'the remote does not hold the group secret')
+  }
+  return { peer: initiator, observer, id: bondId(nonceI, nonceA), secrets: s }
+}
+
+function fail(link: Link, code: number, reason: string): never {
+  link.closeWith(code, reason)
+  throw new BondHandshakeError(code, reason)
+}
+
+/** A pending request sent over a bond. */
+interface PendingRequest {
+  resolve(body: unknown): void
+  reject(err: Error): void
+  timer: ReturnType<typeof setTimeout>
+}
+
+export class BondRequestError extends MosaikError {
+  constructor(message: string) {
+    super('BOND_REQUEST', message)
+  }
+}
+
+/**
+ * An established bond: sends frames without blocking the group worker (the link's credit window
+ * bounds what is in flight), tracks liveness, and matches requests with their responses.
+ */
+export class Bond {
+  readonly peer: string
+  readonly id: string
+  readonly observer: boolean
+  readonly link: Link
+  /** When the last frame arrived (ms, monotonic). */
+  lastHeard: number
+  lastSent: number
+  readonly #pending = new Map<number, PendingRequest>()
+  #nextRequest = 1
+
+  constructor(link: Link, info: BondInfo, now: number) {
+    this.link = link
+    this.peer = info.peer
+    this.id = info.id
+    this.observer = info.observer
+    this.lastHeard = now
+    this.lastSent = now
+  }
+
+  get closed(): boolean {
+    return this.link.isClosed
+  }
+
+  send(kind: number, body: unknown, now: number): void {
+    if (this.link.isClosed) return
+    this.lastSent = now
+    this.link.send([kind, body]).catch(() => {})
+  }
+
+  /** Sends a request and resolves with the peer's response body; rejects on error, timeout or close. */
+  request(kind: number, body: unknown, timeoutMs: number, now: number): Promise<unknown> {
+    if (this.link.isClosed) return Promise.reject(new BondRequestError(`bond with ${this.peer} is closed`))
+    const id = this.#nextRequest++
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>()
+    const timer = setTimeout(() => {
+      this.#pending.delete(id)
+      reject(new BondRequestError(`request to ${this.peer} timed out after ${timeoutMs} ms`))
+    }, timeoutMs)
+    this.#pending.set(id, { resolve, reject, timer })
+    this.send(BondMsg.Request, [id, kind, body], now)
+    return promise
+  }
+
+  respond(requestId: number, ok: boolean, body: unknown, now: number): void {
+    this.send(BondMsg.Response, [requestId, ok, body], now)
+  }
+
+  /** Routes a Response frame to its request. */
+  onResponse(body: unknown): void {
+    if (!Array.isArray(body) || body.length !== 3 || typeof body[0] !== 'number')
+      throw new DecodeError('bad response')
+    const pending = this.#pending.get(body[0])
+    if (!pending) return
+    this.#pending.delete(body[0])
+    clearTimeout(pending.timer)
+    if (body[1] === true) pending.resolve(body[2])
+    else pending.reject(new BondRequestError(typeof body[2] === 'string' ? body[2] : 'request refused'))
+  }
+
+  /** Fails every pending request; called once the link has closed. */
+  failPending(close: LinkClose): void {
+    for (const [, p] of this.#pending) {
+      clearTimeout(p.timer)
+      p.reject(new BondRequestError(`bond with ${this.peer} closed: ${close.reason || close.code}`))
+    }
+    this.#pending.clear()
+  }
+
+  close(code: number = CloseCode.GracefulShutdown, reason = ''): Promise<void> {
+    return this.link.close(code, reason)
+  }
+}

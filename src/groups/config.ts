@@ -1,0 +1,73 @@
+import { Digest } from '../primitives/digest.ts'
+import { InvalidArgumentError } from '../primitives/errors.ts'
+
+/**
+ * Consensus timing and limits of a group. Defaults aim at sub-second failover on a LAN (etcd's
+ * heartbeat of 100 ms); raise them for WANs. Fields marked "shared" are part of the GroupId: members
+ * that disagree on them never bond.
+ */
+export interface ConsensusOptions {
+  /** The leader's heartbeat period (default 100 ms; shared). */
+  heartbeatMs?: number
+  /** The minimum election timeout (default 500 ms; shared). */
+  electionTimeoutMs?: number
+  /** Election timeouts are drawn from [timeout, timeout + jitter) (default 250 ms). */
+  electionJitterMs?: number
+  /** How long a fresh member waits for an existing group before founding one (default 1 s). */
+  bootstrapDelayMs?: number
+  /** The leader replaces a voter silent for this long (default 10 s). */
+  voterUnreachableMs?: number
+  /** The largest voter set the autopilot builds (default 5, mosaik's committee; shared). */
+  maxVoters?: number
+  /** A follower's forwarded command or read fails with OfflineError after this (default 2 s). */
+  forwardTimeoutMs?: number
+  /** A strong query fails with OfflineError after this (default 2 s). */
+  queryTimeoutMs?: number
+  /** An accepted command not committed within this fails with CommitUnknownError (default 10 s). */
+  commitTimeoutMs?: number
+  /** Bond keep-alive period when idle (default 500 ms; shared). */
+  bondHeartbeatMs?: number
+  /** A bond silent for this many keep-alive periods is closed (default 10; shared). */
+  maxMissedHeartbeats?: number
+  /** Take a state-machine snapshot and compact the log every this many entries (default 10 000). */
+  snapshotEvery?: number
+  /** Handshake timeout for new bonds (default 2 s). */
+  handshakeTimeoutMs?: number
+}
+
+export type ConsensusConfig = Required<ConsensusOptions>
+
+export function consensusConfig(options: ConsensusOptions = {}): ConsensusConfig {
+  const c: ConsensusConfig = {
+    heartbeatMs: options.heartbeatMs ?? 100,
+    electionTimeoutMs: options.electionTimeoutMs ?? 500,
+    electionJitterMs: options.electionJitterMs ?? 250,
+    bootstrapDelayMs: options.bootstrapDelayMs ?? 1000,
+    voterUnreachableMs: options.voterUnreachableMs ?? 10_000,
+    maxVoters: options.maxVoters ?? 5,
+    forwardTimeoutMs: options.forwardTimeoutMs ?? 2000,
+    queryTimeoutMs: options.queryTimeoutMs ?? 2000,
+    commitTimeoutMs: options.commitTimeoutMs ?? 10_000,
+    bondHeartbeatMs: options.bondHeartbeatMs ?? 500,
+    maxMissedHeartbeats: options.maxMissedHeartbeats ?? 10,
+    snapshotEvery: options.snapshotEvery ?? 10_000,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000,
+  }
+  for (const [name, value] of Object.entries(c)) {
+    if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
+      throw new InvalidArgumentError(`consensus.${name} must be a positive number, got ${value}`)
+    }
+  }
+  if (c.electionTimeoutMs <= 2 * c.heartbeatMs) {
+    throw new InvalidArgumentError('consensus.electionTimeoutMs must exceed twice heartbeatMs')
+  }
+  return c
+}
+
+/** The part of the configuration every member must share; derived into the GroupId. */
+export function consensusDigest(c: ConsensusConfig): Digest {
+  return Digest.fromParts(
+    'mosaik/consensus/v1',
+    `${c.heartbeatMs}/${c.electionTimeoutMs}/${c.maxVoters}/${c.bondHeartbeatMs}/${c.maxMissedHeartbeats}`,
+  )
+}

@@ -1,0 +1,182 @@
+import type { AbortOptions } from '../primitives/abort.ts'
+import type { GroupId } from '../primitives/digest.ts'
+import { InvalidArgumentError } from '../primitives/errors.ts'
+import type { RaftStatus } from './raft/types.ts'
+import type { StateMachine } from './state-machine.ts'
+import type { Consistency, GroupWorker, IndexRange, QueryResult } from './worker.ts'
+
+// biome-ignore lint/suspicious/noExplicitAny: the command, query and result types are inferred per machine
+type AnyMachine = StateMachine<any, any, any>
+// biome-ignore lint/suspicious/noExplicitAny: inference helper
+type CommandOf<M> = M extends StateMachine<infer C, any, any> ? C : never
+// biome-ignore lint/suspicious/noExplicitAny: inference helper
+type QueryOf<M> = M extends StateMachine<any, infer Q, any> ? Q : never
+// biome-ignore lint/suspicious/noExplicitAny: inference helper
+type ResultOf<M> = M extends StateMachine<any, any, infer R> ? R : never
+
+/**
+ * A handle to a group this node has joined: a replicated state machine over mosaik's Raft.
+ *
+ * When to use: for state every member must agree on. Writes (`execute`) go through the leader and
+ * resolve once committed and applied locally; reads are local (`'weak'`) or linearizable (`'strong'`).
+ *
+ * Gotchas:
+ * - The group is CP: on the minority side of a partition, writes and strong reads fail with
+ *   OfflineError after the forward timeout, while weak reads keep serving the local, possibly stale
+ *   state.
+ * - Several handles to the same group share one worker; the node leaves the group when the last
+ *   handle is closed.
+ */
+export class Group<M extends AnyMachine> {
+  readonly id: GroupId
+  readonly when: GroupConditions
+  readonly #worker: GroupWorker<CommandOf<M>, QueryOf<M>, ResultOf<M>>
+  readonly #release: () => Promise<void>
+  #closed = false
+
+  constructor(worker: GroupWorker<CommandOf<M>, QueryOf<M>, ResultOf<M>>, release: () => Promise<void>) {
+    this.#worker = worker
+    this.#release = release
+    this.id = worker.groupId
+    this.when = new GroupConditions(worker)
+  }
+
+  /** Applies one command through the leader; resolves with its log index once applied locally. */
+  async execute(command: CommandOf<M>, options?: AbortOptions): Promise<number> {
+    return (await this.#worker.execute([command], options)).last
+  }
+
+  /** Applies commands in order as one proposal; resolves with their index range once applied locally. */
+  executeMany(commands: CommandOf<M>[], options?: AbortOptions): Promise<IndexRange> {
+    if (commands.length === 0)
+      return Promise.reject(new InvalidArgumentError('executeMany needs at least one command'))
+    return this.#worker.execute(commands, options)
+  }
+
+  /** Sends a command to the leader; resolves with its index once assigned (not yet committed). */
+  async feed(command: CommandOf<M>, options?: AbortOptions): Promise<number> {
+    return (await this.#worker.feed([command], options)).last
+  }
+
+  async feedMany(commands: CommandOf<M>[], options?: AbortOptions): Promise<IndexRange> {
+    if (commands.length === 0) throw new InvalidArgumentError('feedMany needs at least one command')
+    const { first, last } = await this.#worker.feed(commands, options)
+    return { first, last }
+  }
+
+  /** Reads the state machine: `'weak'` (default) reads this replica; `'strong'` is linearizable. */
+  query(
+    query: QueryOf<M>,
+    consistency: Consistency = 'weak',
+    options?: AbortOptions,
+  ): Promise<QueryResult<ResultOf<M>>> {
+    return this.#worker.query(query, consistency, options)
+  }
+
+  get status(): RaftStatus {
+    return this.#worker.status.value
+  }
+
+  get isLeader(): boolean {
+    return this.status.role === 'leader'
+  }
+
+  /** The leader this node follows (or itself), if any. */
+  get leader(): string | undefined {
+    return this.status.leader
+  }
+
+  /** The highest log index applied to this replica. */
+  get committed(): number {
+    return this.#worker.applied.value
+  }
+
+  get isOnline(): boolean {
+    return this.status.online
+  }
+
+  /** The voter set (at most `maxVoters`); every other member is a learner. */
+  get voters(): readonly string[] {
+    return this.status.voters
+  }
+
+  /** The members this node is bonded with. */
+  get bonds(): { peer: string; id: string; observer: boolean }[] {
+    return [...this.#worker.bonds.value.values()].map((b) => ({
+      peer: b.peer,
+      id: b.id,
+      observer: b.observer,
+    }))
+  }
+
+  /** Releases this handle; the node leaves the group once every handle is closed. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#release()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}
+
+/** Awaitable conditions on a group; each takes an AbortSignal. */
+export class GroupConditions {
+  // biome-ignore lint/suspicious/noExplicitAny: conditions do not depend on the machine's types
+  readonly #worker: GroupWorker<any, any, any>
+
+  // biome-ignore lint/suspicious/noExplicitAny: see above
+  constructor(worker: GroupWorker<any, any, any>) {
+    this.#worker = worker
+  }
+
+  /** Resolves with the leader's id as soon as a leader is known (at once if one is). */
+  async leaderElected(options?: AbortOptions): Promise<string> {
+    return (await this.#worker.status.until((s) => s.leader !== undefined, options)).leader!
+  }
+
+  /** Resolves with the next leader that differs from the current one. */
+  async leaderChanged(options?: AbortOptions): Promise<string> {
+    const current = this.#worker.status.value.leader
+    return (await this.#worker.status.until((s) => s.leader !== undefined && s.leader !== current, options))
+      .leader!
+  }
+
+  async leaderIs(peer: string, options?: AbortOptions): Promise<void> {
+    await this.#worker.status.until((s) => s.leader === peer, options)
+  }
+
+  async isLeader(options?: AbortOptions): Promise<void> {
+    await this.#worker.status.until((s) => s.role === 'leader', options)
+  }
+
+  async isFollower(options?: AbortOptions): Promise<void> {
+    await this.#worker.status.until((s) => s.role === 'follower' && s.leader !== undefined, options)
+  }
+
+  /** Online: a leader, or a follower in step with its leader. */
+  async online(options?: AbortOptions): Promise<void> {
+    await this.#worker.status.until((s) => s.online, options)
+  }
+
+  async offline(options?: AbortOptions): Promise<void> {
+    await this.#worker.status.until((s) => !s.online, options)
+  }
+
+  /** `committed().reaches(i)`: resolves once this replica has applied index `i`. */
+  committed(): { reaches(index: number, options?: AbortOptions): Promise<number> } {
+    const applied = this.#worker.applied
+    return { reaches: (index, options) => applied.until((a) => a >= index, options) }
+  }
+
+  /** Resolves once the voter set, as this replica knows it, has `n` members. */
+  async voters(n: number, options?: AbortOptions): Promise<readonly string[]> {
+    return (await this.#worker.status.until((s) => s.voters.length === n, options)).voters
+  }
+
+  /** Resolves once this node is bonded with at least `n` members. */
+  async bonded(n: number, options?: AbortOptions): Promise<void> {
+    await this.#worker.bonds.until((b) => b.size >= n, options)
+  }
+}

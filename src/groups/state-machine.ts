@@ -1,0 +1,48 @@
+import type { Codec } from '../primitives/codec.ts'
+import type { DigestLike } from '../primitives/digest.ts'
+
+/** What `apply` learns about where a command sits in the log. */
+export interface ApplyContext {
+  /** The log index of this command. */
+  readonly index: number
+  /** The term in which the command was proposed. */
+  readonly term: number
+}
+
+/**
+ * A deterministic state machine replicated by a group: every member applies the same commands in the
+ * same order and so reaches the same state.
+ *
+ * When to use: anything that must agree across nodes (counters, registries, order books, leases).
+ *
+ * Gotchas:
+ * - `apply` must be deterministic: no clocks, no randomness, no I/O; the same commands must give the
+ *   same state on every member.
+ * - `snapshot()` must encode the state deterministically (the same state gives the same bytes), because
+ *   a catching-up member may fetch one snapshot in chunks from several peers and check its hash.
+ * - `signature` is part of the GroupId: change it whenever the command semantics change, so nodes
+ *   running different versions never share a group.
+ */
+export interface StateMachine<Command, Query, Result> {
+  /** Names the machine and its version; part of the GroupId. */
+  readonly signature: DigestLike
+  /** Codecs of commands, queries and results (canonical CBOR when omitted). */
+  readonly codecs?: {
+    command?: Codec<Command>
+    query?: Codec<Query>
+    result?: Codec<Result>
+  }
+  apply(command: Command, ctx: ApplyContext): void
+  /** Applies a run of commands; the default applies them one by one. */
+  applyBatch?(commands: readonly Command[], ctxs: readonly ApplyContext[]): void
+  /** Reads the current state; must not modify it. */
+  query(query: Query): Result
+  /** The whole state as bytes, for compaction and for members that catch up. */
+  snapshot(): Uint8Array
+  /** Replaces the whole state with one produced by `snapshot()`. */
+  restore(snapshot: Uint8Array): void
+}
+
+export type CommandOf<M> = M extends StateMachine<infer C, unknown, unknown> ? C : never
+export type QueryOf<M> = M extends StateMachine<unknown, infer Q, unknown> ? Q : never
+export type ResultOf<M> = M extends StateMachine<unknown, unknown, infer R> ? R : never

@@ -1,0 +1,40 @@
+import type { ApplyContext, StateMachine } from '../../src/groups/state-machine.ts'
+import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
+
+/** mosaik's test Counter: Increment(n) / Decrement(n), queried for its value. */
+export type CounterCommand = { inc: number } | { dec: number }
+
+export class Counter implements StateMachine<CounterCommand, 'value', number> {
+  readonly signature: string
+  value = 0
+  readonly applied: number[] = []
+
+  constructor(signature = 'mosaik-tests/counter/v1') {
+    this.signature = signature
+  }
+
+  apply(command: CounterCommand, ctx: ApplyContext): void {
+    this.value += 'inc' in command ? command.inc : -command.dec
+    this.applied.push(ctx.index)
+  }
+
+  query(): number {
+    return this.value
+  }
+
+  snapshot(): Uint8Array {
+    return encodeCanonical(this.value)
+  }
+
+  restore(snapshot: Uint8Array): void {
+    this.value = snapshot.length === 0 ? 0 : (decodeCanonical(snapshot) as number)
+  }
+}
+
+/** Fast timings for tests on one machine (still scaled by nothing: groups time themselves). */
+export const fastConsensus = {
+  heartbeatMs: 50,
+  electionTimeoutMs: 300,
+  electionJitterMs: 150,
+  bootstrapDelayMs: 300,
+}
