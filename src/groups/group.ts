@@ -73,6 +73,11 @@ export class Group<M extends AnyMachine> {
     return this.#worker.query(query, consistency, options)
   }
 
+  /** What this member did: snapshots installed and served, entries pulled, compactions, forwards. */
+  get stats(): Readonly<GroupWorker<unknown, unknown, unknown>['stats']> {
+    return this.#worker.stats
+  }
+
   get status(): RaftStatus {
     return this.#worker.status.value
   }

@@ -128,6 +128,21 @@ export class GroupWorker<C, Q, R> {
   readonly applied: Watch<number>
   /** The bonds by peer id; the Watch changes whenever one forms or ends. */
   readonly bonds: Watch<ReadonlyMap<string, Bond>>
+  /** Counters of what the worker did, for monitoring and tests. */
+  readonly stats = {
+    /** Snapshots installed from peers (this member was behind a compacted log). */
+    snapshotsInstalled: 0,
+    /** Snapshots taken for a catching-up member and offered to it. */
+    snapshotsServed: 0,
+    /** Committed entries pulled from peers in parallel while catching up. */
+    entriesPulled: 0,
+    /** Log compactions (state-machine snapshots taken locally). */
+    compactions: 0,
+    /** Commands this member forwarded to the leader. */
+    forwarded: 0,
+    /** Strong reads served (locally or through the leader). */
+    strongReads: 0,
+  }
 
   readonly #ctx: NetworkContext
   readonly #discovery: Discovery
@@ -332,6 +347,7 @@ export class GroupWorker<C, Q, R> {
   ): Promise<IndexRange & { term: number }> {
     const leader = status.leader
     const bond = leader === undefined ? undefined : this.#bonds.get(leader)
+    if (bond) this.stats.forwarded += encoded.length
     if (!bond)
       throw new OfflineError(
         commands,
@@ -405,6 +421,7 @@ export class GroupWorker<C, Q, R> {
       if (options.signal?.aborted) throw err
       throw new OfflineError(query, `strong read failed: ${(err as Error).message}`, { cause: err })
     }
+    this.stats.strongReads++
     return { result: this.#sm.query(query), at: this.applied.value }
   }
 
@@ -598,6 +615,7 @@ export class GroupWorker<C, Q, R> {
     await this.#store.saveSnapshot(meta, data)
     await this.#store.compact(index)
     this.#lastSnapshotIndex = index
+    this.stats.compactions++
   }
 
   // =================================================================================================
@@ -860,6 +878,7 @@ export class GroupWorker<C, Q, R> {
     const meta = this.#node.snapshotMeta(e.index)
     const hash = blake3(data)
     this.#servedSnapshots.set(e.index, { meta, data, hash, expires: performance.now() + SNAPSHOT_TTL_MS })
+    this.stats.snapshotsServed++
     const bond = this.#bonds.get(requester)
     bond?.send(BondMsg.SnapshotOffer, [meta, data.length, hash], performance.now())
   }
@@ -897,6 +916,7 @@ export class GroupWorker<C, Q, R> {
           const entries = await w
           if (entries.length === 0 || entries[0]!.index !== next) break
           this.#node.appendCommitted(entries, performance.now())
+          this.stats.entriesPulled += entries.length
           next = entries[entries.length - 1]!.index + 1
           progressed = true
           this.#kick()
@@ -970,6 +990,7 @@ export class GroupWorker<C, Q, R> {
       this.#sm.restore(data)
       await this.#store.saveSnapshot(meta, data)
       if (this.#node.restoreSnapshot(meta, performance.now())) {
+        this.stats.snapshotsInstalled++
         this.#lastSnapshotIndex = meta.index
         this.applied.set(meta.index)
         this.#settleCommits()

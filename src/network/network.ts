@@ -1,7 +1,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
@@ -40,6 +40,8 @@ export interface NetworkOptions {
   maxFrameSize?: number
   /** Most connections libp2p keeps open (default 300). */
   maxConnections?: number
+  /** Decides which connections libp2p may open or accept (advanced; e.g. to simulate partitions). */
+  connectionGater?: ConnectionGater
   /** Runtime services; the platform entry registers the right one, so this is rarely needed. */
   platform?: Platform
   /** Wall clock in ms since the epoch (injectable for tests of clock drift). */
@@ -103,7 +105,7 @@ export class Network {
       transports: platform.transports(),
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      connectionGater: platform.connectionGater?.(),
+      connectionGater: options.connectionGater ?? platform.connectionGater?.(),
       connectionManager: {
         maxConnections: options.maxConnections ?? 300,
         // Many nodes on one host (tests, relays) dial each other in bursts; libp2p's default of 5

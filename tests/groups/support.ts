@@ -38,3 +38,16 @@ export const fastConsensus = {
   electionJitterMs: 150,
   bootstrapDelayMs: 300,
 }
+
+/** mosaik's NoOp machine: commands, queries and results are all null. */
+export class NoOp implements StateMachine<null, null, null> {
+  readonly signature = 'mosaik_noop_state_machine'
+  apply(): void {}
+  query(): null {
+    return null
+  }
+  snapshot(): Uint8Array {
+    return new Uint8Array(0)
+  }
+  restore(): void {}
+}

@@ -1,5 +1,6 @@
 import { Network, type NetworkOptions } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
+import type { Partition } from './partition.ts'
 
 export type Transport = 'memory' | 'quic' | 'tcp'
 
@@ -34,15 +35,28 @@ export class Nodes {
     this.network = network
   }
 
-  async create(options: Partial<NetworkOptions> = {}): Promise<Network> {
+  async create(options: Partial<NetworkOptions> & { partition?: Partition } = {}): Promise<Network> {
+    const { partition, ...rest } = options
+    const gate = partition?.gater()
     const net = await Network.create({
       network: this.network,
       listen: listenOn(this.transport),
-      ...options,
-      discovery: { departureWindowMs: 100, ...options.discovery },
+      connectionGater: gate?.gater,
+      ...rest,
+      discovery: { departureWindowMs: 100, ...rest.discovery },
     })
+    gate?.bind(net)
     this.#nodes.push(net)
     return net
+  }
+
+  /** Crashes a node: stops libp2p without any goodbye (no departure, no bond departures). */
+  async crash(net: Network): Promise<void> {
+    const i = this.#nodes.indexOf(net)
+    if (i >= 0) this.#nodes.splice(i, 1)
+    await net.libp2p.stop()
+    // Timers and workers of the crashed node stop too (they would only fail against a stopped libp2p).
+    await net.close().catch(() => {})
   }
 
   /** n nodes, each bootstrapped from the first. */
