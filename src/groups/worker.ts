@@ -808,6 +808,8 @@ export class GroupWorker<C, Q, R> {
       }
       if (now - bond.lastSent >= this.#config.bondHeartbeatMs) bond.send(BondMsg.Ping, null, now)
     }
+    // Members we lost (or never reached) are retried here once their backoff has passed.
+    this.reconcileBonds()
     // Expired snapshots served to others.
     for (const [index, s] of this.#servedSnapshots) if (now > s.expires) this.#servedSnapshots.delete(index)
   }

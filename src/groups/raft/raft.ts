@@ -243,7 +243,15 @@ export class RaftNode {
     }
     if (now >= this.#electionDeadline) {
       if (this.#canCampaign()) this.#campaign(true)
-      else this.#resetElectionTimer()
+      else {
+        // A member that may not campaign (learner, observer, catching up) must still notice that its
+        // leader went quiet: it is offline then, and its writes and strong reads must fail fast.
+        if (this.#leader !== undefined && now - this.#lastLeaderContact >= this.#timing.electionTimeoutMs) {
+          this.#leader = undefined
+          this.#online = false
+        }
+        this.#resetElectionTimer()
+      }
     }
   }
 

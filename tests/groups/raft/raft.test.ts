@@ -484,6 +484,21 @@ describe('elections', () => {
     expect(bench.sent.some((m) => m.from === 'l' && m.type === 'vote')).toBe(false)
     expect(bench.core(leader!).status().role).not.toBe('leader') // check-quorum: l does not count
   })
+
+  it('a learner whose leader goes quiet forgets it and goes offline', () => {
+    const bench = new Bench(['a', 'b', 'c', 'l'], {
+      voters: ['a', 'b', 'c'],
+      raft: { promotionLag: -1_000_000 },
+    })
+    bench.run(300)
+    const [leader] = bench.leaders()
+    expect(bench.core('l').status()).toMatchObject({ leader, online: true, isVoter: false })
+    // Cut the learner off: it may not campaign, but it must stop claiming to be online.
+    bench.run(300, isolating('l'))
+    expect(bench.core('l').status()).toMatchObject({ leader: undefined, online: false })
+    bench.run(300)
+    expect(bench.core('l').status()).toMatchObject({ online: true })
+  })
 })
 
 describe('replication and commitment', () => {
