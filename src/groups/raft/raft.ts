@@ -133,6 +133,8 @@ export class RaftNode {
   #electionDeadline = 0
   #everSawLeader = false
   #lastLeaderContact = Number.NEGATIVE_INFINITY
+  /** Offline only because the leader went quiet (see tick): contact alone brings it back online. */
+  #offlineForSilence = false
   readonly #votes = new Map<string, VoteAnswer>()
 
   // Leader state.
@@ -248,6 +250,7 @@ export class RaftNode {
         // leader went quiet: it is offline then, and its writes and strong reads must fail fast.
         if (this.#leader !== undefined && now - this.#lastLeaderContact >= this.#timing.electionTimeoutMs) {
           this.#leader = undefined
+          if (this.#online) this.#offlineForSilence = true
           this.#online = false
         }
         this.#resetElectionTimer()
@@ -474,6 +477,7 @@ export class RaftNode {
     this.#role = 'follower'
     this.#leader = undefined
     this.#online = false
+    this.#offlineForSilence = false
     this.#everSawLeader = false
     this.#votes.clear()
     this.#heardOfEstablished = true
@@ -612,6 +616,7 @@ export class RaftNode {
     this.#role = 'follower'
     this.#leader = leader
     this.#online = false
+    this.#offlineForSilence = false
     this.#votes.clear()
     if (leader !== undefined) this.#heardFromLeader()
     this.#resetElectionTimer()
@@ -622,6 +627,7 @@ export class RaftNode {
     this.#votes.clear()
     this.#leader = undefined
     this.#online = false
+    this.#offlineForSilence = false
     if (preVote) {
       this.#role = 'precandidate'
     } else {
@@ -988,6 +994,12 @@ export class RaftNode {
   #followLeader(from: string): void {
     if (this.#role !== 'follower') this.#becomeFollower(this.#term, from)
     this.#leader = from
+    // Back in touch after a silence (not after an inconsistency): a diverged log would be caught by
+    // the next AppendEntries and take this node offline again.
+    if (this.#offlineForSilence) {
+      this.#offlineForSilence = false
+      this.#online = true
+    }
     this.#heardFromLeader()
     this.#resetElectionTimer()
   }
@@ -1019,6 +1031,7 @@ export class RaftNode {
       return
     }
     this.#online = false
+    this.#offlineForSilence = false
     const hintIndex = log.findConflictByTerm(Math.min(m.prevIndex, log.lastIndex()), m.prevTerm)
     const gapEnd = Math.min(m.prevIndex, m.commit)
     if (
@@ -1060,6 +1073,7 @@ export class RaftNode {
       return
     }
     this.#online = false
+    this.#offlineForSilence = false
     const current = this.#snapshotNeeded
     if (current === undefined || current.index !== m.index || current.leader !== m.from) {
       this.#snapshotNeeded = { index: m.index, term: m.snapshotTerm, leader: m.from }
