@@ -492,7 +492,7 @@ describe('elections', () => {
     })
     bench.run(300)
     const [leader] = bench.leaders()
-    
+
     expect(bench.core('l').status()).toMatchObject({ leader, online: true, isVoter: false })
     // Cut the learner off: it may not campaign, but it must stop claiming to be online.
     bench.run(300, isolating('l'))

@@ -1,0 +1,180 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { CloseCode, Digest, GroupKey, type Network } from '../../platform/node/index.ts'
+import { acceptBond, BOND_PROTOCOL_VERSION, BondMsg, initiateBond } from '../../src/groups/bond.ts'
+import { randomBytes } from '../../src/primitives/bytes.ts'
+import { Nodes } from '../support/nodes.ts'
+import { secs, within } from '../support/time.ts'
+import { Counter, fastConsensus } from './support.ts'
+
+const T = secs(10)
+
+describe('bonds: authentication and bad input', () => {
+  const nodes = new Nodes('memory')
+  afterEach(() => nodes.closeAll())
+
+  async function member(): Promise<{ net: Network; outsider: Network; groupId: Digest; protocol: string }> {
+    const net = await nodes.create()
+    const outsider = await nodes.create({ bootstrap: net.addresses })
+    await within(T, net.discovery.when.peers(1))
+    const g = await net.groups.join({
+      key: GroupKey.fromSecret('right'),
+      stateMachine: new Counter(),
+      consensus: fastConsensus,
+    })
+    await within(T, g.when.isLeader())
+    return { net, outsider, groupId: g.id, protocol: net.context.protocol('groups/1') }
+  }
+
+  it('members with different secrets never bond (their group ids differ)', async () => {
+    const [a, b] = await nodes.star(2)
+    await within(T, a!.discovery.when.peers(1))
+    const ga = await a!.groups.join({
+      key: GroupKey.fromSecret('x'),
+      stateMachine: new Counter(),
+      consensus: fastConsensus,
+    })
+    const gb = await b!.groups.join({
+      key: GroupKey.fromSecret('y'),
+      stateMachine: new Counter(),
+      consensus: fastConsensus,
+    })
+    expect(ga.id.equals(gb.id)).toBe(false)
+    await within(T, Promise.all([ga.when.isLeader(), gb.when.isLeader()]))
+    expect(ga.bonds).toHaveLength(0)
+    expect(gb.bonds).toHaveLength(0)
+  })
+
+  it('an initiator with the wrong secret is refused with InvalidProof and receives no group data', async () => {
+    const { net, outsider, groupId, protocol } = await member()
+    const link = await outsider.context.openLink(net.peerId, protocol)
+    const secrets = {
+      networkId: net.networkId,
+      groupId,
+      secret: Digest.from('wrong'),
+      localId: outsider.peerId,
+      observer: false,
+    }
+    // The member proves first; our check of its proof fails since we hold another secret, and we close.
+    await expect(initiateBond(link, secrets, AbortSignal.timeout(T))).rejects.toMatchObject({
+      closeCode: CloseCode.GroupInvalidProof,
+    })
+    // Forge past our own check: send a proof made with the wrong secret anyway.
+    const link2 = await outsider.context.openLink(net.peerId, protocol)
+    await link2.send([BOND_PROTOCOL_VERSION, net.networkId.bytes, groupId.bytes, randomBytes(32), false])
+    const reply = (await link2.recv()) as unknown[]
+    expect(reply).toHaveLength(3)
+    await link2.send([randomBytes(32)])
+    const close = await within(T, link2.closed)
+    expect(close.code).toBe(CloseCode.GroupInvalidProof)
+    expect(link2.queuedReceives).toBe(0) // nothing but the handshake reply ever arrived
+  })
+
+  it('an acceptor with the wrong secret is refused by the initiator', async () => {
+    const { net, outsider, groupId } = await member()
+    // The outsider serves a fake group endpoint with the right group id but the wrong secret.
+    const fake = outsider.context.protocol('fake-groups/1')
+    await outsider.context.handle(fake, async (link) => {
+      await acceptBond(
+        link,
+        outsider.networkId,
+        () => ({
+          ok: true,
+          secrets: {
+            networkId: outsider.networkId,
+            groupId,
+            secret: Digest.from('wrong'),
+            localId: outsider.peerId,
+            observer: false,
+          },
+        }),
+        AbortSignal.timeout(T),
+      ).catch(() => {})
+    })
+    const link = await net.context.openLink(outsider.peerId, fake)
+    const real = {
+      networkId: net.networkId,
+      groupId,
+      secret: GroupKey.fromSecret('right').secret,
+      localId: net.peerId,
+      observer: false,
+    }
+    await expect(initiateBond(link, real, AbortSignal.timeout(T))).rejects.toMatchObject({
+      closeCode: CloseCode.GroupInvalidProof,
+    })
+  })
+
+  it('a replayed handshake fails: fresh nonces make an old proof worthless', async () => {
+    const { net, outsider, groupId, protocol } = await member()
+    // Record what an honest initiator sends (we can, since the test knows the secret)...
+    const secrets = {
+      networkId: net.networkId,
+      groupId,
+      secret: GroupKey.fromSecret('right').secret,
+      localId: outsider.peerId,
+      observer: true,
+    }
+    const link = await outsider.context.openLink(net.peerId, protocol)
+    const sent: unknown[] = []
+    const original = link.send.bind(link)
+    link.send = (v, o) => {
+      sent.push(v)
+      return original(v, o)
+    }
+    await initiateBond(link, secrets, AbortSignal.timeout(T))
+    await link.close()
+    // ...and replay it on a new link: the acceptor's new nonce makes the old proof fail.
+    const replay = await outsider.context.openLink(net.peerId, protocol)
+    await replay.send(sent[0])
+    await replay.recv()
+    await replay.send(sent[1])
+    expect((await within(T, replay.closed)).code).toBe(CloseCode.GroupInvalidProof)
+  })
+
+  it('refuses unknown groups, other networks, unknown versions and malformed hellos with their codes', async () => {
+    const { net, outsider, groupId, protocol } = await member()
+    const cases: [unknown, number][] = [
+      [
+        [BOND_PROTOCOL_VERSION, net.networkId.bytes, Digest.from('nope').bytes, randomBytes(32), false],
+        CloseCode.GroupNotFound,
+      ],
+      [
+        [BOND_PROTOCOL_VERSION, Digest.from('elsewhere').bytes, groupId.bytes, randomBytes(32), false],
+        CloseCode.DifferentNetwork,
+      ],
+      [[99, net.networkId.bytes, groupId.bytes, randomBytes(32), false], CloseCode.UnsupportedVersion],
+      [[BOND_PROTOCOL_VERSION, 'garbage'], CloseCode.GroupInvalidHandshake],
+    ]
+    for (const [hello, code] of cases) {
+      const link = await outsider.context.openLink(net.peerId, protocol)
+      await link.send(hello)
+      expect((await within(T, link.closed)).code).toBe(code)
+    }
+  })
+
+  it('closes a bond that sends malformed frames, and the group keeps working', async () => {
+    const { net, outsider, groupId, protocol } = await member()
+    const g = await net.groups.join({
+      key: GroupKey.fromSecret('right'),
+      stateMachine: new Counter(),
+      consensus: fastConsensus,
+    })
+    const secrets = {
+      networkId: net.networkId,
+      groupId,
+      secret: GroupKey.fromSecret('right').secret,
+      localId: outsider.peerId,
+      observer: true,
+    }
+    for (const frame of [
+      ['not', 'a', 'frame'],
+      [BondMsg.Raft, { type: 'append', bogus: true }],
+      [42, null],
+    ]) {
+      const link = await outsider.context.openLink(net.peerId, protocol)
+      await initiateBond(link, secrets, AbortSignal.timeout(T))
+      await link.send(frame)
+      expect((await within(T, link.closed)).code).toBe(CloseCode.ProtocolViolation)
+    }
+    expect(await g.execute({ inc: 1 })).toBeGreaterThan(0)
+  })
+})
