@@ -2,7 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-const script = fileURLToPath(new URL('./node-process.ts', import.meta.url))
+const scripts = {
+  node: fileURLToPath(new URL('./node-process.ts', import.meta.url)),
+  group: fileURLToPath(new URL('./group-process.ts', import.meta.url)),
+}
 
 /** A node running in a child process; commands go over stdin, replies come back as JSON lines. */
 export class NodeProcess {
@@ -20,8 +23,12 @@ export class NodeProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
   }
 
-  static async start(options: Record<string, unknown>, timeoutMs = 20_000): Promise<NodeProcess> {
-    const child = spawn(process.execPath, [script, JSON.stringify(options)], {
+  static async start(
+    options: Record<string, unknown>,
+    timeoutMs = 20_000,
+    kind: keyof typeof scripts = 'node',
+  ): Promise<NodeProcess> {
+    const child = spawn(process.execPath, [scripts[kind], JSON.stringify(options)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     })
     const lines = createInterface({ input: child.stdout! })
