@@ -15,11 +15,12 @@ import { Watch } from '../primitives/watch.ts'
 import { Bond, BondHandshakeError, type BondInfo, BondMsg, type BondSecrets, initiateBond } from './bond.ts'
 import type { ConsensusConfig } from './config.ts'
 import type { GroupKey } from './key.ts'
-import { parseEntry, parseMessage } from './raft/messages.ts'
+import { parseEntry } from './raft/messages.ts'
 import { RaftNode } from './raft/raft.ts'
 import type { Entry, Preference, RaftStatus, Ready, SnapshotMeta } from './raft/types.ts'
 import type { ApplyContext, StateMachine } from './state-machine.ts'
 import type { LogStore } from './storage/log-store.ts'
+import { decodeRaftMessage, encodeRaftMessage } from './wire.ts'
 
 /** Consistency of a query: 'weak' reads the local replica; 'strong' is linearizable (ReadIndex). */
 export type Consistency = 'weak' | 'strong'
@@ -69,6 +70,7 @@ const PAYLOAD_USER = 0
 const PAYLOAD_INTERNAL = 1
 
 const CATCH_UP_BATCH = 2000
+const APPLIED_TERMS_KEPT = 65_536
 const SNAPSHOT_CHUNK = 256 * 1024
 const SNAPSHOT_TTL_MS = 30_000
 
@@ -400,7 +402,7 @@ export class GroupWorker<C, Q, R> {
     })
   }
 
-  #appliedTerms = new Map<number, number>()
+  readonly #appliedTerms = new AppliedTerms(APPLIED_TERMS_KEPT)
   #appliedTermOk(range: IndexRange & { term: number }): boolean {
     const t = this.#appliedTerms.get(range.last)
     return t === undefined || t === range.term
@@ -504,7 +506,7 @@ export class GroupWorker<C, Q, R> {
     if (this.#closed) return
     // 2. Send.
     const now = performance.now()
-    for (const m of rd.messages) this.#bonds.get(m.to)?.send(BondMsg.Raft, m, now)
+    for (const m of rd.messages) this.#bonds.get(m.to)?.send(BondMsg.Raft, encodeRaftMessage(m), now)
     // 3. Apply.
     if (rd.committedEntries.length > 0) this.#apply(rd.committedEntries)
     for (const rs of rd.readStates) this.#serveRead(String(rs.requestId), rs.index)
@@ -545,6 +547,7 @@ export class GroupWorker<C, Q, R> {
       ctxs = []
     }
     for (const e of entries) {
+      // The terms of recent entries tell a waiting proposal whether its own entry got the slot.
       this.#appliedTerms.set(e.index, e.term)
       if (e.kind !== 'command') continue
       if (e.data[0] === PAYLOAD_USER) {
@@ -563,11 +566,6 @@ export class GroupWorker<C, Q, R> {
       }
     }
     flush()
-    // Only the terms of pending proposals are needed to tell whether they survived.
-    if (this.#appliedTerms.size > 4096) {
-      const floor = entries[entries.length - 1]!.index - 4096
-      for (const i of this.#appliedTerms.keys()) if (i < floor) this.#appliedTerms.delete(i)
-    }
   }
 
   /** Resolves proposals whose last index was applied, or rejects them if another entry took the slot. */
@@ -747,9 +745,7 @@ export class GroupWorker<C, Q, R> {
       case BondMsg.Pong:
         return
       case BondMsg.Raft: {
-        const m = parseMessage(body)
-        if (m.from !== bond.peer) throw new DecodeError('raft message from another peer')
-        this.#node.step(m, now)
+        this.#node.step(decodeRaftMessage(body, bond.peer, this.#ctx.peerId), now)
         this.#kick()
         return
       }
@@ -1065,6 +1061,28 @@ export class GroupWorker<C, Q, R> {
 
 const USER_PREFIX = new Uint8Array([PAYLOAD_USER])
 const INTERNAL_PREFIX = new Uint8Array([PAYLOAD_INTERNAL])
+/** The terms of the last `size` applied indices, in a ring (no hashing, no garbage). */
+class AppliedTerms {
+  readonly #indices: Float64Array
+  readonly #terms: Float64Array
+
+  constructor(size: number) {
+    this.#indices = new Float64Array(size).fill(-1)
+    this.#terms = new Float64Array(size)
+  }
+
+  set(index: number, term: number): void {
+    const slot = index % this.#indices.length
+    this.#indices[slot] = index
+    this.#terms[slot] = term
+  }
+
+  get(index: number): number | undefined {
+    const slot = index % this.#indices.length
+    return this.#indices[slot] === index ? this.#terms[slot] : undefined
+  }
+}
+
 function isSnapshotMeta(v: unknown): v is SnapshotMeta {
   if (v === null || typeof v !== 'object') return false
   const m = v as Record<string, unknown>

@@ -4,10 +4,12 @@
  */
 import { cpus, totalmem } from 'node:os'
 import { benchDiscovery } from './discovery.ts'
+import { benchGroups } from './groups.ts'
 import { type Row, renderTable } from './table.ts'
 
 const sections: Record<string, () => Promise<Row[]>> = {
   discovery: benchDiscovery,
+  groups: benchGroups,
 }
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))

@@ -1,0 +1,240 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FileLogStore, GroupKey, type LogStore, Network } from '../../platform/node/index.ts'
+import type { Group } from '../../src/groups/group.ts'
+import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
+import { Counter } from '../groups/support.ts'
+import { median, percentile, type Row } from './table.ts'
+
+const memAddr = () => `/memory/${toHex(randomBytes(8))}`
+
+interface Cluster {
+  nets: Network[]
+  groups: Group<Counter>[]
+  leader: Group<Counter>
+  close(): Promise<void>
+}
+
+/** Three in-process nodes on the memory transport forming one group; default consensus timings. */
+export async function cluster(stores?: () => Promise<LogStore>): Promise<Cluster> {
+  const network = `bench-${toHex(randomBytes(4))}`
+  const first = await Network.create({ network, listen: [memAddr()], discovery: { departureWindowMs: 0 } })
+  const nets = [first]
+  for (let i = 0; i < 2; i++) {
+    nets.push(
+      await Network.create({
+        network,
+        listen: [memAddr()],
+        bootstrap: first.addresses,
+        discovery: { departureWindowMs: 0 },
+      }),
+    )
+  }
+  await Promise.all(nets.map((n) => n.discovery.when.peers(2)))
+  const key = GroupKey.fromSecret(`bench-${toHex(randomBytes(4))}`)
+  const groups = await Promise.all(
+    nets.map(async (n) =>
+      n.groups.join({ key, stateMachine: new Counter(), storage: stores ? await stores() : undefined }),
+    ),
+  )
+  await Promise.all(groups.map((g) => g.when.voters(3)))
+  await Promise.all(groups.map((g) => g.when.online()))
+  const leader = groups.find((g) => g.isLeader)!
+  return { nets, groups, leader, close: async () => void (await Promise.all(nets.map((n) => n.close()))) }
+}
+
+async function sequentialLatency(g: Group<Counter>, n: number): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < 50; i++) await g.execute({ inc: 1 }) // warm-up
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    await g.execute({ inc: 1 })
+    out.push(performance.now() - t)
+  }
+  return out
+}
+
+async function pipelined(g: Group<Counter>, clients: number, ms: number): Promise<number> {
+  let done = 0
+  const end = performance.now() + ms
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (performance.now() < end) {
+        await g.execute({ inc: 1 })
+        done++
+      }
+    }),
+  )
+  return done / (ms / 1000)
+}
+
+async function queryRate(
+  g: Group<Counter>,
+  consistency: 'weak' | 'strong',
+  clients: number,
+  ms: number,
+): Promise<number> {
+  let done = 0
+  const end = performance.now() + ms
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (performance.now() < end) {
+        await g.query('value', consistency)
+        done++
+        if (consistency === 'weak' && done % 256 === 0) await new Promise((r) => setImmediate(r))
+      }
+    }),
+  )
+  return done / (ms / 1000)
+}
+
+/** Raw libp2p baseline: a 64-byte request/response over one Link on the same transport. */
+async function rawRoundTrip(n: number): Promise<number[]> {
+  const network = `bench-${toHex(randomBytes(4))}`
+  const a = await Network.create({ network, listen: [memAddr()] })
+  const b = await Network.create({ network, listen: [memAddr()] })
+  const protocol = b.context.protocol('bench-echo/1')
+  await b.context.handle(protocol, async (link) => {
+    for await (const msg of link) await link.sendBytes(msg)
+  })
+  const link = await a.context.openLink(b.addresses[0]!, protocol)
+  const payload = new Uint8Array(64)
+  const out: number[] = []
+  for (let i = 0; i < n + 50; i++) {
+    const t = performance.now()
+    await link.sendBytes(payload)
+    await link.recvBytes()
+    if (i >= 50) out.push(performance.now() - t)
+  }
+  await link.close()
+  await Promise.all([a.close(), b.close()])
+  return out
+}
+
+async function rawFsync(dir: string, n: number): Promise<number[]> {
+  const store = await FileLogStore.open(join(dir, 'raw'))
+  const out: number[] = []
+  for (let i = 1; i <= n; i++) {
+    const t = performance.now()
+    await store.append([{ index: i, term: 1, kind: 'command', data: new Uint8Array(16) }])
+    out.push(performance.now() - t)
+  }
+  await store.close()
+  return out
+}
+
+/** Failover: from crashing the leader to the first command committed through a survivor. */
+async function failover(runs: number): Promise<number[]> {
+  const out: number[] = []
+  for (let r = 0; r < runs; r++) {
+    const c = await cluster()
+    const leaderNet = c.nets.find((n) => n.peerId === c.leader.status.id)!
+    const survivor = c.groups.find((g) => g !== c.leader)!
+    const t = performance.now()
+    await leaderNet.libp2p.stop()
+    while (true) {
+      try {
+        await survivor.execute({ inc: 1 }, { signal: AbortSignal.timeout(2000) })
+        break
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    }
+    out.push(performance.now() - t)
+    await c.close()
+  }
+  return out
+}
+
+export async function benchGroups(): Promise<Row[]> {
+  const rows: Row[] = []
+  const section = 'groups (3 nodes, memory transport)'
+  const rtt = await rawRoundTrip(1000)
+  const mem = await cluster()
+  const latMem = await sequentialLatency(mem.leader, 1000)
+  rows.push({
+    section,
+    name: 'sequential execute p50, memory store',
+    value: median(latMem),
+    unit: 'ms',
+    baselineName: 'raw Link 64 B round trip p50',
+    baseline: median(rtt),
+  })
+  rows.push({
+    section,
+    name: 'sequential execute p99, memory store',
+    value: percentile(latMem, 99),
+    unit: 'ms',
+    baselineName: 'raw Link 64 B round trip p99',
+    baseline: percentile(rtt, 99),
+  })
+  rows.push({
+    section,
+    name: 'pipelined execute, 100 clients, memory store',
+    value: await pipelined(mem.leader, 100, 3000),
+    unit: 'commits/s',
+    higherIsBetter: true,
+  })
+  rows.push({
+    section,
+    name: 'strong queries, 100 clients (ReadIndex)',
+    value: await queryRate(mem.leader, 'strong', 100, 2000),
+    unit: 'queries/s',
+    higherIsBetter: true,
+  })
+  rows.push({
+    section,
+    name: 'weak queries (local)',
+    value: await queryRate(mem.leader, 'weak', 1, 1000),
+    unit: 'queries/s',
+    higherIsBetter: true,
+  })
+  await mem.close()
+
+  const dir = await mkdtemp(join(tmpdir(), 'mosaik-bench-'))
+  try {
+    const fsync = await rawFsync(dir, 300)
+    let k = 0
+    const disk = await cluster(() => FileLogStore.open(join(dir, `s${k++}`)))
+    const latDisk = await sequentialLatency(disk.leader, 500)
+    rows.push({
+      section,
+      name: 'sequential execute p50, disk store (fsync)',
+      value: median(latDisk),
+      unit: 'ms',
+      baselineName: 'raw FileLogStore append+fsync p50',
+      baseline: median(fsync),
+    })
+    rows.push({
+      section,
+      name: 'sequential execute p99, disk store (fsync)',
+      value: percentile(latDisk, 99),
+      unit: 'ms',
+      baselineName: 'raw append+fsync p99',
+      baseline: percentile(fsync, 99),
+    })
+    rows.push({
+      section,
+      name: 'pipelined execute, 100 clients, disk store',
+      value: await pipelined(disk.leader, 100, 3000),
+      unit: 'commits/s',
+      higherIsBetter: true,
+    })
+    await disk.close()
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+
+  const fo = await failover(20)
+  rows.push({
+    section,
+    name: 'failover: leader crash to first new commit, p50 of 20',
+    value: median(fo),
+    unit: 'ms',
+    baselineName: 'election timeout (min)',
+    baseline: 500,
+  })
+  rows.push({ section, name: 'failover p90', value: percentile(fo, 90), unit: 'ms' })
+  return rows
+}
