@@ -73,6 +73,14 @@ export class Group<M extends AnyMachine> {
     return this.#worker.query(query, consistency, options)
   }
 
+  /**
+   * The state machine this group applies commands to. Several handles to one group share the machine
+   * of the first join, so read state through this rather than through an instance passed to `join`.
+   */
+  get stateMachine(): M {
+    return this.#worker.stateMachine as M
+  }
+
   /** What this member did: snapshots installed and served, entries pulled, compactions, forwards. */
   get stats(): Readonly<GroupWorker<unknown, unknown, unknown>['stats']> {
     return this.#worker.stats

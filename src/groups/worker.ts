@@ -80,7 +80,9 @@ interface PendingCommit {
   term: number
   resolve(range: IndexRange): void
   reject(err: Error): void
-  timer: ReturnType<typeof setTimeout>
+  /** When the proposal fails with CommitUnknownError (ms, monotonic). */
+  deadline: number
+  timer: ReturnType<typeof setTimeout> | undefined
   commands: unknown[]
 }
 
@@ -245,8 +247,16 @@ export class GroupWorker<C, Q, R> {
       () => worker.#config.bondHeartbeatMs,
       () => worker.#keepAlive(),
     )
+    // Replay what the store holds as committed before returning, so a restarted member shows its last
+    // state at once, before it hears from anyone.
+    worker.#driving = true
+    await worker.#drive()
     worker.#kick()
     return worker
+  }
+
+  get stateMachine(): StateMachine<C, Q, R> {
+    return this.#sm
   }
 
   get config(): ConsensusConfig {
@@ -378,28 +388,45 @@ export class GroupWorker<C, Q, R> {
     commands: unknown[],
     options: AbortOptions,
   ): Promise<void> {
-    if (this.applied.value >= range.last && this.#appliedTermOk(range)) return Promise.resolve()
+    if (this.applied.value >= range.last) {
+      const term = this.#appliedTerms.get(range.last)
+      if (term === undefined || term === range.term) return Promise.resolve()
+      return Promise.reject(
+        new OfflineError(commands, 'a new leader replaced the commands before they were committed'),
+      )
+    }
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     const pending: PendingCommit = {
       ...range,
       commands,
       resolve: () => resolve(),
       reject,
-      timer: setTimeout(() => {
-        this.#pendingCommits.delete(pending)
-        reject(
-          new CommitUnknownError(
-            commands,
-            `commands at ${range.first}..${range.last} not committed within ${this.#config.commitTimeoutMs} ms`,
-          ),
-        )
-      }, this.#config.commitTimeoutMs),
+      deadline: Number.POSITIVE_INFINITY,
+      timer: undefined,
     }
     this.#pendingCommits.add(pending)
+    this.#expireAfter(pending, this.#config.commitTimeoutMs)
     return raceSignal(promise, options.signal).finally(() => {
       clearTimeout(pending.timer)
       this.#pendingCommits.delete(pending)
     })
+  }
+
+  /** Fails a pending proposal with CommitUnknownError after `ms`, unless it is due sooner already. */
+  #expireAfter(pending: PendingCommit, ms: number): void {
+    const deadline = performance.now() + ms
+    if (deadline >= pending.deadline) return
+    pending.deadline = deadline
+    clearTimeout(pending.timer)
+    pending.timer = setTimeout(() => {
+      this.#pendingCommits.delete(pending)
+      pending.reject(
+        new CommitUnknownError(
+          pending.commands,
+          `commands at ${pending.first}..${pending.last} were accepted but their commit was not seen in time`,
+        ),
+      )
+    }, ms)
   }
 
   readonly #appliedTerms = new AppliedTerms(APPLIED_TERMS_KEPT)
@@ -515,7 +542,13 @@ export class GroupWorker<C, Q, R> {
       pending?.reject(new OfflineError(undefined, 'leadership was lost before the read was confirmed'))
     }
     // 4. Everything else.
-    if (rd.status) this.status.set(rd.status)
+    if (rd.status) {
+      // Offline (leader lost or deposed): proposals still waiting will likely never be seen committed
+      // here soon; give them the forward timeout rather than the full commit timeout.
+      if (!rd.status.online)
+        for (const p of this.#pendingCommits) this.#expireAfter(p, this.#config.forwardTimeoutMs)
+      this.status.set(rd.status)
+    }
     if (rd.rival?.theirsWins) {
       await this.#loseRivalry(rd)
       return
