@@ -28,6 +28,7 @@ export {
   type Ticket,
   UnsupportedEntryVersionError,
 } from './discovery/entry.ts'
+export * from './collections/index.ts'
 export * from './groups/index.ts'
 export { CloseCode, closeCodeName, type LinkClose, LinkClosedError } from './network/close.ts'
 export { Link, type LinkOptions } from './network/link.ts'

@@ -53,6 +53,18 @@ export class Group<M extends AnyMachine> {
     return this.#worker.execute(commands, options)
   }
 
+  /**
+   * Applies one command and resolves with its index and what the state machine's `apply` returned for
+   * it (on this replica; results are deterministic).
+   */
+  async executeForResult(
+    command: CommandOf<M>,
+    options?: AbortOptions,
+  ): Promise<{ index: number; result: unknown }> {
+    const r = await this.#worker.executeForResults([command], options)
+    return { index: r.last, result: r.results[0] }
+  }
+
   /** Sends a command to the leader; resolves with its index once assigned (not yet committed). */
   async feed(command: CommandOf<M>, options?: AbortOptions): Promise<number> {
     return (await this.#worker.feed([command], options)).last

@@ -32,9 +32,13 @@ export interface StateMachine<Command, Query, Result> {
     query?: Codec<Query>
     result?: Codec<Result>
   }
-  apply(command: Command, ctx: ApplyContext): void
-  /** Applies a run of commands; the default applies them one by one. */
-  applyBatch?(commands: readonly Command[], ctxs: readonly ApplyContext[]): void
+  /**
+   * Applies one command. What it returns (if anything) is handed to the caller of `executeForResult`
+   * on this node; it must be deterministic like the state itself.
+   */
+  apply(command: Command, ctx: ApplyContext): unknown
+  /** Applies a run of commands; the default applies them one by one. Returns one result per command. */
+  applyBatch?(commands: readonly Command[], ctxs: readonly ApplyContext[]): unknown[] | undefined
   /** Reads the current state; must not modify it. */
   query(query: Query): Result
   /** The whole state as bytes, for compaction and for members that catch up. */

@@ -276,6 +276,20 @@ export class GroupWorker<C, Q, R> {
     return range
   }
 
+  /**
+   * Like `execute`, and also returns what the state machine's `apply` returned for each command on
+   * this node (results are deterministic, so every replica computed the same).
+   */
+  async executeForResults(
+    commands: C[],
+    options: AbortOptions = {},
+  ): Promise<IndexRange & { results: unknown[] }> {
+    const range = await this.execute(commands, options)
+    const results: unknown[] = []
+    for (let i = range.first; i <= range.last; i++) results.push(this.#appliedTerms.result(i))
+    return { ...range, results }
+  }
+
   /** Proposes commands and resolves once the leader has assigned their indices (not committed yet). */
   async feed(commands: C[], options: AbortOptions = {}): Promise<IndexRange & { term: number }> {
     this.#assertOpen()
@@ -571,8 +585,16 @@ export class GroupWorker<C, Q, R> {
     const flush = () => {
       if (run.length === 0) return
       try {
-        if (this.#sm.applyBatch) this.#sm.applyBatch(run, ctxs)
-        else for (let i = 0; i < run.length; i++) this.#sm.apply(run[i]!, ctxs[i]!)
+        if (this.#sm.applyBatch) {
+          const results = this.#sm.applyBatch(run, ctxs)
+          if (results)
+            for (let i = 0; i < ctxs.length; i++) this.#appliedTerms.setResult(ctxs[i]!.index, results[i])
+        } else {
+          for (let i = 0; i < run.length; i++) {
+            const result = this.#sm.apply(run[i]!, ctxs[i]!)
+            if (result !== undefined) this.#appliedTerms.setResult(ctxs[i]!.index, result)
+          }
+        }
       } catch (err) {
         this.#log.error('state machine failed to apply: %s', (err as Error).stack)
       }
@@ -1098,16 +1120,30 @@ const INTERNAL_PREFIX = new Uint8Array([PAYLOAD_INTERNAL])
 class AppliedTerms {
   readonly #indices: Float64Array
   readonly #terms: Float64Array
+  readonly #results: unknown[]
 
   constructor(size: number) {
     this.#indices = new Float64Array(size).fill(-1)
     this.#terms = new Float64Array(size)
+    this.#results = new Array(size)
   }
 
   set(index: number, term: number): void {
     const slot = index % this.#indices.length
     this.#indices[slot] = index
     this.#terms[slot] = term
+    this.#results[slot] = undefined
+  }
+
+  /** What the state machine returned for the command at `index` (kept as long as its term). */
+  setResult(index: number, result: unknown): void {
+    const slot = index % this.#indices.length
+    if (this.#indices[slot] === index) this.#results[slot] = result
+  }
+
+  result(index: number): unknown {
+    const slot = index % this.#indices.length
+    return this.#indices[slot] === index ? this.#results[slot] : undefined
   }
 
   get(index: number): number | undefined {

@@ -1,0 +1,407 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec'
+import type { ConsensusOptions } from '../groups/config.ts'
+import type { Group } from '../groups/group.ts'
+import { GroupKey } from '../groups/key.ts'
+import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
+import type { LogStore } from '../groups/storage/log-store.ts'
+import type { Network } from '../network/network.ts'
+import type { AbortOptions } from '../primitives/abort.ts'
+import { type Codec, cborOf, decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
+import { Digest, type DigestLike, type StoreId } from '../primitives/digest.ts'
+import { ClosedError, InvalidArgumentError, MosaikError, OfflineError } from '../primitives/errors.ts'
+import { Emitter } from '../primitives/events.ts'
+import { Watch } from '../primitives/watch.ts'
+
+/** The log index at which a mutation was committed; any replica can await it with `when.reaches`. */
+export type Version = number
+
+/** Options every collection accepts. */
+export interface CollectionOptions {
+  /** Consensus timing of the collection's group (shared by all its writers and readers). */
+  consensus?: ConsensusOptions
+  /** Where the log lives; by default memory, or a FileLogStore under the node's `dataDir`. */
+  storage?: LogStore
+}
+
+/** How values of one type cross the wire: a codec (canonical CBOR by default) and an optional schema. */
+export interface ValueType<T> {
+  codec?: Codec<T>
+  /** A Standard Schema (zod, valibot, arktype): writers validate every value before proposing it. */
+  schema?: StandardSchemaV1<T>
+}
+
+/** A value with its canonical bytes: equality of keys and compare-and-swap compare the bytes. */
+export interface Encoded<T> {
+  readonly value: T
+  readonly bytes: Uint8Array
+}
+
+/** Encodes and decodes values of one type, validating them against the schema on the way in. */
+export class ValueCodec<T> {
+  readonly #codec: Codec<T>
+  readonly #schema: StandardSchemaV1<T> | undefined
+
+  constructor(type: ValueType<T> = {}) {
+    this.#codec = type.codec ?? cborOf<T>()
+    this.#schema = type.schema
+  }
+
+  /** Validates (when a schema is set) and encodes; throws InvalidValueError carrying the value. */
+  async encode(value: T): Promise<Uint8Array> {
+    if (this.#schema) {
+      const result = await this.#schema['~standard'].validate(value)
+      if (result.issues) {
+        throw new InvalidValueError(value, result.issues.map((i) => i.message).join('; '))
+      }
+    }
+    return this.#codec.encode(value)
+  }
+
+  /** Encodes without the schema: for keys used in lookups. */
+  encodeUnchecked(value: T): Uint8Array {
+    return this.#codec.encode(value)
+  }
+
+  decode(bytes: Uint8Array): T {
+    return this.#codec.decode(bytes)
+  }
+}
+
+/** A value failed the collection's schema; nothing was proposed. */
+export class InvalidValueError<T = unknown> extends MosaikError {
+  readonly value: T
+  constructor(value: T, issues: string) {
+    super('INVALID_VALUE', `value rejected by the schema: ${issues}`)
+    this.value = value
+  }
+}
+
+/** Keys of the replicas' maps: canonical bytes as a string (latin1), cheap to hash and compare. */
+export function bytesKey(bytes: Uint8Array): string {
+  let out = ''
+  for (let i = 0; i < bytes.length; i += 8192) {
+    out += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[])
+  }
+  return out
+}
+
+/**
+ * The state machine behind a collection. Commands are canonical-CBOR arrays whose user values are
+ * already encoded bytes, so every replica sees the same bytes and compares them, not re-encodings.
+ */
+export abstract class CollectionMachine<Command extends readonly unknown[]>
+  implements StateMachine<Command, null, null>
+{
+  readonly signature: Digest
+  /** Grows with every applied command or restore, so handles can tell when to emit `updated`. */
+  revision = 0
+
+  /** `parameters` are parts of the machine's behaviour that replicas must share (e.g. a capacity). */
+  constructor(kind: string, storeId: StoreId, ...parameters: Uint8Array[]) {
+    let signature = Digest.from(`mosaik_collections_${kind}`).derive(storeId)
+    for (const p of parameters) signature = signature.derive(p)
+    this.signature = signature
+  }
+
+  abstract applyCommand(command: Command, ctx: ApplyContext): unknown
+
+  apply(command: Command, ctx: ApplyContext): unknown {
+    this.revision++
+    return this.applyCommand(command, ctx)
+  }
+
+  applyBatch(commands: readonly Command[], ctxs: readonly ApplyContext[]): unknown[] {
+    this.revision++
+    return commands.map((c, i) => this.applyCommand(c, ctxs[i]!))
+  }
+
+  query(): null {
+    return null
+  }
+
+  /** The state as a canonical CBOR array of items, in the machine's deterministic order. */
+  snapshot(): Uint8Array {
+    return encodeCanonical(this.snapshotItems())
+  }
+
+  restore(snapshot: Uint8Array): void {
+    const items = snapshot.length === 0 ? [] : decodeCanonical(snapshot)
+    if (!Array.isArray(items)) throw new InvalidArgumentError('malformed collection snapshot')
+    this.restoreItems(items)
+    this.revision++
+  }
+
+  protected abstract snapshotItems(): unknown[]
+  protected abstract restoreItems(items: unknown[]): void
+}
+
+export interface CollectionEvents {
+  /** The replica applied a committed change; `version` is its new version. */
+  updated: { version: Version }
+}
+
+export type Role = 'writer' | 'reader'
+
+/**
+ * What every collection handle shares: the group (joined in the background), the version, the `when`
+ * conditions and the `updated` events. Writers vote in the collection's group; readers join it as
+ * observers and never vote.
+ */
+export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
+  readonly storeId: StoreId
+  readonly role: Role
+  readonly events = new Emitter<CollectionEvents>()
+  readonly ready: Promise<Group<M>>
+  #group: Group<M> | undefined
+  #machine: M
+  readonly #version = new Watch(0)
+  #closed = false
+  #unwatch: (() => void) | undefined
+
+  constructor(
+    net: Network,
+    storeId: DigestLike,
+    role: Role,
+    machine: (storeId: StoreId) => M,
+    options: CollectionOptions,
+  ) {
+    this.storeId = Digest.from(storeId)
+    this.role = role
+    this.#machine = machine(this.storeId)
+    this.ready = net.groups
+      .join({
+        key: GroupKey.fromSecret(this.storeId),
+        stateMachine: this.#machine,
+        preference: role === 'writer' ? 'normal' : 'observer',
+        consensus: options.consensus,
+        storage: options.storage,
+      })
+      .then((group) => {
+        if (this.#closed) {
+          void group.close()
+          throw new ClosedError('collection closed')
+        }
+        this.#group = group
+        // Another handle on this node may have joined first: its machine is the replica.
+        this.#machine = group.stateMachine
+        this.#version.set(group.committed)
+        this.#unwatch = this.#follow(group)
+        return group
+      })
+    this.ready.catch(() => {})
+  }
+
+  /** The local replica's state (the group's machine once joined). */
+  get machine(): M {
+    return this.#machine
+  }
+
+  get version(): Version {
+    return this.#version.value
+  }
+
+  get group(): Group<M> | undefined {
+    return this.#group
+  }
+
+  /** Tracks the replica's applied version and emits `updated` when a batch changed something. */
+  #follow(group: Group<M>): () => void {
+    let stopped = false
+    let revision = group.stateMachine.revision
+    const loop = async () => {
+      while (!stopped) {
+        try {
+          await group.when.committed().reaches(this.#version.value + 1)
+        } catch {
+          return
+        }
+        if (stopped) return
+        const version = group.committed
+        this.#version.set(version)
+        const now = group.stateMachine.revision
+        if (now !== revision) {
+          revision = now
+          this.events.emit('updated', { version })
+        }
+      }
+    }
+    void loop()
+    return () => {
+      stopped = true
+    }
+  }
+
+  /**
+   * Proposes one command. Resolves with its version once committed on this node; fails fast with
+   * OfflineError (carrying `valueBack`) when the group has no reachable leader.
+   */
+  async mutate(
+    command: readonly unknown[],
+    valueBack: unknown,
+    options?: AbortOptions,
+  ): Promise<{ version: Version; result: unknown }> {
+    if (this.role !== 'writer') throw new InvalidArgumentError('readers cannot mutate a collection')
+    const group = await this.ready
+    try {
+      const { index, result } = await group.executeForResult(command as never, options)
+      return { version: index, result }
+    } catch (err) {
+      if (err instanceof OfflineError) throw new OfflineError(valueBack, err.message, { cause: err })
+      throw err
+    }
+  }
+
+  // ---- conditions ----------------------------------------------------------------------------------
+
+  async online(options?: AbortOptions): Promise<void> {
+    const group = await this.ready
+    await group.when.online(options)
+  }
+
+  async offline(options?: AbortOptions): Promise<void> {
+    const group = await this.ready
+    await group.when.offline(options)
+  }
+
+  /** Resolves once this replica has applied version `v` (any later state satisfies it too). */
+  async reaches(v: Version, options?: AbortOptions): Promise<Version> {
+    await this.ready
+    return this.#version.until((x) => x >= v, options)
+  }
+
+  /** Resolves with the version of the next committed change this replica applies. */
+  updated(options?: AbortOptions): Promise<Version> {
+    return new Promise((resolve, reject) => {
+      const off = this.events.on('updated', ({ version }) => {
+        off()
+        options?.signal?.removeEventListener('abort', onAbort)
+        resolve(version)
+      })
+      const onAbort = () => {
+        off()
+        reject(options!.signal!.reason)
+      }
+      options?.signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /** Versions as changes are applied, until the signal aborts or the collection closes. */
+  async *updates(options?: AbortOptions): AsyncIterable<Version> {
+    while (!this.#closed && !options?.signal?.aborted) {
+      try {
+        yield await this.updated(options)
+      } catch {
+        return
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#unwatch?.()
+    this.#version.close()
+    this.events.removeAllListeners()
+    const group = await this.ready.catch(() => undefined)
+    await group?.close()
+  }
+}
+
+/** Awaitable conditions every collection handle offers. */
+export class CollectionConditions {
+  readonly #core: CollectionCore<CollectionMachine<readonly unknown[]>>
+
+  constructor(core: CollectionCore<CollectionMachine<readonly unknown[]>>) {
+    this.#core = core
+  }
+
+  /** Writers: a leader is reachable, so mutations can commit. Readers: in step with the writers. */
+  online(options?: AbortOptions): Promise<void> {
+    return this.#core.online(options)
+  }
+
+  offline(options?: AbortOptions): Promise<void> {
+    return this.#core.offline(options)
+  }
+
+  /** Resolves once this replica shows version `v` or later. */
+  reaches(v: Version, options?: AbortOptions): Promise<Version> {
+    return this.#core.reaches(v, options)
+  }
+
+  /** Resolves with the version of the next change applied here. */
+  updated(options?: AbortOptions): Promise<Version> {
+    return this.#core.updated(options)
+  }
+}
+
+/** A mutation whose outcome says the caller's request could not apply (e.g. an index out of range). */
+export class OutOfRangeError<T = unknown> extends MosaikError {
+  readonly value: T
+  readonly version: Version
+  constructor(value: T, version: Version, message: string) {
+    super('OUT_OF_RANGE', message)
+    this.value = value
+    this.version = version
+  }
+}
+
+/**
+ * The part of every collection handle that does not depend on its type: identity, version, conditions,
+ * change notifications and lifecycle.
+ */
+export class CollectionHandle<M extends CollectionMachine<readonly unknown[]>> {
+  readonly when: CollectionConditions
+  protected readonly core: CollectionCore<M>
+
+  protected constructor(
+    net: Network,
+    storeId: DigestLike,
+    role: Role,
+    machine: (storeId: StoreId) => M,
+    options: CollectionOptions,
+  ) {
+    this.core = new CollectionCore(net, storeId, role, machine, options)
+    this.when = new CollectionConditions(this.core)
+  }
+
+  get storeId(): StoreId {
+    return this.core.storeId
+  }
+
+  /** The version (log index) of the state this replica shows. */
+  get version(): Version {
+    return this.core.version
+  }
+
+  /** Listens for applied changes; returns an unsubscribe function. */
+  on(event: 'updated', listener: (e: { version: Version }) => void): () => void {
+    return this.core.events.on(event, listener)
+  }
+
+  /** Versions as changes are applied (for re-rendering a UI). */
+  updates(options?: AbortOptions): AsyncIterable<Version> {
+    return this.core.updates(options)
+  }
+
+  /** Leaves the collection's group (once every handle of this node has closed). */
+  close(): Promise<void> {
+    return this.core.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  protected get machine(): M {
+    return this.core.machine
+  }
+
+  protected async mutate(
+    command: readonly unknown[],
+    valueBack: unknown,
+    options?: AbortOptions,
+  ): Promise<Version> {
+    return (await this.core.mutate(command, valueBack, options)).version
+  }
+}

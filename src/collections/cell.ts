@@ -1,0 +1,155 @@
+import type { Network } from '../network/network.ts'
+import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
+import { equalBytes } from '../primitives/bytes.ts'
+import type { DigestLike, StoreId } from '../primitives/digest.ts'
+import { DecodeError } from '../primitives/errors.ts'
+import {
+  CollectionHandle,
+  CollectionMachine,
+  type CollectionOptions,
+  type Role,
+  ValueCodec,
+  type ValueType,
+  type Version,
+} from './base.ts'
+
+export interface CellOptions<T> extends CollectionOptions {
+  value?: ValueType<T>
+}
+
+type CellCommand =
+  | readonly ['write', Uint8Array]
+  | readonly ['cas', Uint8Array | null, Uint8Array | null]
+  | readonly ['clear']
+
+/** The Cell replica (and the Once replica, which keeps only its first write). */
+export class CellMachine<T> extends CollectionMachine<CellCommand> {
+  current: { value: T; bytes: Uint8Array } | undefined
+  readonly #codec: ValueCodec<T>
+  readonly #once: boolean
+
+  constructor(storeId: StoreId, codec: ValueCodec<T>, once: boolean) {
+    super(once ? 'once' : 'cell', storeId)
+    this.#codec = codec
+    this.#once = once
+  }
+
+  applyCommand(c: CellCommand): unknown {
+    switch (c[0]) {
+      case 'write':
+        // Once: the first committed write wins; later writes commit (and move the version) but change nothing.
+        if (this.#once && this.current !== undefined) return false
+        this.current = { value: this.#codec.decode(c[1]), bytes: c[1] }
+        return true
+      case 'cas': {
+        if (this.#once) return false
+        const [, expected, next] = c
+        const matches =
+          expected === null
+            ? this.current === undefined
+            : this.current !== undefined && equalBytes(this.current.bytes, expected)
+        if (!matches) return false
+        this.current = next === null ? undefined : { value: this.#codec.decode(next), bytes: next }
+        return true
+      }
+      case 'clear':
+        if (!this.#once) this.current = undefined
+        return
+    }
+  }
+
+  protected snapshotItems(): unknown[] {
+    return this.current === undefined ? [] : [this.current.bytes]
+  }
+
+  protected restoreItems(items: unknown[]): void {
+    const [b] = items
+    if (b !== undefined && !(b instanceof Uint8Array)) throw new DecodeError('malformed cell snapshot')
+    this.current = b === undefined ? undefined : { value: this.#codec.decode(b), bytes: b }
+  }
+}
+
+/** Read access to a replicated Cell (a single value that may be empty). */
+export class CellReader<T> extends CollectionHandle<CellMachine<T>> {
+  protected readonly codec: ValueCodec<T>
+
+  constructor(net: Network, storeId: DigestLike, role: Role, options: CellOptions<T> = {}, once = false) {
+    const codec = new ValueCodec(options.value)
+    super(net, storeId, role, (id) => new CellMachine(id, codec, once), options)
+    this.codec = codec
+  }
+
+  /** The value, or undefined when empty (mosaik's `read`). */
+  get(): T | undefined {
+    return this.machine.current?.value
+  }
+
+  read(): T | undefined {
+    return this.get()
+  }
+
+  get isEmpty(): boolean {
+    return this.machine.current === undefined
+  }
+
+  get isSome(): boolean {
+    return !this.isEmpty
+  }
+}
+
+/** A replicated Cell this node writes. */
+export class CellWriter<T> extends CellReader<T> {
+  async set(value: T, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['write', await this.codec.encode(value)], value, options)
+  }
+
+  /** mosaik's name for `set`. */
+  write(value: T, options?: AbortOptions): Promise<Version> {
+    return this.set(value, options)
+  }
+
+  /**
+   * Compare-and-swap on encoded bytes: `current` undefined means "empty", `next` undefined empties the
+   * cell. A mismatch is a committed no-op; read the cell at the returned version to see which happened.
+   */
+  async compareExchange(
+    current: T | undefined,
+    next: T | undefined,
+    options?: AbortOptions,
+  ): Promise<Version> {
+    const command = [
+      'cas',
+      current === undefined ? null : await this.codec.encode(current),
+      next === undefined ? null : await this.codec.encode(next),
+    ] as const
+    return this.mutate(command, next, options)
+  }
+
+  clear(options?: AbortOptions): Promise<Version> {
+    return this.mutate(['clear'], undefined, options)
+  }
+}
+
+/** Read access to a replicated Once: a value written at most once. */
+export class OnceReader<T> extends CellReader<T> {
+  constructor(net: Network, storeId: DigestLike, role: Role, options: CellOptions<T> = {}) {
+    super(net, storeId, role, options, true)
+  }
+
+  /** Resolves with the value as soon as one has been written (at once if it has). */
+  async awaitValue(options?: AbortOptions): Promise<T> {
+    while (this.isEmpty) await raceSignal(this.when.updated(options), options?.signal)
+    return this.get() as T
+  }
+}
+
+/** A replicated Once this node writes: the first committed write wins, later ones change nothing. */
+export class OnceWriter<T> extends OnceReader<T> {
+  async set(value: T, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['write', await this.codec.encode(value)], value, options)
+  }
+
+  write(value: T, options?: AbortOptions): Promise<Version> {
+    return this.set(value, options)
+  }
+}

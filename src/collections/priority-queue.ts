@@ -1,0 +1,450 @@
+import type { Network } from '../network/network.ts'
+import type { AbortOptions } from '../primitives/abort.ts'
+import { compareBytes, equalBytes, u64be } from '../primitives/bytes.ts'
+import type { DigestLike, StoreId } from '../primitives/digest.ts'
+import { DecodeError, InvalidArgumentError } from '../primitives/errors.ts'
+import {
+  bytesKey,
+  CollectionHandle,
+  CollectionMachine,
+  type CollectionOptions,
+  type Role,
+  ValueCodec,
+  type ValueType,
+  type Version,
+} from './base.ts'
+
+export interface PriorityQueueOptions<P, K, V> extends CollectionOptions {
+  priority?: ValueType<P>
+  key?: ValueType<K>
+  value?: ValueType<V>
+  /**
+   * The most entries kept; inserting past it evicts from the lowest priority (part of the group id, so
+   * every replica agrees). Default: unbounded.
+   */
+  capacity?: number
+  /**
+   * Orders priorities (default: numbers and bigints numerically, strings lexically, anything else by
+   * encoded bytes). Must be deterministic: every replica orders the same way.
+   */
+  compare?: (a: P, b: P) => number
+}
+
+/** Bounds of a priority range; omitted bounds are open. */
+export interface PriorityRange<P> {
+  gte?: P
+  gt?: P
+  lte?: P
+  lt?: P
+}
+
+/** One entry of the queue. */
+export interface QueueEntry<P, K, V> {
+  priority: P
+  key: K
+  value: V
+}
+
+type Bound = readonly [Uint8Array, boolean] | null
+type PqCommand =
+  | readonly ['insert', Uint8Array, Uint8Array, Uint8Array]
+  | readonly ['extend', (readonly [Uint8Array, Uint8Array, Uint8Array])[]]
+  | readonly ['updatePriority', Uint8Array, Uint8Array]
+  | readonly ['updateValue', Uint8Array, Uint8Array]
+  | readonly ['cas', Uint8Array, Uint8Array, Uint8Array | null]
+  | readonly ['remove', Uint8Array[]]
+  | readonly ['removeRange', Bound, Bound]
+  | readonly ['clear']
+
+interface Slot<P, K, V> {
+  priority: P
+  key: K
+  value: V
+  pb: Uint8Array
+  kb: Uint8Array
+  vb: Uint8Array
+  id: string
+}
+
+interface Bucket<P, K, V> {
+  priority: P
+  slots: Map<string, Slot<P, K, V>>
+}
+
+export function defaultCompare(a: unknown, b: unknown): number {
+  if ((typeof a === 'number' || typeof a === 'bigint') && (typeof b === 'number' || typeof b === 'bigint')) {
+    return a < b ? -1 : a > b ? 1 : 0
+  }
+  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0
+  return Number.NaN
+}
+
+/**
+ * The PriorityQueue replica (mosaik's DEPQ): unique keys, each with a priority and a value, ordered by
+ * priority. Buckets of equal priority keep insertion order; over capacity, the most recently inserted
+ * entry of the lowest bucket is evicted (possibly the one just inserted), the same on every replica.
+ */
+export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> {
+  readonly byKey = new Map<string, Slot<P, K, V>>()
+  /** Buckets in ascending priority. */
+  buckets: Bucket<P, K, V>[] = []
+  readonly capacity: number
+  readonly #codecs: { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> }
+  readonly #compare: (a: P, b: P) => number
+
+  constructor(
+    storeId: StoreId,
+    codecs: { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> },
+    capacity: number,
+    compare: ((a: P, b: P) => number) | undefined,
+  ) {
+    // The capacity is part of the signature: replicas that evict differently must never share a group.
+    super('depq', storeId, u64be(Number.isFinite(capacity) ? capacity : Number.MAX_SAFE_INTEGER))
+    this.capacity = capacity
+    this.#codecs = codecs
+    const codec = codecs.p
+    this.#compare = (a, b) => {
+      const c = compare ? compare(a, b) : defaultCompare(a, b)
+      return Number.isNaN(c) ? compareBytes(codec.encodeUnchecked(a), codec.encodeUnchecked(b)) : c
+    }
+  }
+
+  /** Index of the bucket with `priority`, or the bitwise complement of where it would go. */
+  #find(priority: P): number {
+    let lo = 0
+    let hi = this.buckets.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const c = this.#compare(this.buckets[mid]!.priority, priority)
+      if (c === 0) return mid
+      if (c < 0) lo = mid + 1
+      else hi = mid - 1
+    }
+    return ~lo
+  }
+
+  #unlink(slot: Slot<P, K, V>): void {
+    const i = this.#find(slot.priority)
+    if (i < 0) return
+    const bucket = this.buckets[i]!
+    bucket.slots.delete(slot.id)
+    if (bucket.slots.size === 0) this.buckets.splice(i, 1)
+  }
+
+  #link(slot: Slot<P, K, V>): void {
+    let i = this.#find(slot.priority)
+    if (i < 0) {
+      i = ~i
+      this.buckets.splice(i, 0, { priority: slot.priority, slots: new Map() })
+    }
+    this.buckets[i]!.slots.set(slot.id, slot)
+  }
+
+  #insert(pb: Uint8Array, kb: Uint8Array, vb: Uint8Array): void {
+    const id = bytesKey(kb)
+    const old = this.byKey.get(id)
+    if (old) this.#unlink(old)
+    const slot: Slot<P, K, V> = {
+      priority: this.#codecs.p.decode(pb),
+      key: old ? old.key : this.#codecs.k.decode(kb),
+      value: this.#codecs.v.decode(vb),
+      pb,
+      kb,
+      vb,
+      id,
+    }
+    this.byKey.set(id, slot)
+    this.#link(slot)
+    while (this.byKey.size > this.capacity) {
+      const lowest = this.buckets[0]!
+      const victim = [...lowest.slots.values()].pop()!
+      this.#remove(victim.id)
+    }
+  }
+
+  #remove(id: string): void {
+    const slot = this.byKey.get(id)
+    if (!slot) return
+    this.byKey.delete(id)
+    this.#unlink(slot)
+  }
+
+  #inRange(p: P, low: Bound, high: Bound): boolean {
+    if (low) {
+      const c = this.#compare(p, this.#codecs.p.decode(low[0]))
+      if (c < 0 || (c === 0 && !low[1])) return false
+    }
+    if (high) {
+      const c = this.#compare(p, this.#codecs.p.decode(high[0]))
+      if (c > 0 || (c === 0 && !high[1])) return false
+    }
+    return true
+  }
+
+  applyCommand(c: PqCommand): unknown {
+    switch (c[0]) {
+      case 'insert':
+        this.#insert(c[1], c[2], c[3])
+        return
+      case 'extend':
+        for (const [p, k, v] of c[1]) this.#insert(p, k, v)
+        return
+      case 'updatePriority': {
+        const slot = this.byKey.get(bytesKey(c[1]))
+        if (!slot) return false
+        this.#unlink(slot)
+        slot.pb = c[2]
+        slot.priority = this.#codecs.p.decode(c[2])
+        this.#link(slot)
+        return true
+      }
+      case 'updateValue': {
+        const slot = this.byKey.get(bytesKey(c[1]))
+        if (!slot) return false
+        slot.vb = c[2]
+        slot.value = this.#codecs.v.decode(c[2])
+        return true
+      }
+      case 'cas': {
+        const slot = this.byKey.get(bytesKey(c[1]))
+        if (!slot || !equalBytes(slot.vb, c[2])) return false
+        if (c[3] === null) this.#remove(slot.id)
+        else {
+          slot.vb = c[3]
+          slot.value = this.#codecs.v.decode(c[3])
+        }
+        return true
+      }
+      case 'remove':
+        for (const kb of c[1]) this.#remove(bytesKey(kb))
+        return
+      case 'removeRange': {
+        const [, low, high] = c
+        const keep: Bucket<P, K, V>[] = []
+        for (const bucket of this.buckets) {
+          if (this.#inRange(bucket.priority, low, high))
+            for (const id of bucket.slots.keys()) this.byKey.delete(id)
+          else keep.push(bucket)
+        }
+        this.buckets = keep
+        return
+      }
+      case 'clear':
+        this.byKey.clear()
+        this.buckets = []
+        return
+    }
+  }
+
+  *ascending(): IterableIterator<Slot<P, K, V>> {
+    for (const b of this.buckets) yield* b.slots.values()
+  }
+
+  *descending(): IterableIterator<Slot<P, K, V>> {
+    for (let i = this.buckets.length - 1; i >= 0; i--) yield* [...this.buckets[i]!.slots.values()].reverse()
+  }
+
+  protected snapshotItems(): unknown[] {
+    return [...this.ascending()].map((s) => [s.pb, s.kb, s.vb])
+  }
+
+  protected restoreItems(items: unknown[]): void {
+    this.byKey.clear()
+    this.buckets = []
+    for (const item of items) {
+      if (!Array.isArray(item) || item.length !== 3 || !item.every((b) => b instanceof Uint8Array)) {
+        throw new DecodeError('malformed priority queue snapshot item')
+      }
+      const [pb, kb, vb] = item as [Uint8Array, Uint8Array, Uint8Array]
+      this.#insert(pb, kb, vb)
+    }
+  }
+}
+
+const toEntry = <P, K, V>(s: Slot<P, K, V>): QueueEntry<P, K, V> => ({
+  priority: s.priority,
+  key: s.key,
+  value: s.value,
+})
+
+/** Read access to a replicated PriorityQueue. */
+export class PriorityQueueReader<P, K, V> extends CollectionHandle<PriorityQueueMachine<P, K, V>> {
+  protected readonly codecs: { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> }
+
+  constructor(net: Network, storeId: DigestLike, role: Role, options: PriorityQueueOptions<P, K, V> = {}) {
+    const capacity = options.capacity ?? Number.POSITIVE_INFINITY
+    if (!(capacity >= 1)) throw new InvalidArgumentError('capacity must be at least 1')
+    const codecs = {
+      p: new ValueCodec(options.priority),
+      k: new ValueCodec(options.key),
+      v: new ValueCodec(options.value),
+    }
+    super(
+      net,
+      storeId,
+      role,
+      (id) => new PriorityQueueMachine(id, codecs, capacity, options.compare),
+      options,
+    )
+    this.codecs = codecs
+  }
+
+  get size(): number {
+    return this.machine.byKey.size
+  }
+
+  get isEmpty(): boolean {
+    return this.size === 0
+  }
+
+  get capacity(): number {
+    return this.machine.capacity
+  }
+
+  has(key: K): boolean {
+    return this.#slot(key) !== undefined
+  }
+
+  get(key: K): V | undefined {
+    return this.#slot(key)?.value
+  }
+
+  getPriority(key: K): P | undefined {
+    return this.#slot(key)?.priority
+  }
+
+  /** The entry of lowest priority (the first inserted among equals). */
+  getMin(): QueueEntry<P, K, V> | undefined {
+    const slot = this.machine.buckets[0]?.slots.values().next().value
+    return slot && toEntry(slot)
+  }
+
+  /** The entry of highest priority (the first inserted among equals). */
+  getMax(): QueueEntry<P, K, V> | undefined {
+    const buckets = this.machine.buckets
+    const slot = buckets[buckets.length - 1]?.slots.values().next().value
+    return slot && toEntry(slot)
+  }
+
+  get minPriority(): P | undefined {
+    return this.machine.buckets[0]?.priority
+  }
+
+  get maxPriority(): P | undefined {
+    return this.machine.buckets[this.machine.buckets.length - 1]?.priority
+  }
+
+  /** Entries by ascending priority. */
+  *ascending(): IterableIterator<QueueEntry<P, K, V>> {
+    for (const s of this.machine.ascending()) yield toEntry(s)
+  }
+
+  /** Entries by descending priority. */
+  *descending(): IterableIterator<QueueEntry<P, K, V>> {
+    for (const s of this.machine.descending()) yield toEntry(s)
+  }
+
+  [Symbol.iterator](): IterableIterator<QueueEntry<P, K, V>> {
+    return this.ascending()
+  }
+
+  #slot(key: K) {
+    return this.machine.byKey.get(bytesKey(this.codecs.k.encodeUnchecked(key)))
+  }
+}
+
+/** A replicated PriorityQueue this node writes. */
+export class PriorityQueueWriter<P, K, V> extends PriorityQueueReader<P, K, V> {
+  /** Inserts or replaces `key` with this priority and value (may evict past capacity). */
+  async insert(priority: P, key: K, value: V, options?: AbortOptions): Promise<Version> {
+    const { p, k, v } = this.codecs
+    return this.mutate(
+      ['insert', await p.encode(priority), await k.encode(key), await v.encode(value)],
+      value,
+      options,
+    )
+  }
+
+  async extend(entries: Iterable<readonly [P, K, V]>, options?: AbortOptions): Promise<Version> {
+    const list = [...entries]
+    if (list.length === 0) return this.version
+    const { p, k, v } = this.codecs
+    const encoded = await Promise.all(
+      list.map(async ([pp, kk, vv]) => [await p.encode(pp), await k.encode(kk), await v.encode(vv)] as const),
+    )
+    return this.mutate(['extend', encoded], list, options)
+  }
+
+  /** Moves `key` to a new priority; a missing key is a committed no-op. */
+  async updatePriority(key: K, priority: P, options?: AbortOptions): Promise<Version> {
+    return this.mutate(
+      ['updatePriority', await this.codecs.k.encode(key), await this.codecs.p.encode(priority)],
+      priority,
+      options,
+    )
+  }
+
+  /** Replaces the value of `key`, keeping its priority; a missing key is a committed no-op. */
+  async updateValue(key: K, value: V, options?: AbortOptions): Promise<Version> {
+    return this.mutate(
+      ['updateValue', await this.codecs.k.encode(key), await this.codecs.v.encode(value)],
+      value,
+      options,
+    )
+  }
+
+  /**
+   * Replaces the value of `key` if it equals `expected` (by encoded bytes), keeping the priority;
+   * `next` undefined removes the entry. A mismatch or a missing key is a committed no-op.
+   */
+  async compareExchangeValue(
+    key: K,
+    expected: V,
+    next: V | undefined,
+    options?: AbortOptions,
+  ): Promise<Version> {
+    const { k, v } = this.codecs
+    const command = [
+      'cas',
+      await k.encode(key),
+      await v.encode(expected),
+      next === undefined ? null : await v.encode(next),
+    ] as const
+    return this.mutate(command, next, options)
+  }
+
+  async remove(key: K, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['remove', [await this.codecs.k.encode(key)]], key, options)
+  }
+
+  async removeKeys(keys: Iterable<K>, options?: AbortOptions): Promise<Version> {
+    const list = [...keys]
+    if (list.length === 0) return this.version
+    return this.mutate(
+      ['remove', await Promise.all(list.map((key) => this.codecs.k.encode(key)))],
+      list,
+      options,
+    )
+  }
+
+  /** Removes every entry whose priority lies in the range (omitted bounds are open). */
+  async removeRange(range: PriorityRange<P>, options?: AbortOptions): Promise<Version> {
+    const p = this.codecs.p
+    const bound = async (inclusive: P | undefined, exclusive: P | undefined): Promise<Bound> =>
+      inclusive !== undefined
+        ? [await p.encode(inclusive), true]
+        : exclusive !== undefined
+          ? [await p.encode(exclusive), false]
+          : null
+    const command = [
+      'removeRange',
+      await bound(range.gte, range.gt),
+      await bound(range.lte, range.lt),
+    ] as const
+    return this.mutate(command, range, options)
+  }
+
+  clear(options?: AbortOptions): Promise<Version> {
+    return this.mutate(['clear'], undefined, options)
+  }
+}

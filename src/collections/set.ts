@@ -1,0 +1,137 @@
+import type { Network } from '../network/network.ts'
+import type { AbortOptions } from '../primitives/abort.ts'
+import type { DigestLike, StoreId } from '../primitives/digest.ts'
+import { DecodeError } from '../primitives/errors.ts'
+import {
+  bytesKey,
+  CollectionHandle,
+  CollectionMachine,
+  type CollectionOptions,
+  type Role,
+  ValueCodec,
+  type ValueType,
+  type Version,
+} from './base.ts'
+
+export interface SetOptions<T> extends CollectionOptions {
+  value?: ValueType<T>
+}
+
+type SetCommand =
+  | readonly ['add', Uint8Array]
+  | readonly ['extend', Uint8Array[]]
+  | readonly ['remove', Uint8Array[]]
+  | readonly ['clear']
+
+/** The Set replica: members keyed by canonical bytes, in insertion order. */
+export class SetMachine<T> extends CollectionMachine<SetCommand> {
+  readonly members = new Map<string, { value: T; bytes: Uint8Array }>()
+  readonly #codec: ValueCodec<T>
+
+  constructor(storeId: StoreId, codec: ValueCodec<T>) {
+    super('set', storeId)
+    this.#codec = codec
+  }
+
+  #add(bytes: Uint8Array): void {
+    const id = bytesKey(bytes)
+    if (!this.members.has(id)) this.members.set(id, { value: this.#codec.decode(bytes), bytes })
+  }
+
+  applyCommand(c: SetCommand): unknown {
+    switch (c[0]) {
+      case 'add':
+        this.#add(c[1])
+        return
+      case 'extend':
+        for (const b of c[1]) this.#add(b)
+        return
+      case 'remove':
+        for (const b of c[1]) this.members.delete(bytesKey(b))
+        return
+      case 'clear':
+        this.members.clear()
+        return
+    }
+  }
+
+  protected snapshotItems(): unknown[] {
+    return [...this.members.values()].map((m) => m.bytes)
+  }
+
+  protected restoreItems(items: unknown[]): void {
+    this.members.clear()
+    for (const b of items) {
+      if (!(b instanceof Uint8Array)) throw new DecodeError('malformed set snapshot item')
+      this.#add(b)
+    }
+  }
+}
+
+/** Read access to a replicated Set. */
+export class SetReader<T> extends CollectionHandle<SetMachine<T>> implements Iterable<T> {
+  protected readonly codec: ValueCodec<T>
+
+  constructor(net: Network, storeId: DigestLike, role: Role, options: SetOptions<T> = {}) {
+    const codec = new ValueCodec(options.value)
+    super(net, storeId, role, (id) => new SetMachine(id, codec), options)
+    this.codec = codec
+  }
+
+  get size(): number {
+    return this.machine.members.size
+  }
+
+  get isEmpty(): boolean {
+    return this.size === 0
+  }
+
+  has(value: T): boolean {
+    return this.machine.members.has(bytesKey(this.codec.encodeUnchecked(value)))
+  }
+
+  /** True when every member of this set is in `other` (compared by encoded bytes). */
+  isSubsetOf(other: Iterable<T> | SetReader<T>): boolean {
+    const theirs =
+      other instanceof SetReader
+        ? (other as SetReader<T>).machine.members
+        : new Map([...other].map((v) => [bytesKey(this.codec.encodeUnchecked(v)), true]))
+    for (const id of this.machine.members.keys()) if (!theirs.has(id)) return false
+    return true
+  }
+
+  *values(): IterableIterator<T> {
+    for (const m of this.machine.members.values()) yield m.value
+  }
+
+  [Symbol.iterator](): IterableIterator<T> {
+    return this.values()
+  }
+}
+
+/** A replicated Set this node writes. */
+export class SetWriter<T> extends SetReader<T> {
+  async add(value: T, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['add', await this.codec.encode(value)], value, options)
+  }
+
+  async extend(values: Iterable<T>, options?: AbortOptions): Promise<Version> {
+    const list = [...values]
+    if (list.length === 0) return this.version
+    return this.mutate(['extend', await Promise.all(list.map((v) => this.codec.encode(v)))], list, options)
+  }
+
+  async delete(value: T, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['remove', [await this.codec.encode(value)]], value, options)
+  }
+
+  async removeMany(values: Iterable<T>, options?: AbortOptions): Promise<Version> {
+    const list = [...values]
+    if (list.length === 0) return this.version
+    return this.mutate(['remove', await Promise.all(list.map((v) => this.codec.encode(v)))], list, options)
+  }
+
+  clear(options?: AbortOptions): Promise<Version> {
+    return this.mutate(['clear'], undefined, options)
+  }
+}

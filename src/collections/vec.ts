@@ -1,0 +1,228 @@
+import type { Network } from '../network/network.ts'
+import type { AbortOptions } from '../primitives/abort.ts'
+import { equalBytes } from '../primitives/bytes.ts'
+import type { DigestLike, StoreId } from '../primitives/digest.ts'
+import { DecodeError } from '../primitives/errors.ts'
+import {
+  CollectionHandle,
+  CollectionMachine,
+  type CollectionOptions,
+  OutOfRangeError,
+  type Role,
+  ValueCodec,
+  type ValueType,
+  type Version,
+} from './base.ts'
+
+export interface VecOptions<T> extends CollectionOptions {
+  value?: ValueType<T>
+}
+
+type VecCommand =
+  | readonly ['pushBack' | 'pushFront', Uint8Array]
+  | readonly ['insert', number, Uint8Array]
+  | readonly ['extend', Uint8Array[]]
+  | readonly ['popBack' | 'popFront' | 'clear']
+  | readonly ['remove', number]
+  | readonly ['swap', number, number]
+  | readonly ['truncate', number]
+
+interface Item<T> {
+  value: T
+  bytes: Uint8Array
+}
+
+const INSERT_OUT_OF_RANGE = 'insert-out-of-range'
+
+/** The Vec replica: an array of values with their bytes. */
+export class VecMachine<T> extends CollectionMachine<VecCommand> {
+  items: Item<T>[] = []
+  readonly #codec: ValueCodec<T>
+
+  constructor(storeId: StoreId, codec: ValueCodec<T>) {
+    super('vec', storeId)
+    this.#codec = codec
+  }
+
+  #item(bytes: Uint8Array): Item<T> {
+    return { value: this.#codec.decode(bytes), bytes }
+  }
+
+  applyCommand(c: VecCommand): unknown {
+    const items = this.items
+    switch (c[0]) {
+      case 'pushBack':
+        items.push(this.#item(c[1]))
+        return
+      case 'pushFront':
+        items.unshift(this.#item(c[1]))
+        return
+      case 'insert':
+        // mosaik corrupts the replica here (im::Vector panics past the end); we refuse, on every replica.
+        if (!Number.isSafeInteger(c[1]) || c[1] < 0 || c[1] > items.length) return INSERT_OUT_OF_RANGE
+        items.splice(c[1], 0, this.#item(c[2]))
+        return
+      case 'extend':
+        for (const b of c[1]) items.push(this.#item(b))
+        return
+      case 'popBack':
+        items.pop()
+        return
+      case 'popFront':
+        items.shift()
+        return
+      case 'remove':
+        if (Number.isSafeInteger(c[1]) && c[1] >= 0 && c[1] < items.length) items.splice(c[1], 1)
+        return
+      case 'swap': {
+        const [, i, j] = c
+        if (!inRange(i, items.length) || !inRange(j, items.length)) return
+        const a = items[i]!
+        items[i] = items[j]!
+        items[j] = a
+        return
+      }
+      case 'truncate':
+        if (Number.isSafeInteger(c[1]) && c[1] >= 0 && c[1] < items.length) items.length = c[1]
+        return
+      case 'clear':
+        this.items = []
+        return
+    }
+  }
+
+  protected snapshotItems(): unknown[] {
+    return this.items.map((i) => i.bytes)
+  }
+
+  protected restoreItems(items: unknown[]): void {
+    this.items = items.map((b) => {
+      if (!(b instanceof Uint8Array)) throw new DecodeError('malformed vec snapshot item')
+      return this.#item(b)
+    })
+  }
+}
+
+function inRange(i: number, length: number): boolean {
+  return Number.isSafeInteger(i) && i >= 0 && i < length
+}
+
+/** Read access to a replicated Vec. */
+export class VecReader<T> extends CollectionHandle<VecMachine<T>> implements Iterable<T> {
+  protected readonly codec: ValueCodec<T>
+
+  constructor(net: Network, storeId: DigestLike, role: Role, options: VecOptions<T> = {}) {
+    const codec = new ValueCodec(options.value)
+    super(net, storeId, role, (id) => new VecMachine(id, codec), options)
+    this.codec = codec
+  }
+
+  get length(): number {
+    return this.machine.items.length
+  }
+
+  get size(): number {
+    return this.length
+  }
+
+  get isEmpty(): boolean {
+    return this.length === 0
+  }
+
+  get(index: number): T | undefined {
+    return this.machine.items[index]?.value
+  }
+
+  /** The first element (mosaik's `front` / `head`). */
+  front(): T | undefined {
+    return this.machine.items[0]?.value
+  }
+
+  /** The last element (mosaik's `back` / `last`). */
+  back(): T | undefined {
+    return this.machine.items[this.machine.items.length - 1]?.value
+  }
+
+  includes(value: T): boolean {
+    return this.indexOf(value) >= 0
+  }
+
+  /** The first index holding a value equal (by encoded bytes) to `value`, or -1. */
+  indexOf(value: T): number {
+    const bytes = this.codec.encodeUnchecked(value)
+    return this.machine.items.findIndex((i) => equalBytes(i.bytes, bytes))
+  }
+
+  *values(): IterableIterator<T> {
+    for (const i of this.machine.items) yield i.value
+  }
+
+  [Symbol.iterator](): IterableIterator<T> {
+    return this.values()
+  }
+
+  toArray(): T[] {
+    return this.machine.items.map((i) => i.value)
+  }
+}
+
+/** A replicated Vec this node writes. */
+export class VecWriter<T> extends VecReader<T> {
+  async pushBack(value: T, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['pushBack', await this.codec.encode(value)], value, options)
+  }
+
+  async pushFront(value: T, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['pushFront', await this.codec.encode(value)], value, options)
+  }
+
+  /**
+   * Inserts at `index` (0 ..= length). Past the end it is an error (OutOfRangeError carrying the
+   * value), decided when the command applies, so every replica agrees.
+   */
+  async insert(index: number, value: T, options?: AbortOptions): Promise<Version> {
+    const { version, result } = await this.core.mutate(
+      ['insert', index, await this.codec.encode(value)],
+      value,
+      options,
+    )
+    if (result === INSERT_OUT_OF_RANGE) {
+      throw new OutOfRangeError(value, version, `insert at ${index} is past the end of the vec`)
+    }
+    return version
+  }
+
+  async extend(values: Iterable<T>, options?: AbortOptions): Promise<Version> {
+    const list = [...values]
+    if (list.length === 0) return this.version
+    return this.mutate(['extend', await Promise.all(list.map((v) => this.codec.encode(v)))], list, options)
+  }
+
+  /** Removes the last element; resolves with the version only (read the value before if needed). */
+  popBack(options?: AbortOptions): Promise<Version> {
+    return this.mutate(['popBack'], undefined, options)
+  }
+
+  popFront(options?: AbortOptions): Promise<Version> {
+    return this.mutate(['popFront'], undefined, options)
+  }
+
+  /** Removes the element at `index`; out of range is a committed no-op. */
+  remove(index: number, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['remove', index], index, options)
+  }
+
+  /** Swaps two elements; out of range is a committed no-op. */
+  swap(i: number, j: number, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['swap', i, j], [i, j], options)
+  }
+
+  /** Keeps the first `length` elements; a length beyond the end is a committed no-op. */
+  truncate(length: number, options?: AbortOptions): Promise<Version> {
+    return this.mutate(['truncate', length], length, options)
+  }
+
+  clear(options?: AbortOptions): Promise<Version> {
+    return this.mutate(['clear'], undefined, options)
+  }
+}
