@@ -1,33 +1,222 @@
 import type { Discovery } from '../discovery/discovery.ts'
-import type { NetworkContext } from '../network/context.ts'
+import { CloseCode, closeCodeName } from '../network/close.ts'
+import type { Logger, NetworkContext } from '../network/context.ts'
+import { DEFAULT_MAX_FRAME_SIZE, type Link } from '../network/link.ts'
+import { anySignal } from '../primitives/abort.ts'
+import type { BackoffOptions } from '../primitives/backoff.ts'
+import { toHex } from '../primitives/bytes.ts'
+import { Digest, type StreamId } from '../primitives/digest.ts'
+import { ClosedError } from '../primitives/errors.ts'
+import type { Scope } from '../primitives/scope.ts'
+import { Consumer, type ConsumerHost, type ConsumerOptions } from './consumer.ts'
+import type { StreamDef } from './def.ts'
+import { StreamAlreadyExistsError } from './errors.ts'
+import { Producer, type ProducerOptions, Sink, type SinkHost } from './producer.ts'
+import { parseHandshake, STREAMS_PROTOCOL } from './wire.ts'
 
-/** Options of the streams subsystem, node-wide. */
-export type StreamsOptions = {}
+/** Options of the streams subsystem, node-wide (`Network.create({ streams })`). */
+export interface StreamsOptions {
+  /** Default reconnect policy of this node's consumers (mosaik's defaults when omitted). */
+  backoff?: BackoffOptions
+  /** How long a subscription handshake may take, on either side (default 5 s). */
+  handshakeTimeoutMs?: number
+}
+
+/** Handshakes this node refused as a producer, by close-code name (UnknownPeer, NoCapacity...). */
+export interface StreamsStats {
+  readonly refused: Readonly<Record<string, number>>
+}
 
 /**
- * Typed pub/sub between the nodes of a network (mosaik's streams). Placeholder until the subsystem
- * lands: it only owns its lifecycle.
+ * Typed pub/sub between the nodes of a network (mosaik's streams), as `net.streams`.
+ *
+ * A producer advertises its stream id in this node's catalog entry; every consumer of that id on
+ * other nodes finds it there, subscribes over its own link, and receives what the producer sends from
+ * then on. Producers and consumers re-evaluate their `require` predicates whenever the catalog
+ * changes, and consumers reconnect by themselves after faults.
  */
 export class Streams {
   readonly #ctx: NetworkContext
   readonly #discovery: Discovery
+  readonly #scope: Scope
+  readonly #log: Logger
+  readonly #protocol: string
+  readonly #handshakeTimeoutMs: number
+  readonly #sinks = new Map<string, Sink<unknown>>()
+  readonly #consumers = new Set<Consumer<unknown>>()
+  readonly #sinkHost: SinkHost
+  readonly #consumerHost: ConsumerHost
+  readonly #refused: Record<string, number> = {}
+  #stopped = false
 
-  private constructor(ctx: NetworkContext, discovery: Discovery) {
+  private constructor(ctx: NetworkContext, discovery: Discovery, options: StreamsOptions) {
     this.#ctx = ctx
     this.#discovery = discovery
+    this.#scope = ctx.scope.child()
+    this.#log = ctx.log('streams')
+    this.#protocol = ctx.protocol(STREAMS_PROTOCOL)
+    this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5000
+    this.#sinkHost = {
+      ctx,
+      discovery,
+      log: this.#log,
+      // A datum travels in a batch message: its varint length prefix takes at most 5 bytes.
+      maxDatumBytes: (ctx.linkOptions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE) - 5,
+      handshakeTimeoutMs: this.#handshakeTimeoutMs,
+      release: (sink) => this.#releaseSink(sink),
+    }
+    this.#consumerHost = {
+      ctx,
+      discovery,
+      log: this.#log,
+      scope: this.#scope,
+      protocol: this.#protocol,
+      // The producer may ping an unmeasured consumer before admitting it: allow for that round trip.
+      handshakeTimeoutMs: 2 * this.#handshakeTimeoutMs,
+      backoff: options.backoff ?? {},
+      release: (consumer) => this.#consumers.delete(consumer),
+    }
   }
 
+  /** Starts the subsystem for a network node; called by Network.create. */
   static async start(
     ctx: NetworkContext,
     discovery: Discovery,
-    _options: StreamsOptions = {},
+    options: StreamsOptions = {},
   ): Promise<Streams> {
-    return new Streams(ctx, discovery)
+    const streams = new Streams(ctx, discovery, options)
+    await ctx.handle(streams.#protocol, (link) => streams.#accept(link))
+    streams.#scope.spawn(streams.#watchCatalog())
+    return streams
   }
 
-  /** Closes every producer and consumer of this node. */
+  get stats(): StreamsStats {
+    return { refused: { ...this.#refused } }
+  }
+
+  /**
+   * Creates the producer of `def` on this node and advertises its stream id. Throws
+   * StreamAlreadyExistsError (code 'ALREADY_EXISTS', carrying a handle on the existing producer) when
+   * this node already produces that id: options apply only to the producer that creates the stream.
+   */
+  producer<T>(def: StreamDef<T>, options: ProducerOptions<T> = {}): Producer<T> {
+    this.#checkOpen()
+    const streamId = options.streamId === undefined ? def.streamId : Digest.from(options.streamId)
+    const key = streamId.toString()
+    const existing = this.#sinks.get(key)
+    if (existing) throw new StreamAlreadyExistsError(streamId, new Producer(existing as Sink<T>))
+    const sink = new Sink<T>(this.#sinkHost, streamId, def.codec, options)
+    this.#sinks.set(key, sink as Sink<unknown>)
+    this.#advertise(streamId)
+    return new Producer(sink)
+  }
+
+  /** A handle on this node's producer of `def`, creating it with default options if there is none. */
+  produce<T>(def: StreamDef<T>): Producer<T> {
+    this.#checkOpen()
+    const existing = this.#sinks.get(def.streamId.toString())
+    return existing ? new Producer(existing as Sink<T>) : this.producer(def)
+  }
+
+  /**
+   * Creates a consumer of `def`: it subscribes to every eligible producer of the stream in the catalog,
+   * now and as they come and go. Several consumers of one stream on one node are independent.
+   */
+  consumer<T>(def: StreamDef<T>, options: ConsumerOptions = {}): Consumer<T> {
+    this.#checkOpen()
+    const streamId = options.streamId === undefined ? def.streamId : Digest.from(options.streamId)
+    const consumer = new Consumer<T>(this.#consumerHost, streamId, def.codec, def.schema, options)
+    this.#consumers.add(consumer as Consumer<unknown>)
+    consumer.onCatalog(this.#discovery.catalog())
+    return consumer
+  }
+
+  /** A consumer of `def` with default options. */
+  consume<T>(def: StreamDef<T>): Consumer<T> {
+    return this.consumer(def)
+  }
+
+  /** Closes every producer (consumers get GracefulShutdown) and consumer of this node. */
   async stop(): Promise<void> {
-    void this.#ctx
-    void this.#discovery
+    if (this.#stopped) return
+    this.#stopped = true
+    for (const sink of this.#sinks.values()) sink.close(CloseCode.GracefulShutdown)
+    this.#sinks.clear()
+    await Promise.all([...this.#consumers].map((c) => c.close()))
+    await this.#ctx.libp2p.unhandle(this.#protocol).catch(() => {})
+    await this.#scope.close()
+  }
+
+  #checkOpen(): void {
+    if (this.#stopped) throw new ClosedError('the network is closed')
+  }
+
+  /** Adds or removes the stream id in the local entry, whichever matches the registry when it runs. */
+  #advertise(streamId: StreamId): Promise<void> {
+    const key = streamId.toString()
+    return this.#discovery
+      .updateLocal((entry) =>
+        this.#sinks.has(key)
+          ? { streams: entry.streams.with([streamId]) }
+          : { streams: entry.streams.without([streamId]) },
+      )
+      .catch((err) => this.#log('advertising stream %s failed: %s', streamId.short(), (err as Error).message))
+  }
+
+  async #releaseSink(sink: Sink<unknown>): Promise<void> {
+    const key = sink.streamId.toString()
+    if (this.#sinks.get(key) === sink) this.#sinks.delete(key)
+    sink.close(CloseCode.GracefulShutdown)
+    // mosaik never withdraws a stream id; here the last producer takes it out of the entry.
+    if (!this.#stopped) await this.#advertise(sink.streamId)
+  }
+
+  // ---- accepting subscriptions -----------------------------------------------------------------
+
+  /** The producer side of the handshake (the order of checks is documented in wire.ts). */
+  async #accept(link: Link): Promise<void> {
+    const signal = anySignal(this.#scope.signal, AbortSignal.timeout(this.#handshakeTimeoutMs))
+    let message: unknown
+    try {
+      message = await link.recv({ signal })
+    } catch {
+      if (link.closeInfo?.remote) return
+      // link.recv closes a malformed message with ProtocolViolation itself; a silent peer times out.
+      if (!link.isClosed) link.closeWith(CloseCode.ProtocolViolation, 'no handshake in time')
+      this.#count(link.closeInfo?.code ?? CloseCode.ProtocolViolation)
+      return
+    }
+    const parsed = parseHandshake(message, this.#ctx.networkId)
+    if (!parsed.ok) return this.#refuse(link, parsed.code, parsed.reason)
+    const peer = this.#discovery.catalog().get(link.remotePeer)
+    if (!peer) return this.#refuse(link, CloseCode.UnknownPeer, 'unknown peer: sync catalogs first')
+    const sink = this.#sinks.get(toHex(parsed.handshake.stream))
+    if (!sink) return this.#refuse(link, CloseCode.StreamNotFound, 'this node does not produce that stream')
+    await sink.admit(link, peer)
+  }
+
+  #refuse(link: Link, code: number, reason: string): void {
+    this.#count(code)
+    this.#log('refused a subscription from %s: %s', link.remotePeer, reason)
+    link.closeWith(code, reason)
+  }
+
+  #count(code: number): void {
+    const name = closeCodeName(code)
+    this.#refused[name] = (this.#refused[name] ?? 0) + 1
+  }
+
+  /** Hands every catalog change to the producers (require) and consumers (which producers to use). */
+  async #watchCatalog(): Promise<void> {
+    let last = this.#discovery.catalog()
+    while (!this.#scope.closed) {
+      try {
+        last = await this.#discovery.when.catalog((c) => c !== last, { signal: this.#scope.signal })
+      } catch {
+        return
+      }
+      for (const sink of this.#sinks.values()) sink.onCatalog(last)
+      for (const consumer of this.#consumers) consumer.onCatalog(last)
+    }
   }
 }

@@ -1,0 +1,96 @@
+import type { PeerInfo } from '../discovery/catalog.ts'
+import type { LinkClose } from '../network/close.ts'
+import type { StreamId } from '../primitives/digest.ts'
+
+/** The life of one subscription (a producer-consumer pair). */
+export const ChannelState = {
+  /** Handshaking, or (on a consumer) waiting to reconnect. */
+  Connecting: 'connecting',
+  /** Datums flow. */
+  Connected: 'connected',
+  /** Over; a consumer may open a new channel to the same producer later. */
+  Terminated: 'terminated',
+} as const
+export type ChannelState = (typeof ChannelState)[keyof typeof ChannelState]
+
+/** Traffic of one channel; `bytes` counts encoded datum bytes (not framing). */
+export interface ChannelStats {
+  readonly datums: number
+  readonly bytes: number
+  /** Milliseconds since the channel connected; undefined while it is not connected. */
+  readonly uptime: number | undefined
+}
+
+/** A snapshot of one channel, as `producer.consumers()` and `consumer.producers()` list them. */
+export interface ChannelInfo {
+  readonly streamId: StreamId
+  readonly producerId: string
+  readonly consumerId: string
+  /** The remote peer as the local catalog knows it. */
+  readonly peer: PeerInfo
+  readonly state: ChannelState
+  readonly stats: ChannelStats
+  /** How the channel last closed, when it did. */
+  readonly lastClose: LinkClose | undefined
+}
+
+/** The mutable side of a channel: state and counters, shared by producer and consumer channels. */
+export class ChannelRecord {
+  readonly streamId: StreamId
+  readonly producerId: string
+  readonly consumerId: string
+  peer: PeerInfo
+  state: ChannelState = ChannelState.Connecting
+  datums = 0
+  bytes = 0
+  connectedAt: number | undefined
+  lastClose: LinkClose | undefined
+
+  constructor(streamId: StreamId, producerId: string, consumerId: string, peer: PeerInfo) {
+    this.streamId = streamId
+    this.producerId = producerId
+    this.consumerId = consumerId
+    this.peer = peer
+  }
+
+  get peerId(): string {
+    return this.peer.id
+  }
+
+  info(now: number): ChannelInfo {
+    return {
+      streamId: this.streamId,
+      producerId: this.producerId,
+      consumerId: this.consumerId,
+      peer: this.peer,
+      state: this.state,
+      stats: {
+        datums: this.datums,
+        bytes: this.bytes,
+        uptime:
+          this.state === ChannelState.Connected && this.connectedAt !== undefined
+            ? now - this.connectedAt
+            : undefined,
+      },
+      lastClose: this.lastClose,
+    }
+  }
+}
+
+export type PeerPredicate = (peer: PeerInfo) => boolean
+
+/** `require` as given (one predicate or several) → a list, AND-ed. */
+export function predicates(require: PeerPredicate | readonly PeerPredicate[] | undefined): PeerPredicate[] {
+  if (require === undefined) return []
+  return typeof require === 'function' ? [require] : [...require]
+}
+
+/** True when every predicate holds; a predicate that throws counts as failing. */
+export function passesAll(preds: readonly PeerPredicate[], peer: PeerInfo): boolean {
+  try {
+    for (const p of preds) if (!p(peer)) return false
+    return true
+  } catch {
+    return false
+  }
+}

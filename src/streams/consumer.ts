@@ -1,0 +1,692 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec'
+import type { Catalog, PeerInfo } from '../discovery/catalog.ts'
+import type { Discovery } from '../discovery/discovery.ts'
+import type { PeerEntry } from '../discovery/entry.ts'
+import { CloseCode, type LinkClose } from '../network/close.ts'
+import type { Logger, NetworkContext } from '../network/context.ts'
+import type { Link } from '../network/link.ts'
+import { type AbortOptions, anySignal, delay, raceSignal } from '../primitives/abort.ts'
+import { Backoff, type BackoffOptions } from '../primitives/backoff.ts'
+import type { Codec } from '../primitives/codec.ts'
+import type { DigestLike, StreamId } from '../primitives/digest.ts'
+import { abortReason, ClosedError, DecodeError, InvalidArgumentError } from '../primitives/errors.ts'
+import { Emitter } from '../primitives/events.ts'
+import type { Scope } from '../primitives/scope.ts'
+import { Watch } from '../primitives/watch.ts'
+import {
+  type ChannelInfo,
+  ChannelRecord,
+  ChannelState,
+  type PeerPredicate,
+  passesAll,
+  predicates,
+} from './channel.ts'
+import { ChannelConditions, When } from './conditions.ts'
+import { handshakeMessage, isStartStream, unpackBatch } from './wire.ts'
+
+/** How a consumer picks producers and reconnects. Every field is optional. */
+export interface ConsumerOptions {
+  /**
+   * Eligibility predicate on a producer's catalog entry; an array is AND-ed. Re-evaluated on every
+   * catalog change: producers that start passing are subscribed to, those that stop are dropped.
+   * When a predicate exists and a producer's RTT was never measured, it is pinged first (so `rttBelow`
+   * sees a measurement).
+   */
+  require?: PeerPredicate | readonly PeerPredicate[]
+  /** When the consumer counts as online; default `c => c.minimumOf(0)` (online at once). */
+  onlineWhen?: (subscribed: ChannelConditions) => ChannelConditions
+  /**
+   * Reconnect policy after a fault (exponential with jitter, reset by every datum received). Defaults
+   * to the node's `streams.backoff`, itself mosaik's: 500 ms ×1.5 ±50 %, at most 60 s apart, giving
+   * up after 5 minutes until the producer's entry changes.
+   */
+  backoff?: BackoffOptions
+  /** Overrides the definition's stream id. */
+  streamId?: DigestLike
+  /**
+   * Datums received but not yet read, over all producers (default 1024). When full, the consumer stops
+   * reading its links; their credit windows then stop the producers' writers, and a producer whose
+   * queue for this consumer overflows closes it with TooSlow (it reconnects after the backoff).
+   */
+  bufferSize?: number
+}
+
+/** Counters of a consumer, over every producer it has read from. */
+export interface ConsumerStats {
+  /** Datums delivered (decoded and valid). */
+  readonly datums: number
+  /** Encoded bytes of the delivered datums. */
+  readonly bytes: number
+  /** Datums dropped because the codec or the schema refused them. */
+  readonly invalid: number
+  /** Milliseconds since the consumer went from no connected producer to some; undefined while none. */
+  readonly uptime: number | undefined
+}
+
+/** What happens after a channel to a producer ends. */
+export type RetryPolicy = 'backoff' | 'sync' | 'none'
+
+export interface ConsumerEvents {
+  'producer:connected': ChannelInfo
+  /**
+   * A channel ended or an attempt failed. `retry` says what comes next: 'backoff' (a fault: reconnect
+   * after the backoff), 'sync' (UnknownPeer: sync catalogs, then reconnect at once) or 'none' (refused
+   * for good, or dropped locally: retried only when that producer's or this node's entry changes).
+   */
+  'producer:disconnected': { info: ChannelInfo; close: LinkClose; retry: RetryPolicy }
+  /** A datum was dropped because the codec or the schema refused it. */
+  invalid: { peerId: string; error: Error }
+}
+
+/** What a consumer needs from the Streams subsystem. */
+export interface ConsumerHost {
+  readonly ctx: NetworkContext
+  readonly discovery: Discovery
+  readonly log: Logger
+  /** Owns the receivers' reconnect loops. */
+  readonly scope: Scope
+  readonly protocol: string
+  readonly handshakeTimeoutMs: number
+  readonly backoff: BackoffOptions
+  release(consumer: Consumer<unknown>): void
+}
+
+const DEFAULT_BUFFER_SIZE = 1024
+const noop = () => {}
+
+/**
+ * Close codes after which retrying the same producer is pointless until something changes: it refused
+ * us, it is shutting down, or one of us speaks the protocol wrongly.
+ */
+const FINAL_CODES: ReadonlySet<number> = new Set([
+  CloseCode.Success,
+  CloseCode.GracefulShutdown,
+  CloseCode.DifferentNetwork,
+  CloseCode.ProtocolViolation,
+  CloseCode.UnsupportedVersion,
+  CloseCode.StreamNotAllowed,
+  CloseCode.StreamNotFound,
+])
+
+interface PendingRead<T> {
+  resolve(value: T): void
+  reject(err: Error): void
+  done: boolean
+  cleanup: (() => void) | undefined
+}
+
+/** Why a producer is not retried, and the entries that must change before it is. */
+interface Rejection {
+  producer: PeerEntry
+  local: PeerEntry
+}
+
+/** The consumer's side of one producer: a reconnecting session loop. */
+class Receiver {
+  readonly record: ChannelRecord
+  readonly backoff: Backoff
+  readonly #abort = new AbortController()
+  link: Link | undefined
+  /** Data arrived since the last fault: the backoff starts over. */
+  gotData = false
+  #wake: AbortController | undefined
+
+  constructor(record: ChannelRecord, backoff: Backoff) {
+    this.record = record
+    this.backoff = backoff
+  }
+
+  get peerId(): string {
+    return this.record.peerId
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal
+  }
+
+  get cancelled(): boolean {
+    return this.#abort.signal.aborted
+  }
+
+  cancel(reason: string): void {
+    if (this.cancelled) return
+    this.#abort.abort(new ClosedError(reason))
+    this.link?.closeWith(CloseCode.Success, reason)
+  }
+
+  /** Waits `ms` unless woken (the producer restarted) or cancelled. */
+  async sleep(ms: number): Promise<void> {
+    const wake = new AbortController()
+    this.#wake = wake
+    await delay(ms, anySignal(this.signal, wake.signal)).catch(noop)
+    this.#wake = undefined
+  }
+
+  /** Cuts a backoff wait short. */
+  wake(): void {
+    this.#wake?.abort()
+  }
+}
+
+/**
+ * The receiving end of a stream on this node: it subscribes to every eligible producer in the catalog
+ * and merges their datums (in order per producer). Get one with `net.streams.consumer(def, options)`.
+ *
+ * Read with `for await (const d of consumer)`, `await consumer.recv()` or `consumer.tryRecv()`. Breaking
+ * out of a `for await` loop does not close the consumer: close it (or use `await using`) when done,
+ * which also ends every loop and rejects pending `recv()` calls with ClosedError.
+ *
+ * Delivery is at most once: a datum sent while the channel to a producer is down, or dropped for a
+ * lagging consumer, is not replayed.
+ */
+export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
+  readonly streamId: StreamId
+  /** Awaitable conditions on the producers (`when.subscribed()`, `when.online()`...). */
+  readonly when: When
+  readonly #host: ConsumerHost
+  readonly #codec: Codec<T>
+  readonly #schema: StandardSchemaV1<unknown, T> | undefined
+  readonly #require: PeerPredicate[]
+  readonly #backoff: BackoffOptions
+  readonly #bufferSize: number
+  readonly #onlineCondition: ChannelConditions
+  readonly #events = new Emitter<ConsumerEvents>()
+  readonly #changes = new Watch(0)
+  readonly #receivers = new Map<string, Receiver>()
+  readonly #rejected = new Map<string, Rejection>()
+  /** Producers pinged once for an RTT sample before their first evaluation. */
+  readonly #probed = new Set<string>()
+  #buffer: T[] = []
+  #head = 0
+  readonly #readers: PendingRead<T>[] = []
+  #readHead = 0
+  #room: PromiseWithResolvers<void> | undefined
+  #online: boolean
+  #connectedSince: number | undefined
+  #closed = false
+  readonly #stats = { datums: 0, bytes: 0, invalid: 0 }
+
+  /** @internal Use `net.streams.consumer()`. */
+  constructor(
+    host: ConsumerHost,
+    streamId: StreamId,
+    codec: Codec<T>,
+    schema: StandardSchemaV1<unknown, T> | undefined,
+    options: ConsumerOptions,
+  ) {
+    const bufferSize = options.bufferSize ?? DEFAULT_BUFFER_SIZE
+    if (!Number.isInteger(bufferSize) || bufferSize < 1) {
+      throw new InvalidArgumentError(`bufferSize must be a positive integer, got ${bufferSize}`)
+    }
+    this.#host = host
+    this.streamId = streamId
+    this.#codec = codec
+    this.#schema = schema
+    this.#require = predicates(options.require)
+    this.#backoff = { ...host.backoff, ...options.backoff }
+    this.#bufferSize = bufferSize
+    const source = { changes: this.#changes, connectedPeers: () => this.#connectedPeers() }
+    this.when = new When(source, () => this.#online)
+    const base = new ChannelConditions(source)
+    this.#onlineCondition = options.onlineWhen ? options.onlineWhen(base) : base.minimumOf(0)
+    this.#online = this.#onlineCondition.isMet
+  }
+
+  get isOnline(): boolean {
+    return !this.#closed && this.#online
+  }
+
+  get isClosed(): boolean {
+    return this.#closed
+  }
+
+  get stats(): ConsumerStats {
+    return {
+      ...this.#stats,
+      uptime: this.#connectedSince === undefined ? undefined : Date.now() - this.#connectedSince,
+    }
+  }
+
+  /** Datums received and not yet read. */
+  get buffered(): number {
+    return this.#buffer.length - this.#head
+  }
+
+  /** The producers this consumer is connected to or (re)connecting to. */
+  producers(): ChannelInfo[] {
+    const now = Date.now()
+    return [...this.#receivers.values()].map((rx) => rx.record.info(now))
+  }
+
+  /** Subscribes to consumer events; returns the unsubscribe function. */
+  on<K extends keyof ConsumerEvents>(event: K, listener: (payload: ConsumerEvents[K]) => void): () => void {
+    return this.#events.on(event, listener)
+  }
+
+  // ---- reading ---------------------------------------------------------------------------------
+
+  /** Resolves with the next datum; rejects with ClosedError once the consumer is closed. */
+  recv(options?: AbortOptions): Promise<T> {
+    if (this.#head < this.#buffer.length) return Promise.resolve(this.#take())
+    if (this.#closed) return Promise.reject(new ClosedError('consumer is closed'))
+    const signal = options?.signal
+    if (signal?.aborted) return Promise.reject(abortReason(signal))
+    const { promise, resolve, reject } = Promise.withResolvers<T>()
+    const read: PendingRead<T> = { resolve, reject, done: false, cleanup: undefined }
+    if (signal) {
+      const onAbort = () => {
+        if (read.done) return
+        read.done = true
+        reject(abortReason(signal))
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      read.cleanup = () => signal.removeEventListener('abort', onAbort)
+    }
+    this.#readers.push(read)
+    return promise
+  }
+
+  /** The next datum if one is buffered, else undefined. Throws ClosedError once closed. */
+  tryRecv(): T | undefined {
+    if (this.#head < this.#buffer.length) return this.#take()
+    if (this.#closed) throw new ClosedError('consumer is closed')
+    return undefined
+  }
+
+  /** Datums until the consumer closes. */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: (): Promise<IteratorResult<T>> => {
+        if (this.#head < this.#buffer.length) return Promise.resolve({ value: this.#take(), done: false })
+        if (this.#closed) return Promise.resolve({ value: undefined, done: true })
+        return this.recv().then(
+          (value) => ({ value, done: false }),
+          (err) => {
+            if (this.#closed && err instanceof ClosedError) return { value: undefined, done: true }
+            throw err
+          },
+        )
+      },
+      return: () => Promise.resolve({ value: undefined, done: true }),
+    }
+  }
+
+  #take(): T {
+    const buffer = this.#buffer
+    const value = buffer[this.#head]!
+    buffer[this.#head++] = undefined as T
+    if (this.#head === buffer.length) {
+      buffer.length = 0
+      this.#head = 0
+    } else if (this.#head > 1024 && this.#head * 2 > buffer.length) {
+      buffer.splice(0, this.#head)
+      this.#head = 0
+    }
+    if (this.#room !== undefined && buffer.length - this.#head <= this.#bufferSize >> 1) {
+      const room = this.#room
+      this.#room = undefined
+      room.resolve()
+    }
+    return value
+  }
+
+  /** Hands a valid datum to the oldest waiting reader, or buffers it. */
+  #push(value: T): void {
+    const readers = this.#readers
+    while (this.#readHead < readers.length) {
+      const r = readers[this.#readHead++]!
+      if (r.done) continue
+      if (this.#readHead === readers.length) {
+        readers.length = 0
+        this.#readHead = 0
+      }
+      r.done = true
+      r.cleanup?.()
+      r.resolve(value)
+      return
+    }
+    if (readers.length > 0) {
+      readers.length = 0
+      this.#readHead = 0
+    }
+    this.#buffer.push(value)
+  }
+
+  // ---- receiving -------------------------------------------------------------------------------
+
+  /** Reads batches off one link while the buffer has room; the link's credit does the rest. */
+  async #read(rx: Receiver, link: Link): Promise<void> {
+    while (!rx.cancelled) {
+      if (this.#buffer.length - this.#head >= this.#bufferSize) {
+        this.#room ??= Promise.withResolvers<void>()
+        await raceSignal(this.#room.promise, rx.signal).catch(noop)
+        continue
+      }
+      let batch = link.tryRecvBytes()
+      if (batch === undefined) {
+        try {
+          batch = await link.recvBytes()
+        } catch {
+          return
+        }
+      }
+      rx.gotData = true
+      const result = this.#ingest(rx, batch)
+      const ok = result === true || result === false ? result : await result
+      if (!ok) {
+        link.closeWith(CloseCode.ProtocolViolation, 'malformed datum batch')
+        return
+      }
+    }
+  }
+
+  /** Splits a batch and delivers its datums in order; false when the batch framing is broken. */
+  #ingest(rx: Receiver, batch: Uint8Array): boolean | Promise<boolean> {
+    let tail: Promise<void> | undefined
+    const ok = unpackBatch(batch, (bytes) => {
+      tail = tail === undefined ? this.#deliver(rx, bytes) : tail.then(() => this.#deliver(rx, bytes))
+    })
+    return tail === undefined ? ok : tail.then(() => ok)
+  }
+
+  /** Decodes and validates one datum; returns a promise only when the schema validates asynchronously. */
+  #deliver(rx: Receiver, bytes: Uint8Array): Promise<void> | undefined {
+    let value: T
+    try {
+      value = this.#codec.decode(bytes)
+    } catch (err) {
+      this.#invalid(rx, err)
+      return undefined
+    }
+    const schema = this.#schema
+    if (schema === undefined) {
+      this.#accept(rx, value, bytes.length)
+      return undefined
+    }
+    let result: StandardSchemaV1.Result<T> | Promise<StandardSchemaV1.Result<T>>
+    try {
+      result = schema['~standard'].validate(value)
+    } catch (err) {
+      this.#invalid(rx, err)
+      return undefined
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (r) => this.#validated(rx, r, bytes.length),
+        (err) => this.#invalid(rx, err),
+      )
+    }
+    this.#validated(rx, result, bytes.length)
+    return undefined
+  }
+
+  #validated(rx: Receiver, result: StandardSchemaV1.Result<T>, size: number): void {
+    if (result.issues) {
+      const message = result.issues.map((i) => i.message).join('; ')
+      this.#invalid(rx, new DecodeError(`datum fails the schema: ${message}`))
+      return
+    }
+    this.#accept(rx, result.value, size)
+  }
+
+  #accept(rx: Receiver, value: T, size: number): void {
+    if (this.#closed || rx.cancelled) return
+    rx.record.datums++
+    rx.record.bytes += size
+    this.#stats.datums++
+    this.#stats.bytes += size
+    this.#push(value)
+  }
+
+  #invalid(rx: Receiver, err: unknown): void {
+    this.#stats.invalid++
+    const error = err instanceof Error ? err : new DecodeError(String(err))
+    this.#host.log('invalid datum from %s: %s', rx.peerId, error.message)
+    this.#events.emit('invalid', { peerId: rx.peerId, error })
+  }
+
+  // ---- producers -------------------------------------------------------------------------------
+
+  /**
+   * Reconciles the receivers with the catalog: subscribes to eligible producers, drops those that left,
+   * stopped advertising or stopped passing `require`. A producer that refused us is retried only once
+   * its entry or ours changed in content (periodic re-announcements change only the version).
+   */
+  onCatalog(catalog: Catalog): void {
+    if (this.#closed) return
+    let changed = false
+    for (const peer of catalog.peers()) {
+      const rx = this.#receivers.get(peer.id)
+      if (!peer.streams.has(this.streamId)) {
+        if (rx) this.#drop(rx, 'producer stopped advertising the stream')
+        this.#rejected.delete(peer.id)
+        continue
+      }
+      if (rx) {
+        const previous = rx.record.peer
+        rx.record.peer = peer
+        if (!passesAll(this.#require, peer)) {
+          this.#drop(rx, 'require no longer holds')
+          continue
+        }
+        if (peer.entry !== previous.entry && rx.record.state === ChannelState.Connected) changed = true
+        if (peer.startedAt !== previous.startedAt) this.#restarted(rx, peer)
+        continue
+      }
+      const rejection = this.#rejected.get(peer.id)
+      let syncFirst = false
+      if (rejection) {
+        const producerChanged =
+          rejection.producer.startedAt !== peer.startedAt || !rejection.producer.sameContent(peer.entry)
+        const localChanged = !rejection.local.sameContent(catalog.local.entry)
+        if (!producerChanged && !localChanged) continue
+        this.#rejected.delete(peer.id)
+        // Our entry changed (say, a new tag): make sure the producer has it before it judges us again.
+        syncFirst = !producerChanged
+      }
+      if (this.#require.length > 0 && peer.rtt === undefined && !this.#probed.has(peer.id)) {
+        this.#probed.add(peer.id)
+        this.#host.discovery
+          .ping(peer.id)
+          .catch(noop)
+          .finally(() => this.onCatalog(this.#host.discovery.catalog()))
+        continue
+      }
+      if (!passesAll(this.#require, peer)) continue
+      this.#spawn(peer, syncFirst)
+    }
+    for (const rx of [...this.#receivers.values()]) {
+      if (!catalog.has(rx.peerId)) this.#drop(rx, 'producer left the catalog')
+    }
+    for (const id of [...this.#rejected.keys()]) if (!catalog.has(id)) this.#rejected.delete(id)
+    for (const id of [...this.#probed]) if (!catalog.has(id)) this.#probed.delete(id)
+    if (changed) this.#channelsChanged()
+  }
+
+  /**
+   * The producer's entry shows a new run (a restart). A link opened before that run began is to the
+   * dead process, whose connection may take the transport's idle timeout to fail: cut it, and skip the
+   * rest of any backoff wait.
+   */
+  #restarted(rx: Receiver, peer: PeerInfo): void {
+    const link = rx.link
+    if (link && !link.isClosed && (link.connection.timeline.open ?? 0) < peer.startedAt) {
+      link.connection.abort(new Error('producer restarted'))
+    }
+    rx.wake()
+  }
+
+  #spawn(peer: PeerInfo, syncFirst: boolean): void {
+    const record = new ChannelRecord(this.streamId, peer.id, this.#host.ctx.peerId, peer)
+    const rx = new Receiver(record, new Backoff(this.#backoff, this.#host.ctx.now))
+    this.#receivers.set(peer.id, rx)
+    this.#host.scope.spawn(this.#run(rx, syncFirst))
+  }
+
+  /** Stops a receiver for a local reason (not a refusal): it may be recreated by a later catalog change. */
+  #drop(rx: Receiver, reason: string): void {
+    if (this.#receivers.get(rx.peerId) === rx) this.#receivers.delete(rx.peerId)
+    rx.cancel(reason)
+  }
+
+  /** Sessions with one producer until cancelled or refused for good. */
+  async #run(rx: Receiver, syncFirst: boolean): Promise<void> {
+    const discovery = this.#host.discovery
+    if (syncFirst) await discovery.syncWith(rx.peerId, { signal: rx.signal }).catch(noop)
+    let syncedForUnknown = false
+    while (!rx.cancelled) {
+      const close = await this.#session(rx)
+      rx.link = undefined
+      if (rx.cancelled) {
+        this.#disconnected(rx, close, 'none')
+        return
+      }
+      if (rx.gotData) {
+        rx.gotData = false
+        rx.backoff.reset()
+        syncedForUnknown = false
+      }
+      let retry: RetryPolicy
+      let wait: number | undefined = 0
+      if (FINAL_CODES.has(close.code)) retry = 'none'
+      else if (close.code === CloseCode.UnknownPeer && !syncedForUnknown) retry = 'sync'
+      else {
+        wait = rx.backoff.next()
+        retry = wait === undefined ? 'none' : 'backoff'
+      }
+      this.#disconnected(rx, close, retry)
+      if (retry === 'none') {
+        this.#refused(rx)
+        return
+      }
+      if (retry === 'sync') {
+        // The producer does not know us yet: hand it our entry through a catalog sync, then retry.
+        syncedForUnknown = true
+        await discovery.syncWith(rx.peerId, { signal: rx.signal }).catch(noop)
+      } else {
+        await rx.sleep(wait!)
+      }
+    }
+  }
+
+  /** One connection: dial, handshake, then read until the link closes. Returns how it closed. */
+  async #session(rx: Receiver): Promise<LinkClose> {
+    const { ctx, handshakeTimeoutMs } = this.#host
+    const signal = anySignal(rx.signal, AbortSignal.timeout(handshakeTimeoutMs))
+    let link: Link
+    try {
+      link = await ctx.openLink(rx.peerId, this.#host.protocol, { signal })
+    } catch (err) {
+      return {
+        code: CloseCode.UnexpectedClose,
+        reason: `dial failed: ${(err as Error).message}`,
+        remote: false,
+      }
+    }
+    rx.link = link
+    if (rx.cancelled) {
+      link.closeWith(CloseCode.Success, 'consumer closed')
+      return link.closeInfo!
+    }
+    try {
+      await link.send(handshakeMessage(ctx.networkId, this.streamId), { signal })
+      const start = await link.recv({ signal })
+      if (!isStartStream(start, ctx.networkId, this.streamId)) {
+        link.closeWith(CloseCode.ProtocolViolation, 'expected StartStream')
+        return link.closeInfo!
+      }
+    } catch (err) {
+      if (link.closeInfo) return link.closeInfo
+      link.abort('handshake failed')
+      return {
+        code: CloseCode.UnexpectedClose,
+        reason: `handshake: ${(err as Error).message}`,
+        remote: false,
+      }
+    }
+    this.#connected(rx)
+    await this.#read(rx, link)
+    if (!link.closeInfo) link.closeWith(CloseCode.Success, 'consumer closed')
+    return link.closeInfo ?? { code: CloseCode.UnexpectedClose, reason: 'link ended', remote: false }
+  }
+
+  #connected(rx: Receiver): void {
+    rx.record.state = ChannelState.Connected
+    rx.record.connectedAt = Date.now()
+    this.#connectedSince ??= rx.record.connectedAt
+    this.#channelsChanged()
+    this.#events.emit('producer:connected', rx.record.info(Date.now()))
+  }
+
+  #disconnected(rx: Receiver, close: LinkClose, retry: RetryPolicy): void {
+    const wasConnected = rx.record.state === ChannelState.Connected
+    rx.record.state = retry === 'none' ? ChannelState.Terminated : ChannelState.Connecting
+    rx.record.lastClose = close
+    if (wasConnected) {
+      if (this.#connectedPeers().length === 0) this.#connectedSince = undefined
+      this.#channelsChanged()
+    }
+    if (!this.#closed)
+      this.#events.emit('producer:disconnected', { info: rx.record.info(Date.now()), close, retry })
+  }
+
+  /** Remembers a refusal so the pair is not retried until an entry changes. */
+  #refused(rx: Receiver): void {
+    if (this.#receivers.get(rx.peerId) !== rx) return
+    this.#receivers.delete(rx.peerId)
+    const catalog = this.#host.discovery.catalog()
+    this.#rejected.set(rx.peerId, {
+      producer: catalog.get(rx.peerId)?.entry ?? rx.record.peer.entry,
+      local: catalog.local.entry,
+    })
+  }
+
+  #connectedPeers(): PeerInfo[] {
+    const out: PeerInfo[] = []
+    for (const rx of this.#receivers.values()) {
+      if (rx.record.state === ChannelState.Connected) out.push(rx.record.peer)
+    }
+    return out
+  }
+
+  #channelsChanged(): void {
+    if (this.#closed) return
+    this.#online = this.#onlineCondition.isMet
+    this.#changes.set(this.#changes.value + 1)
+  }
+
+  // ---- closing ---------------------------------------------------------------------------------
+
+  /**
+   * Unsubscribes from every producer. Buffered datums are discarded, pending `recv()` calls reject with
+   * ClosedError and `for await` loops end.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const rx of [...this.#receivers.values()]) this.#drop(rx, 'consumer closed')
+    this.#rejected.clear()
+    this.#buffer = []
+    this.#head = 0
+    const err = new ClosedError('consumer is closed')
+    for (let i = this.#readHead; i < this.#readers.length; i++) {
+      const r = this.#readers[i]!
+      if (r.done) continue
+      r.done = true
+      r.cleanup?.()
+      r.reject(err)
+    }
+    this.#readers.length = 0
+    this.#readHead = 0
+    this.#room?.resolve()
+    this.#room = undefined
+    this.#online = false
+    this.#changes.close(err)
+    this.#events.removeAllListeners()
+    this.#host.release(this as Consumer<unknown>)
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}

@@ -1,0 +1,137 @@
+import { CloseCode } from '../network/close.ts'
+import { equalBytes } from '../primitives/bytes.ts'
+import type { Digest } from '../primitives/digest.ts'
+
+/**
+ * The streams wire protocol, `/mosaik/<network-short>/streams/1`, on one Link per subscription.
+ *
+ * 1. The consumer opens the link and sends the handshake, one canonical-CBOR message:
+ *    `[version, networkId (32 bytes), streamId (32 bytes), criteria]`. `version` is 1; `criteria` is
+ *    reserved (an empty map; any value is accepted and ignored, as mosaik's placeholder Criteria).
+ * 2. The producer answers with a close code, or with StartStream. It checks, in order:
+ *    malformed handshake → ProtocolViolation (400); another version → UnsupportedVersion (426);
+ *    another network → DifferentNetwork (101); a consumer missing from its catalog → UnknownPeer (401,
+ *    the consumer syncs catalogs and retries); no producer of that stream → StreamNotFound (10404);
+ *    `maxConsumers` reached → NoCapacity (10509); `require` fails → NotAllowed (10403). A consumer that
+ *    sends no handshake within the handshake timeout is closed with ProtocolViolation.
+ *    StartStream is one canonical-CBOR message `[networkId, streamId]`; the consumer checks both.
+ * 3. Then data: each later message from the producer is a batch of one or more datums, each written as
+ *    `varint(length) ‖ encoded datum`, back to back to the end of the message. Batching is what makes
+ *    small datums cheap (one Link frame and one transport write carry hundreds); a datum too big to
+ *    share a batch travels alone in one. The consumer never sends after its handshake; anything it
+ *    sends is a ProtocolViolation.
+ * 4. Either side ends with a Link CLOSE frame: GracefulShutdown (204) when a producer closes, TooSlow
+ *    (10413) when a consumer's queue overflowed, NotAllowed when `require` stops holding.
+ */
+export const STREAMS_PROTOCOL = 'streams/1'
+export const STREAMS_VERSION = 1
+
+export interface Handshake {
+  version: number
+  network: Uint8Array
+  stream: Uint8Array
+}
+
+export function handshakeMessage(network: Digest, stream: Digest): unknown[] {
+  return [STREAMS_VERSION, network.bytes, stream.bytes, new Map()]
+}
+
+/**
+ * Parses a decoded handshake. Returns a close code and reason when it is refused on its face (shape,
+ * version, network), the handshake otherwise.
+ */
+export function parseHandshake(
+  value: unknown,
+  network: Digest,
+): { ok: true; handshake: Handshake } | { ok: false; code: number; reason: string } {
+  if (!Array.isArray(value) || value.length < 1 || typeof value[0] !== 'number') {
+    return { ok: false, code: CloseCode.ProtocolViolation, reason: 'malformed handshake' }
+  }
+  if (value[0] !== STREAMS_VERSION) {
+    return { ok: false, code: CloseCode.UnsupportedVersion, reason: `streams version ${value[0]}` }
+  }
+  const [, net, stream] = value
+  if (value.length !== 4 || !isId(net) || !isId(stream)) {
+    return { ok: false, code: CloseCode.ProtocolViolation, reason: 'malformed handshake' }
+  }
+  if (!equalBytes(net, network.bytes)) {
+    return { ok: false, code: CloseCode.DifferentNetwork, reason: 'different network' }
+  }
+  return { ok: true, handshake: { version: value[0], network: net, stream } }
+}
+
+export function startStreamMessage(network: Digest, stream: Digest): unknown[] {
+  return [network.bytes, stream.bytes]
+}
+
+export function isStartStream(value: unknown, network: Digest, stream: Digest): boolean {
+  return (
+    Array.isArray(value) &&
+    value.length === 2 &&
+    isId(value[0]) &&
+    isId(value[1]) &&
+    equalBytes(value[0], network.bytes) &&
+    equalBytes(value[1], stream.bytes)
+  )
+}
+
+function isId(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array && v.length === 32
+}
+
+// ---- data batches --------------------------------------------------------------------------------
+
+/** Bytes of the varint that prefixes a datum of `n` bytes. */
+export function varintLength(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
+}
+
+/** Writes `n` (below 2^35) as an unsigned LEB128 varint at `off`; returns the offset after it. */
+export function writeVarint(buf: Uint8Array, off: number, n: number): number {
+  while (n >= 0x80) {
+    buf[off++] = (n & 0x7f) | 0x80
+    n = Math.floor(n / 128)
+  }
+  buf[off++] = n
+  return off
+}
+
+/**
+ * Packs `datums[from..to)` into one batch message. `size` is the exact total of
+ * `varintLength(d.length) + d.length` over them.
+ */
+export function packBatch(datums: readonly Uint8Array[], from: number, to: number, size: number): Uint8Array {
+  const out = new Uint8Array(size)
+  let off = 0
+  for (let i = from; i < to; i++) {
+    const d = datums[i]!
+    off = writeVarint(out, off, d.length)
+    out.set(d, off)
+    off += d.length
+  }
+  return out
+}
+
+/**
+ * Splits a batch into its datums (views into `batch`, no copies) and hands each to `each`. Returns
+ * false when the framing is broken: a truncated varint or a length past the end of the message.
+ */
+export function unpackBatch(batch: Uint8Array, each: (datum: Uint8Array) => void): boolean {
+  const end = batch.length
+  let off = 0
+  while (off < end) {
+    let len = 0
+    let shift = 1
+    let byte: number
+    do {
+      if (off >= end || shift > 2 ** 28) return false
+      byte = batch[off++]!
+      len += (byte & 0x7f) * shift
+      shift *= 128
+    } while (byte >= 0x80)
+    if (off + len > end) return false
+    each(batch.subarray(off, off + len))
+    off += len
+  }
+  return true
+}
