@@ -6,9 +6,15 @@ import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
 import type { LogStore } from '../groups/storage/log-store.ts'
 import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
-import { type Codec, cborOf, decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
+import { type Codec, cborOf } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type StoreId } from '../primitives/digest.ts'
-import { ClosedError, InvalidArgumentError, MosaikError, OfflineError } from '../primitives/errors.ts'
+import {
+  ClosedError,
+  DecodeError,
+  InvalidArgumentError,
+  MosaikError,
+  OfflineError,
+} from '../primitives/errors.ts'
 import { Emitter } from '../primitives/events.ts'
 import { Watch } from '../primitives/watch.ts'
 
@@ -119,20 +125,103 @@ export abstract class CollectionMachine<Command extends readonly unknown[]>
     return null
   }
 
-  /** The state as a canonical CBOR array of items, in the machine's deterministic order. */
+  /**
+   * The state as items of `arity` byte strings each, in the machine's deterministic order, packed as
+   * `[format][arity][varint length, bytes]…`: far cheaper to write and read than CBOR for 100k items,
+   * and the same bytes on every replica at the same version.
+   */
   snapshot(): Uint8Array {
-    return encodeCanonical(this.snapshotItems())
+    return packItems(this.arity, this.snapshotItems())
   }
 
   restore(snapshot: Uint8Array): void {
-    const items = snapshot.length === 0 ? [] : decodeCanonical(snapshot)
-    if (!Array.isArray(items)) throw new InvalidArgumentError('malformed collection snapshot')
-    this.restoreItems(items)
+    this.restoreItems(snapshot.length === 0 ? [] : unpackItems(this.arity, snapshot))
     this.revision++
   }
 
-  protected abstract snapshotItems(): unknown[]
-  protected abstract restoreItems(items: unknown[]): void
+  /** How many byte strings make one item of this machine's snapshot. */
+  protected abstract readonly arity: number
+  protected abstract snapshotItems(): Uint8Array[][]
+  protected abstract restoreItems(items: Uint8Array[][]): void
+}
+
+const SNAPSHOT_FORMAT = 1
+
+/** Packs items of `arity` byte strings each. */
+export function packItems(arity: number, items: readonly (readonly Uint8Array[])[]): Uint8Array {
+  let size = 2
+  for (const item of items) for (const b of item) size += varintLength(b.length) + b.length
+  const out = new Uint8Array(size)
+  out[0] = SNAPSHOT_FORMAT
+  out[1] = arity
+  let at = 2
+  for (const item of items) {
+    for (const b of item) {
+      let n = b.length
+      while (n >= 0x80) {
+        out[at++] = (n & 0x7f) | 0x80
+        n >>>= 7
+      }
+      out[at++] = n
+      out.set(b, at)
+      at += b.length
+    }
+  }
+  return out
+}
+
+export function unpackItems(arity: number, bytes: Uint8Array): Uint8Array[][] {
+  if (bytes[0] !== SNAPSHOT_FORMAT || bytes[1] !== arity)
+    throw new DecodeError('unknown collection snapshot format')
+  const items: Uint8Array[][] = []
+  let at = 2
+  let item: Uint8Array[] = []
+  while (at < bytes.length) {
+    let n = 0
+    let shift = 0
+    let b: number
+    do {
+      if (at >= bytes.length || shift > 28) throw new DecodeError('malformed collection snapshot')
+      b = bytes[at++]!
+      n |= (b & 0x7f) << shift
+      shift += 7
+    } while (b & 0x80)
+    if (at + n > bytes.length) throw new DecodeError('truncated collection snapshot')
+    item.push(bytes.subarray(at, at + n))
+    at += n
+    if (item.length === arity) {
+      items.push(item)
+      item = []
+    }
+  }
+  if (item.length !== 0) throw new DecodeError('truncated collection snapshot')
+  return items
+}
+
+function varintLength(n: number): number {
+  let len = 1
+  while (n >= 0x80) {
+    n >>>= 7
+    len++
+  }
+  return len
+}
+
+/** A value kept as its canonical bytes and decoded on first read (replicas often hold far more than they read). */
+export class Lazy<T> {
+  readonly bytes: Uint8Array
+  readonly #codec: ValueCodec<T>
+  #decoded: { value: T } | undefined
+
+  constructor(bytes: Uint8Array, codec: ValueCodec<T>) {
+    this.bytes = bytes
+    this.#codec = codec
+  }
+
+  get value(): T {
+    this.#decoded ??= { value: this.#codec.decode(this.bytes) }
+    return this.#decoded.value
+  }
 }
 
 export interface CollectionEvents {

@@ -2,11 +2,11 @@ import type { Network } from '../network/network.ts'
 import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
-import { DecodeError } from '../primitives/errors.ts'
 import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  Lazy,
   type Role,
   ValueCodec,
   type ValueType,
@@ -24,7 +24,8 @@ type CellCommand =
 
 /** The Cell replica (and the Once replica, which keeps only its first write). */
 export class CellMachine<T> extends CollectionMachine<CellCommand> {
-  current: { value: T; bytes: Uint8Array } | undefined
+  current: Lazy<T> | undefined
+  protected readonly arity = 1
   readonly #codec: ValueCodec<T>
   readonly #once: boolean
 
@@ -39,7 +40,7 @@ export class CellMachine<T> extends CollectionMachine<CellCommand> {
       case 'write':
         // Once: the first committed write wins; later writes commit (and move the version) but change nothing.
         if (this.#once && this.current !== undefined) return false
-        this.current = { value: this.#codec.decode(c[1]), bytes: c[1] }
+        this.current = new Lazy(c[1], this.#codec)
         return true
       case 'cas': {
         if (this.#once) return false
@@ -49,7 +50,7 @@ export class CellMachine<T> extends CollectionMachine<CellCommand> {
             ? this.current === undefined
             : this.current !== undefined && equalBytes(this.current.bytes, expected)
         if (!matches) return false
-        this.current = next === null ? undefined : { value: this.#codec.decode(next), bytes: next }
+        this.current = next === null ? undefined : new Lazy(next, this.#codec)
         return true
       }
       case 'clear':
@@ -58,14 +59,13 @@ export class CellMachine<T> extends CollectionMachine<CellCommand> {
     }
   }
 
-  protected snapshotItems(): unknown[] {
-    return this.current === undefined ? [] : [this.current.bytes]
+  protected snapshotItems(): Uint8Array[][] {
+    return this.current === undefined ? [] : [[this.current.bytes]]
   }
 
-  protected restoreItems(items: unknown[]): void {
-    const [b] = items
-    if (b !== undefined && !(b instanceof Uint8Array)) throw new DecodeError('malformed cell snapshot')
-    this.current = b === undefined ? undefined : { value: this.#codec.decode(b), bytes: b }
+  protected restoreItems(items: Uint8Array[][]): void {
+    const b = items[0]?.[0]
+    this.current = b === undefined ? undefined : new Lazy(b, this.#codec)
   }
 }
 

@@ -2,12 +2,12 @@ import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
-import { DecodeError } from '../primitives/errors.ts'
 import {
   bytesKey,
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  Lazy,
   type Role,
   ValueCodec,
   type ValueType,
@@ -28,10 +28,8 @@ type MapCommand =
   | readonly ['clear']
 
 interface Slot<K, V> {
-  key: K
-  value: V
-  keyBytes: Uint8Array
-  valueBytes: Uint8Array
+  key: Lazy<K>
+  value: Lazy<V>
 }
 
 /**
@@ -40,6 +38,7 @@ interface Slot<K, V> {
  */
 export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
   readonly entries = new Map<string, Slot<K, V>>()
+  protected readonly arity = 2
   readonly #keys: ValueCodec<K>
   readonly #values: ValueCodec<V>
 
@@ -69,7 +68,7 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
         const matches =
           expected === null
             ? current === undefined
-            : current !== undefined && equalBytes(current.valueBytes, expected)
+            : current !== undefined && equalBytes(current.value.bytes, expected)
         if (!matches) return false
         if (next === null) this.entries.delete(id)
         else this.#set(k, next)
@@ -84,29 +83,20 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
   #set(keyBytes: Uint8Array, valueBytes: Uint8Array): void {
     const id = bytesKey(keyBytes)
     const slot = this.entries.get(id)
-    const value = this.#values.decode(valueBytes)
-    if (slot) {
-      slot.value = value
-      slot.valueBytes = valueBytes
-    } else {
-      this.entries.set(id, { key: this.#keys.decode(keyBytes), value, keyBytes, valueBytes })
-    }
+    const value = new Lazy(valueBytes, this.#values)
+    if (slot) slot.value = value
+    else this.entries.set(id, { key: new Lazy(keyBytes, this.#keys), value })
   }
 
-  protected snapshotItems(): unknown[] {
-    const out: unknown[] = []
-    for (const s of this.entries.values()) out.push([s.keyBytes, s.valueBytes])
+  protected snapshotItems(): Uint8Array[][] {
+    const out: Uint8Array[][] = []
+    for (const s of this.entries.values()) out.push([s.key.bytes, s.value.bytes])
     return out
   }
 
-  protected restoreItems(items: unknown[]): void {
+  protected restoreItems(items: Uint8Array[][]): void {
     this.entries.clear()
-    for (const item of items) {
-      if (!Array.isArray(item) || !(item[0] instanceof Uint8Array) || !(item[1] instanceof Uint8Array)) {
-        throw new DecodeError('malformed map snapshot item')
-      }
-      this.#set(item[0], item[1])
-    }
+    for (const [k, v] of items) this.#set(k!, v!)
   }
 }
 
@@ -132,7 +122,7 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
   }
 
   get(key: K): V | undefined {
-    return this.#slot(key)?.value
+    return this.#slot(key)?.value.value
   }
 
   has(key: K): boolean {
@@ -141,15 +131,15 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
 
   /** Keys in insertion order (the same on every replica). */
   *keys(): IterableIterator<K> {
-    for (const s of this.machine.entries.values()) yield s.key
+    for (const s of this.machine.entries.values()) yield s.key.value
   }
 
   *values(): IterableIterator<V> {
-    for (const s of this.machine.entries.values()) yield s.value
+    for (const s of this.machine.entries.values()) yield s.value.value
   }
 
   *entries(): IterableIterator<[K, V]> {
-    for (const s of this.machine.entries.values()) yield [s.key, s.value]
+    for (const s of this.machine.entries.values()) yield [s.key.value, s.value.value]
   }
 
   [Symbol.iterator](): IterableIterator<[K, V]> {
@@ -157,7 +147,7 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
   }
 
   forEach(fn: (value: V, key: K) => void): void {
-    for (const s of this.machine.entries.values()) fn(s.value, s.key)
+    for (const s of this.machine.entries.values()) fn(s.value.value, s.key.value)
   }
 
   #slot(key: K) {

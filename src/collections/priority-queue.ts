@@ -2,7 +2,7 @@ import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { compareBytes, equalBytes, u64be } from '../primitives/bytes.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
-import { DecodeError, InvalidArgumentError } from '../primitives/errors.ts'
+import { InvalidArgumentError } from '../primitives/errors.ts'
 import {
   bytesKey,
   CollectionHandle,
@@ -89,6 +89,7 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
   /** Buckets in ascending priority. */
   buckets: Bucket<P, K, V>[] = []
   readonly capacity: number
+  protected readonly arity = 3
   readonly #codecs: { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> }
   readonly #compare: (a: P, b: P) => number
 
@@ -244,20 +245,14 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
     for (let i = this.buckets.length - 1; i >= 0; i--) yield* [...this.buckets[i]!.slots.values()].reverse()
   }
 
-  protected snapshotItems(): unknown[] {
+  protected snapshotItems(): Uint8Array[][] {
     return [...this.ascending()].map((s) => [s.pb, s.kb, s.vb])
   }
 
-  protected restoreItems(items: unknown[]): void {
+  protected restoreItems(items: Uint8Array[][]): void {
     this.byKey.clear()
     this.buckets = []
-    for (const item of items) {
-      if (!Array.isArray(item) || item.length !== 3 || !item.every((b) => b instanceof Uint8Array)) {
-        throw new DecodeError('malformed priority queue snapshot item')
-      }
-      const [pb, kb, vb] = item as [Uint8Array, Uint8Array, Uint8Array]
-      this.#insert(pb, kb, vb)
-    }
+    for (const [pb, kb, vb] of items) this.#insert(pb!, kb!, vb!)
   }
 }
 

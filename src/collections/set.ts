@@ -1,12 +1,12 @@
 import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
-import { DecodeError } from '../primitives/errors.ts'
 import {
   bytesKey,
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  Lazy,
   type Role,
   ValueCodec,
   type ValueType,
@@ -25,7 +25,8 @@ type SetCommand =
 
 /** The Set replica: members keyed by canonical bytes, in insertion order. */
 export class SetMachine<T> extends CollectionMachine<SetCommand> {
-  readonly members = new Map<string, { value: T; bytes: Uint8Array }>()
+  readonly members = new Map<string, Lazy<T>>()
+  protected readonly arity = 1
   readonly #codec: ValueCodec<T>
 
   constructor(storeId: StoreId, codec: ValueCodec<T>) {
@@ -35,7 +36,7 @@ export class SetMachine<T> extends CollectionMachine<SetCommand> {
 
   #add(bytes: Uint8Array): void {
     const id = bytesKey(bytes)
-    if (!this.members.has(id)) this.members.set(id, { value: this.#codec.decode(bytes), bytes })
+    if (!this.members.has(id)) this.members.set(id, new Lazy(bytes, this.#codec))
   }
 
   applyCommand(c: SetCommand): unknown {
@@ -55,16 +56,13 @@ export class SetMachine<T> extends CollectionMachine<SetCommand> {
     }
   }
 
-  protected snapshotItems(): unknown[] {
-    return [...this.members.values()].map((m) => m.bytes)
+  protected snapshotItems(): Uint8Array[][] {
+    return [...this.members.values()].map((m) => [m.bytes])
   }
 
-  protected restoreItems(items: unknown[]): void {
+  protected restoreItems(items: Uint8Array[][]): void {
     this.members.clear()
-    for (const b of items) {
-      if (!(b instanceof Uint8Array)) throw new DecodeError('malformed set snapshot item')
-      this.#add(b)
-    }
+    for (const [b] of items) this.#add(b!)
   }
 }
 

@@ -2,11 +2,11 @@ import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
-import { DecodeError } from '../primitives/errors.ts'
 import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  Lazy,
   OutOfRangeError,
   type Role,
   ValueCodec,
@@ -27,16 +27,12 @@ type VecCommand =
   | readonly ['swap', number, number]
   | readonly ['truncate', number]
 
-interface Item<T> {
-  value: T
-  bytes: Uint8Array
-}
-
 const INSERT_OUT_OF_RANGE = 'insert-out-of-range'
 
 /** The Vec replica: an array of values with their bytes. */
 export class VecMachine<T> extends CollectionMachine<VecCommand> {
-  items: Item<T>[] = []
+  items: Lazy<T>[] = []
+  protected readonly arity = 1
   readonly #codec: ValueCodec<T>
 
   constructor(storeId: StoreId, codec: ValueCodec<T>) {
@@ -44,8 +40,8 @@ export class VecMachine<T> extends CollectionMachine<VecCommand> {
     this.#codec = codec
   }
 
-  #item(bytes: Uint8Array): Item<T> {
-    return { value: this.#codec.decode(bytes), bytes }
+  #item(bytes: Uint8Array): Lazy<T> {
+    return new Lazy(bytes, this.#codec)
   }
 
   applyCommand(c: VecCommand): unknown {
@@ -91,15 +87,12 @@ export class VecMachine<T> extends CollectionMachine<VecCommand> {
     }
   }
 
-  protected snapshotItems(): unknown[] {
-    return this.items.map((i) => i.bytes)
+  protected snapshotItems(): Uint8Array[][] {
+    return this.items.map((i) => [i.bytes])
   }
 
-  protected restoreItems(items: unknown[]): void {
-    this.items = items.map((b) => {
-      if (!(b instanceof Uint8Array)) throw new DecodeError('malformed vec snapshot item')
-      return this.#item(b)
-    })
+  protected restoreItems(items: Uint8Array[][]): void {
+    this.items = items.map(([b]) => this.#item(b!))
   }
 }
 

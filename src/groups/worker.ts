@@ -888,11 +888,13 @@ export class GroupWorker<C, Q, R> {
           throw new DecodeError('malformed fetch')
         }
         // Only entries the store holds as committed are safe to hand to a peer that appends them blindly.
+        // The answer says where this member's log starts, so a requester behind it knows to take a
+        // snapshot instead.
         const committed = this.#store.hardState().commit
         const to = Math.min(body[1] as number, committed, (body[0] as number) + CATCH_UP_BATCH - 1)
-        if (to < (body[0] as number)) return []
-        const entries = await this.#store.entries(body[0] as number, to)
-        return entries
+        const first = this.#store.firstIndex()
+        if (to < (body[0] as number)) return [first, []]
+        return [first, await this.#store.entries(body[0] as number, to)]
       }
       case Req.RequestSnapshot: {
         // A member is too far behind for the log: have every member snapshot at the same index.
@@ -950,6 +952,7 @@ export class GroupWorker<C, Q, R> {
         const leader = this.#node.status().leader
         peers.sort((a, b) => Number(a.peer === leader) - Number(b.peer === leader))
         if (peers.length === 0) return
+        let compacted = false
         const windows = peers.map((bond, i) => {
           const start = next + i * CATCH_UP_BATCH
           return start > to
@@ -961,7 +964,11 @@ export class GroupWorker<C, Q, R> {
                   10_000,
                   performance.now(),
                 )
-                .then((r) => (Array.isArray(r) ? r.map(parseEntry) : []))
+                .then((r) => {
+                  if (!Array.isArray(r) || r.length !== 2 || !Array.isArray(r[1])) return [] as Entry[]
+                  if (typeof r[0] === 'number' && r[0] > start) compacted = true
+                  return r[1].map(parseEntry)
+                })
                 .catch(() => [] as Entry[])
         })
         let progressed = false
@@ -974,7 +981,10 @@ export class GroupWorker<C, Q, R> {
           progressed = true
           this.#kick()
         }
-        if (!progressed) return
+        if (progressed) continue
+        // The members compacted what we need: take a snapshot instead, then pull what follows it.
+        if (!compacted || !(await this.#fetchSnapshot(next))) return
+        next = this.#node.status().commitIndex + 1
       }
     } catch (err) {
       this.#log('catch-up stopped: %s', (err as Error).message)
@@ -987,11 +997,11 @@ export class GroupWorker<C, Q, R> {
    * Installs a snapshot: asks the leader to have every member snapshot at one index, then fetches
    * the chunks from all members that offer it, in parallel, and checks the hash.
    */
-  async #fetchSnapshot(minIndex: number): Promise<void> {
-    if (this.#snapshotFetch) return
+  async #fetchSnapshot(minIndex: number): Promise<boolean> {
+    if (this.#snapshotFetch) return false
     const leader = this.#node.status().leader
     const bond = leader === undefined ? undefined : this.#bonds.get(leader)
-    if (!bond) return
+    if (!bond) return false
     const fetch = { index: 0, offers: new Map<string, SnapshotOffer>(), offerCount: new Watch(0) }
     this.#snapshotFetch = fetch
     try {
@@ -1001,7 +1011,7 @@ export class GroupWorker<C, Q, R> {
         this.#config.forwardTimeoutMs,
         performance.now(),
       )
-      if (!Number.isSafeInteger(index) || (index as number) < minIndex) return
+      if (!Number.isSafeInteger(index) || (index as number) < minIndex) return false
       fetch.index = index as number
       // Offers arrive as members apply the snapshot marker; after the first, give the others a moment
       // so the chunks can be spread over several sources.
@@ -1012,7 +1022,7 @@ export class GroupWorker<C, Q, R> {
         .until((n) => n >= this.#bonds.size - 1, { signal: AbortSignal.timeout(100) })
         .catch(() => {})
       const offers = [...fetch.offers.values()].filter((o) => o.meta.index === fetch.index)
-      if (offers.length === 0) return
+      if (offers.length === 0) return false
       const { size, hash, meta } = offers[0]!
       const sources = offers.filter((o) => equalBytes(o.hash, hash))
       const data = new Uint8Array(size)
@@ -1039,18 +1049,21 @@ export class GroupWorker<C, Q, R> {
           }
         }),
       )
-      if (chunks.length > 0 || !equalBytes(blake3(data), hash)) return
+      if (chunks.length > 0 || !equalBytes(blake3(data), hash)) return false
       this.#sm.restore(data)
       await this.#store.saveSnapshot(meta, data)
-      if (this.#node.restoreSnapshot(meta, performance.now())) {
+      const installed = this.#node.restoreSnapshot(meta, performance.now())
+      if (installed) {
         this.stats.snapshotsInstalled++
         this.#lastSnapshotIndex = meta.index
         this.applied.set(meta.index)
         this.#settleCommits()
       }
       this.#kick()
+      return installed
     } catch (err) {
       this.#log('snapshot fetch failed: %s', (err as Error).message)
+      return false
     } finally {
       this.#snapshotFetch = undefined
     }

@@ -3,11 +3,13 @@
  * Sections can be chosen: `npm run bench -- discovery streams`.
  */
 import { cpus, totalmem } from 'node:os'
+import { benchCollections } from './collections.ts'
 import { benchDiscovery } from './discovery.ts'
 import { benchGroups } from './groups.ts'
 import { type Row, renderTable } from './table.ts'
 
 const sections: Record<string, () => Promise<Row[]>> = {
+  collections: benchCollections,
   discovery: benchDiscovery,
   groups: benchGroups,
 }

@@ -1,0 +1,127 @@
+import { collections, Network } from '../../platform/node/index.ts'
+import type { MapWriter } from '../../src/collections/map.ts'
+import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
+import { encodeCanonical } from '../../src/primitives/codec.ts'
+import { median, percentile, type Row } from './table.ts'
+
+const memAddr = () => `/memory/${toHex(randomBytes(8))}`
+
+async function nodes(n: number): Promise<Network[]> {
+  const network = `bench-${toHex(randomBytes(4))}`
+  const first = await Network.create({ network, listen: [memAddr()], discovery: { departureWindowMs: 0 } })
+  const nets = [first]
+  for (let i = 1; i < n; i++) {
+    nets.push(
+      await Network.create({
+        network,
+        listen: [memAddr()],
+        bootstrap: first.addresses,
+        discovery: { departureWindowMs: 0 },
+      }),
+    )
+  }
+  await Promise.all(nets.map((x) => x.discovery.when.peers(n - 1)))
+  return nets
+}
+
+/** One stream, same transport: how long the same bytes take to cross without any protocol on top. */
+async function rawTransfer(bytes: number): Promise<number> {
+  const [a, b] = await nodes(2)
+  const protocol = b!.context.protocol('bench-raw/1')
+  const chunk = new Uint8Array(256 * 1024)
+  let received = 0
+  const done = Promise.withResolvers<void>()
+  await b!.context.handle(protocol, async (link) => {
+    for await (const c of link) {
+      received += c.length
+      if (received >= bytes) done.resolve()
+    }
+  })
+  const link = await a!.context.openLink(b!.addresses[0]!, protocol)
+  const t = performance.now()
+  for (let sent = 0; sent < bytes; sent += chunk.length)
+    await link.sendBytes(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))
+  await done.promise
+  const ms = performance.now() - t
+  await link.close()
+  await Promise.all([a!.close(), b!.close()])
+  return ms
+}
+
+export async function benchCollections(): Promise<Row[]> {
+  const section = 'collections (memory transport)'
+  const rows: Row[] = []
+  const nets = await nodes(4)
+  const writers = nets.slice(0, 3).map((n) => collections.Map.writer<string, number>(n, 'bench-map'))
+  await Promise.all(writers.map((w) => w.when.online()))
+  const w = writers[0] as MapWriter<string, number>
+
+  // Sequential inserts on 3 writers (one of which leads).
+  const lat: number[] = []
+  for (let i = 0; i < 1000; i++) {
+    const t = performance.now()
+    await w.set(`seq-${i}`, i)
+    lat.push(performance.now() - t)
+  }
+  rows.push({ section, name: 'Map.set latency p50, 3 writers', value: median(lat), unit: 'ms' })
+  rows.push({ section, name: 'Map.set latency p99, 3 writers', value: percentile(lat, 99), unit: 'ms' })
+  rows.push({
+    section,
+    name: 'Map.set sequential',
+    value: 1000 / (lat.reduce((a, b) => a + b, 0) / 1000),
+    unit: 'inserts/s',
+    higherIsBetter: true,
+  })
+
+  let done = 0
+  const end = performance.now() + 3000
+  await Promise.all(
+    Array.from({ length: 100 }, async (_, c) => {
+      for (let i = 0; performance.now() < end; i++) {
+        await writers[c % 3]!.set(`c${c}-${i}`, i)
+        done++
+      }
+    }),
+  )
+  rows.push({
+    section,
+    name: 'Map.set, 100 concurrent writers over 3 nodes',
+    value: done / 3,
+    unit: 'inserts/s',
+    higherIsBetter: true,
+  })
+
+  // Fill to 100k entries in batches, then a new reader catches up.
+  const target = 100_000
+  for (let i = w.size; i < target; i += 1000) {
+    await w.extend(
+      Array.from(
+        { length: Math.min(1000, target - i) },
+        (_, k) => [`fill-${i + k}`, i + k] as [string, number],
+      ),
+    )
+  }
+  globalThis.gc?.()
+  const heapBefore = process.memoryUsage().heapUsed
+  const t = performance.now()
+  const reader = collections.Map.reader<string, number>(nets[3]!, 'bench-map')
+  await reader.when.reaches(w.version)
+  const catchUp = performance.now() - t
+  const snapshotBytes = encodeCanonical(
+    [...w.entries()].map(([k, v]) => [encodeCanonical(k), encodeCanonical(v)]),
+  ).length
+  const raw = await rawTransfer(snapshotBytes)
+  rows.push({
+    section,
+    name: `new reader catches up on a ${(reader.size / 1000).toFixed(0)}k-entry Map`,
+    value: catchUp,
+    unit: 'ms',
+    baselineName: `raw transfer of the same ${(snapshotBytes / 1e6).toFixed(1)} MB over one stream`,
+    baseline: raw,
+  })
+  globalThis.gc?.()
+  const perEntry = (process.memoryUsage().heapUsed - heapBefore) / reader.size
+  rows.push({ section, name: 'reader heap per entry (string key, number value)', value: perEntry, unit: 'B' })
+  await Promise.all(nets.map((n) => n.close()))
+  return rows
+}
