@@ -6,6 +6,8 @@
  *
  * @packageDocumentation
  */
+
+export * from './collections/index.ts'
 export { type Catalog, type PeerInfo, type RejectReason, rttBelow } from './discovery/catalog.ts'
 export {
   DifferentNetworkError,
@@ -28,7 +30,6 @@ export {
   type Ticket,
   UnsupportedEntryVersionError,
 } from './discovery/entry.ts'
-export * from './collections/index.ts'
 export * from './groups/index.ts'
 export { CloseCode, closeCodeName, type LinkClose, LinkClosedError } from './network/close.ts'
 export { Link, type LinkOptions } from './network/link.ts'

@@ -444,10 +444,6 @@ export class GroupWorker<C, Q, R> {
   }
 
   readonly #appliedTerms = new AppliedTerms(APPLIED_TERMS_KEPT)
-  #appliedTermOk(range: IndexRange & { term: number }): boolean {
-    const t = this.#appliedTerms.get(range.last)
-    return t === undefined || t === range.term
-  }
 
   // =================================================================================================
   // Queries
