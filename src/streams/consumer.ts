@@ -1,7 +1,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { Catalog, PeerInfo } from '../discovery/catalog.ts'
 import type { Discovery } from '../discovery/discovery.ts'
-import type { PeerEntry } from '../discovery/entry.ts'
+import { compareVersions, type PeerEntry } from '../discovery/entry.ts'
 import { CloseCode, type LinkClose } from '../network/close.ts'
 import type { Logger, NetworkContext } from '../network/context.ts'
 import type { Link } from '../network/link.ts'
@@ -115,11 +115,23 @@ interface PendingRead<T> {
   cleanup: (() => void) | undefined
 }
 
-/** Why a producer is not retried, and the entries that must change before it is. */
+/**
+ * A producer not to retry until an entry changes. Refusals (NotAllowed...) wait for a change of
+ * content: periodic re-announcements only bump versions. A producer that closed the stream or did not
+ * have it (GracefulShutdown, StreamNotFound) still advertised it in the entry we hold, so that entry is
+ * stale: any newer version of it is worth a retry.
+ */
 interface Rejection {
   producer: PeerEntry
   local: PeerEntry
+  anyNewerVersion: boolean
 }
+
+const STALE_ENTRY_CODES: ReadonlySet<number> = new Set([
+  CloseCode.Success,
+  CloseCode.GracefulShutdown,
+  CloseCode.StreamNotFound,
+])
 
 /** The consumer's side of one producer: a reconnecting session loop. */
 class Receiver {
@@ -358,8 +370,11 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   async #read(rx: Receiver, link: Link): Promise<void> {
     while (!rx.cancelled) {
       if (this.#buffer.length - this.#head >= this.#bufferSize) {
+        // A closed link ends the session even while the buffer is full: the channel state must say
+        // so, and the reconnect policy must run, whether or not the application reads.
+        if (link.isClosed) return
         this.#room ??= Promise.withResolvers<void>()
-        await raceSignal(this.#room.promise, rx.signal).catch(noop)
+        await raceSignal(Promise.race([this.#room.promise, link.closed]), rx.signal).catch(noop)
         continue
       }
       let batch = link.tryRecvBytes()
@@ -476,8 +491,9 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
       const rejection = this.#rejected.get(peer.id)
       let syncFirst = false
       if (rejection) {
-        const producerChanged =
-          rejection.producer.startedAt !== peer.startedAt || !rejection.producer.sameContent(peer.entry)
+        const producerChanged = rejection.anyNewerVersion
+          ? compareVersions(peer.version, rejection.producer.version) > 0
+          : rejection.producer.startedAt !== peer.startedAt || !rejection.producer.sameContent(peer.entry)
         const localChanged = !rejection.local.sameContent(catalog.local.entry)
         if (!producerChanged && !localChanged) continue
         this.#rejected.delete(peer.id)
@@ -556,7 +572,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
       }
       this.#disconnected(rx, close, retry)
       if (retry === 'none') {
-        this.#refused(rx)
+        this.#refused(rx, STALE_ENTRY_CODES.has(close.code))
         return
       }
       if (retry === 'sync') {
@@ -631,13 +647,14 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   }
 
   /** Remembers a refusal so the pair is not retried until an entry changes. */
-  #refused(rx: Receiver): void {
+  #refused(rx: Receiver, anyNewerVersion: boolean): void {
     if (this.#receivers.get(rx.peerId) !== rx) return
     this.#receivers.delete(rx.peerId)
     const catalog = this.#host.discovery.catalog()
     this.#rejected.set(rx.peerId, {
       producer: catalog.get(rx.peerId)?.entry ?? rx.record.peer.entry,
       local: catalog.local.entry,
+      anyNewerVersion,
     })
   }
 
