@@ -6,12 +6,14 @@ import { cpus, totalmem } from 'node:os'
 import { benchCollections } from './collections.ts'
 import { benchDiscovery } from './discovery.ts'
 import { benchGroups } from './groups.ts'
+import { benchStreams } from './streams.ts'
 import { type Row, renderTable } from './table.ts'
 
 const sections: Record<string, () => Promise<Row[]>> = {
   collections: benchCollections,
   discovery: benchDiscovery,
   groups: benchGroups,
+  streams: benchStreams,
 }
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))

@@ -1,0 +1,345 @@
+/**
+ * Streams benchmarks: every figure next to raw libp2p on the same nodes, transport and framing,
+ * measured in the same run. Both ends run in this process (sender and receiver share one core's event
+ * loop), so figures are loopback figures.
+ */
+import { setImmediate as yieldMacrotask } from 'node:timers/promises'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import type { Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { LengthPrefixedDecoder } from '@libp2p/utils'
+import { codecs, defineStream, Network } from '../../platform/node/index.ts'
+import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
+import { packBatch, varintLength } from '../../src/streams/wire.ts'
+import { percentile, type Row } from './table.ts'
+
+type Transport = 'memory' | 'quic'
+
+const listenOn = (t: Transport) =>
+  t === 'memory' ? [`/memory/${toHex(randomBytes(8))}`] : ['/ip4/127.0.0.1/udp/0/quic-v1']
+
+const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+/** A producer node and `n` consumer nodes that know each other. */
+async function cluster(transport: Transport, n: number): Promise<{ a: Network; bs: Network[] }> {
+  const network = `bench-${toHex(randomBytes(4))}`
+  const discovery = { departureWindowMs: 0 }
+  const a = await Network.create({ network, listen: listenOn(transport), discovery })
+  const bs = await Promise.all(
+    Array.from({ length: n }, () =>
+      Network.create({ network, listen: listenOn(transport), bootstrap: a.addresses, discovery }),
+    ),
+  )
+  await Promise.all(bs.map((b) => b.discovery.when.peer(a.peerId)))
+  await a.discovery.when.peers(n)
+  return { a, bs }
+}
+
+const closeAll = (nodes: Network[]) => Promise.all(nodes.map((x) => x.close()))
+
+// ---- mosaik streams ------------------------------------------------------------------------------
+
+/** Seconds for `count` datums of `size` bytes from a's producer to every consumer in bs. */
+async function streamRun(a: Network, bs: Network[], size: number, count: number): Promise<number> {
+  const def = defineStream<Uint8Array>(`bench-${toHex(randomBytes(4))}`, { codec: codecs.raw })
+  const producer = a.streams.producer(def)
+  const consumers = bs.map((b) => b.streams.consumer(def))
+  await producer.when.subscribed().minimumOf(bs.length)
+  const datum = randomBytes(size)
+  const received = consumers.map(async (c) => {
+    let n = 0
+    for await (const _ of c) if (++n === count) return
+  })
+  const t0 = performance.now()
+  for (let i = 0; i < count; i++) await producer.send(datum)
+  await Promise.all(received)
+  const secs = (performance.now() - t0) / 1000
+  await producer.close()
+  await Promise.all(consumers.map((c) => c.close()))
+  return secs
+}
+
+/** One-way latency samples (ms) of 64 B datums, one sent per millisecond. */
+async function streamLatency(a: Network, b: Network, samples: number): Promise<number[]> {
+  const def = defineStream<Uint8Array>(`lat-${toHex(randomBytes(4))}`, { codec: codecs.raw })
+  const producer = a.streams.producer(def)
+  const consumer = b.streams.consumer(def)
+  await producer.when.subscribed()
+  const out: number[] = []
+  const reader = (async () => {
+    for await (const d of consumer) {
+      out.push(performance.now() - new DataView(d.buffer, d.byteOffset).getFloat64(0))
+      if (out.length === samples) return
+    }
+  })()
+  for (let i = 0; i < samples; i++) {
+    const d = new Uint8Array(64)
+    new DataView(d.buffer).setFloat64(0, performance.now())
+    await producer.send(d)
+    await new Promise((r) => setTimeout(r, 1))
+  }
+  await reader
+  await producer.close()
+  await consumer.close()
+  return out.slice(samples / 10)
+}
+
+// ---- raw libp2p baseline -------------------------------------------------------------------------
+
+/** Frames `count` datums as varint-prefixed records, packed into 32 KiB writes like the SDK's batches. */
+async function rawSend(stream: Stream, datum: Uint8Array, count: number): Promise<void> {
+  const per = Math.max(1, Math.floor((32 * 1024) / (datum.length + varintLength(datum.length))))
+  const group = Array.from({ length: per }, () => datum)
+  for (let sent = 0; sent < count; ) {
+    const k = Math.min(per, count - sent)
+    const chunk = packBatch(group, 0, k, k * (datum.length + varintLength(datum.length)))
+    if (!stream.send(chunk)) await stream.onDrain()
+    sent += k
+    await yieldMacrotask()
+  }
+}
+
+/** Seconds for `count` datums over raw libp2p streams from a to every b, decoded by each receiver. */
+async function rawRun(a: Network, bs: Network[], size: number, count: number): Promise<number> {
+  const protocol = `/bench/raw/${toHex(randomBytes(4))}`
+  const done = bs.map(async (b) => {
+    const { promise, resolve } = Promise.withResolvers<void>()
+    await b.libp2p.handle(protocol, (stream) => {
+      let n = 0
+      let pending: Uint8Array = new Uint8Array(0)
+      stream.addEventListener('message', (evt) => {
+        let records = 0
+        // the SDK's batch framing: count records by walking the varints
+        const bytes = evt.data.subarray()
+        pending = concat(pending, bytes)
+        let off = 0
+        while (off < pending.length) {
+          let len = 0
+          let shift = 1
+          let byte = 0
+          const start = off
+          do {
+            if (off >= pending.length) break
+            byte = pending[off++]!
+            len += (byte & 0x7f) * shift
+            shift *= 128
+          } while (byte >= 0x80)
+          if (byte >= 0x80 || off + len > pending.length) {
+            off = start
+            break
+          }
+          off += len
+          records++
+        }
+        pending = pending.subarray(off)
+        n += records
+        if (n >= count) resolve()
+      })
+    })
+    return promise
+  })
+  const streams = await Promise.all(
+    bs.map((b) => a.libp2p.dialProtocol(peerIdFromString(b.peerId), protocol)),
+  )
+  const datum = randomBytes(size)
+  const t0 = performance.now()
+  await Promise.all(streams.map((s) => rawSend(s, datum, count)))
+  await Promise.all(done)
+  const secs = (performance.now() - t0) / 1000
+  for (const s of streams) s.abort(new Error('done'))
+  await Promise.all(bs.map((b) => b.libp2p.unhandle(protocol)))
+  return secs
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a)
+  out.set(b, a.length)
+  return out
+}
+
+/** Round trips (ms) of 64 B length-prefixed ping-pong on one raw libp2p stream. */
+async function rawPingPong(a: Network, b: Network, samples: number): Promise<number[]> {
+  const protocol = `/bench/ping/${toHex(randomBytes(4))}`
+  await b.libp2p.handle(protocol, (stream) => {
+    const decoder = new LengthPrefixedDecoder()
+    stream.addEventListener('message', (evt) => {
+      for (const frame of decoder.decode(evt.data)) stream.send(lp(frame.subarray()))
+    })
+  })
+  const stream = await a.libp2p.dialProtocol(peerIdFromString(b.peerId), protocol)
+  const decoder = new LengthPrefixedDecoder()
+  let pong: (() => void) | undefined
+  stream.addEventListener('message', (evt) => {
+    for (const _ of decoder.decode(evt.data)) pong?.()
+  })
+  const out: number[] = []
+  const ping = lp(new Uint8Array(64))
+  for (let i = 0; i < samples; i++) {
+    const { promise, resolve } = Promise.withResolvers<void>()
+    pong = resolve
+    const t0 = performance.now()
+    stream.send(ping)
+    await promise
+    out.push(performance.now() - t0)
+    await new Promise((r) => setTimeout(r, 1))
+  }
+  stream.abort(new Error('done'))
+  await b.libp2p.unhandle(protocol)
+  return out.slice(samples / 10)
+}
+
+function lp(payload: Uint8Array): Uint8Array {
+  return packBatch([payload], 0, 1, varintLength(payload.length) + payload.length)
+}
+
+// ---- the section ---------------------------------------------------------------------------------
+
+const SIZES: { size: number; label: string; count: Record<Transport, number> }[] = [
+  { size: 64, label: '64 B', count: { memory: 600_000, quic: 600_000 } },
+  { size: 1024, label: '1 KiB', count: { memory: 200_000, quic: 150_000 } },
+  { size: 64 * 1024, label: '64 KiB', count: { memory: 6_000, quic: 3_000 } },
+]
+
+async function transportRows(transport: Transport): Promise<Row[]> {
+  const rows: Row[] = []
+  const section = `streams (${transport})`
+  const { a, bs } = await cluster(transport, 1)
+  try {
+    for (const { size, label, count } of SIZES) {
+      const n = count[transport]
+      // warm-up: JIT and connection windows
+      await streamRun(a, bs, size, Math.ceil(n / 10))
+      await rawRun(a, bs, size, Math.ceil(n / 10))
+      const ours = await streamRun(a, bs, size, n)
+      const raw = await rawRun(a, bs, size, n)
+      log(`${transport} ${label}: streams ${(n / ours).toFixed(0)}/s, raw ${(n / raw).toFixed(0)}/s`)
+      rows.push({
+        section,
+        name: `1→1 throughput, ${label} datums`,
+        value: n / ours,
+        unit: 'datums/s',
+        baselineName: 'raw libp2p stream, same framing',
+        baseline: n / raw,
+        higherIsBetter: true,
+      })
+      rows.push({
+        section,
+        name: `1→1 throughput, ${label} datums`,
+        value: (n * size) / ours / 1e6,
+        unit: 'MB/s',
+        baselineName: 'raw libp2p stream, same framing',
+        baseline: (n * size) / raw / 1e6,
+        higherIsBetter: true,
+      })
+    }
+    // Latency is noisy on a shared 2-core box: interleave rounds of both and pool the samples.
+    const ours: number[] = []
+    const raw: number[] = []
+    for (let round = 0; round < 3; round++) {
+      ours.push(...(await streamLatency(a, bs[0]!, 400)))
+      raw.push(...(await rawPingPong(a, bs[0]!, 400)).map((r) => r / 2))
+    }
+    log(
+      `${transport} latency p50: streams ${percentile(ours, 50).toFixed(3)} ms, raw ${percentile(raw, 50).toFixed(3)} ms`,
+    )
+    for (const p of [50, 99]) {
+      rows.push({
+        section,
+        name: `one-way latency p${p}, 64 B at 1 datum/ms`,
+        value: percentile(ours, p),
+        unit: 'ms',
+        baselineName: 'raw libp2p ping-pong ÷ 2',
+        baseline: percentile(raw, p),
+        higherIsBetter: false,
+      })
+    }
+  } finally {
+    await closeAll([a, ...bs])
+  }
+  return rows
+}
+
+async function fanOutRows(transport: Transport, consumers: number): Promise<Row[]> {
+  const { a, bs } = await cluster(transport, consumers)
+  const count = 100_000
+  try {
+    await streamRun(a, bs, 64, 10_000)
+    const ours = await streamRun(a, bs, 64, count)
+    const raw = await rawRun(a, bs, 64, count)
+    log(`${transport} fan-out ${consumers}: streams ${((count * consumers) / ours).toFixed(0)}/s`)
+    return [
+      {
+        section: `streams (${transport})`,
+        name: `fan-out 1→${consumers}, 64 B datums, aggregate`,
+        value: (count * consumers) / ours,
+        unit: 'datums/s',
+        baselineName: `raw libp2p, ${consumers} streams`,
+        baseline: (count * consumers) / raw,
+        higherIsBetter: true,
+      },
+    ]
+  } finally {
+    await closeAll([a, ...bs])
+  }
+}
+
+/** Heap growth over 1M datums through one subscription: it must stay within the buffers' bound. */
+async function heapRows(): Promise<Row[]> {
+  const { a, bs } = await cluster('memory', 1)
+  try {
+    const def = defineStream<Uint8Array>('heap', { codec: codecs.raw })
+    const producer = a.streams.producer(def)
+    const consumer = bs[0]!.streams.consumer(def)
+    await producer.when.subscribed()
+    const datum = randomBytes(64)
+    const pump = async (count: number) => {
+      const received = (async () => {
+        let n = 0
+        for await (const _ of consumer) if (++n === count) return
+      })()
+      for (let i = 0; i < count; i++) await producer.send(datum)
+      await received
+    }
+    await pump(100_000)
+    gc()
+    const before = process.memoryUsage().heapUsed
+    await pump(1_000_000)
+    await new Promise((r) => setTimeout(r, 50))
+    gc()
+    const growth = (process.memoryUsage().heapUsed - before) / 1e6
+    // What may legitimately stay allocated: a full producer queue and consumer buffer of datum
+    // references, and two credit windows of bytes (1 MiB each).
+    const bound = (1024 * 64 + 1024 * 64 + 2 * 1024 * 1024) / 1e6
+    log(`heap growth after 1M datums: ${growth.toFixed(2)} MB`)
+    await producer.close()
+    await consumer.close()
+    return [
+      {
+        section: 'streams (memory)',
+        name: 'heap growth after 1M × 64 B datums',
+        value: growth,
+        unit: 'MB',
+        baselineName: 'bound: full queues + credit windows',
+        baseline: bound,
+        higherIsBetter: false,
+      },
+    ]
+  } finally {
+    await closeAll([a, ...bs])
+  }
+}
+
+export async function benchStreams(): Promise<Row[]> {
+  const rows: Row[] = []
+  for (const transport of ['quic', 'memory'] as const) rows.push(...(await transportRows(transport)))
+  rows.push(...(await fanOutRows('quic', 10)))
+  rows.push(...(await fanOutRows('memory', 10)))
+  rows.push(...(await heapRows()))
+  return rows
+}
