@@ -404,15 +404,27 @@ export class Discovery extends Emitter<DiscoveryEvents> {
         },
         this.#ctx.privateKey,
       )
-      // A node that just connected may not have exchanged gossip subscriptions yet: give them the
-      // departure window to arrive rather than dropping the departure silently.
-      if (libp2p.getConnections().length > 0 && (await this.#awaitNeighbor(this.config.departureWindowMs))) {
-        await libp2p.services.pubsub.publish(
-          this.#topic,
-          encodeCanonical([MSG_DEPARTURE, departureToWire(departure), randomBytes(8)]),
-        )
-        if (this.config.departureWindowMs > 0) await delay(this.config.departureWindowMs)
-      }
+      // Gossip carries the departure to the network. Peers we are connected to but whose gossip
+      // subscription has not arrived yet (a node leaving right after joining) get it directly, over
+      // the catalog sync protocol, so they drop us at once instead of after the purge window.
+      const pubsub = libp2p.services.pubsub
+      const subscribers = new Set(pubsub.getSubscribers(this.#topic).map(String))
+      const direct = [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))]
+        .filter((p) => !subscribers.has(p))
+        .slice(0, 16)
+      const wire = departureToWire(departure)
+      const window = Math.max(this.config.departureWindowMs, 100)
+      await Promise.allSettled([
+        ...direct.map((peer) => this.#pushDeparture(peer, wire, AbortSignal.timeout(4 * window))),
+        subscribers.size > 0
+          ? pubsub
+              .publish(this.#topic, encodeCanonical([MSG_DEPARTURE, wire, randomBytes(8)]))
+              .then(async () => {
+                // Let the transport flush before the connections close.
+                if (this.config.departureWindowMs > 0) await delay(this.config.departureWindowMs)
+              })
+          : Promise.resolve(),
+      ])
     } catch (err) {
       this.#log('departure announcement failed: %s', (err as Error).message)
     }
@@ -426,22 +438,18 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     this.removeAllListeners()
   }
 
-  /** Resolves true once the announce topic has a subscriber, false after `ms`. */
-  #awaitNeighbor(ms: number): Promise<boolean> {
-    const pubsub = this.#ctx.libp2p.services.pubsub
-    if (pubsub.getSubscribers(this.#topic).length > 0) return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer)
-        pubsub.removeEventListener('subscription-change', onChange)
-        resolve(ok)
-      }
-      const onChange = () => {
-        if (pubsub.getSubscribers(this.#topic).length > 0) done(true)
-      }
-      const timer = setTimeout(() => done(false), ms)
-      pubsub.addEventListener('subscription-change', onChange)
-    })
+  /** Hands our departure to one peer over a catalog sync that carries nothing else. */
+  async #pushDeparture(peer: string, departure: unknown, signal: AbortSignal): Promise<void> {
+    const link = await this.#ctx.openLink(peer, this.#syncProtocol, { signal })
+    try {
+      await link.send([SYNC_PROTOCOL_VERSION, this.#ctx.networkId.bytes, 0, 1], { signal })
+      await link.send([departure], { signal })
+      // The peer answers with its catalog; take it, then close cleanly.
+      await this.#receiveSnapshot(link, signal)
+      await link.close(CloseCode.Success)
+    } catch {
+      link.abort('departure push failed')
+    }
   }
 
   // ---- announcements ---------------------------------------------------------------------------
@@ -550,10 +558,17 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     }
     if (!this.#store.depart(d, now)) return 'ignored'
     this.stats.departuresSeen++
-    this.#rtt.remove(d.peerId)
+    this.#forget(d.peerId)
     this.#onCatalogChanged()
     this.emit('peer:departed', { id: d.peerId, reason: 'departed' })
     return 'applied'
+  }
+
+  /** Drops what we kept about a peer that left, so churn does not grow memory. */
+  #forget(peerId: string): void {
+    this.#rtt.remove(peerId)
+    this.#synced.delete(peerId)
+    this.#updateBuckets.delete(peerId)
   }
 
   /** A token bucket per peer, so one peer cannot flood the catalog with versions of its entry. */
@@ -642,8 +657,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     this.#cancelPurge = this.#scope.setTimeout(() => {
       const purged = this.#store.purge(this.#ctx.now())
       for (const id of purged) {
-        this.#rtt.remove(id)
-        this.#synced.delete(id)
+        this.#forget(id)
         this.emit('peer:departed', { id, reason: 'purged' })
       }
       if (purged.length > 0) this.#changes.set(this.#changes.value + 1)

@@ -48,10 +48,10 @@ describe.each<Transport>(['memory', 'quic'])('departure and purge over %s', (tra
 
   it('a node that missed a departure learns it from the next catalog sync', async () => {
     const [a, b] = (await nodes.star(2)) as [Network, Network]
-    await within(secs(5), a.discovery.when.peers(1))
+    await within(secs(5), a.discovery.when.peers(1), 'a sees b')
     const lastEntry = b.discovery.me()
     await b.close()
-    await within(secs(5), a.discovery.when.gone(b.peerId))
+    await within(secs(5), a.discovery.when.gone(b.peerId), 'a sees b depart')
     // x never heard the departure: it still holds b's last entry
     const x = await nodes.create()
     expect(await x.discovery.feed(lastEntry)).toBe(true)
@@ -59,8 +59,8 @@ describe.each<Transport>(['memory', 'quic'])('departure and purge over %s', (tra
     const departed = nextEvent(x.discovery, 'peer:departed', (d) => d.id === b.peerId)
     const refused = nextEvent(a.discovery, 'rejected', (r) => r.peer === b.peerId && r.reason === 'departed')
     await x.discovery.syncWith(a.addresses[0]!)
-    expect((await within(secs(5), departed)).reason).toBe('departed')
-    await within(secs(5), refused)
+    expect((await within(secs(5), departed, 'x learns the departure')).reason).toBe('departed')
+    await within(secs(5), refused, 'a refuses the replay')
     expect(x.discovery.catalog().has(b.peerId)).toBe(false)
     expect(a.discovery.catalog().has(b.peerId)).toBe(false)
   })
