@@ -190,6 +190,10 @@ class Receiver {
  *
  * Delivery is at most once: a datum sent while the channel to a producer is down, or dropped for a
  * lagging consumer, is not replayed.
+ *
+ * Gotchas: a consumer uses producers on other nodes only (the catalog does not list this node), as in
+ * mosaik. With the raw codec, a datum is a view into a received batch: keeping one alive keeps that
+ * batch (up to 32 KiB) alive; copy it (`slice()`) to keep it long.
  */
 export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   readonly streamId: StreamId

@@ -71,7 +71,7 @@ export interface ProducerOptions<T> {
 
 /** Counters of a producer (all of its handles together). */
 export interface ProducerStats {
-  /** Datums handed to at least one consumer's queue. */
+  /** Datums sent while at least one consumer was subscribed. */
   readonly datums: number
   /** Encoded bytes of those datums (each counted once, however many consumers got it). */
   readonly bytes: number
@@ -171,6 +171,8 @@ export class Sink<T> {
   #waitHead = 0
   #online = false
   #flushScheduled = false
+  /** No datum was written since the last flush: the next one may be written at once. */
+  #eager = true
   #lagTimer: ReturnType<typeof setTimeout> | undefined
   #handles = 0
   #closed = false
@@ -301,6 +303,12 @@ export class Sink<T> {
       if (sub.queue.length - sub.head >= cap) this.#stats.dropped++
       else sub.queue.push(bytes)
     }
+    if (this.#eager) {
+      // The first datum after an idle turn goes out at once (low latency at low rates); the rest of
+      // the turn queues up for the macrotask flush, which batches them (throughput in bursts).
+      this.#eager = false
+      for (let i = 0; i < subs.length; i++) this.#flushOne(subs[i]!)
+    }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
       macrotask(this.#flush)
@@ -417,6 +425,7 @@ export class Sink<T> {
 
   readonly #flush = (): void => {
     this.#flushScheduled = false
+    this.#eager = true
     const subs = this.#subs
     for (let i = 0; i < subs.length; i++) this.#flushOne(subs[i]!)
     if (this.#waitHead < this.#waiters.length) this.#wake()

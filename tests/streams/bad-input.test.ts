@@ -137,15 +137,20 @@ describe('a consumer survives rogue producers', () => {
   const nodes = new Nodes('memory')
   afterEach(() => nodes.closeAll())
 
-  type Mode = 'bad-start' | 'bad-batch' | 'bad-datums' | 'huge-frame'
+  type Mode = 'bad-start' | 'bad-batch' | 'bad-datums' | 'huge-frame' | 'unknown-once'
 
   /** A node that advertises Data1 and answers subscriptions as `mode` says. */
   async function rogue(bootstrap: string[], mode: Mode): Promise<Network> {
     const net = await nodes.create({ bootstrap })
     const protocol = protocolOf(net)
     await net.libp2p.unhandle(protocol)
+    let attempts = 0
     await net.context.handle(protocol, async (link) => {
       await link.recv()
+      if (mode === 'unknown-once' && attempts++ === 0) {
+        link.closeWith(CloseCode.UnknownPeer, 'who are you?')
+        return
+      }
       const start = [net.networkId.bytes, Data1.streamId.bytes]
       if (mode === 'bad-start') await link.send([net.networkId.bytes, Digest.from('other').bytes])
       else await link.send(start)
@@ -162,6 +167,7 @@ describe('a consumer survives rogue producers', () => {
         )
       }
       if (mode === 'huge-frame') link.stream.send(varint.encode(64 * 1024 * 1024))
+      if (mode === 'unknown-once') await link.sendBytes(packBatch([encodeCanonical('welcome')], 0, 1, 9))
       await link.closed
     })
     await net.discovery.updateLocal((e) => ({ streams: e.streams.with([Data1.streamId]) }))
@@ -188,6 +194,22 @@ describe('a consumer survives rogue producers', () => {
     await p.send('honest')
     expect(await take(c, 1)).toEqual(['honest'])
     expect(c.stats.invalid).toBe(0)
+  })
+
+  it('unknown-once: UnknownPeer makes the consumer sync catalogs and retry at once', async () => {
+    const n0 = await nodes.create()
+    // A backoff of a minute: only the UnknownPeer path (sync, then retry without waiting) can pass.
+    const c = n0.streams.consumer(Data1, { backoff: { initialMs: 60_000 } })
+    const syncsBefore = n0.discovery.stats.syncsInitiated
+    const bad = await rogue(n0.addresses, 'unknown-once')
+    const e = await within(
+      secs(10),
+      consumerEvent(c, 'producer:disconnected', (x) => x.info.producerId === bad.peerId),
+    )
+    expect(e.close.code).toBe(CloseCode.UnknownPeer)
+    expect(e.retry).toBe('sync')
+    expect(await take(c, 1)).toEqual(['welcome'])
+    expect(n0.discovery.stats.syncsInitiated).toBeGreaterThan(syncsBefore)
   })
 
   it('bad-datums: undecodable and schema-failing datums are counted, the rest delivered', async () => {
