@@ -165,6 +165,32 @@ describe('stream lifecycle', () => {
     expect(c.stats.invalid).toBe(20)
   })
 
+  it('refuses oversized datums and encoding failures at send, and keeps sending', async () => {
+    const n0 = await nodes.create({ maxFrameSize: 1024 })
+    const n1 = await nodes.create({ bootstrap: n0.addresses, maxFrameSize: 1024 })
+    const Raw = defineStream<Uint8Array>('raw', { codec: codecs.raw })
+    const p = n0.streams.producer(Raw)
+    const c = n1.streams.consumer(Raw)
+    await within(secs(10), p.when.subscribed().wait())
+    await expect(p.send(new Uint8Array(2000))).rejects.toMatchObject({ code: 'FRAME_TOO_LARGE' })
+    expect(() => p.trySend(new Uint8Array(1020))).toThrow(/exceeds the limit/)
+    const Bad = defineStream<bigint>('bad', {
+      codec: {
+        encode: () => {
+          throw new Error('no')
+        },
+        decode: () => 0n,
+      },
+    })
+    await expect(
+      n0.streams.producer(Bad, { onlineWhen: (x) => x.minimumOf(0) }).send(1n),
+    ).rejects.toMatchObject({
+      code: 'ENCODE',
+    })
+    await p.send(new Uint8Array([1, 2, 3]))
+    expect(await take(c, 1)).toEqual([new Uint8Array([1, 2, 3])])
+  })
+
   it('onUndelivered gets what is sent while nobody is subscribed', async () => {
     const n0 = await nodes.create()
     const undelivered: string[] = []
