@@ -10,9 +10,9 @@ import { benchStreams } from './streams.ts'
 import { type Row, renderTable } from './table.ts'
 
 const sections: Record<string, () => Promise<Row[]>> = {
-  collections: benchCollections,
   discovery: benchDiscovery,
   groups: benchGroups,
+  collections: benchCollections,
   streams: benchStreams,
 }
 
