@@ -11,9 +11,9 @@ import { type Row, renderTable } from './table.ts'
 
 const sections: Record<string, () => Promise<Row[]>> = {
   discovery: benchDiscovery,
+  streams: benchStreams,
   groups: benchGroups,
   collections: benchCollections,
-  streams: benchStreams,
 }
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
