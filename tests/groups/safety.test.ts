@@ -4,7 +4,7 @@ import type { Group } from '../../src/groups/group.ts'
 import { Nodes } from '../support/nodes.ts'
 import { Partition } from '../support/partition.ts'
 import { secs, within } from '../support/time.ts'
-import { Counter, fastConsensus } from './support.ts'
+import { Counter, fastConsensus, leadersConverged } from './support.ts'
 
 const T = secs(15)
 const key = GroupKey.fromSecret('safety')
@@ -33,18 +33,6 @@ function watchLeaders(groups: readonly Group<Counter>[]): Map<number, Set<string
     void loop()
   }
   return byTerm
-}
-
-/** Resolves once every group reports the same leader. */
-async function leadersConverged(groups: readonly Group<Counter>[]): Promise<string> {
-  const converged = async () => {
-    while (true) {
-      const leader = groups[0]!.leader
-      if (leader !== undefined && groups.every((g) => g.leader === leader)) return leader
-      await Promise.race(groups.map((g) => g.when.leaderChanged()))
-    }
-  }
-  return within(T, converged(), 'leaders converge')
 }
 
 async function cluster(nodes: Nodes, n: number, partition: Partition, opts: Record<string, unknown> = {}) {

@@ -3,7 +3,7 @@ import { GroupKey, MemoryLogStore, type Network } from '../../platform/node/inde
 import type { Group } from '../../src/groups/group.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
-import { Counter, fastConsensus, NoOp } from './support.ts'
+import { Counter, fastConsensus, leadersConverged, NoOp } from './support.ts'
 
 const T = secs(10)
 
@@ -15,18 +15,6 @@ async function joinAll(nets: readonly Network[], key = GroupKey.fromSecret('coun
   return Promise.all(
     nets.map((n) => n.groups.join({ key, stateMachine: new Counter(), consensus: fastConsensus, ...opts })),
   )
-}
-
-/** mosaik's leaders_converged: every group agrees on one leader; returns it. */
-async function leadersConverged(groups: readonly Group<Counter>[]): Promise<string> {
-  const converged = async () => {
-    while (true) {
-      const leader = groups[0]!.leader
-      if (leader !== undefined && groups.every((g) => g.leader === leader)) return leader
-      await Promise.race(groups.map((g) => g.when.leaderChanged()))
-    }
-  }
-  return within(T, converged(), 'leaders converge')
 }
 
 describe('groups (ports of mosaik tests/groups)', () => {

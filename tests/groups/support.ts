@@ -1,5 +1,7 @@
+import type { Group } from '../../src/groups/group.ts'
 import type { ApplyContext, StateMachine } from '../../src/groups/state-machine.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
+import { secs, within } from '../support/time.ts'
 
 /** mosaik's test Counter: Increment(n) / Decrement(n), queried for its value. */
 export type CounterCommand = { inc: number } | { dec: number }
@@ -50,4 +52,19 @@ export class NoOp implements StateMachine<null, null, null> {
     return new Uint8Array(0)
   }
   restore(): void {}
+}
+
+/** mosaik's leaders_converged: resolves with the leader once every group reports the same one. */
+export async function leadersConverged(
+  groups: readonly Group<Counter>[],
+  timeoutMs = secs(10),
+): Promise<string> {
+  const converged = async () => {
+    while (true) {
+      const leader = groups[0]!.leader
+      if (leader !== undefined && groups.every((g) => g.leader === leader)) return leader
+      await Promise.race(groups.map((g) => g.when.leaderChanged()))
+    }
+  }
+  return within(timeoutMs, converged(), 'leaders converge')
 }

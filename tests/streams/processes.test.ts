@@ -2,7 +2,8 @@ import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { afterEach, describe, expect, it } from 'vitest'
 import { toHex } from '../../src/primitives/bytes.ts'
 import { Nodes } from '../support/nodes.ts'
-import { StreamsProcess } from '../support/streams-process.ts'
+import { NodeProcess } from '../support/processes.ts'
+import type { StreamsProcessOptions } from '../support/streams-process.ts'
 import { secs, within } from '../support/time.ts'
 
 interface Received {
@@ -12,14 +13,14 @@ interface Received {
 
 describe('streams between OS processes over QUIC', () => {
   const nodes = new Nodes('quic')
-  const procs: StreamsProcess[] = []
+  const procs: NodeProcess[] = []
   afterEach(async () => {
     await Promise.all(procs.splice(0).map((p) => p.kill()))
     await nodes.closeAll()
   })
 
-  const start = async (options: Parameters<typeof StreamsProcess.start>[0]) => {
-    const proc = await StreamsProcess.start(options)
+  const start = async (options: StreamsProcessOptions) => {
+    const proc = await NodeProcess.start({ ...options }, undefined, 'streams')
     procs.push(proc)
     return proc
   }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 const scripts = {
   node: fileURLToPath(new URL('./node-process.ts', import.meta.url)),
   group: fileURLToPath(new URL('./group-process.ts', import.meta.url)),
+  streams: fileURLToPath(new URL('./streams-process.ts', import.meta.url)),
 }
 
 /** A node running in a child process; commands go over stdin, replies come back as JSON lines. */
@@ -34,7 +35,10 @@ export class NodeProcess {
     const lines = createInterface({ input: child.stdout! })
     let proc: NodeProcess | undefined
     const ready = new Promise<NodeProcess>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('child node did not start')), timeoutMs)
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL')
+        reject(new Error('child node did not start'))
+      }, timeoutMs)
       child.once('exit', (code) => reject(new Error(`child node exited with ${code} before ready`)))
       lines.on('line', (line) => {
         let msg: {
@@ -75,14 +79,14 @@ export class NodeProcess {
 
   /** Graceful stop: the node announces its departure. */
   async terminate(): Promise<void> {
-    if (this.child.exitCode !== null) return
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
     this.child.kill('SIGTERM')
     await this.exited
   }
 
   /** A crash: no departure, no cleanup. */
   async kill(): Promise<void> {
-    if (this.child.exitCode !== null) return
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
     this.child.kill('SIGKILL')
     await this.exited
   }
