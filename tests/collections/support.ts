@@ -27,6 +27,7 @@ export interface Handle {
   readonly version: Version
   readonly when: {
     online(): Promise<void>
+    offline(): Promise<void>
     reaches(v: Version): Promise<Version>
   }
   close(): Promise<void>
