@@ -13,7 +13,8 @@
  *   the quorum);
  * - then promote the most caught-up responsive learner (one that acknowledged this leader's entries and
  *   is within `promotionLag` of its log) while voters < target;
- * - then shrink an oversized voter set (members left) by its least caught-up voter, but never below two:
+ * - then shrink an oversized voter set (members left) by the voter it can best do without (one no longer
+ *   bonded, then the longest silent, then the least caught up), but never below two:
  *   one voter tolerates no more failures than two, and two keep every commit on two machines.
  * The leader never removes itself.
  */
@@ -98,17 +99,34 @@ export function nextMembershipChange(input: AutopilotInput): AutopilotChange | u
   }
 
   if (voters.length > target && voters.length > 2) {
+    // Shrink by the voter the group can best do without: one no longer bonded first, then the one
+    // silent longest, then the least caught up. (Choosing by match alone could remove the one follower
+    // still connected and leave the leader with a voter it cannot reach: no quorum.)
     let worst: string | undefined
-    let worstMatch = Number.POSITIVE_INFINITY
+    let worstRank: readonly number[] | undefined
     for (const voter of voters) {
       if (voter === leader) continue
-      const match = peers.get(voter)?.match ?? 0
-      if (match < worstMatch || (match === worstMatch && worst !== undefined && voter > worst)) {
+      const peer = peers.get(voter)
+      const rank = [
+        members.has(voter) ? 1 : 0,
+        peer?.lastResponseAt ?? Number.NEGATIVE_INFINITY,
+        peer?.match ?? 0,
+      ] as const
+      const before =
+        worstRank === undefined ||
+        compareRanks(rank, worstRank) < 0 ||
+        (compareRanks(rank, worstRank) === 0 && voter > worst!)
+      if (before) {
         worst = voter
-        worstMatch = match
+        worstRank = rank
       }
     }
     if (worst !== undefined) return { kind: 'remove', peer: worst, reason: 'excess', voters: without(worst) }
   }
   return undefined
+}
+
+function compareRanks(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1
+  return 0
 }

@@ -94,3 +94,43 @@ describe('autopilot', () => {
     expect(nextMembershipChange(alone)).toBeUndefined()
   })
 })
+
+describe('autopilot shrinking', () => {
+  it('drops the voter that is no longer bonded, never the follower still connected', () => {
+    // Three voters; c was cut off just now (not yet silent for long) but had acknowledged more.
+    const change = nextMembershipChange(
+      input({
+        voters: ['a', 'b', 'c'],
+        memberIds: ['b'],
+        peers: new Map([
+          ['b', { match: 90, lastResponseAt: 1000 }],
+          ['c', { match: 100, lastResponseAt: 990 }],
+        ]),
+      }),
+    )
+    expect(change).toEqual({ kind: 'remove', peer: 'c', reason: 'excess', voters: ['a', 'b'] })
+  })
+
+  it('among bonded voters drops the one silent longest, then the least caught up', () => {
+    const peers = new Map([
+      ['b', { match: 100, lastResponseAt: 1000 }],
+      ['c', { match: 100, lastResponseAt: 900 }],
+      ['d', { match: 50, lastResponseAt: 1000 }],
+    ])
+    // Four voters, but with e an observer only three are eligible: shrink to three.
+    const base = input({
+      voters: ['a', 'b', 'c', 'd'],
+      memberIds: ['b', 'c', 'd', 'e'],
+      observers: ['e', 'd'],
+      peers,
+    })
+    expect(nextMembershipChange(base)).toMatchObject({ kind: 'remove', peer: 'd', reason: 'observer' })
+    const shrink = input({ voters: ['a', 'b', 'c', 'd'], memberIds: ['b', 'c', 'd'], peers, maxVoters: 3 })
+    expect(nextMembershipChange(shrink)).toEqual({
+      kind: 'remove',
+      peer: 'c',
+      reason: 'excess',
+      voters: ['a', 'b', 'd'],
+    })
+  })
+})
