@@ -21,6 +21,8 @@ import { ms, secs, within } from '../support/time.ts'
 import { consensus, type Handle, type NodePool, online, reachWithin, sid, stats, T } from './support.ts'
 
 export const LONG = process.env.MOSAIK_LONG === '1'
+/** The 100k cases compact a full snapshot every 100 entries: minutes, not seconds, on a small machine. */
+const LONG_TIMEOUT = secs(300)
 
 export type Value = number | string
 
@@ -113,6 +115,7 @@ export function syncSuite<R extends Handle, W extends R>(kind: SyncKind<R, W>, p
         check(w0, size, x10, 'w0')
         expect(stats(r2).snapshotsInstalled > 0, 'r2 installed a snapshot').toBe(compacted)
       },
+      long ? LONG_TIMEOUT : undefined,
     )
   }
 
@@ -146,6 +149,7 @@ export function syncSuite<R extends Handle, W extends R>(kind: SyncKind<R, W>, p
           check(h, total, x10, label)
         if (compacted) expect(stats(r2).snapshotsInstalled).toBeGreaterThan(0)
       },
+      long ? LONG_TIMEOUT : undefined,
     )
   }
 
