@@ -4,6 +4,7 @@ import type { Group } from '../groups/group.ts'
 import { GroupKey } from '../groups/key.ts'
 import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
 import type { LogStore } from '../groups/storage/log-store.ts'
+import { CommitUnknownError } from '../groups/worker.ts'
 import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { type Codec, cborOf } from '../primitives/codec.ts'
@@ -336,6 +337,7 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
       return { version: index, result }
     } catch (err) {
       if (err instanceof OfflineError) throw new OfflineError(valueBack, err.message, { cause: err })
+      if (err instanceof CommitUnknownError) throw new CommitUnknownError(valueBack, err.message)
       throw err
     }
   }

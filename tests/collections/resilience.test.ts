@@ -284,6 +284,53 @@ describe('collections under load and faults', () => {
     }
   })
 
+  it('a mutation accepted by a leader that is then cut off fails with CommitUnknownError carrying the value back', async () => {
+    const nodes = new Nodes('memory')
+    const partition = new Partition()
+    try {
+      const first = await nodes.create({ partition })
+      const nets = [first]
+      for (let i = 1; i < 3; i++) nets.push(await nodes.create({ partition, bootstrap: first.addresses }))
+      await within(T, Promise.all(nets.map((n) => n.discovery.when.peers(2))), 'discovery')
+      const maps = nets.map((n) => collections.Map.writer<string, number>(n, 'm', { consensus }))
+      await online(...maps)
+      await within(T, Promise.all(maps.map((m) => groupOf(m).when.voters(3))), 'three voters')
+      await reach(await maps[0]!.set('a', 1), ...maps)
+
+      // The leader is cut off and, before it notices, accepts a write it can never commit.
+      const li = maps.findIndex((m) => groupOf(m).isLeader)
+      await partition.split(
+        [nets[li]!],
+        nets.filter((_, i) => i !== li),
+      )
+      expect(groupOf(maps[li]!).isLeader).toBe(true)
+      const err = await within(
+        secs(10),
+        maps[li]!.set('x', 5).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        'the outcome',
+      )
+      expect(err).toBeInstanceOf(CommitUnknownError)
+      expect((err as CommitUnknownError<number>).value, 'the value comes back').toBe(5)
+
+      partition.heal()
+      redial(nets)
+      const rest = maps.filter((_, i) => i !== li)
+      const v = await within(
+        T,
+        retry(() => rest[0]!.set('b', 2)),
+        'a write after healing',
+      )
+      await reachWithin(T, v, ...maps)
+      for (const m of maps) expect([...m]).toEqual([...rest[0]!])
+      await Promise.all(maps.map((m) => m.close()))
+    } finally {
+      await nodes.closeAll()
+    }
+  })
+
   // Known defect (src/groups/raft/autopilot.ts, nextMembershipChange, "shrink an oversized voter set"):
   // when a follower's bond closes, the eligible count drops to 2, the target to 1, and the leader
   // shrinks its three voters to two by removing the least caught-up voter, ties going to the larger
