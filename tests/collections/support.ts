@@ -2,6 +2,10 @@
  * Shared fixtures of the collection tests. Every file starts a few in-memory nodes once (`useNodes`),
  * and every test opens its collections under its own store id (each store is an independent group),
  * so tests never see each other's state and no test pays for starting nodes.
+ *
+ * Not ported from mosaik's tests/collections: the `collection!` macro tests (`construct_from_macro` in
+ * each file; the macro has no TypeScript counterpart) and auth.rs (10 tests of collections that
+ * require JWT tickets: `CollectionConfig::require_ticket` has no counterpart here yet).
  */
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import type { Network, Version } from '../../platform/node/index.ts'

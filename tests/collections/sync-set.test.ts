@@ -1,5 +1,5 @@
 /**
- * Ports of mosaik's tests/collections/sync/set.rs (17 functions, 32 instances; the 4 cases of 100k
+ * Ports of mosaik's tests/collections/sync/set.rs (17 functions, 33 instances; the 6 cases of 100k
  * items run with MOSAIK_LONG=1). The shared structure is in sync-suite.ts; the set's own tests follow.
  * Late readers here find a log compacted after every entry, so they install a snapshot, as in mosaik.
  */
