@@ -362,6 +362,7 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
 
   /** Resolves with the version of the next committed change this replica applies. */
   updated(options?: AbortOptions): Promise<Version> {
+    if (options?.signal?.aborted) return Promise.reject(options.signal.reason)
     return new Promise((resolve, reject) => {
       const off = this.events.on('updated', ({ version }) => {
         off()

@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest'
 import { collections, Digest, type Network } from '../../platform/node/index.ts'
-import { consensus, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
+import { ms, within } from '../support/time.ts'
+import { consensus, online, reach, reachWithin, S, sid, T, useNodes } from './support.ts'
 
 const pool = useNodes(4)
 
@@ -657,6 +658,48 @@ describe('collections::map', () => {
     await reach(v, r)
     expect(r.size).toBe(1)
     expect(r.get('hello')).toBe('world')
+  })
+
+  // Beyond mosaik's tests: change notifications (mosaik's `when().updated()`), for re-rendering a UI.
+  it('updated events, when.updated() and updates() follow the changes a replica applies', async () => {
+    const [n0, n1] = pool.nets
+    const w = writer(n0!)
+    const r = reader(n1!)
+    await online(w, r)
+    const seen: number[] = []
+    const off = r.on('updated', ({ version }) => seen.push(version))
+    const next = r.when.updated()
+    const v1 = await w.set(1, 1)
+    expect(await within(S, next, 'when.updated')).toBe(v1)
+
+    const controller = new AbortController()
+    const iterated: number[] = []
+    const v3 = (async () => {
+      await w.set(2, 2)
+      return w.set(3, 3)
+    })()
+    for await (const v of r.updates({ signal: controller.signal })) {
+      iterated.push(v)
+      if (v >= (await v3)) controller.abort()
+    }
+    off()
+    expect(iterated.length).toBeGreaterThan(0)
+    expect(iterated.at(-1)).toBe(await v3)
+    expect(seen[0]).toBe(v1)
+    expect(seen).toEqual([...seen].sort((a, b) => a - b))
+    expect(seen.at(-1)).toBe(await v3)
+    expect(r.get(3)).toBe(3)
+    // A signal that is already aborted rejects at once.
+    const aborted = AbortSignal.abort()
+    const outcome = await within(
+      ms(500),
+      r.when.updated({ signal: aborted }).then(
+        () => 'resolved',
+        (e: unknown) => e,
+      ),
+      'an aborted when.updated()',
+    )
+    expect(outcome).toBe(aborted.reason)
   })
 
   // Beyond mosaik: keys and values compare by canonical encoding, so objects work as keys.
