@@ -38,9 +38,6 @@ function redial(nets: readonly Network[]): void {
   for (const a of nets) for (const b of nets) if (a !== b) a.discovery.dial(b.addresses[0]!)
 }
 
-/** Reproductions of known SDK defects, kept out of the default run until the defect is fixed. */
-const KNOWN_BUGS = process.env.MOSAIK_KNOWN_BUGS === '1'
-
 describe('collections under load and faults', () => {
   it('three writers and five readers under concurrent writes end with identical contents and versions', async () => {
     const nets = pool.nets
@@ -211,8 +208,7 @@ describe('collections under load and faults', () => {
       await reach(await maps[0]!.set('a', 1), ...maps)
 
       // Cut off the node leading the map's group: it goes offline with everything it holds, and the
-      // other two elect a new leader. (Cutting off a follower instead can stall the majority: see the
-      // autopilot test below.)
+      // other two elect a new leader (the test below cuts off a follower).
       const li = maps.findIndex((m) => groupOf(m).isLeader)
       expect(li).toBeGreaterThanOrEqual(0)
       const cut = all[li]!
@@ -331,14 +327,11 @@ describe('collections under load and faults', () => {
     }
   })
 
-  // Known defect (src/groups/raft/autopilot.ts, nextMembershipChange, "shrink an oversized voter set"):
-  // when a follower's bond closes, the eligible count drops to 2, the target to 1, and the leader
-  // shrinks its three voters to two by removing the least caught-up voter, ties going to the larger
-  // peer id, without looking at membership. With equal matches it removes the *connected* follower
-  // and keeps the one that is gone: the voter set {leader, unreachable} has no quorum, the leader
-  // steps down (CheckQuorum), and the two connected writers can never elect anyone until the cut
-  // node returns. Cutting off the follower with the smaller id triggers it every time.
-  it.runIf(KNOWN_BUGS)('a follower cut off from three writers: the other two keep committing', async () => {
+  // Regression: the autopilot used to shrink three voters to two by the least caught-up voter, ties
+  // going to the larger peer id, without looking at membership; cutting off the follower with the
+  // smaller id then removed the *connected* follower and kept the one that was gone, so the majority
+  // had no quorum and stalled until the cut node came back (fixed in src/groups/raft/autopilot.ts).
+  it('a follower cut off from three writers: the other two keep committing', async () => {
     const nodes = new Nodes('memory')
     const partition = new Partition()
     try {
