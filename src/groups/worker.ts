@@ -10,6 +10,7 @@ import { concatBytes, equalBytes, randomBytes, toHex } from '../primitives/bytes
 import { type Codec, cborOf, decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import type { GroupId } from '../primitives/digest.ts'
 import { DecodeError, MosaikError, OfflineError } from '../primitives/errors.ts'
+import { macrotask } from '../primitives/schedule.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Watch } from '../primitives/watch.ts'
 import { Bond, BondHandshakeError, type BondInfo, BondMsg, type BondSecrets, initiateBond } from './bond.ts'
@@ -70,6 +71,8 @@ const PAYLOAD_USER = 0
 const PAYLOAD_INTERNAL = 1
 
 const CATCH_UP_BATCH = 2000
+/** Microtask-only work longer than this hands the Ready loop to a macrotask (see #kick). */
+const STARVATION_MS = 10
 const APPLIED_TERMS_KEPT = 65_536
 const SNAPSHOT_CHUNK = 256 * 1024
 const SNAPSHOT_TTL_MS = 30_000
@@ -167,6 +170,8 @@ export class GroupWorker<C, Q, R> {
   readonly #dialBackoff = new Map<string, { backoff: Backoff; until: number }>()
   #driving = false
   #again = false
+  #probePending = false
+  #lastMacrotaskAt = performance.now()
   #cancelTick: () => void = () => {}
   #lastSnapshotIndex: number
   #closed = false
@@ -505,7 +510,12 @@ export class GroupWorker<C, Q, R> {
   // =================================================================================================
   // Driving the core
 
-  /** Runs the Ready loop soon; calls made while it runs make it go around again. */
+  /**
+   * Runs the Ready loop soon; calls made while it runs make it go around again. Normally in a
+   * microtask (lowest latency); but when the event loop has not reached a macrotask for a while (a
+   * caller awaiting `execute` in a tight loop on an in-memory store runs purely on microtasks), in a
+   * macrotask, so timers (heartbeats, bond keep-alives, discovery) and I/O are never starved.
+   */
   #kick(): void {
     if (this.#closed) return
     if (this.#driving) {
@@ -513,8 +523,21 @@ export class GroupWorker<C, Q, R> {
       return
     }
     this.#driving = true
-    queueMicrotask(() => {
+    const run = () => {
       this.#drive().catch((err) => this.#log.error('group worker failed: %s', (err as Error).stack))
+    }
+    this.#probeMacrotask()
+    if (performance.now() - this.#lastMacrotaskAt > STARVATION_MS) macrotask(run)
+    else queueMicrotask(run)
+  }
+
+  /** Notes when the event loop last ran a macrotask (see #kick). */
+  #probeMacrotask(): void {
+    if (this.#probePending) return
+    this.#probePending = true
+    macrotask(() => {
+      this.#probePending = false
+      this.#lastMacrotaskAt = performance.now()
     })
   }
 

@@ -16,6 +16,7 @@ import {
   OfflineError,
 } from '../primitives/errors.ts'
 import { Emitter } from '../primitives/events.ts'
+import { macrotask } from '../primitives/schedule.ts'
 import { Watch } from '../primitives/watch.ts'
 import {
   type ChannelInfo,
@@ -26,7 +27,6 @@ import {
   predicates,
 } from './channel.ts'
 import { ChannelConditions, When } from './conditions.ts'
-import { macrotask } from './schedule.ts'
 import { packBatch, startStreamMessage, varintLength } from './wire.ts'
 
 /** How a producer admits consumers and treats slow ones. Every field is optional. */

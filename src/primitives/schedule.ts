@@ -1,8 +1,8 @@
 /**
- * A macrotask scheduler for the isomorphic core. Producers flush their fan-out queues in a macrotask
- * rather than a microtask: a caller looping on `await producer.send(d)` runs entirely in microtasks,
- * so a macrotask flush sees every datum of that burst and writes them in one batch, where a microtask
- * flush would run between two sends and turn each datum into its own transport write.
+ * A macrotask scheduler for the isomorphic core. A caller looping on an awaited SDK call can run
+ * entirely in microtasks; work deferred to a macrotask sees the whole burst (stream producers batch it
+ * into one write) and lets timers and I/O run in between (the group worker yields this way, so a tight
+ * write loop cannot starve heartbeats).
  *
  * Node (and Bun, Deno) have `setImmediate`, which runs right after pending I/O; browsers do not, and
  * a MessageChannel message is the cheapest macrotask there (setTimeout(0) is clamped to 1-4 ms).
