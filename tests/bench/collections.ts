@@ -2,9 +2,8 @@ import { collections, Network } from '../../platform/node/index.ts'
 import type { MapWriter } from '../../src/collections/map.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
+import { memAddr, rawPipelined, rawRoundTrips } from './baselines.ts'
 import { median, percentile, type Row } from './table.ts'
-
-const memAddr = () => `/memory/${toHex(randomBytes(8))}`
 
 async function nodes(n: number): Promise<Network[]> {
   const network = `bench-${toHex(randomBytes(4))}`
@@ -48,6 +47,17 @@ async function rawTransfer(bytes: number): Promise<number> {
   return ms
 }
 
+function plainMapBytesPerEntry(n: number): number {
+  globalThis.gc?.()
+  const before = process.memoryUsage().heapUsed
+  const m = new Map<string, number>()
+  for (let i = 0; i < n; i++) m.set(`fill-${i}`, i)
+  globalThis.gc?.()
+  const per = (process.memoryUsage().heapUsed - before) / n
+  if (m.size !== n) throw new Error('unreachable')
+  return per
+}
+
 export async function benchCollections(): Promise<Row[]> {
   const section = 'collections (memory transport)'
   const rows: Row[] = []
@@ -63,13 +73,30 @@ export async function benchCollections(): Promise<Row[]> {
     await w.set(`seq-${i}`, i)
     lat.push(performance.now() - t)
   }
-  rows.push({ section, name: 'Map.set latency p50, 3 writers', value: median(lat), unit: 'ms' })
-  rows.push({ section, name: 'Map.set latency p99, 3 writers', value: percentile(lat, 99), unit: 'ms' })
+  const rtt = await rawRoundTrips(1000)
+  rows.push({
+    section,
+    name: 'Map.set latency p50, 3 writers',
+    value: median(lat),
+    unit: 'ms',
+    baselineName: 'raw Link 64 B round trip p50',
+    baseline: median(rtt),
+  })
+  rows.push({
+    section,
+    name: 'Map.set latency p99, 3 writers',
+    value: percentile(lat, 99),
+    unit: 'ms',
+    baselineName: 'raw Link 64 B round trip p99',
+    baseline: percentile(rtt, 99),
+  })
   rows.push({
     section,
     name: 'Map.set sequential',
     value: 1000 / (lat.reduce((a, b) => a + b, 0) / 1000),
     unit: 'inserts/s',
+    baselineName: 'raw Link sequential round trips',
+    baseline: 1000 / (rtt.reduce((a, b) => a + b, 0) / rtt.length),
     higherIsBetter: true,
   })
 
@@ -88,6 +115,8 @@ export async function benchCollections(): Promise<Row[]> {
     name: 'Map.set, 100 concurrent writers over 3 nodes',
     value: done / 3,
     unit: 'inserts/s',
+    baselineName: 'raw Link round trips, 100 in flight',
+    baseline: await rawPipelined(100, 2000),
     higherIsBetter: true,
   })
 
@@ -121,7 +150,15 @@ export async function benchCollections(): Promise<Row[]> {
   })
   globalThis.gc?.()
   const perEntry = (process.memoryUsage().heapUsed - heapBefore) / reader.size
-  rows.push({ section, name: 'reader heap per entry (string key, number value)', value: perEntry, unit: 'B' })
+  const plain = plainMapBytesPerEntry(reader.size)
+  rows.push({
+    section,
+    name: 'reader heap per entry (string key, number value)',
+    value: perEntry,
+    unit: 'B',
+    baselineName: 'a plain JS Map of the same entries',
+    baseline: plain,
+  })
   await Promise.all(nets.map((n) => n.close()))
   return rows
 }

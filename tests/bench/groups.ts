@@ -5,9 +5,8 @@ import { FileLogStore, GroupKey, type LogStore, Network } from '../../platform/n
 import type { Group } from '../../src/groups/group.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { Counter } from '../groups/support.ts'
+import { memAddr, rawPipelined, rawRoundTrips } from './baselines.ts'
 import { median, percentile, type Row } from './table.ts'
-
-const memAddr = () => `/memory/${toHex(randomBytes(8))}`
 
 interface Cluster {
   nets: Network[]
@@ -89,29 +88,6 @@ async function queryRate(
   return done / (ms / 1000)
 }
 
-/** Raw libp2p baseline: a 64-byte request/response over one Link on the same transport. */
-async function rawRoundTrip(n: number): Promise<number[]> {
-  const network = `bench-${toHex(randomBytes(4))}`
-  const a = await Network.create({ network, listen: [memAddr()] })
-  const b = await Network.create({ network, listen: [memAddr()] })
-  const protocol = b.context.protocol('bench-echo/1')
-  await b.context.handle(protocol, async (link) => {
-    for await (const msg of link) await link.sendBytes(msg)
-  })
-  const link = await a.context.openLink(b.addresses[0]!, protocol)
-  const payload = new Uint8Array(64)
-  const out: number[] = []
-  for (let i = 0; i < n + 50; i++) {
-    const t = performance.now()
-    await link.sendBytes(payload)
-    await link.recvBytes()
-    if (i >= 50) out.push(performance.now() - t)
-  }
-  await link.close()
-  await Promise.all([a.close(), b.close()])
-  return out
-}
-
 async function rawFsync(dir: string, n: number): Promise<number[]> {
   const store = await FileLogStore.open(join(dir, 'raw'))
   const out: number[] = []
@@ -147,10 +123,18 @@ async function failover(runs: number): Promise<number[]> {
   return out
 }
 
+function directQueries(machine: Counter, ms: number): number {
+  let done = 0
+  const end = performance.now() + ms
+  while (performance.now() < end) for (let i = 0; i < 1000; i++, done++) machine.query()
+  return done / (ms / 1000)
+}
+
 export async function benchGroups(): Promise<Row[]> {
   const rows: Row[] = []
   const section = 'groups (3 nodes, memory transport)'
-  const rtt = await rawRoundTrip(1000)
+  const rtt = await rawRoundTrips(1000)
+  const rawRate = await rawPipelined(100, 2000)
   const mem = await cluster()
   const latMem = await sequentialLatency(mem.leader, 1000)
   rows.push({
@@ -174,12 +158,16 @@ export async function benchGroups(): Promise<Row[]> {
     name: 'pipelined execute, 100 clients, memory store',
     value: await pipelined(mem.leader, 100, 3000),
     unit: 'commits/s',
+    baselineName: 'raw Link round trips, 100 in flight',
+    baseline: rawRate,
     higherIsBetter: true,
   })
   rows.push({
     section,
     name: 'strong queries, 100 clients (ReadIndex)',
     value: await queryRate(mem.leader, 'strong', 100, 2000),
+    baselineName: 'raw Link round trips, 100 in flight',
+    baseline: rawRate,
     unit: 'queries/s',
     higherIsBetter: true,
   })
@@ -188,6 +176,8 @@ export async function benchGroups(): Promise<Row[]> {
     name: 'weak queries (local)',
     value: await queryRate(mem.leader, 'weak', 1, 1000),
     unit: 'queries/s',
+    baselineName: 'direct state-machine calls',
+    baseline: directQueries(mem.leader.stateMachine, 1000),
     higherIsBetter: true,
   })
   await mem.close()
@@ -219,6 +209,8 @@ export async function benchGroups(): Promise<Row[]> {
       name: 'pipelined execute, 100 clients, disk store',
       value: await pipelined(disk.leader, 100, 3000),
       unit: 'commits/s',
+      baselineName: 'raw Link round trips, 100 in flight',
+      baseline: rawRate,
       higherIsBetter: true,
     })
     await disk.close()
@@ -235,6 +227,13 @@ export async function benchGroups(): Promise<Row[]> {
     baselineName: 'election timeout (min)',
     baseline: 500,
   })
-  rows.push({ section, name: 'failover p90', value: percentile(fo, 90), unit: 'ms' })
+  rows.push({
+    section,
+    name: 'failover p90',
+    value: percentile(fo, 90),
+    unit: 'ms',
+    baselineName: 'election timeout + jitter (max)',
+    baseline: 750,
+  })
   return rows
 }
