@@ -123,10 +123,16 @@ async function failover(runs: number): Promise<number[]> {
   return out
 }
 
-function directQueries(machine: Counter, ms: number): number {
+/** The same query behind a bare async call: what any promise-returning read costs. */
+async function asyncQueries(machine: Counter, ms: number): Promise<number> {
+  const read = async () => ({ result: machine.query(), at: 0 })
   let done = 0
   const end = performance.now() + ms
-  while (performance.now() < end) for (let i = 0; i < 1000; i++, done++) machine.query()
+  while (performance.now() < end) {
+    await read()
+    done++
+    if (done % 256 === 0) await new Promise((r) => setImmediate(r))
+  }
   return done / (ms / 1000)
 }
 
@@ -176,8 +182,8 @@ export async function benchGroups(): Promise<Row[]> {
     name: 'weak queries (local)',
     value: await queryRate(mem.leader, 'weak', 1, 1000),
     unit: 'queries/s',
-    baselineName: 'direct state-machine calls',
-    baseline: directQueries(mem.leader.stateMachine, 1000),
+    baselineName: 'the state machine behind a bare async call',
+    baseline: await asyncQueries(mem.leader.stateMachine, 1000),
     higherIsBetter: true,
   })
   await mem.close()
