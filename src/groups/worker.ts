@@ -697,7 +697,10 @@ export class GroupWorker<C, Q, R> {
   reconcileBonds(): void {
     if (this.#closed) return
     const now = performance.now()
-    for (const peer of this.#discovery.catalog().signedPeers()) {
+    const catalog = this.#discovery.catalog()
+    // Forget the backoff of members that left the catalog, so churn does not grow memory.
+    for (const id of this.#dialBackoff.keys()) if (!catalog.has(id)) this.#dialBackoff.delete(id)
+    for (const peer of catalog.signedPeers()) {
       if (!peer.groups.has(this.groupId) || this.#bonds.has(peer.id) || this.#dialing.has(peer.id)) continue
       const wait = this.#dialBackoff.get(peer.id)
       if (wait && now < wait.until) continue

@@ -136,6 +136,27 @@ async function asyncQueries(machine: Counter, ms: number): Promise<number> {
   return done / (ms / 1000)
 }
 
+/** Heap after many commits on a group that compacts: it must stay bounded by the compaction window. */
+async function heapAfterCommits(g: Group<Counter>, commits: number): Promise<{ before: number; after: number }> {
+  const run = async (n: number) => {
+    let done = 0
+    await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        while (done < n) {
+          done++
+          await g.execute({ inc: 1 })
+        }
+      }),
+    )
+  }
+  await run(30_000) // past a few compactions, so the log is at its steady size
+  globalThis.gc?.()
+  const before = process.memoryUsage().heapUsed
+  await run(commits)
+  globalThis.gc?.()
+  return { before, after: process.memoryUsage().heapUsed }
+}
+
 export async function benchGroups(): Promise<Row[]> {
   const rows: Row[] = []
   const section = 'groups (3 nodes, memory transport)'
@@ -185,6 +206,15 @@ export async function benchGroups(): Promise<Row[]> {
     baselineName: 'the state machine behind a bare async call',
     baseline: await asyncQueries(mem.leader.stateMachine, 1000),
     higherIsBetter: true,
+  })
+  const heap = await heapAfterCommits(mem.leader, 200_000)
+  rows.push({
+    section,
+    name: 'heap change over 200k more commits (3 replicas in this process)',
+    value: (heap.after - heap.before) / 1e6,
+    unit: 'MB',
+    baselineName: 'the log between two compactions (10k entries × 3 replicas), bound',
+    baseline: (10_000 * 3 * 200) / 1e6,
   })
   await mem.close()
 

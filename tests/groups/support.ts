@@ -1,5 +1,5 @@
 import type { Group } from '../../src/groups/group.ts'
-import type { ApplyContext, StateMachine } from '../../src/groups/state-machine.ts'
+import type { StateMachine } from '../../src/groups/state-machine.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
 import { secs, within } from '../support/time.ts'
 
@@ -9,15 +9,13 @@ export type CounterCommand = { inc: number } | { dec: number }
 export class Counter implements StateMachine<CounterCommand, 'value', number> {
   readonly signature: string
   value = 0
-  readonly applied: number[] = []
 
   constructor(signature = 'mosaik-tests/counter/v1') {
     this.signature = signature
   }
 
-  apply(command: CounterCommand, ctx: ApplyContext): void {
+  apply(command: CounterCommand): void {
     this.value += 'inc' in command ? command.inc : -command.dec
-    this.applied.push(ctx.index)
   }
 
   query(): number {
