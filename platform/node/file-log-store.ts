@@ -23,6 +23,7 @@ import {
   StorageError,
 } from '../../src/groups/storage/log-store.ts'
 import { LogView } from '../../src/groups/storage/log-view.ts'
+import { concatBytes } from '../../src/primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
 import { ClosedError, InvalidArgumentError } from '../../src/primitives/errors.ts'
 
@@ -624,7 +625,7 @@ export class FileLogStore implements LogStore {
         if (this.#writeSeg !== seg || this.#writeHandle === undefined) {
           throw new StorageError(`internal: segment ${seg.seq} is not open for writing`)
         }
-        await writeAll(this.#writeHandle, parts.length === 1 ? parts[0]! : concat(parts, end - start), start)
+        await writeAll(this.#writeHandle, parts.length === 1 ? parts[0]! : concatBytes(...parts), start)
         wrote = true
       }
       i = j
@@ -859,16 +860,6 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close()
   }
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total)
-  let off = 0
-  for (const p of parts) {
-    out.set(p, off)
-    off += p.length
-  }
-  return out
 }
 
 function view(buf: Uint8Array): DataView {
