@@ -137,7 +137,10 @@ async function asyncQueries(machine: Counter, ms: number): Promise<number> {
 }
 
 /** Heap after many commits on a group that compacts: it must stay bounded by the compaction window. */
-async function heapAfterCommits(g: Group<Counter>, commits: number): Promise<{ before: number; after: number }> {
+async function heapAfterCommits(
+  g: Group<Counter>,
+  commits: number,
+): Promise<{ before: number; after: number }> {
   const run = async (n: number) => {
     let done = 0
     await Promise.all(

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { GroupKey, MemoryLogStore, type Network } from '../../platform/node/index.ts'
-import type { Group } from '../../src/groups/group.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 import { Counter, fastConsensus, leadersConverged, NoOp } from './support.ts'
