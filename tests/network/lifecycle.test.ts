@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { InvalidArgumentError, Network } from '../../platform/node/index.ts'
+import { collections, defineStream, InvalidArgumentError, Network } from '../../platform/node/index.ts'
 import { listenOn, Nodes, uniqueNetwork } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 
@@ -40,6 +40,31 @@ describe('network lifecycle', () => {
       await backTo(baseline, secs(10))
     },
   )
+
+  it('nodes using every primitive release everything when closed', async () => {
+    const baseline = handles()
+    const nodes = new Nodes('quic')
+    const nets = await nodes.star(5)
+    await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(4))))
+    const consensus = {
+      heartbeatMs: 50,
+      electionTimeoutMs: 300,
+      electionJitterMs: 150,
+      bootstrapDelayMs: 300,
+    }
+    const Ticks = defineStream<number>('lifecycle/ticks')
+    const producer = nets[0]!.streams.producer(Ticks)
+    const consumers = nets.slice(1).map((n) => n.streams.consumer(Ticks))
+    const maps = nets.map((n) => collections.Map.writer<string, number>(n, 'lifecycle/map', { consensus }))
+    await within(secs(20), producer.when.subscribed().minimumOf(4).wait())
+    await producer.send(1)
+    await within(secs(10), Promise.all(consumers.map((c) => c.recv())))
+    await within(secs(20), Promise.all(maps.map((m) => m.when.online())))
+    const v = await maps[1]!.set('k', 1)
+    await within(secs(10), Promise.all(maps.map((m) => m.when.reaches(v))))
+    await nodes.closeAll()
+    await backTo(baseline, secs(10))
+  })
 
   it('close is idempotent and await using closes the node', async () => {
     let escaped: Network | undefined
