@@ -90,7 +90,6 @@ interface PendingCommit {
 }
 
 interface PendingRead {
-  index?: number
   resolve(index: number): void
   reject(err: Error): void
 }
@@ -185,7 +184,7 @@ export class GroupWorker<C, Q, R> {
   #proposalFlushScheduled = false
   readonly #pendingCommits = new Set<PendingCommit>()
   readonly #readRequests = new Map<string, PendingRead>()
-  readonly #readsAwaitingApply: { index: number; resolve: () => void }[] = []
+
   #nextReadId = 0
 
   // Catch-up and snapshots.
@@ -460,7 +459,7 @@ export class GroupWorker<C, Q, R> {
     let index: number
     try {
       index = await this.#readIndex(signal)
-      await this.#awaitApplied(index, signal)
+      await this.applied.until((a) => a >= index, { signal })
     } catch (err) {
       if (options.signal?.aborted) throw err
       throw new OfflineError(query, `strong read failed: ${(err as Error).message}`, { cause: err })
@@ -501,10 +500,6 @@ export class GroupWorker<C, Q, R> {
       // A new leader must commit an entry of its term before it may serve reads: wait for it.
       await this.applied.changed({ signal })
     }
-  }
-
-  #awaitApplied(index: number, signal?: AbortSignal): Promise<number> {
-    return this.applied.until((a) => a >= index, { signal })
   }
 
   // =================================================================================================
@@ -569,7 +564,7 @@ export class GroupWorker<C, Q, R> {
     for (const m of rd.messages) this.#bonds.get(m.to)?.send(BondMsg.Raft, encodeRaftMessage(m), now)
     // 3. Apply.
     if (rd.committedEntries.length > 0) this.#apply(rd.committedEntries)
-    for (const rs of rd.readStates) this.#serveRead(String(rs.requestId), rs.index)
+    for (const rs of rd.readStates) this.#readRequests.get(String(rs.requestId))?.resolve(rs.index)
     for (const id of rd.droppedReads) {
       const pending = this.#readRequests.get(String(id))
       pending?.reject(new OfflineError(undefined, 'leadership was lost before the read was confirmed'))
@@ -656,17 +651,6 @@ export class GroupWorker<C, Q, R> {
           new OfflineError(p.commands, 'a new leader replaced the commands before they were committed'),
         )
     }
-    for (let i = this.#readsAwaitingApply.length - 1; i >= 0; i--) {
-      const r = this.#readsAwaitingApply[i]!
-      if (applied >= r.index) {
-        this.#readsAwaitingApply.splice(i, 1)
-        r.resolve()
-      }
-    }
-  }
-
-  #serveRead(id: string, index: number): void {
-    this.#readRequests.get(id)?.resolve(index)
   }
 
   #armTick(): void {

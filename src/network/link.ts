@@ -4,7 +4,7 @@ import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
-import { DecodeError, FrameTooLargeError } from '../primitives/errors.ts'
+import { FrameTooLargeError } from '../primitives/errors.ts'
 import { CloseCode, type LinkClose, LinkClosedError } from './close.ts'
 
 /**
@@ -160,15 +160,6 @@ export class Link {
       if (i >= 0) this.#sendQueue.splice(i, 1)
       throw err
     })
-  }
-
-  /** Sends now if credit and buffer space allow; returns false (sending nothing) otherwise. */
-  trySendBytes(payload: Uint8Array): boolean {
-    if (this.#close) throw new LinkClosedError(this.#close)
-    if (payload.length > this.#maxFrameSize) throw new FrameTooLargeError(payload.length, this.#maxFrameSize)
-    if (this.#sendQueue.length > 0 || !this.#canWrite()) return false
-    this.#writeMessage(payload)
-    return true
   }
 
   #canWrite(): boolean {
@@ -427,10 +418,4 @@ const EMPTY = new Uint8Array(0)
 /** Close codes that mean "finished on purpose", as opposed to a fault. */
 export function isCleanClose(code: number): boolean {
   return code === CloseCode.Success || code === CloseCode.GracefulShutdown
-}
-
-/** Throws a DecodeError unless `value` satisfies `guard`; used to validate decoded protocol messages. */
-export function expectShape<T>(value: unknown, guard: (v: unknown) => v is T, what: string): T {
-  if (!guard(value)) throw new DecodeError(`unexpected ${what}`)
-  return value
 }

@@ -1,4 +1,4 @@
-import { abortReason, TimeoutError } from './errors.ts'
+import { abortReason } from './errors.ts'
 
 /** Options every awaitable accepts. */
 export interface AbortOptions {
@@ -42,15 +42,6 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms)
     signal?.addEventListener('abort', onAbort, { once: true })
   })
-}
-
-/** Rejects with TimeoutError when `promise` takes longer than `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`${what} timed out after ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
 /** A signal that aborts when any of the given signals does. */

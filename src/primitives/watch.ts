@@ -33,11 +33,6 @@ export class Watch<T> {
     for (const w of [...this.#waiters]) w.check(value)
   }
 
-  /** Re-runs every waiter's predicate: for values mutated in place. */
-  notify(): void {
-    for (const w of [...this.#waiters]) w.check(this.#value)
-  }
-
   until(predicate: (value: T) => boolean, options?: AbortOptions): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
     if (predicate(this.#value)) return Promise.resolve(this.#value)

@@ -4,6 +4,19 @@ import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 /** Baselines shared by the group and collection benches: raw Links on the memory transport. */
 export const memAddr = (): string => `/memory/${toHex(randomBytes(8))}`
 
+/** `n` nodes on the memory transport, all bootstrapped from the first, once they all see each other. */
+export async function memoryNetworks(n: number): Promise<Network[]> {
+  const network = `bench-${toHex(randomBytes(4))}`
+  const options = { network, listen: [] as string[], discovery: { departureWindowMs: 0 } }
+  const first = await Network.create({ ...options, listen: [memAddr()] })
+  const nets = [first]
+  for (let i = 1; i < n; i++) {
+    nets.push(await Network.create({ ...options, listen: [memAddr()], bootstrap: first.addresses }))
+  }
+  await Promise.all(nets.map((x) => x.discovery.when.peers(n - 1)))
+  return nets
+}
+
 /** Two nodes and an echo Link between them; `close` releases everything. */
 async function echoPair() {
   const network = `bench-${toHex(randomBytes(4))}`

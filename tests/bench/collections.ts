@@ -1,31 +1,12 @@
-import { collections, Network } from '../../platform/node/index.ts'
+import { collections } from '../../platform/node/index.ts'
 import type { MapWriter } from '../../src/collections/map.ts'
-import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
-import { memAddr, rawPipelined, rawRoundTrips } from './baselines.ts'
+import { memoryNetworks, rawPipelined, rawRoundTrips } from './baselines.ts'
 import { median, percentile, type Row } from './table.ts'
-
-async function nodes(n: number): Promise<Network[]> {
-  const network = `bench-${toHex(randomBytes(4))}`
-  const first = await Network.create({ network, listen: [memAddr()], discovery: { departureWindowMs: 0 } })
-  const nets = [first]
-  for (let i = 1; i < n; i++) {
-    nets.push(
-      await Network.create({
-        network,
-        listen: [memAddr()],
-        bootstrap: first.addresses,
-        discovery: { departureWindowMs: 0 },
-      }),
-    )
-  }
-  await Promise.all(nets.map((x) => x.discovery.when.peers(n - 1)))
-  return nets
-}
 
 /** One stream, same transport: how long the same bytes take to cross without any protocol on top. */
 async function rawTransfer(bytes: number): Promise<number> {
-  const [a, b] = await nodes(2)
+  const [a, b] = await memoryNetworks(2)
   const protocol = b!.context.protocol('bench-raw/1')
   const chunk = new Uint8Array(256 * 1024)
   let received = 0
@@ -61,7 +42,7 @@ function plainMapBytesPerEntry(n: number): number {
 export async function benchCollections(): Promise<Row[]> {
   const section = 'collections (memory transport)'
   const rows: Row[] = []
-  const nets = await nodes(4)
+  const nets = await memoryNetworks(4)
   const writers = nets.slice(0, 3).map((n) => collections.Map.writer<string, number>(n, 'bench-map'))
   await Promise.all(writers.map((w) => w.when.online()))
   const w = writers[0] as MapWriter<string, number>

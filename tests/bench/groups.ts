@@ -1,11 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FileLogStore, GroupKey, type LogStore, Network } from '../../platform/node/index.ts'
+import { FileLogStore, GroupKey, type LogStore, type Network } from '../../platform/node/index.ts'
 import type { Group } from '../../src/groups/group.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { Counter } from '../groups/support.ts'
-import { memAddr, rawPipelined, rawRoundTrips } from './baselines.ts'
+import { memoryNetworks, rawPipelined, rawRoundTrips } from './baselines.ts'
 import { median, percentile, type Row } from './table.ts'
 
 interface Cluster {
@@ -17,20 +17,7 @@ interface Cluster {
 
 /** Three in-process nodes on the memory transport forming one group; default consensus timings. */
 export async function cluster(stores?: () => Promise<LogStore>): Promise<Cluster> {
-  const network = `bench-${toHex(randomBytes(4))}`
-  const first = await Network.create({ network, listen: [memAddr()], discovery: { departureWindowMs: 0 } })
-  const nets = [first]
-  for (let i = 0; i < 2; i++) {
-    nets.push(
-      await Network.create({
-        network,
-        listen: [memAddr()],
-        bootstrap: first.addresses,
-        discovery: { departureWindowMs: 0 },
-      }),
-    )
-  }
-  await Promise.all(nets.map((n) => n.discovery.when.peers(2)))
+  const nets = await memoryNetworks(3)
   const key = GroupKey.fromSecret(`bench-${toHex(randomBytes(4))}`)
   const groups = await Promise.all(
     nets.map(async (n) =>

@@ -10,37 +10,23 @@ import {
   type Ticket,
 } from '../../platform/node/index.ts'
 import { fromUtf8, utf8 } from '../../src/primitives/bytes.ts'
+import { nextEvent } from '../support/events.ts'
 import { secs, within } from '../support/time.ts'
 
 /** Fast reconnects for tests: the defaults wait 0.25-0.75 s before the first retry. */
 export const FAST_BACKOFF = { initialMs: 30, maxIntervalMs: 300 }
 
-/** Resolves with the first `event` of a producer or consumer whose payload satisfies `match`. */
-export function nextOf<E, K extends keyof E>(
-  handle: { on(event: K, listener: (payload: E[K]) => void): () => void },
-  event: K,
-  match: (payload: E[K]) => boolean = () => true,
-): Promise<E[K]> {
-  return new Promise((resolve) => {
-    const off = handle.on(event, (payload) => {
-      if (!match(payload)) return
-      off()
-      resolve(payload)
-    })
-  })
-}
-
 export const producerEvent = <T, K extends keyof ProducerEvents>(
   p: Producer<T>,
   event: K,
   match?: (payload: ProducerEvents[K]) => boolean,
-) => nextOf<ProducerEvents, K>(p, event, match)
+) => nextEvent<ProducerEvents, K>(p, event, match)
 
 export const consumerEvent = <T, K extends keyof ConsumerEvents>(
   c: Consumer<T>,
   event: K,
   match?: (payload: ConsumerEvents[K]) => boolean,
-) => nextOf<ConsumerEvents, K>(c, event, match)
+) => nextEvent<ConsumerEvents, K>(c, event, match)
 
 /** Receives `n` datums (bounded by a scaled timeout). */
 export async function take<T>(consumer: Consumer<T>, n: number, timeoutMs = secs(10)): Promise<T[]> {

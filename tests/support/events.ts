@@ -1,8 +1,24 @@
 import type { Emitter } from '../../src/primitives/events.ts'
 
+/** Anything that emits events the SDK's way: `on` returns the unsubscribe function. */
+export interface Emits<E> {
+  on<K extends keyof E>(event: K, listener: (payload: E[K]) => void): () => void
+}
+
 /** Resolves with the first event `event` whose payload satisfies `match`. */
 export function nextEvent<E extends { [P in keyof E]: unknown }, K extends keyof E>(
   emitter: Emitter<E>,
+  event: K,
+  match?: (payload: E[K]) => boolean,
+): Promise<E[K]>
+/** The same for handles that forward their events (producers, consumers): name the event map. */
+export function nextEvent<E, K extends keyof E>(
+  emitter: Emits<E>,
+  event: K,
+  match?: (payload: E[K]) => boolean,
+): Promise<E[K]>
+export function nextEvent<E, K extends keyof E>(
+  emitter: Emits<E>,
   event: K,
   match: (payload: E[K]) => boolean = () => true,
 ): Promise<E[K]> {
