@@ -8,7 +8,8 @@ export {
   nextMembershipChange,
   targetVoterCount,
 } from './autopilot.ts'
+export { compareStanding } from './clusters.ts'
 export { CatchUpMismatchError, LeaderNotReadyError, NotLeaderError, RaftContractError } from './errors.ts'
 export { parseEntry, parseMessage } from './messages.ts'
-export { compareStanding, DEFAULT_TIMING, RaftNode } from './raft.ts'
+export { DEFAULT_TIMING, RaftNode } from './raft.ts'
 export type * from './types.ts'

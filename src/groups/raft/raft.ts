@@ -1,18 +1,18 @@
 import { type AutopilotChange, nextMembershipChange } from './autopilot.ts'
+import { Rivals } from './clusters.ts'
 import { CatchUpMismatchError, LeaderNotReadyError, NotLeaderError, RaftContractError } from './errors.ts'
 import { RaftLog } from './log.ts'
 import { Progress } from './progress.ts'
+import { quorumActive, quorumValue, tallyVotes } from './quorum.ts'
 import type {
   AppendMessage,
   AppendResponseMessage,
   CatchUpRequest,
   ClusterStanding,
-  ConcedeMessage,
   Entry,
   HardState,
   HeartbeatMessage,
   HeartbeatResponseMessage,
-  HelloMessage,
   Member,
   Message,
   Preference,
@@ -24,7 +24,6 @@ import type {
   ReadRequestId,
   ReadState,
   Ready,
-  RivalReport,
   Role,
   SnapshotMessage,
   SnapshotMeta,
@@ -41,17 +40,6 @@ export const DEFAULT_TIMING: Readonly<RaftTiming> = {
   electionJitterMs: 500,
   bootstrapDelayMs: 3000,
   voterUnreachableMs: 15_000,
-}
-
-/**
- * Orders two cluster standings: the greater (commit, lastTerm, lastIndex) wins, ties by cluster id.
- * Positive when `a` wins. Both sides of a rivalry evaluate it on the same numbers, so they agree.
- */
-export function compareStanding(a: ClusterStanding, b: ClusterStanding): number {
-  if (a.commit !== b.commit) return a.commit - b.commit
-  if (a.lastTerm !== b.lastTerm) return a.lastTerm - b.lastTerm
-  if (a.lastIndex !== b.lastIndex) return a.lastIndex - b.lastIndex
-  return a.clusterId < b.clusterId ? -1 : a.clusterId > b.clusterId ? 1 : 0
 }
 
 interface PendingRead {
@@ -156,13 +144,9 @@ export class RaftNode {
   #membersChangedAt: number
   #heardOfEstablished = false
   #preferredCluster: { clusterId: string; until: number } | undefined
-  /** Clusters this node left because they lost a rivalry, with their winner, to tell stragglers. */
-  readonly #abandoned = new Map<string, ClusterStanding | undefined>()
-  /** This node conceded its cluster to a rival (it awaits `reset`). */
-  #conceded = false
+  readonly #rivals: Rivals
   /** When this node started, or was last reset. */
   #startedAt: number
-  readonly #helloSentAt = new Map<string, number>()
 
   // Catching up.
   #snapshotNeeded: SnapshotNeeded | undefined
@@ -177,7 +161,6 @@ export class RaftNode {
   #readStates: ReadState[] = []
   #droppedReads: ReadRequestId[] = []
   #restoredSnapshot: SnapshotMeta | undefined
-  #rival: RivalReport | undefined
   #reported: Reported
   #membersVersion = 0
   #readyOutstanding = false
@@ -210,6 +193,18 @@ export class RaftNode {
       }
     }
     this.#clusterId = this.#log.config().clusterId
+    this.#rivals = new Rivals(
+      this.id,
+      {
+        clusterId: () => this.#clusterId,
+        leader: () => this.#leader,
+        judgesRivals: () => this.#judgesRivals(),
+        standing: () => this.#standing(),
+        fellows: () => [...this.#log.config().voters, ...this.#members.keys()],
+        send: (m) => this.#send(m),
+      },
+      this.#timing.heartbeatMs,
+    )
     this.#resetElectionTimer()
     this.#reported = {
       hardState: this.#hardState(),
@@ -270,10 +265,10 @@ export class RaftNode {
   step(m: Message, now: number): void {
     this.#advanceClock(now)
     if (m.to !== this.id || m.from === this.id) return
-    if (!this.#sameCluster(m)) return
+    if (!this.#admit(m)) return
     if (m.type === 'hello') return
     if (m.type === 'concede') {
-      this.#concede(m.from, m.winner)
+      this.#rivals.onConcede(m)
       return
     }
     if (m.type === 'voteResponse' && m.preVote) {
@@ -381,7 +376,7 @@ export class RaftNode {
     this.#members = next
     this.#membersVersion++
     if (this.#isFresh()) this.#membersChangedAt = now
-    if (this.#clusterId !== '') for (const id of added) this.#sayHello(id)
+    for (const id of added) this.#rivals.sayHello(id, now)
     if (this.#role !== 'leader') return
     for (const id of added) this.#ensureProgress(id)
     const voters = this.#log.config().voters
@@ -466,8 +461,7 @@ export class RaftNode {
   reset(now: number, winner?: ClusterStanding): void {
     this.#advanceClock(now)
     if (this.#role === 'leader') this.#stepDownLeader()
-    if (this.#clusterId !== '') this.#abandoned.set(this.#clusterId, winner)
-    this.#conceded = false
+    this.#rivals.reset(this.#clusterId, winner)
     this.#startedAt = now
     this.#log = new RaftLog()
     this.#term = 0
@@ -491,7 +485,6 @@ export class RaftNode {
     this.#snapshotNeeded = undefined
     this.#catchUp = undefined
     this.#restoredSnapshot = undefined
-    this.#rival = undefined
     this.#messages = []
     this.#readStates = []
     this.#readyOutstanding = false
@@ -534,7 +527,7 @@ export class RaftNode {
       this.#readStates.length > 0 ||
       this.#droppedReads.length > 0 ||
       this.#restoredSnapshot !== undefined ||
-      this.#rival !== undefined ||
+      this.#rivals.report !== undefined ||
       (this.#snapshotNeeded !== undefined && !this.#snapshotNeededReported) ||
       (this.#catchUp !== undefined && !this.#catchUpReported) ||
       this.#hardStateChanged() ||
@@ -577,10 +570,8 @@ export class RaftNode {
       rd.catchUp = { from, to, leader }
       this.#catchUpReported = true
     }
-    if (this.#rival !== undefined) {
-      rd.rival = this.#rival
-      this.#rival = undefined
-    }
+    const rival = this.#rivals.takeReport()
+    if (rival !== undefined) rd.rival = rival
     if (this.#statusChanged()) {
       rd.status = this.status()
       const r = this.#reported
@@ -648,42 +639,13 @@ export class RaftNode {
     this.#tallyVotes(preVote)
   }
 
-  /**
-   * Abstention made safe. A voter answers grant (equal logs), abstain (its log is behind) or deny (its
-   * log is ahead); a grant and an abstention are both recorded as its vote for the term. The candidate
-   * wins when
-   *   (1) grants + abstains ≥ ⌊voters/2⌋ + 1, and
-   *   (2) grants > denials.
-   * Why this is at least as strict as Raft: an abstainer's log is behind the candidate's, so Raft
-   * would have counted it as a grant; (1) is therefore exactly Raft's majority, over voters that each
-   * recorded a vote for this candidate in this term and so back no other: two candidates cannot both
-   * win a term (two majorities of one voter set intersect), and the winner's log is at least as
-   * up-to-date as a majority's, so it holds every committed entry. (2) only adds a refusal: it prefers
-   * the most up-to-date candidate (a denier is ahead and should win instead), as mosaik intends.
-   * When every voter answers, (1) and (2) together are exactly "grants ≥ ⌊(voters − abstains)/2⌋ + 1";
-   * unlike that formula they do not count a dead voter as a denial, so a cluster that lost its leader
-   * under load (survivors' logs unequal) can still elect the most up-to-date survivor.
-   */
+  /** Counts the answers so far (see `tallyVotes` for the rule and why it is safe). */
   #tallyVotes(preVote: boolean): void {
-    const voters = this.#log.config().voters
-    let grants = 0
-    let abstains = 0
-    let denials = 0
-    for (const voter of voters) {
-      const answer = this.#votes.get(voter)
-      if (answer === 'grant') grants++
-      else if (answer === 'abstain') abstains++
-      else if (answer === 'deny') denials++
-    }
-    const majority = Math.floor(voters.length / 2) + 1
-    if (grants + abstains >= majority && grants > denials) {
+    const result = tallyVotes(this.#log.config().voters, this.#votes)
+    if (result === 'won') {
       if (preVote) this.#campaign(false)
       else this.#becomeLeader()
-      return
-    }
-    // The best that can still happen: every voter yet to answer grants.
-    const unanswered = voters.length - grants - abstains - denials
-    if (grants + unanswered + abstains < majority || grants + unanswered <= denials) {
+    } else if (result === 'lost') {
       this.#becomeFollower(this.#term, undefined)
     }
   }
@@ -762,16 +724,11 @@ export class RaftNode {
   }
 
   #quorumActive(): boolean {
-    const voters = this.#log.config().voters
-    let active = 0
-    for (const voter of voters) {
-      if (voter === this.id) active++
-      else {
-        const pr = this.#progress.get(voter)
-        if (pr !== undefined && this.#now - pr.lastResponseAt < this.#timing.electionTimeoutMs) active++
-      }
-    }
-    return active >= Math.floor(voters.length / 2) + 1
+    return quorumActive(this.#log.config().voters, (voter) => {
+      if (voter === this.id) return true
+      const pr = this.#progress.get(voter)
+      return pr !== undefined && this.#now - pr.lastResponseAt < this.#timing.electionTimeoutMs
+    })
   }
 
   #runAutopilot(): void {
@@ -826,8 +783,7 @@ export class RaftNode {
     for (const voter of voters) {
       matches.push(voter === this.id ? this.#log.lastIndex() : (this.#progress.get(voter)?.match ?? 0))
     }
-    matches.sort((a, b) => b - a)
-    const index = matches[Math.floor(voters.length / 2)] ?? 0
+    const index = quorumValue(matches)
     if (index > this.#log.committed && this.#log.term(index) === this.#term) {
       this.#log.commitTo(index)
       this.#replicationDirty = true
@@ -908,8 +864,7 @@ export class RaftNode {
     for (const voter of voters) {
       acked.push(voter === this.id ? this.#readSeq : (this.#progress.get(voter)?.ackedSeq ?? 0))
     }
-    acked.sort((a, b) => b - a)
-    const confirmed = acked[Math.floor(voters.length / 2)] ?? 0
+    const confirmed = quorumValue(acked)
     const pending = this.#pendingReads
     let head = this.#pendingReadsHead
     while (head < pending.length && pending[head]!.seq <= confirmed) {
@@ -1172,91 +1127,38 @@ export class RaftNode {
   // Clusters
 
   /** False for messages that must not be mixed in: another cluster's, or cluster-less ones. */
-  #sameCluster(m: Message): boolean {
+  #admit(m: Message): boolean {
     if (m.clusterId === this.#clusterId) return m.type !== 'hello' || this.#clusterId !== ''
     if (m.clusterId === '' || m.type === 'concede') return false
-    if (this.#abandoned.has(m.clusterId)) {
-      // A straggler of a cluster this node left: tell it that cluster lost.
-      const winner = this.#abandoned.get(m.clusterId)
-      if (winner !== undefined) this.#tellConceded(m.from, m.clusterId, winner)
+    if (this.#rivals.fromAbandoned(m, this.#now)) return false
+    if (this.#clusterId !== '') {
+      this.#rivals.onForeign(m, this.#now)
       return false
     }
-    if (m.type === 'hello') {
-      this.#onForeignHello(m)
-      return false
+    // A fresh node: an established member exists; it joins the cluster of the first leader reaching it.
+    if (m.type === 'hello') this.#heardOfEstablished = true
+    if (m.type !== 'append' && m.type !== 'heartbeat' && m.type !== 'snapshot') return false
+    const preferred = this.#preferredCluster
+    if (preferred !== undefined) {
+      if (this.#now < preferred.until && m.clusterId !== preferred.clusterId) return false
+      this.#preferredCluster = undefined
     }
-    if (this.#clusterId === '') {
-      // A fresh node joins the cluster of the first leader that reaches it.
-      if (m.type !== 'append' && m.type !== 'heartbeat' && m.type !== 'snapshot') return false
-      const preferred = this.#preferredCluster
-      if (preferred !== undefined) {
-        if (this.#now < preferred.until && m.clusterId !== preferred.clusterId) return false
-        this.#preferredCluster = undefined
-      }
-      this.#clusterId = m.clusterId
-      this.#heardOfEstablished = true
-      return true
-    }
-    this.#sayHello(m.from)
-    return false
+    this.#clusterId = m.clusterId
+    this.#heardOfEstablished = true
+    return true
   }
 
   /**
-   * Judges a rival cluster. Only a rival leader's hello counts, and a node judges only when it speaks
-   * for its cluster: as its leader (leaders hold their cluster's best standing and greet each other, so
-   * both sides reach the same verdict), as a learner without a live leader, or as a voter whose cluster
-   * has had no leader for long. A follower of a live leader leaves the verdict to it: it never wipes a
-   * healthy voter on a comparison with its own, possibly lagging, log.
+   * A node judges a rival when it speaks for its cluster: as its leader (leaders hold their cluster's
+   * best standing and greet each other, so both sides reach the same verdict), as a learner without a
+   * live leader, or as a voter whose cluster has had no leader for long.
    */
-  #onForeignHello(m: HelloMessage): void {
-    if (this.#clusterId === '') {
-      this.#heardOfEstablished = true
-      return
-    }
-    if (m.leader !== m.from || !this.#judgesRivals()) {
-      this.#sayHello(m.from)
-      return
-    }
-    const ours = this.#standing()
-    const theirs: ClusterStanding = {
-      clusterId: m.clusterId,
-      commit: m.commit,
-      lastTerm: m.lastTerm,
-      lastIndex: m.lastIndex,
-    }
-    if (compareStanding(theirs, ours) > 0) {
-      this.#concede(m.from, theirs)
-      return
-    }
-    this.#rival ??= { peer: m.from, ours, theirs, theirsWins: false }
-    this.#sayHello(m.from)
-  }
-
   #judgesRivals(): boolean {
     if (this.#role === 'leader') return true
     if (this.#inLease()) return false
     if (!this.#log.config().voters.includes(this.id)) return true
     const lastSeen = Math.max(this.#lastLeaderContact, this.#startedAt)
     return this.#now - lastSeen >= this.#timing.bootstrapDelayMs + 5 * this.#timing.electionTimeoutMs
-  }
-
-  /** This node's cluster lost to `winner`: tell the fellow members (once) and report it for a reset. */
-  #concede(peer: string, winner: ClusterStanding): void {
-    this.#rival = { peer, ours: this.#standing(), theirs: winner, theirsWins: true }
-    if (this.#conceded) return
-    this.#conceded = true
-    const told = new Set([this.id, peer])
-    const tell = (to: string) => {
-      if (told.has(to)) return
-      told.add(to)
-      this.#send<ConcedeMessage>({ type: 'concede', to, winner })
-    }
-    for (const voter of this.#log.config().voters) tell(voter)
-    for (const id of this.#members.keys()) tell(id)
-  }
-
-  #tellConceded(to: string, clusterId: string, winner: ClusterStanding): void {
-    if (this.#mayGreet(to)) this.#send<ConcedeMessage>({ type: 'concede', to, clusterId, winner })
   }
 
   #standing(): ClusterStanding {
@@ -1266,28 +1168,6 @@ export class RaftNode {
       lastTerm: this.#log.lastTerm(),
       lastIndex: this.#log.lastIndex(),
     }
-  }
-
-  /** At most one hello (or concede) per peer per heartbeat period, so rivals do not echo forever. */
-  #mayGreet(to: string): boolean {
-    const last = this.#helloSentAt.get(to)
-    if (last !== undefined && this.#now - last < this.#timing.heartbeatMs) return false
-    if (this.#helloSentAt.size > 1024) this.#helloSentAt.clear()
-    this.#helloSentAt.set(to, this.#now)
-    return true
-  }
-
-  #sayHello(to: string): void {
-    if (this.#clusterId === '' || !this.#mayGreet(to)) return
-    const { commit, lastTerm, lastIndex } = this.#standing()
-    this.#send<HelloMessage>({
-      type: 'hello',
-      to,
-      commit,
-      lastIndex,
-      lastTerm,
-      leader: this.#leader ?? null,
-    })
   }
 
   #isFresh(): boolean {
