@@ -10,6 +10,6 @@ export {
 } from './autopilot.ts'
 export { compareStanding } from './clusters.ts'
 export { CatchUpMismatchError, LeaderNotReadyError, NotLeaderError, RaftContractError } from './errors.ts'
-export { parseEntry, parseMessage } from './messages.ts'
+export { isBounded, MAX_TERM_LEAP, MAX_TERM_OR_INDEX, parseEntry, parseMessage } from './messages.ts'
 export { DEFAULT_TIMING, RaftNode } from './raft.ts'
 export type * from './types.ts'

@@ -2,6 +2,25 @@ import { DecodeError } from '../../primitives/errors.ts'
 import type { ClusterStanding, Entry, Message, VoteAnswer } from './types.ts'
 
 /**
+ * Terms, indices and rounds are below this hard limit (2^48): far beyond any real log or election
+ * count, and far enough below 2^53 that `term + 1` and index arithmetic stay exact. A value at or above
+ * it is malformed, wherever it comes from.
+ */
+export const MAX_TERM_OR_INDEX = 2 ** 48
+
+/**
+ * A member of this node's cluster claiming a term more than this far ahead of the node's own is not
+ * believed (a fresh node, at term 0, accepts any bounded term): one bogus message must not move the
+ * cluster's term near the limit, where no election could follow.
+ */
+export const MAX_TERM_LEAP = 2 ** 20
+
+/** A term or index as the core accepts it: a safe non-negative integer below `MAX_TERM_OR_INDEX`. */
+export function isBounded(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0 && value < MAX_TERM_OR_INDEX
+}
+
+/**
  * Checks a decoded value from a peer (or a store) before the core sees it. The worker decodes wire
  * frames with the canonical codec and passes the result here: anything malformed is a `DecodeError`,
  * so a faulty or hostile peer can make the worker drop a frame but never corrupt the core's state.
@@ -135,10 +154,10 @@ function bool(value: unknown, what: string): boolean {
   return value
 }
 
-/** Terms, indices and rounds: non-negative safe integers. */
+/** Terms, indices and rounds: non-negative integers below `MAX_TERM_OR_INDEX`. */
 function index(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new DecodeError(`${what} must be a non-negative integer`)
+  if (typeof value !== 'number' || !isBounded(value)) {
+    throw new DecodeError(`${what} must be a non-negative integer below 2^48`)
   }
   return value
 }

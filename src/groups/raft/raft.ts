@@ -2,6 +2,7 @@ import { type AutopilotChange, nextMembershipChange } from './autopilot.ts'
 import { Rivals } from './clusters.ts'
 import { CatchUpMismatchError, LeaderNotReadyError, NotLeaderError, RaftContractError } from './errors.ts'
 import { RaftLog } from './log.ts'
+import { isBounded, MAX_TERM_LEAP, MAX_TERM_OR_INDEX } from './messages.ts'
 import { Progress } from './progress.ts'
 import { quorumActive, quorumValue, tallyVotes } from './quorum.ts'
 import type {
@@ -264,7 +265,7 @@ export class RaftNode {
   /** Feeds one message from a peer. */
   step(m: Message, now: number): void {
     this.#advanceClock(now)
-    if (m.to !== this.id || m.from === this.id) return
+    if (m.to !== this.id || m.from === this.id || !this.#plausibleTerm(m)) return
     if (!this.#admit(m)) return
     if (m.type === 'hello') return
     if (m.type === 'concede') {
@@ -1206,6 +1207,16 @@ export class RaftNode {
     if (now > this.#now) this.#now = now
   }
 
+  /**
+   * A term the node may believe: bounded, and for a member of its own cluster not implausibly far
+   * ahead of its own (a fresh node at term 0 accepts any bounded term).
+   */
+  #plausibleTerm(m: Message): boolean {
+    if (!isBounded(m.term)) return false
+    if (this.#term === 0 || m.clusterId !== this.#clusterId) return true
+    return m.term - this.#term <= MAX_TERM_LEAP
+  }
+
   #inLease(): boolean {
     if (this.#role === 'leader') return true
     return this.#leader !== undefined && this.#now - this.#lastLeaderContact < this.#timing.electionTimeoutMs
@@ -1219,6 +1230,7 @@ export class RaftNode {
   #canCampaign(): boolean {
     return (
       this.preference !== 'observer' &&
+      this.#term + 1 < MAX_TERM_OR_INDEX &&
       this.#clusterId !== '' &&
       !this.#isCatchingUp() &&
       this.#log.config().voters.includes(this.id)
