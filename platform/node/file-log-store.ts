@@ -15,10 +15,12 @@ import {
   CorruptLogError,
   checkHardState,
   checkIndex,
+  checkSnapshotData,
   checkSnapshotMeta,
   cloneValue,
   decodeEntry,
   encodeEntry,
+  hardStateAfterInstall,
   initialHardState,
   StorageError,
 } from '../../src/groups/storage/log-store.ts'
@@ -55,8 +57,12 @@ export interface FileLogStoreOptions {
  *     (the term is outside the CBOR so that replay need not decode entries). Replay applies the
  *     truncation, then the entries, then the hard state: a batch is all there or not at all.
  *   - `3` COMPACT: CBOR `{ upTo, term }`.
- * - `snapshot`: one record of type `4`, CBOR `{ m: meta, d?: data }`, replaced atomically (written to
- *   `snapshot.tmp`, fsynced, renamed over, directory fsynced).
+ * - `snapshot`: one record, replaced atomically (written to `snapshot.tmp`, fsynced, renamed over,
+ *   directory fsynced):
+ *   - `4` SNAPSHOT, from `saveSnapshot`: CBOR `{ m: meta, d?: data }`.
+ *   - `5` INSTALLED, from `installSnapshot`: CBOR `{ m: meta, d: data, seg, hs }`: the log was replaced
+ *     by the empty log after `m.index` with hard state `hs`, and it lives in segments `seg` and later;
+ *     every segment numbered below `seg` belongs to the replaced log.
  * - `RESET`: present only while a `reset()` runs; on open it means "finish wiping".
  *
  * Writes are group-committed: while one batch is being written and fsynced, later batches queue, and the
@@ -75,6 +81,15 @@ export interface FileLogStoreOptions {
  * Compaction appends a COMPACT record, then deletes the oldest segments whose successor starts at or
  * below the compaction point. Compacted entries in the remaining first segment are skipped on replay,
  * not rewritten.
+ *
+ * Installing a snapshot is one rename: once every earlier write is durable, the INSTALLED snapshot file
+ * naming the next segment number `seg` replaces `snapshot`; that rename is the commit point. Then segment
+ * `seg` is created with a header describing the new state (empty log after the snapshot, the new hard
+ * state), and the older segments are deleted. On open, an INSTALLED snapshot makes recovery delete the
+ * segments below `seg` first; when no segment from `seg` on survived, the log is rebuilt from the
+ * snapshot file alone (its `m` and `hs`) and segment `seg` is created. A crash before the rename leaves
+ * the old snapshot and the old segments (a stray `snapshot.tmp` is removed on open): the old state. A
+ * crash after it leaves the new snapshot, and whatever old segments survived are ignored: the new state.
  *
  * One process, one store per directory: opening a directory twice in the same process throws; nothing
  * guards against two processes.
@@ -203,7 +218,9 @@ export class FileLogStore implements LogStore {
     if (this.#snapshot === undefined) return undefined
     await this.#snapChain
     this.#checkUsable()
-    return readSnapshotFile(this.dir)
+    const s = await readSnapshotFile(this.dir)
+    if (s === undefined) return undefined
+    return s.data === undefined ? { meta: s.meta } : { meta: s.meta, data: s.data }
   }
 
   async entries(from: number, to: number, options?: ReadOptions): Promise<LogEntry[]> {
@@ -365,6 +382,51 @@ export class FileLogStore implements LogStore {
         })
       this.#snapResolved = settled
       return resolved
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  installSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
+    try {
+      this.#checkUsable()
+      checkSnapshotMeta(meta)
+      checkSnapshotData(data)
+      // encode everything before changing anything
+      const hs = encodeCanonical(hardStateAfterInstall(this.hardState(), meta))
+      const snapshot = cloneValue(meta)
+      const seg = newSegment(this.dir, this.#tail.seq + 1, meta.index)
+      const record = frameRecord(
+        REC_INSTALLED,
+        encodeCanonical({ m: meta, d: data, seg: seg.seq, hs } satisfies InstalledRecord),
+      )
+      const old = this.#segments
+      this.#view = new LogView<EntryLoc>()
+      this.#view.resetTo(meta.index, meta.term)
+      this.#hardState = hs
+      this.#snapshot = snapshot
+      this.#cache = []
+      this.#cacheHead = 0
+      this.#cacheBytes = 0
+      const header = this.#headerRecord(seg)
+      this.#segments = [seg]
+      this.#tail = seg
+      this.#tailPos = header.length
+      this.#tailHasRecords = false
+      const job: Job = {
+        kind: 'install',
+        seg,
+        pos: 0,
+        header,
+        record,
+        old,
+        // after the snapshot files issued before it, so that this one wins
+        before: this.#snapChain,
+        done: Promise.withResolvers(),
+      }
+      // snapshot files issued after it are written after it
+      this.#snapChain = job.done.promise.catch(() => {})
+      return this.#enqueue(job)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -537,9 +599,10 @@ export class FileLogStore implements LogStore {
           await head.before
           head.before = undefined
         }
-        if (head.kind === 'reset') {
+        if (head.kind === 'reset' || head.kind === 'install') {
           group = this.#queue.splice(0, 1)
-          await this.#doReset(head)
+          if (head.kind === 'reset') await this.#doReset(head)
+          else await this.#doInstall(head)
           this.#settle(head)
           group = []
           continue
@@ -548,6 +611,7 @@ export class FileLogStore implements LogStore {
         while (
           n < this.#queue.length &&
           this.#queue[n]!.kind !== 'reset' &&
+          this.#queue[n]!.kind !== 'install' &&
           this.#queue[n]!.before === undefined
         )
           n++
@@ -675,6 +739,29 @@ export class FileLogStore implements LogStore {
   }
 
   /**
+   * Installs a snapshot (every job before it is durable): the snapshot file that names `job.seg` as the
+   * first segment of the new log is renamed into place (the commit point), then that segment is created
+   * and the segments of the old log are deleted.
+   */
+  async #doInstall(job: Job): Promise<void> {
+    // a snapshot written before it may have failed: then nothing more may reach the disk
+    this.#checkUsable(true)
+    await this.#writeSnapshotFile(job.record!)
+    await this.#startSegment(job.seg)
+    await writeAll(this.#writeHandle!, job.header!, 0)
+    if (this.#fsync) {
+      await this.#writeHandle!.datasync()
+      await fsyncDir(this.dir)
+    }
+    for (const seg of job.old ?? []) {
+      seg.deleted = true
+      releaseReader(seg)
+      await rm(seg.path, { force: true })
+    }
+    if (this.#fsync) await fsyncDir(this.dir)
+  }
+
+  /**
    * Deletes the oldest segments once the compaction to `upTo` is durable (it is in `durableSeg`): a
    * segment goes when its successor is durable and starts at or below `upTo`, so replay from that
    * successor's header, then its records, rebuilds the same log.
@@ -755,6 +842,7 @@ const REC_HEADER = 1
 const REC_BATCH = 2
 const REC_COMPACT = 3
 const REC_SNAPSHOT = 4
+const REC_INSTALLED = 5
 const SEGMENT_RE = /^(\d{16})\.seg$/
 const SNAPSHOT_FILE = 'snapshot'
 const SNAPSHOT_TMP = 'snapshot.tmp'
@@ -789,7 +877,7 @@ interface EntryLoc {
 }
 
 interface Job {
-  kind: 'append' | 'barrier' | 'reset'
+  kind: 'append' | 'barrier' | 'reset' | 'install'
   seg: Segment
   pos: number
   /** The header of `seg`, when this job starts it (at position 0, before `record`). */
@@ -802,9 +890,26 @@ interface Job {
   waitSnap?: Promise<void>
   /** Run once durable, before resolving. */
   after?: () => Promise<void>
-  /** reset: the segments to delete. */
+  /** reset, install: the segments to delete. */
   old?: Segment[]
   done: PromiseWithResolvers<void>
+}
+
+/** The payload of an INSTALLED snapshot file. */
+interface InstalledRecord {
+  m: SnapshotMeta
+  d: Uint8Array
+  /** The first segment of the log that starts after the snapshot. */
+  seg: number
+  /** The hard state as of the install (CBOR). */
+  hs: Uint8Array
+}
+
+/** A snapshot file's contents; `installed` when it came from `installSnapshot`. */
+interface SnapshotFile {
+  meta: SnapshotMeta
+  data?: Uint8Array
+  installed?: { seg: number; hs: Uint8Array }
 }
 
 interface Recovered {
@@ -940,7 +1045,7 @@ function optionalTerm(n: unknown, what: string): number | undefined {
   return n
 }
 
-async function readSnapshotFile(dir: string): Promise<{ meta: SnapshotMeta; data?: Uint8Array } | undefined> {
+async function readSnapshotFile(dir: string): Promise<SnapshotFile | undefined> {
   let buf: Uint8Array
   try {
     buf = await readFile(join(dir, SNAPSHOT_FILE))
@@ -949,8 +1054,11 @@ async function readSnapshotFile(dir: string): Promise<{ meta: SnapshotMeta; data
     throw err
   }
   const rec = readRecord(buf, 0)
-  if (rec === undefined || rec.type !== REC_SNAPSHOT || rec.end !== buf.length) {
+  if (rec === undefined || rec.end !== buf.length) {
     throw new CorruptLogError(`the snapshot in ${dir} fails its checksum`)
+  }
+  if (rec.type !== REC_SNAPSHOT && rec.type !== REC_INSTALLED) {
+    throw new CorruptLogError(`the snapshot in ${dir} has a record of unknown type ${rec.type}`)
   }
   const value = decodeRecord(buf.subarray(rec.start, rec.end), 'the snapshot')
   const meta = value.m as SnapshotMeta
@@ -961,7 +1069,14 @@ async function readSnapshotFile(dir: string): Promise<{ meta: SnapshotMeta; data
   }
   if (value.d !== undefined && !(value.d instanceof Uint8Array))
     throw new CorruptLogError('bad snapshot data')
-  return value.d === undefined ? { meta } : { meta, data: value.d }
+  const out: SnapshotFile = value.d === undefined ? { meta } : { meta, data: value.d }
+  if (rec.type === REC_INSTALLED) {
+    if (!isCount(value.seg) || value.seg < 1 || !(value.hs instanceof Uint8Array) || out.data === undefined) {
+      throw new CorruptLogError('the installed snapshot is malformed')
+    }
+    out.installed = { seg: value.seg, hs: value.hs }
+  }
+  return out
 }
 
 /** Deletes everything a store keeps in `dir` (finishing an interrupted reset). */
@@ -985,13 +1100,22 @@ async function recover(dir: string, fsync: boolean): Promise<Recovered> {
     names = await readdir(dir)
   }
   if (names.includes(SNAPSHOT_TMP)) await rm(join(dir, SNAPSHOT_TMP), { force: true })
-  const snapshot = names.includes(SNAPSHOT_FILE) ? (await readSnapshotFile(dir))?.meta : undefined
+  const snap = names.includes(SNAPSHOT_FILE) ? await readSnapshotFile(dir) : undefined
+  const snapshot = snap?.meta
+  /** Segments below it belong to a log that an installed snapshot replaced. */
+  const floor = snap?.installed?.seg ?? 0
 
-  const seqs = names
+  let seqs = names
     .map((n) => SEGMENT_RE.exec(n)?.[1])
     .filter((s): s is string => s !== undefined)
     .map(Number)
     .sort((a, b) => a - b)
+  if (seqs.length > 0 && seqs[0]! < floor) {
+    // an install committed, then the process died before it deleted the old log: finish that
+    for (const seq of seqs) if (seq < floor) await rm(join(dir, segmentName(seq)), { force: true })
+    if (fsync) await fsyncDir(dir)
+    seqs = seqs.filter((seq) => seq >= floor)
+  }
   for (let k = 1; k < seqs.length; k++) {
     if (seqs[k] !== seqs[k - 1]! + 1)
       throw new CorruptLogError(`segment ${seqs[k - 1]! + 1} is missing in ${dir}`)
@@ -1000,6 +1124,11 @@ async function recover(dir: string, fsync: boolean): Promise<Recovered> {
   const state: ReplayState = {
     view: new LogView<EntryLoc>(),
     hardState: encodeCanonical(initialHardState()),
+  }
+  if (snap?.installed !== undefined) {
+    // what the first segment's header says too; the only source when no segment of the new log survived
+    state.view.resetTo(snap.meta.index, snap.meta.term)
+    state.hardState = snap.installed.hs
   }
   const segments: Segment[] = []
   let tailPos = 0
@@ -1032,7 +1161,7 @@ async function recover(dir: string, fsync: boolean): Promise<Recovered> {
 
   let writeHandle: FileHandle
   if (segments.length === 0) {
-    const seg = newSegment(dir, (seqs.at(-1) ?? 0) + 1, state.view.lastIndex())
+    const seg = newSegment(dir, Math.max((seqs.at(-1) ?? 0) + 1, floor), state.view.lastIndex())
     const last = state.view.lastIndex()
     const header = frameRecord(
       REC_HEADER,

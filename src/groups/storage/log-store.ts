@@ -75,6 +75,25 @@ export interface LogStore {
    */
   saveSnapshot(meta: SnapshotMeta, data?: Uint8Array): Promise<void>
   /**
+   * Installs a snapshot received from a peer, in one atomic durable step: `meta` and `data` become the
+   * store's snapshot (replacing the previous one), every log entry is dropped so that the log is empty and
+   * continues after the snapshot (`firstIndex() === meta.index + 1`, `lastIndex() === meta.index`,
+   * `term(meta.index) === meta.term`), and the hard state's `commit` becomes `max(commit, meta.index)`
+   * (term, vote and any other field unchanged). All of it takes effect on the view at once, like every
+   * other mutation, and is ordered with them: writes issued before it are durable (or dropped with the log)
+   * before it, writes issued after it continue the new log and resolve after it. After a crash at any
+   * point, `load()` returns either everything as it was before the call or everything as it is after it,
+   * never a snapshot with the old log or a log without its snapshot. The snapshot may lie before, inside
+   * or past the current log; entries after `meta.index` are dropped too, whatever their term (they may
+   * conflict with the leader that sent the snapshot). A bad `meta` or `data` rejects with
+   * `InvalidArgumentError` and changes nothing.
+   *
+   * Use it instead of `saveSnapshot` + `compact` + `truncateFrom` when the snapshot did not come from this
+   * log: three durable steps would leave a store whose snapshot and log disagree if the node crashed
+   * between them. (A snapshot taken locally agrees with the log, so `saveSnapshot` then `compact` is safe.)
+   */
+  installSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void>
+  /**
    * Drops the entries with index ≤ `upToIndex`. Idempotent; `compact(0)` or compacting behind the
    * current point is a no-op. Past the last index it empties the log, which then restarts at
    * `upToIndex + 1`; the term of `upToIndex` is then taken from the snapshot at that index, if any.
@@ -211,6 +230,15 @@ export function checkSnapshotMeta(meta: SnapshotMeta): void {
   if (meta.config === null || typeof meta.config !== 'object' || !Array.isArray(meta.config.voters)) {
     throw new InvalidArgumentError('snapshot.config.voters must be an array')
   }
+}
+
+export function checkSnapshotData(data: unknown): asserts data is Uint8Array {
+  if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('snapshot data must be a Uint8Array')
+}
+
+/** The hard state after installing the snapshot `meta`: commit raised to its index, the rest kept. */
+export function hardStateAfterInstall(hs: HardState, meta: SnapshotMeta): HardState {
+  return hs.commit >= meta.index ? hs : { ...hs, commit: meta.index }
 }
 
 export function encodeEntry(entry: LogEntry): Uint8Array {

@@ -12,9 +12,11 @@ import type {
 import {
   checkHardState,
   checkIndex,
+  checkSnapshotData,
   checkSnapshotMeta,
   decodeEntry,
   encodeEntry,
+  hardStateAfterInstall,
   initialHardState,
 } from './log-store.ts'
 import { LogView } from './log-view.ts'
@@ -115,6 +117,18 @@ export class MemoryLogStore implements LogStore {
     }
     if (data !== undefined) stored.data = data.slice()
     this.#snapshot = stored
+  }
+
+  async installSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
+    this.#checkOpen()
+    checkSnapshotMeta(meta)
+    checkSnapshotData(data)
+    // everything is encoded and copied before anything changes
+    const stored = { meta: decodeCanonical(encodeCanonical(meta)) as SnapshotMeta, data: data.slice() }
+    const hs = encodeCanonical(hardStateAfterInstall(this.hardState(), meta))
+    this.#snapshot = stored
+    this.#view.resetTo(meta.index, meta.term)
+    this.#hardState = hs
   }
 
   async compact(upToIndex: number): Promise<void> {

@@ -1,5 +1,16 @@
 import { spawn } from 'node:child_process'
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import {
+  appendFile,
+  copyFile,
+  cp,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,6 +23,7 @@ import { MemoryLogStore } from '../../../src/groups/storage/memory.ts'
 import { equalBytes } from '../../../src/primitives/bytes.ts'
 import { encodeCanonical } from '../../../src/primitives/codec.ts'
 import { secs, within } from '../../support/time.ts'
+import type { Mix } from './fixtures/crash-workload.ts'
 import { applyOp, Workload } from './fixtures/crash-workload.ts'
 import { entry, indices, meta, random, range, runLogStoreCompliance } from './log-store-compliance.ts'
 
@@ -22,6 +34,17 @@ function fileHarness(options: FileLogStoreOptions) {
       open: () => FileLogStore.open(dir, options),
       cleanup: () => rm(dir, { recursive: true, force: true }),
     }
+  }
+}
+
+/** Everything a store holds. */
+async function contents(store: LogStore) {
+  const loaded = await store.load()
+  return {
+    first: store.firstIndex(),
+    last: store.lastIndex(),
+    offsetTerm: store.term(store.firstIndex() - 1) ?? null,
+    ...loaded,
   }
 }
 
@@ -206,6 +229,131 @@ describe('FileLogStore', () => {
     })
   })
 
+  describe('snapshot install, interrupted at each step', () => {
+    const options: FileLogStoreOptions = { segmentSize: 2048, cacheBytes: 0 }
+    const installData = random(30_000)
+    let after: string
+
+    afterEach(async () => {
+      if (after !== undefined) await rm(after, { recursive: true, force: true })
+    })
+
+    /**
+     * Leaves the old state in `dir` (several segments, a compaction, a saved snapshot) and a copy of it in
+     * `after` in which a snapshot was installed (and `then` ran); both closed. Returns what each holds and
+     * the segment files of each.
+     */
+    async function prepare(then?: (s: FileLogStore) => Promise<void>) {
+      const s = await openStore(options)
+      for (let i = 1; i <= 60; i += 5) {
+        await s.write({
+          hardState: { term: 2, vote: 'a', commit: 10 },
+          entries: range(i, i + 4, (k) => (k <= 30 ? 1 : 2), 100),
+        })
+      }
+      await s.saveSnapshot(meta(20, 1), random(500))
+      await s.compact(20)
+      const oldState = await contents(s)
+      await s.close()
+      after = await mkdtemp(join(tmpdir(), 'mosaik-log-after-'))
+      await cp(dir, after, { recursive: true })
+      const s2 = await FileLogStore.open(after, options)
+      stores.push(s2)
+      // the leader says 45 is in term 3; here it is a term-2 entry, and 46..60 follow it
+      await s2.installSnapshot(meta(45, 3, 'c'), installData)
+      if (then !== undefined) await then(s2)
+      const newState = await contents(s2)
+      await s2.close()
+      const oldSegments = await segments()
+      const newSegments = (await readdir(after)).filter((n) => n.endsWith('.seg')).sort()
+      expect(oldSegments.length).toBeGreaterThan(2)
+      // the install started a new segment after every old one, and deleted the old ones
+      expect(newSegments[0]! > oldSegments.at(-1)!).toBe(true)
+      expect(newState).toMatchObject({ first: 46, last: then === undefined ? 45 : newState.last })
+      return { oldState, newState, oldSegments, newSegments }
+    }
+
+    /** Opens `dir` as it was left, expects `state`, and checks that the store goes on from there. */
+    async function expectRecovered(state: Awaited<ReturnType<typeof contents>>) {
+      const s = await openStore(options)
+      expect(await contents(s)).toEqual(state)
+      const next = s.lastIndex() + 1
+      await s.append(range(next, next + 2, 9, 100))
+      await s.close()
+      const s2 = await openStore(options)
+      expect(await contents(s2)).toEqual({
+        ...state,
+        last: next + 2,
+        entries: [...state.entries, ...range(next, next + 2, 9, 100)],
+      })
+      return s2
+    }
+
+    it('crash before the rename (snapshot.tmp written whole or in part): the old state', async () => {
+      const { oldState } = await prepare()
+      const installed = await readFile(join(after, 'snapshot'))
+      await writeFile(join(dir, 'snapshot.tmp'), installed)
+      await (await expectRecovered(oldState)).close()
+      expect(await readdir(dir)).not.toContain('snapshot.tmp')
+      await writeFile(join(dir, 'snapshot.tmp'), installed.subarray(0, 1000))
+      const s = await openStore(options)
+      expect((await contents(s)).snapshot).toEqual(meta(20, 1))
+    })
+
+    it('crash right after the rename, before the new segment: the new state', async () => {
+      const { newState, newSegments } = await prepare()
+      await copyFile(join(after, 'snapshot'), join(dir, 'snapshot'))
+      const s = await expectRecovered(newState)
+      // the old segments are gone; the log lives in the segment the install named
+      expect(await segments()).toEqual(newSegments)
+      expect(s.term(45)).toBe(3)
+      expect(s.hardState()).toEqual({ term: 2, vote: 'a', commit: 45 })
+    })
+
+    it('crash while the new segment header was being written: the new state', async () => {
+      const { newState, newSegments } = await prepare()
+      await copyFile(join(after, 'snapshot'), join(dir, 'snapshot'))
+      await writeFile(
+        join(dir, newSegments[0]!),
+        (await readFile(join(after, newSegments[0]!))).subarray(0, 7),
+      )
+      await expectRecovered(newState)
+      expect((await segments())[0]! >= newSegments[0]!).toBe(true)
+    })
+
+    it('crash before the old segments were deleted, or midway: the new state', async () => {
+      const { newState, newSegments, oldSegments } = await prepare()
+      await copyFile(join(after, 'snapshot'), join(dir, 'snapshot'))
+      for (const name of newSegments) await copyFile(join(after, name), join(dir, name))
+      // some old segments already deleted, leaving a gap among them
+      await rm(join(dir, oldSegments[1]!))
+      await expectRecovered(newState)
+      expect(await segments()).toEqual(newSegments)
+    })
+
+    it('crash after writes that followed the install, over the old segments: the state after them', async () => {
+      const { newState, newSegments } = await prepare(async (s) => {
+        for (let i = 46; i <= 90; i += 5) await s.append(range(i, i + 4, 3, 100))
+        await s.saveHardState({ term: 3, vote: 'b', commit: 80 })
+      })
+      expect(newSegments.length).toBeGreaterThan(1)
+      expect(newState.entries).toHaveLength(45)
+      // the old snapshot file and segments, with the new snapshot and segments beside them
+      await copyFile(join(after, 'snapshot'), join(dir, 'snapshot'))
+      for (const name of newSegments) await copyFile(join(after, name), join(dir, name))
+      await expectRecovered(newState)
+    })
+
+    it('refuses an installed snapshot whose log segments are missing in the middle', async () => {
+      const { newSegments } = await prepare(async (s) => {
+        for (let i = 46; i <= 90; i += 5) await s.append(range(i, i + 4, 3, 100))
+      })
+      expect(newSegments.length).toBeGreaterThan(2)
+      await rm(join(after, newSegments[1]!))
+      await expect(FileLogStore.open(after, options)).rejects.toBeInstanceOf(CorruptLogError)
+    })
+  })
+
   describe('segments', () => {
     it('rolls over and deletes whole segments below the compaction point', async () => {
       const s = await openStore({ segmentSize: 4096, cacheBytes: 0 })
@@ -300,10 +448,11 @@ describe('FileLogStore', () => {
       segmentSize: number,
       fsync: boolean,
       target: number,
+      mix: Mix,
     ) {
       const child = spawn(
         process.execPath,
-        [fixture, dir, String(start), String(seed), String(segmentSize), fsync ? '1' : '0'],
+        [fixture, dir, String(start), String(seed), String(segmentSize), fsync ? '1' : '0', mix],
         {
           stdio: ['ignore', 'pipe', 'pipe'],
         },
@@ -348,30 +497,43 @@ describe('FileLogStore', () => {
 
     /** Everything a store holds, as canonical bytes. */
     async function fingerprint(store: LogStore): Promise<Uint8Array> {
-      const loaded = await store.load()
-      return encodeCanonical({
-        first: store.firstIndex(),
-        last: store.lastIndex(),
-        offsetTerm: store.term(store.firstIndex() - 1) ?? null,
-        ...loaded,
-      })
+      return encodeCanonical(await contents(store))
     }
 
-    async function crashLoop(seed: number, segmentSize: number, fsync: boolean, rounds: number) {
-      const workload = new Workload(seed)
+    async function crashLoop(
+      seed: number,
+      segmentSize: number,
+      fsync: boolean,
+      rounds: number,
+      mix: Mix = 'raft',
+      opsPerRound: [min: number, spread: number] = [150, 350],
+    ) {
+      const workload = new Workload(seed, mix)
       const model = new MemoryLogStore()
       let matched = 0
       let torn = 0
       let tornTails = 0
+      // evidence of installs interrupted at each step: before the rename (a snapshot.tmp was left), after
+      // it but before the new segment had its header (open created it), before the old log was deleted
+      let tmpLeft = 0
+      let segmentCreatedOnOpen = 0
+      let oldLogDeletedOnOpen = 0
       for (let round = 0; round < rounds; round++) {
-        const target = matched + 150 + Math.floor(Math.random() * 350)
-        const lastAck = await runWriter(matched, seed, segmentSize, fsync, target).catch((err: Error) => {
-          throw new Error(`seed ${seed} round ${round}: ${err.message}`, { cause: err })
-        })
+        const target = matched + opsPerRound[0] + Math.floor(Math.random() * opsPerRound[1])
+        const lastAck = await runWriter(matched, seed, segmentSize, fsync, target, mix).catch(
+          (err: Error) => {
+            throw new Error(`seed ${seed} round ${round}: ${err.message}`, { cause: err })
+          },
+        )
         while (workload.count < lastAck) await applyOp(model, workload.next())
         const sizeBefore = await diskBytes()
+        const segsBefore = await segments()
+        if ((await readdir(dir)).includes('snapshot.tmp')) tmpLeft++
         const store = await FileLogStore.open(dir, { segmentSize, fsync })
         if ((await diskBytes()) < sizeBefore) tornTails++
+        const segsAfter = await segments()
+        if (segsAfter.some((n) => !segsBefore.includes(n))) segmentCreatedOnOpen++
+        if (segsBefore[0] !== undefined && segsAfter[0]! > segsBefore[0]) oldLogDeletedOnOpen++
         const actual = await fingerprint(store)
         const snap = store.snapshot()
         if (store.firstIndex() > 1) expect(snap?.index).toBeGreaterThanOrEqual(store.firstIndex() - 1)
@@ -388,7 +550,14 @@ describe('FileLogStore', () => {
         if (workload.count > lastAck) torn++
         matched = workload.count
       }
-      return { ops: matched, unacknowledgedButDurable: torn, tornTailsCut: tornTails }
+      return {
+        ops: matched,
+        unacknowledgedButDurable: torn,
+        tornTailsCut: tornTails,
+        tmpLeft,
+        segmentCreatedOnOpen,
+        oldLogDeletedOnOpen,
+      }
     }
 
     // CRASH_SEED=n reproduces a run
@@ -406,6 +575,13 @@ describe('FileLogStore', () => {
       const result = await crashLoop(seed, 8 * 1024, false, 5)
       console.log(`crash test (fsync off, seed ${seed}):`, result)
       expect(result.ops).toBeGreaterThan(500)
+    })
+
+    it('installs a snapshot atomically when the writer is killed with SIGKILL amid repeated installs', async () => {
+      const seed = pickSeed()
+      const result = await crashLoop(seed, 8 * 1024, true, 6, 'installs', [20, 40])
+      console.log(`crash test (installs, fsync on, seed ${seed}):`, result)
+      expect(result.ops).toBeGreaterThan(120)
     })
   })
 

@@ -345,6 +345,251 @@ export function runLogStoreCompliance(name: string, factory: () => Promise<LogSt
       })
     })
 
+    describe('installSnapshot', () => {
+      /** Everything the store shows, through its view and through load(). */
+      async function state(s: LogStore = store) {
+        const loaded = await s.load()
+        return {
+          first: s.firstIndex(),
+          last: s.lastIndex(),
+          pointTerm: s.term(s.firstIndex() - 1),
+          hardState: s.hardState(),
+          snapshot: s.snapshot(),
+          read: await s.readSnapshot(),
+          loaded,
+        }
+      }
+
+      /** What the store must show right after installing `m` with `data` over hard state `hs`. */
+      function installed(m: SnapshotMeta, data: Uint8Array, hs: HardState) {
+        const hardState = { ...hs, commit: Math.max(hs.commit, m.index) }
+        return {
+          first: m.index + 1,
+          last: m.index,
+          pointTerm: m.term,
+          hardState,
+          snapshot: m,
+          read: { meta: m, data },
+          loaded: { hardState, snapshot: m, snapshotData: data, entries: [] },
+        }
+      }
+
+      it('replaces a longer log: the log is empty after the snapshot, commit rises to it', async () => {
+        const hs = { term: 3, vote: 'a', abstained: true, commit: 5, extra: { kept: [1] } }
+        await store.write({ hardState: hs, entries: [...range(1, 12, 1), ...range(13, 20, 2)] })
+        await store.saveSnapshot(meta(4, 1), random(100))
+        await store.compact(4)
+        const data = random(50_000)
+        await store.installSnapshot(meta(10, 1, 'c1'), data)
+        expect(await state()).toEqual(installed(meta(10, 1, 'c1'), data, hs))
+        expect(store.hardState()).toEqual({ ...hs, commit: 10 })
+        expect(store.term(9)).toBeUndefined()
+        expect(store.term(11)).toBeUndefined()
+        expect(await store.entries(1, 100)).toEqual([])
+        await expect(store.append([entry(10, 1)])).rejects.toBeInstanceOf(InvalidArgumentError)
+        await expect(store.append([entry(12, 1)])).rejects.toBeInstanceOf(InvalidArgumentError)
+        await store.append(range(11, 13, 3))
+        expect(await store.entries(1, 100)).toEqual(range(11, 13, 3))
+        expect(store.term(10)).toBe(1)
+      })
+
+      it('replaces a shorter log, and keeps a commit already past the snapshot', async () => {
+        const hs = { term: 4, vote: null, commit: 3 }
+        await store.write({ hardState: hs, entries: range(1, 5, 1) })
+        const data = random(10)
+        await store.installSnapshot(meta(50, 4), data)
+        expect(await state()).toEqual(installed(meta(50, 4), data, hs))
+        await store.append(range(51, 52, 4))
+        expect(store.lastIndex()).toBe(52)
+        expect(indices(await store.entries(1, 100))).toEqual([51, 52])
+        // a second install behind the commit point leaves the commit alone
+        await store.saveHardState({ term: 4, vote: null, commit: 60 })
+        await store.installSnapshot(meta(55, 4), data)
+        expect(store.hardState().commit).toBe(60)
+        expect(store.firstIndex()).toBe(56)
+      })
+
+      it('drops entries of other terms past the snapshot, whatever the term at its index was', async () => {
+        await store.write({
+          hardState: { term: 3, vote: 'b', commit: 8 },
+          entries: [...range(1, 10, 1), ...range(11, 20, 2)],
+        })
+        // the leader's snapshot says index 15 is in term 3; here it holds a stale term-2 entry
+        const data = random(1000)
+        await store.installSnapshot(meta(15, 3), data)
+        expect(await state()).toEqual(installed(meta(15, 3), data, { term: 3, vote: 'b', commit: 8 }))
+        expect(store.term(15)).toBe(3)
+        expect(store.term(16)).toBeUndefined()
+        // the leader's suffix continues it: as a plain append and as a batch with a (no-op) truncation
+        await store.append(range(16, 17, 3))
+        await store.write({
+          truncateFrom: 18,
+          entries: range(18, 19, 3),
+          hardState: { term: 3, vote: 'b', commit: 19 },
+        })
+        expect(await store.entries(1, 100)).toEqual(range(16, 19, 3))
+        expect(store.hardState()).toEqual({ term: 3, vote: 'b', commit: 19 })
+        // and a later local snapshot and compaction work as usual
+        await store.saveSnapshot(meta(17, 3), random(20))
+        await store.compact(17)
+        expect(store.firstIndex()).toBe(18)
+        expect(await store.entries(1, 100)).toEqual(range(18, 19, 3))
+      })
+
+      it('installs over an empty store, with an empty payload', async () => {
+        const data = new Uint8Array(0)
+        await store.installSnapshot(meta(7, 2), data)
+        expect(await state()).toEqual(installed(meta(7, 2), data, { term: 0, vote: null, commit: 0 }))
+        await store.append(range(8, 8, 2))
+        expect(await store.entries(1, 10)).toEqual([entry(8, 2)])
+      })
+
+      it('orders installs among writes, snapshots and compactions issued without waiting', async () => {
+        const order: string[] = []
+        const track = (name: string, p: Promise<void>) => p.then(() => void order.push(name))
+        const a = random(3 * 1024 * 1024)
+        const b = random(1000)
+        await Promise.all([
+          track('append 1-10', store.append(range(1, 10, 1))),
+          track('snapshot 5', store.saveSnapshot(meta(5, 1), random(2 * 1024 * 1024))),
+          track('hard state', store.saveHardState({ term: 2, vote: 'x', commit: 3 })),
+          track('install 8', store.installSnapshot(meta(8, 2), a)),
+          track('append 9-12', store.append(range(9, 12, 2))),
+          track('write 12-14', store.write({ truncateFrom: 12, entries: range(12, 14, 3) })),
+          track('compact 10', store.compact(10)),
+          track('install 20', store.installSnapshot(meta(20, 4), b)),
+          track('append 21-22', store.append(range(21, 22, 4))),
+          track('hard state 2', store.saveHardState({ term: 4, vote: 'y', commit: 21 })),
+        ])
+        expect(order).toEqual([
+          'append 1-10',
+          'snapshot 5',
+          'hard state',
+          'install 8',
+          'append 9-12',
+          'write 12-14',
+          'compact 10',
+          'install 20',
+          'append 21-22',
+          'hard state 2',
+        ])
+        expect(store.firstIndex()).toBe(21)
+        expect(store.term(20)).toBe(4)
+        expect(await store.entries(1, 100)).toEqual(range(21, 22, 4))
+        expect(store.hardState()).toEqual({ term: 4, vote: 'y', commit: 21 })
+        expect(await store.readSnapshot()).toEqual({ meta: meta(20, 4), data: b })
+        if (store.durable) {
+          const expected = await state()
+          expect(await state(await reopen())).toEqual(expected)
+        }
+      })
+
+      it('applies to the view at once, in call order', async () => {
+        const first = store.append(range(1, 10, 1))
+        const install = store.installSnapshot(meta(6, 1), random(10))
+        expect(store.firstIndex()).toBe(7)
+        expect(store.lastIndex()).toBe(6)
+        expect(store.snapshot()).toEqual(meta(6, 1))
+        expect(store.hardState().commit).toBe(6)
+        expect(await store.entries(1, 10)).toEqual([])
+        const next = store.append(range(7, 8, 2))
+        expect(indices(await store.entries(1, 10))).toEqual([7, 8])
+        await Promise.all([first, install, next])
+        expect(await store.entries(1, 10)).toEqual(range(7, 8, 2))
+      })
+
+      it('is undone by a later reset and replaced by a later snapshot', async () => {
+        await store.append(range(1, 5, 1))
+        await store.installSnapshot(meta(10, 2), random(10))
+        await store.append(range(11, 12, 2))
+        const data = random(20)
+        await store.saveSnapshot(meta(12, 2), data)
+        expect(await store.readSnapshot()).toEqual({ meta: meta(12, 2), data })
+        expect(indices(await store.entries(1, 20))).toEqual([11, 12])
+        if (store.durable) {
+          const s = await reopen()
+          expect(s.firstIndex()).toBe(11)
+          expect(s.term(10)).toBe(2)
+          expect(await s.readSnapshot()).toEqual({ meta: meta(12, 2), data })
+          expect(indices(await s.entries(1, 20))).toEqual([11, 12])
+        }
+        await store.installSnapshot(meta(30, 3), random(10))
+        await store.reset()
+        expect((await state()).loaded).toEqual({ hardState: { term: 0, vote: null, commit: 0 }, entries: [] })
+        expect(store.firstIndex()).toBe(1)
+        if (store.durable) {
+          const s = await reopen()
+          expect(await s.load()).toEqual({ hardState: { term: 0, vote: null, commit: 0 }, entries: [] })
+        }
+      })
+
+      it('rejects a bad snapshot, changing nothing', async () => {
+        await store.write({ hardState: { term: 2, vote: 'a', commit: 4 }, entries: range(1, 8, 2) })
+        await store.saveSnapshot(meta(3, 2), random(10))
+        await store.compact(3)
+        const before = await state()
+        const bad: unknown[][] = [
+          [null, random(1)],
+          [{ index: 9, term: 2 }, random(1)],
+          [{ index: 9, term: 2, config: {} }, random(1)],
+          [{ ...meta(9, 2), index: -1 }, random(1)],
+          [{ ...meta(9, 2), index: 9.5 }, random(1)],
+          [{ ...meta(9, 2), term: -2 }, random(1)],
+          [meta(9, 2), undefined],
+          [meta(9, 2), 'data'],
+          [meta(9, 2), [1, 2, 3]],
+        ]
+        for (const [m, d] of bad) {
+          await expect(
+            store.installSnapshot(m as SnapshotMeta, d as Uint8Array),
+            JSON.stringify([m, d]),
+          ).rejects.toBeInstanceOf(InvalidArgumentError)
+        }
+        expect(await state()).toEqual(before)
+        await store.append(range(9, 9, 2))
+        expect(store.lastIndex()).toBe(9)
+        if (store.durable) {
+          const s = await reopen()
+          expect(s.lastIndex()).toBe(9)
+          expect(s.firstIndex()).toBe(4)
+          expect((await s.readSnapshot())?.meta).toEqual(meta(3, 2))
+        }
+      })
+
+      it('rejects after close', async () => {
+        await store.close()
+        await expect(store.installSnapshot(meta(1, 1), random(1))).rejects.toBeInstanceOf(ClosedError)
+      })
+
+      it('keeps an install across reopens (durable stores)', async ({ skip }) => {
+        if (!store.durable) skip()
+        await store.write({ hardState: { term: 5, vote: 'c', commit: 2 }, entries: range(1, 30, 5, 200) })
+        const data = random(200_000)
+        await store.installSnapshot(meta(12, 6, 'c2'), data)
+        const expected = installed(meta(12, 6, 'c2'), data, { term: 5, vote: 'c', commit: 2 })
+        let s = await reopen()
+        expect(await state(s)).toEqual(expected)
+        await s.write({ hardState: { term: 6, vote: 'd', commit: 13 }, entries: range(13, 15, 6, 200) })
+        s = await reopen()
+        expect(s.firstIndex()).toBe(13)
+        expect(s.term(12)).toBe(6)
+        expect(s.hardState()).toEqual({ term: 6, vote: 'd', commit: 13 })
+        expect(await s.entries(1, 100)).toEqual(range(13, 15, 6, 200))
+        expect((await s.load()).snapshotData).toEqual(data)
+        // an install over a reopened store, then a compaction in the new log
+        await s.append(range(16, 40, 6, 200))
+        await s.installSnapshot(meta(20, 6), data)
+        await s.append(range(21, 30, 7, 200))
+        await s.saveSnapshot(meta(25, 7))
+        await s.compact(25)
+        s = await reopen()
+        expect(s.firstIndex()).toBe(26)
+        expect(s.term(25)).toBe(7)
+        expect(await s.entries(1, 100)).toEqual(range(26, 30, 7, 200))
+        expect(await s.readSnapshot()).toEqual({ meta: meta(25, 7) })
+      })
+    })
+
     describe('reset', () => {
       it('wipes hard state, snapshot and log', async () => {
         await store.write({ hardState: { term: 5, vote: 'a', commit: 3 }, entries: range(1, 10, 5) })
