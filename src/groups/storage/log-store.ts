@@ -23,7 +23,13 @@ import { InvalidArgumentError, MosaikError } from '../../primitives/errors.ts'
  * not know about survive a round trip.
  */
 export interface LogStore {
-  /** True when a resolved mutation survives a crash of the process (and, with fsync, of the machine). */
+  /**
+   * True when a resolved mutation survives a crash of the process (and, with fsync, of the machine).
+   * Raft's safety rests on it: a voter that comes back under the same peer id must find its vote and the
+   * entries it acknowledged, or it could vote twice in a term or count towards a quorum for entries it
+   * lost. A store that is not durable may only back a member whose peer id does not outlive the store (a
+   * fresh identity per start) or one that never votes (an observer).
+   */
   readonly durable: boolean
 
   /** Everything a restarting node needs: hard state, latest snapshot (with its payload) and the log. */
