@@ -19,7 +19,7 @@ const FIELDS: Record<MessageType, readonly string[]> = {
   vote: ['preVote', 'lastIndex', 'lastTerm'],
   voteResponse: ['preVote', 'answer'],
   snapshot: ['index', 'snapshotTerm'],
-  hello: ['commit', 'lastIndex', 'lastTerm', 'leader'],
+  hello: ['commit', 'lastIndex', 'lastTerm', 'commands', 'leader'],
   concede: ['winner'],
 }
 const TYPES = Object.keys(FIELDS) as MessageType[]

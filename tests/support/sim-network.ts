@@ -146,6 +146,19 @@ export class Simulation {
     return done()
   }
 
+  /**
+   * Runs the next event if one is due by `time` and returns true; otherwise moves the clock to `time`
+   * and returns false. An async driver calls it once per event, settling promises in between.
+   */
+  step(time: number): boolean {
+    if (this.#heap.length > 0 && this.#heap[0]!.at <= time) {
+      this.#runNext()
+      return true
+    }
+    if (time > this.#now) this.#now = time
+    return false
+  }
+
   #runNext(): void {
     const event = this.#pop()!
     this.#now = event.at
@@ -341,7 +354,10 @@ export interface RaftClusterOptions {
    * clocks agree; see also `skewClocks`). Raft's safety must not depend on clocks; only liveness may.
    */
   clockSkew?: number
-  /** Reset the losing side of a rivalry, as the group worker does (default true). */
+  /**
+   * Act on rivalries as the group worker does (default true): a node told to rejoin the winner is
+   * wiped and reset; a node told to halt (it holds committed commands) stops for good, its disk kept.
+   */
   resolveRivals?: boolean
   /**
    * Start from an established cluster whose voters are these ids (all nodes share its first config
@@ -376,6 +392,8 @@ export class SimRaftNode {
   applied = 0
   /** Committed entries up to here arrive after a snapshot that covers them: skip them. */
   skipThrough = 0
+  /** Lost a rivalry holding committed commands: down for good, its disk kept for the operator. */
+  halted = false
   /** Bumped by each crash, so that events scheduled for an earlier life are ignored. */
   incarnation = 0
   /** Strong reads confirmed by the core and waiting for the state machine to reach their index. */
@@ -451,6 +469,8 @@ export class RaftCluster {
   readonly committedByCluster = new Map<string, Map<number, Entry>>()
   /** Rivalries resolved by resetting a node. */
   resets = 0
+  /** Nodes halted because they lost a rivalry holding committed commands. */
+  halts = 0
   readonly #options: RaftClusterOptions
   readonly #prng: Prng
   readonly #listeners: ((event: ClusterEvent) => void)[] = []
@@ -613,7 +633,7 @@ export class RaftCluster {
 
   restart(id: string): void {
     const node = this.node(id)
-    if (node.alive) return
+    if (node.alive || node.halted) return
     node.machine = this.#newMachine()
     this.#boot(node)
     this.#topologyChanged()
@@ -823,17 +843,27 @@ export class RaftCluster {
     if (rd.status !== undefined) this.#observeStatus(node, rd.status)
     if (rd.rival !== undefined) {
       this.#emit({ type: 'rival', node, rival: rd.rival })
-      if (rd.rival.theirsWins && this.#options.resolveRivals !== false) {
-        const winner = rd.rival.theirs
+      const { outcome, theirs: winner } = rd.rival
+      if (outcome === 'rejoin' && this.#options.resolveRivals !== false) {
         const incarnation = node.incarnation
         this.sim.after(0, () => {
           // Only if the node has not moved to that cluster meanwhile.
           const current = node.core?.status().clusterId
           if (node.incarnation !== incarnation || current === winner.clusterId || current === undefined)
             return
+          const commit = node.disk.hardState.commit
+          const held = node.disk.entries.some((e) => e.index <= commit && e.kind === 'command')
+          if (held || node.disk.snapshot !== undefined) {
+            this.#violation(`${node.id} was told to rejoin ${winner.clusterId} holding committed commands`)
+          }
           this.resets++
           this.reset(node.id, winner)
         })
+      } else if (outcome === 'halt' && this.#options.resolveRivals !== false) {
+        if (!node.core!.status().halted) this.#violation(`${node.id} reported a halt but is not halted`)
+        node.halted = true
+        this.halts++
+        this.sim.after(0, () => this.crash(node.id))
       }
     }
     if (rd.snapshotNeeded !== undefined) {

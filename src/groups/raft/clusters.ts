@@ -1,17 +1,29 @@
 /**
  * Rival clusters. Every cluster has an id carried by every message, so two clusters never mix. An
- * established cluster never splits, but fresh members on both sides of a partition can each bootstrap
- * one; when they meet, members greet each other with `hello` (their cluster's standing) and the
- * cluster with the smaller standing loses.
+ * established cluster never splits, but fresh members on both sides of a partition could each
+ * bootstrap one (the worker's bootstrap hold and `bootstrapExpect` make that rare); when they meet,
+ * members greet each other with `hello` (their cluster's standing) and the cluster with the smaller
+ * standing loses. Acknowledged writes are never discarded silently:
+ * - only a leader judges (a follower's log may lag its cluster's; a leader holds its cluster's best
+ *   standing, and two leaders greeting each other reach the same verdict);
+ * - a cluster whose committed log holds commands beats one without;
+ * - a losing leader whose committed log holds no command concedes: it and its fellow members reset and
+ *   rejoin the winner, losing nothing ('rejoin');
+ * - a losing leader whose committed log holds commands halts, keeping its store for the operator, and
+ *   tells its fellows, who halt too (or rejoin, if their committed log holds no command) ('halt');
+ * - a node believes a `concede` only from a fellow member of its cluster, and only if the winner beats
+ *   its own standing.
  */
 
 import type { ClusterStanding, ConcedeMessage, HelloMessage, Message, RivalReport } from './types.ts'
 
 /**
- * Orders two cluster standings: the greater (commit, lastTerm, lastIndex) wins, ties by cluster id.
- * Positive when `a` wins. Both sides of a rivalry evaluate it on the same numbers, so they agree.
+ * Orders two cluster standings: a cluster with committed commands beats one without, then the greater
+ * (commit, lastTerm, lastIndex) wins, ties by cluster id. Positive when `a` wins. Both sides of a
+ * rivalry evaluate it on the same numbers, so they agree.
  */
 export function compareStanding(a: ClusterStanding, b: ClusterStanding): number {
+  if (a.commands !== b.commands) return a.commands ? 1 : -1
   if (a.commit !== b.commit) return a.commit - b.commit
   if (a.lastTerm !== b.lastTerm) return a.lastTerm - b.lastTerm
   if (a.lastIndex !== b.lastIndex) return a.lastIndex - b.lastIndex
@@ -26,12 +38,16 @@ export interface RivalsHost {
   clusterId(): string
   /** The leader the node follows (itself when it leads). */
   leader(): string | undefined
-  /** The node may judge a rival for its whole cluster. */
-  judgesRivals(): boolean
+  isLeader(): boolean
   standing(): ClusterStanding
-  /** Everyone to tell when the node concedes: its voters and its bonded members. */
+  /** Its voters and its bonded members: whom to tell when it loses, whose concessions count. */
   fellows(): Iterable<string>
   send(m: Outgoing<HelloMessage> | Outgoing<ConcedeMessage>): void
+  /**
+   * The node lost to a rival: it must stop taking part at once (nothing more may commit), until reset
+   * for 'rejoin', for good for 'halt'.
+   */
+  stop(outcome: 'rejoin' | 'halt'): void
 }
 
 /**
@@ -44,8 +60,8 @@ export class Rivals {
   readonly #heartbeatMs: number
   /** Clusters this node left because they lost a rivalry, with their winner, to tell stragglers. */
   readonly #abandoned = new Map<string, ClusterStanding | undefined>()
-  /** This node conceded its cluster to a rival (it awaits `reset`). */
-  #conceded = false
+  /** This node lost its cluster to a rival (it awaits `reset`, or halted): it tells its fellows once. */
+  #lost = false
   readonly #helloSentAt = new Map<string, number>()
   #report: RivalReport | undefined
 
@@ -85,21 +101,32 @@ export class Rivals {
     else this.sayHello(m.from, now)
   }
 
-  /** A fellow member says the cluster lost to `m.winner`. */
+  /**
+   * A member of this cluster says it lost to `m.winner`. Believed only from a fellow member (a voter or
+   * a bonded member) and only if the winner beats this node's own standing; a node whose committed
+   * log holds commands then halts rather than reset.
+   */
   onConcede(m: ConcedeMessage): void {
-    this.#concede(m.from, m.winner)
+    if (this.#lost) return
+    const ours = this.#host.standing()
+    if (m.winner.clusterId === ours.clusterId || compareStanding(m.winner, ours) <= 0) return
+    let fellow = false
+    for (const id of this.#host.fellows()) if (id === m.from) fellow = true
+    if (!fellow) return
+    this.#lose(m.from, ours, m.winner)
   }
 
   /** Greets a peer with this node's standing (at most once per heartbeat period per peer). */
   sayHello(to: string, now: number): void {
     if (this.#host.clusterId() === '' || !this.#mayGreet(to, now)) return
-    const { commit, lastTerm, lastIndex } = this.#host.standing()
+    const { commit, lastTerm, lastIndex, commands } = this.#host.standing()
     this.#host.send({
       type: 'hello',
       to,
       commit,
       lastIndex,
       lastTerm,
+      commands,
       leader: this.#host.leader() ?? null,
     })
   }
@@ -107,16 +134,13 @@ export class Rivals {
   /** The node was wiped and starts over as a fresh member; it left `clusterId` for `winner`. */
   reset(clusterId: string, winner: ClusterStanding | undefined): void {
     if (clusterId !== '') this.#abandoned.set(clusterId, winner)
-    this.#conceded = false
+    this.#lost = false
     this.#report = undefined
   }
 
-  /**
-   * Judges a rival cluster. Only a rival leader's hello counts, and a node judges only when it speaks
-   * for its cluster (see `RivalsHost.judgesRivals`).
-   */
+  /** Judges a rival cluster: only a leader does, and only on a rival leader's hello. */
   #onForeignHello(m: HelloMessage, now: number): void {
-    if (m.leader !== m.from || !this.#host.judgesRivals()) {
+    if (m.leader !== m.from || !this.#host.isLeader() || this.#lost) {
       this.sayHello(m.from, now)
       return
     }
@@ -126,26 +150,31 @@ export class Rivals {
       commit: m.commit,
       lastTerm: m.lastTerm,
       lastIndex: m.lastIndex,
+      commands: m.commands,
     }
     if (compareStanding(theirs, ours) > 0) {
-      this.#concede(m.from, theirs)
+      this.#lose(m.from, ours, theirs)
       return
     }
-    this.#report ??= { peer: m.from, ours, theirs, theirsWins: false }
+    this.#report ??= { peer: m.from, ours, theirs, outcome: 'keep' }
     this.sayHello(m.from, now)
   }
 
-  /** This node's cluster lost to `winner`: tell the fellow members (once) and report it for a reset. */
-  #concede(peer: string, winner: ClusterStanding): void {
-    this.#report = { peer, ours: this.#host.standing(), theirs: winner, theirsWins: true }
-    if (this.#conceded) return
-    this.#conceded = true
+  /**
+   * This node's cluster lost to `winner`: report it (rejoin, or halt when the committed log holds
+   * commands) and tell the fellow members once.
+   */
+  #lose(peer: string, ours: ClusterStanding, winner: ClusterStanding): void {
+    const outcome = ours.commands ? 'halt' : 'rejoin'
+    this.#report = { peer, ours, theirs: winner, outcome }
+    this.#lost = true
     const told = new Set([this.#id, peer])
     for (const to of this.#host.fellows()) {
       if (told.has(to)) continue
       told.add(to)
       this.#host.send({ type: 'concede', to, winner })
     }
+    this.#host.stop(outcome)
   }
 
   /** At most one hello (or concede) per peer per heartbeat period, so rivals do not echo forever. */

@@ -38,6 +38,9 @@ export class RaftLog {
   /** Persisted entries from here on must be dropped (a leader overwrote them). */
   #truncateFrom: number | undefined
   #configs: ConfigRecord[] = [NO_CONFIG]
+  /** Committed entries up to here were searched for a command (committed entries never change). */
+  #commandSearchedTo = 0
+  #committedCommand = false
 
   constructor(persisted?: PersistedState) {
     if (persisted === undefined) return
@@ -186,6 +189,22 @@ export class RaftLog {
     if (index > this.lastIndex()) throw new RaftContractError(`cannot commit ${index} past the log end`)
     this.#committed = index
     return true
+  }
+
+  /**
+   * Whether the committed log holds a user command: conservatively true once a snapshot replaced part
+   * of the log (what it covered is unknown here).
+   */
+  hasCommittedCommand(): boolean {
+    if (this.#committedCommand || this.#snapshotIndex > 0) return true
+    for (let i = Math.max(this.#commandSearchedTo, this.firstIndex() - 1) + 1; i <= this.#committed; i++) {
+      if (this.entry(i)?.kind === 'command') {
+        this.#committedCommand = true
+        return true
+      }
+    }
+    this.#commandSearchedTo = this.#committed
+    return false
   }
 
   // -------------------------------------------------------------------------------------------------

@@ -96,6 +96,7 @@ export function parseMessage(value: unknown): Message {
         commit: index(m.commit, 'commit'),
         lastIndex: index(m.lastIndex, 'lastIndex'),
         lastTerm: index(m.lastTerm, 'lastTerm'),
+        commands: bool(m.commands, 'commands'),
         leader,
       }
     }
@@ -134,6 +135,7 @@ function standing(value: unknown): ClusterStanding {
     commit: index(s.commit, 'commit'),
     lastTerm: index(s.lastTerm, 'lastTerm'),
     lastIndex: index(s.lastIndex, 'lastIndex'),
+    commands: bool(s.commands, 'commands'),
   }
 }
 

@@ -57,6 +57,7 @@ interface Reported {
   leader: string | undefined
   online: boolean
   catchingUp: boolean
+  halted: boolean
   /** The voter set in force (by identity: a new config entry is a new object). */
   config: object
   membersVersion: number
@@ -113,6 +114,10 @@ export class RaftNode {
   #vote: string | null = null
   #abstained = false
   #clusterId = ''
+  /** Lost to a rival cluster while holding committed commands (see `RaftStatus.halted`). */
+  #halted = false
+  /** Lost to a rival cluster: halted, or awaiting `reset` to rejoin the winner. Takes no part. */
+  #stopped = false
 
   #role: Role = 'follower'
   #leader: string | undefined
@@ -146,8 +151,6 @@ export class RaftNode {
   #heardOfEstablished = false
   #preferredCluster: { clusterId: string; until: number } | undefined
   readonly #rivals: Rivals
-  /** When this node started, or was last reset. */
-  #startedAt: number
 
   // Catching up.
   #snapshotNeeded: SnapshotNeeded | undefined
@@ -179,7 +182,6 @@ export class RaftNode {
     this.#catchUpThreshold = init.catchUpThreshold ?? 1000
     this.#now = init.now ?? 0
     this.#membersChangedAt = this.#now
-    this.#startedAt = this.#now
 
     this.#log = new RaftLog(init.persisted)
     const hardState = init.persisted?.hardState
@@ -199,10 +201,11 @@ export class RaftNode {
       {
         clusterId: () => this.#clusterId,
         leader: () => this.#leader,
-        judgesRivals: () => this.#judgesRivals(),
+        isLeader: () => this.#role === 'leader',
         standing: () => this.#standing(),
         fellows: () => [...this.#log.config().voters, ...this.#members.keys()],
         send: (m) => this.#send(m),
+        stop: (outcome) => this.#stop(outcome),
       },
       this.#timing.heartbeatMs,
     )
@@ -214,6 +217,7 @@ export class RaftNode {
       leader: undefined,
       online: false,
       catchingUp: false,
+      halted: false,
       config: this.#log.config(),
       membersVersion: 0,
     }
@@ -225,6 +229,7 @@ export class RaftNode {
   /** Advances time: elections, heartbeats, CheckQuorum, bootstrap and the autopilot. */
   tick(now: number): void {
     this.#advanceClock(now)
+    if (this.#stopped) return
     if (this.#role === 'leader') {
       this.#tickLeader()
       return
@@ -256,6 +261,7 @@ export class RaftNode {
 
   /** The latest time by which `tick` should be called again. */
   nextTickAt(): number {
+    if (this.#stopped) return Number.POSITIVE_INFINITY
     if (this.#role === 'leader') return Math.min(this.#heartbeatDue, this.#checkQuorumDue)
     let at = this.#isFresh() ? (this.#bootstrapAt() ?? Number.POSITIVE_INFINITY) : this.#electionDeadline
     if (this.#catchUp !== undefined) at = Math.min(at, this.#catchUp.lastProgressAt + this.#catchUpStallMs())
@@ -265,7 +271,7 @@ export class RaftNode {
   /** Feeds one message from a peer. */
   step(m: Message, now: number): void {
     this.#advanceClock(now)
-    if (m.to !== this.id || m.from === this.id || !this.#plausibleTerm(m)) return
+    if (this.#stopped || m.to !== this.id || m.from === this.id || !this.#plausibleTerm(m)) return
     if (!this.#admit(m)) return
     if (m.type === 'hello') return
     if (m.type === 'concede') {
@@ -377,6 +383,7 @@ export class RaftNode {
     this.#members = next
     this.#membersVersion++
     if (this.#isFresh()) this.#membersChangedAt = now
+    if (this.#stopped) return
     for (const id of added) this.#rivals.sayHello(id, now)
     if (this.#role !== 'leader') return
     for (const id of added) this.#ensureProgress(id)
@@ -395,7 +402,7 @@ export class RaftNode {
    */
   appendCommitted(entries: readonly Entry[], now: number): void {
     this.#advanceClock(now)
-    if (entries.length === 0 || this.#role === 'leader') return
+    if (entries.length === 0 || this.#role === 'leader' || this.#stopped) return
     const log = this.#log
     if (entries[0]!.index > log.committed + 1) {
       throw new RaftContractError(
@@ -430,7 +437,7 @@ export class RaftNode {
    */
   restoreSnapshot(meta: SnapshotMeta, now: number): boolean {
     this.#advanceClock(now)
-    if (meta.index <= this.#log.committed || this.#role === 'leader') return false
+    if (meta.index <= this.#log.committed || this.#role === 'leader' || this.#stopped) return false
     if (this.#clusterId === '' && meta.clusterId !== undefined) this.#clusterId = meta.clusterId
     this.#log.restore(meta, this.#clusterId)
     this.#restoredSnapshot = { ...meta, config: { voters: [...meta.config.voters] } }
@@ -463,7 +470,7 @@ export class RaftNode {
     this.#advanceClock(now)
     if (this.#role === 'leader') this.#stepDownLeader()
     this.#rivals.reset(this.#clusterId, winner)
-    this.#startedAt = now
+    this.#stopped = this.#halted
     this.#log = new RaftLog()
     this.#term = 0
     this.#vote = null
@@ -514,6 +521,7 @@ export class RaftNode {
       isVoter: config.voters.includes(this.id),
       online: this.#online,
       catchingUp: this.#isCatchingUp(),
+      halted: this.#halted,
     }
   }
 
@@ -581,6 +589,7 @@ export class RaftNode {
       r.leader = this.#leader
       r.online = this.#online
       r.catchingUp = this.#isCatchingUp()
+      r.halted = this.#halted
       r.config = this.#log.config()
       r.membersVersion = this.#membersVersion
     }
@@ -1149,26 +1158,31 @@ export class RaftNode {
     return true
   }
 
-  /**
-   * A node judges a rival when it speaks for its cluster: as its leader (leaders hold their cluster's
-   * best standing and greet each other, so both sides reach the same verdict), as a learner without a
-   * live leader, or as a voter whose cluster has had no leader for long.
-   */
-  #judgesRivals(): boolean {
-    if (this.#role === 'leader') return true
-    if (this.#inLease()) return false
-    if (!this.#log.config().voters.includes(this.id)) return true
-    const lastSeen = Math.max(this.#lastLeaderContact, this.#startedAt)
-    return this.#now - lastSeen >= this.#timing.bootstrapDelayMs + 5 * this.#timing.electionTimeoutMs
-  }
-
   #standing(): ClusterStanding {
     return {
       clusterId: this.#clusterId,
       commit: this.#log.committed,
       lastTerm: this.#log.lastTerm(),
       lastIndex: this.#log.lastIndex(),
+      commands: this.#log.hasCommittedCommand(),
     }
+  }
+
+  /**
+   * Lost to a rival: stop taking part (nothing more commits here), until `reset` for 'rejoin', for
+   * good for 'halt'.
+   */
+  #stop(outcome: 'rejoin' | 'halt'): void {
+    if (this.#role === 'leader') this.#stepDownLeader()
+    this.#stopped = true
+    if (outcome === 'halt') this.#halted = true
+    this.#role = 'follower'
+    this.#leader = undefined
+    this.#online = false
+    this.#offlineForSilence = false
+    this.#votes.clear()
+    this.#snapshotNeeded = undefined
+    this.#catchUp = undefined
   }
 
   #isFresh(): boolean {
@@ -1275,6 +1289,7 @@ export class RaftNode {
       r.leader !== this.#leader ||
       r.online !== this.#online ||
       r.catchingUp !== this.#isCatchingUp() ||
+      r.halted !== this.#halted ||
       r.config !== this.#log.config() ||
       r.membersVersion !== this.#membersVersion
     )

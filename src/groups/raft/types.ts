@@ -203,21 +203,24 @@ export interface SnapshotMessage extends MessageBase {
 
 /**
  * Sent to newly bonded members and in answer to a message from another cluster: tells a fresh node an
- * established member exists (so it must not bootstrap), and tells rival clusters how they compare.
+ * established member exists (so it must not bootstrap), and tells rival clusters how they compare
+ * (the fields of a `ClusterStanding`).
  */
 export interface HelloMessage extends MessageBase {
   type: 'hello'
   commit: number
   lastIndex: number
   lastTerm: number
+  commands: boolean
   /** The leader the sender follows; equal to `from` when the sender leads (its verdicts count). */
   leader: string | null
 }
 
 /**
- * The cluster `clusterId` lost a rivalry to `winner`: every member that receives this resets and
- * rejoins the winner. Sent by the member that conceded to its fellow members, and by any former member
- * to a straggler that still speaks for the lost cluster.
+ * The cluster `clusterId` lost a rivalry to `winner`. Sent by a leader that lost to its fellow members,
+ * and by any former member to a straggler that still speaks for the lost cluster. A receiver believes
+ * it only from a fellow member of its cluster and only if `winner` beats its own standing; then it
+ * rejoins the winner (its committed log holds no command) or halts (it does).
  */
 export interface ConcedeMessage extends MessageBase {
   type: 'concede'
@@ -272,20 +275,36 @@ export interface ClusterStanding {
   commit: number
   lastTerm: number
   lastIndex: number
+  /**
+   * The member's committed log holds a user command (conservatively true once it was compacted): a
+   * cluster with acknowledged writes beats one without, and is never wiped.
+   */
+  commands: boolean
 }
 
 /**
+ * What a rivalry means for this node:
+ * - 'keep': ours wins (informational);
+ * - 'rejoin': theirs wins and this node's committed log holds no command, so resetting loses nothing:
+ *   the worker wipes the store and calls `reset(now, theirs)`; the node rejoins the winner as a fresh
+ *   learner;
+ * - 'halt': theirs wins but this node holds committed commands: joining would discard acknowledged
+ *   writes. The node has stopped for good (`RaftStatus.halted`); the worker stops the group with an
+ *   error, keeps the store for the operator, and never resets.
+ */
+export type RivalOutcome = 'keep' | 'rejoin' | 'halt'
+
+/**
  * A member of another cluster is bonded with us: two clusters were born on the two sides of a
- * partition. The one with the greater standing (`compareStanding`) wins. Leaders judge (they hold their
- * cluster's best standing and greet each other, so both sides agree); a losing leader concedes for its
- * whole cluster. When `theirsWins`, the worker wipes this node's store and calls `reset(now, theirs)`,
- * and the node rejoins the winner as a fresh learner; the losing cluster's history is discarded.
+ * partition. The one with the greater standing (`compareStanding`) wins. Only leaders judge (they hold
+ * their cluster's best standing and greet each other, so both sides agree); a losing leader tells its
+ * whole cluster (`concede`).
  */
 export interface RivalReport {
   peer: string
   ours: ClusterStanding
   theirs: ClusterStanding
-  theirsWins: boolean
+  outcome: RivalOutcome
 }
 
 export interface RaftStatus {
@@ -309,6 +328,12 @@ export interface RaftStatus {
   online: boolean
   /** Waiting for a snapshot or a parallel catch-up; such a node never campaigns. */
   catchingUp: boolean
+  /**
+   * The node met a rival cluster that wins while its own committed log holds commands (`RivalReport`
+   * outcome 'halt'): it takes no further part (no vote, no campaign, no leading, no bootstrap) until
+   * the process restarts.
+   */
+  halted: boolean
 }
 
 /**

@@ -241,6 +241,16 @@ describe('autopilot', () => {
 })
 
 describe('rival clusters', () => {
+  /** Whether a node's committed log (or a snapshot) holds a command. */
+  function holdsCommands(c: RaftCluster, id: string): boolean {
+    const node = c.node(id)
+    const commit = node.disk.hardState.commit
+    return (
+      node.disk.snapshot !== undefined ||
+      node.disk.entries.some((e) => e.index <= commit && e.kind === 'command')
+    )
+  }
+
   /** Standings of the clusters alive now, best first. */
   function best(c: RaftCluster): string {
     const standings = c.alive().map((n) => {
@@ -251,12 +261,27 @@ describe('rival clusters', () => {
         commit: s.commitIndex,
         lastTerm: last?.term ?? 0,
         lastIndex: s.lastIndex,
+        commands: holdsCommands(c, n.id),
       }
     })
     return standings.sort((a, b) => compareStanding(b, a))[0]!.clusterId
   }
 
-  it('three clusters born apart with equal logs merge into the one with the greatest id', () => {
+  it('orders standings by committed commands first, then commit, last term, last index and id', () => {
+    const s = (commit: number, commands: boolean, clusterId = 'x') => ({
+      clusterId,
+      commit,
+      lastTerm: 1,
+      lastIndex: commit,
+      commands,
+    })
+    expect(compareStanding(s(2, true), s(50, false))).toBeGreaterThan(0)
+    expect(compareStanding(s(50, false), s(2, true))).toBeLessThan(0)
+    expect(compareStanding(s(3, true), s(2, true))).toBeGreaterThan(0)
+    expect(compareStanding(s(3, false, 'a'), s(3, false, 'b'))).toBeLessThan(0)
+  })
+
+  it('three clusters born apart without commands merge into the one with the greatest id', () => {
     const c = cluster({ nodes: ids(3) })
     c.partition(['n1'], ['n2'], ['n3'])
     c.run(500)
@@ -271,27 +296,55 @@ describe('rival clusters', () => {
     converge(c)
     expect(c.leaders().length).toBe(1)
     expect(c.resets).toBeGreaterThanOrEqual(2)
+    expect(c.halts).toBe(0)
     expect(c.violations).toEqual([])
   })
 
-  it('the cluster that committed the most wins; the losers rejoin it as fresh learners', () => {
+  it('a cluster without commands rejoins the one that committed commands, whatever its size', () => {
     const c = cluster({ nodes: ids(3) })
-    c.partition(['n1'], ['n2'], ['n3'])
+    c.partition(['n1'], ['n2', 'n3'])
     c.run(500)
-    for (let i = 0; i < 3; i++) c.propose('n1', `one${i}`)
-    c.propose('n2', 'two')
+    c.propose('n1', 'one')
     c.run(50)
     const winner = c.node('n1').status().clusterId
+    expect(c.node('n2').status().clusterId).not.toBe(winner)
     expect(best(c)).toBe(winner)
     c.heal()
     expect(c.runUntil(() => c.alive().every((n) => n.status().clusterId === winner), 5000)).toBe(true)
     const leader = converge(c)
     expect(leader.id).toBe('n1')
-    for (const id of ids(3)) expect(commandsOf(c, id)).toEqual(['one0', 'one1', 'one2'])
+    for (const id of ids(3)) expect(commandsOf(c, id)).toEqual(['one'])
+    expect(c.halts).toBe(0)
     expect(c.violations).toEqual([])
   })
 
-  it('rivals born in random partitions always end as one cluster', () => {
+  it('a cluster that committed commands is never wiped: when it loses, its members halt and keep their logs', () => {
+    const c = cluster({ nodes: ids(3) })
+    c.partition(['n1'], ['n2', 'n3'])
+    c.run(500)
+    c.propose('n1', 'lone')
+    const other = c.leader() === c.node('n1') ? c.leaders()[1]! : c.leader()!
+    for (let i = 0; i < 3; i++) c.propose(other.id, `many${i}`)
+    c.run(100)
+    const winner = other.status().clusterId
+    expect(best(c)).toBe(winner)
+    c.heal()
+    expect(c.runUntil(() => c.node('n1').halted, 3000)).toBe(true)
+    c.run(1000)
+    // n1 stopped for good, its acknowledged write still on its disk; the others went on.
+    expect(c.node('n1').alive).toBe(false)
+    expect(commandsOf(c, 'n1')).toEqual(['lone'])
+    c.restart('n1')
+    expect(c.node('n1').alive).toBe(false)
+    expect(c.resets).toBe(0)
+    for (const id of ['n2', 'n3']) expect(c.node(id).status().clusterId).toBe(winner)
+    c.propose(c.leader()!.id, 'more')
+    converge(c)
+    for (const id of ['n2', 'n3']) expect(commandsOf(c, id)).toEqual(['many0', 'many1', 'many2', 'more'])
+    expect(c.violations).toEqual([])
+  })
+
+  it('rivals born in random partitions end as one cluster; no committed command is ever wiped', () => {
     for (let seed = 1; seed <= Number(process.env.RIVAL_SEEDS ?? 60); seed++) {
       const size = 3 + (seed % 3)
       const c = cluster({ seed, nodes: ids(size) })
@@ -300,7 +353,9 @@ describe('rival clusters', () => {
       const cut = 1 + prng.int(size - 1)
       c.partition(shuffled.slice(0, cut), shuffled.slice(cut))
       c.run(300 + prng.int(300))
-      for (const node of c.alive()) if (node.status().role === 'leader') c.propose(node.id, `w${seed}`)
+      for (const node of c.alive()) {
+        if (node.status().role === 'leader' && prng.chance(0.6)) c.propose(node.id, `w${node.id}`)
+      }
       c.run(50)
       c.heal()
       const merged = c.runUntil(() => {
@@ -309,6 +364,17 @@ describe('rival clusters', () => {
       }, 8000)
       expect(merged, `seed ${seed}`).toBe(true)
       converge(c, 8000)
+      // Every command any cluster committed is in the survivor or on the disk of a halted member.
+      const survivor = c.alive()[0]!.status().clusterId!
+      for (const [clusterId, committed] of c.committedByCluster) {
+        if (clusterId === survivor) continue
+        for (const entry of committed.values()) {
+          if (entry.kind !== 'command') continue
+          const text = new TextDecoder().decode(entry.data)
+          const kept = ids(size).some((id) => c.node(id).halted && commandsOf(c, id).includes(text))
+          expect(kept, `seed ${seed}: ${text} of ${clusterId}`).toBe(true)
+        }
+      }
       expect(c.violations, `seed ${seed}`).toEqual([])
     }
   })

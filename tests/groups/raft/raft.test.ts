@@ -832,8 +832,8 @@ describe('rival clusters', () => {
     bench.run(100, (m) => !(m.type === 'concede' && m.to === 'a2'))
     const rivalOf = (id: string) =>
       bench.node(id).readies.flatMap((r) => (r.rival === undefined ? [] : [r.rival]))
-    expect(rivalOf('a').at(-1)).toMatchObject({ theirsWins: true, peer: 'b', theirs: { clusterId: 'B' } })
-    expect(rivalOf('b').every((r) => !r.theirsWins)).toBe(true)
+    expect(rivalOf('a').at(-1)).toMatchObject({ outcome: 'rejoin', peer: 'b', theirs: { clusterId: 'B' } })
+    expect(rivalOf('b').every((r) => r.outcome === 'keep')).toBe(true)
     // a2 follows a live leader: it never judged B on its own log.
     expect(rivalOf('a2')).toEqual([])
     // The worker wipes a; it rejoins B (and, caught up, becomes a voter there).
@@ -843,7 +843,107 @@ describe('rival clusters', () => {
     bench.run(300)
     expect(bench.core('a').status()).toMatchObject({ clusterId: 'B', leader: 'b', commitIndex: 5 })
     // a2, left alone in A, campaigns; a answers for the cluster it abandoned.
-    expect(rivalOf('a2').at(-1)).toMatchObject({ theirsWins: true, peer: 'a', theirs: { clusterId: 'B' } })
+    expect(rivalOf('a2').at(-1)).toMatchObject({ outcome: 'rejoin', peer: 'a', theirs: { clusterId: 'B' } })
+  })
+
+  const rivalsOf = (bench: Bench, id: string) =>
+    bench.node(id).readies.flatMap((r) => (r.rival === undefined ? [] : [r.rival]))
+
+  it('a losing leader whose cluster committed commands halts for good, keeping its log', () => {
+    const a = [clusterEntry('A', ['a', 'a2'])]
+    const bench = new Bench(['a', 'a2', 'b'], {
+      disks: {
+        a: { term: 1, entries: a },
+        a2: { term: 1, entries: [...a] },
+        b: { term: 1, entries: [clusterEntry('B', ['b'])] },
+      },
+      members: false,
+    })
+    bench.bond('a', ['a', 'a2'])
+    bench.bond('a2', ['a', 'a2'])
+    bench.run(300)
+    expect(bench.leaders().sort()).toEqual(['a', 'b'])
+    propose(bench, 'a', 'acknowledged')
+    propose(bench, 'b', 'x', 'y', 'z')
+    bench.run(50)
+    expect(bench.core('a2').status().commitIndex).toBeGreaterThanOrEqual(3)
+    for (const id of ['a', 'a2', 'b']) bench.bond(id, ['a', 'a2', 'b'])
+    bench.run(100)
+    expect(rivalsOf(bench, 'a').at(-1)).toMatchObject({ outcome: 'halt', theirs: { clusterId: 'B' } })
+    // a2 believed its leader's concession and halts too (it also holds the command).
+    expect(rivalsOf(bench, 'a2').at(-1)).toMatchObject({ outcome: 'halt', peer: 'a' })
+    for (const id of ['a', 'a2']) {
+      expect(bench.core(id).status()).toMatchObject({ halted: true, role: 'follower', clusterId: 'A' })
+      const texts = bench
+        .node(id)
+        .disk.entries.flatMap((e) => (e.kind === 'command' ? [new TextDecoder().decode(e.data)] : []))
+      expect(texts).toEqual(['acknowledged'])
+    }
+    // Halted nodes take no further part: no campaign, no answer, no bootstrap, no proposal.
+    const sent = bench.sent.length
+    bench.run(1000)
+    expect(bench.sent.slice(sent).filter((m) => m.from === 'a' || m.from === 'a2')).toEqual([])
+    expect(bench.core('a').propose([new Uint8Array([1])], bench.now).ok).toBe(false)
+    expect(bench.core('a').nextTickAt()).toBe(Number.POSITIVE_INFINITY)
+    expect(rivalsOf(bench, 'b').every((r) => r.outcome === 'keep')).toBe(true)
+    expect(bench.core('b').status()).toMatchObject({ role: 'leader', halted: false })
+  })
+
+  it('a concede counts only from a fellow member and only if the winner beats our own standing', () => {
+    const bench = new Bench(['a', 'b', 'c'], { voters: ['a', 'b', 'c'] })
+    bench.run(300)
+    const [leader] = bench.leaders()
+    for (let i = 0; i < 40; i++) propose(bench, leader!, `w${i}`)
+    bench.run(50)
+    const fellow = ['a', 'b', 'c'].find((id) => id !== leader)!
+    const concede = (from: string, commit: number, commands: boolean) =>
+      bench.inject({
+        type: 'concede',
+        from,
+        to: leader!,
+        term: bench.core(leader!).status().term,
+        clusterId: 'test',
+        winner: { clusterId: 'other', commit, lastTerm: 1, lastIndex: commit, commands },
+      })
+    // A winner smaller than our own standing (commit 6 against 43), or one without commands.
+    concede(fellow, 6, true)
+    concede(fellow, 10_000, false)
+    // A sender that is not a member of this cluster.
+    concede('stranger', 10_000, true)
+    bench.run(50)
+    expect(bench.core(leader!).status()).toMatchObject({ role: 'leader', halted: false })
+    expect(rivalsOf(bench, leader!)).toEqual([])
+    // A fellow member's report of a winner that does beat us: the leader halts (it holds commands).
+    concede(fellow, 10_000, true)
+    expect(bench.core(leader!).status()).toMatchObject({ role: 'follower', halted: true })
+    expect(rivalsOf(bench, leader!).at(-1)).toMatchObject({ outcome: 'halt' })
+  })
+
+  it('only a leader judges a rival: a voter leaderless for long never does', () => {
+    const bench = new Bench(['a', 'b', 'c'], { voters: ['a', 'b', 'c'] })
+    bench.run(300)
+    const [leader] = bench.leaders()
+    const follower = ['a', 'b', 'c'].find((id) => id !== leader)!
+    propose(bench, leader!, 'x')
+    bench.run(50)
+    // Cut off from its cluster for long (and never elected: it cannot win a pre-vote alone).
+    bench.run(1000, isolating(follower))
+    expect(bench.core(follower).status().role).not.toBe('leader')
+    bench.inject({
+      type: 'hello',
+      from: 'r',
+      to: follower,
+      term: 1,
+      clusterId: 'rival',
+      commit: 10_000,
+      lastIndex: 10_000,
+      lastTerm: 1,
+      commands: true,
+      leader: 'r',
+    })
+    expect(rivalsOf(bench, follower)).toEqual([])
+    expect(bench.sent.some((m) => m.type === 'concede')).toBe(false)
+    expect(bench.core(follower).status().halted).toBe(false)
   })
 })
 
@@ -883,7 +983,7 @@ describe('the Ready contract', () => {
       expect(Object.values(m)).not.toContain(undefined)
     }
     const concede = { type: 'concede', from: 'a', to: 'b', term: 1, clusterId: 'x' }
-    const winner = { clusterId: 'y', commit: 3, lastTerm: 1, lastIndex: 3 }
+    const winner = { clusterId: 'y', commit: 3, lastTerm: 1, lastIndex: 3, commands: true }
     expect(parseMessage({ ...concede, winner })).toEqual({ ...concede, winner })
   })
 
