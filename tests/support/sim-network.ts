@@ -336,7 +336,12 @@ export interface RaftClusterOptions {
   /** Core options besides identity, timing and randomness. */
   raft?: Pick<
     RaftInit,
-    'maxEntriesPerAppend' | 'maxInflightAppends' | 'maxVoters' | 'promotionLag' | 'catchUpThreshold'
+    | 'maxEntriesPerAppend'
+    | 'maxInflightAppends'
+    | 'maxVoters'
+    | 'promotionLag'
+    | 'catchUpThreshold'
+    | 'bootstrapExpect'
   >
   /** Take a snapshot and compact every this many applied entries (0: never, the default). */
   snapshotEvery?: number

@@ -107,6 +107,7 @@ export class RaftNode {
   readonly #maxVoters: number
   readonly #promotionLag: number
   readonly #catchUpThreshold: number
+  readonly #bootstrapExpect: number
 
   #now: number
   #log: RaftLog
@@ -149,6 +150,8 @@ export class RaftNode {
   #members = new Map<string, { observer: boolean }>()
   #membersChangedAt: number
   #heardOfEstablished = false
+  /** The worker holds bootstrapping back (see `setBootstrapHold`). */
+  #bootstrapHeld = false
   #preferredCluster: { clusterId: string; until: number } | undefined
   readonly #rivals: Rivals
 
@@ -180,6 +183,7 @@ export class RaftNode {
     this.#maxVoters = init.maxVoters ?? 5
     this.#promotionLag = init.promotionLag ?? 64
     this.#catchUpThreshold = init.catchUpThreshold ?? 1000
+    this.#bootstrapExpect = Math.max(1, init.bootstrapExpect ?? 1)
     this.#now = init.now ?? 0
     this.#membersChangedAt = this.#now
 
@@ -392,6 +396,19 @@ export class RaftNode {
       if (!next.has(id) && !voters.includes(id)) this.#progress.delete(id)
     }
     this.#replicationDirty = true
+  }
+
+  /**
+   * While held, a fresh node never bootstraps a cluster. The worker holds it until discovery's initial
+   * sync is done and while the catalog shows group members it has not bonded with yet: a member it
+   * cannot see yet may belong to an established cluster. On release the bootstrap delay starts over,
+   * so greetings of just-bonded members can arrive first.
+   */
+  setBootstrapHold(hold: boolean, now: number): void {
+    this.#advanceClock(now)
+    if (hold === this.#bootstrapHeld) return
+    this.#bootstrapHeld = hold
+    if (!hold && this.#isFresh()) this.#membersChangedAt = now
   }
 
   /**
@@ -693,6 +710,12 @@ export class RaftNode {
     this.#progress.clear()
   }
 
+  /**
+   * Forms a new cluster and leads its term 1. No election is needed, even with several first voters:
+   * the cluster id is new, so no other node can be a candidate of this cluster in term 1 (a candidate
+   * of it would first have to join it, at term ≥ 1, and campaign at term ≥ 2). Commits still need a
+   * majority of the first voters.
+   */
   #bootstrap(): void {
     this.#term++
     this.#vote = this.id
@@ -706,7 +729,7 @@ export class RaftNode {
         index: 1,
         term: this.#term,
         kind: 'config',
-        config: { voters: [this.id] },
+        config: { voters: this.#initialVoters() },
         clusterId: this.#clusterId,
       },
     ])
@@ -1190,17 +1213,33 @@ export class RaftNode {
   }
 
   /**
-   * When a fresh node may bootstrap: never if it is an observer or has heard of an established member;
-   * otherwise `bootstrapDelayMs` after the member set last changed, times one plus the number of
-   * smaller non-observer member ids, so the smallest goes first and its leadership reaches the others
-   * before their turn (the later turns only guard against a smallest member that never acts).
+   * When a fresh node may bootstrap: never if it is an observer, is held (`setBootstrapHold`), has heard
+   * of an established member, or sees fewer than `bootstrapExpect` fresh non-observer members (itself
+   * included); otherwise `bootstrapDelayMs` after the member set last changed, times one plus the
+   * number of smaller non-observer member ids, so the smallest goes first and its leadership reaches
+   * the others before their turn (the later turns only guard against a smallest member that never acts).
    */
   #bootstrapAt(): number | undefined {
-    if (this.preference === 'observer' || this.#heardOfEstablished || this.#everSawLeader) return undefined
+    if (this.preference === 'observer' || this.#bootstrapHeld) return undefined
+    if (this.#heardOfEstablished || this.#everSawLeader) return undefined
     if (this.#preferredCluster !== undefined && this.#now < this.#preferredCluster.until) return undefined
     let rank = 0
-    for (const [id, member] of this.#members) if (!member.observer && id < this.id) rank++
+    let eligible = 1
+    for (const [id, member] of this.#members) {
+      if (member.observer) continue
+      eligible++
+      if (id < this.id) rank++
+    }
+    if (eligible < this.#bootstrapExpect) return undefined
     return this.#membersChangedAt + this.#timing.bootstrapDelayMs * (1 + rank)
+  }
+
+  /** The first voters: this node and the `bootstrapExpect − 1` smallest other fresh members. */
+  #initialVoters(): string[] {
+    const others: string[] = []
+    for (const [id, member] of this.#members) if (!member.observer) others.push(id)
+    others.sort()
+    return [this.id, ...others.slice(0, this.#bootstrapExpect - 1)]
   }
 
   // =================================================================================================

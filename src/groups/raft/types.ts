@@ -117,6 +117,13 @@ export interface RaftInit {
   promotionLag?: number
   /** A committed gap larger than this makes a follower ask the worker for a parallel pull (default 1000). */
   catchUpThreshold?: number
+  /**
+   * A fresh node bootstraps a cluster only when it sees at least this many fresh non-observer members
+   * (itself included), and then makes this many of them the first voters (itself and the smallest
+   * others), as etcd's initial cluster or Consul's `bootstrap_expect`: with more than 1, no node alone
+   * can form a cluster that acknowledges writes by itself (default 1).
+   */
+  bootstrapExpect?: number
   /** The persisted state to restart from; a fresh node when omitted. */
   persisted?: PersistedState
   /** The monotonic time of creation, in ms (default 0). */

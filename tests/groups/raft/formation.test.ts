@@ -1,0 +1,97 @@
+/**
+ * Group formation: a fresh node bootstraps a cluster only when not held back by the worker and when it
+ * sees `bootstrapExpect` fresh members; then all of those are the first voters, so no node alone forms
+ * a cluster that acknowledges writes by itself, and staggered starts form one cluster.
+ */
+import { describe, expect, it } from 'vitest'
+import { RaftCluster, type RaftClusterOptions } from '../../support/sim-network.ts'
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `n${i + 1}`)
+
+function cluster(options: Partial<RaftClusterOptions> & { nodes: RaftClusterOptions['nodes'] }) {
+  return new RaftCluster({ seed: 1, network: { minDelayMs: 1, maxDelayMs: 8 }, ...options })
+}
+
+const clusters = (c: RaftCluster) => new Set(c.alive().map((n) => n.status().clusterId))
+
+describe('group formation', () => {
+  it('with bootstrapExpect 3, one or two fresh nodes never bootstrap; the third forms a 3-voter cluster', () => {
+    const c = cluster({ nodes: ids(3), raft: { bootstrapExpect: 3 } })
+    c.crash('n2')
+    c.crash('n3')
+    c.run(3000)
+    expect(c.node('n1').status()).toMatchObject({ clusterId: undefined, role: 'follower' })
+    c.restart('n2')
+    c.run(3000)
+    expect(c.leaders()).toEqual([])
+    for (const node of c.alive()) expect(node.status().clusterId).toBeUndefined()
+    c.restart('n3')
+    const leader = c.awaitLeader(3000)
+    expect(leader.id).toBe('n1')
+    expect([...leader.status().voters].sort()).toEqual(ids(3))
+    // The very first entry already names all three: n1 never acknowledged a write alone.
+    expect(leader.disk.entries[0]).toMatchObject({ index: 1, kind: 'config', config: { voters: ids(3) } })
+    c.propose(leader.id, 'x')
+    c.run(200)
+    expect(clusters(c).size).toBe(1)
+    for (const node of c.alive()) expect(node.status().commitIndex).toBe(leader.status().lastIndex)
+    expect(c.violations).toEqual([])
+  })
+
+  it('the first voters are the bootstrapping node and the smallest other members; the rest join as learners', () => {
+    const c = cluster({ nodes: ids(5), raft: { bootstrapExpect: 3 } })
+    const leader = c.awaitLeader(3000)
+    expect(leader.disk.entries[0]).toMatchObject({ config: { voters: ['n1', 'n2', 'n3'] } })
+    expect(clusters(c).size).toBe(1)
+    expect(c.violations).toEqual([])
+  })
+
+  it('a node alone cannot commit once it bootstrapped with expected peers that vanished', () => {
+    const c = cluster({ nodes: ids(3), raft: { bootstrapExpect: 3 } })
+    // n2 and n3 are bonded but never hear n1's first message.
+    c.partition(['n1'], ['n2', 'n3'])
+    for (const id of ids(3))
+      c.setMembers(
+        id,
+        ids(3).map((id) => ({ id, observer: false })),
+      )
+    c.run(1000)
+    const n1 = c.node('n1').status()
+    expect(n1.voters.length === 0 || n1.voters.length === 3).toBe(true)
+    if (n1.role === 'leader') expect(c.propose('n1', 'alone').ok).toBe(true)
+    c.run(500)
+    expect(c.node('n1').status().commitIndex).toBeLessThanOrEqual(1)
+    expect(c.node('n1').applied).toBeLessThanOrEqual(1)
+  })
+
+  it('no second cluster forms when nodes start staggered, in any order', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const c = cluster({ seed, nodes: ids(3), raft: { bootstrapExpect: 3 } })
+      const prng = c.sim.prng.fork()
+      const order = prng.shuffle(ids(3))
+      for (const id of order.slice(1)) c.crash(id)
+      for (const [i, id] of order.slice(1).entries())
+        c.sim.after((i + 1) * prng.int(400), () => c.restart(id))
+      c.run(3000)
+      expect(clusters(c).size, `seed ${seed}`).toBe(1)
+      expect(c.leaders().length, `seed ${seed}`).toBe(1)
+      expect(c.leader()!.status().voters.length, `seed ${seed}`).toBe(3)
+      expect(c.committedByCluster.size, `seed ${seed}`).toBe(1)
+      expect(c.violations, `seed ${seed}`).toEqual([])
+    }
+  })
+
+  it('a held fresh node never bootstraps, and bootstraps after the hold is released', () => {
+    const c = cluster({ nodes: ids(2) })
+    for (const id of ids(2)) c.withCore(id, (core, now) => core.setBootstrapHold(true, now))
+    c.run(3000)
+    expect(c.leaders()).toEqual([])
+    expect(clusters(c)).toEqual(new Set([undefined]))
+    for (const id of ids(2)) c.withCore(id, (core, now) => core.setBootstrapHold(false, now))
+    const leader = c.awaitLeader(3000)
+    expect(leader.id).toBe('n1')
+    c.run(500)
+    expect(clusters(c).size).toBe(1)
+    expect(c.violations).toEqual([])
+  })
+})
