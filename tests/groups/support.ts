@@ -31,6 +31,34 @@ export class Counter implements StateMachine<CounterCommand, 'value', number> {
   }
 }
 
+/** A register: `{ set: v }` replaces the value; the query reads it (null before the first write). */
+export type RegisterCommand = { set: string }
+
+export class Register implements StateMachine<RegisterCommand, 'value', string | null> {
+  readonly signature: string
+  value: string | null = null
+
+  constructor(signature = 'mosaik-tests/register/v1') {
+    this.signature = signature
+  }
+
+  apply(command: RegisterCommand): void {
+    this.value = command.set
+  }
+
+  query(): string | null {
+    return this.value
+  }
+
+  snapshot(): Uint8Array {
+    return encodeCanonical(this.value)
+  }
+
+  restore(snapshot: Uint8Array): void {
+    this.value = snapshot.length === 0 ? null : (decodeCanonical(snapshot) as string | null)
+  }
+}
+
 /** Fast timings for tests on one machine (still scaled by nothing: groups time themselves). */
 export const fastConsensus = {
   heartbeatMs: 50,

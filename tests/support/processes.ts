@@ -6,6 +6,12 @@ const scripts = {
   node: fileURLToPath(new URL('./node-process.ts', import.meta.url)),
   group: fileURLToPath(new URL('./group-process.ts', import.meta.url)),
   streams: fileURLToPath(new URL('./streams-process.ts', import.meta.url)),
+  register: fileURLToPath(new URL('./register-process.ts', import.meta.url)),
+}
+
+/** How to launch the child: `prefix` goes before the node binary (e.g. `ip netns exec <ns>`). */
+export interface Launch {
+  prefix?: string[]
 }
 
 /** A node running in a child process; commands go over stdin, replies come back as JSON lines. */
@@ -28,8 +34,15 @@ export class NodeProcess {
     options: Record<string, unknown>,
     timeoutMs = 20_000,
     kind: keyof typeof scripts = 'node',
+    launch: Launch = {},
   ): Promise<NodeProcess> {
-    const child = spawn(process.execPath, [scripts[kind], JSON.stringify(options)], {
+    const [command, ...args] = [
+      ...(launch.prefix ?? []),
+      process.execPath,
+      scripts[kind],
+      JSON.stringify(options),
+    ]
+    const child = spawn(command!, args, {
       stdio: ['pipe', 'pipe', 'inherit'],
     })
     const lines = createInterface({ input: child.stdout! })
