@@ -228,6 +228,8 @@ export class SimNetwork<M> {
   #groups = new Map<string, number>()
   /** Links cut in addition to partitions, as "a|b" with a < b. */
   readonly #cut = new Set<string>()
+  /** Extra drop rates of messages from or to particular endpoints (a slow or lossy node). */
+  readonly #lossy = new Map<string, number>()
   sent = 0
   delivered = 0
 
@@ -250,6 +252,10 @@ export class SimNetwork<M> {
     if (!this.connected(from, to)) return
     const c = this.conditions
     if (this.#prng.chance(c.dropRate)) return
+    if (this.#lossy.size > 0) {
+      const extra = Math.max(this.#lossy.get(from) ?? 0, this.#lossy.get(to) ?? 0)
+      if (extra > 0 && this.#prng.chance(extra)) return
+    }
     const copies = this.#prng.chance(c.duplicateRate) ? 2 : 1
     for (let i = 0; i < copies; i++) {
       this.#sim.after(this.#prng.between(c.minDelayMs, c.maxDelayMs), () => {
@@ -272,6 +278,12 @@ export class SimNetwork<M> {
     groups.forEach((group, i) => {
       for (const id of group) this.#groups.set(id, i + 1)
     })
+  }
+
+  /** Drops this share of the messages from or to `id`, besides `conditions.dropRate` (0 clears it). */
+  setDropRate(id: string, rate: number): void {
+    if (rate > 0) this.#lossy.set(id, rate)
+    else this.#lossy.delete(id)
   }
 
   /** Cuts the link between two endpoints (both directions). */
@@ -336,12 +348,7 @@ export interface RaftClusterOptions {
   /** Core options besides identity, timing and randomness. */
   raft?: Pick<
     RaftInit,
-    | 'maxEntriesPerAppend'
-    | 'maxInflightAppends'
-    | 'maxVoters'
-    | 'promotionLag'
-    | 'catchUpThreshold'
-    | 'bootstrapExpect'
+    'maxEntriesPerAppend' | 'maxInflightAppends' | 'maxVoters' | 'catchUpThreshold' | 'bootstrapExpect'
   >
   /** Take a snapshot and compact every this many applied entries (0: never, the default). */
   snapshotEvery?: number

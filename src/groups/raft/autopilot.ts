@@ -11,8 +11,10 @@
  * - first remove a voter that left the member set, became an observer, or has not answered for
  *   `voterUnreachableMs` (before promoting its replacement: a dead voter in a larger set only raises
  *   the quorum);
- * - then promote the most caught-up responsive learner (one that acknowledged this leader's entries and
- *   is within `promotionLag` of its log) while voters < target;
+ * - then promote the most caught-up responsive learner while voters < target: one that acknowledged
+ *   this leader's entries and keeps up by catch-up rounds (Raft dissertation §4.2.1: its last round of
+ *   catching up to the leader's log as of the round's start took less than an election timeout; see
+ *   `Progress.updateRound`), so that promotion works under full write load;
  * - then shrink an oversized voter set (members left) by the voter it can best do without (one no longer
  *   bonded, then the longest silent, then the least caught up), but never below two:
  *   one voter tolerates no more failures than two, and two keep every commit on two machines.
@@ -22,6 +24,8 @@
 export interface AutopilotPeer {
   match: number
   lastResponseAt: number
+  /** The follower's last catch-up round took less than an election timeout (and so does this one). */
+  caughtUp: boolean
 }
 
 export interface AutopilotInput {
@@ -31,12 +35,9 @@ export interface AutopilotInput {
   members: ReadonlyMap<string, { observer: boolean }>
   /** The leader's replication progress, by follower id. */
   peers: ReadonlyMap<string, AutopilotPeer>
-  lastIndex: number
   now: number
   maxVoters: number
   voterUnreachableMs: number
-  /** A learner is promoted only once its match is within this many entries of the leader's log. */
-  promotionLag: number
   /** A learner is promoted only if it answered within this window. */
   responsiveMs: number
 }
@@ -86,8 +87,8 @@ export function nextMembershipChange(input: AutopilotInput): AutopilotChange | u
       if (member.observer || id === leader || voters.includes(id)) continue
       const peer = peers.get(id)
       if (peer === undefined || now - peer.lastResponseAt >= input.responsiveMs) continue
-      // Caught up, and known to be: it acknowledged entries of this leader.
-      if (peer.match === 0 || peer.match + input.promotionLag < input.lastIndex) continue
+      // Caught up, and known to be: it acknowledged entries of this leader and keeps up.
+      if (peer.match === 0 || !peer.caughtUp) continue
       // Ties go to the smaller id so that every run decides the same way.
       if (peer.match > bestMatch || (peer.match === bestMatch && best !== undefined && id < best)) {
         best = id

@@ -28,6 +28,21 @@ export class Progress {
   ackedSeq = 0
   /** The commit index last sent in an AppendEntries, so commit advances are propagated once. */
   sentCommit = 0
+  /**
+   * Catch-up rounds (Raft dissertation §4.2.1): a round asks the follower to reach the leader's last
+   * index as of the round's start. When its match does, the round ends and the next begins.
+   */
+  roundTarget: number
+  roundStartedAt: number
+  /** The current round's target was already reached when it began (nothing to catch up). */
+  #roundEmpty = false
+  /** The last round that ended took less than the limit. */
+  #roundQuick = false
+  /**
+   * The follower keeps up: its last round ended within the limit and the current one is not overdue.
+   * Refreshed by `updateRound`; the autopilot promotes only such a learner.
+   */
+  caughtUp = false
   /** Last index carried by each unacknowledged AppendEntries, oldest first. */
   readonly #inflight: number[] = []
 
@@ -35,6 +50,24 @@ export class Progress {
     this.next = next
     this.lastResponseAt = now
     this.lastProgressAt = now
+    this.roundTarget = next - 1
+    this.roundStartedAt = now
+  }
+
+  /**
+   * Ends the current round if the match reached its target (the leader calls this on every advance
+   * of the match, so the round ends at `now`), starts the next one at the leader's `lastIndex`, and
+   * refreshes `caughtUp`. A round is quick when it took less than `limitMs` (an election timeout).
+   */
+  updateRound(lastIndex: number, now: number, limitMs: number): void {
+    if (this.match >= this.roundTarget) {
+      this.#roundQuick = this.#roundEmpty || now - this.roundStartedAt < limitMs
+      this.roundTarget = lastIndex
+      this.roundStartedAt = now
+      this.#roundEmpty = this.match >= lastIndex
+    }
+    this.caughtUp =
+      this.#roundQuick && (this.match >= this.roundTarget || now - this.roundStartedAt < limitMs)
   }
 
   get inflight(): number {

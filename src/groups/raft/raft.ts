@@ -105,7 +105,6 @@ export class RaftNode {
   readonly #maxEntriesPerAppend: number
   readonly #maxInflight: number
   readonly #maxVoters: number
-  readonly #promotionLag: number
   readonly #catchUpThreshold: number
   readonly #bootstrapExpect: number
 
@@ -181,7 +180,6 @@ export class RaftNode {
     this.#maxEntriesPerAppend = init.maxEntriesPerAppend ?? 256
     this.#maxInflight = init.maxInflightAppends ?? 64
     this.#maxVoters = init.maxVoters ?? 5
-    this.#promotionLag = init.promotionLag ?? 64
     this.#catchUpThreshold = init.catchUpThreshold ?? 1000
     this.#bootstrapExpect = Math.max(1, init.bootstrapExpect ?? 1)
     this.#now = init.now ?? 0
@@ -767,16 +765,16 @@ export class RaftNode {
   #runAutopilot(): void {
     const log = this.#log
     if (log.committed < this.#termStart || log.config().index > log.committed) return
+    const last = log.lastIndex()
+    for (const pr of this.#progress.values()) pr.updateRound(last, this.#now, this.#timing.electionTimeoutMs)
     const change: AutopilotChange | undefined = nextMembershipChange({
       leader: this.id,
       voters: log.config().voters,
       members: this.#members,
       peers: this.#progress,
-      lastIndex: log.lastIndex(),
       now: this.#now,
       maxVoters: this.#maxVoters,
       voterUnreachableMs: this.#timing.voterUnreachableMs,
-      promotionLag: this.#promotionLag,
       responsiveMs: this.#timing.electionTimeoutMs,
     })
     if (change === undefined) return
@@ -858,7 +856,10 @@ export class RaftNode {
     } else if (pr.state === 'probe' && advanced) {
       pr.becomeReplicate(now)
     }
-    if (advanced) this.#maybeCommit()
+    if (advanced) {
+      pr.updateRound(this.#log.lastIndex(), now, this.#timing.electionTimeoutMs)
+      this.#maybeCommit()
+    }
     this.#replicationDirty = true
   }
 

@@ -113,8 +113,6 @@ export interface RaftInit {
   maxInflightAppends?: number
   /** The largest voter set the autopilot builds (default 5). */
   maxVoters?: number
-  /** A learner is promoted only once its log is within this many entries of the leader's (default 64). */
-  promotionLag?: number
   /** A committed gap larger than this makes a follower ask the worker for a parallel pull (default 1000). */
   catchUpThreshold?: number
   /**

@@ -10,17 +10,15 @@ function input(
 ): AutopilotInput {
   const memberIds = over.memberIds ?? []
   const members = new Map(memberIds.map((id) => [id, { observer: over.observers?.includes(id) ?? false }]))
-  const peers = new Map(memberIds.map((id) => [id, { match: 100, lastResponseAt: 1000 }]))
+  const peers = new Map(memberIds.map((id) => [id, { match: 100, lastResponseAt: 1000, caughtUp: true }]))
   return {
     leader: 'a',
     voters: ['a'],
     members,
     peers,
-    lastIndex: 100,
     now: 1000,
     maxVoters: 5,
     voterUnreachableMs: 500,
-    promotionLag: 10,
     responsiveMs: 200,
     ...over,
   }
@@ -36,17 +34,17 @@ describe('autopilot', () => {
   it('promotes the most caught-up responsive learner while below the target', () => {
     const base = input({ memberIds: ['b', 'c', 'd'] })
     const peers = new Map([
-      ['b', { match: 95, lastResponseAt: 1000 }],
-      ['c', { match: 99, lastResponseAt: 1000 }],
-      ['d', { match: 100, lastResponseAt: 500 }], // silent too long
+      ['b', { match: 95, lastResponseAt: 1000, caughtUp: true }],
+      ['c', { match: 99, lastResponseAt: 1000, caughtUp: true }],
+      ['d', { match: 100, lastResponseAt: 500, caughtUp: true }], // silent too long
     ])
     expect(nextMembershipChange({ ...base, peers })).toEqual({
       kind: 'promote',
       peer: 'c',
       voters: ['a', 'c'],
     })
-    // A learner far behind is not promoted.
-    const lagging = new Map([...peers].map(([id, p]) => [id, { ...p, match: 50 }]))
+    // A learner that does not keep up (its catch-up rounds are slow) is not promoted.
+    const lagging = new Map([...peers].map(([id, p]) => [id, { ...p, caughtUp: false }]))
     expect(nextMembershipChange({ ...base, peers: lagging })).toBeUndefined()
   })
 
@@ -62,7 +60,7 @@ describe('autopilot', () => {
   it('removes an unreachable, departed or observer voter before promoting a replacement', () => {
     const base = input({ memberIds: ['b', 'c', 'd', 'e'], voters: ['a', 'b', 'c'] })
     const peers = new Map(base.peers)
-    peers.set('b', { match: 100, lastResponseAt: 400 })
+    peers.set('b', { match: 100, lastResponseAt: 400, caughtUp: true })
     expect(nextMembershipChange({ ...base, peers })).toMatchObject({
       kind: 'remove',
       peer: 'b',
@@ -73,7 +71,7 @@ describe('autopilot', () => {
     // A voter that answered recently is not treated as departed yet (the member view may lag).
     const justLeft = {
       ...departed,
-      peers: new Map([...departed.peers, ['b', { match: 100, lastResponseAt: 900 }]]),
+      peers: new Map([...departed.peers, ['b', { match: 100, lastResponseAt: 900, caughtUp: true }]]),
     }
     expect(nextMembershipChange(justLeft)).toMatchObject({ kind: 'promote' })
     const observer = input({ memberIds: ['b', 'c'], observers: ['b'], voters: ['a', 'b', 'c'] })
@@ -83,7 +81,7 @@ describe('autopilot', () => {
   it('never removes the leader and shrinks an oversized set to the target, not below two', () => {
     const base = input({ memberIds: ['b', 'c', 'd'], voters: ['a', 'b', 'c', 'd'] })
     const peers = new Map(base.peers)
-    peers.set('c', { match: 80, lastResponseAt: 1000 })
+    peers.set('c', { match: 80, lastResponseAt: 1000, caughtUp: true })
     expect(nextMembershipChange({ ...base, peers })).toMatchObject({
       kind: 'remove',
       peer: 'c',
@@ -103,8 +101,8 @@ describe('autopilot shrinking', () => {
         voters: ['a', 'b', 'c'],
         memberIds: ['b'],
         peers: new Map([
-          ['b', { match: 90, lastResponseAt: 1000 }],
-          ['c', { match: 100, lastResponseAt: 990 }],
+          ['b', { match: 90, lastResponseAt: 1000, caughtUp: true }],
+          ['c', { match: 100, lastResponseAt: 990, caughtUp: true }],
         ]),
       }),
     )
@@ -113,9 +111,9 @@ describe('autopilot shrinking', () => {
 
   it('among bonded voters drops the one silent longest, then the least caught up', () => {
     const peers = new Map([
-      ['b', { match: 100, lastResponseAt: 1000 }],
-      ['c', { match: 100, lastResponseAt: 900 }],
-      ['d', { match: 50, lastResponseAt: 1000 }],
+      ['b', { match: 100, lastResponseAt: 1000, caughtUp: true }],
+      ['c', { match: 100, lastResponseAt: 900, caughtUp: true }],
+      ['d', { match: 50, lastResponseAt: 1000, caughtUp: true }],
     ])
     // Four voters, but with e an observer only three are eligible: shrink to three.
     const base = input({

@@ -49,7 +49,7 @@ interface BenchOptions {
   preference?: Record<string, Preference>
   /** Tell each node the others are bonded members (default true). */
   members?: boolean
-  raft?: { maxEntriesPerAppend?: number; catchUpThreshold?: number; promotionLag?: number }
+  raft?: { maxEntriesPerAppend?: number; catchUpThreshold?: number; maxVoters?: number }
   /** Initial disks by node, overriding `voters`. */
   disks?: Record<string, { term: number; entries: Entry[] }>
   seed?: number
@@ -470,7 +470,7 @@ describe('elections', () => {
   it('learners never campaign and their votes never count', () => {
     const bench = new Bench(['a', 'b', 'c', 'l'], {
       voters: ['a', 'b', 'c'],
-      raft: { promotionLag: -1_000_000 },
+      raft: { maxVoters: 3 },
     })
     bench.run(300)
     const [leader] = bench.leaders()
@@ -488,7 +488,7 @@ describe('elections', () => {
   it('a learner whose leader goes quiet forgets it and goes offline', () => {
     const bench = new Bench(['a', 'b', 'c', 'l'], {
       voters: ['a', 'b', 'c'],
-      raft: { promotionLag: -1_000_000 },
+      raft: { maxVoters: 3 },
     })
     bench.run(300)
     const [leader] = bench.leaders()

@@ -107,7 +107,6 @@ function runOnce(seed: number, scenario: Scenario): RunResult {
       maxEntriesPerAppend: prng.pick([1, 3, 16, 64]),
       maxInflightAppends: prng.pick([1, 2, 8, 32]),
       catchUpThreshold: scenario.parallelCatchUp ? 5 + prng.int(20) : 1000,
-      promotionLag: 4,
     },
     snapshotEvery: scenario.snapshots ? 10 + prng.int(30) : 0,
     keepLogTail: prng.int(8),
