@@ -5,6 +5,7 @@ import { RaftLog } from './log.ts'
 import { isBounded, MAX_TERM_LEAP, MAX_TERM_OR_INDEX } from './messages.ts'
 import { Progress } from './progress.ts'
 import { quorumActive, quorumValue, tallyVotes } from './quorum.ts'
+import { ReadQueue } from './reads.ts'
 import type {
   AppendMessage,
   AppendResponseMessage,
@@ -41,12 +42,6 @@ export const DEFAULT_TIMING: Readonly<RaftTiming> = {
   electionJitterMs: 500,
   bootstrapDelayMs: 3000,
   voterUnreachableMs: 15_000,
-}
-
-interface PendingRead {
-  requestId: ReadRequestId
-  index: number
-  seq: number
 }
 
 /** What the last Ready told the worker, to report only changes. */
@@ -88,12 +83,14 @@ interface Reported {
  * them); single-server membership changes, one at a time, after the leader committed in its term.
  * Liveness aids from etcd: Pre-Vote, CheckQuorum and the leader lease on votes.
  *
- * Clusters. A fresh node (empty log) bootstraps a cluster of its own only when it has heard of no
- * leader and of no member with a non-empty log; among fresh members only the smallest id does. Every
- * cluster has an id carried by every message, so two clusters never mix. An established cluster never
- * splits: its members never bootstrap again. But fresh members on both sides of a partition can each
- * bootstrap one; when the partition heals the cluster with the smaller standing loses, and its members
- * are reset and rejoin the winner as fresh learners: the losing side's history is discarded.
+ * Clusters. A fresh node (empty log) bootstraps a cluster of its own only when the worker does not
+ * hold it back (`setBootstrapHold`), it has heard of no leader and of no member with a non-empty log,
+ * and it sees `bootstrapExpect` fresh members, which become the first voters; among fresh members
+ * only the smallest id does. Every cluster has an id carried by every message, so two clusters never
+ * mix. An established cluster never splits: its members never bootstrap again. Should two clusters
+ * meet anyway, their leaders judge (clusters.ts): a loser without committed commands rejoins the
+ * winner, one with committed commands halts and keeps its log; acknowledged writes are never
+ * discarded silently.
  */
 export class RaftNode {
   readonly id: string
@@ -138,11 +135,8 @@ export class RaftNode {
   #heartbeatDue = 0
   #checkQuorumDue = 0
   #replicationDirty = false
-  /** The leader's confirmation round: every message carries it, every answer echoes it. */
-  #readSeq = 0
-  #readRoundQueued = false
-  #pendingReads: PendingRead[] = []
-  #pendingReadsHead = 0
+  /** Strong reads waiting for confirmation, and the leader's confirmation round (`reads.seq`). */
+  readonly #reads = new ReadQueue()
   readonly #scratch: number[] = []
 
   // Membership and cluster identity.
@@ -355,11 +349,7 @@ export class RaftNode {
       this.#readStates.push({ requestId, index })
       return { ok: true }
     }
-    if (!this.#readRoundQueued) {
-      this.#readSeq++
-      this.#readRoundQueued = true
-    }
-    this.#pendingReads.push({ requestId, index, seq: this.#readSeq })
+    this.#reads.add(requestId, index)
     return { ok: true }
   }
 
@@ -476,10 +466,11 @@ export class RaftNode {
   }
 
   /**
-   * The worker wiped this node's store because a rival cluster won (`RivalReport.theirsWins`; pass
-   * its `theirs`). The node starts over as a fresh member that never bootstraps; for a while it joins
-   * only the winner, and it tells members still speaking for its old cluster that it lost. A Ready
-   * still outstanding is void (do not persist it).
+   * The worker wiped this node's store because a rival cluster won and this node held no committed
+   * command (`RivalReport.outcome` 'rejoin'; pass its `theirs`). The node starts over as a fresh member
+   * that never bootstraps; for a while it joins only the winner, and it tells members still speaking
+   * for its old cluster that it lost. A Ready still outstanding is void (do not persist it). Never call
+   * it on a halted node (outcome 'halt'): it stays halted.
    */
   reset(now: number, winner?: ClusterStanding): void {
     this.#advanceClock(now)
@@ -697,13 +688,7 @@ export class RaftNode {
   }
 
   #stepDownLeader(): void {
-    const pending = this.#pendingReads
-    for (let i = this.#pendingReadsHead; i < pending.length; i++) {
-      this.#droppedReads.push(pending[i]!.requestId)
-    }
-    this.#pendingReads = []
-    this.#pendingReadsHead = 0
-    this.#readRoundQueued = false
+    this.#reads.dropAll(this.#droppedReads)
     this.#replicationDirty = false
     this.#progress.clear()
   }
@@ -891,32 +876,19 @@ export class RaftNode {
   #acknowledge(pr: Progress, seq: number): void {
     if (seq <= pr.ackedSeq) return
     pr.ackedSeq = seq
-    if (this.#pendingReadsHead === this.#pendingReads.length) return
-    const voters = this.#log.config().voters
+    if (!this.#reads.waiting) return
     const acked = this.#scratch
     acked.length = 0
-    for (const voter of voters) {
-      acked.push(voter === this.id ? this.#readSeq : (this.#progress.get(voter)?.ackedSeq ?? 0))
+    for (const voter of this.#log.config().voters) {
+      acked.push(voter === this.id ? this.#reads.seq : (this.#progress.get(voter)?.ackedSeq ?? 0))
     }
-    const confirmed = quorumValue(acked)
-    const pending = this.#pendingReads
-    let head = this.#pendingReadsHead
-    while (head < pending.length && pending[head]!.seq <= confirmed) {
-      const read = pending[head++]!
-      this.#readStates.push({ requestId: read.requestId, index: read.index })
-    }
-    if (head === pending.length) {
-      this.#pendingReads = []
-      head = 0
-    }
-    this.#pendingReadsHead = head
+    this.#reads.release(quorumValue(acked), this.#readStates)
   }
 
   /** Sends what each follower is owed: entries, commit advances, read rounds. Called lazily. */
   #flush(): void {
     if (this.#role !== 'leader') return
-    if (this.#readRoundQueued) {
-      this.#readRoundQueued = false
+    if (this.#reads.takeRound()) {
       for (const voter of this.#log.config().voters) {
         const pr = this.#progress.get(voter)
         if (pr !== undefined) this.#sendHeartbeat(voter, pr)
@@ -956,7 +928,7 @@ export class RaftNode {
       prevTerm,
       entries,
       commit,
-      seq: this.#readSeq,
+      seq: this.#reads.seq,
     })
     pr.sentCommit = commit
     if (entries.length > 0) pr.sent(entries[entries.length - 1]!.index, this.#now)
@@ -973,7 +945,7 @@ export class RaftNode {
   #sendHeartbeat(to: string, pr: Progress): void {
     // Only what the follower is known to hold may be committed by a heartbeat.
     const commit = Math.min(pr.match, this.#log.committed)
-    this.#send<HeartbeatMessage>({ type: 'heartbeat', to, commit, seq: this.#readSeq })
+    this.#send<HeartbeatMessage>({ type: 'heartbeat', to, commit, seq: this.#reads.seq })
   }
 
   // =================================================================================================
