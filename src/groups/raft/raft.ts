@@ -1,6 +1,7 @@
 import { type AutopilotChange, nextMembershipChange } from './autopilot.ts'
 import { Rivals } from './clusters.ts'
 import { CatchUpMismatchError, LeaderNotReadyError, NotLeaderError, RaftContractError } from './errors.ts'
+import { Formation } from './formation.ts'
 import { RaftLog } from './log.ts'
 import { isBounded, MAX_TERM_LEAP, MAX_TERM_OR_INDEX } from './messages.ts'
 import { Progress } from './progress.ts'
@@ -103,7 +104,6 @@ export class RaftNode {
   readonly #maxInflight: number
   readonly #maxVoters: number
   readonly #catchUpThreshold: number
-  readonly #bootstrapExpect: number
 
   #now: number
   #log: RaftLog
@@ -141,11 +141,7 @@ export class RaftNode {
 
   // Membership and cluster identity.
   #members = new Map<string, { observer: boolean }>()
-  #membersChangedAt: number
-  #heardOfEstablished = false
-  /** The worker holds bootstrapping back (see `setBootstrapHold`). */
-  #bootstrapHeld = false
-  #preferredCluster: { clusterId: string; until: number } | undefined
+  readonly #formation: Formation
   readonly #rivals: Rivals
 
   // Catching up.
@@ -175,9 +171,13 @@ export class RaftNode {
     this.#maxInflight = init.maxInflightAppends ?? 64
     this.#maxVoters = init.maxVoters ?? 5
     this.#catchUpThreshold = init.catchUpThreshold ?? 1000
-    this.#bootstrapExpect = Math.max(1, init.bootstrapExpect ?? 1)
     this.#now = init.now ?? 0
-    this.#membersChangedAt = this.#now
+    this.#formation = new Formation({
+      expect: init.bootstrapExpect ?? 1,
+      delayMs: this.#timing.bootstrapDelayMs,
+      preferMs: this.#timing.bootstrapDelayMs + 2 * this.#timing.electionTimeoutMs,
+      now: this.#now,
+    })
 
     this.#log = new RaftLog(init.persisted)
     const hardState = init.persisted?.hardState
@@ -374,7 +374,7 @@ export class RaftNode {
     const previous = this.#members
     this.#members = next
     this.#membersVersion++
-    if (this.#isFresh()) this.#membersChangedAt = now
+    if (this.#isFresh()) this.#formation.membersChanged(now)
     if (this.#stopped) return
     for (const id of added) this.#rivals.sayHello(id, now)
     if (this.#role !== 'leader') return
@@ -394,9 +394,7 @@ export class RaftNode {
    */
   setBootstrapHold(hold: boolean, now: number): void {
     this.#advanceClock(now)
-    if (hold === this.#bootstrapHeld) return
-    this.#bootstrapHeld = hold
-    if (!hold && this.#isFresh()) this.#membersChangedAt = now
+    if (this.#formation.hold(hold) && this.#isFresh()) this.#formation.membersChanged(now)
   }
 
   /**
@@ -488,14 +486,7 @@ export class RaftNode {
     this.#offlineForSilence = false
     this.#everSawLeader = false
     this.#votes.clear()
-    this.#heardOfEstablished = true
-    this.#preferredCluster =
-      winner === undefined
-        ? undefined
-        : {
-            clusterId: winner.clusterId,
-            until: now + this.#timing.bootstrapDelayMs + 2 * this.#timing.electionTimeoutMs,
-          }
+    this.#formation.reset(winner, now)
     this.#snapshotNeeded = undefined
     this.#catchUp = undefined
     this.#restoredSnapshot = undefined
@@ -712,7 +703,7 @@ export class RaftNode {
         index: 1,
         term: this.#term,
         kind: 'config',
-        config: { voters: this.#initialVoters() },
+        config: { voters: this.#formation.initialVoters(this.id, this.#members) },
         clusterId: this.#clusterId,
       },
     ])
@@ -1142,15 +1133,10 @@ export class RaftNode {
       return false
     }
     // A fresh node: an established member exists; it joins the cluster of the first leader reaching it.
-    if (m.type === 'hello') this.#heardOfEstablished = true
+    if (m.type === 'hello') this.#formation.heardOfEstablished()
     if (m.type !== 'append' && m.type !== 'heartbeat' && m.type !== 'snapshot') return false
-    const preferred = this.#preferredCluster
-    if (preferred !== undefined) {
-      if (this.#now < preferred.until && m.clusterId !== preferred.clusterId) return false
-      this.#preferredCluster = undefined
-    }
+    if (!this.#formation.mayJoin(m.clusterId, this.#now)) return false
     this.#clusterId = m.clusterId
-    this.#heardOfEstablished = true
     return true
   }
 
@@ -1185,34 +1171,10 @@ export class RaftNode {
     return this.#clusterId === '' && this.#log.lastIndex() === 0
   }
 
-  /**
-   * When a fresh node may bootstrap: never if it is an observer, is held (`setBootstrapHold`), has heard
-   * of an established member, or sees fewer than `bootstrapExpect` fresh non-observer members (itself
-   * included); otherwise `bootstrapDelayMs` after the member set last changed, times one plus the
-   * number of smaller non-observer member ids, so the smallest goes first and its leadership reaches
-   * the others before their turn (the later turns only guard against a smallest member that never acts).
-   */
+  /** When this fresh node may bootstrap (see formation.ts); observers never do. */
   #bootstrapAt(): number | undefined {
-    if (this.preference === 'observer' || this.#bootstrapHeld) return undefined
-    if (this.#heardOfEstablished || this.#everSawLeader) return undefined
-    if (this.#preferredCluster !== undefined && this.#now < this.#preferredCluster.until) return undefined
-    let rank = 0
-    let eligible = 1
-    for (const [id, member] of this.#members) {
-      if (member.observer) continue
-      eligible++
-      if (id < this.id) rank++
-    }
-    if (eligible < this.#bootstrapExpect) return undefined
-    return this.#membersChangedAt + this.#timing.bootstrapDelayMs * (1 + rank)
-  }
-
-  /** The first voters: this node and the `bootstrapExpect − 1` smallest other fresh members. */
-  #initialVoters(): string[] {
-    const others: string[] = []
-    for (const [id, member] of this.#members) if (!member.observer) others.push(id)
-    others.sort()
-    return [this.id, ...others.slice(0, this.#bootstrapExpect - 1)]
+    if (this.preference === 'observer') return undefined
+    return this.#formation.bootstrapAt(this.id, this.#members, this.#everSawLeader, this.#now)
   }
 
   // =================================================================================================

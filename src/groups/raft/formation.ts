@@ -1,0 +1,100 @@
+/**
+ * Group formation: when a fresh node (empty log, no cluster) may bootstrap a cluster of its own, with
+ * which first voters, and which cluster it may join. A group forms once:
+ * - never while the worker holds it (`hold`): until discovery's initial sync is done and while the
+ *   catalog shows members it has not bonded with yet, which may belong to an established cluster;
+ * - never once it heard of an established member (a hello from a cluster, or a leader);
+ * - only when it sees `expect` fresh non-observer members, itself included; those, this node and the
+ *   smallest others, are the first voters (etcd's initial cluster, Consul's `bootstrap_expect`), so
+ *   with `expect` > 1 no node alone forms a cluster that acknowledges writes by itself;
+ * - the smallest id first: `delayMs` after the member set last changed, times one plus the number of
+ *   smaller member ids, so its leadership reaches the others before their turn (the later turns only
+ *   guard against a smallest member that never acts).
+ * A node reset after losing a rivalry never bootstraps, and for a while joins only the winner.
+ */
+
+import type { ClusterStanding } from './types.ts'
+
+export class Formation {
+  readonly #expect: number
+  readonly #delayMs: number
+  /** How long a reset node joins only the winner of the rivalry it lost. */
+  readonly #preferMs: number
+  #held = false
+  #heardOfEstablished = false
+  #membersChangedAt: number
+  #preferred: { clusterId: string; until: number } | undefined
+
+  constructor(options: { expect: number; delayMs: number; preferMs: number; now: number }) {
+    this.#expect = Math.max(1, options.expect)
+    this.#delayMs = options.delayMs
+    this.#preferMs = options.preferMs
+    this.#membersChangedAt = options.now
+  }
+
+  /** The member set of a fresh node changed: the bootstrap delay starts over. */
+  membersChanged(now: number): void {
+    this.#membersChangedAt = now
+  }
+
+  /** Holds bootstrapping back, or releases it; true when a fresh node's delay must start over. */
+  hold(hold: boolean): boolean {
+    if (hold === this.#held) return false
+    this.#held = hold
+    return !hold
+  }
+
+  /** An established member of some cluster exists: this node joins, never bootstraps. */
+  heardOfEstablished(): void {
+    this.#heardOfEstablished = true
+  }
+
+  /** Whether a fresh node may join cluster `clusterId` (reached by its leader) now. */
+  mayJoin(clusterId: string, now: number): boolean {
+    const preferred = this.#preferred
+    if (preferred !== undefined) {
+      if (now < preferred.until && clusterId !== preferred.clusterId) return false
+      this.#preferred = undefined
+    }
+    this.#heardOfEstablished = true
+    return true
+  }
+
+  /** The node was reset after losing to `winner`: it never bootstraps, and prefers the winner. */
+  reset(winner: ClusterStanding | undefined, now: number): void {
+    this.#heardOfEstablished = true
+    this.#preferred =
+      winner === undefined ? undefined : { clusterId: winner.clusterId, until: now + this.#preferMs }
+  }
+
+  /**
+   * When a fresh, non-observer node `id` may bootstrap, given its bonded members (`everSawLeader`: it
+   * has heard from a leader); undefined for never (until something changes).
+   */
+  bootstrapAt(
+    id: string,
+    members: ReadonlyMap<string, { observer: boolean }>,
+    everSawLeader: boolean,
+    now: number,
+  ): number | undefined {
+    if (this.#held || this.#heardOfEstablished || everSawLeader) return undefined
+    if (this.#preferred !== undefined && now < this.#preferred.until) return undefined
+    let rank = 0
+    let eligible = 1
+    for (const [other, member] of members) {
+      if (member.observer) continue
+      eligible++
+      if (other < id) rank++
+    }
+    if (eligible < this.#expect) return undefined
+    return this.#membersChangedAt + this.#delayMs * (1 + rank)
+  }
+
+  /** The first voters: `id` and the `expect − 1` smallest other fresh non-observer members. */
+  initialVoters(id: string, members: ReadonlyMap<string, { observer: boolean }>): string[] {
+    const others: string[] = []
+    for (const [other, member] of members) if (!member.observer) others.push(other)
+    others.sort()
+    return [id, ...others.slice(0, this.#expect - 1)]
+  }
+}
