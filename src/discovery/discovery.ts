@@ -129,6 +129,11 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   }
   /** Awaitable conditions on the catalog. */
   readonly when: DiscoveryConditions
+  /**
+   * True once the initial catalog sync is done: one sync with a bootstrap address succeeded, or none
+   * was given (this node is a seed). Until then the catalog may not show peers that exist.
+   */
+  readonly bootstrapped: Watch<boolean>
 
   readonly #ctx: NetworkContext
   readonly #scope: Scope
@@ -165,6 +170,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     this.#syncProtocol = ctx.protocol('discovery/sync/1')
     this.#pingProtocol = ctx.protocol('discovery/ping/1')
     this.#bootstrap = bootstrap
+    this.bootstrapped = new Watch(bootstrap.length === 0)
     this.#store = new CatalogStore(
       local,
       {
@@ -786,6 +792,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     while (!this.#scope.closed) {
       try {
         await this.syncWith(address)
+        this.bootstrapped.set(true)
         return
       } catch (err) {
         this.#log('bootstrap via %s failed: %s', address, (err as Error).message)
