@@ -246,6 +246,8 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   #machine: M
   readonly #version = new Watch(0)
   #closed = false
+  /** Iterators of `updates()` waiting for a change; closing wakes them so they end. */
+  readonly #wakeOnClose = new Set<() => void>()
   #unwatch: (() => void) | undefined
 
   constructor(
@@ -377,20 +379,46 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
     })
   }
 
-  /** Versions as changes are applied, until the signal aborts or the collection closes. */
+  /**
+   * Versions as changes are applied, until the signal aborts or the collection closes. It listens from
+   * the first call on, so no change is missed while the consumer is busy; changes that arrive while it
+   * is busy are coalesced into the latest version.
+   */
   async *updates(options?: AbortOptions): AsyncIterable<Version> {
-    while (!this.#closed && !options?.signal?.aborted) {
-      try {
-        yield await this.updated(options)
-      } catch {
-        return
+    let pending: Version | undefined
+    let wake: (() => void) | undefined
+    const off = this.events.on('updated', ({ version }) => {
+      pending = version
+      wake?.()
+    })
+    const onAbort = () => wake?.()
+    options?.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      while (!this.#closed && !options?.signal?.aborted) {
+        if (pending === undefined) {
+          await new Promise<void>((resolve) => {
+            wake = resolve
+            this.#wakeOnClose.add(resolve)
+          })
+          if (wake) this.#wakeOnClose.delete(wake)
+          wake = undefined
+          continue
+        }
+        const version = pending
+        pending = undefined
+        yield version
       }
+    } finally {
+      off()
+      options?.signal?.removeEventListener('abort', onAbort)
     }
   }
 
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    for (const wake of this.#wakeOnClose) wake()
+    this.#wakeOnClose.clear()
     this.#unwatch?.()
     this.#version.close()
     this.events.removeAllListeners()
