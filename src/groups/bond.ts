@@ -179,9 +179,22 @@ interface PendingRequest {
   timer: ReturnType<typeof setTimeout>
 }
 
+/**
+ * A request over a bond got no answer. `sent` is false when it never left this node (the bond was
+ * closed already): then the peer certainly did not act on it.
+ */
 export class BondRequestError extends MosaikError {
-  constructor(message: string) {
-    super('BOND_REQUEST', message)
+  readonly sent: boolean
+  constructor(message: string, sent = true, code = 'BOND_REQUEST') {
+    super(code, message)
+    this.sent = sent
+  }
+}
+
+/** The peer answered a request with a refusal: it did not act on it. */
+export class RequestRefusedError extends BondRequestError {
+  constructor(reason: string) {
+    super(reason, true, 'REQUEST_REFUSED')
   }
 }
 
@@ -221,7 +234,8 @@ export class Bond {
 
   /** Sends a request and resolves with the peer's response body; rejects on error, timeout or close. */
   request(kind: number, body: unknown, timeoutMs: number, now: number): Promise<unknown> {
-    if (this.link.isClosed) return Promise.reject(new BondRequestError(`bond with ${this.peer} is closed`))
+    if (this.link.isClosed)
+      return Promise.reject(new BondRequestError(`bond with ${this.peer} is closed`, false))
     const id = this.#nextRequest++
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
     const timer = setTimeout(() => {
@@ -246,7 +260,7 @@ export class Bond {
     this.#pending.delete(body[0])
     clearTimeout(pending.timer)
     if (body[1] === true) pending.resolve(body[2])
-    else pending.reject(new BondRequestError(typeof body[2] === 'string' ? body[2] : 'request refused'))
+    else pending.reject(new RequestRefusedError(typeof body[2] === 'string' ? body[2] : 'request refused'))
   }
 
   /** Fails every pending request; called once the link has closed. */

@@ -33,6 +33,13 @@ export interface ConsensusOptions {
   snapshotEvery?: number
   /** Handshake timeout for new bonds (default 2 s). */
   handshakeTimeoutMs?: number
+  /**
+   * How many members a new group waits for before it forms (default 1). The first of them founds it
+   * with all of them as voters, so a member started alone, or cut off at start-up, cannot found a
+   * second history of its own. Set it to the number of nodes an operator starts at once (Consul's
+   * `bootstrap_expect`, etcd's initial cluster); members started later join the group as it is.
+   */
+  bootstrapExpect?: number
 }
 
 export type ConsensusConfig = Required<ConsensusOptions>
@@ -52,11 +59,17 @@ export function consensusConfig(options: ConsensusOptions = {}): ConsensusConfig
     maxMissedHeartbeats: options.maxMissedHeartbeats ?? 10,
     snapshotEvery: options.snapshotEvery ?? 10_000,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000,
+    bootstrapExpect: options.bootstrapExpect ?? 1,
   }
   for (const [name, value] of Object.entries(c)) {
     if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
       throw new InvalidArgumentError(`consensus.${name} must be a positive number, got ${value}`)
     }
+  }
+  if (!Number.isSafeInteger(c.bootstrapExpect) || c.bootstrapExpect > c.maxVoters) {
+    throw new InvalidArgumentError(
+      `consensus.bootstrapExpect must be an integer from 1 to maxVoters (${c.maxVoters}), got ${c.bootstrapExpect}`,
+    )
   }
   if (c.electionTimeoutMs <= 2 * c.heartbeatMs) {
     throw new InvalidArgumentError('consensus.electionTimeoutMs must exceed twice heartbeatMs')

@@ -3,7 +3,7 @@ import type { GroupId } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
 import type { RaftStatus } from './raft/types.ts'
 import type { StateMachine } from './state-machine.ts'
-import type { Consistency, GroupWorker, IndexRange, QueryResult } from './worker.ts'
+import type { Consistency, GroupDivergedError, GroupWorker, IndexRange, QueryResult } from './worker.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: the command, query and result types are inferred per machine
 type AnyMachine = StateMachine<any, any, any>
@@ -183,6 +183,15 @@ export class GroupConditions {
   /** Online: a leader, or a follower in step with its leader. */
   async online(options?: AbortOptions): Promise<void> {
     await this.#worker.status.until((s) => s.online, options)
+  }
+
+  /**
+   * Resolves with the GroupDivergedError once this member halted: its cluster met a rival history that
+   * won, and it holds committed commands that joining would discard (see GroupDivergedError).
+   */
+  async halted(options?: AbortOptions): Promise<GroupDivergedError> {
+    await this.#worker.status.until((s) => s.halted, options)
+    return this.#worker.halted!
   }
 
   async offline(options?: AbortOptions): Promise<void> {

@@ -15,6 +15,8 @@ import type { Preference } from './raft/types.ts'
 import type { StateMachine } from './state-machine.ts'
 import type { LogStore } from './storage/log-store.ts'
 import { MemoryLogStore } from './storage/memory.ts'
+import { BondMesh } from './worker/mesh.ts'
+import { systemRuntime } from './worker/runtime.ts'
 import { GroupWorker } from './worker.ts'
 
 /** Options of the groups subsystem, node-wide. */
@@ -41,6 +43,7 @@ export interface JoinOptions<M extends AnyMachine> {
 interface Entry {
   // biome-ignore lint/suspicious/noExplicitAny: machines of any types share the registry
   worker: GroupWorker<any, any, any>
+  mesh: BondMesh
   handles: number
   scope: Scope
 }
@@ -71,7 +74,7 @@ export class Groups {
     const groups = new Groups(ctx, discovery, options)
     await ctx.handle(ctx.protocol('groups/1'), (link) => groups.#accept(link), { maxInboundStreams: 1024 })
     const reconcile = () => {
-      for (const { worker } of groups.#groups.values()) worker.reconcileBonds()
+      for (const { mesh } of groups.#groups.values()) mesh.reconcileBonds()
     }
     groups.#unsubscribe = [
       discovery.on('peer:discovered', reconcile),
@@ -119,22 +122,46 @@ export class Groups {
     consensus: ReturnType<typeof consensusConfig>,
   ): Promise<Entry> {
     const store = options.storage ?? (await this.#openStore(groupId))
+    const preference = options.preference ?? 'normal'
+    if (!store.durable && this.#ctx.stableIdentity && preference !== 'observer') {
+      // The same peer id back with an empty log and no record of its votes could vote twice in one
+      // term or count as holding entries it lost: Raft's safety needs a voter's disk to survive it.
+      await store.close()
+      throw new InvalidArgumentError(
+        'this node keeps its peer id across restarts (dataDir or privateKey), so a voting member needs a ' +
+          'durable log store: pass a durable `storage`, or join as an observer',
+      )
+    }
     const scope = this.#ctx.scope.child()
-    const worker = await GroupWorker.start({
+    const mesh = new BondMesh({
       ctx: this.#ctx,
       discovery: this.#discovery,
       scope,
       groupId,
       key: options.key,
+      preference,
+      config: consensus,
+    })
+    const hex = groupId.toString()
+    const worker = await GroupWorker.start({
+      id: this.#ctx.peerId,
+      groupId,
       stateMachine: options.stateMachine,
       store,
       consensus,
-      preference: options.preference ?? 'normal',
+      preference,
+      transport: mesh,
+      runtime: systemRuntime(scope),
+      log: this.#ctx.log(`group:${groupId.short()}`),
+      // A halted member leaves the catalog's view of the group, so nobody waits to bond with it.
+      onHalt: () => {
+        this.#discovery.updateLocal((e) => ({ groups: e.groups.without([groupId]) })).catch(() => {})
+      },
     })
-    const entry: Entry = { worker, handles: 0, scope }
-    this.#groups.set(groupId.toString(), entry)
+    const entry: Entry = { worker, mesh, handles: 0, scope }
+    this.#groups.set(hex, entry)
     await this.#discovery.updateLocal((e) => ({ groups: e.groups.with([groupId]) }))
-    worker.reconcileBonds()
+    mesh.reconcileBonds()
     return entry
   }
 
@@ -164,8 +191,8 @@ export class Groups {
       if (!this.#discovery.catalog().getSigned(peer)) {
         return { ok: false, code: CloseCode.UnknownPeer, reason: 'unknown peer: sync catalogs first' }
       }
-      const admitted = entry.worker.admits(peer)
-      return admitted.ok ? { ok: true, secrets: entry.worker.secrets() } : admitted
+      const admitted = entry.mesh.admits(peer)
+      return admitted.ok ? { ok: true, secrets: entry.mesh.secrets() } : admitted
     }
     try {
       const info = await acceptBond(link, this.#ctx.networkId, decide, signal)
@@ -174,7 +201,7 @@ export class Groups {
         link.closeWith(CloseCode.GroupNotFound, 'group closed')
         return
       }
-      entry.worker.adopt(link, info)
+      entry.mesh.adopt(link, info)
     } catch (err) {
       if (!link.isClosed) {
         link.closeWith(

@@ -10,6 +10,7 @@ export { MemoryLogStore } from './storage/memory.ts'
 export {
   CommitUnknownError,
   type Consistency,
+  GroupDivergedError,
   GroupTerminatedError,
   type IndexRange,
   type QueryResult,

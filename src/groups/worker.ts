@@ -1,27 +1,29 @@
-import { blake3 } from '@noble/hashes/blake3.js'
-import type { Discovery } from '../discovery/discovery.ts'
-import { SignedPeerEntry } from '../discovery/entry.ts'
-import { CloseCode, type LinkClose } from '../network/close.ts'
-import type { Logger, NetworkContext } from '../network/context.ts'
-import type { Link } from '../network/link.ts'
-import { type AbortOptions, anySignal, raceSignal } from '../primitives/abort.ts'
-import { Backoff } from '../primitives/backoff.ts'
-import { concatBytes, equalBytes, randomBytes, toHex } from '../primitives/bytes.ts'
-import { type Codec, cborOf, decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
+import type { Logger } from '../network/context.ts'
+import type { AbortOptions } from '../primitives/abort.ts'
+import { concatBytes } from '../primitives/bytes.ts'
+import { type Codec, cborOf, decodeCanonical } from '../primitives/codec.ts'
 import type { GroupId } from '../primitives/digest.ts'
-import { DecodeError, MosaikError, OfflineError } from '../primitives/errors.ts'
-import { macrotask } from '../primitives/schedule.ts'
-import type { Scope } from '../primitives/scope.ts'
+import { DecodeError } from '../primitives/errors.ts'
 import { Watch } from '../primitives/watch.ts'
-import { Bond, BondHandshakeError, type BondInfo, BondMsg, type BondSecrets, initiateBond } from './bond.ts'
+import { BondMsg } from './bond.ts'
 import type { ConsensusConfig } from './config.ts'
-import type { GroupKey } from './key.ts'
+import { RaftContractError } from './raft/errors.ts'
 import { parseEntry } from './raft/messages.ts'
 import { RaftNode } from './raft/raft.ts'
 import type { Entry, Preference, RaftStatus, Ready, SnapshotMeta } from './raft/types.ts'
 import type { ApplyContext, StateMachine } from './state-machine.ts'
 import type { LogStore } from './storage/log-store.ts'
 import { decodeRaftMessage, encodeRaftMessage } from './wire.ts'
+import { CatchUp, type CatchUpHost } from './worker/catch-up.ts'
+import { CommitUnknownError, GroupDivergedError, GroupTerminatedError } from './worker/errors.ts'
+import { Req, type Route, SELF, type WorkerStats } from './worker/host.ts'
+import { type IndexRange, Proposals } from './worker/proposals.ts'
+import { StrongReads } from './worker/reads.ts'
+import type { Runtime } from './worker/runtime.ts'
+import type { BondView, GroupTransport } from './worker/transport.ts'
+
+export { CommitUnknownError, GroupDivergedError, GroupTerminatedError } from './worker/errors.ts'
+export type { IndexRange } from './worker/proposals.ts'
 
 /** Consistency of a query: 'weak' reads the local replica; 'strong' is linearizable (ReadIndex). */
 export type Consistency = 'weak' | 'strong'
@@ -32,165 +34,76 @@ export interface QueryResult<R> {
   at: number
 }
 
-/** The index range a batch of commands was assigned. */
-export interface IndexRange {
-  first: number
-  last: number
-}
-
-/**
- * The command was accepted by a leader but its commit was not observed in time: it may or may not
- * take effect. (An OfflineError, by contrast, means the command was not accepted and can be retried.)
- */
-export class CommitUnknownError<T = unknown> extends MosaikError {
-  readonly value: T
-  constructor(value: T, message: string) {
-    super('COMMIT_UNKNOWN', message)
-    this.value = value
-  }
-}
-
-/** The group handle (or its node) was closed. */
-export class GroupTerminatedError extends MosaikError {
-  constructor(message = 'the group was closed') {
-    super('GROUP_TERMINATED', message)
-  }
-}
-
-/** Kinds of requests on a bond. */
-const Req = {
-  Forward: 1,
-  ReadIndex: 2,
-  FetchEntries: 3,
-  RequestSnapshot: 4,
-  FetchSnapshot: 5,
-} as const
-
 /** Log payloads: user commands and the worker's own (e.g. "everyone snapshot here"). */
 const PAYLOAD_USER = 0
 const PAYLOAD_INTERNAL = 1
-
-const CATCH_UP_BATCH = 2000
+const USER_PREFIX = new Uint8Array([PAYLOAD_USER])
+const INTERNAL_PREFIX = new Uint8Array([PAYLOAD_INTERNAL])
 /** Microtask-only work longer than this hands the Ready loop to a macrotask (see #kick). */
 const STARVATION_MS = 10
-const APPLIED_TERMS_KEPT = 65_536
-const SNAPSHOT_CHUNK = 256 * 1024
-const SNAPSHOT_TTL_MS = 30_000
-
-interface PendingCommit {
-  first: number
-  last: number
-  term: number
-  resolve(range: IndexRange): void
-  reject(err: Error): void
-  /** When the proposal fails with CommitUnknownError (ms, monotonic). */
-  deadline: number
-  timer: ReturnType<typeof setTimeout> | undefined
-  commands: unknown[]
-}
-
-interface PendingRead {
-  resolve(index: number): void
-  reject(err: Error): void
-}
-
-interface ServedSnapshot {
-  meta: SnapshotMeta
-  data: Uint8Array
-  hash: Uint8Array
-  expires: number
-}
-
-interface SnapshotOffer {
-  peer: string
-  meta: SnapshotMeta
-  size: number
-  hash: Uint8Array
-}
 
 export interface WorkerInit<C, Q, R> {
-  ctx: NetworkContext
-  discovery: Discovery
-  scope: Scope
+  /** This node's peer id. */
+  id: string
   groupId: GroupId
-  key: GroupKey
   stateMachine: StateMachine<C, Q, R>
   store: LogStore
   consensus: ConsensusConfig
   preference: Preference
+  transport: GroupTransport
+  runtime: Runtime
+  log: Logger
+  /** Called once if the worker halts (see GroupDivergedError). */
+  onHalt?: (error: GroupDivergedError) => void
 }
 
 /**
- * Drives one group on one node: a RaftNode (the IO-less core), its LogStore, the state machine, and
- * the bonds with every other member. It executes the core's Ready batches in the order the core
- * requires (persist, then send, then apply), and turns proposals, forwarded commands and strong reads
- * into the core's inputs.
+ * Drives one group on one node: a RaftNode (the IO-less core), its LogStore, the state machine, and a
+ * transport to the other members. It executes the core's Ready batches in the order the core requires
+ * (persist, then send, then apply) and hands proposals, strong reads and catch-up to their parts.
+ * Time, timers and the network are injected (`Runtime`, `GroupTransport`), so the deterministic
+ * simulation runs this very class.
  */
-export class GroupWorker<C, Q, R> {
+export class GroupWorker<C, Q, R> implements CatchUpHost {
+  readonly id: string
   readonly groupId: GroupId
   readonly preference: Preference
   readonly status: Watch<RaftStatus>
   /** The index applied to the local state machine: what `committed` means to users. */
   readonly applied: Watch<number>
-  /** The bonds by peer id; the Watch changes whenever one forms or ends. */
-  readonly bonds: Watch<ReadonlyMap<string, Bond>>
-  /** Counters of what the worker did, for monitoring and tests. */
-  readonly stats = {
-    /** Snapshots installed from peers (this member was behind a compacted log). */
+  readonly stats: WorkerStats = {
     snapshotsInstalled: 0,
-    /** Snapshots taken for a catching-up member and offered to it. */
     snapshotsServed: 0,
-    /** Committed entries pulled from peers in parallel while catching up. */
     entriesPulled: 0,
-    /** Log compactions (state-machine snapshots taken locally). */
     compactions: 0,
-    /** Commands this member forwarded to the leader. */
     forwarded: 0,
-    /** Strong reads served (locally or through the leader). */
     strongReads: 0,
   }
+  readonly node: RaftNode
+  readonly rt: Runtime
+  readonly transport: GroupTransport
+  readonly config: ConsensusConfig
+  readonly store: LogStore
+  readonly log: Logger
 
-  readonly #ctx: NetworkContext
-  readonly #discovery: Discovery
-  readonly #scope: Scope
-  readonly #log: Logger
-  readonly #key: GroupKey
   readonly #sm: StateMachine<C, Q, R>
   readonly #codecs: { command: Codec<C>; query: Codec<Q>; result: Codec<R> }
-  readonly #store: LogStore
-  readonly #config: ConsensusConfig
-  readonly #node: RaftNode
-  readonly #protocol: string
-  /** The state machine's state before any command, to start over after losing a rivalry. */
+  /** The state machine's state before any command, to start over after rejoining a rival. */
   readonly #initialState: Uint8Array
-
-  readonly #bonds = new Map<string, Bond>()
-  readonly #dialing = new Set<string>()
-  readonly #dialBackoff = new Map<string, { backoff: Backoff; until: number }>()
+  readonly #proposals: Proposals
+  readonly #reads: StrongReads
+  readonly #catchUp: CatchUp
+  readonly #onHalt: ((error: GroupDivergedError) => void) | undefined
   #driving = false
   #again = false
   #probePending = false
-  #lastMacrotaskAt = performance.now()
+  #lastMacrotaskAt: number
   #cancelTick: () => void = () => {}
   #lastSnapshotIndex: number
+  /** A verified snapshot the core accepted, installed by the next Ready. */
+  #incoming: { meta: SnapshotMeta; data: Uint8Array } | undefined
   #closed = false
-
-  // Proposals and reads.
-  readonly #proposalQueue: {
-    bytes: Uint8Array
-    command: unknown
-    waiter: (r: { ok: true; first: number; last: number; term: number } | { ok: false; error: Error }) => void
-  }[] = []
-  #proposalFlushScheduled = false
-  readonly #pendingCommits = new Set<PendingCommit>()
-  readonly #readRequests = new Map<string, PendingRead>()
-
-  #nextReadId = 0
-
-  // Catch-up and snapshots.
-  #catchUpRunning = false
-  #snapshotFetch: { index: number; offers: Map<string, SnapshotOffer>; offerCount: Watch<number> } | undefined
-  readonly #servedSnapshots = new Map<number, ServedSnapshot>()
+  #halted: GroupDivergedError | undefined
 
   private constructor(
     init: WorkerInit<C, Q, R>,
@@ -198,28 +111,30 @@ export class GroupWorker<C, Q, R> {
     lastSnapshotIndex: number,
     initialState: Uint8Array,
   ) {
-    this.#ctx = init.ctx
-    this.#discovery = init.discovery
-    this.#scope = init.scope
+    this.id = init.id
     this.groupId = init.groupId
     this.preference = init.preference
-    this.#key = init.key
     this.#sm = init.stateMachine
     this.#codecs = {
       command: init.stateMachine.codecs?.command ?? cborOf<C>(),
       query: init.stateMachine.codecs?.query ?? cborOf<Q>(),
       result: init.stateMachine.codecs?.result ?? cborOf<R>(),
     }
-    this.#store = init.store
-    this.#config = init.consensus
-    this.#node = node
-    this.#log = init.ctx.log(`group:${init.groupId.short()}`)
-    this.#protocol = init.ctx.protocol('groups/1')
+    this.store = init.store
+    this.config = init.consensus
+    this.transport = init.transport
+    this.rt = init.runtime
+    this.log = init.log
+    this.node = node
+    this.#onHalt = init.onHalt
     this.#lastSnapshotIndex = lastSnapshotIndex
+    this.#lastMacrotaskAt = init.runtime.now()
     this.#initialState = initialState
     this.status = new Watch(node.status(), () => false)
     this.applied = new Watch(lastSnapshotIndex)
-    this.bonds = new Watch<ReadonlyMap<string, Bond>>(new Map(), () => false)
+    this.#proposals = new Proposals(this)
+    this.#reads = new StrongReads(this)
+    this.#catchUp = new CatchUp(this)
   }
 
   /** Restores the group from its store (state-machine snapshot and log) and starts driving it. */
@@ -227,19 +142,21 @@ export class GroupWorker<C, Q, R> {
     const initialState = init.stateMachine.snapshot()
     const loaded = await init.store.load()
     if (loaded.snapshot && loaded.snapshotData) init.stateMachine.restore(loaded.snapshotData)
+    const c = init.consensus
     const node = new RaftNode({
-      id: init.ctx.peerId,
+      id: init.id,
       preference: init.preference,
-      random: Math.random,
+      random: init.runtime.random,
       timing: {
-        heartbeatMs: init.consensus.heartbeatMs,
-        electionTimeoutMs: init.consensus.electionTimeoutMs,
-        electionJitterMs: init.consensus.electionJitterMs,
-        bootstrapDelayMs: init.consensus.bootstrapDelayMs,
-        voterUnreachableMs: init.consensus.voterUnreachableMs,
+        heartbeatMs: c.heartbeatMs,
+        electionTimeoutMs: c.electionTimeoutMs,
+        electionJitterMs: c.electionJitterMs,
+        bootstrapDelayMs: c.bootstrapDelayMs,
+        voterUnreachableMs: c.voterUnreachableMs,
       },
-      maxVoters: init.consensus.maxVoters,
-      now: performance.now(),
+      maxVoters: c.maxVoters,
+      bootstrapExpect: c.bootstrapExpect,
+      now: init.runtime.now(),
       persisted: {
         hardState: loaded.hardState,
         snapshot: loaded.snapshot,
@@ -247,10 +164,13 @@ export class GroupWorker<C, Q, R> {
       },
     })
     const worker = new GroupWorker(init, node, loaded.snapshot?.index ?? 0, initialState)
-    worker.#scope.every(
-      () => worker.#config.bondHeartbeatMs,
-      () => worker.#keepAlive(),
-    )
+    if (loaded.snapshot) worker.#proposals.snapshotAt(loaded.snapshot.index, loaded.snapshot.term)
+    init.transport.start({
+      message: (peer, kind, body) => worker.#onMessage(peer, kind, body),
+      request: (peer, kind, body) => worker.#onRequest(peer, kind, body),
+      membersChanged: () => worker.#membersChanged(),
+    })
+    worker.#membersChanged()
     // Replay what the store holds as committed before returning, so a restarted member shows its last
     // state at once, before it hears from anyone.
     worker.#driving = true
@@ -263,243 +183,110 @@ export class GroupWorker<C, Q, R> {
     return this.#sm
   }
 
-  get config(): ConsensusConfig {
-    return this.#config
+  get bonds(): Watch<ReadonlyMap<string, BondView>> {
+    return this.transport.bonds
   }
 
   // =================================================================================================
-  // Commands
+  // Commands and queries
 
   /**
-   * Proposes commands and resolves with their index range once they are applied locally. Commands
-   * proposed in the same turn share one Raft proposal (and one disk write).
+   * Proposes commands and resolves with their index range once they are committed and applied
+   * locally. Commands proposed in the same turn share one Raft proposal (and one disk write).
    */
   async execute(commands: C[], options: AbortOptions = {}): Promise<IndexRange> {
-    const range = await this.feed(commands, options)
-    await this.#awaitCommit(range, commands, options)
-    return range
+    const assigned = await this.feed(commands, options)
+    await this.#proposals.awaitCommit(assigned, commands, options)
+    return { first: assigned.first, last: assigned.last }
   }
 
-  /**
-   * Like `execute`, and also returns what the state machine's `apply` returned for each command on
-   * this node (results are deterministic, so every replica computed the same).
-   */
+  /** Like `execute`, and also returns what the state machine's `apply` returned for each command here. */
   async executeForResults(
     commands: C[],
     options: AbortOptions = {},
   ): Promise<IndexRange & { results: unknown[] }> {
     const range = await this.execute(commands, options)
     const results: unknown[] = []
-    for (let i = range.first; i <= range.last; i++) results.push(this.#appliedTerms.result(i))
+    for (let i = range.first; i <= range.last; i++) results.push(this.#proposals.terms.result(i))
     return { ...range, results }
   }
 
-  /** Proposes commands and resolves once the leader has assigned their indices (not committed yet). */
-  async feed(commands: C[], options: AbortOptions = {}): Promise<IndexRange & { term: number }> {
-    this.#assertOpen()
-    const encoded = commands.map((c) => concatBytes(USER_PREFIX, this.#codecs.command.encode(c)))
-    return this.#propose(encoded, commands, options)
-  }
-
-  #propose(
-    encoded: Uint8Array[],
-    commands: unknown[],
-    options: AbortOptions,
-  ): Promise<IndexRange & { term: number }> {
-    const status = this.#node.status()
-    if (status.role === 'leader') {
-      const { promise, resolve, reject } = Promise.withResolvers<IndexRange & { term: number }>()
-      // Queue and flush once per turn: one proposal, one Ready, one fsync for all of them.
-      let first = -1
-      let last = -1
-      let term = 0
-      let remaining = encoded.length
-      let failed = false
-      for (let i = 0; i < encoded.length; i++) {
-        this.#proposalQueue.push({
-          bytes: encoded[i]!,
-          command: commands[i],
-          waiter: (r) => {
-            if (failed) return
-            if (!r.ok) {
-              failed = true
-              reject(r.error)
-              return
-            }
-            if (first < 0) first = r.first
-            last = r.last
-            term = r.term
-            if (--remaining === 0) resolve({ first, last, term })
-          },
-        })
-      }
-      if (!this.#proposalFlushScheduled) {
-        this.#proposalFlushScheduled = true
-        queueMicrotask(() => this.#flushProposals())
-      }
-      return raceSignal(promise, options.signal)
-    }
-    return this.#forward(encoded, commands, status, options)
-  }
-
-  #flushProposals(): void {
-    this.#proposalFlushScheduled = false
-    const batch = this.#proposalQueue.splice(0)
-    if (batch.length === 0) return
-    const result = this.#node.propose(
-      batch.map((p) => p.bytes),
-      performance.now(),
-    )
-    if (!result.ok) {
-      // Leadership moved between queueing and flushing: forward instead.
-      const leader = result.error.leader
-      for (const p of batch) {
-        if (leader === undefined) p.waiter({ ok: false, error: new OfflineError([p.command], 'no leader') })
-        else
-          this.#forward([p.bytes], [p.command], this.#node.status(), {}).then(
-            (r) => p.waiter({ ok: true, ...r }),
-            (error: Error) => p.waiter({ ok: false, error }),
-          )
-      }
-      return
-    }
-    for (let i = 0; i < batch.length; i++) {
-      batch[i]!.waiter({ ok: true, first: result.first + i, last: result.first + i, term: result.term })
-    }
-    this.#kick()
-  }
-
-  async #forward(
-    encoded: Uint8Array[],
-    commands: unknown[],
-    status: RaftStatus,
-    options: AbortOptions,
-  ): Promise<IndexRange & { term: number }> {
-    const leader = status.leader
-    const bond = leader === undefined ? undefined : this.#bonds.get(leader)
-    if (bond) this.stats.forwarded += encoded.length
-    if (!bond)
-      throw new OfflineError(
-        commands,
-        leader === undefined ? 'no leader is known' : 'not bonded with the leader',
-      )
+  /** Proposes commands and resolves once a leader assigned their indices (not committed yet). */
+  feed(commands: C[], options: AbortOptions = {}): Promise<IndexRange & { term: number }> {
     try {
-      const reply = await raceSignal(
-        bond.request(Req.Forward, encoded, this.#config.forwardTimeoutMs, performance.now()),
-        options.signal,
-      )
-      if (!Array.isArray(reply) || reply.length !== 3 || !reply.every(Number.isSafeInteger)) {
-        throw new DecodeError('malformed forward acknowledgement')
-      }
-      return { first: reply[0], last: reply[1], term: reply[2] }
+      this.assertRunning()
     } catch (err) {
-      if (options.signal?.aborted) throw err
-      throw new OfflineError(commands, `the leader did not accept the commands: ${(err as Error).message}`, {
-        cause: err,
-      })
+      return Promise.reject(err)
     }
+    const encoded = commands.map((c) => concatBytes(USER_PREFIX, this.#codecs.command.encode(c)))
+    return this.#proposals.assign(encoded, commands, options)
   }
-
-  /** Resolves once `range` is applied locally with the term it was proposed in. */
-  #awaitCommit(
-    range: IndexRange & { term: number },
-    commands: unknown[],
-    options: AbortOptions,
-  ): Promise<void> {
-    if (this.applied.value >= range.last) {
-      const term = this.#appliedTerms.get(range.last)
-      if (term === undefined || term === range.term) return Promise.resolve()
-      return Promise.reject(
-        new OfflineError(commands, 'a new leader replaced the commands before they were committed'),
-      )
-    }
-    const { promise, resolve, reject } = Promise.withResolvers<void>()
-    const pending: PendingCommit = {
-      ...range,
-      commands,
-      resolve: () => resolve(),
-      reject,
-      deadline: Number.POSITIVE_INFINITY,
-      timer: undefined,
-    }
-    this.#pendingCommits.add(pending)
-    this.#expireAfter(pending, this.#config.commitTimeoutMs)
-    return raceSignal(promise, options.signal).finally(() => {
-      clearTimeout(pending.timer)
-      this.#pendingCommits.delete(pending)
-    })
-  }
-
-  /** Fails a pending proposal with CommitUnknownError after `ms`, unless it is due sooner already. */
-  #expireAfter(pending: PendingCommit, ms: number): void {
-    const deadline = performance.now() + ms
-    if (deadline >= pending.deadline) return
-    pending.deadline = deadline
-    clearTimeout(pending.timer)
-    pending.timer = setTimeout(() => {
-      this.#pendingCommits.delete(pending)
-      pending.reject(
-        new CommitUnknownError(
-          pending.commands,
-          `commands at ${pending.first}..${pending.last} were accepted but their commit was not seen in time`,
-        ),
-      )
-    }, ms)
-  }
-
-  readonly #appliedTerms = new AppliedTerms(APPLIED_TERMS_KEPT)
-
-  // =================================================================================================
-  // Queries
 
   async query(query: Q, consistency: Consistency, options: AbortOptions = {}): Promise<QueryResult<R>> {
-    this.#assertOpen()
-    if (consistency === 'weak') return { result: this.#sm.query(query), at: this.applied.value }
-    const signal = anySignal(options.signal, AbortSignal.timeout(this.#config.queryTimeoutMs))
-    let index: number
-    try {
-      index = await this.#readIndex(signal)
-      await this.applied.until((a) => a >= index, { signal })
-    } catch (err) {
-      if (options.signal?.aborted) throw err
-      throw new OfflineError(query, `strong read failed: ${(err as Error).message}`, { cause: err })
-    }
-    this.stats.strongReads++
+    if (consistency === 'strong') {
+      this.assertRunning()
+      await this.#reads.readPoint(query, options)
+      this.stats.strongReads++
+    } else if (this.#closed) throw new GroupTerminatedError()
     return { result: this.#sm.query(query), at: this.applied.value }
   }
 
-  /** A linearizable read point: the leader's commit index, confirmed by a quorum (ReadIndex). */
-  async #readIndex(signal: AbortSignal): Promise<number> {
-    const status = this.#node.status()
-    if (status.role === 'leader') return this.#localReadIndex(signal)
-    const bond = status.leader === undefined ? undefined : this.#bonds.get(status.leader)
-    if (!bond)
-      throw new OfflineError(
-        undefined,
-        status.leader === undefined ? 'no leader is known' : 'not bonded with the leader',
-      )
-    const reply = await raceSignal(
-      bond.request(Req.ReadIndex, null, this.#config.queryTimeoutMs, performance.now()),
-      signal,
-    )
-    if (!Number.isSafeInteger(reply)) throw new DecodeError('malformed read index')
-    return reply as number
+  // =================================================================================================
+  // What the parts share (WorkerHost)
+
+  kick(): void {
+    this.#kick()
   }
 
-  async #localReadIndex(signal: AbortSignal): Promise<number> {
+  async route(signal: AbortSignal): Promise<Route> {
     while (true) {
-      const id = `r${this.#nextReadId++}`
-      const result = this.#node.readIndex(id, performance.now())
-      if (result.ok) {
-        const { promise, resolve, reject } = Promise.withResolvers<number>()
-        this.#readRequests.set(id, { resolve, reject })
-        this.#kick()
-        return raceSignal(promise, signal).finally(() => this.#readRequests.delete(id))
-      }
-      if (result.error.code !== 'LEADER_NOT_READY') throw result.error
-      // A new leader must commit an entry of its term before it may serve reads: wait for it.
-      await this.applied.changed({ signal })
+      this.assertRunning()
+      signal.throwIfAborted()
+      const s = this.node.status()
+      if (s.role === 'leader') return SELF
+      if (s.leader !== undefined && this.transport.bonds.value.has(s.leader)) return s.leader
+      await this.status.changed({ signal })
     }
+  }
+
+  pause(signal: AbortSignal): Promise<void> {
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    const onAbort = () => {
+      cancel()
+      reject(signal.reason)
+    }
+    const cancel = this.rt.setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, this.config.heartbeatMs)
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+    return promise
+  }
+
+  assertRunning(): void {
+    if (this.#closed) throw new GroupTerminatedError()
+    if (this.#halted) throw this.#halted
+  }
+
+  closedOrHalted(): boolean {
+    return this.#closed || this.#halted !== undefined
+  }
+
+  snapshotState(): Uint8Array {
+    return this.#sm.snapshot()
+  }
+
+  async proposeInternal(payload: Uint8Array): Promise<number> {
+    return (await this.#proposals.assign([concatBytes(INTERNAL_PREFIX, payload)], [])).last
+  }
+
+  offerSnapshot(meta: SnapshotMeta, data: Uint8Array): boolean {
+    if (this.closedOrHalted() || this.#incoming) return false
+    if (!this.node.restoreSnapshot(meta, this.rt.now())) return false
+    this.#incoming = { meta, data }
+    this.#kick()
+    return true
   }
 
   // =================================================================================================
@@ -512,17 +299,17 @@ export class GroupWorker<C, Q, R> {
    * macrotask, so timers (heartbeats, bond keep-alives, discovery) and I/O are never starved.
    */
   #kick(): void {
-    if (this.#closed) return
+    if (this.closedOrHalted()) return
     if (this.#driving) {
       this.#again = true
       return
     }
     this.#driving = true
     const run = () => {
-      this.#drive().catch((err) => this.#log.error('group worker failed: %s', (err as Error).stack))
+      this.#drive().catch((err) => this.log.error('group worker failed: %s', (err as Error).stack))
     }
     this.#probeMacrotask()
-    if (performance.now() - this.#lastMacrotaskAt > STARVATION_MS) macrotask(run)
+    if (this.rt.now() - this.#lastMacrotaskAt > STARVATION_MS) this.rt.macrotask(run)
     else queueMicrotask(run)
   }
 
@@ -530,9 +317,9 @@ export class GroupWorker<C, Q, R> {
   #probeMacrotask(): void {
     if (this.#probePending) return
     this.#probePending = true
-    macrotask(() => {
+    this.rt.macrotask(() => {
       this.#probePending = false
-      this.#lastMacrotaskAt = performance.now()
+      this.#lastMacrotaskAt = this.rt.now()
     })
   }
 
@@ -540,8 +327,8 @@ export class GroupWorker<C, Q, R> {
     try {
       do {
         this.#again = false
-        while (!this.#closed && this.#node.hasReady()) await this.#handleReady(this.#node.ready())
-      } while (this.#again && !this.#closed)
+        while (!this.closedOrHalted() && this.node.hasReady()) await this.#handleReady(this.node.ready())
+      } while (this.#again && !this.closedOrHalted())
     } finally {
       this.#driving = false
       this.#armTick()
@@ -549,51 +336,58 @@ export class GroupWorker<C, Q, R> {
   }
 
   async #handleReady(rd: Ready): Promise<void> {
-    const store = this.#store
-    // 1. Persist, before any message of this Ready leaves the node.
-    if (rd.snapshot) {
-      await store.compact(rd.snapshot.index)
-      await store.truncateFrom(rd.snapshot.index + 1)
-    }
+    const store = this.store
+    // 1. Persist, before any message of this Ready leaves the node. A snapshot the core accepted
+    //    replaces the store's log in one atomic step, and the state machine only after that.
+    if (rd.snapshot) await this.#installSnapshot(rd.snapshot)
     if (rd.truncateFrom !== undefined || rd.entries.length > 0 || rd.hardState) {
       await store.write({ hardState: rd.hardState, truncateFrom: rd.truncateFrom, entries: rd.entries })
     }
-    if (this.#closed) return
+    if (this.closedOrHalted()) return
     // 2. Send.
-    const now = performance.now()
-    for (const m of rd.messages) this.#bonds.get(m.to)?.send(BondMsg.Raft, encodeRaftMessage(m), now)
+    for (const m of rd.messages) this.transport.send(m.to, BondMsg.Raft, encodeRaftMessage(m))
     // 3. Apply.
     if (rd.committedEntries.length > 0) this.#apply(rd.committedEntries)
-    for (const rs of rd.readStates) this.#readRequests.get(String(rs.requestId))?.resolve(rs.index)
-    for (const id of rd.droppedReads) {
-      const pending = this.#readRequests.get(String(id))
-      pending?.reject(new OfflineError(undefined, 'leadership was lost before the read was confirmed'))
-    }
+    this.#reads.onReady(rd)
     // 4. Everything else.
+    if (rd.rival && rd.rival.outcome !== 'keep') {
+      if (rd.rival.outcome === 'rejoin') await this.#rejoin(rd)
+      else await this.#halt(rd)
+      return
+    }
     if (rd.status) {
       // Offline (leader lost or deposed): proposals still waiting will likely never be seen committed
       // here soon; give them the forward timeout rather than the full commit timeout.
-      if (!rd.status.online)
-        for (const p of this.#pendingCommits) this.#expireAfter(p, this.#config.forwardTimeoutMs)
+      if (!rd.status.online) this.#proposals.offline()
       this.status.set(rd.status)
     }
-    if (rd.rival?.theirsWins) {
-      await this.#loseRivalry(rd)
-      return
-    }
-    if (rd.catchUp) this.#scope.spawn(this.#catchUp(rd.catchUp.from, rd.catchUp.to))
-    if (rd.snapshotNeeded) this.#scope.spawn(this.#fetchSnapshot(rd.snapshotNeeded.index))
-    this.#node.advance(rd)
-    if (rd.committedEntries.length > 0) {
-      const last = rd.committedEntries[rd.committedEntries.length - 1]!.index
+    if (rd.catchUp) this.#spawn(this.#catchUp.pull(rd.catchUp.from, rd.catchUp.to))
+    if (rd.snapshotNeeded) this.#spawn(this.#catchUp.fetchSnapshot(rd.snapshotNeeded.index))
+    this.node.advance(rd)
+    if (rd.snapshot || rd.committedEntries.length > 0) {
+      const last = rd.committedEntries.at(-1)?.index ?? rd.snapshot!.index
       this.applied.set(last)
-      this.#settleCommits()
-      if (last - this.#lastSnapshotIndex >= this.#config.snapshotEvery) await this.#compact(last)
+      this.#proposals.settle()
+      if (last - this.#lastSnapshotIndex >= this.config.snapshotEvery) await this.#compact(last)
     }
+  }
+
+  async #installSnapshot(meta: SnapshotMeta): Promise<void> {
+    const incoming = this.#incoming
+    if (!incoming || incoming.meta.index !== meta.index) {
+      throw new RaftContractError(`the core restored a snapshot at ${meta.index} the worker does not hold`)
+    }
+    this.#incoming = undefined
+    await this.store.installSnapshot(meta, incoming.data)
+    this.#sm.restore(incoming.data)
+    this.#proposals.snapshotAt(meta.index, meta.term)
+    this.#lastSnapshotIndex = meta.index
+    this.stats.snapshotsInstalled++
   }
 
   /** Applies committed entries: runs of user commands go to the state machine as batches. */
   #apply(entries: Entry[]): void {
+    const terms = this.#proposals.terms
     let run: C[] = []
     let ctxs: ApplyContext[] = []
     const flush = () => {
@@ -601,30 +395,29 @@ export class GroupWorker<C, Q, R> {
       try {
         if (this.#sm.applyBatch) {
           const results = this.#sm.applyBatch(run, ctxs)
-          if (results)
-            for (let i = 0; i < ctxs.length; i++) this.#appliedTerms.setResult(ctxs[i]!.index, results[i])
+          if (results) for (let i = 0; i < ctxs.length; i++) terms.setResult(ctxs[i]!.index, results[i])
         } else {
           for (let i = 0; i < run.length; i++) {
             const result = this.#sm.apply(run[i]!, ctxs[i]!)
-            if (result !== undefined) this.#appliedTerms.setResult(ctxs[i]!.index, result)
+            if (result !== undefined) terms.setResult(ctxs[i]!.index, result)
           }
         }
       } catch (err) {
-        this.#log.error('state machine failed to apply: %s', (err as Error).stack)
+        this.log.error('state machine failed to apply: %s', (err as Error).stack)
       }
       run = []
       ctxs = []
     }
     for (const e of entries) {
       // The terms of recent entries tell a waiting proposal whether its own entry got the slot.
-      this.#appliedTerms.set(e.index, e.term)
+      terms.set(e.index, e.term)
       if (e.kind !== 'command') continue
       if (e.data[0] === PAYLOAD_USER) {
         let command: C
         try {
           command = this.#codecs.command.decode(e.data.subarray(1))
         } catch (err) {
-          this.#log.error('undecodable command at %d skipped: %s', e.index, (err as Error).message)
+          this.log.error('undecodable command at %d skipped: %s', e.index, (err as Error).message)
           continue
         }
         run.push(command)
@@ -637,293 +430,6 @@ export class GroupWorker<C, Q, R> {
     flush()
   }
 
-  /** Resolves proposals whose last index was applied, or rejects them if another entry took the slot. */
-  #settleCommits(): void {
-    const applied = this.applied.value
-    for (const p of this.#pendingCommits) {
-      if (applied < p.last) continue
-      this.#pendingCommits.delete(p)
-      clearTimeout(p.timer)
-      const term = this.#appliedTerms.get(p.last)
-      if (term === undefined || term === p.term) p.resolve({ first: p.first, last: p.last })
-      else
-        p.reject(
-          new OfflineError(p.commands, 'a new leader replaced the commands before they were committed'),
-        )
-    }
-  }
-
-  #armTick(): void {
-    this.#cancelTick()
-    if (this.#closed) return
-    const now = performance.now()
-    const wait = Math.min(1000, Math.max(0, this.#node.nextTickAt() - now))
-    this.#cancelTick = this.#scope.setTimeout(() => {
-      this.#node.tick(performance.now())
-      this.#kick()
-      if (!this.#driving) this.#armTick()
-    }, wait)
-  }
-
-  async #compact(index: number): Promise<void> {
-    const data = this.#sm.snapshot()
-    const meta = this.#node.compact(index)
-    await this.#store.saveSnapshot(meta, data)
-    await this.#store.compact(index)
-    this.#lastSnapshotIndex = index
-    this.stats.compactions++
-  }
-
-  // =================================================================================================
-  // Bonds
-
-  /** Creates bonds with every member the catalog shows that we are not bonded with yet. */
-  reconcileBonds(): void {
-    if (this.#closed) return
-    const now = performance.now()
-    const catalog = this.#discovery.catalog()
-    // Forget the backoff of members that left the catalog, so churn does not grow memory.
-    for (const id of this.#dialBackoff.keys()) if (!catalog.has(id)) this.#dialBackoff.delete(id)
-    for (const peer of catalog.signedPeers()) {
-      if (!peer.groups.has(this.groupId) || this.#bonds.has(peer.id) || this.#dialing.has(peer.id)) continue
-      const wait = this.#dialBackoff.get(peer.id)
-      if (wait && now < wait.until) continue
-      this.#scope.spawn(this.#dial(peer.id))
-    }
-  }
-
-  async #dial(peer: string): Promise<void> {
-    this.#dialing.add(peer)
-    let link: Link | undefined
-    try {
-      const signal = anySignal(this.#scope.signal, AbortSignal.timeout(this.#config.handshakeTimeoutMs))
-      link = await this.#ctx.openLink(peer, this.#protocol, { signal })
-      const info = await initiateBond(link, this.secrets(), signal)
-      this.#dialBackoff.delete(peer)
-      this.adopt(link, info)
-    } catch (err) {
-      const code = err instanceof BondHandshakeError ? err.closeCode : link?.closeInfo?.code
-      link?.abort('bond failed')
-      if (code === CloseCode.UnknownPeer) {
-        // The peer does not know us yet: teach it our entry, then retry at once.
-        await this.#discovery.syncWith(peer).catch(() => {})
-      } else if (code !== CloseCode.GroupAlreadyBonded) {
-        const entry = this.#dialBackoff.get(peer) ?? {
-          backoff: new Backoff({
-            initialMs: 200,
-            maxIntervalMs: 5000,
-            maxElapsedMs: Number.POSITIVE_INFINITY,
-          }),
-          until: 0,
-        }
-        entry.until = performance.now() + (entry.backoff.next() ?? 5000)
-        this.#dialBackoff.set(peer, entry)
-        this.#log('bond with %s failed: %s', peer, (err as Error).message)
-      }
-    } finally {
-      this.#dialing.delete(peer)
-    }
-    if (!this.#bonds.has(peer)) this.#scope.setTimeout(() => this.reconcileBonds(), 50)
-  }
-
-  secrets(): BondSecrets {
-    return {
-      networkId: this.#ctx.networkId,
-      groupId: this.groupId,
-      secret: this.#key.secret,
-      localId: this.#ctx.peerId,
-      observer: this.preference === 'observer',
-    }
-  }
-
-  /**
-   * Whether an inbound bond from `peer` is welcome: not when one exists, and when both sides dial each
-   * other at once, the bond opened by the smaller peer id wins.
-   */
-  admits(peer: string): { ok: true } | { ok: false; code: number; reason: string } {
-    if (this.#closed) return { ok: false, code: CloseCode.GroupNotFound, reason: 'group closed' }
-    if (this.#bonds.has(peer))
-      return { ok: false, code: CloseCode.GroupAlreadyBonded, reason: 'already bonded' }
-    if (this.#dialing.has(peer) && this.#ctx.peerId < peer) {
-      return { ok: false, code: CloseCode.GroupAlreadyBonded, reason: 'simultaneous bond: ours wins' }
-    }
-    return { ok: true }
-  }
-
-  /** Takes over an authenticated link as a bond. */
-  adopt(link: Link, info: BondInfo): void {
-    if (this.#closed || this.#bonds.has(info.peer)) {
-      link.closeWith(CloseCode.GroupAlreadyBonded, 'already bonded')
-      return
-    }
-    const bond = new Bond(link, info, performance.now())
-    this.#bonds.set(info.peer, bond)
-    this.#membersChanged()
-    this.#scope.spawn(this.#readBond(bond))
-    // Tell the other members, so the mesh forms transitively even before their catalogs show the peer.
-    const entry = this.#discovery.signedEntry(info.peer)
-    if (!entry) return
-    const now = performance.now()
-    for (const other of this.#bonds.values()) {
-      if (other !== bond) other.send(BondMsg.BondFormed, entry.toWire(), now)
-    }
-  }
-
-  async #readBond(bond: Bond): Promise<void> {
-    try {
-      while (true) {
-        const frame = await bond.link.recv()
-        bond.lastHeard = performance.now()
-        if (!Array.isArray(frame) || frame.length !== 2 || typeof frame[0] !== 'number') {
-          throw new DecodeError('malformed bond frame')
-        }
-        this.#onBondFrame(bond, frame[0], frame[1])
-      }
-    } catch (err) {
-      if (err instanceof DecodeError) bond.link.closeWith(CloseCode.ProtocolViolation, err.message)
-    } finally {
-      const close: LinkClose = bond.link.closeInfo ?? {
-        code: CloseCode.UnexpectedClose,
-        reason: '',
-        remote: true,
-      }
-      bond.failPending(close)
-      if (this.#bonds.get(bond.peer) === bond) {
-        this.#bonds.delete(bond.peer)
-        this.#membersChanged()
-        if (close.code !== CloseCode.GracefulShutdown)
-          this.#scope.setTimeout(() => this.reconcileBonds(), 100)
-      }
-    }
-  }
-
-  #onBondFrame(bond: Bond, kind: number, body: unknown): void {
-    const now = performance.now()
-    switch (kind) {
-      case BondMsg.Ping:
-        bond.send(BondMsg.Pong, null, now)
-        return
-      case BondMsg.Pong:
-        return
-      case BondMsg.Raft: {
-        this.#node.step(decodeRaftMessage(body, bond.peer, this.#ctx.peerId), now)
-        this.#kick()
-        return
-      }
-      case BondMsg.Departure:
-        bond.close(CloseCode.GracefulShutdown, 'peer departed').catch(() => {})
-        return
-      case BondMsg.BondFormed:
-        this.#scope.spawn(this.#onBondFormed(body))
-        return
-      case BondMsg.Request: {
-        if (!Array.isArray(body) || body.length !== 3 || typeof body[0] !== 'number') {
-          throw new DecodeError('malformed request')
-        }
-        const [id, reqKind, reqBody] = body as [number, number, unknown]
-        this.#handleRequest(bond, reqKind, reqBody).then(
-          (result) => bond.respond(id, true, result, performance.now()),
-          (err: Error) => bond.respond(id, false, err.message, performance.now()),
-        )
-        return
-      }
-      case BondMsg.Response:
-        bond.onResponse(body)
-        return
-      case BondMsg.SnapshotOffer:
-        this.#onSnapshotOffer(bond.peer, body)
-        return
-      default:
-        throw new DecodeError(`unknown bond frame kind ${kind}`)
-    }
-  }
-
-  async #onBondFormed(body: unknown): Promise<void> {
-    try {
-      const signed = await SignedPeerEntry.fromWire(body)
-      if (signed.entry.peerId === this.#ctx.peerId || this.#bonds.has(signed.entry.peerId)) return
-      await this.#discovery.feed(signed)
-      this.reconcileBonds()
-    } catch {}
-  }
-
-  #membersChanged(): void {
-    const members = [...this.#bonds.values()].map((b) => ({ id: b.peer, observer: b.observer }))
-    this.#node.setMembers(members, performance.now())
-    this.bonds.set(new Map(this.#bonds))
-    this.#kick()
-  }
-
-  /** Pings idle bonds and closes those silent for too long. */
-  #keepAlive(): void {
-    const now = performance.now()
-    const deadline = this.#config.bondHeartbeatMs * this.#config.maxMissedHeartbeats
-    for (const bond of this.#bonds.values()) {
-      if (now - bond.lastHeard > deadline) {
-        bond.link.closeWith(CloseCode.GroupTimeout, 'missed heartbeats')
-        continue
-      }
-      if (now - bond.lastSent >= this.#config.bondHeartbeatMs) bond.send(BondMsg.Ping, null, now)
-    }
-    // Members we lost (or never reached) are retried here once their backoff has passed.
-    this.reconcileBonds()
-    // Expired snapshots served to others.
-    for (const [index, s] of this.#servedSnapshots) if (now > s.expires) this.#servedSnapshots.delete(index)
-  }
-
-  // =================================================================================================
-  // Requests from other members
-
-  async #handleRequest(bond: Bond, kind: number, body: unknown): Promise<unknown> {
-    switch (kind) {
-      case Req.Forward: {
-        if (!Array.isArray(body) || body.length === 0 || !body.every((b) => b instanceof Uint8Array)) {
-          throw new DecodeError('malformed forwarded commands')
-        }
-        // Forward once only: two nodes that each believe the other leads must not bounce commands.
-        if (this.#node.status().role !== 'leader') throw new Error('not the leader')
-        const range = await this.#propose(body as Uint8Array[], body, {})
-        return [range.first, range.last, range.term]
-      }
-      case Req.ReadIndex: {
-        if (this.#node.status().role !== 'leader') throw new Error('not the leader')
-        return this.#localReadIndex(AbortSignal.timeout(this.#config.queryTimeoutMs))
-      }
-      case Req.FetchEntries: {
-        if (!Array.isArray(body) || body.length !== 2 || !body.every(Number.isSafeInteger)) {
-          throw new DecodeError('malformed fetch')
-        }
-        // Only entries the store holds as committed are safe to hand to a peer that appends them blindly.
-        // The answer says where this member's log starts, so a requester behind it knows to take a
-        // snapshot instead.
-        const committed = this.#store.hardState().commit
-        const to = Math.min(body[1] as number, committed, (body[0] as number) + CATCH_UP_BATCH - 1)
-        const first = this.#store.firstIndex()
-        if (to < (body[0] as number)) return [first, []]
-        return [first, await this.#store.entries(body[0] as number, to)]
-      }
-      case Req.RequestSnapshot: {
-        // A member is too far behind for the log: have every member snapshot at the same index.
-        if (this.#node.status().role !== 'leader') throw new Error('not the leader')
-        const marker = encodeCanonical(['snapshot', bond.peer, toHex(randomBytes(8))])
-        const range = await this.#propose([concatBytes(INTERNAL_PREFIX, marker)], [], {})
-        return range.last
-      }
-      case Req.FetchSnapshot: {
-        if (!Array.isArray(body) || body.length !== 3 || !body.every(Number.isSafeInteger)) {
-          throw new DecodeError('malformed snapshot fetch')
-        }
-        const [index, offset, length] = body as [number, number, number]
-        const served = this.#servedSnapshots.get(index)
-        if (!served) throw new Error(`no snapshot at ${index}`)
-        served.expires = performance.now() + SNAPSHOT_TTL_MS
-        return served.data.subarray(offset, offset + Math.min(length, SNAPSHOT_CHUNK))
-      }
-      default:
-        throw new DecodeError(`unknown request kind ${kind}`)
-    }
-  }
-
   /** Internal log commands; today only "everyone snapshot at this index for `requester`". */
   #applyInternal(e: Entry & { kind: 'command' }): void {
     let decoded: unknown
@@ -933,181 +439,128 @@ export class GroupWorker<C, Q, R> {
       return
     }
     if (!Array.isArray(decoded) || decoded[0] !== 'snapshot' || typeof decoded[1] !== 'string') return
-    const requester = decoded[1]
-    if (requester === this.#ctx.peerId) return
+    this.#catchUp.onSnapshotMarker(e.index, decoded[1])
+  }
+
+  #armTick(): void {
+    this.#cancelTick()
+    if (this.closedOrHalted()) return
+    const wait = Math.min(1000, Math.max(0, this.node.nextTickAt() - this.rt.now()))
+    this.#cancelTick = this.rt.setTimeout(() => {
+      if (this.closedOrHalted()) return
+      this.node.tick(this.rt.now())
+      this.#kick()
+      if (!this.#driving) this.#armTick()
+    }, wait)
+  }
+
+  async #compact(index: number): Promise<void> {
     const data = this.#sm.snapshot()
-    const meta = this.#node.snapshotMeta(e.index)
-    const hash = blake3(data)
-    this.#servedSnapshots.set(e.index, { meta, data, hash, expires: performance.now() + SNAPSHOT_TTL_MS })
-    this.stats.snapshotsServed++
-    const bond = this.#bonds.get(requester)
-    bond?.send(BondMsg.SnapshotOffer, [meta, data.length, hash], performance.now())
+    const meta = this.node.compact(index)
+    await this.store.saveSnapshot(meta, data)
+    await this.store.compact(index)
+    this.#lastSnapshotIndex = index
+    this.stats.compactions++
+  }
+
+  #spawn(task: Promise<unknown>): void {
+    task.catch((err) => this.log('background task failed: %s', (err as Error).message))
   }
 
   // =================================================================================================
-  // Catching up
+  // The transport's side
 
-  /** Pulls committed entries from several members in parallel and feeds them to the core in order. */
-  async #catchUp(from: number, to: number): Promise<void> {
-    if (this.#catchUpRunning) return
-    this.#catchUpRunning = true
-    try {
-      let next = from
-      while (next <= to && !this.#closed) {
-        const peers = [...this.#bonds.values()].filter((b) => !b.closed)
-        const leader = this.#node.status().leader
-        peers.sort((a, b) => Number(a.peer === leader) - Number(b.peer === leader))
-        if (peers.length === 0) return
-        let compacted = false
-        const windows = peers.map((bond, i) => {
-          const start = next + i * CATCH_UP_BATCH
-          return start > to
-            ? Promise.resolve([] as Entry[])
-            : bond
-                .request(
-                  Req.FetchEntries,
-                  [start, Math.min(to, start + CATCH_UP_BATCH - 1)],
-                  10_000,
-                  performance.now(),
-                )
-                .then((r) => {
-                  if (!Array.isArray(r) || r.length !== 2 || !Array.isArray(r[1])) return [] as Entry[]
-                  if (typeof r[0] === 'number' && r[0] > start) compacted = true
-                  return r[1].map(parseEntry)
-                })
-                .catch(() => [] as Entry[])
-        })
-        let progressed = false
-        for (const w of windows) {
-          const entries = await w
-          if (entries.length === 0 || entries[0]!.index !== next) break
-          this.#node.appendCommitted(entries, performance.now())
-          this.stats.entriesPulled += entries.length
-          next = entries[entries.length - 1]!.index + 1
-          progressed = true
-          this.#kick()
-        }
-        if (progressed) continue
-        // The members compacted what we need: take a snapshot instead, then pull what follows it.
-        if (!compacted || !(await this.#fetchSnapshot(next))) return
-        next = this.#node.status().commitIndex + 1
-      }
-    } catch (err) {
-      this.#log('catch-up stopped: %s', (err as Error).message)
-    } finally {
-      this.#catchUpRunning = false
+  #membersChanged(): void {
+    if (this.closedOrHalted()) return
+    const now = this.rt.now()
+    const members = [...this.transport.bonds.value.values()].map((b) => ({
+      id: b.peer,
+      observer: b.observer,
+    }))
+    this.node.setMembers(members, now)
+    this.node.setBootstrapHold(this.transport.formationPending(), now)
+    this.#kick()
+  }
+
+  #onMessage(peer: string, kind: number, body: unknown): void {
+    if (this.closedOrHalted()) return
+    if (kind === BondMsg.Raft) {
+      this.node.step(decodeRaftMessage(body, peer, this.id), this.rt.now())
+      this.#kick()
+    } else if (kind === BondMsg.SnapshotOffer) this.#catchUp.onOffer(peer, body)
+  }
+
+  async #onRequest(peer: string, kind: number, body: unknown): Promise<unknown> {
+    if (this.closedOrHalted()) throw new Error('the group stopped here')
+    switch (kind) {
+      case Req.Forward:
+        return this.#proposals.acceptForwarded(body)
+      case Req.ReadIndex:
+        return this.#reads.serve()
+      case Req.FetchEntries:
+        return this.#catchUp.serveEntries(body)
+      case Req.RequestSnapshot:
+        return this.#catchUp.requestSnapshot(peer)
+      case Req.FetchSnapshot:
+        return this.#catchUp.serveChunk(body)
+      default:
+        throw new DecodeError(`unknown request kind ${kind}`)
     }
+  }
+
+  // =================================================================================================
+  // Rival clusters
+
+  /** Another cluster won and this node's committed log holds no command: start over and join it. */
+  async #rejoin(rd: Ready): Promise<void> {
+    this.log('a rival cluster won and nothing committed here is lost; rejoining it as a fresh member')
+    await this.store.reset()
+    this.#sm.restore(this.#initialState)
+    this.#proposals.snapshotAt(0, 0)
+    this.#lastSnapshotIndex = 0
+    this.#incoming = undefined
+    this.applied.set(0)
+    this.#proposals.failAll(
+      (commands) =>
+        new CommitUnknownError(commands, 'this member rejoined a rival cluster before the commit was seen'),
+    )
+    this.#reads.dropAll()
+    this.node.reset(this.rt.now(), rd.rival!.theirs)
+    this.#kick()
   }
 
   /**
-   * Installs a snapshot: asks the leader to have every member snapshot at one index, then fetches
-   * the chunks from all members that offer it, in parallel, and checks the hash.
+   * Another cluster won, but this node holds committed commands that joining it would discard: stop
+   * taking part, keep the store, and tell the operator (GroupDivergedError, `status.halted`).
    */
-  async #fetchSnapshot(minIndex: number): Promise<boolean> {
-    if (this.#snapshotFetch) return false
-    const leader = this.#node.status().leader
-    const bond = leader === undefined ? undefined : this.#bonds.get(leader)
-    if (!bond) return false
-    const fetch = { index: 0, offers: new Map<string, SnapshotOffer>(), offerCount: new Watch(0) }
-    this.#snapshotFetch = fetch
-    try {
-      const index = await bond.request(
-        Req.RequestSnapshot,
-        null,
-        this.#config.forwardTimeoutMs,
-        performance.now(),
-      )
-      if (!Number.isSafeInteger(index) || (index as number) < minIndex) return false
-      fetch.index = index as number
-      // Offers arrive as members apply the snapshot marker; after the first, give the others a moment
-      // so the chunks can be spread over several sources.
-      await fetch.offerCount.until((n) => n >= 1, {
-        signal: anySignal(this.#scope.signal, AbortSignal.timeout(5000)),
-      })
-      await fetch.offerCount
-        .until((n) => n >= this.#bonds.size - 1, { signal: AbortSignal.timeout(100) })
-        .catch(() => {})
-      const offers = [...fetch.offers.values()].filter((o) => o.meta.index === fetch.index)
-      if (offers.length === 0) return false
-      const { size, hash, meta } = offers[0]!
-      const sources = offers.filter((o) => equalBytes(o.hash, hash))
-      const data = new Uint8Array(size)
-      const chunks: number[] = []
-      for (let off = 0; off < size; off += SNAPSHOT_CHUNK) chunks.push(off)
-      await Promise.all(
-        sources.map(async (source) => {
-          const peerBond = this.#bonds.get(source.peer)
-          while (chunks.length > 0 && peerBond && !peerBond.closed) {
-            const off = chunks.shift()!
-            try {
-              const part = await peerBond.request(
-                Req.FetchSnapshot,
-                [fetch.index, off, SNAPSHOT_CHUNK],
-                10_000,
-                performance.now(),
-              )
-              if (!(part instanceof Uint8Array)) throw new DecodeError('bad chunk')
-              data.set(part, off)
-            } catch {
-              chunks.push(off)
-              return
-            }
-          }
-        }),
-      )
-      if (chunks.length > 0 || !equalBytes(blake3(data), hash)) return false
-      this.#sm.restore(data)
-      await this.#store.saveSnapshot(meta, data)
-      const installed = this.#node.restoreSnapshot(meta, performance.now())
-      if (installed) {
-        this.stats.snapshotsInstalled++
-        this.#lastSnapshotIndex = meta.index
-        this.applied.set(meta.index)
-        this.#settleCommits()
-      }
-      this.#kick()
-      return installed
-    } catch (err) {
-      this.#log('snapshot fetch failed: %s', (err as Error).message)
-      return false
-    } finally {
-      this.#snapshotFetch = undefined
-    }
-  }
-
-  #onSnapshotOffer(peer: string, body: unknown): void {
-    const fetch = this.#snapshotFetch
-    if (!fetch || !Array.isArray(body) || body.length !== 3) return
-    const [meta, size, hash] = body as [SnapshotMeta, number, Uint8Array]
-    if (!Number.isSafeInteger(size) || !(hash instanceof Uint8Array) || !isSnapshotMeta(meta)) return
-    fetch.offers.set(peer, { peer, meta, size, hash })
-    fetch.offerCount.set(fetch.offers.size)
-  }
-
-  async #loseRivalry(rd: Ready): Promise<void> {
-    this.#log('a rival cluster won; starting over as a fresh member')
-    await this.#store.reset()
-    this.#sm.restore(this.#initialState)
-    this.#lastSnapshotIndex = 0
-    this.applied.set(0)
-    for (const p of this.#pendingCommits) {
-      clearTimeout(p.timer)
-      p.reject(new OfflineError(p.commands, 'this group merged into a rival and discarded its history'))
-    }
-    this.#pendingCommits.clear()
-    this.#node.reset(performance.now(), rd.rival!.theirs)
-    this.#kick()
+  async #halt(rd: Ready): Promise<void> {
+    const { ours, theirs } = rd.rival!
+    const error = new GroupDivergedError(
+      `this member's cluster ${ours.clusterId} (commit ${ours.commit}) met cluster ${theirs.clusterId} ` +
+        `(commit ${theirs.commit}) of the same group, which wins; joining it would discard commands committed ` +
+        'here, so this member stopped and kept its data',
+      ours,
+      theirs,
+    )
+    this.log.error('%s', error.message)
+    this.#halted = error
+    this.#cancelTick()
+    this.#proposals.failAll(() => error)
+    this.#reads.dropAll()
+    this.status.set(this.node.status())
+    await this.transport.close()
+    this.#onHalt?.(error)
   }
 
   // =================================================================================================
   // Lifecycle
 
-  #assertOpen(): void {
-    if (this.#closed) throw new GroupTerminatedError()
-  }
-
   get closed(): boolean {
     return this.#closed
+  }
+
+  get halted(): GroupDivergedError | undefined {
+    return this.#halted
   }
 
   /** Tells every member we leave, closes bonds, and releases the store. */
@@ -1115,70 +568,12 @@ export class GroupWorker<C, Q, R> {
     if (this.#closed) return
     this.#closed = true
     this.#cancelTick()
-    const now = performance.now()
-    for (const bond of this.#bonds.values()) bond.send(BondMsg.Departure, null, now)
-    await Promise.all([...this.#bonds.values()].map((b) => b.close(CloseCode.GracefulShutdown, 'leaving')))
-    this.#bonds.clear()
+    await this.transport.close()
     const err = new GroupTerminatedError()
-    for (const p of this.#pendingCommits) {
-      clearTimeout(p.timer)
-      p.reject(err)
-    }
-    for (const r of this.#readRequests.values()) r.reject(err)
-    for (const q of this.#proposalQueue.splice(0)) q.waiter({ ok: false, error: err })
+    this.#proposals.failAll(() => err)
+    this.#reads.dropAll()
     this.status.close(err)
     this.applied.close(err)
-    this.bonds.close(err)
-    await this.#store.close()
+    await this.store.close()
   }
-}
-
-const USER_PREFIX = new Uint8Array([PAYLOAD_USER])
-const INTERNAL_PREFIX = new Uint8Array([PAYLOAD_INTERNAL])
-/** The terms of the last `size` applied indices, in a ring (no hashing, no garbage). */
-class AppliedTerms {
-  readonly #indices: Float64Array
-  readonly #terms: Float64Array
-  readonly #results: unknown[]
-
-  constructor(size: number) {
-    this.#indices = new Float64Array(size).fill(-1)
-    this.#terms = new Float64Array(size)
-    this.#results = new Array(size)
-  }
-
-  set(index: number, term: number): void {
-    const slot = index % this.#indices.length
-    this.#indices[slot] = index
-    this.#terms[slot] = term
-    this.#results[slot] = undefined
-  }
-
-  /** What the state machine returned for the command at `index` (kept as long as its term). */
-  setResult(index: number, result: unknown): void {
-    const slot = index % this.#indices.length
-    if (this.#indices[slot] === index) this.#results[slot] = result
-  }
-
-  result(index: number): unknown {
-    const slot = index % this.#indices.length
-    return this.#indices[slot] === index ? this.#results[slot] : undefined
-  }
-
-  get(index: number): number | undefined {
-    const slot = index % this.#indices.length
-    return this.#indices[slot] === index ? this.#terms[slot] : undefined
-  }
-}
-
-function isSnapshotMeta(v: unknown): v is SnapshotMeta {
-  if (v === null || typeof v !== 'object') return false
-  const m = v as Record<string, unknown>
-  return (
-    Number.isSafeInteger(m.index) &&
-    Number.isSafeInteger(m.term) &&
-    typeof m.config === 'object' &&
-    m.config !== null &&
-    Array.isArray((m.config as { voters?: unknown }).voters)
-  )
 }

@@ -34,6 +34,8 @@ export class NetworkContext {
   readonly platform: Platform
   /** Persistence root, when the node has one. */
   readonly dataDir: string | undefined
+  /** The node keeps its peer id across restarts (a given key, or one kept under `dataDir`). */
+  readonly stableIdentity: boolean
   readonly #logPrefix: string
 
   constructor(init: {
@@ -45,6 +47,7 @@ export class NetworkContext {
     scope: Scope
     platform: Platform
     dataDir?: string
+    stableIdentity?: boolean
   }) {
     this.networkId = init.networkId
     this.libp2p = init.libp2p
@@ -55,6 +58,7 @@ export class NetworkContext {
     this.scope = init.scope
     this.platform = init.platform
     this.dataDir = init.dataDir
+    this.stableIdentity = init.stableIdentity ?? false
     this.#logPrefix = `mosaik:${this.peerId.slice(-6)}`
   }
 

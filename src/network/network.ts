@@ -141,6 +141,7 @@ export class Network {
       scope,
       platform,
       dataDir: options.dataDir,
+      stableIdentity: options.privateKey !== undefined || (!!options.dataDir && !!platform.loadIdentity),
     })
     try {
       const discovery = await Discovery.start(ctx, {

@@ -107,20 +107,25 @@ describe('groups (ports of mosaik tests/groups)', () => {
   })
 
   // leader::rivals_with_different_log_pos
-  it('when rival groups meet, the one with the longer committed history wins (mosaik drops the other side silently; here it is explicit)', async () => {
+  it('when rival groups meet, the one with the longer committed history wins; a loser holding acknowledged writes halts and keeps them (mosaik drops them silently)', async () => {
     const [n0, n1, n2] = [await nodes.create(), await nodes.create(), await nodes.create()]
     const [g0, g1, g2] = await joinAll([n0, n1, n2])
     await within(T, Promise.all([g0, g1, g2].map((g) => g!.when.isLeader())))
     for (const x of [1, 2, 3]) await g0!.execute({ inc: x })
     await g1!.execute({ inc: 100 })
     for (const n of [n0, n1, n2]) for (const m of [n0, n1, n2]) if (n !== m) n.discovery.dial(m.addresses[0]!)
-    const leader = await leadersConverged([g0!, g1!, g2!])
+    // n2 committed no command: it rejoins the winner and loses nothing. n1 acknowledged a write that
+    // joining would discard: it stops, keeps its data, and says why.
+    const halted = await within(T, g1!.when.halted(), 'n1 halts')
+    expect(halted.code).toBe('GROUP_DIVERGED')
+    expect(g1!.status.halted).toBe(true)
+    await expect(g1!.execute({ inc: 1 })).rejects.toMatchObject({ code: 'GROUP_DIVERGED' })
+    expect((await g1!.query('value')).result).toBe(100)
+    const leader = await leadersConverged([g0!, g2!])
     expect(leader).toBe(n0.peerId)
     const i = await g0!.execute({ inc: 4 })
-    await within(T, Promise.all([g0, g1, g2].map((g) => g!.when.committed().reaches(i))))
-    // The safe outcome: one history. n1's lone write belonged to a cluster born in a partition and is
-    // discarded with it; n0's committed writes are all kept.
-    for (const g of [g0, g1, g2]) expect((await g!.query('value')).result).toBe(10)
+    await within(T, Promise.all([g0, g2].map((g) => g!.when.committed().reaches(i))))
+    for (const g of [g0, g2]) expect((await g!.query('value')).result).toBe(10)
   })
 
   // catchup::one_leader_one_follower_small

@@ -1,0 +1,271 @@
+import { blake3 } from '@noble/hashes/blake3.js'
+import { equalBytes, randomBytes, toHex } from '../../primitives/bytes.ts'
+import { encodeCanonical } from '../../primitives/codec.ts'
+import { DecodeError } from '../../primitives/errors.ts'
+import { Watch } from '../../primitives/watch.ts'
+import { BondMsg } from '../bond.ts'
+import { parseEntry } from '../raft/messages.ts'
+import type { Entry, SnapshotMeta } from '../raft/types.ts'
+import { NOT_LEADER, Req, type WorkerHost } from './host.ts'
+
+const CATCH_UP_BATCH = 2000
+const SNAPSHOT_CHUNK = 256 * 1024
+const SNAPSHOT_TTL_MS = 30_000
+const FETCH_TIMEOUT_MS = 10_000
+
+interface ServedSnapshot {
+  meta: SnapshotMeta
+  data: Uint8Array
+  hash: Uint8Array
+  expires: number
+}
+
+interface SnapshotOffer {
+  peer: string
+  meta: SnapshotMeta
+  size: number
+  hash: Uint8Array
+}
+
+/** What catch-up needs from the worker beyond the shared host. */
+export interface CatchUpHost extends WorkerHost {
+  /** The state machine's snapshot now (at the applied index). */
+  snapshotState(): Uint8Array
+  /** Proposes an internal command (as leader); resolves with its index. */
+  proposeInternal(payload: Uint8Array): Promise<number>
+  /**
+   * Offers a verified snapshot to the core; true when it accepted it (the worker then installs it in
+   * the store and the state machine in its next Ready, before anything that follows).
+   */
+  offerSnapshot(meta: SnapshotMeta, data: Uint8Array): boolean
+}
+
+/**
+ * Bringing a member that is far behind up to date, and helping others do so. Committed entries are
+ * pulled from several members of the same cluster in parallel; when they compacted what is needed,
+ * the leader has every member snapshot at one index and the chunks are fetched from all of them and
+ * checked against the hash before the core is offered the snapshot.
+ */
+export class CatchUp {
+  readonly #host: CatchUpHost
+  #running = false
+  #fetch: { index: number; offers: Map<string, SnapshotOffer>; offerCount: Watch<number> } | undefined
+  readonly #served = new Map<number, ServedSnapshot>()
+  #sweepArmed = false
+
+  constructor(host: CatchUpHost) {
+    this.#host = host
+  }
+
+  /** Pulls committed entries `from ..= to` from several members and feeds them to the core in order. */
+  async pull(from: number, to: number): Promise<void> {
+    if (this.#running) return
+    this.#running = true
+    const host = this.#host
+    try {
+      let next = from
+      while (next <= to && !host.closedOrHalted()) {
+        const clusterId = host.node.status().clusterId
+        if (clusterId === undefined) return
+        const leader = host.node.status().leader
+        const peers = [...host.transport.bonds.value.keys()]
+        peers.sort((a, b) => Number(a === leader) - Number(b === leader))
+        if (peers.length === 0) return
+        let compacted = false
+        const windows = peers.map((peer, i) => {
+          const start = next + i * CATCH_UP_BATCH
+          if (start > to) return Promise.resolve([] as Entry[])
+          return host.transport
+            .request(
+              peer,
+              Req.FetchEntries,
+              [start, Math.min(to, start + CATCH_UP_BATCH - 1), clusterId],
+              FETCH_TIMEOUT_MS,
+            )
+            .then((r) => {
+              if (!Array.isArray(r) || r.length !== 2 || !Array.isArray(r[1])) return [] as Entry[]
+              if (typeof r[0] === 'number' && r[0] > start) compacted = true
+              return r[1].map(parseEntry)
+            })
+            .catch(() => [] as Entry[])
+        })
+        let progressed = false
+        for (const w of windows) {
+          const entries = await w
+          if (host.closedOrHalted() || host.node.status().clusterId !== clusterId) return
+          if (entries.length === 0 || entries[0]!.index !== next) break
+          host.node.appendCommitted(entries, host.rt.now())
+          next = entries[entries.length - 1]!.index + 1
+          progressed = true
+          host.stats.entriesPulled += entries.length
+          host.kick()
+        }
+        if (progressed) continue
+        // The members compacted what we need: take a snapshot instead, then pull what follows it.
+        if (!compacted || !(await this.fetchSnapshot(next))) return
+        next = host.node.status().commitIndex + 1
+      }
+    } catch (err) {
+      host.log('catch-up stopped: %s', (err as Error).message)
+    } finally {
+      this.#running = false
+    }
+  }
+
+  /** Serves committed entries to a member of the same cluster (from the store, at or below its commit). */
+  async serveEntries(body: unknown): Promise<[number, unknown[]]> {
+    if (
+      !Array.isArray(body) ||
+      body.length !== 3 ||
+      !Number.isSafeInteger(body[0]) ||
+      !Number.isSafeInteger(body[1]) ||
+      typeof body[2] !== 'string'
+    ) {
+      throw new DecodeError('malformed fetch')
+    }
+    const [from, upTo, clusterId] = body as [number, number, string]
+    const host = this.#host
+    // Entries of another cluster would corrupt the requester's log: refuse.
+    if (host.node.status().clusterId !== clusterId) throw new Error('another cluster')
+    // Only entries the store holds as committed are safe to hand to a peer that appends them blindly.
+    // The answer says where this member's log starts, so a requester behind it takes a snapshot.
+    const committed = host.store.hardState().commit
+    const to = Math.min(upTo, committed, from + CATCH_UP_BATCH - 1)
+    const first = host.store.firstIndex()
+    if (to < from || from < first) return [first, []]
+    return [first, await host.store.entries(from, to)]
+  }
+
+  /** As leader: a member is too far behind for the log; have every member snapshot at one index. */
+  async requestSnapshot(peer: string): Promise<number> {
+    const host = this.#host
+    if (host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
+    return host.proposeInternal(encodeCanonical(['snapshot', peer, toHex(randomBytes(8))]))
+  }
+
+  /** Applying the snapshot marker: take a snapshot here and offer it to the member that asked. */
+  onSnapshotMarker(index: number, requester: string): void {
+    const host = this.#host
+    if (requester === host.id) return
+    const data = host.snapshotState()
+    const meta = host.node.snapshotMeta(index)
+    const hash = blake3(data)
+    this.#served.set(index, { meta, data, hash, expires: host.rt.now() + SNAPSHOT_TTL_MS })
+    this.#armSweep()
+    host.stats.snapshotsServed++
+    host.transport.send(requester, BondMsg.SnapshotOffer, [meta, data.length, hash])
+  }
+
+  serveChunk(body: unknown): Uint8Array {
+    if (!Array.isArray(body) || body.length !== 3 || !body.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      throw new DecodeError('malformed snapshot fetch')
+    }
+    const [index, offset, length] = body as [number, number, number]
+    const served = this.#served.get(index)
+    if (!served) throw new Error(`no snapshot at ${index}`)
+    served.expires = this.#host.rt.now() + SNAPSHOT_TTL_MS
+    return served.data.subarray(offset, offset + Math.min(length, SNAPSHOT_CHUNK))
+  }
+
+  onOffer(peer: string, body: unknown): void {
+    const fetch = this.#fetch
+    if (!fetch || !Array.isArray(body) || body.length !== 3) return
+    const [meta, size, hash] = body as [SnapshotMeta, number, Uint8Array]
+    if (!Number.isSafeInteger(size) || size < 0 || !(hash instanceof Uint8Array) || !isSnapshotMeta(meta))
+      return
+    fetch.offers.set(peer, { peer, meta, size, hash })
+    fetch.offerCount.set(fetch.offers.size)
+  }
+
+  /**
+   * Installs a snapshot at or after `minIndex`: asks the leader to have every member snapshot at one
+   * index, fetches the chunks from every member that offers the same hash, checks it, then offers it
+   * to the core. True when the core accepted it.
+   */
+  async fetchSnapshot(minIndex: number): Promise<boolean> {
+    const host = this.#host
+    if (this.#fetch) return false
+    const { leader, clusterId } = host.node.status()
+    if (leader === undefined || clusterId === undefined) return false
+    const fetch = { index: 0, offers: new Map<string, SnapshotOffer>(), offerCount: new Watch(0) }
+    this.#fetch = fetch
+    try {
+      const index = await host.transport.request(
+        leader,
+        Req.RequestSnapshot,
+        null,
+        host.config.forwardTimeoutMs,
+      )
+      if (!Number.isSafeInteger(index) || (index as number) < minIndex) return false
+      fetch.index = index as number
+      // Offers arrive as members apply the snapshot marker; after the first, give the others a moment
+      // so the chunks can be spread over several sources.
+      await fetch.offerCount.until((n) => n >= 1, { signal: host.rt.timeout(5000) })
+      await fetch.offerCount
+        .until((n) => n >= host.transport.bonds.value.size - 1, { signal: host.rt.timeout(100) })
+        .catch(() => {})
+      const offers = [...fetch.offers.values()].filter(
+        (o) =>
+          o.meta.index === fetch.index && (o.meta.clusterId === undefined || o.meta.clusterId === clusterId),
+      )
+      if (offers.length === 0) return false
+      const { size, hash, meta } = offers[0]!
+      const sources = offers.filter((o) => equalBytes(o.hash, hash) && o.size === size)
+      const data = new Uint8Array(size)
+      const chunks: number[] = []
+      for (let off = 0; off < size; off += SNAPSHOT_CHUNK) chunks.push(off)
+      await Promise.all(
+        sources.map(async (source) => {
+          while (chunks.length > 0 && host.transport.bonds.value.has(source.peer)) {
+            const off = chunks.shift()!
+            try {
+              const part = await host.transport.request(
+                source.peer,
+                Req.FetchSnapshot,
+                [fetch.index, off, SNAPSHOT_CHUNK],
+                FETCH_TIMEOUT_MS,
+              )
+              if (!(part instanceof Uint8Array) || off + part.length > size)
+                throw new DecodeError('bad chunk')
+              data.set(part, off)
+            } catch {
+              chunks.push(off)
+              return
+            }
+          }
+        }),
+      )
+      if (chunks.length > 0 || !equalBytes(blake3(data), hash)) return false
+      if (host.closedOrHalted() || host.node.status().clusterId !== clusterId) return false
+      return host.offerSnapshot(meta, data)
+    } catch (err) {
+      host.log('snapshot fetch failed: %s', (err as Error).message)
+      return false
+    } finally {
+      this.#fetch = undefined
+    }
+  }
+
+  #armSweep(): void {
+    if (this.#sweepArmed) return
+    this.#sweepArmed = true
+    this.#host.rt.setTimeout(() => {
+      this.#sweepArmed = false
+      const now = this.#host.rt.now()
+      for (const [index, s] of this.#served) if (now > s.expires) this.#served.delete(index)
+      if (this.#served.size > 0) this.#armSweep()
+    }, SNAPSHOT_TTL_MS)
+  }
+}
+
+function isSnapshotMeta(v: unknown): v is SnapshotMeta {
+  if (v === null || typeof v !== 'object') return false
+  const m = v as Record<string, unknown>
+  return (
+    Number.isSafeInteger(m.index) &&
+    Number.isSafeInteger(m.term) &&
+    typeof m.config === 'object' &&
+    m.config !== null &&
+    Array.isArray((m.config as { voters?: unknown }).voters)
+  )
+}

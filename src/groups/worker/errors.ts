@@ -1,0 +1,38 @@
+import { MosaikError } from '../../primitives/errors.ts'
+
+/**
+ * The command was accepted by a leader but its commit was not observed: it may or may not take
+ * effect. (An OfflineError, by contrast, means the command certainly did not take effect and can be
+ * retried.)
+ */
+export class CommitUnknownError<T = unknown> extends MosaikError {
+  readonly value: T
+  constructor(value: T, message: string, options?: ErrorOptions) {
+    super('COMMIT_UNKNOWN', message, options)
+    this.value = value
+  }
+}
+
+/** The group handle (or its node) was closed. */
+export class GroupTerminatedError extends MosaikError {
+  constructor(message = 'the group was closed') {
+    super('GROUP_TERMINATED', message)
+  }
+}
+
+/**
+ * This member's cluster met another cluster of the same group with a different history, and the other
+ * one won; this member holds committed commands that joining the winner would discard. It stopped
+ * taking part and kept its store for the operator: writes and strong reads fail with this error, weak
+ * reads still show the local state. To rejoin, export what must be kept, then delete the group's data
+ * (its dataDir) and restart the node.
+ */
+export class GroupDivergedError extends MosaikError {
+  readonly ours: unknown
+  readonly theirs: unknown
+  constructor(message: string, ours: unknown, theirs: unknown) {
+    super('GROUP_DIVERGED', message)
+    this.ours = ours
+    this.theirs = theirs
+  }
+}

@@ -1,0 +1,63 @@
+import type { Logger } from '../../network/context.ts'
+import type { Watch } from '../../primitives/watch.ts'
+import type { ConsensusConfig } from '../config.ts'
+import type { RaftNode } from '../raft/raft.ts'
+import type { RaftStatus } from '../raft/types.ts'
+import type { LogStore } from '../storage/log-store.ts'
+import type { Runtime } from './runtime.ts'
+import type { GroupTransport } from './transport.ts'
+
+/** Kinds of requests between members. */
+export const Req = {
+  Forward: 1,
+  ReadIndex: 2,
+  FetchEntries: 3,
+  RequestSnapshot: 4,
+  FetchSnapshot: 5,
+} as const
+
+/** The refusal a member that does not lead answers to writes and reads meant for the leader. */
+export const NOT_LEADER = 'not the leader'
+
+/** Where a call that needs the leader goes: this node, or a bonded leader. */
+export const SELF = Symbol('self')
+export type Route = typeof SELF | string
+
+/** What the worker's parts (proposals, reads, catch-up) share. */
+export interface WorkerHost {
+  readonly id: string
+  readonly node: RaftNode
+  readonly rt: Runtime
+  readonly transport: GroupTransport
+  readonly config: ConsensusConfig
+  readonly store: LogStore
+  readonly applied: Watch<number>
+  readonly status: Watch<RaftStatus>
+  readonly log: Logger
+  /** Runs the Ready loop soon. */
+  kick(): void
+  /** Resolves with the leader once one is known and reachable; rejects when `signal` aborts first. */
+  route(signal: AbortSignal): Promise<Route>
+  /** Waits for the status to change or a heartbeat period to pass: the pause between two tries. */
+  pause(signal: AbortSignal): Promise<void>
+  /** Throws when the worker is closed or halted. */
+  assertRunning(): void
+  closedOrHalted(): boolean
+  readonly stats: WorkerStats
+}
+
+/** Counters of what the worker did, for monitoring and tests. */
+export interface WorkerStats {
+  /** Snapshots installed from peers (this member was behind a compacted log). */
+  snapshotsInstalled: number
+  /** Snapshots taken for a catching-up member and offered to it. */
+  snapshotsServed: number
+  /** Committed entries pulled from peers in parallel while catching up. */
+  entriesPulled: number
+  /** Log compactions (state-machine snapshots taken locally). */
+  compactions: number
+  /** Commands this member forwarded to the leader. */
+  forwarded: number
+  /** Strong reads served (locally or through the leader). */
+  strongReads: number
+}

@@ -1,0 +1,251 @@
+import { type AbortOptions, anySignal, raceSignal } from '../../primitives/abort.ts'
+import { DecodeError, OfflineError } from '../../primitives/errors.ts'
+import { BondRequestError, RequestRefusedError } from '../bond.ts'
+import { AppliedTerms } from './applied-terms.ts'
+import { CommitUnknownError } from './errors.ts'
+import { NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
+
+/** The index range a batch of commands was assigned. */
+export interface IndexRange {
+  first: number
+  last: number
+}
+
+/** Where a leader put a batch: its range and the term it leads in. */
+export type Assigned = IndexRange & { term: number }
+
+const APPLIED_TERMS_KEPT = 65_536
+
+interface Queued {
+  encoded: Uint8Array[]
+  /** Undefined: leadership moved before the flush, nothing was appended. */
+  done(assigned: Assigned | undefined): void
+}
+
+interface PendingCommit extends Assigned {
+  commands: unknown[]
+  resolve(): void
+  reject(err: Error): void
+  /** When the proposal fails with CommitUnknownError (ms, runtime clock). */
+  deadline: number
+  cancel: () => void
+}
+
+/**
+ * Proposals: from a caller's commands to a known outcome. On the leader, commands proposed in one
+ * turn share one Raft proposal (one Ready, one disk write); on a follower they are forwarded to the
+ * leader. A call waits for a leader (bounded by the forward timeout) instead of failing while an
+ * election runs. It succeeds only once the entry applied at its last index carries the term it was
+ * proposed in: that entry, and so the whole batch, is committed. Another term there means another
+ * leader's entry took the slot (OfflineError: it never takes effect). An unknown term (the index was
+ * covered by a snapshot, or nothing was seen in time) is CommitUnknownError, never success.
+ */
+export class Proposals {
+  readonly terms = new AppliedTerms(APPLIED_TERMS_KEPT)
+  readonly #host: WorkerHost
+  readonly #queue: Queued[] = []
+  #flushScheduled = false
+  readonly #pending = new Set<PendingCommit>()
+
+  constructor(host: WorkerHost) {
+    this.#host = host
+  }
+
+  /** Resolves once a leader assigned the commands their indices (not committed yet). */
+  async assign(encoded: Uint8Array[], commands: unknown[], options: AbortOptions = {}): Promise<Assigned> {
+    const host = this.#host
+    // The common case first, with no timer or signal to set up: this node leads.
+    if (host.status.value.role === 'leader' && !options.signal?.aborted) {
+      const assigned = await this.#enqueue(encoded)
+      if (assigned) return assigned
+    }
+    const signal = anySignal(options.signal, host.rt.timeout(host.config.forwardTimeoutMs))
+    try {
+      while (true) {
+        const route = await host.route(signal)
+        const assigned =
+          route === SELF ? await this.#enqueue(encoded) : await this.#forward(route, encoded, commands)
+        if (assigned) return assigned
+        await host.pause(signal)
+      }
+    } catch (err) {
+      // Only the wait for a leader ends in OfflineError: a forward that timed out together with the
+      // deadline may have been appended (CommitUnknownError), whichever of the two fired first.
+      if (options.signal?.aborted || !signal.aborted || err instanceof CommitUnknownError) throw err
+      throw new OfflineError(
+        commands,
+        `no leader accepted the commands within ${host.config.forwardTimeoutMs} ms`,
+        {
+          cause: err,
+        },
+      )
+    }
+  }
+
+  /** Resolves once `assigned` is applied locally as proposed; see the class comment for failures. */
+  awaitCommit(assigned: Assigned, commands: unknown[], options: AbortOptions = {}): Promise<void> {
+    const host = this.#host
+    if (host.applied.value >= assigned.last) {
+      const outcome = this.#outcome(assigned, commands)
+      return outcome ? Promise.reject(outcome) : Promise.resolve()
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    const pending: PendingCommit = {
+      ...assigned,
+      commands,
+      resolve,
+      reject,
+      deadline: Number.POSITIVE_INFINITY,
+      cancel: () => {},
+    }
+    this.#pending.add(pending)
+    this.#expireAfter(pending, host.config.commitTimeoutMs)
+    return raceSignal(promise, options.signal).finally(() => {
+      pending.cancel()
+      this.#pending.delete(pending)
+    })
+  }
+
+  /** After entries were applied: settles the proposals whose last index is applied now. */
+  settle(): void {
+    const applied = this.#host.applied.value
+    for (const p of this.#pending) {
+      if (applied < p.last) continue
+      this.#pending.delete(p)
+      p.cancel()
+      const outcome = this.#outcome(p, p.commands)
+      if (outcome) p.reject(outcome)
+      else p.resolve()
+    }
+  }
+
+  /** This node went offline: proposals still waiting get the forward timeout, not the commit timeout. */
+  offline(): void {
+    for (const p of this.#pending) this.#expireAfter(p, this.#host.config.forwardTimeoutMs)
+  }
+
+  /** Fails every proposal (queued or waiting) with `error(commands)`. */
+  failAll(error: (commands: unknown[]) => Error): void {
+    for (const q of this.#queue.splice(0)) q.done(undefined)
+    for (const p of this.#pending) {
+      p.cancel()
+      p.reject(error(p.commands))
+    }
+    this.#pending.clear()
+  }
+
+  /** A follower forwarded commands: propose them if this node leads, never forward them again. */
+  async acceptForwarded(body: unknown): Promise<[number, number, number]> {
+    if (!Array.isArray(body) || body.length === 0 || !body.every((b) => b instanceof Uint8Array)) {
+      throw new DecodeError('malformed forwarded commands')
+    }
+    if (this.#host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
+    const assigned = await this.#enqueue(body as Uint8Array[])
+    if (!assigned) throw new Error(NOT_LEADER)
+    return [assigned.first, assigned.last, assigned.term]
+  }
+
+  /**
+   * The last snapshot installed or loaded: the committed entry at its index has its term. By Raft's
+   * Log Matching, if that term is the proposal's and the proposal lies at or before it, the committed
+   * log up to there is the log of the proposal's leader, which put the proposal where it said: it is
+   * committed. A smaller term there means another leader's entries hold the slot.
+   */
+  snapshotAt(index: number, term: number): void {
+    this.terms.clear()
+    this.terms.set(index, term)
+    this.#floor = { index, term }
+  }
+
+  #floor = { index: 0, term: 0 }
+
+  #outcome(assigned: Assigned, commands: unknown[]): Error | undefined {
+    let term = this.terms.get(assigned.last)
+    if (term === undefined && assigned.last <= this.#floor.index) {
+      if (this.#floor.term === assigned.term) return undefined
+      if (this.#floor.term < assigned.term) term = this.#floor.term
+    }
+    if (term === assigned.term) return undefined
+    if (term === undefined) {
+      return new CommitUnknownError(
+        commands,
+        `commands at ${assigned.first}..${assigned.last} were accepted, but a snapshot replaced that part of the log before their term could be checked`,
+      )
+    }
+    return new OfflineError(commands, 'a new leader replaced the commands before they were committed')
+  }
+
+  /** Queues for the next flush; all batches of one turn become one Raft proposal. */
+  #enqueue(encoded: Uint8Array[]): Promise<Assigned | undefined> {
+    const { promise, resolve } = Promise.withResolvers<Assigned | undefined>()
+    this.#queue.push({ encoded, done: resolve })
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      queueMicrotask(() => this.#flush())
+    }
+    return promise
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false
+    const batch = this.#queue.splice(0)
+    if (batch.length === 0) return
+    const all = batch.length === 1 ? batch[0]!.encoded : batch.flatMap((q) => q.encoded)
+    const result = this.#host.node.propose(all, this.#host.rt.now())
+    if (!result.ok) {
+      // Leadership moved between queueing and flushing: nothing was appended; the callers try again.
+      for (const q of batch) q.done(undefined)
+      return
+    }
+    let next = result.first
+    for (const q of batch) {
+      const first = next
+      next += q.encoded.length
+      q.done({ first, last: next - 1, term: result.term })
+    }
+    this.#host.kick()
+  }
+
+  /** Forwards to the leader; undefined when it certainly did not append them (worth another try). */
+  async #forward(leader: string, encoded: Uint8Array[], commands: unknown[]): Promise<Assigned | undefined> {
+    const host = this.#host
+    let reply: unknown
+    host.stats.forwarded += encoded.length
+    try {
+      reply = await host.transport.request(leader, Req.Forward, encoded, host.config.forwardTimeoutMs)
+    } catch (err) {
+      if (err instanceof RequestRefusedError) {
+        if (err.message === NOT_LEADER) return undefined
+        throw new OfflineError(commands, `the leader refused the commands: ${err.message}`, { cause: err })
+      }
+      if (err instanceof BondRequestError && !err.sent) return undefined
+      throw new CommitUnknownError(
+        commands,
+        `the commands were sent to the leader, which did not answer: ${(err as Error).message}`,
+        { cause: err },
+      )
+    }
+    if (!Array.isArray(reply) || reply.length !== 3 || !reply.every((n) => Number.isSafeInteger(n))) {
+      throw new CommitUnknownError(commands, 'malformed forward acknowledgement from the leader')
+    }
+    return { first: reply[0], last: reply[1], term: reply[2] }
+  }
+
+  /** Fails a pending proposal with CommitUnknownError after `ms`, unless it is due sooner already. */
+  #expireAfter(pending: PendingCommit, ms: number): void {
+    const rt = this.#host.rt
+    const deadline = rt.now() + ms
+    if (deadline >= pending.deadline) return
+    pending.deadline = deadline
+    pending.cancel()
+    pending.cancel = rt.setTimeout(() => {
+      this.#pending.delete(pending)
+      pending.reject(
+        new CommitUnknownError(
+          pending.commands,
+          `commands at ${pending.first}..${pending.last} were accepted but their commit was not seen in time`,
+        ),
+      )
+    }, ms)
+  }
+}

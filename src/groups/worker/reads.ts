@@ -1,0 +1,108 @@
+import { type AbortOptions, anySignal, raceSignal } from '../../primitives/abort.ts'
+import { OfflineError } from '../../primitives/errors.ts'
+import type { ReadRequestId, Ready } from '../raft/types.ts'
+import { NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
+
+interface PendingRead {
+  resolve(index: number): void
+  /** Leadership was lost before the read was confirmed. */
+  drop(): void
+}
+
+/**
+ * Strong reads (ReadIndex): the leader's commit index, confirmed by a quorum, becomes the read point;
+ * the query runs once the local replica has applied it. A read rides through failover: while no
+ * leader is known, or when the leader lost its leadership before confirming, it waits and tries
+ * again (reads are idempotent) until the query timeout.
+ */
+export class StrongReads {
+  readonly #host: WorkerHost
+  readonly #pending = new Map<string, PendingRead>()
+  #nextId = 0
+
+  constructor(host: WorkerHost) {
+    this.#host = host
+  }
+
+  /** Resolves once the local replica can answer linearizably; rejects with OfflineError on timeout. */
+  async readPoint(what: unknown, options: AbortOptions = {}): Promise<void> {
+    const host = this.#host
+    const signal = anySignal(options.signal, host.rt.timeout(host.config.queryTimeoutMs))
+    try {
+      while (true) {
+        const index = await this.#readIndex(signal)
+        if (index !== undefined) {
+          await host.applied.until((a) => a >= index, { signal })
+          return
+        }
+        await host.pause(signal)
+      }
+    } catch (err) {
+      if (options.signal?.aborted || !signal.aborted) throw err
+      throw new OfflineError(
+        what,
+        `strong read failed: no leader confirmed a read point within ${host.config.queryTimeoutMs} ms`,
+        {
+          cause: err,
+        },
+      )
+    }
+  }
+
+  /** Hands the core's verdicts on reads to their callers. */
+  onReady(rd: Ready): void {
+    for (const rs of rd.readStates) this.#pending.get(String(rs.requestId))?.resolve(rs.index)
+    for (const id of rd.droppedReads) this.#pending.get(String(id))?.drop()
+  }
+
+  /** A follower asks for a read point: only the leader answers. */
+  async serve(): Promise<number> {
+    const host = this.#host
+    if (host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
+    const index = await this.#local(host.rt.timeout(host.config.queryTimeoutMs))
+    if (index === undefined) throw new Error(NOT_LEADER)
+    return index
+  }
+
+  /** Drops every read in flight; their callers try again and meet the reason the worker stopped. */
+  dropAll(): void {
+    for (const r of this.#pending.values()) r.drop()
+    this.#pending.clear()
+  }
+
+  /** A read point, or undefined when this try failed in a way worth retrying. */
+  async #readIndex(signal: AbortSignal): Promise<number | undefined> {
+    const host = this.#host
+    const route = await host.route(signal)
+    if (route === SELF) return this.#local(signal)
+    try {
+      const reply = await raceSignal(
+        host.transport.request(route, Req.ReadIndex, null, host.config.queryTimeoutMs),
+        signal,
+      )
+      return Number.isSafeInteger(reply) && (reply as number) >= 0 ? (reply as number) : undefined
+    } catch (err) {
+      if (signal.aborted) throw err
+      host.log('read index from %s failed: %s', route, (err as Error).message)
+      return undefined
+    }
+  }
+
+  /** ReadIndex on this node as leader; undefined when it lost leadership before confirming. */
+  async #local(signal: AbortSignal): Promise<number | undefined> {
+    const host = this.#host
+    while (true) {
+      const id = `r${this.#nextId++}`
+      const result = host.node.readIndex(id as ReadRequestId, host.rt.now())
+      if (result.ok) {
+        const { promise, resolve } = Promise.withResolvers<number | undefined>()
+        this.#pending.set(id, { resolve, drop: () => resolve(undefined) })
+        host.kick()
+        return raceSignal(promise, signal).finally(() => this.#pending.delete(id))
+      }
+      if (result.error.code !== 'LEADER_NOT_READY') return undefined
+      // A new leader must commit an entry of its term before it may serve reads: wait for it.
+      await host.applied.changed({ signal })
+    }
+  }
+}
