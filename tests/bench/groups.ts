@@ -147,6 +147,37 @@ async function heapAfterCommits(
   return { before, after: process.memoryUsage().heapUsed }
 }
 
+/**
+ * Promotion: a group of one node under write load (100 pipelined clients) that four more nodes join.
+ * Returns how long until all five are voters, with the load running throughout, or without load.
+ */
+async function timeToFiveVoters(load: boolean): Promise<number> {
+  const nets = await memoryNetworks(5)
+  const key = GroupKey.fromSecret(`bench-${toHex(randomBytes(4))}`)
+  try {
+    const first = await nets[0]!.groups.join({ key, stateMachine: new Counter() })
+    await first.when.isLeader()
+    let running = load
+    const clients = Array.from({ length: load ? 100 : 0 }, async () => {
+      while (running) await first.execute({ inc: 1 })
+    })
+    // Let the load reach its pace before the others join.
+    if (load) await first.when.committed().reaches(first.committed + 20_000)
+    const t = performance.now()
+    const others = await Promise.all(
+      nets.slice(1).map((n) => n.groups.join({ key, stateMachine: new Counter() })),
+    )
+    await first.when.voters(5)
+    const took = performance.now() - t
+    running = false
+    await Promise.all(clients)
+    void others
+    return took
+  } finally {
+    await Promise.all(nets.map((n) => n.close()))
+  }
+}
+
 export async function benchGroups(): Promise<Row[]> {
   const rows: Row[] = []
   const section = 'groups (3 nodes, memory transport)'
@@ -243,6 +274,15 @@ export async function benchGroups(): Promise<Row[]> {
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+
+  rows.push({
+    section: 'groups (5 nodes, memory transport)',
+    name: 'four members join a leader under full write load: time to 5 voters',
+    value: await timeToFiveVoters(true),
+    unit: 'ms',
+    baselineName: 'the same without load',
+    baseline: await timeToFiveVoters(false),
+  })
 
   const fo = await failover(20)
   rows.push({
