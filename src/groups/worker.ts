@@ -362,7 +362,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       this.status.set(rd.status)
     }
     if (rd.catchUp) this.#spawn(this.#catchUp.pull(rd.catchUp.from, rd.catchUp.to))
-    if (rd.snapshotNeeded) this.#spawn(this.#catchUp.fetchSnapshot(rd.snapshotNeeded.index))
+    if (rd.snapshotNeeded) this.#spawn(this.#catchUp.installSnapshot(rd.snapshotNeeded.index))
     this.node.advance(rd)
     if (rd.snapshot || rd.committedEntries.length > 0) {
       const last = rd.committedEntries.at(-1)?.index ?? rd.snapshot!.index

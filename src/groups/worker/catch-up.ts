@@ -178,6 +178,21 @@ export class CatchUp {
   }
 
   /**
+   * The core reports a needed snapshot once and waits: fetches one at or after `minIndex` until it is
+   * installed or no longer needed, pausing between tries (a try fails when a bond or request is lost).
+   */
+  async installSnapshot(minIndex: number): Promise<void> {
+    const host = this.#host
+    while (!host.closedOrHalted()) {
+      const s = host.node.status()
+      if (!s.catchingUp || s.commitIndex >= minIndex) return
+      if (await this.fetchSnapshot(minIndex)) return
+      // Every try has all members snapshot: not more often than an election timeout.
+      await new Promise<void>((resolve) => host.rt.setTimeout(resolve, host.config.electionTimeoutMs))
+    }
+  }
+
+  /**
    * Installs a snapshot at or after `minIndex`: asks the leader to have every member snapshot at one
    * index, fetches the chunks from every member that offers the same hash, checks it, then offers it
    * to the core. True when the core accepted it.
