@@ -136,10 +136,22 @@ export class CatchUp {
     return [first, await host.store.entries(from, to)]
   }
 
-  /** As leader: a member is too far behind for the log; have every member snapshot at one index. */
+  /**
+   * As leader: a member is too far behind for the log; have every member snapshot at one index. But
+   * a voter gets the snapshot the leader's store holds, offered at once: the marker could only commit
+   * with the quorum, which may be waiting for that very voter (two voters, or one other down).
+   */
   async requestSnapshot(peer: string): Promise<number> {
     const host = this.#host
-    if (host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
+    const status = host.node.status()
+    if (status.role !== 'leader') throw new Error(NOT_LEADER)
+    if (status.voters.includes(peer)) {
+      const stored = await host.store.readSnapshot()
+      if (stored?.data !== undefined) {
+        this.#offer(peer, stored.meta, stored.data)
+        return stored.meta.index
+      }
+    }
     return host.proposeInternal(encodeCanonical(['snapshot', peer, toHex(randomBytes(8))]))
   }
 
@@ -147,10 +159,13 @@ export class CatchUp {
   onSnapshotMarker(index: number, requester: string): void {
     const host = this.#host
     if (requester === host.id) return
-    const data = host.snapshotState()
-    const meta = host.node.snapshotMeta(index)
+    this.#offer(requester, host.node.snapshotMeta(index), host.snapshotState())
+  }
+
+  #offer(requester: string, meta: SnapshotMeta, data: Uint8Array): void {
+    const host = this.#host
     const hash = blake3(data)
-    this.#served.set(index, { meta, data, hash, expires: host.rt.now() + SNAPSHOT_TTL_MS })
+    this.#served.set(meta.index, { meta, data, hash, expires: host.rt.now() + SNAPSHOT_TTL_MS })
     this.#armSweep()
     host.stats.snapshotsServed++
     host.transport.send(requester, BondMsg.SnapshotOffer, [meta, data.length, hash])
