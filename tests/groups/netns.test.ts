@@ -13,9 +13,11 @@
  *
  * Checked, each failure listed with its details:
  * - the merged history is linearizable for a register. An acknowledged write returns at its complete
- *   time; a write that failed (any error: an OfflineError after a forward timeout may still have
- *   reached the leader, and CommitUnknownError says so outright) or never returned may or may not have
- *   taken effect, so it has no return; failed reads are left out (a read changes nothing). Times are
+ *   time. A write that failed with OfflineError (code OFFLINE) is left out: the SDK documents that it
+ *   certainly did not take effect (src/groups/worker/errors.ts), so a read of its value is a violation
+ *   and named as such. A write that failed otherwise (CommitUnknownError, GroupDivergedError, anything
+ *   else) or never returned may or may not have taken effect, so it has no return. Failed reads are
+ *   left out (a read changes nothing). Times are
  *   in ms, and an equal complete and invoke time counts as concurrent, never as ordered. The final
  *   reads are part of the history, so an acknowledged write that is neither the final value nor
  *   overwritten by a later write is a violation (the lost-write check below names it directly);
@@ -252,6 +254,21 @@ describe('the checks of the netns scenario', () => {
       r(5, 'h2-a', HEAL + 300, HEAL + 310),
     ]
     expect(run(ops, 'h2-a').join('\n')).toMatch(/not linearizable .* with no simple pairwise witness/)
+  })
+
+  it('catches a write that failed with OfflineError and took effect', () => {
+    const offline: RecordedOp = {
+      host: 2,
+      kind: 'write',
+      value: 'h2-z',
+      invoke: HEAL + 100,
+      complete: HEAL + 110,
+      outcome: 'failed',
+      error: 'OFFLINE: no leader',
+    }
+    expect(run([offline, r(3, 'h2-z', HEAL + 200, HEAL + 210)], 'h2-z').join('\n')).toMatch(
+      /read of a value whose write failed with OfflineError/,
+    )
   })
 
   it('catches forked logs and a log going backwards', () => {
@@ -508,9 +525,8 @@ function analyze(c: Checks): void {
 }
 
 /**
- * Not a check, a note: failed writes whose value some read returned, by error. Such a write took
- * effect; for an OfflineError that is possible after a forward timed out at a leader that had accepted
- * it, so every failed write is modelled as "may have taken effect".
+ * Not a check, a note: failed writes whose value some read returned, by error (such a write took
+ * effect: fine for CommitUnknownError, a violation for OfflineError, which checkHistory reports).
  */
 function noteFailedWritesSeen(c: Checks): void {
   const seen = new Set<string>()
@@ -537,9 +553,11 @@ function checkHistory(c: Checks): void {
   for (const op of ops) {
     if (op.kind === 'write') {
       const input: RegisterInput = { kind: 'write', value: id(op.value!) }
-      // Failed or still in flight: it may have taken effect at any point after its call, or never.
       if (op.outcome === 'ok')
         history.push({ client: op.host, input, call: op.invoke, return: op.complete!, output: null })
+      // OfflineError: certainly not applied, so not in the history.
+      else if (certainlyNotApplied(op)) continue
+      // Failed otherwise or still in flight: it may take effect at any point after its call, or never.
       else history.push({ client: op.host, input, call: op.invoke })
     } else if (op.outcome === 'ok') {
       const output = op.value === null || op.value === undefined ? null : id(op.value)
@@ -579,6 +597,11 @@ function checkHistory(c: Checks): void {
     )
 }
 
+/** The SDK's OfflineError means the command certainly did not take effect. */
+function certainlyNotApplied(op: RecordedOp): boolean {
+  return op.kind === 'write' && op.outcome === 'failed' && op.error?.startsWith('OFFLINE:') === true
+}
+
 /** Simple witnesses of non-linearizability: reads of values never written, from the future, or overwritten. */
 function explain(ops: RecordedOp[], t0: number): string[] {
   const out: string[] = []
@@ -590,6 +613,12 @@ function explain(ops: RecordedOp[], t0: number): string[] {
     const w = r.value == null ? undefined : writes.get(r.value)
     if (r.value != null && w === undefined) {
       out.push(`read of a value never written: ${show(r, t0)}`)
+      continue
+    }
+    if (w !== undefined && certainlyNotApplied(w)) {
+      out.push(
+        `read of a value whose write failed with OfflineError ("certainly did not take effect"): ${show(r, t0)} ← ${show(w, t0)}`,
+      )
       continue
     }
     if (w !== undefined && w.invoke > r.complete!) {
