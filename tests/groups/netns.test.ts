@@ -7,8 +7,8 @@
  * a free private /24 (tests/support/netns.ts). One OS process per host (`ip netns exec <ns> node
  * tests/support/register-process.ts`) joins the group and at once runs a client that writes a unique
  * value (`h<host>-<n>`) with `execute` and reads it back with a strong query, recording every call with
- * wall-clock invoke and complete times (one clock for all processes). After 3 s of load the test asks
- * the children who leads, takes that host's port on the bridge down for 8 s, brings it up, lets the
+ * wall-clock invoke and complete times (one clock for all processes). Once every client has had a
+ * write acknowledged, and after 3 s more of load, the test asks the children who leads, takes that host's port on the bridge down for 8 s, brings it up, lets the
  * load run 3 s more, stops the clients and has every host do a final strong read.
  *
  * Checked, each failure listed with its details:
@@ -35,7 +35,8 @@
  * fresh namespaces, processes and data directories, and prints which runs failed and why. A failing run
  * writes its whole history to a JSON file in the temp directory and prints the path.
  * MOSAIK_NETNS_PARALLEL=2 runs two scenarios at a time (isolated by their namespaces, competing for
- * CPU): slow start-ups are where several clusters form.
+ * CPU): slow start-ups are where several clusters form. MOSAIK_NETNS_CONSENSUS='{"bootstrapExpect":5}'
+ * replaces the default consensus options (JSON).
  *
  * Skipped, with the reason in its name, where namespaces cannot be created (not root, no iproute2, no
  * bridge or veth support). Every child is killed and every namespace deleted at the end, on failure
@@ -74,6 +75,8 @@ const LOAD_BEFORE_MS = 3000
 const CUT_MS = 8000
 const LOAD_AFTER_MS = 3000
 const STAGGER_MS = 150
+/** Consensus options for every member: the defaults, unless MOSAIK_NETNS_CONSENSUS (JSON) says otherwise. */
+const CONSENSUS: Record<string, unknown> = JSON.parse(process.env.MOSAIK_NETNS_CONSENSUS ?? '{}')
 /** Every host listens on this UDP port of its own address (namespaces cannot clash). */
 const PORT = 4001
 /** The majority side must acknowledge writes again within this of the cut. */
@@ -204,6 +207,7 @@ describe('the checks of the netns scenario', () => {
       finalOps: ends,
       finals: ends,
       isolated: 1,
+      votersAtCut: ['h1', 'h2', 'h3', 'h4', 'h5'],
       cut: CUT,
       healStart: HEAL,
       t0: 0,
@@ -311,6 +315,7 @@ describe('the checks of the netns scenario', () => {
       finalOps: [],
       finals: [],
       isolated: 1,
+      votersAtCut: ['h1', 'h2', 'h3', 'h4', 'h5'],
       cut: CUT,
       healStart: HEAL,
       t0: 0,
@@ -319,7 +324,7 @@ describe('the checks of the netns scenario', () => {
     expect(c.failures).toHaveLength(4)
     const isolated = run([w(1, 'h1-a', CUT + 1, CUT + 50, 90)], last)
     expect(isolated.join('\n')).toMatch(
-      /isolated old leader \(host 1\) acknowledged 1 write\(s\) begun after the cut/,
+      /isolated old leader \(host 1; voters \[h1,h2,h3,h4,h5\] just before the cut\) acknowledged 1 write\(s\) begun after the cut/,
     )
     const late = run([w(1, 'h1-b', CUT - 10, CUT + ISOLATED_BOUND_MS + 10, 90)], last)
     expect(late.join('\n')).toMatch(/completed 1 write\(s\)\/strong read\(s\) more than/)
@@ -365,6 +370,7 @@ async function scenario(run: number): Promise<RunReport> {
         port: PORT,
         dataDir: dirs[h.index - 1],
         bootstrap: h.index === 1 ? [] : bootstrap,
+        consensus: CONSENSUS,
       }
       const p = await NodeProcess.start(options, secs(20), 'register', { prefix: h.exec })
       procs[h.index - 1] = p
@@ -378,6 +384,12 @@ async function scenario(run: number): Promise<RunReport> {
     await Promise.all(starting)
     const hostOf = (peer: string | undefined) => procs.findIndex((p) => p.peerId === peer) + 1
 
+    // The load counts from when every client has had a write acknowledged (a group forms some time
+    // after its members joined, longer on a loaded machine); then LOAD_BEFORE_MS of it.
+    const acks = await Promise.all(
+      procs.map((p) => call<number>(p, 'awaitFirstAck', { timeoutMs: secs(30) }, secs(35))),
+    )
+    lines.push(`every client had a write acknowledged at ${at(Math.max(...acks))}`)
     await delay(LOAD_BEFORE_MS)
 
     // Who leads? Ask every child; until all agree, await any child seeing a leader change.
@@ -449,6 +461,7 @@ async function scenario(run: number): Promise<RunReport> {
       finalOps,
       finals: finals.map((f) => f.attempts.at(-1)!),
       isolated: isolated.index,
+      votersAtCut: statuses[isolated.index - 1]!.voters.map((v) => `h${hostOf(v)}`),
       cut,
       healStart,
       t0,
@@ -504,6 +517,8 @@ interface Checks {
   /** Each host's last final-read attempt. */
   finals: RecordedOp[]
   isolated: number
+  /** The voter set as the isolated host reported it just before the cut. */
+  votersAtCut: string[]
   /** When the cut was in place (after `ip link set down` returned). */
   cut: number
   /** When the heal began (before `ip link set up`). */
@@ -744,7 +759,7 @@ function checkIsolatedSilent(c: Checks): void {
   const newWrites = mine.filter((o) => o.kind === 'write' && o.invoke > c.cut)
   if (newWrites.length)
     c.failures.push(
-      `the isolated old leader (host ${c.isolated}) acknowledged ${newWrites.length} write(s) begun after the cut, before the heal: ${newWrites
+      `the isolated old leader (host ${c.isolated}; voters [${c.votersAtCut.join(',')}] just before the cut) acknowledged ${newWrites.length} write(s) begun after the cut, before the heal: ${newWrites
         .slice(0, 5)
         .map((o) => show(o, c.t0))
         .join('; ')}`,
@@ -752,7 +767,7 @@ function checkIsolatedSilent(c: Checks): void {
   const late = mine.filter((o) => o.complete! > c.cut + ISOLATED_BOUND_MS)
   if (late.length)
     c.failures.push(
-      `the isolated old leader (host ${c.isolated}) completed ${late.length} write(s)/strong read(s) more than ${ISOLATED_BOUND_MS} ms after the cut, before the heal: ${late
+      `the isolated old leader (host ${c.isolated}; voters [${c.votersAtCut.join(',')}] just before the cut) completed ${late.length} write(s)/strong read(s) more than ${ISOLATED_BOUND_MS} ms after the cut, before the heal: ${late
         .slice(0, 5)
         .map((o) => show(o, c.t0))
         .join('; ')}`,

@@ -54,6 +54,8 @@ function describeError(err: unknown): string {
 
 const ops: RecordedOp[] = []
 const stop = new AbortController()
+/** Resolves with the time of this client's first acknowledged write. */
+const firstAck = Promise.withResolvers<number>()
 
 async function client(): Promise<void> {
   let n = 0
@@ -72,6 +74,7 @@ async function client(): Promise<void> {
       write.index = await group.execute({ set: value })
       write.complete = Date.now()
       write.outcome = 'ok'
+      firstAck.resolve(write.complete)
     } catch (err) {
       write.complete = Date.now()
       write.outcome = 'failed'
@@ -129,6 +132,19 @@ await serve(
       const signal = AbortSignal.timeout(Number(args.timeoutMs ?? 10_000))
       while (group.leader === undefined || group.leader === from) await group.when.leaderChanged({ signal })
       return status()
+    },
+    /** Resolves with the time of the client's first acknowledged write (load is flowing here). */
+    async awaitFirstAck(args) {
+      const timeoutMs = Number(args.timeoutMs ?? 30_000)
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no write acknowledged within ${timeoutMs} ms`)), timeoutMs)
+      })
+      try {
+        return await Promise.race([firstAck.promise, timedOut])
+      } finally {
+        clearTimeout(timer)
+      }
     },
     /** Stops the client and returns its history; a call still in flight after `timeoutMs` stays pending. */
     async stop(args) {
