@@ -386,10 +386,15 @@ async function scenario(run: number): Promise<RunReport> {
 
     // The load counts from when every client has had a write acknowledged (a group forms some time
     // after its members joined, longer on a loaded machine); then LOAD_BEFORE_MS of it.
-    const acks = await Promise.all(
+    const acks = await Promise.allSettled(
       procs.map((p) => call<number>(p, 'awaitFirstAck', { timeoutMs: secs(30) }, secs(35))),
     )
-    lines.push(`every client had a write acknowledged at ${at(Math.max(...acks))}`)
+    acks.forEach((a, i) => {
+      if (a.status === 'rejected')
+        failures.push(`host ${i + 1} had no write acknowledged within ${secs(30)} ms: ${a.reason}`)
+    })
+    const acked = acks.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []))
+    lines.push(`every client had a write acknowledged at ${acked.length ? at(Math.max(...acked)) : 'never'}`)
     await delay(LOAD_BEFORE_MS)
 
     // Who leads? Ask every child; until all agree, await any child seeing a leader change.
