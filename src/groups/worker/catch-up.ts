@@ -4,7 +4,7 @@ import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
 import { Watch } from '../../primitives/watch.ts'
 import { BondMsg } from '../bond.ts'
-import { parseEntry } from '../raft/messages.ts'
+import { isBounded, parseEntry } from '../raft/messages.ts'
 import type { Entry, SnapshotMeta } from '../raft/types.ts'
 import { NOT_LEADER, Req, type WorkerHost } from './host.ts'
 
@@ -117,8 +117,8 @@ export class CatchUp {
     if (
       !Array.isArray(body) ||
       body.length !== 3 ||
-      !Number.isSafeInteger(body[0]) ||
-      !Number.isSafeInteger(body[1]) ||
+      !isBounded(body[0]) ||
+      !isBounded(body[1]) ||
       typeof body[2] !== 'string'
     ) {
       throw new DecodeError('malformed fetch')
@@ -172,7 +172,7 @@ export class CatchUp {
   }
 
   serveChunk(body: unknown): Uint8Array {
-    if (!Array.isArray(body) || body.length !== 3 || !body.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    if (!Array.isArray(body) || body.length !== 3 || !body.every((n) => isBounded(n))) {
       throw new DecodeError('malformed snapshot fetch')
     }
     const [index, offset, length] = body as [number, number, number]
@@ -226,7 +226,7 @@ export class CatchUp {
         null,
         host.config.forwardTimeoutMs,
       )
-      if (!Number.isSafeInteger(index) || (index as number) < minIndex) return false
+      if (typeof index !== 'number' || !isBounded(index) || index < minIndex) return false
       fetch.index = index as number
       // Offers arrive as members apply the snapshot marker; after the first, give the others a moment
       // so the chunks can be spread over several sources.
@@ -292,8 +292,8 @@ function isSnapshotMeta(v: unknown): v is SnapshotMeta {
   if (v === null || typeof v !== 'object') return false
   const m = v as Record<string, unknown>
   return (
-    Number.isSafeInteger(m.index) &&
-    Number.isSafeInteger(m.term) &&
+    isBounded(m.index as number) &&
+    isBounded(m.term as number) &&
     typeof m.config === 'object' &&
     m.config !== null &&
     Array.isArray((m.config as { voters?: unknown }).voters)

@@ -1,6 +1,7 @@
 import { type AbortOptions, anySignal, raceSignal } from '../../primitives/abort.ts'
 import { DecodeError, OfflineError } from '../../primitives/errors.ts'
 import { BondRequestError, RequestRefusedError } from '../bond.ts'
+import { isBounded } from '../raft/messages.ts'
 import { AppliedTerms } from './applied-terms.ts'
 import { CommitUnknownError } from './errors.ts'
 import { NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
@@ -225,7 +226,7 @@ export class Proposals {
         { cause: err },
       )
     }
-    if (!Array.isArray(reply) || reply.length !== 3 || !reply.every((n) => Number.isSafeInteger(n))) {
+    if (!Array.isArray(reply) || reply.length !== 3 || !reply.every((n) => isBounded(n))) {
       throw new CommitUnknownError(commands, 'malformed forward acknowledgement from the leader')
     }
     return { first: reply[0], last: reply[1], term: reply[2] }

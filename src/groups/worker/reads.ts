@@ -1,5 +1,6 @@
 import { type AbortOptions, anySignal, raceSignal } from '../../primitives/abort.ts'
 import { OfflineError } from '../../primitives/errors.ts'
+import { isBounded } from '../raft/messages.ts'
 import type { ReadRequestId, Ready } from '../raft/types.ts'
 import { NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
 
@@ -80,7 +81,7 @@ export class StrongReads {
         host.transport.request(route, Req.ReadIndex, null, host.config.queryTimeoutMs),
         signal,
       )
-      return Number.isSafeInteger(reply) && (reply as number) >= 0 ? (reply as number) : undefined
+      return typeof reply === 'number' && isBounded(reply) ? reply : undefined
     } catch (err) {
       if (signal.aborted) throw err
       host.log('read index from %s failed: %s', route, (err as Error).message)
