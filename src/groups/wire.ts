@@ -21,6 +21,7 @@ const FIELDS: Record<MessageType, readonly string[]> = {
   snapshot: ['index', 'snapshotTerm'],
   hello: ['commit', 'lastIndex', 'lastTerm', 'commands', 'leader'],
   concede: ['winner'],
+  fresh: ['waiting'],
 }
 const TYPES = Object.keys(FIELDS) as MessageType[]
 const CODES = new Map(TYPES.map((t, i) => [t, i]))

@@ -483,7 +483,15 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   }
 
   #onMessage(peer: string, kind: number, body: unknown): void {
-    if (this.closedOrHalted()) return
+    if (this.#closed) return
+    if (this.#halted) {
+      // A halted member still tells fellows that missed it that their cluster lost.
+      if (kind !== BondMsg.Raft) return
+      this.node.step(decodeRaftMessage(body, peer, this.id), this.rt.now())
+      for (const m of this.node.haltedMessages())
+        this.transport.send(m.to, BondMsg.Raft, encodeRaftMessage(m))
+      return
+    }
     if (kind === BondMsg.Raft) {
       this.node.step(decodeRaftMessage(body, peer, this.id), this.rt.now())
       this.#kick()
@@ -548,7 +556,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.#proposals.failAll(() => error)
     this.#reads.dropAll()
     this.status.set(this.node.status())
-    await this.transport.close()
+    // The transport stays open until close(): fellows that missed the news learn it from this member.
     this.#onHalt?.(error)
   }
 

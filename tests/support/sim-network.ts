@@ -865,7 +865,10 @@ export class RaftCluster {
             return
           const commit = node.disk.hardState.commit
           const held = node.disk.entries.some((e) => e.index <= commit && e.kind === 'command')
-          if (held || node.disk.snapshot !== undefined) {
+          // A learner or observer may rejoin holding commands: they are copies of what its cluster's
+          // voters hold, and those halt.
+          const voter = node.core?.status().isVoter ?? false
+          if (voter && (held || node.disk.snapshot !== undefined)) {
             this.#violation(`${node.id} was told to rejoin ${winner.clusterId} holding committed commands`)
           }
           this.resets++

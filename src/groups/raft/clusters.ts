@@ -11,8 +11,9 @@
  *   rejoin the winner, losing nothing ('rejoin');
  * - a losing leader whose committed log holds commands halts, keeping its store for the operator, and
  *   tells its fellows, who halt too (or rejoin, if their committed log holds no command) ('halt');
+ *   it keeps answering fellows that write to it later with the same word, so none waits forever;
  * - a node believes a `concede` only from a fellow member of its cluster, and only if the winner beats
- *   its own standing.
+ *   its own standing; a learner or observer then always rejoins (it holds only copies).
  */
 
 import type { ClusterStanding, ConcedeMessage, HelloMessage, Message, RivalReport } from './types.ts'
@@ -39,6 +40,8 @@ export interface RivalsHost {
   /** The leader the node follows (itself when it leads). */
   leader(): string | undefined
   isLeader(): boolean
+  /** Whether the node is a voter of its cluster (acknowledged writes always live on voters). */
+  isVoter(): boolean
   standing(): ClusterStanding
   /** Its voters and its bonded members: whom to tell when it loses, whose concessions count. */
   fellows(): Iterable<string>
@@ -62,6 +65,8 @@ export class Rivals {
   readonly #abandoned = new Map<string, ClusterStanding | undefined>()
   /** This node lost its cluster to a rival (it awaits `reset`, or halted): it tells its fellows once. */
   #lost = false
+  /** The cluster it lost to, to tell fellows that missed the first word. */
+  #winner: ClusterStanding | undefined
   readonly #helloSentAt = new Map<string, number>()
   #report: RivalReport | undefined
 
@@ -95,6 +100,16 @@ export class Rivals {
     return true
   }
 
+  /**
+   * A fellow member wrote to this node after it lost (it halted, keeping its store): the fellow missed
+   * the concede, or was away when it was sent, and would otherwise wait for a leader forever. Tell it
+   * again (at most once per heartbeat period).
+   */
+  answerStraggler(m: Message, now: number): void {
+    if (!this.#lost || this.#winner === undefined || m.clusterId !== this.#host.clusterId()) return
+    if (this.#mayGreet(m.from, now)) this.#host.send({ type: 'concede', to: m.from, winner: this.#winner })
+  }
+
   /** A message of another cluster reached this member of a cluster. */
   onForeign(m: Message, now: number): void {
     if (m.type === 'hello') this.#onForeignHello(m, now)
@@ -113,7 +128,7 @@ export class Rivals {
     let fellow = false
     for (const id of this.#host.fellows()) if (id === m.from) fellow = true
     if (!fellow) return
-    this.#lose(m.from, ours, m.winner)
+    this.#lose(m.from, ours, m.winner, !this.#host.isVoter())
   }
 
   /** Greets a peer with this node's standing (at most once per heartbeat period per peer). */
@@ -135,6 +150,7 @@ export class Rivals {
   reset(clusterId: string, winner: ClusterStanding | undefined): void {
     if (clusterId !== '') this.#abandoned.set(clusterId, winner)
     this.#lost = false
+    this.#winner = undefined
     this.#report = undefined
   }
 
@@ -162,12 +178,14 @@ export class Rivals {
 
   /**
    * This node's cluster lost to `winner`: report it (rejoin, or halt when the committed log holds
-   * commands) and tell the fellow members once.
+   * commands) and tell the fellow members once. A learner or observer always rejoins: what it holds
+   * is a copy of what the voters hold, and the voters that hold commands halt and keep them.
    */
-  #lose(peer: string, ours: ClusterStanding, winner: ClusterStanding): void {
-    const outcome = ours.commands ? 'halt' : 'rejoin'
+  #lose(peer: string, ours: ClusterStanding, winner: ClusterStanding, copyOnly = false): void {
+    const outcome = ours.commands && !copyOnly ? 'halt' : 'rejoin'
     this.#report = { peer, ours, theirs: winner, outcome }
     this.#lost = true
+    this.#winner = winner
     const told = new Set([this.#id, peer])
     for (const to of this.#host.fellows()) {
       if (told.has(to)) continue

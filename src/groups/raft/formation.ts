@@ -8,8 +8,11 @@
  *   smallest others, are the first voters (etcd's initial cluster, Consul's `bootstrap_expect`), so
  *   with `expect` > 1 no node alone forms a cluster that acknowledges writes by itself;
  * - the smallest id first: `delayMs` after the member set last changed, times one plus the number of
- *   smaller member ids, so its leadership reaches the others before their turn (the later turns only
- *   guard against a smallest member that never acts).
+ *   smaller member ids, so its leadership reaches the others before their turn;
+ * - a later turn only while every smaller member said within `quietMs` that it is waiting (the
+ *   roll-call, `FreshMessage`): the later turns guard against a smaller member that cannot act (held
+ *   back by members it cannot reach), never against one that is silent. Silence may be a partition
+ *   the bond has not noticed yet, behind which that member formed a cluster and acknowledges writes.
  * A node reset after losing a rivalry never bootstraps, and for a while joins only the winner.
  */
 
@@ -20,21 +23,36 @@ export class Formation {
   readonly #delayMs: number
   /** How long a reset node joins only the winner of the rivalry it lost. */
   readonly #preferMs: number
+  /** How recent a smaller member's roll-call must be for a later turn. */
+  readonly #quietMs: number
+  /** The latest roll-call of each fresh member: when, and whether it was waiting. */
+  readonly #rollCall = new Map<string, { at: number; waiting: boolean }>()
   #held = false
   #heardOfEstablished = false
   #membersChangedAt: number
   #preferred: { clusterId: string; until: number } | undefined
 
-  constructor(options: { expect: number; delayMs: number; preferMs: number; now: number }) {
+  constructor(options: { expect: number; delayMs: number; preferMs: number; quietMs: number; now: number }) {
     this.#expect = Math.max(1, options.expect)
     this.#delayMs = options.delayMs
     this.#preferMs = options.preferMs
+    this.#quietMs = options.quietMs
     this.#membersChangedAt = options.now
   }
 
   /** The member set of a fresh node changed: the bootstrap delay starts over. */
   membersChanged(now: number): void {
     this.#membersChangedAt = now
+  }
+
+  /** A fresh member's roll-call. */
+  heardFresh(from: string, waiting: boolean, now: number): void {
+    this.#rollCall.set(from, { at: now, waiting })
+  }
+
+  /** Forgets the roll-calls of members that left (so churn does not grow memory). */
+  forgetAbsent(members: ReadonlyMap<string, unknown>): void {
+    for (const id of this.#rollCall.keys()) if (!members.has(id)) this.#rollCall.delete(id)
   }
 
   /** Holds bootstrapping back, or releases it; true when a fresh node's delay must start over. */
@@ -81,12 +99,17 @@ export class Formation {
     if (this.#preferred !== undefined && now < this.#preferred.until) return undefined
     let rank = 0
     let eligible = 1
+    let smallerAllWaiting = true
     for (const [other, member] of members) {
       if (member.observer) continue
       eligible++
-      if (other < id) rank++
+      if (other < id) {
+        rank++
+        const call = this.#rollCall.get(other)
+        if (call === undefined || !call.waiting || now - call.at > this.#quietMs) smallerAllWaiting = false
+      }
     }
-    if (eligible < this.#expect) return undefined
+    if (eligible < this.#expect || !smallerAllWaiting) return undefined
     return this.#membersChangedAt + this.#delayMs * (1 + rank)
   }
 

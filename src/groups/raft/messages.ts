@@ -102,6 +102,8 @@ export function parseMessage(value: unknown): Message {
     }
     case 'concede':
       return { ...base, type: 'concede', winner: standing(m.winner) }
+    case 'fresh':
+      return { ...base, type: 'fresh', waiting: bool(m.waiting, 'waiting') }
     default:
       throw new DecodeError(`unknown raft message type ${String(m.type)}`)
   }

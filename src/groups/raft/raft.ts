@@ -13,6 +13,7 @@ import type {
   CatchUpRequest,
   ClusterStanding,
   Entry,
+  FreshMessage,
   HardState,
   HeartbeatMessage,
   HeartbeatResponseMessage,
@@ -123,6 +124,8 @@ export class RaftNode {
   // Elections.
   #electionDeadline = 0
   #everSawLeader = false
+  /** When a fresh member next calls the roll (see formation.ts). */
+  #rollCallDue = 0
   #lastLeaderContact = Number.NEGATIVE_INFINITY
   /** Offline only because the leader went quiet (see tick): contact alone brings it back online. */
   #offlineForSilence = false
@@ -176,6 +179,7 @@ export class RaftNode {
       expect: init.bootstrapExpect ?? 1,
       delayMs: this.#timing.bootstrapDelayMs,
       preferMs: this.#timing.bootstrapDelayMs + 2 * this.#timing.electionTimeoutMs,
+      quietMs: this.#timing.electionTimeoutMs,
       now: this.#now,
     })
 
@@ -198,6 +202,7 @@ export class RaftNode {
         clusterId: () => this.#clusterId,
         leader: () => this.#leader,
         isLeader: () => this.#role === 'leader',
+        isVoter: () => this.#log.config().voters.includes(this.id),
         standing: () => this.#standing(),
         fellows: () => [...this.#log.config().voters, ...this.#members.keys()],
         send: (m) => this.#send(m),
@@ -238,6 +243,7 @@ export class RaftNode {
     if (this.#isFresh()) {
       const at = this.#bootstrapAt()
       if (at !== undefined && now >= at) this.#bootstrap()
+      else if (now >= this.#rollCallDue) this.#callRoll(at === undefined)
       return
     }
     if (now >= this.#electionDeadline) {
@@ -259,7 +265,11 @@ export class RaftNode {
   nextTickAt(): number {
     if (this.#stopped) return Number.POSITIVE_INFINITY
     if (this.#role === 'leader') return Math.min(this.#heartbeatDue, this.#checkQuorumDue)
-    let at = this.#isFresh() ? (this.#bootstrapAt() ?? Number.POSITIVE_INFINITY) : this.#electionDeadline
+    let at = this.#electionDeadline
+    if (this.#isFresh()) {
+      at = this.#bootstrapAt() ?? Number.POSITIVE_INFINITY
+      if (this.preference !== 'observer') at = Math.min(at, this.#rollCallDue)
+    }
     if (this.#catchUp !== undefined) at = Math.min(at, this.#catchUp.lastProgressAt + this.#catchUpStallMs())
     return at
   }
@@ -267,7 +277,15 @@ export class RaftNode {
   /** Feeds one message from a peer. */
   step(m: Message, now: number): void {
     this.#advanceClock(now)
-    if (this.#stopped || m.to !== this.id || m.from === this.id || !this.#plausibleTerm(m)) return
+    if (m.to !== this.id || m.from === this.id || !this.#plausibleTerm(m)) return
+    if (this.#stopped) {
+      if (this.#halted) this.#rivals.answerStraggler(m, now)
+      return
+    }
+    if (m.type === 'fresh') {
+      this.#onFresh(m)
+      return
+    }
     if (!this.#admit(m)) return
     if (m.type === 'hello') return
     if (m.type === 'concede') {
@@ -375,6 +393,7 @@ export class RaftNode {
     this.#members = next
     this.#membersVersion++
     if (this.#isFresh()) this.#formation.membersChanged(now)
+    this.#formation.forgetAbsent(next)
     if (this.#stopped) return
     for (const id of added) this.#rivals.sayHello(id, now)
     if (this.#role !== 'leader') return
@@ -523,6 +542,17 @@ export class RaftNode {
   }
 
   /** True when `ready()` has something to do (cheap when idle); false while a Ready is outstanding. */
+  /**
+   * The messages of a halted node: all it still does is tell fellow members that its cluster lost (see
+   * clusters.ts). It persists and applies nothing more, so its driver sends these without a Ready.
+   */
+  haltedMessages(): Message[] {
+    if (!this.#halted) return []
+    const out = this.#messages
+    this.#messages = []
+    return out
+  }
+
   hasReady(): boolean {
     if (this.#readyOutstanding) return false
     this.#flush()
@@ -690,6 +720,28 @@ export class RaftNode {
    * of it would first have to join it, at term ≥ 1, and campaign at term ≥ 2). Commits still need a
    * majority of the first voters.
    */
+  /**
+   * A fresh member's roll-call to the others (see formation.ts): alive, still fresh, and whether it is
+   * waiting (it cannot bootstrap now). Observers never bootstrap and never call.
+   */
+  #callRoll(waiting: boolean): void {
+    this.#rollCallDue = this.#now + this.#timing.heartbeatMs
+    if (this.preference === 'observer') return
+    for (const [to, member] of this.#members) {
+      if (!member.observer) this.#send<FreshMessage>({ type: 'fresh', to, waiting })
+    }
+  }
+
+  /**
+   * A fresh member's roll-call. A fresh node notes it for its own turn; a member of a cluster answers
+   * with its standing, so the caller learns that an established member exists and waits to join.
+   */
+  #onFresh(m: FreshMessage): void {
+    if (m.clusterId !== '') return
+    if (this.#isFresh()) this.#formation.heardFresh(m.from, m.waiting, this.#now)
+    else this.#rivals.sayHello(m.from, this.#now)
+  }
+
   #bootstrap(): void {
     this.#term++
     this.#vote = this.id

@@ -232,7 +232,20 @@ export interface ConcedeMessage extends MessageBase {
   winner: ClusterStanding
 }
 
+/**
+ * A fresh member's roll-call, sent every heartbeat period to the other members while it has no
+ * cluster: it is alive, still fresh, and `waiting` (it cannot bootstrap now: held back, too few
+ * members, or a smaller member's turn). A fresh member only takes a later bootstrap turn when every
+ * smaller member said recently that it is waiting; silence (a partition the bond has not noticed yet)
+ * or a member about to bootstrap stops it (formation.ts).
+ */
+export interface FreshMessage extends MessageBase {
+  type: 'fresh'
+  waiting: boolean
+}
+
 export type Message =
+  | FreshMessage
   | AppendMessage
   | AppendResponseMessage
   | HeartbeatMessage

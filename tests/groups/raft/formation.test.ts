@@ -94,4 +94,30 @@ describe('group formation', () => {
     expect(clusters(c).size).toBe(1)
     expect(c.violations).toEqual([])
   })
+
+  it('a later turn needs every smaller member to say it waits: behind a cut the bonds have not noticed, no second cluster forms', () => {
+    const c = cluster({ nodes: ids(2), members: 'manual' })
+    c.setMembers('n1', [{ id: 'n2', observer: false }])
+    c.setMembers('n2', [{ id: 'n1', observer: false }])
+    // Both still count the other as a bonded member, but nothing gets through.
+    c.cut('n1', 'n2')
+    c.run(6000)
+    expect(c.node('n1').status().clusterId).toBeDefined()
+    expect(c.node('n2').status().clusterId).toBeUndefined()
+    c.heal()
+    c.run(3000)
+    expect(clusters(c).size).toBe(1)
+    expect(c.node('n2').status().leader).toBe('n1')
+    expect(c.violations).toEqual([])
+  })
+
+  it('a later turn is taken when every smaller member says it waits (held back by members it cannot reach)', () => {
+    const c = cluster({ nodes: ids(3) })
+    c.withCore('n1', (core, now) => core.setBootstrapHold(true, now))
+    const leader = c.awaitLeader(6000)
+    expect(leader.id).toBe('n2')
+    c.run(1000)
+    expect(clusters(c).size).toBe(1)
+    expect(c.violations).toEqual([])
+  })
 })
