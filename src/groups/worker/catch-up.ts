@@ -27,6 +27,15 @@ interface SnapshotOffer {
   hash: Uint8Array
 }
 
+/** A snapshot fetch under way: from whom, the offers so far, and how to abandon it. */
+interface SnapshotFetch {
+  leader: string
+  index: number
+  offers: Map<string, SnapshotOffer>
+  offerCount: Watch<number>
+  abandon: AbortController
+}
+
 /** What catch-up needs from the worker beyond the shared host. */
 export interface CatchUpHost extends WorkerHost {
   /** The state machine's snapshot now (at the applied index). */
@@ -49,7 +58,7 @@ export interface CatchUpHost extends WorkerHost {
 export class CatchUp {
   readonly #host: CatchUpHost
   #running = false
-  #fetch: { index: number; offers: Map<string, SnapshotOffer>; offerCount: Watch<number> } | undefined
+  #fetch: SnapshotFetch | undefined
   readonly #served = new Map<number, ServedSnapshot>()
   #sweepArmed = false
 
@@ -201,6 +210,10 @@ export class CatchUp {
     while (!host.closedOrHalted()) {
       const s = host.node.status()
       if (!s.catchingUp || s.commitIndex >= minIndex) return
+      // A fetch begun under another leader (which may be cut off, its requests lost until they time
+      // out) gives way: the current leader's snapshot is the one the core waits for.
+      const current = this.#fetch
+      if (current !== undefined && current.leader !== s.leader) current.abandon.abort()
       if (await this.fetchSnapshot(minIndex)) return
       // Every try has all members snapshot: not more often than an election timeout.
       await new Promise<void>((resolve) => host.rt.setTimeout(resolve, host.config.electionTimeoutMs))
@@ -217,22 +230,31 @@ export class CatchUp {
     if (this.#fetch) return false
     const { leader, clusterId } = host.node.status()
     if (leader === undefined || clusterId === undefined) return false
-    const fetch = { index: 0, offers: new Map<string, SnapshotOffer>(), offerCount: new Watch(0) }
+    const fetch: SnapshotFetch = {
+      leader,
+      index: 0,
+      offers: new Map(),
+      offerCount: new Watch(0),
+      abandon: new AbortController(),
+    }
+    const abandoned = fetch.abandon.signal
+    // Every request of this fetch ends when it is abandoned, whatever its own timeout.
+    const request = (peer: string, kind: number, body: unknown, timeoutMs: number) =>
+      abortable(host.transport.request(peer, kind, body, timeoutMs), abandoned)
     this.#fetch = fetch
     try {
-      const index = await host.transport.request(
-        leader,
-        Req.RequestSnapshot,
-        null,
-        host.config.forwardTimeoutMs,
-      )
+      const index = await request(leader, Req.RequestSnapshot, null, host.config.forwardTimeoutMs)
       if (typeof index !== 'number' || !isBounded(index) || index < minIndex) return false
       fetch.index = index as number
       // Offers arrive as members apply the snapshot marker; after the first, give the others a moment
       // so the chunks can be spread over several sources.
-      await fetch.offerCount.until((n) => n >= 1, { signal: host.rt.timeout(5000) })
+      await fetch.offerCount.until((n) => n >= 1, {
+        signal: AbortSignal.any([abandoned, host.rt.timeout(5000)]),
+      })
       await fetch.offerCount
-        .until((n) => n >= host.transport.bonds.value.size - 1, { signal: host.rt.timeout(100) })
+        .until((n) => n >= host.transport.bonds.value.size - 1, {
+          signal: AbortSignal.any([abandoned, host.rt.timeout(100)]),
+        })
         .catch(() => {})
       const offers = [...fetch.offers.values()].filter(
         (o) =>
@@ -249,7 +271,7 @@ export class CatchUp {
           while (chunks.length > 0 && host.transport.bonds.value.has(source.peer)) {
             const off = chunks.shift()!
             try {
-              const part = await host.transport.request(
+              const part = await request(
                 source.peer,
                 Req.FetchSnapshot,
                 [fetch.index, off, SNAPSHOT_CHUNK],
@@ -265,7 +287,7 @@ export class CatchUp {
           }
         }),
       )
-      if (chunks.length > 0 || !equalBytes(blake3(data), hash)) return false
+      if (chunks.length > 0 || abandoned.aborted || !equalBytes(blake3(data), hash)) return false
       if (host.closedOrHalted() || host.node.status().clusterId !== clusterId) return false
       return host.offerSnapshot(meta, data)
     } catch (err) {
@@ -298,4 +320,23 @@ function isSnapshotMeta(v: unknown): v is SnapshotMeta {
     m.config !== null &&
     Array.isArray((m.config as { voters?: unknown }).voters)
   )
+}
+
+/** `promise`, or a rejection as soon as `signal` aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
 }
