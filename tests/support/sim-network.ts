@@ -3,11 +3,13 @@
  * and a message network with random delays (hence reordering), drops, duplication and partitions.
  * Nothing here reads the real clock or Math.random, so a seed replays a run exactly.
  *
- * `RaftCluster` drives IO-less `RaftNode` cores over it the way the group worker will: it persists
- * each Ready on a simulated disk before sending its messages, applies committed entries to a state
- * machine, serves snapshots and parallel catch-up, and can crash a node (losing everything the Ready
- * contract does not guarantee to be on disk) and restart it from its disk. It also watches the safety
- * properties while it runs (one leader per term, one entry per committed index, contiguous disks).
+ * `RaftCluster` is a minimal driver of IO-less `RaftNode` cores, for tests of the core's own rules
+ * (elections, formation, terms, rivals, promotion): it persists each Ready on a simulated disk before
+ * sending its messages, applies committed entries, and can crash a node (losing everything the Ready
+ * contract does not guarantee to be on disk) and restart it. It watches the core's safety properties
+ * (one leader per term, one entry per committed index, contiguous disks). It is not the worker: what
+ * the shipping `GroupWorker` does around the core (proposals, reads, catch-up, snapshots, rivals) is
+ * tested by the group-worker simulation (group-sim.ts, tests/groups/sim/), which runs the real one.
  */
 
 import type {

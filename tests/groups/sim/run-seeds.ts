@@ -1,0 +1,36 @@
+/**
+ * Shared by the default-suite files of the group-worker simulation: runs `seeds` seeds of each named
+ * scenario and fails with every failing seed and its replay command.
+ */
+import { describe, expect, it } from 'vitest'
+import { replayHint, runScenario, scenario } from './scenarios.ts'
+
+/** Seeds per scenario in the default suite; `npm run sim -- --runs N` runs more. */
+export const SEEDS = Number(process.env.GROUP_SIM_SEEDS ?? 150)
+
+export function simulate(names: readonly string[]): void {
+  describe('group worker simulation (the shipping GroupWorker on a seeded network)', () => {
+    for (const name of names) {
+      const s = scenario(name)
+      it(`${name}: ${s.describe}; ${SEEDS} seeds keep every acknowledged write, stay linearizable and converge`, async () => {
+        const failures: string[] = []
+        let acked = 0
+        let ops = 0
+        for (let seed = 1; seed <= SEEDS; seed++) {
+          const result = await runScenario(s, seed)
+          acked += result.stats.acked
+          ops += result.stats.ops
+          if (result.problems.length > 0) {
+            failures.push(
+              `seed ${seed}: ${result.problems.slice(0, 4).join('; ')} (${replayHint(name, seed)})`,
+            )
+          }
+        }
+        expect(failures).toEqual([])
+        // The runs did real work: clients wrote and had writes acknowledged in every seed on average.
+        expect(acked).toBeGreaterThan(SEEDS * 5)
+        expect(ops).toBeGreaterThan(SEEDS * 10)
+      })
+    }
+  })
+}

@@ -1,0 +1,403 @@
+/**
+ * Seeded scenarios for the simulation of the shipping group worker (tests/support/group-sim.ts). Each
+ * builds a group, lets clients write and read strongly on every member from the moment it starts,
+ * injects its faults, then heals everything and checks:
+ * - every client history is linearizable (failed and unknown calls included);
+ * - no acknowledged write is lost, none that failed with OfflineError took effect, none applied twice;
+ * - no member ever applied another value at a list position than the others, nor dropped applied
+ *   values (a restore only moves forward; a member of a losing rival cluster halts instead);
+ * - after the final heal a write commits within RECOVERY_MS, and then strong reads on every running
+ *   member return the same value and their state machines are equal.
+ */
+
+import { GroupSim, type GroupSimOptions, type SimMember } from '../../support/group-sim.ts'
+import { Prng } from '../../support/sim-network.ts'
+
+/** After the final heal, a write must commit within this (simulated ms). */
+export const RECOVERY_MS = 8000
+/** And every running member must then converge within this. */
+const CONVERGE_MS = 8000
+
+export interface RunResult {
+  scenario: string
+  seed: number
+  problems: string[]
+  notes: string[]
+  hash: number
+  stats: {
+    events: number
+    frames: number
+    ops: number
+    acked: number
+    simMs: number
+    recoveryMs: number | undefined
+    halted: number
+  }
+  sim: GroupSim
+}
+
+export interface Scenario {
+  name: string
+  describe: string
+  options(seed: number, prng: Prng): Omit<GroupSimOptions, 'seed'>
+  /** The length of the faulty phase in the long mode (simulated ms); the default suite runs shorter. */
+  span: number
+  /** Starts members and schedules faults within about `span` ms; returns when the faulty phase ends. */
+  script(gs: GroupSim, prng: Prng, span: number): number
+  /** Rival clusters: histories of the two sides are not one linearizable history. */
+  rival?: boolean
+  /** After converging: scenario-specific checks. */
+  check?(gs: GroupSim): void
+}
+
+function startAll(gs: GroupSim, prng: Prng, withinMs: number): void {
+  for (const id of gs.ids) gs.at(prng.between(0, withinMs), () => gs.start(id))
+}
+
+function leaderOf(gs: GroupSim): SimMember | undefined {
+  return gs.running().find((m) => m.worker!.status.value.role === 'leader')
+}
+
+/** Schedules `action` at random times in [from, to) every [gapLo, gapHi) ms. */
+function every(prng: Prng, from: number, to: number, gap: [number, number], action: (t: number) => void) {
+  for (let t = from + prng.between(gap[0], gap[1]); t < to; t += prng.between(gap[0], gap[1])) action(t)
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'staggered',
+    describe: 'members start one by one while clients write from the first moment; a lossy network',
+    options: (_seed, prng) => ({
+      nodes: 3 + prng.int(3),
+      network: { dropRate: 0.01, duplicateRate: 0.02 },
+      clockSkew: 0.05,
+      discoveryMs: [0, 300],
+    }),
+    span: 2500,
+    script: (gs, prng, span) => {
+      gs.at(0, () => gs.start('n1'))
+      for (const id of gs.ids.slice(1)) gs.at(prng.between(0, span * 0.6), () => gs.start(id))
+      return span
+    },
+  },
+  {
+    name: 'promotion',
+    describe: 'learners join a loaded three-member group and must become voters under write load',
+    options: () => ({
+      nodes: 5,
+      consensus: { bootstrapExpect: 3, snapshotEvery: 64 },
+      clients: { thinkMs: [0, 6], writeRatio: 0.8 },
+      network: { ordered: true },
+    }),
+    span: 2500,
+    script: (gs, prng, span) => {
+      for (const id of ['n1', 'n2', 'n3']) gs.at(prng.between(0, 100), () => gs.start(id))
+      gs.at(prng.between(span * 0.24, span * 0.48), () => gs.start('n4'))
+      gs.at(prng.between(span * 0.24, span * 0.6), () => gs.start('n5'))
+      return span
+    },
+    check: (gs) => {
+      const leader = leaderOf(gs)
+      const voters = leader?.worker?.status.value.voters.length ?? 0
+      if (voters !== 5) gs.problems.push(`after converging the leader has ${voters} voters, not 5`)
+    },
+  },
+  {
+    name: 'leader-partition',
+    describe: 'the leader is cut off (alone or with one follower), then healed, repeatedly',
+    options: (_seed, prng) => ({
+      nodes: 3 + 2 * prng.int(2),
+      network: { dropRate: 0.005 },
+      clockSkew: 0.1,
+    }),
+    span: 3000,
+    script: (gs, prng, span) => {
+      startAll(gs, prng, 200)
+      let t = 700
+      while (t < span - 200) {
+        const cutAt = t + prng.between(0, 300)
+        const healAt = cutAt + prng.between(200, 1200)
+        gs.at(cutAt, () => {
+          const leader = leaderOf(gs)
+          if (!leader) return
+          const others = gs.ids.filter((id) => id !== leader.id)
+          const buddy = gs.ids.length > 3 && prng.chance(0.5) ? [prng.pick(others)] : []
+          gs.partition([leader.id, ...buddy])
+        })
+        gs.at(healAt, () => gs.heal())
+        t = healAt + prng.between(100, 600)
+      }
+      return t
+    },
+  },
+  {
+    name: 'one-way',
+    describe: 'one-way links: the leader cannot send, or cannot hear, or random links fail one way',
+    options: (_seed, prng) => ({
+      nodes: 3 + prng.int(3),
+      network: { ordered: prng.chance(0.5) },
+    }),
+    span: 3000,
+    script: (gs, prng, span) => {
+      startAll(gs, prng, 200)
+      every(prng, 600, span, [300, 900], (t) => {
+        gs.at(t, () => {
+          const leader = leaderOf(gs)?.id ?? prng.pick(gs.ids)
+          const other = prng.pick(gs.ids.filter((id) => id !== leader))
+          const mode = prng.int(3)
+          if (mode === 0) gs.oneWay(leader, other)
+          else if (mode === 1) gs.oneWay(other, leader)
+          else {
+            const [a, b] = prng.shuffle(gs.ids)
+            gs.oneWay(a!, b!)
+          }
+        })
+        if (prng.chance(0.6)) gs.at(t + prng.between(100, 800), () => gs.heal())
+      })
+      return span
+    },
+  },
+  {
+    name: 'crash-restart',
+    describe: 'members crash and restart from disk, also while installing a snapshot or catching up',
+    options: (_seed, prng) => ({
+      nodes: 3 + 2 * prng.int(2),
+      consensus: { snapshotEvery: 8 + prng.int(24) },
+      clients: { thinkMs: [0, 15], writeRatio: 0.7 },
+      network: { dropRate: 0.005 },
+      clockSkew: 0.05,
+    }),
+    span: 3400,
+    script: (gs, prng, span) => {
+      startAll(gs, prng, 300)
+      every(prng, 500, span - 200, [250, 700], (t) => {
+        gs.at(t, () => {
+          const alive = gs.ids.filter((id) => gs.member(id).alive)
+          // Keep a majority alive most of the time, but not always.
+          if (alive.length <= Math.ceil(gs.ids.length / 2) && prng.chance(0.8)) return
+          const leader = leaderOf(gs)
+          const victim = leader && prng.chance(0.4) ? leader.id : prng.pick(alive)
+          gs.crash(victim)
+          const down = prng.between(50, 1500)
+          gs.at(t + down, () => gs.start(victim))
+          // Sometimes crash it again soon after it came back: in the middle of catch-up or a
+          // snapshot install. (Only within the faulty phase: the final heal must find every member up.)
+          const again = t + down + prng.between(5, 150)
+          if (prng.chance(0.4) && again < span) {
+            gs.at(again, () => gs.crash(victim))
+            gs.at(again + prng.between(20, 400), () => gs.start(victim))
+          }
+        })
+      })
+      return span
+    },
+  },
+  {
+    name: 'rival',
+    describe: 'two sides that cannot learn of each other form apart, then meet: nothing acknowledged is lost',
+    rival: true,
+    options: (_seed, prng) => ({
+      nodes: 4 + prng.int(2),
+      checkApplyOrder: false,
+      clients: { thinkMs: [1, 40], writeRatio: 0.6 },
+    }),
+    span: 2500,
+    script: (gs, prng, span) => {
+      const ids = prng.shuffle(gs.ids)
+      const cut = 1 + prng.int(ids.length - 1)
+      gs.splitDiscovery(ids.slice(0, cut), ids.slice(cut))
+      startAll(gs, prng, 400)
+      gs.at(prng.between(500, span * 0.8), () => gs.joinDiscovery())
+      return span
+    },
+  },
+  {
+    name: 'chaos',
+    describe: 'everything at once: partitions, one-way links, crashes, loss, duplication, clock drift',
+    options: (_seed, prng) => ({
+      nodes: 3 + prng.int(3),
+      consensus: { snapshotEvery: 16 + prng.int(48) },
+      network: { dropRate: 0.02, duplicateRate: 0.02, maxDelayMs: 20 },
+      clockSkew: 0.2,
+    }),
+    span: 4000,
+    script: (gs, prng, span) => {
+      startAll(gs, prng, 800)
+      every(prng, 400, span, [150, 600], (t) => {
+        gs.at(t, () => {
+          const ids = gs.ids
+          switch (prng.int(5)) {
+            case 0: {
+              const shuffled = prng.shuffle(ids)
+              const k = 1 + prng.int(ids.length - 1)
+              gs.partition(shuffled.slice(0, k))
+              break
+            }
+            case 1: {
+              const [a, b] = prng.shuffle(ids)
+              gs.oneWay(a!, b!)
+              break
+            }
+            case 2:
+              gs.heal()
+              break
+            default: {
+              const alive = ids.filter((id) => gs.member(id).alive)
+              if (alive.length <= 1) return
+              const victim = prng.pick(alive)
+              gs.crash(victim)
+              gs.at(t + prng.between(20, 1200), () => gs.start(victim))
+            }
+          }
+        })
+      })
+      return span
+    },
+  },
+]
+
+export function scenario(name: string): Scenario {
+  const s = SCENARIOS.find((x) => x.name === name)
+  if (!s) throw new Error(`no scenario ${name}; there are ${SCENARIOS.map((x) => x.name).join(', ')}`)
+  return s
+}
+
+/** Runs one seed of a scenario and checks it. */
+export async function runScenario(
+  s: Scenario,
+  seed: number,
+  options: { trace?: boolean; span?: number } = {},
+): Promise<RunResult> {
+  const prng = new Prng(seed ^ 0x5bd1e995)
+  const gs = new GroupSim({ seed, ...s.options(seed, prng), trace: options.trace ?? false })
+  const faultsEnd = s.script(gs, prng, options.span ?? s.span)
+  await gs.run(faultsEnd)
+
+  // The final heal: the network, discovery, every crashed member back.
+  gs.heal()
+  if (s.rival) gs.joinDiscovery()
+  for (const id of gs.ids) if (!gs.member(id).alive) gs.start(id)
+  gs.stopClients()
+  const healAt = gs.now
+
+  // Recovery: a write through some running member commits within RECOVERY_MS.
+  let recoveryMs: number | undefined
+  while (gs.now - healAt < RECOVERY_MS) {
+    const running = gs.running()
+    if (running.length === 0) {
+      await gs.run(50)
+      continue
+    }
+    const m = prng.pick(running)
+    const acked = await drive(gs, gs.write(m, m.worker!), healAt + RECOVERY_MS - gs.now)
+    if (acked === true) {
+      recoveryMs = gs.now - healAt
+      break
+    }
+    await gs.run(20)
+  }
+  if (recoveryMs === undefined)
+    gs.problems.push(`no write committed within ${RECOVERY_MS} ms after the final heal`)
+
+  // Quiet: every running member applies the same index in the same cluster, and calls settle.
+  const converged = () => {
+    const running = gs.running()
+    if (running.length === 0 || gs.clientsBusy()) return false
+    const s0 = running[0]!.worker!.node.status()
+    const leaders = running.filter((m) => m.worker!.node.status().role === 'leader')
+    if (leaders.length !== 1) return false
+    const commit = leaders[0]!.worker!.node.status().commitIndex
+    return running.every((m) => {
+      const st = m.worker!.node.status()
+      return (
+        st.clusterId === s0.clusterId && m.worker!.applied.value === commit && st.leader === leaders[0]!.id
+      )
+    })
+  }
+  if (!(await gs.runUntil(converged, CONVERGE_MS))) {
+    const states = gs
+      .running()
+      .map((m) => {
+        const st = m.worker!.node.status()
+        return `${m.id}:${st.role}/t${st.term}/c${st.commitIndex}/a${m.worker!.applied.value}/${st.clusterId?.slice(0, 6)}${st.catchingUp ? '/catching-up' : ''}`
+      })
+      .join(' ')
+    gs.problems.push(`running members did not converge within ${CONVERGE_MS} ms of recovery: ${states}`)
+  }
+
+  // Strong reads everywhere agree, and so do the state machines.
+  const running = gs.running()
+  // (A read is retried: a lost request times out with the read's deadline.)
+  const readUntilAnswered = async (m: SimMember) => {
+    for (let i = 0; i < 5; i++) {
+      const r = await gs.read(m, m.worker!)
+      if (r !== undefined) return r
+    }
+    return undefined
+  }
+  const reads = await drive(gs, Promise.all(running.map(readUntilAnswered)), 5 * CONVERGE_MS)
+  if (reads === undefined) gs.problems.push('final strong reads did not complete')
+  else if (reads.some((r) => r === undefined)) {
+    gs.problems.push(
+      `final strong reads failed on ${running.filter((_, i) => reads[i] === undefined).map((m) => m.id)}`,
+    )
+  } else {
+    const distinct = new Set(reads.map((r) => JSON.stringify(r)))
+    if (distinct.size !== 1) {
+      gs.problems.push(
+        `final strong reads disagree: ${running.map((m, i) => `${m.id}=${JSON.stringify(reads[i])}`).join(' ')}`,
+      )
+    }
+  }
+  const reference = running[0] ? gs.valuesOf(running[0].id) : []
+  for (const m of running.slice(1)) {
+    const values = gs.valuesOf(m.id)
+    if (values.length !== reference.length || values.some((v, i) => v !== reference[i])) {
+      gs.problems.push(
+        `state machines differ: ${running[0]!.id} has ${reference.length} values, ${m.id} ${values.length}`,
+      )
+    }
+  }
+  gs.checkOutcome(reference, { linearizable: !s.rival, keptBy: gs.halted() })
+  if (s.check && gs.problems.length === 0) s.check(gs)
+
+  return {
+    scenario: s.name,
+    seed,
+    problems: gs.problems,
+    notes: gs.notes,
+    hash: gs.hash,
+    stats: {
+      events: gs.events,
+      frames: gs.frames,
+      ops: gs.ops.length,
+      acked: gs.acked.size,
+      simMs: gs.now,
+      recoveryMs,
+      halted: gs.halted().length,
+    },
+    sim: gs,
+  }
+}
+
+/** Runs the simulation until `task` settles or `ms` pass; its value, or undefined. */
+async function drive<T>(gs: GroupSim, task: Promise<T>, ms: number): Promise<T | undefined> {
+  let done = false
+  let value: T | undefined
+  task.then(
+    (v) => {
+      done = true
+      value = v
+    },
+    () => {
+      done = true
+    },
+  )
+  await gs.runUntil(() => done, Math.max(0, ms))
+  return value
+}
+
+/** A one-line replay hint for a failing seed. */
+export function replayHint(name: string, seed: number): string {
+  return `replay: npm run sim -- --scenario ${name} --seed ${seed} --runs 1 --trace`
+}
