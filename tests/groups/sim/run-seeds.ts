@@ -5,8 +5,8 @@
 import { describe, expect, it } from 'vitest'
 import { replayHint, runScenario, scenario } from './scenarios.ts'
 
-/** Seeds per scenario in the default suite; `npm run sim -- --runs N` runs more. */
-export const SEEDS = Number(process.env.GROUP_SIM_SEEDS ?? 150)
+/** Seeds per scenario in the default suite (7 scenarios: 2 030 seeds); `npm run sim -- --runs N` runs more. */
+export const SEEDS = Number(process.env.GROUP_SIM_SEEDS ?? 290)
 
 export function simulate(names: readonly string[]): void {
   describe('group worker simulation (the shipping GroupWorker on a seeded network)', () => {
