@@ -50,6 +50,7 @@ export {
 export {
   AbortError,
   ClosedError,
+  DataDirLockedError,
   DecodeError,
   FrameTooLargeError,
   FullError,

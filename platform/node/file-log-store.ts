@@ -1,7 +1,6 @@
 import type { FileHandle } from 'node:fs/promises'
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { open, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { crc32 } from 'node:zlib'
 import type {
   HardState,
   LoadedLog,
@@ -28,6 +27,30 @@ import { LogView } from '../../src/groups/storage/log-view.ts'
 import { concatBytes } from '../../src/primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
 import { ClosedError, InvalidArgumentError } from '../../src/primitives/errors.ts'
+import { type DirLock, lockDir } from './dir-lock.ts'
+import {
+  batchRecord,
+  type EntryLoc,
+  frameRecord,
+  fsyncDir,
+  headerRecord,
+  type InstalledRecord,
+  MAX_RECORD,
+  MiB,
+  newSegment,
+  REC_COMPACT,
+  REC_INSTALLED,
+  REC_SNAPSHOT,
+  RESET_MARKER,
+  readSnapshotFile,
+  replaceFile,
+  type Segment,
+  SNAPSHOT_FILE,
+  SNAPSHOT_TMP,
+  writeAll,
+  writeManifest,
+} from './file-log-store/format.ts'
+import { type Recovered, recover } from './file-log-store/recovery.ts'
 
 export interface FileLogStoreOptions {
   /**
@@ -44,26 +67,35 @@ export interface FileLogStoreOptions {
 
 /**
  * A durable log store for Node: a directory of append-only, checksummed segment files plus a snapshot
- * file.
+ * file. It never loses an acknowledged write silently: what recovery cannot explain as a torn final write
+ * is refused with `CorruptLogError`, naming the file and byte.
  *
  * Directory layout:
  * - `0000000000000001.seg`, `...2.seg`, ...: segments, numbered without gaps. Each is a sequence of
  *   records `[u32 payload length][u32 crc32 of type+payload][u8 type][payload]` (little-endian):
- *   - `1` HEADER, always first: CBOR `{ v: 1, seq, last, lastTerm, compacted, compactedTerm, hs }`, the
- *     state of the log when the segment was started (`hs` is the CBOR of the hard state). Replay starts
- *     from the first segment's header, so older segments can be deleted whole.
+ *   - `1` HEADER, always first: CBOR `{ v: 1, seq, last, lastTerm, compacted, compactedTerm, hs, snap? }`,
+ *     the state of the log when the segment was started (`hs` is the CBOR of the hard state, `snap` the
+ *     index of a snapshot the log was compacted against). Replay starts from the first segment's header,
+ *     so older segments can be deleted whole; every later header repeats the state the segment before
+ *     it ended with, which catches records missing at the end of a segment.
  *   - `2` BATCH, one per `write`: `[u32 meta length][meta: CBOR { i?: first index, n?: count,
  *     t?: truncateFrom, h?: hard state CBOR }]` then, per entry, `[u32 length][f64 term][entry CBOR]`
  *     (the term is outside the CBOR so that replay need not decode entries). Replay applies the
  *     truncation, then the entries, then the hard state: a batch is all there or not at all.
- *   - `3` COMPACT: CBOR `{ upTo, term }`.
+ *   - `3` COMPACT: CBOR `{ upTo, term, s? }`; `s` is the index of the snapshot saved when it was written.
  * - `snapshot`: one record, replaced atomically (written to `snapshot.tmp`, fsynced, renamed over,
  *   directory fsynced):
  *   - `4` SNAPSHOT, from `saveSnapshot`: CBOR `{ m: meta, d?: data }`.
  *   - `5` INSTALLED, from `installSnapshot`: CBOR `{ m: meta, d: data, seg, hs }`: the log was replaced
  *     by the empty log after `m.index` with hard state `hs`, and it lives in segments `seg` and later;
  *     every segment numbered below `seg` belongs to the replaced log.
+ * - `MANIFEST`: one record `6` CBOR `{ v: 1, top }`, replaced atomically like `snapshot` each time a
+ *   segment is created, once that segment's header is durable: `top` is the highest segment number. It
+ *   tells a store whose segments were deleted from a new one, and a log whose last segments were deleted
+ *   from a shorter one. A directory without it (written before it existed) opens as before and gets one.
  * - `RESET`: present only while a `reset()` runs; on open it means "finish wiping".
+ * - `LOCK`: held while the store is open (see dir-lock.ts); a second opener, in this process or another,
+ *   gets `DataDirLockedError`. A lock left by a process that died is taken over at once.
  *
  * Writes are group-committed: while one batch is being written and fsynced, later batches queue, and the
  * next flush writes all of them with one `write` and one fdatasync. A segment is fsynced before the next
@@ -71,12 +103,21 @@ export interface FileLogStoreOptions {
  * log, not in its queue: a log write issued after `saveSnapshot` may reach the disk first, but it
  * resolves after the snapshot; `compact` and `reset` wait for earlier snapshots before they are written
  * (so a `compact` issued before its snapshot resolved holds up the writes queued behind it: await the
- * snapshot first).
+ * snapshot first). After any I/O error the store writes nothing more and fails every call with that
+ * `StorageError`: it no longer knows what reached the disk.
  *
- * Recovery on open: segments are replayed in order. In the last segment, the first record that is
- * short or fails its checksum, and everything after it, is a torn write (never acknowledged, since a
- * write resolves only after its fsync) and is cut off; a last segment whose header is torn is removed.
- * A bad record in any other segment, or a bad snapshot file, is real corruption: `CorruptLogError`.
+ * Recovery on open (file-log-store/recovery.ts): segments are replayed in order. Only the tail of the
+ * final flush can be torn, and it was never acknowledged (a write resolves after its fsync): in the last
+ * segment, a record that is short or fails its checksum is cut off with everything after it, but only if
+ * no valid record begins anywhere after it (scanned byte by byte, like etcd's WAL). A valid record after
+ * it means the damage is not a torn tail, and it is refused. That also refuses a power loss in which the
+ * disk wrote later sectors of the (unacknowledged) final flush but not earlier ones: a false alarm that
+ * costs the operator a restore from the other members, where cutting could drop acknowledged records
+ * after a flipped bit. A last segment whose header is torn is removed if the manifest does not list it.
+ * Refused as well: a bad record anywhere else, a bad snapshot or manifest, a segment missing in the
+ * middle (a gap), at the end (below the manifest's `top`) or at the start (its entries were not
+ * compacted), a segment renamed (its header names another number), and a missing snapshot that a
+ * COMPACT record or header says the log was compacted against.
  *
  * Compaction appends a COMPACT record, then deletes the oldest segments whose successor starts at or
  * below the compaction point. Compacted entries in the remaining first segment are skipped on replay,
@@ -90,9 +131,6 @@ export interface FileLogStoreOptions {
  * snapshot file alone (its `m` and `hs`) and segment `seg` is created. A crash before the rename leaves
  * the old snapshot and the old segments (a stray `snapshot.tmp` is removed on open): the old state. A
  * crash after it leaves the new snapshot, and whatever old segments survived are ignored: the new state.
- *
- * One process, one store per directory: opening a directory twice in the same process throws; nothing
- * guards against two processes.
  */
 export class FileLogStore implements LogStore {
   readonly durable = true
@@ -106,6 +144,8 @@ export class FileLogStore implements LogStore {
   #view: LogView<EntryLoc>
   #hardState: Uint8Array
   #snapshot: SnapshotMeta | undefined
+  /** A snapshot the log was compacted against (recorded in COMPACT records and headers). */
+  #snapFloor: number | undefined
 
   // Layout, decided at call time too: where the next record goes.
   #segments: Segment[]
@@ -135,15 +175,18 @@ export class FileLogStore implements LogStore {
 
   #failed: StorageError | undefined
   #closing: Promise<void> | undefined
+  readonly #lock: DirLock
 
-  private constructor(init: Recovered, options: Required<FileLogStoreOptions>) {
+  private constructor(init: Recovered, options: Required<FileLogStoreOptions>, lock: DirLock) {
     this.dir = init.dir
+    this.#lock = lock
     this.#fsync = options.fsync
     this.#segmentSize = options.segmentSize
     this.#cacheBudget = options.cacheBytes
     this.#view = init.view
     this.#hardState = init.hardState
     this.#snapshot = init.snapshot
+    this.#snapFloor = init.snapFloor
     this.#segments = init.segments
     this.#tail = init.segments.at(-1)!
     this.#tailPos = init.tailPos
@@ -165,12 +208,11 @@ export class FileLogStore implements LogStore {
     if (!(opts.cacheBytes >= 0))
       throw new InvalidArgumentError(`cacheBytes must be ≥ 0, got ${opts.cacheBytes}`)
     const path = resolve(dir)
-    if (openDirs.has(path)) throw new StorageError(`the log store at ${path} is already open in this process`)
-    openDirs.add(path)
+    const lock = await lockDir(path, 'log store directory')
     try {
-      return new FileLogStore(await recover(path, opts.fsync), opts)
+      return new FileLogStore(await recover(path, opts.fsync), opts, lock)
     } catch (err) {
-      openDirs.delete(path)
+      await lock.release()
       if (err instanceof StorageError) throw err
       throw new StorageError(`cannot open the log store at ${path}: ${(err as Error).message}`, {
         cause: err,
@@ -405,6 +447,7 @@ export class FileLogStore implements LogStore {
       this.#view.resetTo(meta.index, meta.term)
       this.#hardState = hs
       this.#snapshot = snapshot
+      this.#snapFloor = meta.index
       this.#cache = []
       this.#cacheHead = 0
       this.#cacheBytes = 0
@@ -439,10 +482,15 @@ export class FileLogStore implements LogStore {
       if (upToIndex <= this.#view.offset) return this.#barrier()
       const snap = this.#snapshot
       const term = this.#view.term(upToIndex) ?? (snap?.index === upToIndex ? snap.term : undefined)
-      const job = this.#layout(
-        frameRecord(REC_COMPACT, encodeCanonical({ upTo: upToIndex, term: term ?? null })),
-      )
+      // `s`: the snapshot is on disk before this record (see `before`), and must stay
+      const record: { upTo: number; term: number | null; s?: number } = {
+        upTo: upToIndex,
+        term: term ?? null,
+      }
+      if (snap !== undefined) record.s = snap.index
+      const job = this.#layout(frameRecord(REC_COMPACT, encodeCanonical(record)))
       this.#view.compact(upToIndex, term)
+      if (snap !== undefined) this.#snapFloor = snap.index
       // the compaction must not be on disk before the snapshot that covers it
       if (this.#snapPending > 0) job.before = this.#snapChain
       job.after = () => this.#deleteObsoleteSegments(upToIndex, job.seg)
@@ -459,6 +507,7 @@ export class FileLogStore implements LogStore {
       this.#view = new LogView<EntryLoc>()
       this.#hardState = encodeCanonical(initialHardState())
       this.#snapshot = undefined
+      this.#snapFloor = undefined
       this.#cache = []
       this.#cacheHead = 0
       this.#cacheBytes = 0
@@ -505,7 +554,7 @@ export class FileLogStore implements LogStore {
           seg.deleted = true
           releaseReader(seg)
         }
-        openDirs.delete(this.dir)
+        await this.#lock.release()
       }
     })()
     return this.#closing
@@ -548,19 +597,7 @@ export class FileLogStore implements LogStore {
 
   /** The header of a segment started now: the state the records after it apply to. */
   #headerRecord(seg: Segment): Uint8Array {
-    const last = this.#view.lastIndex()
-    return frameRecord(
-      REC_HEADER,
-      encodeCanonical({
-        v: FORMAT_VERSION,
-        seq: seg.seq,
-        last,
-        lastTerm: this.#view.term(last) ?? null,
-        compacted: this.#view.offset,
-        compactedTerm: this.#view.offsetTerm ?? null,
-        hs: this.#hardState,
-      }),
-    )
+    return headerRecord(seg.seq, this.#view, this.#hardState, this.#snapFloor)
   }
 
   /** Resolves once every job queued before it is done. */
@@ -599,6 +636,9 @@ export class FileLogStore implements LogStore {
           await head.before
           head.before = undefined
         }
+        // a snapshot written beside the log failed: nothing more may reach the disk (a compaction
+        // waiting for it would otherwise drop entries no snapshot covers)
+        if (this.#failed !== undefined) throw this.#failed
         if (head.kind === 'reset' || head.kind === 'install') {
           group = this.#queue.splice(0, 1)
           if (head.kind === 'reset') await this.#doReset(head)
@@ -659,7 +699,7 @@ export class FileLogStore implements LogStore {
   /** Writes a group of jobs: one write per segment touched, then one fdatasync. */
   async #writeGroup(group: Job[]): Promise<void> {
     let wrote = false
-    let created = false
+    let created: Segment | undefined
     let i = 0
     while (i < group.length) {
       const seg = group[i]!.seg
@@ -683,7 +723,7 @@ export class FileLogStore implements LogStore {
       }
       if (group[i]!.header !== undefined) {
         await this.#startSegment(seg)
-        created = true
+        created = seg
       }
       if (parts.length > 0) {
         if (this.#writeSeg !== seg || this.#writeHandle === undefined) {
@@ -696,8 +736,10 @@ export class FileLogStore implements LogStore {
     }
     if (this.#fsync && wrote) {
       await this.#writeHandle!.datasync()
-      if (created) await fsyncDir(this.dir)
+      if (created !== undefined) await fsyncDir(this.dir)
     }
+    // once its header is durable (rare: a segment holds 64 MiB by default)
+    if (created !== undefined) await writeManifest(this.dir, { top: created.seq }, this.#fsync)
   }
 
   /** Closes the current segment (durably) and creates `seg`. */
@@ -734,6 +776,7 @@ export class FileLogStore implements LogStore {
       await this.#writeHandle!.datasync()
       await fsyncDir(this.dir)
     }
+    await writeManifest(this.dir, { top: job.seg.seq }, this.#fsync)
     await rm(marker, { force: true })
     if (this.#fsync) await fsyncDir(this.dir)
   }
@@ -753,6 +796,7 @@ export class FileLogStore implements LogStore {
       await this.#writeHandle!.datasync()
       await fsyncDir(this.dir)
     }
+    await writeManifest(this.dir, { top: job.seg.seq }, this.#fsync)
     for (const seg of job.old ?? []) {
       seg.deleted = true
       releaseReader(seg)
@@ -778,17 +822,8 @@ export class FileLogStore implements LogStore {
     }
   }
 
-  async #writeSnapshotFile(record: Uint8Array): Promise<void> {
-    const tmp = join(this.dir, SNAPSHOT_TMP)
-    const fh = await open(tmp, 'w')
-    try {
-      await writeAll(fh, record, 0)
-      if (this.#fsync) await fh.datasync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, join(this.dir, SNAPSHOT_FILE))
-    if (this.#fsync) await fsyncDir(this.dir)
+  #writeSnapshotFile(record: Uint8Array): Promise<void> {
+    return replaceFile(this.dir, SNAPSHOT_FILE, SNAPSHOT_TMP, record, this.#fsync)
   }
 
   /** Drops the bytes of the oldest written entries beyond the cache budget. */
@@ -831,50 +866,10 @@ export class FileLogStore implements LogStore {
 // ---------------------------------------------------------------------------------------------------
 // Internals
 
-const MiB = 1024 * 1024
-const FORMAT_VERSION = 1
-/** `[u32 length][u32 crc32][u8 type]` */
-const FRAME = 9
-/** Per entry in a BATCH record: `[u32 length][f64 term]` */
-const ENTRY_PREFIX = 12
-const MAX_RECORD = 1024 * MiB
-const REC_HEADER = 1
-const REC_BATCH = 2
-const REC_COMPACT = 3
-const REC_SNAPSHOT = 4
-const REC_INSTALLED = 5
-const SEGMENT_RE = /^(\d{16})\.seg$/
-const SNAPSHOT_FILE = 'snapshot'
-const SNAPSHOT_TMP = 'snapshot.tmp'
-const RESET_MARKER = 'RESET'
 /** Reads of nearby entries are merged when the gap between them is at most this... */
 const READ_GAP = 64 * 1024
 /** ...and the merged read at most this long. */
 const READ_SPAN = 8 * MiB
-
-/** Directories open in this process. */
-const openDirs = new Set<string>()
-
-interface Segment {
-  seq: number
-  path: string
-  /** The last index of the log when the segment was started (from its header). */
-  baseLast: number
-  reader: Promise<FileHandle> | undefined
-  /** Reads in progress; a deleted segment's reader is closed when they are done. */
-  reads: number
-  deleted: boolean
-}
-
-interface EntryLoc {
-  seg: Segment
-  /** Where the entry's CBOR starts in the segment. */
-  pos: number
-  len: number
-  /** The CBOR, while the entry is in the cache (always until it is written). */
-  bytes: Uint8Array | undefined
-  written: boolean
-}
 
 interface Job {
   kind: 'append' | 'barrier' | 'reset' | 'install'
@@ -895,42 +890,6 @@ interface Job {
   done: PromiseWithResolvers<void>
 }
 
-/** The payload of an INSTALLED snapshot file. */
-interface InstalledRecord {
-  m: SnapshotMeta
-  d: Uint8Array
-  /** The first segment of the log that starts after the snapshot. */
-  seg: number
-  /** The hard state as of the install (CBOR). */
-  hs: Uint8Array
-}
-
-/** A snapshot file's contents; `installed` when it came from `installSnapshot`. */
-interface SnapshotFile {
-  meta: SnapshotMeta
-  data?: Uint8Array
-  installed?: { seg: number; hs: Uint8Array }
-}
-
-interface Recovered {
-  dir: string
-  view: LogView<EntryLoc>
-  hardState: Uint8Array
-  snapshot: SnapshotMeta | undefined
-  segments: Segment[]
-  tailPos: number
-  tailHasRecords: boolean
-  writeHandle: FileHandle
-}
-
-function newSegment(dir: string, seq: number, baseLast: number): Segment {
-  return { seq, path: join(dir, segmentName(seq)), baseLast, reader: undefined, reads: 0, deleted: false }
-}
-
-function segmentName(seq: number): string {
-  return `${seq.toString().padStart(16, '0')}.seg`
-}
-
 function releaseReader(seg: Segment): void {
   if (seg.reads > 0 || seg.reader === undefined) return
   const reader = seg.reader
@@ -944,351 +903,8 @@ async function readAt(seg: Segment, pos: number, len: number): Promise<Uint8Arra
   let off = 0
   while (off < len) {
     const { bytesRead } = await fh.read(buf, off, len - off, pos + off)
-    if (bytesRead === 0) throw new CorruptLogError(`segment ${seg.path} ends before offset ${pos + len}`)
+    if (bytesRead === 0) throw new CorruptLogError(`${seg.path} ends before byte ${pos + len}`)
     off += bytesRead
   }
   return buf
-}
-
-async function writeAll(fh: FileHandle, buf: Uint8Array, pos: number): Promise<void> {
-  let off = 0
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off, pos + off)
-    off += bytesWritten
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
-
-function view(buf: Uint8Array): DataView {
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-}
-
-/** Fills in length, type and checksum of a record whose payload is already in place. */
-function sealRecord(rec: Uint8Array, type: number): Uint8Array {
-  const dv = view(rec)
-  dv.setUint32(0, rec.length - FRAME, true)
-  rec[8] = type
-  dv.setUint32(4, crc32(rec.subarray(8)), true)
-  return rec
-}
-
-function frameRecord(type: number, payload: Uint8Array): Uint8Array {
-  const rec = new Uint8Array(FRAME + payload.length)
-  rec.set(payload, FRAME)
-  return sealRecord(rec, type)
-}
-
-/** A BATCH record, and where each entry's CBOR starts relative to the record. */
-function batchRecord(
-  meta: Uint8Array,
-  entries: readonly LogEntry[],
-  encoded: Uint8Array[],
-): { record: Uint8Array; offsets: number[] } {
-  let size = FRAME + 4 + meta.length
-  for (const e of encoded) size += ENTRY_PREFIX + e.length
-  const rec = new Uint8Array(size)
-  const dv = view(rec)
-  let p = FRAME
-  dv.setUint32(p, meta.length, true)
-  rec.set(meta, p + 4)
-  p += 4 + meta.length
-  const offsets: number[] = new Array(encoded.length)
-  for (let i = 0; i < encoded.length; i++) {
-    const e = encoded[i]!
-    dv.setUint32(p, e.length, true)
-    dv.setFloat64(p + 4, entries[i]!.term, true)
-    p += ENTRY_PREFIX
-    offsets[i] = p
-    rec.set(e, p)
-    p += e.length
-  }
-  return { record: sealRecord(rec, REC_BATCH), offsets }
-}
-
-/** The record at `pos`, or undefined when it is short or fails its checksum. */
-function readRecord(buf: Uint8Array, pos: number): { type: number; start: number; end: number } | undefined {
-  if (buf.length - pos < FRAME) return undefined
-  const dv = view(buf)
-  const len = dv.getUint32(pos, true)
-  if (len === 0 || len > buf.length - pos - FRAME) return undefined
-  const end = pos + FRAME + len
-  if (crc32(buf.subarray(pos + 8, end)) !== dv.getUint32(pos + 4, true)) return undefined
-  return { type: buf[pos + 8]!, start: pos + FRAME, end }
-}
-
-function decodeRecord(buf: Uint8Array, what: string): Record<string, unknown> {
-  let value: unknown
-  try {
-    value = decodeCanonical(buf)
-  } catch (err) {
-    throw new CorruptLogError(`${what} does not decode`, { cause: err })
-  }
-  if (value === null || typeof value !== 'object') throw new CorruptLogError(`${what} is not a map`)
-  return value as Record<string, unknown>
-}
-
-function isCount(n: unknown): n is number {
-  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
-}
-
-function optionalTerm(n: unknown, what: string): number | undefined {
-  if (n === null || n === undefined) return undefined
-  if (!isCount(n)) throw new CorruptLogError(`${what} has a bad term`)
-  return n
-}
-
-async function readSnapshotFile(dir: string): Promise<SnapshotFile | undefined> {
-  let buf: Uint8Array
-  try {
-    buf = await readFile(join(dir, SNAPSHOT_FILE))
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
-  const rec = readRecord(buf, 0)
-  if (rec === undefined || rec.end !== buf.length) {
-    throw new CorruptLogError(`the snapshot in ${dir} fails its checksum`)
-  }
-  if (rec.type !== REC_SNAPSHOT && rec.type !== REC_INSTALLED) {
-    throw new CorruptLogError(`the snapshot in ${dir} has a record of unknown type ${rec.type}`)
-  }
-  const value = decodeRecord(buf.subarray(rec.start, rec.end), 'the snapshot')
-  const meta = value.m as SnapshotMeta
-  try {
-    checkSnapshotMeta(meta)
-  } catch (err) {
-    throw new CorruptLogError('the snapshot metadata is malformed', { cause: err })
-  }
-  if (value.d !== undefined && !(value.d instanceof Uint8Array))
-    throw new CorruptLogError('bad snapshot data')
-  const out: SnapshotFile = value.d === undefined ? { meta } : { meta, data: value.d }
-  if (rec.type === REC_INSTALLED) {
-    if (!isCount(value.seg) || value.seg < 1 || !(value.hs instanceof Uint8Array) || out.data === undefined) {
-      throw new CorruptLogError('the installed snapshot is malformed')
-    }
-    out.installed = { seg: value.seg, hs: value.hs }
-  }
-  return out
-}
-
-/** Deletes everything a store keeps in `dir` (finishing an interrupted reset). */
-async function wipe(dir: string, names: string[], fsync: boolean): Promise<void> {
-  for (const name of names) {
-    if (SEGMENT_RE.test(name) || name === SNAPSHOT_FILE || name === SNAPSHOT_TMP) {
-      await rm(join(dir, name), { force: true })
-    }
-  }
-  if (fsync) await fsyncDir(dir)
-  await rm(join(dir, RESET_MARKER), { force: true })
-  if (fsync) await fsyncDir(dir)
-}
-
-/** Rebuilds the store's state from `dir`, cutting off a torn tail. */
-async function recover(dir: string, fsync: boolean): Promise<Recovered> {
-  await mkdir(dir, { recursive: true })
-  let names = await readdir(dir)
-  if (names.includes(RESET_MARKER)) {
-    await wipe(dir, names, fsync)
-    names = await readdir(dir)
-  }
-  if (names.includes(SNAPSHOT_TMP)) await rm(join(dir, SNAPSHOT_TMP), { force: true })
-  const snap = names.includes(SNAPSHOT_FILE) ? await readSnapshotFile(dir) : undefined
-  const snapshot = snap?.meta
-  /** Segments below it belong to a log that an installed snapshot replaced. */
-  const floor = snap?.installed?.seg ?? 0
-
-  let seqs = names
-    .map((n) => SEGMENT_RE.exec(n)?.[1])
-    .filter((s): s is string => s !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b)
-  if (seqs.length > 0 && seqs[0]! < floor) {
-    // an install committed, then the process died before it deleted the old log: finish that
-    for (const seq of seqs) if (seq < floor) await rm(join(dir, segmentName(seq)), { force: true })
-    if (fsync) await fsyncDir(dir)
-    seqs = seqs.filter((seq) => seq >= floor)
-  }
-  for (let k = 1; k < seqs.length; k++) {
-    if (seqs[k] !== seqs[k - 1]! + 1)
-      throw new CorruptLogError(`segment ${seqs[k - 1]! + 1} is missing in ${dir}`)
-  }
-
-  const state: ReplayState = {
-    view: new LogView<EntryLoc>(),
-    hardState: encodeCanonical(initialHardState()),
-  }
-  if (snap?.installed !== undefined) {
-    // what the first segment's header says too; the only source when no segment of the new log survived
-    state.view.resetTo(snap.meta.index, snap.meta.term)
-    state.hardState = snap.installed.hs
-  }
-  const segments: Segment[] = []
-  let tailPos = 0
-  let tailHasRecords = false
-  for (let k = 0; k < seqs.length; k++) {
-    const seg = newSegment(dir, seqs[k]!, 0)
-    const isLast = k === seqs.length - 1
-    const buf = await readFile(seg.path)
-    const r = replaySegment(buf, seg, segments.length === 0, state)
-    if (r.end < buf.length || !r.headerOk) {
-      if (!isLast) throw new CorruptLogError(`segment ${seg.path} is corrupt at byte ${r.end}`)
-      if (!r.headerOk) {
-        // started but never completed: nothing in it was acknowledged
-        await rm(seg.path, { force: true })
-        if (fsync) await fsyncDir(dir)
-        continue
-      }
-      const fh = await open(seg.path, 'r+')
-      try {
-        await fh.truncate(r.end)
-        if (fsync) await fh.datasync()
-      } finally {
-        await fh.close()
-      }
-    }
-    segments.push(seg)
-    tailPos = r.end
-    tailHasRecords = r.records > 0
-  }
-
-  let writeHandle: FileHandle
-  if (segments.length === 0) {
-    const seg = newSegment(dir, Math.max((seqs.at(-1) ?? 0) + 1, floor), state.view.lastIndex())
-    const last = state.view.lastIndex()
-    const header = frameRecord(
-      REC_HEADER,
-      encodeCanonical({
-        v: FORMAT_VERSION,
-        seq: seg.seq,
-        last,
-        lastTerm: state.view.term(last) ?? null,
-        compacted: state.view.offset,
-        compactedTerm: state.view.offsetTerm ?? null,
-        hs: state.hardState,
-      }),
-    )
-    writeHandle = await open(seg.path, 'wx')
-    try {
-      await writeAll(writeHandle, header, 0)
-      if (fsync) {
-        await writeHandle.datasync()
-        await fsyncDir(dir)
-      }
-    } catch (err) {
-      await writeHandle.close()
-      throw err
-    }
-    segments.push(seg)
-    tailPos = header.length
-    tailHasRecords = false
-  } else {
-    writeHandle = await open(segments.at(-1)!.path, 'r+')
-  }
-  return {
-    dir,
-    view: state.view,
-    hardState: state.hardState,
-    snapshot,
-    segments,
-    tailPos,
-    tailHasRecords,
-    writeHandle,
-  }
-}
-
-interface ReplayState {
-  view: LogView<EntryLoc>
-  hardState: Uint8Array
-}
-
-/**
- * Applies the valid records of one segment. Returns where they end (a torn or corrupt record, or the end
- * of the file) and whether the header was valid. Records that pass their checksum but make no sense
- * are corruption and throw.
- */
-function replaySegment(
-  buf: Uint8Array,
-  seg: Segment,
-  first: boolean,
-  state: ReplayState,
-): { end: number; headerOk: boolean; records: number } {
-  const h = readRecord(buf, 0)
-  if (h === undefined || h.type !== REC_HEADER) return { end: 0, headerOk: false, records: 0 }
-  const header = decodeRecord(buf.subarray(h.start, h.end), `the header of ${seg.path}`)
-  if (header.v !== FORMAT_VERSION)
-    throw new CorruptLogError(`${seg.path} has unknown format version ${String(header.v)}`)
-  if (header.seq !== seg.seq || !isCount(header.last) || !(header.hs instanceof Uint8Array)) {
-    throw new CorruptLogError(`the header of ${seg.path} is malformed`)
-  }
-  seg.baseLast = header.last
-  if (first) {
-    // everything before this segment has been compacted away (or this is the first segment ever)
-    state.view.resetTo(header.last, optionalTerm(header.lastTerm, `the header of ${seg.path}`))
-  }
-  state.hardState = header.hs
-  let pos = h.end
-  let records = 0
-  while (pos < buf.length) {
-    const r = readRecord(buf, pos)
-    if (r === undefined) break
-    if (r.type === REC_BATCH) replayBatch(buf, r.start, r.end, seg, state)
-    else if (r.type === REC_COMPACT) {
-      const c = decodeRecord(buf.subarray(r.start, r.end), `a compaction in ${seg.path}`)
-      if (!isCount(c.upTo)) throw new CorruptLogError(`a compaction in ${seg.path} is malformed`)
-      const term = optionalTerm(c.term, `a compaction in ${seg.path}`)
-      // at the point replay started from, the header's term may predate a rewrite of that entry
-      if (!state.view.compact(c.upTo, term) && c.upTo === state.view.offset && term !== undefined) {
-        state.view.setOffsetTerm(term)
-      }
-    } else {
-      throw new CorruptLogError(`${seg.path} has a record of unknown type ${r.type} at byte ${pos}`)
-    }
-    records++
-    pos = r.end
-  }
-  return { end: pos, headerOk: true, records }
-}
-
-function replayBatch(buf: Uint8Array, start: number, end: number, seg: Segment, state: ReplayState): void {
-  const where = `a batch at byte ${start - FRAME} of ${seg.path}`
-  const dv = view(buf)
-  const metaLen = dv.getUint32(start, true)
-  let p = start + 4 + metaLen
-  if (p > end) throw new CorruptLogError(`${where} is malformed`)
-  const meta = decodeRecord(buf.subarray(start + 4, p), where)
-  const n = meta.n ?? 0
-  const t = meta.t
-  if (!isCount(n) || (n > 0 && !isCount(meta.i)) || (t !== undefined && !isCount(t))) {
-    throw new CorruptLogError(`${where} is malformed`)
-  }
-  if (meta.h !== undefined && !(meta.h instanceof Uint8Array))
-    throw new CorruptLogError(`${where} is malformed`)
-  const v = state.view
-  if (t !== undefined) v.truncateFrom(t)
-  let index = n > 0 ? (meta.i as number) : 0
-  for (let k = 0; k < n; k++, index++) {
-    if (end - p < ENTRY_PREFIX) throw new CorruptLogError(`${where} is malformed`)
-    const len = dv.getUint32(p, true)
-    const term = dv.getFloat64(p + 4, true)
-    p += ENTRY_PREFIX
-    if (len > end - p) throw new CorruptLogError(`${where} is malformed`)
-    if (index > v.offset) {
-      // (entries at or below the compaction point are skipped: their segment's predecessors are gone)
-      if (index !== v.lastIndex() + 1) {
-        throw new CorruptLogError(`${where} holds entry ${index} but the log ends at ${v.lastIndex()}`)
-      }
-      v.push(term, { seg, pos: p, len, bytes: undefined, written: true })
-    }
-    p += len
-  }
-  if (p !== end) throw new CorruptLogError(`${where} is malformed`)
-  if (meta.h !== undefined) state.hardState = meta.h
 }

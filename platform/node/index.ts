@@ -11,6 +11,7 @@ import { memory } from '@libp2p/memory'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { type Platform, registerPlatform } from '../../src/network/platform.ts'
+import { lockDir } from './dir-lock.ts'
 import { FileLogStore } from './file-log-store.ts'
 
 export * from '../../src/index.ts'
@@ -20,6 +21,7 @@ export const nodePlatform: Platform = {
   name: 'node',
   transports: () => [quic(), tcp(), webSockets(), memory()],
   defaultListen: () => ['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0'],
+  lockDataDir: (dataDir) => lockDir(dataDir, 'data directory'),
   loadIdentity,
   openLogStore: (dataDir, name) => FileLogStore.open(join(dataDir, name)),
 }

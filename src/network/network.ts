@@ -14,7 +14,7 @@ import { Scope } from '../primitives/scope.ts'
 import { Streams, type StreamsOptions } from '../streams/index.ts'
 import { type MosaikLibp2p, NetworkContext } from './context.ts'
 import { DEFAULT_MAX_FRAME_SIZE } from './link.ts'
-import { currentPlatform, type Platform } from './platform.ts'
+import { currentPlatform, type DataDirLock, type Platform } from './platform.ts'
 
 /** Everything `Network.create` accepts; only `network` is required. */
 export interface NetworkOptions {
@@ -68,14 +68,17 @@ export class Network {
   readonly libp2p: MosaikLibp2p
   readonly #ctx: NetworkContext
   readonly #scope: Scope
+  readonly #lock: DataDirLock | undefined
   #closing: Promise<void> | undefined
 
   private constructor(
     ctx: NetworkContext,
     scope: Scope,
     subsystems: { discovery: Discovery; streams: Streams; groups: Groups },
+    lock: DataDirLock | undefined,
   ) {
     this.#ctx = ctx
+    this.#lock = lock
     this.networkId = ctx.networkId
     this.peerId = ctx.peerId
     this.libp2p = ctx.libp2p
@@ -91,6 +94,22 @@ export class Network {
     }
     const platform = options.platform ?? currentPlatform()
     const networkId = Digest.from(options.network)
+    // Before anything reads or writes the directory: one node per dataDir.
+    const lock = options.dataDir ? await platform.lockDataDir?.(options.dataDir) : undefined
+    try {
+      return await Network.#create(options, platform, networkId, lock)
+    } catch (err) {
+      await lock?.release()
+      throw err
+    }
+  }
+
+  static async #create(
+    options: NetworkOptions,
+    platform: Platform,
+    networkId: NetworkId,
+    lock: DataDirLock | undefined,
+  ): Promise<Network> {
     const privateKey =
       options.privateKey ??
       (options.dataDir && platform.loadIdentity
@@ -151,7 +170,7 @@ export class Network {
       })
       const streams = await Streams.start(ctx, discovery, options.streams)
       const groups = await Groups.start(ctx, discovery, options.groups)
-      return new Network(ctx, scope, { discovery, streams, groups })
+      return new Network(ctx, scope, { discovery, streams, groups }, lock)
     } catch (err) {
       await scope.close()
       await libp2p.stop()
@@ -171,11 +190,16 @@ export class Network {
   /** Announces departure, stops every subsystem and the libp2p node. Safe to call more than once. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      // Groups and streams first: they announce their own departures while discovery still gossips.
-      await Promise.all([this.groups.stop(), this.streams.stop()])
-      await this.discovery.stop()
-      await this.#scope.close()
-      await this.libp2p.stop()
+      try {
+        // Groups and streams first: they announce their own departures while discovery still gossips.
+        await Promise.all([this.groups.stop(), this.streams.stop()])
+        await this.discovery.stop()
+        await this.#scope.close()
+        await this.libp2p.stop()
+      } finally {
+        // last: the group logs under dataDir are closed by now
+        await this.#lock?.release()
+      }
     })()
     return this.#closing
   }

@@ -15,10 +15,20 @@ export interface Platform {
   defaultListen(): string[]
   /** Optional connection gater (browsers use it to allow loopback dials in development). */
   connectionGater?(): ConnectionGater
+  /**
+   * Takes `dataDir` for this node until the lock is released, refusing (DataDirLockedError) while another
+   * process or Network holds it: two nodes on one directory would lose acknowledged writes.
+   */
+  lockDataDir?(dataDir: string): Promise<DataDirLock>
   /** Loads the node's identity from `dataDir`, creating and storing one the first time. */
   loadIdentity?(dataDir: string): Promise<PrivateKey>
   /** Opens (creating if needed) the durable log store `name` under `dataDir`. */
   openLogStore?(dataDir: string, name: string): Promise<LogStore>
+}
+
+/** A held `dataDir`; `release` is idempotent. */
+export interface DataDirLock {
+  release(): Promise<void>
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: libp2p's transport factories take component bags of varying shape

@@ -76,6 +76,22 @@ export class InvalidArgumentError extends MosaikError {
   }
 }
 
+/**
+ * A data directory is in use by another node: another process (`pid` on `host`) or another Network or
+ * store in this one. Two writers on one directory would lose acknowledged writes.
+ */
+export class DataDirLockedError extends MosaikError {
+  readonly dir: string
+  readonly pid: number
+  readonly host: string
+  constructor(dir: string, pid: number, host: string, message: string) {
+    super('DATA_DIR_LOCKED', message)
+    this.dir = dir
+    this.pid = pid
+    this.host = host
+  }
+}
+
 /** A signature over a peer entry or departure did not verify. */
 export class InvalidSignatureError extends MosaikError {
   constructor(message = 'invalid signature') {

@@ -22,6 +22,7 @@ import { CorruptLogError, StorageError } from '../../../src/groups/storage/log-s
 import { MemoryLogStore } from '../../../src/groups/storage/memory.ts'
 import { equalBytes } from '../../../src/primitives/bytes.ts'
 import { encodeCanonical } from '../../../src/primitives/codec.ts'
+import { DataDirLockedError } from '../../../src/primitives/errors.ts'
 import { secs, within } from '../../support/time.ts'
 import type { Mix } from './fixtures/crash-workload.ts'
 import { applyOp, Workload } from './fixtures/crash-workload.ts'
@@ -430,10 +431,13 @@ describe('FileLogStore', () => {
     })
 
     it('refuses to open a directory twice in one process', async () => {
-      await openStore()
+      const s = await openStore()
       const err = await FileLogStore.open(dir).catch((e: unknown) => e)
-      expect(err).toBeInstanceOf(StorageError)
-      expect((err as StorageError).code).toBe('STORAGE')
+      expect(err).toBeInstanceOf(DataDirLockedError)
+      expect((err as DataDirLockedError).code).toBe('DATA_DIR_LOCKED')
+      expect((err as DataDirLockedError).pid).toBe(process.pid)
+      await s.close()
+      await (await openStore()).close()
     })
   })
 
