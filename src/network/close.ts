@@ -13,8 +13,12 @@ export const CloseCode = {
   UnexpectedClose: 103,
   ProtocolViolation: 400,
   UnknownPeer: 401,
-  /** Not in mosaik: a frame over the configured maximum size. */
+  /** Not in mosaik: the exchange did not finish within its deadline. */
+  Timeout: 408,
+  /** Not in mosaik: a frame (or a whole exchange) over the configured maximum size. */
   FrameTooLarge: 413,
+  /** Not in mosaik: the peer already has as many exchanges of this protocol open as it may. */
+  TooManyStreams: 429,
   /** Not in mosaik: the remote speaks a protocol version this node does not. */
   UnsupportedVersion: 426,
   StreamNotAllowed: 10403,

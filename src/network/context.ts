@@ -71,8 +71,15 @@ export class NetworkContext {
     return logger(`${this.#logPrefix}:${component}`) as Logger
   }
 
-  /** Dials `peer` (a peer id with known addresses, or a full multiaddr) and opens a Link on `protocol`. */
-  async openLink(peer: string, protocol: string, options: AbortOptions = {}): Promise<Link> {
+  /**
+   * Dials `peer` (a peer id with known addresses, or a full multiaddr) and opens a Link on `protocol`.
+   * `link` overrides the node's link options for this link (e.g. a smaller frame limit).
+   */
+  async openLink(
+    peer: string,
+    protocol: string,
+    options: AbortOptions & { link?: LinkOptions } = {},
+  ): Promise<Link> {
     if (this.scope.closed) throw new ClosedError('network is closed')
     const target = peer.startsWith('/') ? multiaddr(peer) : peerIdFromString(peer)
     const connection = await this.libp2p.dial(target, { signal: options.signal })
@@ -80,25 +87,31 @@ export class NetworkContext {
       signal: options.signal,
       runOnLimitedConnection: true,
     })
-    return new Link(stream, connection, this.linkOptions)
+    return new Link(stream, connection, { ...this.linkOptions, ...options.link })
   }
 
-  /** Accepts Links on `protocol`; handler failures close the link instead of crashing the node. */
+  /**
+   * Accepts Links on `protocol`; handler failures close the link instead of crashing the node. A
+   * handler that fails after its link began closing (e.g. the link refused an oversized frame) lets
+   * that close flush its frame first, so the remote always learns the code.
+   */
   async handle(
     protocol: string,
     handler: (link: Link) => Promise<void> | void,
-    options: { maxInboundStreams?: number; maxOutboundStreams?: number } = {},
+    options: { maxInboundStreams?: number; maxOutboundStreams?: number; link?: LinkOptions } = {},
   ): Promise<void> {
     const log = this.log('handler')
+    const linkOptions = { ...this.linkOptions, ...options.link }
     await this.libp2p.handle(
       protocol,
       async (stream: Stream, connection: Connection) => {
-        const link = new Link(stream, connection, this.linkOptions)
+        const link = new Link(stream, connection, linkOptions)
         try {
           await handler(link)
         } catch (err) {
           log('handler for %s failed: %s', protocol, (err as Error).message)
-          link.abort((err as Error).message)
+          if (link.isClosed) await link.close()
+          else link.abort((err as Error).message)
         }
       },
       {
@@ -109,12 +122,16 @@ export class NetworkContext {
     )
   }
 
-  /** Teaches libp2p how to reach `peerId`, so later dials by id work. */
+  /**
+   * Teaches libp2p how to reach `peerId`, so later dials by id work. The addresses replace those held
+   * (a merge would let a peer that changes addresses with every version grow the peer store without
+   * bound); the caller bounds how many there are.
+   */
   async learnAddresses(peerId: string, addresses: readonly string[]): Promise<void> {
     if (peerId === this.peerId || addresses.length === 0) return
     try {
       const id = peerIdFromString(peerId)
-      await this.libp2p.peerStore.merge(id, { multiaddrs: addresses.map((a) => multiaddr(stripPeer(a))) })
+      await this.libp2p.peerStore.patch(id, { multiaddrs: addresses.map((a) => multiaddr(stripPeer(a))) })
     } catch (err) {
       throw new InvalidArgumentError(`bad address for ${peerId}: ${(err as Error).message}`, { cause: err })
     }

@@ -29,6 +29,12 @@ export interface LinkOptions {
   writeHighWaterMark?: number
   /** How long close() waits for the remote to finish before resetting the stream. Default 2 s. */
   lingerMs?: number
+  /**
+   * Most payload bytes the link accepts over its whole life; past it the link closes with
+   * FrameTooLarge. Default: no limit. When to use: request/response protocols whose whole exchange
+   * has a known bound (catalog sync, ping), so a peer cannot keep one stream busy forever.
+   */
+  maxReceiveBytes?: number
 }
 
 export const DEFAULT_MAX_FRAME_SIZE = 4 * 1024 * 1024
@@ -62,7 +68,9 @@ export class Link {
   readonly #maxFrameSize: number
   readonly #writeHwm: number
   readonly #lingerMs: number
+  readonly #maxReceiveBytes: number
   readonly #decoder: LengthPrefixedDecoder
+  #bytesReceived = 0
 
   /** Payload bytes we may still send. */
   #credit = INITIAL_CREDIT
@@ -81,6 +89,7 @@ export class Link {
   #flushScheduled = false
 
   #close: LinkClose | undefined
+  #closing: Promise<void> | undefined
   readonly #closed: Promise<LinkClose>
   readonly #resolveClosed: (c: LinkClose) => void
 
@@ -91,6 +100,7 @@ export class Link {
     this.#maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     this.#writeHwm = options.writeHighWaterMark ?? DEFAULT_WRITE_HWM
     this.#lingerMs = options.lingerMs ?? 2000
+    this.#maxReceiveBytes = options.maxReceiveBytes ?? Number.POSITIVE_INFINITY
     this.#decoder = new LengthPrefixedDecoder({
       maxDataLength: this.#maxFrameSize + 1,
       maxBufferSize: this.#maxFrameSize + 64 * 1024,
@@ -128,6 +138,11 @@ export class Link {
   /** Received frames not yet read. */
   get queuedReceives(): number {
     return this.#inbox.length - this.#inboxHead
+  }
+
+  /** Payload bytes received so far. */
+  get bytesReceived(): number {
+    return this.#bytesReceived
   }
 
   // ---- sending ---------------------------------------------------------------------------------
@@ -280,7 +295,9 @@ export class Link {
         if (this.#close) return
       }
     } catch (err) {
-      const tooLarge = (err as Error).name === 'InvalidMessageLengthError'
+      // The decoder refuses a length prefix over the limit, and a buffer that outgrows it.
+      const name = (err as Error).name
+      const tooLarge = name === 'InvalidMessageLengthError' || name === 'InvalidParametersError'
       this.closeWith(
         tooLarge ? CloseCode.FrameTooLarge : CloseCode.ProtocolViolation,
         tooLarge ? `frame over ${this.#maxFrameSize} bytes` : `bad framing: ${(err as Error).message}`,
@@ -298,6 +315,11 @@ export class Link {
           return
         }
         this.#remoteCredit -= body.length
+        this.#bytesReceived += body.length
+        if (this.#bytesReceived > this.#maxReceiveBytes) {
+          this.closeWith(CloseCode.FrameTooLarge, `over ${this.#maxReceiveBytes} bytes in total`)
+          return
+        }
         const reader = this.#readers.shift()
         if (reader) {
           this.#consume(body.length)
@@ -357,11 +379,19 @@ export class Link {
   // ---- closing ---------------------------------------------------------------------------------
 
   /**
-   * Closes the link, telling the remote why. Resolves once the close frame is handed to the transport;
-   * the stream is reset if the remote does not finish within the linger time.
+   * Closes the link, telling the remote why. Resolves once the stream has closed: the close frame is
+   * flushed, and the stream is reset if the remote does not finish within the linger time. A second
+   * call while a close is under way waits for that one (so a failing handler never resets the stream
+   * under its own close frame).
    */
-  async close(code: number = CloseCode.Success, reason = ''): Promise<void> {
-    if (this.#close) return
+  close(code: number = CloseCode.Success, reason = ''): Promise<void> {
+    if (this.#closing) return this.#closing
+    if (this.#close) return Promise.resolve()
+    this.#closing = this.#closeNow(code, reason)
+    return this.#closing
+  }
+
+  async #closeNow(code: number, reason: string): Promise<void> {
     this.#finish({ code, reason, remote: false })
     this.#writeFrame(KIND_CLOSE, encodeCanonical([code, reason]))
     this.#flush()
@@ -385,8 +415,12 @@ export class Link {
     this.close(code, reason).catch(() => {})
   }
 
-  /** Resets the stream at once, without a close frame. */
+  /**
+   * Resets the stream at once, without a close frame. While a close is under way this does nothing:
+   * that close flushes its frame and resets the stream itself if the remote lingers.
+   */
   abort(reason = 'aborted'): void {
+    if (this.#closing) return
     if (!this.#close) this.#finish({ code: CloseCode.Cancelled, reason, remote: false })
     this.stream.abort(new Error(reason))
   }

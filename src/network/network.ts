@@ -13,6 +13,7 @@ import { InvalidArgumentError, MosaikError } from '../primitives/errors.ts'
 import { Scope } from '../primitives/scope.ts'
 import { Streams, type StreamsOptions } from '../streams/index.ts'
 import { type MosaikLibp2p, NetworkContext } from './context.ts'
+import { hostLimitingGater } from './hosts.ts'
 import { DEFAULT_MAX_FRAME_SIZE } from './link.ts'
 import { currentPlatform, type DataDirLock, type Platform } from './platform.ts'
 
@@ -40,6 +41,22 @@ export interface NetworkOptions {
   maxFrameSize?: number
   /** Most connections libp2p keeps open (default 300). */
   maxConnections?: number
+  /**
+   * Most inbound connections one remote host (an IPv4 address, or an IPv6 /64) may hold at once,
+   * open or still upgrading; more are refused (default 32). Without it, one machine minting
+   * identities takes every connection slot and no new peer can join.
+   *
+   * Gotchas: behind a proxy or NAT that hides client addresses (Docker's userland proxy, a
+   * TLS-terminating proxy for WebSockets) every peer comes from one address: raise this. Relayed
+   * connections are not counted here (the relay sees their real address), and loopback is exempt
+   * unless `limitLoopback` is set.
+   */
+  maxConnectionsPerHost?: number
+  /**
+   * Apply `maxConnectionsPerHost` to connections from loopback too (default false: local processes,
+   * such as the many nodes of a test or a development cluster on one machine, are not limited).
+   */
+  limitLoopback?: boolean
   /** Decides which connections libp2p may open or accept (advanced; e.g. to simulate partitions). */
   connectionGater?: ConnectionGater
   /** Runtime services; the platform entry registers the right one, so this is rarely needed. */
@@ -124,13 +141,22 @@ export class Network {
       transports: platform.transports(),
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      connectionGater: options.connectionGater ?? platform.connectionGater?.(),
+      connectionGater: hostLimitingGater(
+        {
+          maxConnectionsPerHost: options.maxConnectionsPerHost ?? 32,
+          limitLoopback: options.limitLoopback ?? false,
+        },
+        options.connectionGater ?? platform.connectionGater?.(),
+      ),
       connectionManager: {
         maxConnections: options.maxConnections ?? 300,
         // Many nodes on one host (tests, relays) dial each other in bursts; libp2p's default of 5
-        // inbound connections per second per host would refuse them.
+        // inbound connections per second per host would refuse them. What one host may hold at once
+        // is bounded by the gater instead (maxConnectionsPerHost, and 8 of them still upgrading).
         inboundConnectionThreshold: Number.POSITIVE_INFINITY,
-        maxIncomingPendingConnections: 256,
+        // Handshakes under way across all hosts; a stalled one is dropped after libp2p's 10 s
+        // inboundUpgradeTimeout.
+        maxIncomingPendingConnections: 64,
       },
       services: {
         identify: identify(),
