@@ -22,8 +22,11 @@ export {
 } from './discovery/discovery.ts'
 export {
   compareVersions,
+  DEFAULT_ENTRY_LIMITS,
   type Departure,
   DigestSet,
+  EntryLimitError,
+  type EntryLimits,
   type EntryVersion,
   PeerEntry,
   SignedPeerEntry,

@@ -1,5 +1,6 @@
 import { equalBytes } from '../primitives/bytes.ts'
 import type { NetworkId } from '../primitives/digest.ts'
+import { Admission, type Provenance } from './admission.ts'
 import {
   compareVersions,
   type Departure,
@@ -68,10 +69,13 @@ export type RejectReason =
   | 'departed'
   | 'local'
   | 'catalog-full'
+  | 'over-quota'
   | 'rate-limited'
 
 export type UpsertResult =
-  | { readonly status: 'inserted' | 'updated'; readonly info: PeerInfo }
+  | { readonly status: 'updated'; readonly info: PeerInfo }
+  /** `evicted`: the peer whose entry made room for this one in a full catalog. */
+  | { readonly status: 'inserted'; readonly info: PeerInfo; readonly evicted?: string }
   | { readonly status: 'unchanged' }
   | { readonly status: 'rejected'; readonly reason: RejectReason }
 
@@ -79,6 +83,7 @@ export interface CatalogLimits {
   purgeAfterMs: number
   maxTimeDriftMs: number
   maxPeers: number
+  maxRelayedPerSource: number
   maxRttMs: number | undefined
 }
 
@@ -86,12 +91,14 @@ export interface CatalogLimits {
  * The node's view of the network. It holds signed entries (synced and gossiped) and unsigned ones
  * (inserted locally), and enforces the rules that keep bad data out: a different network, an entry
  * older than the purge window or from the future, a version not newer than the one known, a replay
- * of a departed run, or one peer too many are all rejected with a reason.
+ * of a departed run, or a newcomer that admission (see admission.ts) has no room for are all
+ * rejected with a reason.
  */
 export class CatalogStore {
   readonly #network: NetworkId
   readonly #limits: CatalogLimits
   readonly #rtt: RttTracker
+  readonly #admission: Admission
   #local: SignedPeerEntry
   readonly #signed = new Map<string, SignedPeerEntry>()
   readonly #unsigned = new Map<string, PeerEntry>()
@@ -102,11 +109,17 @@ export class CatalogStore {
   readonly #departed = new Map<string, { departure: Departure; at: number }>()
   #snapshot: Catalog | undefined
 
-  constructor(local: SignedPeerEntry, limits: CatalogLimits, rtt: RttTracker) {
+  constructor(
+    local: SignedPeerEntry,
+    limits: CatalogLimits,
+    rtt: RttTracker,
+    isConnected: (peerId: string) => boolean = () => false,
+  ) {
     this.#local = local
     this.#network = local.entry.network
     this.#limits = limits
     this.#rtt = rtt
+    this.#admission = new Admission(limits, isConnected)
   }
 
   get local(): SignedPeerEntry {
@@ -122,8 +135,16 @@ export class CatalogStore {
     return this.#signed.get(peerId)
   }
 
-  /** Checks an entry against the rules without storing it. `gossip` entries must be fresh (drift). */
-  check(entry: PeerEntry, now: number, gossip: boolean): RejectReason | undefined {
+  /** Whether any entry (signed or local, stale or not) of `peerId` is held. */
+  holds(peerId: string): boolean {
+    return this.#signed.has(peerId) || this.#unsigned.has(peerId)
+  }
+
+  /**
+   * Checks an entry against the rules without storing it. `gossip` entries must be fresh (drift);
+   * `provenance` says where a newcomer came from, for admission.
+   */
+  check(entry: PeerEntry, now: number, gossip: boolean, provenance: Provenance): RejectReason | undefined {
     if (!entry.network.equals(this.#network)) return 'different-network'
     if (entry.peerId === this.#local.entry.peerId) return 'local'
     if (entry.updatedAt > now + this.#limits.maxTimeDriftMs) return 'future'
@@ -141,7 +162,7 @@ export class CatalogStore {
     if (known && !entry.isNewerThan(known.entry)) {
       return compareVersions(entry.version, known.entry.version) === 0 ? undefined : 'not-newer'
     }
-    if (!known && this.#signed.size >= this.#limits.maxPeers) return 'catalog-full'
+    if (!known) return this.#admission.refuse(provenance, this.#signed.size)
     return undefined
   }
 
@@ -156,25 +177,45 @@ export class CatalogStore {
     signature: Uint8Array,
     now: number,
     gossip: boolean,
+    provenance: Provenance,
   ): 'unchanged' | RejectReason | undefined {
     const known = this.#signed.get(entry.peerId)
-    if (known && equalBytes(known.bytes, bytes) && equalBytes(known.signature, signature)) return 'unchanged'
-    return this.check(entry, now, gossip)
+    if (known && equalBytes(known.bytes, bytes) && equalBytes(known.signature, signature)) {
+      this.#admission.admit(entry.peerId, provenance, entry.updatedAt)
+      return 'unchanged'
+    }
+    return this.check(entry, now, gossip, provenance)
   }
 
-  /** Inserts or replaces a verified signed entry, following the catalog rules. */
-  upsertSigned(signed: SignedPeerEntry, now: number, gossip: boolean): UpsertResult {
+  /**
+   * Inserts or replaces a verified signed entry, following the catalog rules. A newcomer to a full
+   * catalog evicts the entry admission chooses (reported as `evicted`).
+   */
+  upsertSigned(signed: SignedPeerEntry, now: number, gossip: boolean, provenance: Provenance): UpsertResult {
     const entry = signed.entry
-    const reason = this.check(entry, now, gossip)
+    const reason = this.check(entry, now, gossip, provenance)
     if (reason) return { status: 'rejected', reason }
     const known = this.#signed.get(entry.peerId)
+    let evicted: string | undefined
+    if (!known && this.#signed.size >= this.#limits.maxPeers) {
+      evicted = this.#admission.victim(provenance)
+      if (evicted === undefined) return { status: 'rejected', reason: 'catalog-full' }
+      this.#signed.delete(evicted)
+      this.#admission.forget(evicted)
+    }
+    this.#admission.admit(entry.peerId, provenance, entry.updatedAt)
     if (known && compareVersions(entry.version, known.entry.version) === 0) return { status: 'unchanged' }
     this.#signed.set(entry.peerId, signed)
     this.#unsigned.delete(entry.peerId)
     this.#departed.delete(entry.peerId)
     this.#changed()
     const info = toPeerInfo(entry, true, this.#rtt.get(entry.peerId)?.srtt)
-    return { status: known ? 'updated' : 'inserted', info }
+    return known ? { status: 'updated', info } : { status: 'inserted', info, evicted }
+  }
+
+  /** A connection to `peerId` from host group `group` opened: its entry, if held, is now direct. */
+  connected(peerId: string, group: string): void {
+    this.#admission.connected(peerId, group)
   }
 
   /** A local-only entry; ignored when a signed entry for that peer exists. */
@@ -207,11 +248,15 @@ export class CatalogStore {
     const known = this.#signed.get(peerId)
     if (known && compareVersions(lastVersion, known.entry.version) < 0) return false
     const tomb = this.#departed.get(peerId)
-    if (!tomb || compareVersions(lastVersion, tomb.departure.lastVersion) > 0) {
+    // Tombstones of peers we never held are kept only while there is room: departures signed by
+    // fresh keys are free to mint, and must not grow memory without bound.
+    const room = known !== undefined || this.#departed.size < this.#limits.maxPeers
+    if (tomb ? compareVersions(lastVersion, tomb.departure.lastVersion) > 0 : room) {
       this.#departed.set(peerId, { departure, at: now })
     }
     if (!known) return false
     this.#signed.delete(peerId)
+    this.#admission.forget(peerId)
     this.#changed()
     return true
   }
@@ -228,6 +273,7 @@ export class CatalogStore {
     for (const [id, s] of this.#signed) {
       if (s.entry.updatedAt < cutoff) {
         this.#signed.delete(id)
+        this.#admission.forget(id)
         purged.push(id)
       }
     }
@@ -248,12 +294,17 @@ export class CatalogStore {
     return soonest
   }
 
-  /** Signed entries to hand to a peer in a catalog sync: fresh ones, including our own. */
+  /** Signed entries to hand to a peer in a catalog sync: fresh ones, ours first. */
   syncSnapshot(now: number): SignedPeerEntry[] {
     const cutoff = now - this.#limits.purgeAfterMs
-    const out = [this.#local]
-    for (const s of this.#signed.values()) if (s.entry.updatedAt >= cutoff) out.push(s)
-    return out
+    const direct = [this.#local]
+    const relayed: SignedPeerEntry[] = []
+    for (const s of this.#signed.values()) {
+      if (s.entry.updatedAt < cutoff) continue
+      ;(this.#admission.isDirect(s.entry.peerId) ? direct : relayed).push(s)
+    }
+    // Entries of peers seen connected first, so a snapshot cut at the sync byte limit keeps those.
+    return direct.concat(relayed)
   }
 
   /** Called when RTT estimates change, so snapshots show fresh values. */

@@ -1,10 +1,13 @@
 import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
-import type { Connection } from '@libp2p/interface'
+import type { Connection, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { isLoopback, isPrivate } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
 import { CloseCode } from '../network/close.ts'
 import type { Logger, NetworkContext } from '../network/context.ts'
+import { hostKey } from '../network/hosts.ts'
 import type { Link } from '../network/link.ts'
-import { type AbortOptions, anySignal, delay } from '../primitives/abort.ts'
+import { type AbortOptions, anySignal, delay, raceSignal } from '../primitives/abort.ts'
 import { Backoff, jittered } from '../primitives/backoff.ts'
 import { equalBytes, randomBytes } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
@@ -13,11 +16,16 @@ import { DecodeError, MosaikError } from '../primitives/errors.ts'
 import { Emitter } from '../primitives/events.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Watch } from '../primitives/watch.ts'
+import type { Provenance } from './admission.ts'
 import { type Catalog, CatalogStore, type PeerInfo, type RejectReason, type UpsertResult } from './catalog.ts'
+import { DiscoveryConditions } from './conditions.ts'
+import type { DiscoveryConfig } from './config.ts'
 import {
   type Departure,
   departureFromWire,
   departureToWire,
+  EntryLimitError,
+  type EntryLimits,
   PeerEntry,
   SignedPeerEntry,
   signDeparture,
@@ -25,65 +33,41 @@ import {
   type UnverifiedEntry,
   verifyDeparture,
 } from './entry.ts'
+import {
+  ConcurrencyLimit,
+  closeCodeOf,
+  PINGS_PER_PEER,
+  PINGS_TOTAL,
+  pingClientLinkOptions,
+  pingServerLinkOptions,
+  SYNCS_PER_PEER,
+  SYNCS_TOTAL,
+  serveExchange,
+  syncLinkOptions,
+} from './limits.ts'
 import { RttTracker } from './rtt.ts'
+import {
+  DifferentNetworkError,
+  receiveSnapshot,
+  SYNC_PROTOCOL_VERSION,
+  SyncError,
+  sendSnapshot,
+  UnsupportedVersionError,
+} from './sync.ts'
 
-/** Tuning of discovery; every field has mosaik's default. */
-export interface DiscoveryOptions {
-  /** Base interval of periodic re-announcements (default 45 s). */
-  announceIntervalMs?: number
-  /** ± fraction of the interval applied at random (default 0.5). */
-  announceJitter?: number
-  /** Entries not refreshed within this window are hidden and purged (default 300 s). */
-  purgeAfterMs?: number
-  /** Gossiped entries and departures further than this from local time are ignored (default 50 s). */
-  maxTimeDriftMs?: number
-  /** Hide peers whose smoothed RTT exceeds this (unknown RTT is admitted). Default: no filter. */
-  maxRttMs?: number
-  /** Interval of RTT probes to connected peers (default 30 s, ±50 %). */
-  rttProbeIntervalMs?: number
-  /** How long close() waits after broadcasting the departure (default 500 ms). */
-  departureWindowMs?: number
-  /** Most signed peers the catalog holds; more are refused as `catalog-full` (default 10 000). */
-  maxPeers?: number
-  /** Gossip neighbours a node tries to keep connected, dialing known peers when below (default 6). */
-  targetNeighbors?: number
-  /** Interval of anti-entropy syncs with one random connected peer (default 30 s, ±50 %). */
-  antiEntropyIntervalMs?: number
-  /** Timeout of a catalog sync and of a ping (default 5 s). */
-  requestTimeoutMs?: number
-  /** Largest encoded announcement accepted (default 64 KiB). */
-  maxAnnouncementBytes?: number
-  /** Entry updates accepted per peer per second through gossip, with a burst of twice that (default 10). */
-  maxUpdatesPerSecond?: number
-}
-
-export type DiscoveryConfig = Required<Omit<DiscoveryOptions, 'maxRttMs'>> & { maxRttMs: number | undefined }
-
-export function discoveryConfig(options: DiscoveryOptions = {}): DiscoveryConfig {
-  return {
-    announceIntervalMs: options.announceIntervalMs ?? 45_000,
-    announceJitter: options.announceJitter ?? 0.5,
-    purgeAfterMs: options.purgeAfterMs ?? 300_000,
-    maxTimeDriftMs: options.maxTimeDriftMs ?? 50_000,
-    maxRttMs: options.maxRttMs,
-    rttProbeIntervalMs: options.rttProbeIntervalMs ?? 30_000,
-    departureWindowMs: options.departureWindowMs ?? 500,
-    maxPeers: options.maxPeers ?? 10_000,
-    targetNeighbors: options.targetNeighbors ?? 6,
-    antiEntropyIntervalMs: options.antiEntropyIntervalMs ?? 30_000,
-    requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
-    maxAnnouncementBytes: options.maxAnnouncementBytes ?? 64 * 1024,
-    maxUpdatesPerSecond: options.maxUpdatesPerSecond ?? 10,
-  }
-}
+export { type DiscoveryConfig, type DiscoveryOptions, discoveryConfig } from './config.ts'
+export { DifferentNetworkError, DiscoveryConditions, SyncError, UnsupportedVersionError }
 
 export interface DiscoveryEvents {
   /** A peer appeared in the catalog. */
   'peer:discovered': PeerInfo
   /** A known peer published a newer entry. */
   'peer:updated': PeerInfo
-  /** A peer left: it announced its departure, or it went silent past the purge window. */
-  'peer:departed': { id: string; reason: 'departed' | 'purged' }
+  /**
+   * A peer left: it announced its departure, it went silent past the purge window, or its entry was
+   * evicted from a full catalog to make room for a more valuable one.
+   */
+  'peer:departed': { id: string; reason: 'departed' | 'purged' | 'evicted' }
   /** Input was refused; `from` is the peer that sent it, when known. */
   rejected: { reason: RejectReason; from?: string; peer?: string }
 }
@@ -102,8 +86,6 @@ export interface DiscoveryStats {
 
 const MSG_ENTRY = 0
 const MSG_DEPARTURE = 1
-const SYNC_PROTOCOL_VERSION = 1
-const SYNC_CHUNK = 256
 
 /**
  * Discovery: every node keeps a signed catalog of the peers of its network, learned through gossip
@@ -152,6 +134,9 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   #announceScheduled = false
   #maintenanceScheduled = false
   readonly #dialing = new Set<string>()
+  readonly #entryLimits: EntryLimits
+  readonly #syncs = new ConcurrencyLimit(SYNCS_PER_PEER, SYNCS_TOTAL)
+  readonly #pings = new ConcurrencyLimit(PINGS_PER_PEER, PINGS_TOTAL)
   #cancelPurge: () => void = () => {}
   #departed = false
 
@@ -171,15 +156,18 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     this.#pingProtocol = ctx.protocol('discovery/ping/1')
     this.#bootstrap = bootstrap
     this.bootstrapped = new Watch(bootstrap.length === 0)
+    this.#entryLimits = { maxBytes: config.maxEntryBytes, maxAddresses: config.maxAddressesPerPeer }
     this.#store = new CatalogStore(
       local,
       {
         purgeAfterMs: config.purgeAfterMs,
         maxTimeDriftMs: config.maxTimeDriftMs,
         maxPeers: config.maxPeers,
+        maxRelayedPerSource: config.maxRelayedPerSource,
         maxRttMs: config.maxRttMs,
       },
       this.#rtt,
+      (peerId) => ctx.isConnected(peerId),
     )
     this.when = new DiscoveryConditions(this, this.#changes)
   }
@@ -194,8 +182,12 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       peerId: ctx.peerId,
       network: ctx.networkId,
       version: { start: now, update: now },
-      addresses: ctx.libp2p.getMultiaddrs().map(String),
+      addresses: ownAddresses(ctx, options.config.maxAddressesPerPeer),
       tags: options.tags,
+    })
+    entry.checkLimits({
+      maxBytes: options.config.maxEntryBytes,
+      maxAddresses: options.config.maxAddressesPerPeer,
     })
     const local = await SignedPeerEntry.sign(entry, ctx.privateKey)
     const discovery = new Discovery(ctx, options.config, local, options.bootstrap)
@@ -238,6 +230,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   /**
    * Changes the local entry (streams and groups use this to advertise themselves). The version is
    * bumped, the entry re-signed and announced only when the content changes (or `force` is set).
+   * Rejects with EntryLimitError (and changes nothing) when the entry would exceed the entry limits.
    */
   updateLocal(
     change: (entry: PeerEntry) => Parameters<PeerEntry['update']>[1],
@@ -248,6 +241,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       const current = this.#store.local.entry
       const updated = current.update(this.#ctx.now(), change(current))
       if (!force && updated.sameContent(current)) return
+      updated.checkLimits(this.#entryLimits)
       this.#store.setLocal(await SignedPeerEntry.sign(updated, this.#ctx.privateKey))
       this.#changes.set(this.#changes.value + 1)
       this.#scheduleAnnounce(0)
@@ -258,14 +252,26 @@ export class Discovery extends Emitter<DiscoveryEvents> {
 
   // ---- remote entries --------------------------------------------------------------------------
 
-  /** Injects a signed entry learned out of band; applied only if valid and newer. */
+  /**
+   * Injects a signed entry learned out of band; applied only if valid and newer. It counts as direct
+   * when this node is connected to its peer, else as relayed by this node itself.
+   */
   async feed(signed: SignedPeerEntry): Promise<boolean> {
-    const verified = await SignedPeerEntry.verify(signed.bytes, signed.signature)
-    return this.#accept(verified, false).status !== 'rejected'
+    const verified = await SignedPeerEntry.verify(signed.bytes, signed.signature, this.#entryLimits)
+    const peer = verified.entry.peerId
+    const connected = this.#ctx.isConnected(peer)
+    return (
+      this.#accept(verified, false, this.#provenance(peer, connected ? peer : undefined)).status !==
+      'rejected'
+    )
   }
 
-  /** Adds a local-only, unsigned entry (ignored if a signed one exists; replaced by one later). */
+  /**
+   * Adds a local-only, unsigned entry (ignored if a signed one exists; replaced by one later). Throws
+   * EntryLimitError for an entry over the entry limits.
+   */
   insert(entry: PeerEntry): boolean {
+    entry.checkLimits(this.#entryLimits)
     const ok = this.#store.insertUnsigned(entry)
     if (ok) {
       this.#changes.set(this.#changes.value + 1)
@@ -277,7 +283,10 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   /** Removes a local-only entry. */
   remove(peerId: string): boolean {
     const ok = this.#store.removeUnsigned(peerId)
-    if (ok) this.#changes.set(this.#changes.value + 1)
+    if (ok) {
+      this.#changes.set(this.#changes.value + 1)
+      this.#forgetPeerStore(peerId)
+    }
     return ok
   }
 
@@ -302,37 +311,35 @@ export class Discovery extends Emitter<DiscoveryEvents> {
    * whole network this way.
    */
   async syncWith(peer: string, options: AbortOptions = {}): Promise<void> {
-    const signal = anySignal(
-      options.signal,
-      this.#scope.signal,
-      AbortSignal.timeout(this.config.requestTimeoutMs),
-    )
+    const deadline = AbortSignal.timeout(this.config.requestTimeoutMs)
+    const signal = anySignal(options.signal, this.#scope.signal, deadline)
     this.stats.syncsInitiated++
     let link: Link | undefined
     // Mark the peer before dialing, so the new connection does not trigger a second, redundant sync.
     const target = peerOfAddress(peer)
     if (target) this.#synced.add(target)
     try {
-      link = await this.#ctx.openLink(peer, this.#syncProtocol, { signal })
+      link = await this.#ctx.openLink(peer, this.#syncProtocol, { signal, link: this.#syncLink() })
       this.#synced.add(link.remotePeer)
       await this.#sendSnapshot(link, signal)
       await this.#receiveSnapshot(link, signal)
       await link.close(CloseCode.Success)
     } catch (err) {
       this.stats.syncsFailed++
-      link?.abort('sync failed')
+      // The remote learns why; the close frame flushes in the background, the caller does not wait.
+      if (link) link.closeWith(...closeCodeOf(err, deadline, this.#scope.signal))
       throw err instanceof MosaikError ? err : new SyncError(peer, err as Error)
     }
   }
 
   /** Pings a peer: measures the round trip and refreshes its entry from the reply. Returns the RTT in ms. */
   async ping(peerId: string, options: AbortOptions = {}): Promise<number> {
-    const signal = anySignal(
-      options.signal,
-      this.#scope.signal,
-      AbortSignal.timeout(this.config.requestTimeoutMs),
-    )
-    const link = await this.#ctx.openLink(peerId, this.#pingProtocol, { signal })
+    const deadline = AbortSignal.timeout(this.config.requestTimeoutMs)
+    const signal = anySignal(options.signal, this.#scope.signal, deadline)
+    const link = await this.#ctx.openLink(peerId, this.#pingProtocol, {
+      signal,
+      link: pingClientLinkOptions(this.config.maxEntryBytes),
+    })
     try {
       const started = performance.now()
       await link.send([SYNC_PROTOCOL_VERSION, this.#ctx.networkId.bytes], { signal })
@@ -341,15 +348,15 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       this.stats.pings++
       this.#rtt.record(link.remotePeer, rtt)
       this.#store.rttChanged()
-      const signed = await SignedPeerEntry.fromWire(reply)
+      const signed = await SignedPeerEntry.fromWire(reply, this.#entryLimits)
       if (signed.entry.peerId !== link.remotePeer)
         throw new DecodeError('ping reply carries another peer entry')
-      this.#accept(signed, false)
+      this.#accept(signed, false, this.#provenance(link.remotePeer, link.remotePeer))
       this.#changes.set(this.#changes.value + 1)
       await link.close(CloseCode.Success)
       return rtt
     } catch (err) {
-      link.abort('ping failed')
+      link.closeWith(...closeCodeOf(err, deadline, this.#scope.signal))
       throw err
     }
   }
@@ -363,10 +370,19 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     pubsub.subscribe(this.#topic)
     pubsub.addEventListener('subscription-change', this.#onSubscriptionChange)
     libp2p.addEventListener('connection:open', this.#onConnectionOpen)
+    libp2p.addEventListener('peer:disconnect', this.#onPeerDisconnect)
     libp2p.addEventListener('self:peer:update', this.#onSelfUpdate)
 
-    await this.#ctx.handle(this.#syncProtocol, (link) => this.#acceptSync(link))
-    await this.#ctx.handle(this.#pingProtocol, (link) => this.#acceptPing(link))
+    // libp2p's per-connection stream limits are a backstop; the handlers' own limits come first and
+    // answer with TooManyStreams.
+    await this.#ctx.handle(this.#syncProtocol, (link) => this.#acceptSync(link), {
+      maxInboundStreams: SYNCS_PER_PEER + 4,
+      link: this.#syncLink(),
+    })
+    await this.#ctx.handle(this.#pingProtocol, (link) => this.#acceptPing(link), {
+      maxInboundStreams: PINGS_PER_PEER + 4,
+      link: pingServerLinkOptions(this.config.maxEntryBytes),
+    })
 
     this.#scheduleAnnounce(0)
     this.#scope.every(
@@ -437,6 +453,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     this.#departed = true
     libp2p.services.pubsub.removeEventListener('subscription-change', this.#onSubscriptionChange)
     libp2p.removeEventListener('connection:open', this.#onConnectionOpen)
+    libp2p.removeEventListener('peer:disconnect', this.#onPeerDisconnect)
     libp2p.removeEventListener('self:peer:update', this.#onSelfUpdate)
     this.#cancelPurge()
     this.#changes.close()
@@ -446,7 +463,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
 
   /** Hands our departure to one peer over a catalog sync that carries nothing else. */
   async #pushDeparture(peer: string, departure: unknown, signal: AbortSignal): Promise<void> {
-    const link = await this.#ctx.openLink(peer, this.#syncProtocol, { signal })
+    const link = await this.#ctx.openLink(peer, this.#syncProtocol, { signal, link: this.#syncLink() })
     try {
       await link.send([SYNC_PROTOCOL_VERSION, this.#ctx.networkId.bytes, 0, 1], { signal })
       await link.send([departure], { signal })
@@ -510,7 +527,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       return this.#reject('malformed', sender)
     }
     if (kind === MSG_ENTRY) {
-      const result = await this.#ingest(body, true, sender)
+      const result = await this.#ingest(body, true, sender, false)
       if (result.status === 'rejected') {
         return isPenalized(result.reason) ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
       }
@@ -570,11 +587,53 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     return 'applied'
   }
 
-  /** Drops what we kept about a peer that left, so churn does not grow memory. */
+  /**
+   * Drops what we kept about a peer that left, libp2p's peer store included (unless it is still
+   * connected, or known from a local entry), so churn does not grow memory.
+   */
   #forget(peerId: string): void {
     this.#rtt.remove(peerId)
     this.#synced.delete(peerId)
     this.#updateBuckets.delete(peerId)
+    this.#forgetPeerStore(peerId)
+  }
+
+  #forgetPeerStore(peerId: string): void {
+    if (peerId === this.#ctx.peerId || this.#ctx.isConnected(peerId) || this.#store.holds(peerId)) return
+    let id: PeerId
+    try {
+      id = peerIdFromString(peerId)
+    } catch {
+      return
+    }
+    this.#ctx.libp2p.peerStore.delete(id).catch(() => {})
+  }
+
+  /** A peer that is not in the catalog is forgotten by libp2p too once its last connection closes. */
+  readonly #onPeerDisconnect = (evt: CustomEvent<PeerId>): void => {
+    this.#forgetPeerStore(evt.detail.toString())
+  }
+
+  /**
+   * Where an entry of `peerId` came from, for admission: direct when `from` is the peer itself or we
+   * are connected to it; charged to the host of the connection it came through.
+   */
+  #provenance(peerId: string, from: string | undefined): Provenance {
+    const direct = from === peerId || this.#ctx.isConnected(peerId)
+    const via = direct ? peerId : from
+    if (via === undefined) return { direct, group: 'local' }
+    return { direct, group: this.#groupOf(via) }
+  }
+
+  /** `host:<ip>` of a connection to `peerId`, or `peer:<id>` when it has none with an IP. */
+  #groupOf(peerId: string): string {
+    try {
+      for (const c of this.#ctx.libp2p.getConnections(peerIdFromString(peerId))) {
+        const host = hostKey(c.remoteAddr)
+        if (host) return host
+      }
+    } catch {}
+    return `peer:${peerId}`
   }
 
   /** A token bucket per peer, so one peer cannot flood the catalog with versions of its entry. */
@@ -599,19 +658,23 @@ export class Discovery extends Emitter<DiscoveryEvents> {
 
   /**
    * Takes an entry from the wire: cheap checks first (most entries in a sync are ones we already
-   * hold), then the signature, then the catalog rules. Never throws; refusals are counted.
+   * hold, and admission refuses over-quota ones whatever their signature), then the signature, then
+   * the catalog rules. Refusals are counted; with `strict` (catalog syncs) an entry over the entry
+   * limits throws EntryLimitError, so the sync is closed with FrameTooLarge.
    */
-  async #ingest(wire: unknown, gossip: boolean, from: string): Promise<UpsertResult> {
+  async #ingest(wire: unknown, gossip: boolean, from: string, strict: boolean): Promise<UpsertResult> {
     let unverified: UnverifiedEntry
     try {
-      unverified = SignedPeerEntry.parse(wire)
+      unverified = SignedPeerEntry.parse(wire, this.#entryLimits)
     } catch (err) {
       const reason = rejectReasonOf(err)
-      this.#reject(reason, from)
+      this.#reject(reason, from, err instanceof EntryLimitError ? err.peerId : undefined)
+      if (strict && err instanceof EntryLimitError) throw err
       return { status: 'rejected', reason }
     }
     const { entry, bytes, signature } = unverified
-    const pre = this.#store.precheck(entry, bytes, signature, this.#ctx.now(), gossip)
+    const provenance = this.#provenance(entry.peerId, from)
+    const pre = this.#store.precheck(entry, bytes, signature, this.#ctx.now(), gossip, provenance)
     if (pre === 'unchanged') return { status: 'unchanged' }
     if (pre) {
       if (pre !== 'local') this.#reject(pre, from, entry.peerId)
@@ -629,12 +692,12 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       this.#reject('rate-limited', from, entry.peerId)
       return { status: 'rejected', reason: 'rate-limited' }
     }
-    return this.#accept(signed, gossip, from)
+    return this.#accept(signed, gossip, provenance, from)
   }
 
   /** Applies a verified entry to the catalog and emits what changed. */
-  #accept(signed: SignedPeerEntry, gossip: boolean, from?: string): UpsertResult {
-    const result = this.#store.upsertSigned(signed, this.#ctx.now(), gossip)
+  #accept(signed: SignedPeerEntry, gossip: boolean, provenance: Provenance, from?: string): UpsertResult {
+    const result = this.#store.upsertSigned(signed, this.#ctx.now(), gossip, provenance)
     if (result.status === 'rejected') {
       // Our own entry coming back through gossip or a sync is normal, not an attack.
       if (result.reason !== 'local') this.#reject(result.reason, from, signed.entry.peerId)
@@ -642,9 +705,13 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     }
     if (result.status === 'unchanged') return result
     this.stats.entriesAccepted++
+    const evicted = result.status === 'inserted' ? result.evicted : undefined
+    if (evicted) this.#forget(evicted)
+    // The entry is within the limits, so libp2p's peer store never gets more than maxAddressesPerPeer.
     this.#ctx.learnAddresses(signed.entry.peerId, signed.entry.addresses).catch(() => {})
     this.#onCatalogChanged()
     if (result.status === 'inserted') this.#scheduleMaintenance()
+    if (evicted) this.emit('peer:departed', { id: evicted, reason: 'evicted' })
     this.emit(result.status === 'inserted' ? 'peer:discovered' : 'peer:updated', result.info)
     return result
   }
@@ -673,100 +740,78 @@ export class Discovery extends Emitter<DiscoveryEvents> {
 
   // ---- catalog sync ----------------------------------------------------------------------------
 
-  /** Header `[version, network, entries, departures]`, then the entries and departures in chunks. */
-  async #sendSnapshot(link: Link, signal: AbortSignal): Promise<void> {
-    const entries = this.#store.syncSnapshot(this.#ctx.now()).map((e) => e.toWire())
-    const departures = this.#store.syncDepartures().map(departureToWire)
-    const header = [SYNC_PROTOCOL_VERSION, this.#ctx.networkId.bytes, entries.length, departures.length]
-    await link.send(header, { signal })
-    for (const items of [entries, departures]) {
-      for (let i = 0; i < items.length; i += SYNC_CHUNK)
-        await link.send(items.slice(i, i + SYNC_CHUNK), { signal })
-    }
+  #syncLink() {
+    return syncLinkOptions(this.config.maxEntryBytes, this.config.maxSyncBytes)
   }
 
-  async #receiveSnapshot(link: Link, signal: AbortSignal): Promise<void> {
-    const header = await link.recv({ signal })
-    if (!Array.isArray(header) || header.length < 1) {
-      link.closeWith(CloseCode.ProtocolViolation, 'bad sync header')
-      throw new DecodeError('bad sync header')
+  /** Sends every fresh signed entry (ours and those of peers seen connected first) and departure. */
+  #sendSnapshot(link: Link, signal: AbortSignal): Promise<void> {
+    const snapshot = {
+      entries: this.#store.syncSnapshot(this.#ctx.now()).map((e) => e.toWire()),
+      departures: this.#store.syncDepartures().map(departureToWire),
     }
-    if (header[0] !== SYNC_PROTOCOL_VERSION) {
-      link.closeWith(CloseCode.UnsupportedVersion, `catalog sync version ${String(header[0])}`)
-      throw new UnsupportedVersionError('catalog sync', header[0])
-    }
-    if (header.length !== 4 || !Number.isSafeInteger(header[2]) || !Number.isSafeInteger(header[3])) {
-      link.closeWith(CloseCode.ProtocolViolation, 'bad sync header')
-      throw new DecodeError('bad sync header')
-    }
-    if (!(header[1] instanceof Uint8Array) || !equalBytes(header[1], this.#ctx.networkId.bytes)) {
-      link.closeWith(CloseCode.DifferentNetwork, 'different network')
-      this.#reject('different-network', link.remotePeer)
-      throw new DifferentNetworkError(link.remotePeer)
-    }
-    const [, , entryCount, departureCount] = header as [number, Uint8Array, number, number]
-    // Bounded so a peer cannot keep us verifying signatures forever; entries past the catalog limit
-    // are refused one by one (catalog-full).
-    const limit = 4 * this.config.maxPeers + 16
-    if (entryCount < 0 || departureCount < 0 || entryCount > limit || departureCount > limit) {
-      link.closeWith(CloseCode.ProtocolViolation, 'too many entries')
-      this.#reject('catalog-full', link.remotePeer)
-      throw new DecodeError(
-        `sync of ${entryCount} entries and ${departureCount} departures exceeds the limit`,
-      )
-    }
+    return sendSnapshot(link, this.#ctx.networkId, snapshot, this.config.maxSyncBytes, signal)
+  }
+
+  #receiveSnapshot(link: Link, signal: AbortSignal): Promise<void> {
     const from = link.remotePeer
-    await this.#receiveItems(link, entryCount, signal, (wire) => this.#ingest(wire, false, from))
-    await this.#receiveItems(link, departureCount, signal, (wire) => this.#ingestDeparture(wire, false, from))
+    // The count is bounded so a peer cannot announce work without end; the bytes are bounded by the
+    // link (maxSyncBytes), and admission refuses over-quota entries before their signatures.
+    const maxItems = 4 * this.config.maxPeers + 16
+    return receiveSnapshot(
+      link,
+      { network: this.#ctx.networkId, maxItems, signal },
+      {
+        entry: (wire) => this.#ingest(wire, false, from, true),
+        departure: (wire) => this.#ingestDeparture(wire, false, from),
+        differentNetwork: () => this.#reject('different-network', from),
+      },
+    )
   }
 
-  async #receiveItems(
-    link: Link,
-    total: number,
-    signal: AbortSignal,
-    ingest: (wire: unknown) => Promise<unknown>,
-  ): Promise<void> {
-    let received = 0
-    while (received < total) {
-      const chunk = await link.recv({ signal })
-      if (!Array.isArray(chunk) || chunk.length === 0 || received + chunk.length > total) {
-        link.closeWith(CloseCode.ProtocolViolation, 'bad sync chunk')
-        throw new DecodeError('bad sync chunk')
+  #acceptSync(link: Link): Promise<void> {
+    const options = {
+      limit: this.#syncs,
+      deadlineMs: this.config.requestTimeoutMs,
+      signal: this.#scope.signal,
+    }
+    return serveExchange(link, options, async (signal) => {
+      this.stats.syncsAccepted++
+      this.#synced.add(link.remotePeer)
+      await this.#receiveSnapshot(link, signal)
+      await this.#sendSnapshot(link, signal)
+      // The initiator closes once it has merged our snapshot, within the same deadline.
+      await raceSignal(link.closed, signal)
+    })
+  }
+
+  #acceptPing(link: Link): Promise<void> {
+    const options = {
+      limit: this.#pings,
+      deadlineMs: this.config.requestTimeoutMs,
+      signal: this.#scope.signal,
+    }
+    return serveExchange(link, options, async (signal) => {
+      const hello = await link.recv({ signal })
+      if (!Array.isArray(hello) || hello[0] !== SYNC_PROTOCOL_VERSION) {
+        await link.close(CloseCode.UnsupportedVersion, 'ping version')
+        return
       }
-      received += chunk.length
-      for (const wire of chunk) await ingest(wire)
-    }
-  }
-
-  async #acceptSync(link: Link): Promise<void> {
-    const signal = anySignal(this.#scope.signal, AbortSignal.timeout(this.config.requestTimeoutMs))
-    this.stats.syncsAccepted++
-    this.#synced.add(link.remotePeer)
-    await this.#receiveSnapshot(link, signal)
-    await this.#sendSnapshot(link, signal)
-    // The initiator closes once it has merged our snapshot.
-    await link.closed
-  }
-
-  async #acceptPing(link: Link): Promise<void> {
-    const signal = anySignal(this.#scope.signal, AbortSignal.timeout(this.config.requestTimeoutMs))
-    const hello = await link.recv({ signal })
-    if (!Array.isArray(hello) || hello[0] !== SYNC_PROTOCOL_VERSION) {
-      link.closeWith(CloseCode.UnsupportedVersion, 'ping version')
-      return
-    }
-    if (!(hello[1] instanceof Uint8Array) || !equalBytes(hello[1], this.#ctx.networkId.bytes)) {
-      link.closeWith(CloseCode.DifferentNetwork, 'different network')
-      return
-    }
-    await link.send(this.#store.local.toWire(), { signal })
-    await link.closed
+      if (!(hello[1] instanceof Uint8Array) || !equalBytes(hello[1], this.#ctx.networkId.bytes)) {
+        await link.close(CloseCode.DifferentNetwork, 'different network')
+        return
+      }
+      await link.send(this.#store.local.toWire(), { signal })
+      await raceSignal(link.closed, signal)
+    })
   }
 
   /** First contact: the dialing side of a new connection syncs catalogs with the peer once per run. */
   readonly #onConnectionOpen = (evt: CustomEvent<Connection>): void => {
     const connection = evt.detail
     const peer = connection.remotePeer.toString()
+    // The connection proves the peer holds its key: its entry, if held, now counts as direct.
+    this.#store.connected(peer, hostKey(connection.remoteAddr) ?? `peer:${peer}`)
     if (connection.direction !== 'outbound' || this.#synced.has(peer) || this.#departed) return
     this.#synced.add(peer)
     this.#scope.spawn(
@@ -778,8 +823,10 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   }
 
   readonly #onSelfUpdate = (): void => {
-    const addresses = this.#ctx.libp2p.getMultiaddrs().map(String)
-    this.updateLocal(() => ({ addresses })).catch(() => {})
+    const addresses = ownAddresses(this.#ctx, this.config.maxAddressesPerPeer)
+    this.updateLocal(() => ({ addresses })).catch((err) => {
+      this.#log.error('cannot advertise new addresses: %s', (err as Error).message)
+    })
   }
 
   /** Retries a bootstrap address with backoff until one sync with it succeeds. */
@@ -851,63 +898,6 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   }
 }
 
-/**
- * Awaitable conditions on the catalog. Each resolves as soon as it holds (at once if it already does)
- * and takes an AbortSignal.
- */
-export class DiscoveryConditions {
-  readonly #discovery: Discovery
-  readonly #changes: Watch<number>
-
-  constructor(discovery: Discovery, changes: Watch<number>) {
-    this.#discovery = discovery
-    this.#changes = changes
-  }
-
-  /** Resolves with the catalog once `predicate` holds for it. */
-  async catalog(predicate: (catalog: Catalog) => boolean, options?: AbortOptions): Promise<Catalog> {
-    await this.#changes.until(() => predicate(this.#discovery.catalog()), options)
-    return this.#discovery.catalog()
-  }
-
-  /** Resolves once at least `n` peers (optionally matching `filter`) are in the catalog. */
-  peers(
-    n: number,
-    filter: (peer: PeerInfo) => boolean = () => true,
-    options?: AbortOptions,
-  ): Promise<Catalog> {
-    return this.catalog((c) => c.peers().filter(filter).length >= n, options)
-  }
-
-  /** Resolves once `peerId` is in the catalog. */
-  peer(peerId: string, options?: AbortOptions): Promise<PeerInfo> {
-    return this.catalog((c) => c.has(peerId), options).then((c) => c.get(peerId)!)
-  }
-
-  /** Resolves once `peerId` is no longer in the catalog. */
-  gone(peerId: string, options?: AbortOptions): Promise<Catalog> {
-    return this.catalog((c) => !c.has(peerId), options)
-  }
-}
-
-export class SyncError extends MosaikError {
-  constructor(peer: string, cause: Error) {
-    super('SYNC_FAILED', `catalog sync with ${peer} failed: ${cause.message}`, { cause })
-  }
-}
-
-export class DifferentNetworkError extends MosaikError {
-  constructor(peer: string) {
-    super('DIFFERENT_NETWORK', `${peer} belongs to a different network`)
-  }
-}
-
-export class UnsupportedVersionError extends MosaikError {
-  constructor(what: string, version: unknown) {
-    super('UNSUPPORTED_VERSION', `unsupported ${what} protocol version ${String(version)}`)
-  }
-}
-
 /** The peer id a multiaddr or id names (`.../p2p/<id>` or a bare id). */
 function peerOfAddress(address: string): string | undefined {
   if (!address.startsWith('/')) return address
@@ -917,7 +907,30 @@ function peerOfAddress(address: string): string | undefined {
   return id.includes('/') ? undefined : id
 }
 
+/**
+ * This node's addresses for its entry, at most `max`: public ones first, then private, then
+ * loopback, so a host with many interfaces still advertises the ones others can reach.
+ */
+function ownAddresses(ctx: NetworkContext, max: number): string[] {
+  const rank = (a: string) => {
+    try {
+      const ma = multiaddr(a)
+      return isLoopback(ma) ? 2 : isPrivate(ma) ? 1 : 0
+    } catch {
+      return 3
+    }
+  }
+  const all = ctx.libp2p.getMultiaddrs().map(String)
+  if (all.length <= max) return all
+  return all
+    .map((a, i) => ({ a, r: rank(a), i }))
+    .sort((x, y) => x.r - y.r || x.i - y.i)
+    .slice(0, max)
+    .map((x) => x.a)
+}
+
 function rejectReasonOf(err: unknown): RejectReason {
+  if (err instanceof EntryLimitError) return 'oversized'
   if (err instanceof UnsupportedEntryVersionError) return 'unsupported-version'
   if (err instanceof MosaikError && err.code === 'INVALID_SIGNATURE') return 'invalid-signature'
   return 'malformed'

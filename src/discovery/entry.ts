@@ -4,7 +4,7 @@ import { blake3 } from '@noble/hashes/blake3.js'
 import { compareBytes, concatBytes, equalBytes, utf8 } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
-import { DecodeError, InvalidSignatureError } from '../primitives/errors.ts'
+import { DecodeError, InvalidSignatureError, MosaikError } from '../primitives/errors.ts'
 
 /**
  * A peer entry is what a node tells the network about itself: its addresses, role tags, the streams
@@ -15,6 +15,34 @@ import { DecodeError, InvalidSignatureError } from '../primitives/errors.ts'
 
 /** Version of the entry encoding; entries of another version are rejected as unsupported. */
 export const ENTRY_FORMAT_VERSION = 1
+
+/**
+ * Limits on one peer entry, checked on the encoded bytes before anything else is decoded, and on the
+ * local entry before it is signed. An entry over a limit is refused whole: it is signed, so it cannot
+ * be trimmed. Every address of an entry goes to libp2p's peer store and to the neighbour dialer, whose
+ * work grows faster than the count, so the address count is the limit that matters most.
+ */
+export interface EntryLimits {
+  /** Largest encoded entry in bytes (the signature not included). */
+  readonly maxBytes: number
+  /** Most addresses in one entry. */
+  readonly maxAddresses: number
+}
+
+/**
+ * 8 KiB holds 16 addresses of 256 characters (4 KiB; a WebRTC-direct address with its certhash is
+ * about 170) and about 120 tags, streams and groups (34 bytes each); a typical entry is under 1 KiB.
+ */
+export const DEFAULT_ENTRY_LIMITS: EntryLimits = { maxBytes: 8 * 1024, maxAddresses: 16 }
+/** Longest address: a DNS name (up to 253 characters) with its transport and peer id still fits. */
+export const MAX_ADDRESS_LENGTH = 512
+/** Most role tags in one entry. */
+export const MAX_TAGS = 64
+/** Most tickets in one entry. */
+export const MAX_TICKETS = 16
+/** Longest peer id string (an Ed25519 id is 52 characters). */
+const MAX_PEER_ID_LENGTH = 128
+const SIGNATURE_LENGTH = 64
 
 export interface EntryVersion {
   /** Process start time in ms since the epoch: the run id. */
@@ -186,7 +214,27 @@ export class PeerEntry {
     ])
   }
 
-  static decode(bytes: Uint8Array): PeerEntry {
+  /** Throws EntryLimitError when the entry exceeds `limits` (this node's own entry must fit too). */
+  checkLimits(limits: EntryLimits = DEFAULT_ENTRY_LIMITS, size = this.encode().length): void {
+    if (size > limits.maxBytes) throw new EntryLimitError(this.peerId, 'bytes', size, limits.maxBytes)
+    if (this.addresses.length > limits.maxAddresses) {
+      throw new EntryLimitError(this.peerId, 'addresses', this.addresses.length, limits.maxAddresses)
+    }
+    const longest = Math.max(0, ...this.addresses.map((a) => a.length))
+    if (longest > MAX_ADDRESS_LENGTH) {
+      throw new EntryLimitError(this.peerId, 'address length', longest, MAX_ADDRESS_LENGTH)
+    }
+    if (this.tags.size > MAX_TAGS) throw new EntryLimitError(this.peerId, 'tags', this.tags.size, MAX_TAGS)
+    if (this.tickets.length > MAX_TICKETS) {
+      throw new EntryLimitError(this.peerId, 'tickets', this.tickets.length, MAX_TICKETS)
+    }
+  }
+
+  /** Decodes an entry, refusing one over `limits` (by size before decoding, by counts after). */
+  static decode(bytes: Uint8Array, limits: EntryLimits = DEFAULT_ENTRY_LIMITS): PeerEntry {
+    if (bytes.length > limits.maxBytes) {
+      throw new EntryLimitError(undefined, 'bytes', bytes.length, limits.maxBytes)
+    }
     const v = decodeCanonical(bytes)
     if (!Array.isArray(v) || v.length < 1) throw new DecodeError('peer entry is not an array')
     if (v[0] !== ENTRY_FORMAT_VERSION) throw new UnsupportedEntryVersionError(v[0])
@@ -195,6 +243,7 @@ export class PeerEntry {
       v.length !== 9 ||
       !isDigestBytes(network) ||
       typeof peerId !== 'string' ||
+      peerId.length > MAX_PEER_ID_LENGTH ||
       !Array.isArray(version) ||
       version.length !== 2 ||
       !version.every(Number.isSafeInteger) ||
@@ -210,7 +259,7 @@ export class PeerEntry {
     ) {
       throw new DecodeError('malformed peer entry')
     }
-    return new PeerEntry({
+    const entry = new PeerEntry({
       peerId,
       network: Digest.fromBytes(network),
       version: { start: version[0], update: version[1] },
@@ -220,6 +269,29 @@ export class PeerEntry {
       groups: groups.map(Digest.fromBytes),
       tickets: tickets.map((t: [Uint8Array, Uint8Array]) => ({ class: Digest.fromBytes(t[0]), data: t[1] })),
     })
+    entry.checkLimits(limits, bytes.length)
+    return entry
+  }
+}
+
+/**
+ * A peer entry over one of the entry limits (size, addresses, tags, tickets). It is refused whole, never
+ * trimmed, since it is signed; a catalog sync that carries one is closed with FrameTooLarge.
+ */
+export class EntryLimitError extends MosaikError {
+  readonly peerId: string | undefined
+  readonly limit: string
+  readonly size: number
+  readonly max: number
+  constructor(peerId: string | undefined, limit: string, size: number, max: number) {
+    super(
+      'ENTRY_TOO_LARGE',
+      `peer entry${peerId ? ` of ${peerId}` : ''} is over the ${limit} limit: ${size} > ${max}`,
+    )
+    this.peerId = peerId
+    this.limit = limit
+    this.size = size
+    this.max = max
   }
 }
 
@@ -274,9 +346,12 @@ export class SignedPeerEntry {
     return new SignedPeerEntry(entry, bytes, signature)
   }
 
-  /** Decodes and verifies; throws InvalidSignatureError or DecodeError, never returns a bad entry. */
-  static verify(bytes: Uint8Array, signature: Uint8Array): Promise<SignedPeerEntry> {
-    return SignedPeerEntry.fromWire([bytes, signature])
+  /**
+   * Decodes and verifies; throws InvalidSignatureError, EntryLimitError or DecodeError, never returns
+   * a bad entry.
+   */
+  static verify(bytes: Uint8Array, signature: Uint8Array, limits?: EntryLimits): Promise<SignedPeerEntry> {
+    return SignedPeerEntry.fromWire([bytes, signature], limits)
   }
 
   /** Wire form: `[entryBytes, signature]`. */
@@ -284,9 +359,9 @@ export class SignedPeerEntry {
     return [this.bytes, this.signature]
   }
 
-  static fromWire(v: unknown): Promise<SignedPeerEntry> {
+  static fromWire(v: unknown, limits?: EntryLimits): Promise<SignedPeerEntry> {
     try {
-      return SignedPeerEntry.parse(v).verify()
+      return SignedPeerEntry.parse(v, limits).verify()
     } catch (err) {
       return Promise.reject(err)
     }
@@ -296,17 +371,18 @@ export class SignedPeerEntry {
    * Decodes the wire form without checking the signature yet, so cheap checks (is it newer than what
    * we hold?) can run first. Nothing may be applied before `verify()` succeeds.
    */
-  static parse(v: unknown): UnverifiedEntry {
+  static parse(v: unknown, limits?: EntryLimits): UnverifiedEntry {
     if (
       !Array.isArray(v) ||
       v.length !== 2 ||
       !(v[0] instanceof Uint8Array) ||
-      !(v[1] instanceof Uint8Array)
+      !(v[1] instanceof Uint8Array) ||
+      v[1].length !== SIGNATURE_LENGTH
     ) {
       throw new DecodeError('malformed signed entry')
     }
     const [bytes, signature] = v as [Uint8Array, Uint8Array]
-    const entry = PeerEntry.decode(bytes)
+    const entry = PeerEntry.decode(bytes, limits)
     return {
       entry,
       bytes,
@@ -372,10 +448,12 @@ export function departureFromWire(v: unknown): Departure {
     v.length !== 6 ||
     !isDigestBytes(v[0]) ||
     typeof v[1] !== 'string' ||
+    v[1].length > MAX_PEER_ID_LENGTH ||
     !Number.isSafeInteger(v[2]) ||
     !Number.isSafeInteger(v[3]) ||
     !Number.isSafeInteger(v[4]) ||
-    !(v[5] instanceof Uint8Array)
+    !(v[5] instanceof Uint8Array) ||
+    v[5].length !== SIGNATURE_LENGTH
   ) {
     throw new DecodeError('malformed departure')
   }
