@@ -4,7 +4,7 @@ import { blake3 } from '@noble/hashes/blake3.js'
 import { compareBytes, concatBytes, equalBytes, utf8 } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
-import { DecodeError, InvalidSignatureError, MosaikError } from '../primitives/errors.ts'
+import { DecodeError, describeValue, InvalidSignatureError, MosaikError } from '../primitives/errors.ts'
 
 /**
  * A peer entry is what a node tells the network about itself: its addresses, role tags, the streams
@@ -298,7 +298,7 @@ export class EntryLimitError extends MosaikError {
 export class UnsupportedEntryVersionError extends DecodeError {
   constructor(version: unknown) {
     super(
-      `unsupported peer entry format version ${String(version)} (this node speaks ${ENTRY_FORMAT_VERSION})`,
+      `unsupported peer entry format version ${describeValue(version)} (this node speaks ${ENTRY_FORMAT_VERSION})`,
     )
   }
 }

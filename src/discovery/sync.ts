@@ -3,7 +3,7 @@ import type { Link } from '../network/link.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import { encodeCanonical } from '../primitives/codec.ts'
 import type { NetworkId } from '../primitives/digest.ts'
-import { DecodeError, MosaikError } from '../primitives/errors.ts'
+import { DecodeError, describeValue, MosaikError } from '../primitives/errors.ts'
 import { SYNC_CHUNK, SYNC_FRAME_BYTES } from './limits.ts'
 
 /**
@@ -80,7 +80,7 @@ export async function receiveSnapshot(
     throw new DecodeError('bad sync header')
   }
   if (header[0] !== SYNC_PROTOCOL_VERSION) {
-    link.closeWith(CloseCode.UnsupportedVersion, `catalog sync version ${String(header[0])}`)
+    link.closeWith(CloseCode.UnsupportedVersion, `catalog sync version ${describeValue(header[0])}`)
     throw new UnsupportedVersionError('catalog sync', header[0])
   }
   if (header.length !== 4 || !Number.isSafeInteger(header[2]) || !Number.isSafeInteger(header[3])) {
@@ -156,6 +156,6 @@ export class DifferentNetworkError extends MosaikError {
 
 export class UnsupportedVersionError extends MosaikError {
   constructor(what: string, version: unknown) {
-    super('UNSUPPORTED_VERSION', `unsupported ${what} protocol version ${String(version)}`)
+    super('UNSUPPORTED_VERSION', `unsupported ${what} protocol version ${describeValue(version)}`)
   }
 }

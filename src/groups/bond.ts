@@ -4,7 +4,7 @@ import type { Link } from '../network/link.ts'
 import { equalBytes, randomBytes, toHex } from '../primitives/bytes.ts'
 import { encodeCanonical } from '../primitives/codec.ts'
 import type { Digest, GroupId, NetworkId } from '../primitives/digest.ts'
-import { DecodeError, MosaikError } from '../primitives/errors.ts'
+import { DecodeError, describeValue, MosaikError } from '../primitives/errors.ts'
 
 /**
  * A bond is an authenticated link between two members of one group. Every pair of members bonds (a
@@ -133,7 +133,7 @@ export async function acceptBond(
   if (!Array.isArray(hello) || hello.length < 1)
     return fail(link, CloseCode.GroupInvalidHandshake, 'malformed hello')
   if (hello[0] !== BOND_PROTOCOL_VERSION) {
-    return fail(link, CloseCode.UnsupportedVersion, `bond protocol version ${String(hello[0])}`)
+    return fail(link, CloseCode.UnsupportedVersion, `bond protocol version ${describeValue(hello[0])}`)
   }
   const [, network, group, nonceI, observer] = hello
   if (

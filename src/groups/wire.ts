@@ -1,4 +1,4 @@
-import { DecodeError } from '../primitives/errors.ts'
+import { DecodeError, describeValue } from '../primitives/errors.ts'
 import { parseMessage } from './raft/messages.ts'
 import type { Entry, Message, MessageType } from './raft/types.ts'
 
@@ -36,8 +36,9 @@ export function encodeRaftMessage(m: Message): unknown[] {
 
 export function decodeRaftMessage(value: unknown, from: string, to: string): Message {
   if (!Array.isArray(value) || value.length < 3) throw new DecodeError('malformed raft message')
-  const type = TYPES[value[0] as number]
-  if (type === undefined) throw new DecodeError(`unknown raft message type ${String(value[0])}`)
+  // Only an integer indexes the table: a string such as 'length' or 'map' would find a property.
+  const type = Number.isInteger(value[0]) ? TYPES[value[0] as number] : undefined
+  if (type === undefined) throw new DecodeError(`unknown raft message type ${describeValue(value[0])}`)
   const fields = FIELDS[type]
   if (value.length !== 3 + fields.length) throw new DecodeError(`malformed raft ${type} message`)
   const m: Record<string, unknown> = { type, from, to, term: value[1], clusterId: value[2] }
@@ -65,5 +66,5 @@ function decodeEntry(v: unknown): unknown {
   if (kind === 0) return { index, term, kind: 'command', data: v[3] }
   if (kind === 1) return { index, term, kind: 'noop' }
   if (kind === 2) return { index, term, kind: 'config', config: { voters: v[3] }, clusterId: v[4] }
-  throw new DecodeError(`unknown entry kind ${String(kind)}`)
+  throw new DecodeError(`unknown entry kind ${describeValue(kind)}`)
 }

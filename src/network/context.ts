@@ -137,8 +137,15 @@ export class NetworkContext {
     }
   }
 
+  /** False for a string that is not a peer id (ids from the wire are checked only with the signature). */
   isConnected(peerId: string): boolean {
-    return this.libp2p.getConnections(peerIdFromString(peerId)).length > 0
+    let id: ReturnType<typeof peerIdFromString>
+    try {
+      id = peerIdFromString(peerId)
+    } catch {
+      return false
+    }
+    return this.libp2p.getConnections(id).length > 0
   }
 }
 

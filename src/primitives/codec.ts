@@ -62,13 +62,30 @@ const encodeOptions: EncodeOptions = {
   },
 }
 
+type TagDecoder = NonNullable<DecodeOptions['tags']>[number]
+
+/**
+ * Bignums (tags 2 and 3) only for values past 64 bits and without a leading zero byte: a smaller value
+ * has a shorter form (the encoder writes it as a plain integer), and accepting both would let two
+ * encodings read as one value, or as 0n where 0 was meant.
+ */
+function strictBignum(decoder: TagDecoder): TagDecoder {
+  return (decode) => {
+    const bytes: unknown = decode()
+    if (!(bytes instanceof Uint8Array) || bytes.length <= 8 || bytes[0] === 0) {
+      throw new Error('non-canonical bignum')
+    }
+    return decoder((() => bytes) as typeof decode)
+  }
+}
+
 const decodeOptions: DecodeOptions = {
   strict: true,
   allowIndefinite: false,
   rejectDuplicateMapKeys: true,
   tags: {
-    2: bigIntDecoder,
-    3: bigNegIntDecoder,
+    2: strictBignum(bigIntDecoder),
+    3: strictBignum(bigNegIntDecoder),
     [TAG_SET]: setDecoder,
     [TAG_MAP]: mapDecoder,
   },
@@ -107,13 +124,25 @@ export const codecs = {
   /** Bytes as they are. */
   raw: { encode: (b: Uint8Array) => b, decode: (b: Uint8Array) => b } satisfies Codec<Uint8Array>,
   /** UTF-8 strings. */
-  utf8: { encode: (s: string) => utf8(s), decode: (b: Uint8Array) => fromUtf8(b) } satisfies Codec<string>,
+  utf8: {
+    encode: (s: string) => utf8(s),
+    decode: (b: Uint8Array) => decodeWith(fromUtf8, b),
+  } satisfies Codec<string>,
   /**
    * JSON text. Objects whose keys were inserted in different orders encode differently: avoid it for
    * collection keys and compare-and-swap values.
    */
   json: {
     encode: (v: unknown) => utf8(JSON.stringify(v)),
-    decode: (b: Uint8Array) => JSON.parse(fromUtf8(b)),
+    decode: (b: Uint8Array) => decodeWith((bytes) => JSON.parse(fromUtf8(bytes)), b),
   } satisfies Codec<unknown>,
 } as const
+
+/** Runs a decoder that throws platform errors (TypeError, SyntaxError), turning them into DecodeError. */
+function decodeWith<T>(decode: (bytes: Uint8Array) => T, bytes: Uint8Array): T {
+  try {
+    return decode(bytes)
+  } catch (err) {
+    throw new DecodeError(`malformed input: ${(err as Error).message}`, { cause: err })
+  }
+}

@@ -99,6 +99,17 @@ export class InvalidSignatureError extends MosaikError {
   }
 }
 
+/**
+ * A short rendering of a value decoded from the wire, for error messages. String() is not safe on
+ * such values: a decoded map with a `toString` key makes it throw a TypeError.
+ */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value)
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return String(value)
+  if (value instanceof Uint8Array) return `bytes(${value.length})`
+  return Array.isArray(value) ? `array(${value.length})` : 'object'
+}
+
 /** The error an aborted signal carries, as a MosaikError. */
 export function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason

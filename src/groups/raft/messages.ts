@@ -1,4 +1,4 @@
-import { DecodeError } from '../../primitives/errors.ts'
+import { DecodeError, describeValue } from '../../primitives/errors.ts'
 import type { ClusterStanding, Entry, Message, VoteAnswer } from './types.ts'
 
 /**
@@ -105,7 +105,7 @@ export function parseMessage(value: unknown): Message {
     case 'fresh':
       return { ...base, type: 'fresh', waiting: bool(m.waiting, 'waiting') }
     default:
-      throw new DecodeError(`unknown raft message type ${String(m.type)}`)
+      throw new DecodeError(`unknown raft message type ${describeValue(m.type)}`)
   }
 }
 
@@ -126,7 +126,7 @@ export function parseEntry(value: unknown): Entry {
       return { ...at, kind: 'config', config: { voters }, clusterId: str(e.clusterId, 'entry.clusterId') }
     }
     default:
-      throw new DecodeError(`entry ${at.index}: unknown kind ${String(e.kind)}`)
+      throw new DecodeError(`entry ${at.index}: unknown kind ${describeValue(e.kind)}`)
   }
 }
 
@@ -168,5 +168,5 @@ function index(value: unknown, what: string): number {
 
 function voteAnswer(value: unknown): VoteAnswer {
   if (value === 'grant' || value === 'abstain' || value === 'deny') return value
-  throw new DecodeError(`vote answer ${String(value)} is not grant, abstain or deny`)
+  throw new DecodeError(`vote answer ${describeValue(value)} is not grant, abstain or deny`)
 }
