@@ -1,10 +1,10 @@
 /**
  * The Node.js entry of mosaik: the isomorphic core plus real transports (QUIC, TCP, WebSockets and an
- * in-process memory transport for tests) and on-disk identity.
+ * in-process memory transport for tests) and on-disk identity. QUIC loads lazily (see quic.ts): where
+ * its native binding is missing, nodes run on TCP and WebSockets.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { quic } from '@chainsafe/libp2p-quic'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { memory } from '@libp2p/memory'
@@ -13,14 +13,19 @@ import { webSockets } from '@libp2p/websockets'
 import { type Platform, registerPlatform } from '../../src/network/platform.ts'
 import { lockDir } from './dir-lock.ts'
 import { FileLogStore } from './file-log-store.ts'
+import { loadQuic, quicTransports, withoutUnavailableQuic } from './quic.ts'
 
 export * from '../../src/index.ts'
 export { FileLogStore, type FileLogStoreOptions } from './file-log-store.ts'
+export { QUIC_UNAVAILABLE_WARNING, quicAvailable } from './quic.ts'
 
 export const nodePlatform: Platform = {
   name: 'node',
-  transports: () => [quic(), tcp(), webSockets(), memory()],
-  defaultListen: () => ['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0'],
+  prepare: async () => {
+    await loadQuic()
+  },
+  transports: () => [...quicTransports(), tcp(), webSockets(), memory()],
+  defaultListen: () => withoutUnavailableQuic(['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0']),
   lockDataDir: (dataDir) => lockDir(dataDir, 'data directory'),
   loadIdentity,
   openLogStore: (dataDir, name) => FileLogStore.open(join(dataDir, name)),

@@ -15,7 +15,25 @@ import { Streams, type StreamsOptions } from '../streams/index.ts'
 import { type MosaikLibp2p, NetworkContext } from './context.ts'
 import { hostLimitingGater } from './hosts.ts'
 import { DEFAULT_MAX_FRAME_SIZE } from './link.ts'
-import { currentPlatform, type DataDirLock, type Platform } from './platform.ts'
+import { currentPlatform, type DataDirLock, type Platform, type TransportFactory } from './platform.ts'
+
+/**
+ * Extra libp2p pieces a node runs beside its own: more transports and more services.
+ *
+ * When to use: a node with a special role, such as the relay binary (`circuitRelayServer` as a
+ * service, `webRTCDirect` as a transport), or a node that listens through a relay
+ * (`circuitRelayTransport`). Ordinary nodes never need it.
+ *
+ * Gotchas: the names `identify` and `pubsub` are the node's own and cannot be replaced. Protocols
+ * that must work over relayed connections need `runOnLimitedConnection` unless the relay is unlimited.
+ */
+export interface Libp2pExtensions {
+  /** Transport factories added after the platform's. */
+  transports?: TransportFactory[]
+  /** Services by name, as libp2p's `services` option; reachable as `net.libp2p.services[name]`. */
+  // biome-ignore lint/suspicious/noExplicitAny: libp2p's service factories take component bags of varying shape
+  services?: Record<string, (components: any) => unknown>
+}
 
 /** Everything `Network.create` accepts; only `network` is required. */
 export interface NetworkOptions {
@@ -59,6 +77,8 @@ export interface NetworkOptions {
   limitLoopback?: boolean
   /** Decides which connections libp2p may open or accept (advanced; e.g. to simulate partitions). */
   connectionGater?: ConnectionGater
+  /** Extra libp2p transports and services (see `Libp2pExtensions`); rarely needed. */
+  libp2p?: Libp2pExtensions
   /** Runtime services; the platform entry registers the right one, so this is rarely needed. */
   platform?: Platform
   /** Wall clock in ms since the epoch (injectable for tests of clock drift). */
@@ -133,12 +153,19 @@ export class Network {
         ? await platform.loadIdentity(options.dataDir)
         : await generateKeyPair('Ed25519'))
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    await platform.prepare?.()
     const listen = options.listen ?? platform.defaultListen()
+    const extra = options.libp2p ?? {}
+    for (const name of ['identify', 'pubsub']) {
+      if (extra.services && name in extra.services) {
+        throw new InvalidArgumentError(`libp2p service name '${name}' is reserved by the node`)
+      }
+    }
 
     const libp2p = (await createLibp2p({
       privateKey,
       addresses: { listen },
-      transports: platform.transports(),
+      transports: [...platform.transports(), ...(extra.transports ?? [])],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       connectionGater: hostLimitingGater(
@@ -159,6 +186,7 @@ export class Network {
         maxIncomingPendingConnections: 64,
       },
       services: {
+        ...extra.services,
         identify: identify(),
         pubsub: gossipsub({
           allowPublishToZeroTopicPeers: true,

@@ -9,6 +9,15 @@ import { InvalidArgumentError } from '../primitives/errors.ts'
  */
 export interface Platform {
   readonly name: string
+  /**
+   * Loads what the runtime can only load asynchronously (optional native transports such as QUIC),
+   * once per process; `Network.create` awaits it before it calls `transports()` or `defaultListen()`,
+   * which then reflect what loaded.
+   *
+   * Gotchas: it must not throw for a missing optional transport; it drops the transport (warning
+   * once) so that a node still forms over the others.
+   */
+  prepare?(): Promise<void>
   /** libp2p transport factories this runtime can use (listening and dialing). */
   transports(): TransportFactory[]
   /** Listen addresses when the caller gives none. */

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
@@ -62,5 +63,13 @@ describe('packaging', () => {
       const out = await run(process.execPath, ['-e', cjs], { cwd: root })
       expect(out.stdout.trim()).toBe('string')
     }, 60_000)
+
+    it('builds the mosaik-relay bin named in package.json', async () => {
+      const pkg = JSON.parse(await readFile(`${root}package.json`, 'utf8'))
+      const bin = `${root}${pkg.bin['mosaik-relay']}`
+      expect((await readFile(bin, 'utf8')).startsWith('#!/usr/bin/env node')).toBe(true)
+      const { stdout } = await run(process.execPath, [bin, '--help'], { cwd: root })
+      expect(stdout).toContain('--network')
+    })
   })
 })
