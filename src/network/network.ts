@@ -194,6 +194,11 @@ export class Network {
           // so they must carry their own signatures); a second gossipsub signature per message would
           // double the verification cost for nothing.
           globalSignaturePolicy: 'StrictNoSign',
+          // No IP colocation penalty: gossipsub counts every peer seen from an IP for an hour (scores
+          // of departed peers are retained), so past ~10 nodes per host, NAT or loopback, across churn,
+          // it graylists them all and silently drops their announcements and departures. Nodes per
+          // host are bounded by the connection gater (maxConnectionsPerHost) and admission instead.
+          scoreParams: { IPColocationFactorWeight: 0 },
           emitSelf: false,
           runOnLimitedConnection: true,
           maxInboundDataLength: maxFrameSize,
