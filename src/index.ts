@@ -2,7 +2,8 @@
  * mosaik: self-organizing, leaderless distributed systems for Node and browsers, on js-libp2p.
  *
  * Four primitives: discovery (signed peer catalogs), streams (typed pub/sub), groups (Raft-replicated
- * state machines) and collections (replicated Map, Vec, Set, Cell, Once and PriorityQueue).
+ * state machines) and collections (replicated Map, Vec, Set, Cell, Once and PriorityQueue), with
+ * tickets (JWT and custom credentials in peer entries) for admission control.
  *
  * @packageDocumentation
  */
@@ -30,7 +31,6 @@ export {
   type EntryVersion,
   PeerEntry,
   SignedPeerEntry,
-  type Ticket,
   UnsupportedEntryVersionError,
 } from './discovery/entry.ts'
 export * from './groups/index.ts'
@@ -65,3 +65,22 @@ export {
 } from './primitives/errors.ts'
 export { Watch } from './primitives/watch.ts'
 export * from './streams/index.ts'
+export {
+  type AsymmetricAlgorithm,
+  Expiration,
+  type HmacAlgorithm,
+  InvalidTicketError,
+  type JsonValue,
+  JWT_TICKET_CLASS,
+  Jwt,
+  type JwtAlgorithm,
+  type JwtPolicy,
+  JwtSigningKey,
+  JwtTicketBuilder,
+  JwtVerifyingKey,
+  Ticket,
+  type TicketErrorCode,
+  type TicketValidator,
+  validateTicket,
+  validateTickets,
+} from './tickets/index.ts'

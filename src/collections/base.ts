@@ -6,7 +6,7 @@ import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
 import type { LogStore } from '../groups/storage/log-store.ts'
 import { CommitUnknownError } from '../groups/worker.ts'
 import type { Network } from '../network/network.ts'
-import type { AbortOptions } from '../primitives/abort.ts'
+import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
 import { type Codec, cborOf } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type StoreId } from '../primitives/digest.ts'
 import {
@@ -18,6 +18,7 @@ import {
 } from '../primitives/errors.ts'
 import { Emitter } from '../primitives/events.ts'
 import { Watch } from '../primitives/watch.ts'
+import type { TicketValidator } from '../tickets/ticket.ts'
 
 /** The log index at which a mutation was committed; any replica can await it with `when.reaches`. */
 export type Version = number
@@ -28,6 +29,12 @@ export interface CollectionOptions {
   consensus?: ConsensusOptions
   /** Where the log lives; by default memory, or a FileLogStore under the node's `dataDir`. */
   storage?: LogStore
+  /**
+   * Ticket validators every writer and reader must satisfy (an array: all of them); part of the
+   * collection's GroupId. A collection's group secret is its public store id, so tickets are the only
+   * admission control a collection has.
+   */
+  requireTicket?: TicketValidator | readonly TicketValidator[]
 }
 
 /** How values of one type cross the wire: a codec (canonical CBOR by default) and an optional schema. */
@@ -226,8 +233,12 @@ export class Lazy<T> {
 }
 
 export interface CollectionEvents {
-  /** The replica applied a committed change; `version` is its new version. */
-  updated: { version: Version }
+  /**
+   * The replica applied a committed change; `version` is its new version. Also emitted once when a
+   * replica joins with state restored from its own store, with `restored: true`: a UI shows that state
+   * at once, marked as not yet confirmed by a live leader (see `restored`).
+   */
+  updated: { version: Version; restored?: boolean }
 }
 
 export type Role = 'writer' | 'reader'
@@ -249,6 +260,8 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   /** Iterators of `updates()` waiting for a change; closing wakes them so they end. */
   readonly #wakeOnClose = new Set<() => void>()
   #unwatch: (() => void) | undefined
+  /** The version this replica restored from its store and announced with `updated`, if it did. */
+  #restoredAt: Version | undefined
 
   constructor(
     net: Network,
@@ -267,6 +280,7 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
         preference: role === 'writer' ? 'normal' : 'observer',
         consensus: options.consensus,
         storage: options.storage,
+        requireTicket: options.requireTicket,
       })
       .then((group) => {
         if (this.#closed) {
@@ -278,6 +292,11 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
         this.#machine = group.stateMachine
         this.#version.set(group.committed)
         this.#unwatch = this.#follow(group)
+        if (group.restored) {
+          // State from this node's own store, served before any leader is heard from.
+          this.#restoredAt = group.committed
+          this.events.emit('updated', { version: group.committed, restored: true })
+        }
         return group
       })
     this.ready.catch(() => {})
@@ -294,6 +313,11 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
 
   get group(): Group<M> | undefined {
     return this.#group
+  }
+
+  /** Shows state restored from its store that no live leader has confirmed yet (false until joined). */
+  get restored(): boolean {
+    return this.#group?.restored ?? false
   }
 
   /** Tracks the replica's applied version and emits `updated` when a batch changed something. */
@@ -356,6 +380,15 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
     await group.when.offline(options)
   }
 
+  /**
+   * Resolves once the replica serves what its own store kept (right after joining; it never waits for
+   * a leader), with the version it shows then: 0 when the store held nothing.
+   */
+  async restoredVersion(options?: AbortOptions): Promise<Version> {
+    await raceSignal(this.ready, options?.signal)
+    return this.#version.value
+  }
+
   /** Resolves once this replica has applied version `v` (any later state satisfies it too). */
   async reaches(v: Version, options?: AbortOptions): Promise<Version> {
     await this.ready
@@ -382,10 +415,14 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   /**
    * Versions as changes are applied, until the signal aborts or the collection closes. It listens from
    * the first call on, so no change is missed while the consumer is busy; changes that arrive while it
-   * is busy are coalesced into the latest version.
+   * is busy are coalesced into the latest version. A replica that still shows the state it restored
+   * from its store yields that version first, even when iteration starts after the restore.
    */
   async *updates(options?: AbortOptions): AsyncIterable<Version> {
-    let pending: Version | undefined
+    let pending: Version | undefined =
+      this.#restoredAt !== undefined && this.#version.value === this.#restoredAt
+        ? this.#restoredAt
+        : undefined
     let wake: (() => void) | undefined
     const off = this.events.on('updated', ({ version }) => {
       pending = version
@@ -435,9 +472,20 @@ export class CollectionConditions {
     this.#core = core
   }
 
-  /** Writers: a leader is reachable, so mutations can commit. Readers: in step with the writers. */
+  /**
+   * Writers: a leader is reachable, so mutations can commit. Readers: in step with a live leader. A
+   * replica restored from its store is not online until then (await `restored()` to show what it kept).
+   */
   online(options?: AbortOptions): Promise<void> {
     return this.#core.online(options)
+  }
+
+  /**
+   * Resolves once the replica serves what its own store (the node's `dataDir`) kept, with the version it
+   * shows: right after joining, with no leader needed; 0 when the store held nothing (or is in memory).
+   */
+  restored(options?: AbortOptions): Promise<Version> {
+    return this.#core.restoredVersion(options)
   }
 
   offline(options?: AbortOptions): Promise<void> {
@@ -494,8 +542,17 @@ export class CollectionHandle<M extends CollectionMachine<readonly unknown[]>> {
     return this.core.version
   }
 
+  /**
+   * True while the replica shows state restored from its own store that no live leader has confirmed
+   * yet (possibly stale by any amount); false once it is first online, and for a replica that restored
+   * nothing. Reads serve the restored state either way.
+   */
+  get restored(): boolean {
+    return this.core.restored
+  }
+
   /** Listens for applied changes; returns an unsubscribe function. */
-  on(event: 'updated', listener: (e: { version: Version }) => void): () => void {
+  on(event: 'updated', listener: (e: CollectionEvents['updated']) => void): () => void {
     return this.core.events.on(event, listener)
   }
 

@@ -11,7 +11,7 @@ import { type AbortOptions, anySignal, delay, raceSignal } from '../primitives/a
 import { Backoff, jittered } from '../primitives/backoff.ts'
 import { equalBytes, randomBytes } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
-import type { DigestLike } from '../primitives/digest.ts'
+import { Digest, type DigestLike } from '../primitives/digest.ts'
 import { DecodeError, MosaikError } from '../primitives/errors.ts'
 import { Emitter } from '../primitives/events.ts'
 import type { Scope } from '../primitives/scope.ts'
@@ -29,6 +29,7 @@ import {
   PeerEntry,
   SignedPeerEntry,
   signDeparture,
+  type Ticket,
   UnsupportedEntryVersionError,
   type UnverifiedEntry,
   verifyDeparture,
@@ -225,6 +226,36 @@ export class Discovery extends Emitter<DiscoveryEvents> {
 
   removeTags(...tags: DigestLike[]): Promise<void> {
     return this.updateLocal((e) => ({ tags: e.tags.without(tags) }))
+  }
+
+  /**
+   * Adds a ticket (a credential, see tickets) to this node's entry, re-signs and announces it. Adding
+   * a ticket already present changes nothing. Rejects with EntryLimitError past 16 tickets or the
+   * entry's byte limit.
+   */
+  addTicket(ticket: Ticket): Promise<void> {
+    return this.updateLocal((e) => ({
+      tickets: e.tickets.some((t) => sameTicket(t, ticket)) ? e.tickets : [...e.tickets, ticket],
+    }))
+  }
+
+  /** Removes the ticket whose id (`Ticket.id(t)`: class.derive(data)) is `id`. */
+  removeTicket(id: DigestLike): Promise<void> {
+    const d = Digest.from(id)
+    return this.updateLocal((e) => ({ tickets: e.tickets.filter((t) => !t.class.derive(t.data).equals(d)) }))
+  }
+
+  /** Removes every ticket of a class. */
+  removeTicketsOf(cls: DigestLike): Promise<void> {
+    const c = Digest.from(cls)
+    return this.updateLocal((e) => ({ tickets: e.tickets.filter((t) => !t.class.equals(c)) }))
+  }
+
+  /** Replaces the tickets of the ticket's class with this one (renewal), in one entry update. */
+  replaceTicket(ticket: Ticket): Promise<void> {
+    return this.updateLocal((e) => ({
+      tickets: [...e.tickets.filter((t) => !t.class.equals(ticket.class)), ticket],
+    }))
   }
 
   /**
@@ -945,4 +976,8 @@ function isPenalized(reason: RejectReason): boolean {
     reason === 'different-network' ||
     reason === 'unsupported-version'
   )
+}
+
+function sameTicket(a: Ticket, b: Ticket): boolean {
+  return a.class.equals(b.class) && equalBytes(a.data, b.data)
 }

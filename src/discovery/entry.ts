@@ -5,6 +5,7 @@ import { compareBytes, concatBytes, equalBytes, utf8 } from '../primitives/bytes
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
 import { DecodeError, describeValue, InvalidSignatureError, MosaikError } from '../primitives/errors.ts'
+import { type Expiration, type TicketValidator, validateTicket, validateTickets } from '../tickets/ticket.ts'
 
 /**
  * A peer entry is what a node tells the network about itself: its addresses, role tags, the streams
@@ -157,6 +158,22 @@ export class PeerEntry {
 
   isNewerThan(other: PeerEntry): boolean {
     return compareVersions(this.version, other.version) > 0
+  }
+
+  /** The tickets of one class. */
+  ticketsOf(cls: DigestLike): Ticket[] {
+    const d = Digest.from(cls)
+    return this.tickets.filter((t) => t.class.equals(d))
+  }
+
+  /** Validates this entry's tickets of the validator's class: the latest expiry among the valid ones. */
+  validateTicket(validator: TicketValidator): Promise<Expiration> {
+    return validateTicket(this, validator)
+  }
+
+  /** Every validator must accept one of the tickets; resolves with the earliest expiry. */
+  validateTickets(validators: readonly TicketValidator[]): Promise<Expiration> {
+    return validateTickets(this, validators)
   }
 
   /** A copy with the given changes and a version bumped to max(previous + 1, now). */

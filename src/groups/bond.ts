@@ -121,12 +121,12 @@ export type AcceptDecision = { ok: true; secrets: BondSecrets } | { ok: false; c
 
 /**
  * Runs the acceptor's side: reads the hello, asks `decide` whether this group and peer are welcome
- * (unknown group, unknown peer, already bonded...), then exchanges proofs.
+ * (unknown group, unknown peer, already bonded, tickets...), then exchanges proofs.
  */
 export async function acceptBond(
   link: Link,
   networkId: NetworkId,
-  decide: (groupId: Uint8Array) => AcceptDecision,
+  decide: (groupId: Uint8Array) => AcceptDecision | Promise<AcceptDecision>,
   signal: AbortSignal,
 ): Promise<BondInfo & { secrets: BondSecrets }> {
   const hello = await link.recv({ signal })
@@ -149,7 +149,7 @@ export async function acceptBond(
   }
   if (!equalBytes(network, networkId.bytes))
     return fail(link, CloseCode.DifferentNetwork, 'different network')
-  const decision = decide(group)
+  const decision = await decide(group)
   if (!decision.ok) return fail(link, decision.code, decision.reason)
   const s = decision.secrets
   const nonceA = randomBytes(NONCE_BYTES)

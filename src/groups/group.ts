@@ -116,8 +116,24 @@ export class Group<M extends AnyMachine> {
     return this.#worker.applied.value
   }
 
+  /** Online: a leader, or a follower in step with a live leader (see `restored` for what comes before). */
   get isOnline(): boolean {
     return this.status.online
+  }
+
+  /**
+   * True while this member serves state it restored from its own store (the node's `dataDir`) and no
+   * live leader has confirmed it yet: weak queries answer at once, possibly stale by any amount, while
+   * writes and strong reads wait for a leader. False once the member is first online, and for a member
+   * whose store held nothing.
+   */
+  get restored(): boolean {
+    return this.#worker.restored.value
+  }
+
+  /** The index this member applied from its own store when it joined (0: the store held nothing). */
+  get restoredIndex(): number {
+    return this.#worker.restoredIndex
   }
 
   /** The voter set (at most `maxVoters`); every other member is a learner. */
@@ -212,5 +228,10 @@ export class GroupConditions {
   /** Resolves once this node is bonded with at least `n` members. */
   async bonded(n: number, options?: AbortOptions): Promise<void> {
     await this.#worker.bonds.until((b) => b.size >= n, options)
+  }
+
+  /** Resolves once this node is not bonded with `peer` (e.g. after the bond was closed). */
+  async unbonded(peer: string, options?: AbortOptions): Promise<void> {
+    await this.#worker.bonds.until((b) => !b.has(peer), options)
   }
 }

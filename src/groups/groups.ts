@@ -7,6 +7,7 @@ import { toHex } from '../primitives/bytes.ts'
 import { Digest } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
+import { type TicketValidator, validatorList } from '../tickets/ticket.ts'
 import { type AcceptDecision, acceptBond } from './bond.ts'
 import { type ConsensusOptions, consensusConfig, consensusDigest } from './config.ts'
 import { Group } from './group.ts'
@@ -38,6 +39,12 @@ export interface JoinOptions<M extends AnyMachine> {
   consensus?: ConsensusOptions
   /** 'normal'; 'reluctant' (slower to stand for election); 'observer' (replicates, never votes). */
   preference?: Preference
+  /**
+   * Ticket validators every member must satisfy (an array: all of them); part of the GroupId, in
+   * order. A member without valid tickets is refused with NotAllowed (30403) at bond time, and a bond
+   * is closed the same way when the peer's tickets expire or a new version of its entry fails them.
+   */
+  requireTicket?: TicketValidator | readonly TicketValidator[]
 }
 
 interface Entry {
@@ -90,17 +97,19 @@ export class Groups {
   async join<M extends AnyMachine>(options: JoinOptions<M>): Promise<Group<M>> {
     if (!options.key) throw new InvalidArgumentError('join needs a `key` (GroupKey)')
     const consensus = consensusConfig(options.consensus)
+    const validators = validatorList(options.requireTicket)
     const groupId = deriveGroupId(
       options.key,
       consensusDigest(consensus),
       Digest.from(options.stateMachine.signature),
+      validators,
     )
     const hex = groupId.toString()
     let entry = this.#groups.get(hex)
     if (!entry) {
       let pending = this.#joining.get(hex)
       if (!pending) {
-        pending = this.#start(groupId, options, consensus)
+        pending = this.#start(groupId, options, consensus, validators)
         this.#joining.set(hex, pending)
       }
       try {
@@ -120,6 +129,7 @@ export class Groups {
     groupId: Digest,
     options: JoinOptions<M>,
     consensus: ReturnType<typeof consensusConfig>,
+    validators: readonly TicketValidator[],
   ): Promise<Entry> {
     const store = options.storage ?? (await this.#openStore(groupId))
     const preference = options.preference ?? 'normal'
@@ -141,6 +151,7 @@ export class Groups {
       key: options.key,
       preference,
       config: consensus,
+      validators,
     })
     const hex = groupId.toString()
     const worker = await GroupWorker.start({
@@ -185,14 +196,17 @@ export class Groups {
   async #accept(link: Link): Promise<void> {
     const signal = anySignal(this.#ctx.scope.signal, AbortSignal.timeout(this.#options.handshakeTimeoutMs))
     const peer = link.remotePeer
-    const decide = (groupId: Uint8Array): AcceptDecision => {
+    const decide = async (groupId: Uint8Array): Promise<AcceptDecision> => {
       const entry = this.#groups.get(toHex(groupId))
       if (!entry) return { ok: false, code: CloseCode.GroupNotFound, reason: 'no such group here' }
-      if (!this.#discovery.catalog().getSigned(peer)) {
+      const known = this.#discovery.catalog().getSigned(peer)
+      if (!known) {
         return { ok: false, code: CloseCode.UnknownPeer, reason: 'unknown peer: sync catalogs first' }
       }
       const admitted = entry.mesh.admits(peer)
-      return admitted.ok ? { ok: true, secrets: entry.mesh.secrets() } : admitted
+      if (!admitted.ok) return admitted
+      const tickets = await entry.mesh.authorize(known.entry)
+      return tickets.ok ? { ok: true, secrets: entry.mesh.secrets() } : tickets
     }
     try {
       const info = await acceptBond(link, this.#ctx.networkId, decide, signal)

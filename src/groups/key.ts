@@ -1,4 +1,5 @@
 import { Digest, type DigestLike, type GroupId } from '../primitives/digest.ts'
+import type { TicketValidator } from '../tickets/ticket.ts'
 
 /**
  * The secret that admits a node to a group. Members prove they hold it when they bond (the secret
@@ -23,6 +24,17 @@ export class GroupKey {
     return new GroupKey(Digest.random())
   }
 
+  /**
+   * A key whose secret is the validator's signature (mosaik's `GroupKey::from(&validator)`): every node
+   * configured with the same ticket policy derives the same key, and admission rests on the tickets.
+   *
+   * Gotcha: the signature is no secret (anyone who knows the policy can compute it), so such a group is
+   * only as closed as its `requireTicket` validators make it: pass the validator there too.
+   */
+  static fromTicketValidator(validator: TicketValidator): GroupKey {
+    return new GroupKey(validator.signature)
+  }
+
   /** Never prints the secret. */
   toString(): string {
     return `GroupKey(${this.secret.hashed().short()}…)`
@@ -35,12 +47,16 @@ export class GroupKey {
 
 /**
  * The GroupId: blake3 of the secret, derived in turn with the consensus parameters every member must
- * share and with the state machine's signature, so nodes that differ in any of them never bond.
+ * share, with the state machine's signature and then with each required ticket validator's signature
+ * in order (as mosaik), so nodes that differ in any of them never bond.
  */
 export function deriveGroupId(
   key: GroupKey,
   consensusDigest: Digest,
   stateMachineSignature: Digest,
+  ticketValidators: readonly TicketValidator[] = [],
 ): GroupId {
-  return key.secret.hashed().derive(consensusDigest).derive(stateMachineSignature)
+  let id = key.secret.hashed().derive(consensusDigest).derive(stateMachineSignature)
+  for (const v of ticketValidators) id = id.derive(v.signature)
+  return id
 }

@@ -13,6 +13,8 @@ import { abortReason, ClosedError, DecodeError, InvalidArgumentError } from '../
 import { Emitter } from '../primitives/events.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Watch } from '../primitives/watch.ts'
+import { TicketGate } from '../tickets/gate.ts'
+import { type TicketValidator, validatorList } from '../tickets/ticket.ts'
 import {
   type ChannelInfo,
   ChannelRecord,
@@ -33,6 +35,12 @@ export interface ConsumerOptions {
    * sees a measurement).
    */
   require?: PeerPredicate | readonly PeerPredicate[]
+  /**
+   * Ticket validators producers must satisfy (an array: all of them). Producers without valid tickets
+   * are not subscribed to; a subscribed one is dropped at its earliest ticket expiry, or when a new
+   * version of its entry no longer passes.
+   */
+  requireTicket?: TicketValidator | readonly TicketValidator[]
   /** When the consumer counts as online; default `c => c.minimumOf(0)` (online at once). */
   onlineWhen?: (subscribed: ChannelConditions) => ChannelConditions
   /**
@@ -203,6 +211,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   readonly #codec: Codec<T>
   readonly #schema: StandardSchemaV1<unknown, T> | undefined
   readonly #require: PeerPredicate[]
+  readonly #tickets: TicketGate
   readonly #backoff: BackoffOptions
   readonly #bufferSize: number
   readonly #onlineCondition: ChannelConditions
@@ -239,6 +248,9 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     this.#codec = codec
     this.#schema = schema
     this.#require = predicates(options.require)
+    this.#tickets = new TicketGate(validatorList(options.requireTicket), () =>
+      this.onCatalog(this.#host.discovery.catalog()),
+    )
     this.#backoff = { ...host.backoff, ...options.backoff }
     this.#bufferSize = bufferSize
     const source = { changes: this.#changes, connectedPeers: () => this.#connectedPeers() }
@@ -488,6 +500,10 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
           this.#drop(rx, 'require no longer holds')
           continue
         }
+        if (this.#tickets.status(peer.entry) === 'invalid') {
+          this.#drop(rx, 'tickets no longer valid')
+          continue
+        }
         if (peer.entry !== previous.entry && rx.record.state === ChannelState.Connected) changed = true
         if (peer.startedAt !== previous.startedAt) this.#restarted(rx, peer)
         continue
@@ -513,6 +529,8 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
         continue
       }
       if (!passesAll(this.#require, peer)) continue
+      // A pending check calls onCatalog again when it is done.
+      if (this.#tickets.status(peer.entry) !== 'valid') continue
       this.#spawn(peer, syncFirst)
     }
     for (const rx of [...this.#receivers.values()]) {
@@ -520,6 +538,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     }
     for (const id of [...this.#rejected.keys()]) if (!catalog.has(id)) this.#rejected.delete(id)
     for (const id of [...this.#probed]) if (!catalog.has(id)) this.#probed.delete(id)
+    if (this.#tickets.required) this.#tickets.prune((id) => catalog.has(id))
     if (changed) this.#channelsChanged()
   }
 
@@ -685,6 +704,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#tickets.close()
     for (const rx of [...this.#receivers.values()]) this.#drop(rx, 'consumer closed')
     this.#rejected.clear()
     this.#buffer = []

@@ -1,9 +1,12 @@
+import { isLoopback } from '@libp2p/utils'
 import type { Catalog, PeerInfo } from '../discovery/catalog.ts'
 import type { Discovery } from '../discovery/discovery.ts'
+import { ConcurrencyLimit } from '../discovery/limits.ts'
 import { CloseCode, type LinkClose } from '../network/close.ts'
 import type { Logger, NetworkContext } from '../network/context.ts'
+import { hostKey } from '../network/hosts.ts'
 import type { Link } from '../network/link.ts'
-import type { AbortOptions } from '../primitives/abort.ts'
+import { type AbortOptions, delay } from '../primitives/abort.ts'
 import type { Codec } from '../primitives/codec.ts'
 import type { DigestLike, StreamId } from '../primitives/digest.ts'
 import {
@@ -18,6 +21,8 @@ import {
 import { Emitter } from '../primitives/events.ts'
 import { macrotask } from '../primitives/schedule.ts'
 import { Watch } from '../primitives/watch.ts'
+import { type TicketDecision, TicketGate } from '../tickets/gate.ts'
+import { type TicketValidator, validatorList } from '../tickets/ticket.ts'
 import {
   type ChannelInfo,
   ChannelRecord,
@@ -27,6 +32,7 @@ import {
   predicates,
 } from './channel.ts'
 import { ChannelConditions, When } from './conditions.ts'
+import { Probation } from './probation.ts'
 import { packBatch, startStreamMessage, varintLength } from './wire.ts'
 
 /** How a producer admits consumers and treats slow ones. Every field is optional. */
@@ -38,6 +44,12 @@ export interface ProducerOptions<T> {
    * before evaluating it.)
    */
   require?: PeerPredicate | readonly PeerPredicate[]
+  /**
+   * Ticket validators consumers must satisfy (an array: all of them). A consumer whose entry lacks a
+   * valid ticket is refused with NotAllowed (10403); a subscribed one is closed the same way at its
+   * earliest ticket expiry, or when a new version of its entry no longer passes.
+   */
+  requireTicket?: TicketValidator | readonly TicketValidator[]
   /**
    * When the producer counts as online (sending is allowed), built from `when.subscribed()`.
    * Default: `c => c.minimumOf(1)`. `c => c.minimumOf(0)` sends even with no consumer; such datums go
@@ -55,6 +67,16 @@ export interface ProducerOptions<T> {
    * How long a consumer's full queue may hold the producer back while another consumer keeps up
    * (default 500 ms). Past it, the consumer is lagging: its queue has not drained below half in that
    * time. A lone consumer, or consumers that are all behind, never lag: the producer just waits.
+   *
+   * The grace is given once per peer: a peer found lagging is on probation until a minute after its
+   * last strike. Meanwhile its full queues get no grace (they lag at once) and it may subscribe only
+   * in turns, the grace apart and doubling per strike up to 30 s (an early link is held until its
+   * turn, at most the handshake timeout, then closed with TooSlow). So a peer that never reads and
+   * re-subscribes in a loop holds the producer back for one grace period, not one per subscription.
+   * (See probation.ts.)
+   *
+   * Gotchas: an honest consumer found lagging once also loses its grace for that minute, and one
+   * that reconnects before its turn waits in the handshake until then.
    */
   lagTimeoutMs?: number
   /**
@@ -63,6 +85,27 @@ export interface ProducerOptions<T> {
    * datums that find its queue full are dropped for it and counted (`stats.dropped`) until it drains.
    */
   disconnectLagging?: boolean
+  /**
+   * Most subscriptions one consumer peer may hold on this producer at once, counted from the
+   * handshake until the link closes (default 8). More are closed with TooManyStreams (429); the
+   * consumer retries after its backoff, and the earlier subscriptions are not affected.
+   *
+   * When to use: raise it when one node legitimately runs many consumers of this stream (each
+   * consumer opens its own subscription); lower it to 1-2 for streams open to untrusted peers.
+   * Gotchas: a closed subscription counts until its link has finished closing (at most the link's
+   * linger, 2 s), so a consumer that reconnects at once may briefly see 429.
+   */
+  maxSubscriptionsPerPeer?: number
+  /**
+   * Most subscriptions the peers of one remote host (an IPv4 address or IPv6 /64) may hold on this
+   * producer at once (default 64); more are closed with TooManyStreams (429).
+   *
+   * When to use: peer ids are free to mint, so this is the limit that holds against one machine
+   * posing as many consumers; raise it when many honest consumers share one public address (a NAT).
+   * Gotchas: loopback connections and connections without an address of their own (in-memory,
+   * relayed) are not counted per host, only per peer.
+   */
+  maxSubscriptionsPerHost?: number
   /** Called with every datum sent while no consumer was subscribed (only possible with `onlineWhen`). */
   onUndelivered?: (datum: T) => void
   /** Overrides the definition's stream id, e.g. to run several streams of one definition. */
@@ -81,7 +124,10 @@ export interface ProducerStats {
   readonly dropped: number
   /** Times a consumer was found lagging (closed with TooSlow, or dropping datums). */
   readonly lagging: number
-  /** Consumers refused (capacity, require) or closed because `require` stopped holding. */
+  /**
+   * Consumers refused (capacity, require, subscriptions per peer or host, lagging peers before their
+   * turn) or closed because `require` stopped holding.
+   */
   readonly rejected: number
 }
 
@@ -106,6 +152,8 @@ export interface SinkHost {
 
 const DEFAULT_BUFFER_SIZE = 1024
 const DEFAULT_LAG_TIMEOUT_MS = 500
+const DEFAULT_SUBSCRIPTIONS_PER_PEER = 8
+const DEFAULT_SUBSCRIPTIONS_PER_HOST = 64
 /** Target size of one batch message: small datums are packed together up to this many bytes. */
 const MAX_BATCH_BYTES = 32 * 1024
 const RESOLVED: Promise<void> = Promise.resolve()
@@ -158,10 +206,15 @@ export class Sink<T> {
   readonly #host: SinkHost
   readonly #codec: Codec<T>
   readonly #require: PeerPredicate[]
+  readonly #tickets: TicketGate
   readonly #maxConsumers: number
   readonly #bufferSize: number
   readonly #lagTimeoutMs: number
   readonly #disconnectLagging: boolean
+  readonly #perPeer: ConcurrencyLimit
+  readonly #perHost: ConcurrencyLimit
+  /** Peers found lagging: no grace, and spaced re-subscriptions. */
+  readonly #probation: Probation
   readonly #onUndelivered: ((datum: T) => void) | undefined
   readonly #onlineCondition: ChannelConditions
   readonly #changes = new Watch(0)
@@ -185,14 +238,28 @@ export class Sink<T> {
       throw new InvalidArgumentError(`bufferSize must be a positive integer, got ${bufferSize}`)
     }
     if (!(maxConsumers >= 0)) throw new InvalidArgumentError(`maxConsumers must be ≥ 0, got ${maxConsumers}`)
+    const perPeer = options.maxSubscriptionsPerPeer ?? DEFAULT_SUBSCRIPTIONS_PER_PEER
+    const perHost = options.maxSubscriptionsPerHost ?? DEFAULT_SUBSCRIPTIONS_PER_HOST
+    for (const [name, n] of [
+      ['maxSubscriptionsPerPeer', perPeer],
+      ['maxSubscriptionsPerHost', perHost],
+    ] as const) {
+      if (!(n >= 1)) throw new InvalidArgumentError(`${name} must be ≥ 1, got ${n}`)
+    }
     this.#host = host
     this.streamId = streamId
     this.#codec = codec
     this.#require = predicates(options.require)
+    this.#tickets = new TicketGate(validatorList(options.requireTicket), () =>
+      this.onCatalog(this.#host.discovery.catalog()),
+    )
     this.#maxConsumers = maxConsumers
     this.#bufferSize = bufferSize
     this.#lagTimeoutMs = options.lagTimeoutMs ?? DEFAULT_LAG_TIMEOUT_MS
+    this.#probation = new Probation(this.#lagTimeoutMs)
     this.#disconnectLagging = options.disconnectLagging ?? true
+    this.#perPeer = new ConcurrencyLimit(perPeer, Number.POSITIVE_INFINITY)
+    this.#perHost = new ConcurrencyLimit(perHost, Number.POSITIVE_INFINITY)
     this.#onUndelivered = options.onUndelivered
     const source = { changes: this.#changes, connectedPeers: () => this.#subs.map((s) => s.record.peer) }
     this.when = new When(source, () => this.#online)
@@ -252,7 +319,8 @@ export class Sink<T> {
     } catch (err) {
       return Promise.reject(err)
     }
-    if (this.#waitHead === this.#waiters.length && this.#online && this.#hasCapacity()) {
+    // Dropping a laggard to make room may take the producer offline: check online again after.
+    if (this.#waitHead === this.#waiters.length && this.#online && this.#hasRoom() && this.#online) {
       this.#publish(bytes, datum)
       return RESOLVED
     }
@@ -262,11 +330,21 @@ export class Sink<T> {
   trySend(datum: T): void {
     const bytes = this.encode(datum)
     if (!this.#online) throw new OfflineError(datum, 'producer is offline: its online condition is not met')
-    if (this.#waitHead !== this.#waiters.length || !this.#hasCapacity()) {
-      this.#watchLaggards()
+    if (this.#waitHead !== this.#waiters.length || !this.#hasRoom()) {
       throw new FullError(datum, 'a consumer queue is full')
     }
+    // Dropping a laggard may have taken the producer offline.
+    if (!this.#online) throw new OfflineError(datum, 'producer is offline: its online condition is not met')
     this.#publish(bytes, datum)
+  }
+
+  /**
+   * True when every consumer that is not lagging has room, after dropping (or skipping) full ones on
+   * probation; otherwise the lag clocks of the full queues run.
+   */
+  #hasRoom(): boolean {
+    if (this.#hasCapacity()) return true
+    return this.#watchLaggards() && this.#hasCapacity()
   }
 
   /** True while every consumer that is not lagging has room in its queue. */
@@ -316,24 +394,59 @@ export class Sink<T> {
   }
 
   /**
-   * The producer is held back: start the lag clock of every full queue while some other consumer
-   * keeps up, and check them when the first clock runs out.
+   * The producer is held back by full queues. While some other consumer keeps up, a full queue of a
+   * peer on probation lags at once, and every other full queue starts its lag clock, checked when the
+   * first clock runs out. Returns true when it found a consumer lagging (which may have made room).
+   * (Why probation: see probation.ts.)
+   *
+   * A subscription younger than the lag timeout does not count as keeping up: its queue has room
+   * because its link's credit window (1 MiB) is still filling, whether or not its consumer reads. A
+   * burst of new subscriptions that never read must not make a consumer that reads, but is the
+   * slowest for a moment, look like the laggard.
    */
-  #watchLaggards(): void {
+  #watchLaggards(): boolean {
     const subs = this.#subs
     const cap = this.#bufferSize
-    let someoneKeepsUp = false
-    for (const s of subs) if (s.queued < cap && !s.lagging) someoneKeepsUp = true
-    if (!someoneKeepsUp) return
     const now = Date.now()
+    const settled = now - this.#lagTimeoutMs
+    let someoneKeepsUp = false
+    let firstSettles: number | undefined
+    for (let i = 0; i < subs.length; i++) {
+      const s = subs[i]!
+      if (s.queue.length - s.head >= cap || s.lagging) continue
+      const connectedAt = s.record.connectedAt!
+      if (connectedAt <= settled) {
+        someoneKeepsUp = true
+        break
+      }
+      if (firstSettles === undefined || connectedAt < firstSettles) firstSettles = connectedAt
+    }
+    if (!someoneKeepsUp) {
+      // Look again once the oldest young subscription with room has settled: nothing else may come
+      // to wake the producer (a full queue that never drains schedules no flush).
+      if (firstSettles !== undefined && this.#lagTimer === undefined) {
+        this.#lagTimer = setTimeout(this.#checkLaggards, firstSettles + this.#lagTimeoutMs - now)
+      }
+      return false
+    }
     let first: number | undefined
-    for (const s of subs) {
-      if (s.lagging || s.queued < cap) continue
+    let laggards: Subscription[] | undefined
+    for (let i = 0; i < subs.length; i++) {
+      const s = subs[i]!
+      if (s.lagging || s.queue.length - s.head < cap) continue
+      if (this.#probation.has(s.record.peerId, now)) {
+        laggards ??= []
+        laggards.push(s)
+        continue
+      }
       s.fullSince ??= now
       if (first === undefined || s.fullSince < first) first = s.fullSince
     }
-    if (first === undefined || this.#lagTimer !== undefined) return
-    this.#lagTimer = setTimeout(this.#checkLaggards, Math.max(0, first + this.#lagTimeoutMs - now))
+    if (laggards) for (const s of laggards) this.#lagged(s, now, 'queue full while on probation')
+    if (first !== undefined && this.#lagTimer === undefined) {
+      this.#lagTimer = setTimeout(this.#checkLaggards, Math.max(0, first + this.#lagTimeoutMs - now))
+    }
+    return laggards !== undefined
   }
 
   readonly #checkLaggards = (): void => {
@@ -342,15 +455,19 @@ export class Sink<T> {
     const now = Date.now()
     for (const sub of [...this.#subs]) {
       if (sub.fullSince === undefined || now - sub.fullSince < this.#lagTimeoutMs) continue
-      sub.fullSince = undefined
-      this.#stats.lagging++
-      if (this.#disconnectLagging) {
-        this.#terminate(sub, CloseCode.StreamTooSlow, `queue full for ${this.#lagTimeoutMs} ms`)
-      } else {
-        sub.lagging = true
-      }
+      this.#lagged(sub, now, `queue full for ${this.#lagTimeoutMs} ms`)
     }
     if (this.#waitHead < this.#waiters.length) this.#wake()
+  }
+
+  /** A consumer fell behind: close it (or stop waiting for it), and put its peer on probation. */
+  #lagged(sub: Subscription, now: number, reason: string): void {
+    if (sub.removed || sub.lagging) return
+    sub.fullSince = undefined
+    this.#stats.lagging++
+    this.#probation.lagged(sub.record.peerId, now)
+    if (this.#disconnectLagging) this.#terminate(sub, CloseCode.StreamTooSlow, reason)
+    else sub.lagging = true
   }
 
   #wait(handle: object, bytes: Uint8Array, datum: unknown, signal: AbortSignal | undefined): Promise<void> {
@@ -369,7 +486,8 @@ export class Sink<T> {
       waiter.cleanup = () => signal.removeEventListener('abort', onAbort)
     }
     this.#waiters.push(waiter)
-    if (this.#online) this.#watchLaggards()
+    // A laggard found now makes room: hand the waiters on at once.
+    if (this.#online && this.#watchLaggards()) this.#wake()
     return promise
   }
 
@@ -381,7 +499,8 @@ export class Sink<T> {
       if (!w.done) {
         if (!this.#online) break
         if (!this.#hasCapacity()) {
-          this.#watchLaggards()
+          // Dropping a laggard on probation may make room (or re-enter this loop, which is safe).
+          if (this.#watchLaggards()) continue
           break
         }
         w.done = true
@@ -493,10 +612,13 @@ export class Sink<T> {
   // ---- subscriptions ---------------------------------------------------------------------------
 
   /**
-   * Admits a consumer whose handshake named this stream: capacity, then `require` (after an RTT probe
-   * when the consumer has never been measured and a predicate may look at it), then StartStream.
+   * Admits a consumer whose handshake named this stream: subscriptions per peer and per host, then
+   * capacity, then `require` (after an RTT probe when the consumer has never been measured and a
+   * predicate may look at it), then StartStream.
    */
   async admit(link: Link, peer: PeerInfo): Promise<void> {
+    if (!this.#countSubscription(link, peer.id)) return
+    if (!(await this.#awaitTurn(link, peer.id))) return
     if (this.#subs.length + this.#connecting.size >= this.#maxConsumers) {
       this.#refuse(link, peer.id, CloseCode.StreamNoCapacity, `at most ${this.#maxConsumers} consumers`)
       return
@@ -504,6 +626,7 @@ export class Sink<T> {
     const record = new ChannelRecord(this.streamId, this.#host.ctx.peerId, peer.id, peer)
     const sub = new Subscription(record, link)
     this.#connecting.add(sub)
+    let tickets: TicketDecision | undefined
     try {
       if (this.#require.length > 0 && peer.rtt === undefined) {
         await this.#host.discovery
@@ -511,6 +634,7 @@ export class Sink<T> {
           .catch(noop)
         record.peer = this.#host.discovery.catalog().get(peer.id) ?? peer
       }
+      if (this.#tickets.required) tickets = await this.#tickets.authorize(record.peer.entry)
     } finally {
       this.#connecting.delete(sub)
     }
@@ -527,6 +651,10 @@ export class Sink<T> {
       this.#refuse(link, peer.id, CloseCode.StreamNotAllowed, 'require failed')
       return
     }
+    if (tickets && !tickets.ok) {
+      this.#refuse(link, peer.id, CloseCode.StreamNotAllowed, `ticket refused: ${tickets.error.code}`)
+      return
+    }
     await link.send(startStreamMessage(this.#host.ctx.networkId, this.streamId))
     record.state = ChannelState.Connected
     record.connectedAt = Date.now()
@@ -538,6 +666,51 @@ export class Sink<T> {
       .then(() => this.#terminate(sub, CloseCode.ProtocolViolation, 'consumers do not send data'), noop)
     this.#channelsChanged()
     this.events.emit('consumer:connected', record.info(Date.now()))
+  }
+
+  /**
+   * Waits for the turn of a peer on probation. The link is held (up to the handshake timeout) rather
+   * than refused at once, so a peer that re-subscribes in a loop waits instead of spinning through
+   * handshakes. False when the turn did not come in that time (refused with TooSlow) or the link
+   * closed meanwhile.
+   */
+  async #awaitTurn(link: Link, peerId: string): Promise<boolean> {
+    let wait = this.#probation.admit(peerId, Date.now())
+    if (wait === 0) return true
+    const stop = new AbortController()
+    link.closed.then(() => stop.abort(), noop)
+    await delay(Math.min(wait, this.#host.handshakeTimeoutMs), stop.signal).catch(noop)
+    stop.abort()
+    if (link.isClosed) return false
+    wait = this.#probation.admit(peerId, Date.now())
+    if (wait === 0) return true
+    this.#refuse(link, peerId, CloseCode.StreamTooSlow, `lagging: next subscription in ${wait} ms`)
+    return false
+  }
+
+  /**
+   * Counts the subscription against its peer's and its host's limits until its link closes; refuses
+   * it with TooManyStreams when either is reached.
+   */
+  #countSubscription(link: Link, peerId: string): boolean {
+    const releasePeer = this.#perPeer.enter(peerId)
+    if (!releasePeer) {
+      this.#refuse(link, peerId, CloseCode.TooManyStreams, 'too many subscriptions from this peer')
+      return false
+    }
+    const address = link.connection.remoteAddr
+    const host = isLoopback(address) ? undefined : hostKey(address)
+    const releaseHost = host === undefined ? noop : this.#perHost.enter(host)
+    if (!releaseHost) {
+      releasePeer()
+      this.#refuse(link, peerId, CloseCode.TooManyStreams, 'too many subscriptions from this host')
+      return false
+    }
+    link.closed.then(() => {
+      releasePeer()
+      releaseHost()
+    })
+    return true
   }
 
   #refuse(link: Link, peerId: string, code: number, reason: string): void {
@@ -578,7 +751,10 @@ export class Sink<T> {
     let changed = false
     for (const sub of [...this.#subs]) {
       const info = catalog.get(sub.record.peerId)
-      if (!info) continue
+      if (!info) {
+        this.#checkTickets(sub)
+        continue
+      }
       if (info.entry !== sub.record.peer.entry) changed = true
       sub.record.peer = info
       if (this.#require.length > 0 && !passesAll(this.#require, info)) {
@@ -589,9 +765,23 @@ export class Sink<T> {
           reason: 'require no longer holds',
         })
         this.#terminate(sub, CloseCode.StreamNotAllowed, 'require no longer holds')
-      }
+      } else this.#checkTickets(sub)
     }
+    if (this.#tickets.required) this.#tickets.prune((id) => catalog.has(id))
     if (changed) this.#channelsChanged()
+  }
+
+  /** Closes a subscription whose consumer's tickets no longer pass (expired, or a new entry fails). */
+  #checkTickets(sub: Subscription): void {
+    if (sub.removed || this.#tickets.status(sub.record.peer.entry) !== 'invalid') return
+    this.#stats.rejected++
+    const reason = 'tickets no longer valid'
+    this.events.emit('consumer:rejected', {
+      peerId: sub.record.peerId,
+      code: CloseCode.StreamNotAllowed,
+      reason,
+    })
+    this.#terminate(sub, CloseCode.StreamNotAllowed, reason)
   }
 
   /** Flushes what the links take now, then closes every consumer with `code`. */
@@ -602,6 +792,7 @@ export class Sink<T> {
     for (const sub of this.#connecting) sub.link.closeWith(code, 'producer closed')
     this.#closed = true
     this.#online = false
+    this.#tickets.close()
     clearTimeout(this.#lagTimer)
     this.#rejectWaiters(() => true, new ClosedError('producer is closed'))
     this.#changes.close(new ClosedError('producer is closed'))

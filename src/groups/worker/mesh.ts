@@ -1,5 +1,5 @@
 import type { Discovery } from '../../discovery/discovery.ts'
-import { SignedPeerEntry } from '../../discovery/entry.ts'
+import { type PeerEntry, SignedPeerEntry } from '../../discovery/entry.ts'
 import { CloseCode, type LinkClose } from '../../network/close.ts'
 import type { Logger, NetworkContext } from '../../network/context.ts'
 import type { Link } from '../../network/link.ts'
@@ -9,6 +9,8 @@ import type { GroupId } from '../../primitives/digest.ts'
 import { DecodeError } from '../../primitives/errors.ts'
 import type { Scope } from '../../primitives/scope.ts'
 import { Watch } from '../../primitives/watch.ts'
+import { TicketGate } from '../../tickets/gate.ts'
+import type { TicketValidator } from '../../tickets/ticket.ts'
 import {
   Bond,
   BondHandshakeError,
@@ -31,6 +33,8 @@ export interface MeshInit {
   key: GroupKey
   preference: Preference
   config: ConsensusConfig
+  /** Ticket validators every member must satisfy (none: no ticket check). */
+  validators?: readonly TicketValidator[]
 }
 
 /**
@@ -53,6 +57,8 @@ export class BondMesh implements GroupTransport {
   readonly #bonds = new Map<string, Bond>()
   readonly #dialing = new Set<string>()
   readonly #dialBackoff = new Map<string, { backoff: Backoff; until: number }>()
+  /** Members' tickets: checked before bonding, and again on entry updates and at expiry. */
+  readonly #tickets: TicketGate
   #handlers: TransportHandlers | undefined
   #pending: boolean | undefined
   #closed = false
@@ -68,6 +74,7 @@ export class BondMesh implements GroupTransport {
     this.#log = init.ctx.log(`group:${init.groupId.short()}:mesh`)
     this.#protocol = init.ctx.protocol('groups/1')
     this.bonds = new Watch<ReadonlyMap<string, BondView>>(new Map(), () => false)
+    this.#tickets = new TicketGate(init.validators ?? [], () => this.reconcileBonds())
   }
 
   start(handlers: TransportHandlers): void {
@@ -86,8 +93,10 @@ export class BondMesh implements GroupTransport {
   formationPending(): boolean {
     if (!this.#discovery.bootstrapped.value) return true
     for (const peer of this.#discovery.catalog().signedPeers()) {
-      if (peer.id !== this.#ctx.peerId && peer.groups.has(this.#groupId) && !this.#bonds.has(peer.id))
-        return true
+      if (peer.id === this.#ctx.peerId || !peer.groups.has(this.#groupId) || this.#bonds.has(peer.id))
+        continue
+      // A member whose tickets fail will never bond: formation does not wait for it.
+      if (this.#tickets.status(peer.entry) !== 'invalid') return true
     }
     return false
   }
@@ -112,13 +121,35 @@ export class BondMesh implements GroupTransport {
     const catalog = this.#discovery.catalog()
     // Forget the backoff of members that left the catalog, so churn does not grow memory.
     for (const id of this.#dialBackoff.keys()) if (!catalog.has(id)) this.#dialBackoff.delete(id)
+    if (this.#tickets.required) this.#checkBondTickets(catalog)
     for (const peer of catalog.signedPeers()) {
       if (!peer.groups.has(this.#groupId) || this.#bonds.has(peer.id) || this.#dialing.has(peer.id)) continue
+      // A pending ticket check calls reconcileBonds again when it is done.
+      if (this.#tickets.status(peer.entry) !== 'valid') continue
       const wait = this.#dialBackoff.get(peer.id)
       if (wait && now < wait.until) continue
       this.#scope.spawn(this.#dial(peer.id))
     }
     this.#formationMayHaveChanged()
+  }
+
+  /** Whether `entry`'s tickets admit its peer to the group (NotAllowed 30403 when not). */
+  async authorize(entry: PeerEntry): Promise<{ ok: true } | { ok: false; code: number; reason: string }> {
+    const d = await this.#tickets.authorize(entry)
+    return d.ok
+      ? d
+      : { ok: false, code: CloseCode.GroupNotAllowed, reason: `ticket refused: ${d.error.code}` }
+  }
+
+  /** Closes bonds whose peers' tickets expired or whose latest entries fail them. */
+  #checkBondTickets(catalog: ReturnType<Discovery['catalog']>): void {
+    for (const bond of this.#bonds.values()) {
+      const entry = catalog.getSigned(bond.peer)?.entry ?? this.#discovery.signedEntry(bond.peer)?.entry
+      if (!entry || this.#tickets.status(entry) !== 'invalid') continue
+      this.#log('closing the bond with %s: its tickets no longer pass', bond.peer)
+      bond.link.closeWith(CloseCode.GroupNotAllowed, 'tickets no longer valid')
+    }
+    this.#tickets.prune((id) => catalog.has(id) || this.#bonds.has(id))
   }
 
   secrets(): BondSecrets {
@@ -167,6 +198,7 @@ export class BondMesh implements GroupTransport {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#tickets.close()
     const now = performance.now()
     for (const bond of this.#bonds.values()) bond.send(BondMsg.Departure, null, now)
     await Promise.all([...this.#bonds.values()].map((b) => b.close(CloseCode.GracefulShutdown, 'leaving')))
