@@ -69,6 +69,8 @@ export class Link {
   readonly #writeHwm: number
   readonly #lingerMs: number
   readonly #maxReceiveBytes: number
+  /** Largest frame body accepted: the frame size, or less on a link with a small receive budget. */
+  readonly #receiveFrameLimit: number
   readonly #decoder: LengthPrefixedDecoder
   #bytesReceived = 0
 
@@ -101,9 +103,12 @@ export class Link {
     this.#writeHwm = options.writeHighWaterMark ?? DEFAULT_WRITE_HWM
     this.#lingerMs = options.lingerMs ?? 2000
     this.#maxReceiveBytes = options.maxReceiveBytes ?? Number.POSITIVE_INFINITY
+    // A frame larger than the whole receive budget can never be accepted: refuse it at its length
+    // prefix instead of buffering it (room is left for control frames: credit, a close reason).
+    this.#receiveFrameLimit = Math.min(this.#maxFrameSize, this.#maxReceiveBytes + 1024)
     this.#decoder = new LengthPrefixedDecoder({
-      maxDataLength: this.#maxFrameSize + 1,
-      maxBufferSize: this.#maxFrameSize + 64 * 1024,
+      maxDataLength: this.#receiveFrameLimit + 1,
+      maxBufferSize: this.#receiveFrameLimit + 64 * 1024,
     })
     const { promise, resolve } = Promise.withResolvers<LinkClose>()
     this.#closed = promise
@@ -300,7 +305,7 @@ export class Link {
       const tooLarge = name === 'InvalidMessageLengthError' || name === 'InvalidParametersError'
       this.closeWith(
         tooLarge ? CloseCode.FrameTooLarge : CloseCode.ProtocolViolation,
-        tooLarge ? `frame over ${this.#maxFrameSize} bytes` : `bad framing: ${(err as Error).message}`,
+        tooLarge ? `frame over ${this.#receiveFrameLimit} bytes` : `bad framing: ${(err as Error).message}`,
       )
     }
   }

@@ -1,4 +1,5 @@
 import type { Discovery } from '../discovery/discovery.ts'
+import { ConcurrencyLimit } from '../discovery/limits.ts'
 import { CloseCode, closeCodeName } from '../network/close.ts'
 import type { Logger, NetworkContext } from '../network/context.ts'
 import { DEFAULT_MAX_FRAME_SIZE, type Link } from '../network/link.ts'
@@ -18,9 +19,27 @@ import { parseHandshake, STREAMS_PROTOCOL } from './wire.ts'
 export interface StreamsOptions {
   /** Default reconnect policy of this node's consumers (mosaik's defaults when omitted). */
   backoff?: BackoffOptions
-  /** How long a subscription handshake may take, on either side (default 5 s). */
+  /**
+   * How long a subscription handshake may take, on either side (default 5 s). A producer closes a
+   * link whose handshake has not arrived by then with Timeout (408).
+   *
+   * When to use: raise it for consumers behind slow, lossy paths (a relayed browser on a phone).
+   * Gotchas: it also bounds how long a producer holds the link of a lagging peer waiting for its
+   * next turn (see `lagTimeoutMs`), and a consumer allows twice this for the whole handshake, since
+   * the producer may ping it first.
+   */
   handshakeTimeoutMs?: number
 }
+
+/**
+ * Largest handshake a producer reads, in bytes. A handshake is about 80 bytes; a consumer never sends
+ * payload after it, so this bounds all a subscriber may send over its link (larger: FrameTooLarge 413).
+ */
+export const MAX_HANDSHAKE_BYTES = 1024
+/** Handshakes one peer may have in progress with this node at once; more get TooManyStreams (429). */
+export const HANDSHAKES_PER_PEER = 8
+/** Handshakes all peers together may have in progress with this node at once. */
+export const HANDSHAKES_TOTAL = 256
 
 /** Handshakes this node refused as a producer, by close-code name (UnknownPeer, NoCapacity...). */
 export interface StreamsStats {
@@ -47,6 +66,7 @@ export class Streams {
   readonly #sinkHost: SinkHost
   readonly #consumerHost: ConsumerHost
   readonly #refused: Record<string, number> = {}
+  readonly #handshakes = new ConcurrencyLimit(HANDSHAKES_PER_PEER, HANDSHAKES_TOTAL)
   #stopped = false
 
   private constructor(ctx: NetworkContext, discovery: Discovery, options: StreamsOptions) {
@@ -85,7 +105,11 @@ export class Streams {
     options: StreamsOptions = {},
   ): Promise<Streams> {
     const streams = new Streams(ctx, discovery, options)
-    await ctx.handle(streams.#protocol, (link) => streams.#accept(link))
+    // Whatever a subscriber sends beyond its handshake is refused: the link's receive budget is the
+    // handshake's. (Credit grants are not payload and do not count.)
+    await ctx.handle(streams.#protocol, (link) => streams.#accept(link), {
+      link: { maxReceiveBytes: MAX_HANDSHAKE_BYTES },
+    })
     streams.#scope.spawn(streams.#watchCatalog())
     return streams
   }
@@ -173,19 +197,30 @@ export class Streams {
 
   // ---- accepting subscriptions -----------------------------------------------------------------
 
-  /** The producer side of the handshake (the order of checks is documented in wire.ts). */
+  /**
+   * The producer side of the handshake (the order of checks is documented in wire.ts). The handshake
+   * must arrive within the handshake timeout (else Timeout 408) and fit MAX_HANDSHAKE_BYTES (else
+   * FrameTooLarge 413), and one peer may have HANDSHAKES_PER_PEER in progress (else TooManyStreams).
+   */
   async #accept(link: Link): Promise<void> {
-    const signal = anySignal(this.#scope.signal, AbortSignal.timeout(this.#handshakeTimeoutMs))
+    const release = this.#handshakes.enter(link.remotePeer)
+    if (!release) return this.#refuse(link, CloseCode.TooManyStreams, 'too many handshakes in progress')
     let message: unknown
+    const deadline = AbortSignal.timeout(this.#handshakeTimeoutMs)
     try {
-      message = await link.recv({ signal })
+      message = await link.recv({ signal: anySignal(this.#scope.signal, deadline) })
     } catch {
+      release()
       if (link.closeInfo?.remote) return
-      // link.recv closes a malformed message with ProtocolViolation itself; a silent peer times out.
-      if (!link.isClosed) link.closeWith(CloseCode.ProtocolViolation, 'no handshake in time')
-      this.#count(link.closeInfo?.code ?? CloseCode.ProtocolViolation)
+      // The link closes an oversized or malformed handshake itself (FrameTooLarge, ProtocolViolation).
+      if (!link.isClosed) {
+        if (deadline.aborted) link.closeWith(CloseCode.Timeout, 'no handshake in time')
+        else link.closeWith(CloseCode.GracefulShutdown, 'node closing')
+      }
+      this.#count(link.closeInfo?.code ?? CloseCode.Timeout)
       return
     }
+    release()
     const parsed = parseHandshake(message, this.#ctx.networkId)
     if (!parsed.ok) return this.#refuse(link, parsed.code, parsed.reason)
     const peer = this.#discovery.catalog().get(link.remotePeer)

@@ -12,14 +12,18 @@ import type { Digest } from '../primitives/digest.ts'
  *    malformed handshake → ProtocolViolation (400); another version → UnsupportedVersion (426);
  *    another network → DifferentNetwork (101); a consumer missing from its catalog → UnknownPeer (401,
  *    the consumer syncs catalogs and retries); no producer of that stream → StreamNotFound (10404);
- *    `maxConsumers` reached → NoCapacity (10509); `require` fails → NotAllowed (10403). A consumer that
- *    sends no handshake within the handshake timeout is closed with ProtocolViolation.
+ *    the consumer's peer or host already holds `maxSubscriptionsPerPeer` / `maxSubscriptionsPerHost`
+ *    subscriptions → TooManyStreams (429); its peer lags and its next turn does not come within the
+ *    handshake timeout → TooSlow (10413); `maxConsumers` reached → NoCapacity (10509); `require`
+ *    fails → NotAllowed (10403). Before any of that: a handshake that has not arrived within the
+ *    handshake timeout → Timeout (408); one over 1 KiB → FrameTooLarge (413); more than 8 handshakes
+ *    of one peer in progress → TooManyStreams (429).
  *    StartStream is one canonical-CBOR message `[networkId, streamId]`; the consumer checks both.
  * 3. Then data: each later message from the producer is a batch of one or more datums, each written as
  *    `varint(length) ‖ encoded datum`, back to back to the end of the message. Batching is what makes
  *    small datums cheap (one Link frame and one transport write carry hundreds); a datum too big to
  *    share a batch travels alone in one. The consumer never sends after its handshake; anything it
- *    sends is a ProtocolViolation.
+ *    sends is a ProtocolViolation (or FrameTooLarge, past the handshake's 1 KiB budget).
  * 4. Either side ends with a Link CLOSE frame: GracefulShutdown (204) when a producer closes, TooSlow
  *    (10413) when a consumer's queue overflowed, NotAllowed when `require` stops holding.
  */

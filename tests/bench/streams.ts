@@ -14,10 +14,14 @@ import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { packBatch, varintLength } from '../../src/streams/wire.ts'
 import { percentile, type Row } from './table.ts'
 
-type Transport = 'memory' | 'quic'
+type Transport = 'memory' | 'quic' | 'tcp'
 
 const listenOn = (t: Transport) =>
-  t === 'memory' ? [`/memory/${toHex(randomBytes(8))}`] : ['/ip4/127.0.0.1/udp/0/quic-v1']
+  t === 'memory'
+    ? [`/memory/${toHex(randomBytes(8))}`]
+    : t === 'tcp'
+      ? ['/ip4/127.0.0.1/tcp/0']
+      : ['/ip4/127.0.0.1/udp/0/quic-v1']
 
 const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
 
@@ -205,13 +209,13 @@ function lp(payload: Uint8Array): Uint8Array {
 
 // ---- the section ---------------------------------------------------------------------------------
 
-const SIZES: { size: number; label: string; count: Record<Transport, number> }[] = [
+const SIZES: { size: number; label: string; count: Record<'memory' | 'quic', number> }[] = [
   { size: 64, label: '64 B', count: { memory: 600_000, quic: 600_000 } },
   { size: 1024, label: '1 KiB', count: { memory: 200_000, quic: 150_000 } },
   { size: 64 * 1024, label: '64 KiB', count: { memory: 6_000, quic: 3_000 } },
 ]
 
-async function transportRows(transport: Transport): Promise<Row[]> {
+async function transportRows(transport: 'memory' | 'quic'): Promise<Row[]> {
   const rows: Row[] = []
   const section = `streams (${transport})`
   const { a, bs } = await cluster(transport, 1)
@@ -340,11 +344,112 @@ async function heapRows(): Promise<Row[]> {
   }
 }
 
+/**
+ * An honest consumer's rate while `lazyNodes × linksPerNode` raw subscribers never read past
+ * StartStream and re-subscribe the moment the producer closes them, against the same consumer alone
+ * in the same run (the better of a window before and one after the attack). Two figures: the first window of the
+ * attack (every lazy link is new and fills its credit window once) and a window once the producer
+ * has found each of them lagging and their turns to re-subscribe are seconds apart (3 s after the
+ * last was found out; the window in between is logged).
+ *
+ * Run alone: `npx node --input-type=module -e "import('./tests/bench/streams.ts').then((m) =>
+ * m.lazyRows('memory')).then((r) => console.log(r))"` (or 'quic', 'tcp').
+ */
+export async function lazyRows(transport: Transport, lazyNodes = 10, linksPerNode = 5): Promise<Row[]> {
+  const { a, bs } = await cluster(transport, lazyNodes + 1)
+  const [honestNode, ...lazies] = bs as [Network, ...Network[]]
+  const def = defineStream<Uint8Array>('lazy-bench', { codec: codecs.raw })
+  const p = a.streams.producer(def)
+  const honest = honestNode.streams.consumer(def)
+  let producing = true
+  let attacking = true
+  let received = 0
+  try {
+    await p.when.subscribed()
+    const datum = new Uint8Array(256)
+    const sending = (async () => {
+      while (producing) await p.send(datum).catch(() => {})
+    })()
+    const reading = (async () => {
+      for await (const _ of honest) received++
+    })()
+    const rate = async (ms: number) => {
+      const before = received
+      const t0 = performance.now()
+      await new Promise((r) => setTimeout(r, ms))
+      return ((received - before) * 1000) / (performance.now() - t0)
+    }
+    await rate(3000) // warm-up: cold code, and the new nodes' first catalog syncs
+    const before = await rate(2000)
+
+    const protocol = a.context.protocol('streams/1')
+    const handshake = [1, a.networkId.bytes, def.streamId.bytes, new Map()]
+    let tooSlow = 0
+    const offTooSlow = p.on('consumer:disconnected', ({ close }) => {
+      if (close.code === 10413) tooSlow++
+    })
+    const open = new Set<{ abort(reason: string): void }>()
+    const lazyLoop = async (net: Network) => {
+      while (attacking) {
+        try {
+          const link = await net.context.openLink(a.peerId, protocol)
+          open.add(link)
+          await link.send(handshake).catch(() => {})
+          await link.closed
+          open.delete(link)
+        } catch {}
+      }
+    }
+    const loops = lazies.flatMap((net) => Array.from({ length: linksPerNode }, () => lazyLoop(net)))
+    const first = await rate(2000)
+    const deadline = performance.now() + 30_000
+    while (tooSlow < lazyNodes * linksPerNode && performance.now() < deadline) await rate(100)
+    // Their first turns come fast (the grace, doubling per strike); measure once they are 2 s apart.
+    const settling = await rate(3000)
+    const foundOut = await rate(3000)
+    offTooSlow()
+    attacking = false
+    for (const link of open) link.abort('bench over')
+    await Promise.all(loops)
+    const after = await rate(2000)
+    // The better window alone is the baseline: on a noisy machine, the conservative choice.
+    const baseline = Math.max(before, after)
+    const n = lazyNodes * linksPerNode
+    log(
+      `${transport} honest rate: alone ${before.toFixed(0)}/${after.toFixed(0)}, with ${n} lazy ` +
+        `first ${first.toFixed(0)}, found out ${settling.toFixed(0)} then ${foundOut.toFixed(0)} /s`,
+    )
+    producing = false
+    await honest.close()
+    await p.close()
+    await Promise.all([sending, reading])
+    const row = (name: string, value: number): Row => ({
+      section: `streams (${transport})`,
+      name,
+      value,
+      unit: 'datums/s',
+      baselineName: 'the same consumer alone',
+      baseline,
+      higherIsBetter: true,
+    })
+    return [
+      row(`honest consumer, first 2 s of ${n} lazy re-subscribers`, first),
+      row(`honest consumer, ${n} lazy re-subscribers found out`, foundOut),
+    ]
+  } finally {
+    producing = false
+    attacking = false
+    await closeAll([a, ...bs])
+  }
+}
+
 export async function benchStreams(): Promise<Row[]> {
   const rows: Row[] = []
   for (const transport of ['quic', 'memory'] as const) rows.push(...(await transportRows(transport)))
   rows.push(...(await fanOutRows('quic', 10)))
   rows.push(...(await fanOutRows('memory', 10)))
   rows.push(...(await heapRows()))
+  rows.push(...(await lazyRows('memory')))
+  rows.push(...(await lazyRows('quic')))
   return rows
 }

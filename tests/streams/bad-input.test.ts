@@ -80,7 +80,7 @@ describe('a producer refuses bad subscriptions and keeps serving', () => {
         (l) => l.send(handshake(victim.networkId, Digest.from('nope'))),
         CloseCode.StreamNotFound,
       ],
-      ['no handshake at all', () => {}, CloseCode.ProtocolViolation],
+      ['no handshake at all', () => {}, CloseCode.Timeout],
       [
         'a frame over the size limit',
         (l) => void l.stream.send(varint.encode(64 * 1024 * 1024)),
@@ -101,7 +101,8 @@ describe('a producer refuses bad subscriptions and keeps serving', () => {
     expect(cut.code).toBe(CloseCode.ProtocolViolation)
 
     expect(victim.streams.stats.refused).toMatchObject({
-      ProtocolViolation: 5,
+      ProtocolViolation: 4,
+      Timeout: 1,
       UnsupportedVersion: 1,
       DifferentNetwork: 1,
       StreamNotFound: 1,

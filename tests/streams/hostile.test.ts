@@ -1,0 +1,220 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  CloseCode,
+  codecs,
+  type Digest,
+  defineStream,
+  type Link,
+  type Network,
+} from '../../platform/node/index.ts'
+import { Nodes } from '../support/nodes.ts'
+import { ms, secs, within } from '../support/time.ts'
+import { producerEvent, take } from './helpers.ts'
+
+/**
+ * Attacks on a producer by peers that speak the streams protocol by hand (raw Links): handshakes that
+ * never come or are too big, too many subscriptions from one peer, and subscribers that never read
+ * and re-subscribe in a loop. Each test checks the close code the attacker gets and that an honest
+ * consumer keeps being served.
+ */
+
+const Bytes = defineStream<Uint8Array>('bytes', { codec: codecs.raw })
+const Text = defineStream<string>('text')
+const protocolOf = (net: Network) => net.context.protocol('streams/1')
+const handshake = (network: Digest, stream: Digest, criteria: unknown = new Map()) => [
+  1,
+  network.bytes,
+  stream.bytes,
+  criteria,
+]
+
+/** Opens a raw subscription link from `from` to `to`'s producer of `stream`; resolves once admitted. */
+async function subscribe(from: Network, to: Network, stream: Digest): Promise<Link> {
+  const link = await from.context.openLink(to.peerId, protocolOf(to))
+  await link.send(handshake(to.networkId, stream))
+  expect(await link.recv({ signal: AbortSignal.timeout(secs(5)) })).toEqual([
+    to.networkId.bytes,
+    stream.bytes,
+  ])
+  return link
+}
+
+describe('a producer bounds the subscription handshake', () => {
+  const nodes = new Nodes('memory')
+  afterEach(() => nodes.closeAll())
+
+  async function setup(handshakeTimeoutMs?: number) {
+    const victim = await nodes.create(handshakeTimeoutMs ? { streams: { handshakeTimeoutMs } } : {})
+    const good = await nodes.create({ bootstrap: victim.addresses })
+    const attacker = await nodes.create({ bootstrap: victim.addresses })
+    await within(secs(10), victim.discovery.when.peers(2), 'victim knows both')
+    const p = victim.streams.producer(Text)
+    const c = good.streams.consume(Text)
+    await within(secs(10), p.when.subscribed().wait())
+    return { victim, attacker, p, c }
+  }
+
+  it('closes a link whose handshake never arrives with Timeout (408) at the deadline', async () => {
+    const deadline = ms(400)
+    const { victim, attacker, p, c } = await setup(deadline)
+    const started = performance.now()
+    const link = await attacker.context.openLink(victim.peerId, protocolOf(victim))
+    const close = await within(secs(5), link.closed, 'the producer closes the silent link')
+    expect(close).toMatchObject({ code: CloseCode.Timeout, remote: true })
+    // Not before the deadline (timers may fire a little early), and not much later.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(deadline - 50)
+    expect(victim.streams.stats.refused).toMatchObject({ Timeout: 1 })
+    await p.send('still serving')
+    expect(await take(c, 1)).toEqual(['still serving'])
+  })
+
+  it('closes an oversized handshake with FrameTooLarge (413), whether whole or only announced', async () => {
+    const { victim, attacker, p, c } = await setup()
+    // A well-formed handshake whose criteria carry 4 KiB: over the 1 KiB a handshake may take.
+    const fat = await attacker.context.openLink(victim.peerId, protocolOf(victim))
+    await fat.send(handshake(victim.networkId, Text.streamId, new Uint8Array(4096)))
+    expect(await within(secs(5), fat.closed)).toMatchObject({ code: CloseCode.FrameTooLarge, remote: true })
+    // A length prefix announcing 2 MiB is refused at once, before any of it is buffered.
+    const announced = await attacker.context.openLink(victim.peerId, protocolOf(victim))
+    announced.stream.send(new Uint8Array([0x80, 0x80, 0x80, 0x01, 0]))
+    expect(await within(secs(5), announced.closed)).toMatchObject({
+      code: CloseCode.FrameTooLarge,
+      remote: true,
+    })
+    // Bytes sent after an accepted handshake count against the same budget.
+    const chatty = await subscribe(attacker, victim, Text.streamId)
+    await chatty.sendBytes(new Uint8Array(2048))
+    expect(await within(secs(5), chatty.closed)).toMatchObject({ code: CloseCode.FrameTooLarge })
+    expect(victim.streams.stats.refused).toMatchObject({ FrameTooLarge: 2 })
+    await p.send('still serving')
+    expect(await take(c, 1)).toEqual(['still serving'])
+  })
+
+  it('refuses subscriptions of one peer over maxSubscriptionsPerPeer with 429; earlier ones keep working', async () => {
+    const victim = await nodes.create()
+    const attacker = await nodes.create({ bootstrap: victim.addresses })
+    await within(secs(10), victim.discovery.when.peers(1))
+    const p = victim.streams.producer(Text, { maxSubscriptionsPerPeer: 2 })
+    const first = await subscribe(attacker, victim, Text.streamId)
+    const second = await subscribe(attacker, victim, Text.streamId)
+    const rejected = producerEvent(p, 'consumer:rejected')
+    const third = await attacker.context.openLink(victim.peerId, protocolOf(victim))
+    await third.send(handshake(victim.networkId, Text.streamId))
+    expect(await within(secs(5), third.closed)).toMatchObject({
+      code: CloseCode.TooManyStreams,
+      remote: true,
+    })
+    expect(await rejected).toMatchObject({ peerId: attacker.peerId, code: CloseCode.TooManyStreams })
+    expect(p.consumers()).toHaveLength(2)
+
+    // The two admitted subscriptions still receive.
+    await p.send('to both')
+    const signal = AbortSignal.timeout(secs(5))
+    const [a, b] = await Promise.all([first.recvBytes({ signal }), second.recvBytes({ signal })])
+    expect(a).toEqual(b)
+    expect(first.isClosed || second.isClosed).toBe(false)
+
+    // A slot frees once a link has closed: the peer may subscribe again.
+    const gone = producerEvent(p, 'consumer:disconnected')
+    await first.close()
+    await within(secs(5), gone)
+    const again = await subscribe(attacker, victim, Text.streamId)
+    expect(again.isClosed).toBe(false)
+    expect(p.consumers()).toHaveLength(2)
+  })
+})
+
+describe('lazy subscribers do not slow an honest consumer', () => {
+  const nodes = new Nodes('memory')
+  afterEach(() => nodes.closeAll())
+
+  it('50 subscribers that never read and re-subscribe in a loop leave the honest rate near its baseline', async () => {
+    const LAZY_NODES = 10
+    const LINKS_PER_NODE = 5
+    const WINDOW = ms(1500)
+    const n0 = await nodes.create()
+    const honestNode = await nodes.create({ bootstrap: n0.addresses })
+    const lazies = await Promise.all(
+      Array.from({ length: LAZY_NODES }, () => nodes.create({ bootstrap: n0.addresses })),
+    )
+    await within(secs(10), n0.discovery.when.peers(LAZY_NODES + 1), 'the producer knows everyone')
+    const p = n0.streams.producer(Bytes)
+    const honest = honestNode.streams.consume(Bytes)
+    await within(secs(10), p.when.subscribed().wait())
+    let honestDropped = 0
+    honest.on('producer:disconnected', () => honestDropped++)
+
+    let stop = false
+    const datum = new Uint8Array(256)
+    const producing = (async () => {
+      while (!stop) await p.send(datum).catch(() => {})
+    })()
+    let received = 0
+    const reading = (async () => {
+      for await (const _ of honest) received++
+    })()
+    /** Datums per second the honest consumer reads over one window (a measurement, not a wait). */
+    const rate = async () => {
+      const before = received
+      const started = performance.now()
+      await new Promise((r) => setTimeout(r, WINDOW))
+      return ((received - before) * 1000) / (performance.now() - started)
+    }
+
+    await rate() // warm-up: the first window runs cold code
+    const baselineBefore = await rate()
+
+    // Each lazy link subscribes, reads StartStream, never reads again, and re-subscribes at once
+    // when the producer closes it.
+    let attempts = 0
+    const open = new Set<Link>()
+    let attacking = true
+    const lazyLoop = async (net: Network) => {
+      while (attacking) {
+        let link: Link
+        try {
+          link = await net.context.openLink(n0.peerId, protocolOf(n0))
+        } catch {
+          continue
+        }
+        open.add(link)
+        attempts++
+        await link.send(handshake(n0.networkId, Bytes.streamId)).catch(() => {})
+        await link.closed
+        open.delete(link)
+      }
+    }
+    const tooSlow = (count: number) =>
+      new Promise<void>((resolve) => {
+        let seen = 0
+        const off = p.on('consumer:disconnected', ({ close }) => {
+          if (close.code !== CloseCode.StreamTooSlow || ++seen < count) return
+          off()
+          resolve()
+        })
+      })
+    const foundOut = tooSlow(LAZY_NODES * LINKS_PER_NODE)
+    const loops = lazies.flatMap((net) => Array.from({ length: LINKS_PER_NODE }, () => lazyLoop(net)))
+    await within(secs(10), foundOut, 'the producer finds every lazy subscriber out')
+    const attemptsBefore = attempts
+    const attacked = await rate()
+    const attemptsDuring = attempts - attemptsBefore
+
+    attacking = false
+    for (const link of open) link.abort('test over')
+    await Promise.all(loops)
+    const baselineAfter = await rate()
+
+    const baseline = (baselineBefore + baselineAfter) / 2
+    const summary = { baselineBefore, attacked, baselineAfter, attemptsDuring }
+    // The attack went on while it was measured, the honest consumer was never cut off, and it kept
+    // most of its rate (before the fix: about 2 %).
+    expect(attemptsDuring, JSON.stringify(summary)).toBeGreaterThan(0)
+    expect(honestDropped, JSON.stringify(summary)).toBe(0)
+    expect(attacked / baseline, JSON.stringify(summary)).toBeGreaterThan(0.6)
+    stop = true
+    await honest.close()
+    await p.close()
+    await Promise.all([producing, reading])
+  }, 40_000)
+})
