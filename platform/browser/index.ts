@@ -1,6 +1,8 @@
 /**
  * The browser entry of mosaik: the isomorphic core plus browser transports (WebSockets, WebRTC,
- * WebRTC-direct, WebTransport, circuit relay). Browsers reach the cluster through relay nodes.
+ * WebRTC-direct, WebTransport, circuit relay). Browsers reach the cluster through relay nodes. With a
+ * `dataDir`, group logs persist in IndexedDB (one database per log, named `<dataDir>/<log>`) and a Web
+ * Lock keeps a second tab off the same `dataDir`.
  */
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { memory } from '@libp2p/memory'
@@ -8,8 +10,11 @@ import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { webTransport } from '@libp2p/webtransport'
 import { type Platform, registerPlatform } from '../../src/network/platform.ts'
+import { lockBrowserDataDir, openBrowserLogStore } from './storage.ts'
 
 export * from '../../src/index.ts'
+export { IdbLogStore, type IdbLogStoreOptions } from './idb-log-store.ts'
+export { requestPersistentStorage } from './storage.ts'
 
 export const browserPlatform: Platform = {
   name: 'browser',
@@ -23,6 +28,8 @@ export const browserPlatform: Platform = {
   ],
   // Reachable through a relay reservation, upgraded to direct WebRTC when possible.
   defaultListen: () => ['/p2p-circuit', '/webrtc'],
+  lockDataDir: lockBrowserDataDir,
+  openLogStore: openBrowserLogStore,
 }
 
 registerPlatform(browserPlatform)

@@ -71,6 +71,12 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   readonly status: Watch<RaftStatus>
   /** The index applied to the local state machine: what `committed` means to users. */
   readonly applied: Watch<number>
+  /**
+   * True from start while this member serves state it restored from its own store (`restoredIndex >
+   * 0`) and has not been online since: no live leader has confirmed it, so reads may be stale by any
+   * amount. False once it is first online (or rejoins a rival cluster from scratch).
+   */
+  readonly restored = new Watch(false)
   readonly stats: WorkerStats = {
     snapshotsInstalled: 0,
     snapshotsServed: 0,
@@ -104,6 +110,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   #incoming: { meta: SnapshotMeta; data: Uint8Array } | undefined
   #closed = false
   #halted: GroupDivergedError | undefined
+  #restoredIndex = 0
 
   private constructor(
     init: WorkerInit<C, Q, R>,
@@ -175,8 +182,15 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     // state at once, before it hears from anyone.
     worker.#driving = true
     await worker.#drive()
+    worker.#restoredIndex = worker.applied.value
+    worker.restored.set(worker.#restoredIndex > 0 && !worker.status.value.online)
     worker.#kick()
     return worker
+  }
+
+  /** The index this member applied from its own store when it started (0: the store held nothing). */
+  get restoredIndex(): number {
+    return this.#restoredIndex
   }
 
   get stateMachine(): StateMachine<C, Q, R> {
@@ -360,6 +374,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       // here soon; give them the forward timeout rather than the full commit timeout.
       if (!rd.status.online) this.#proposals.offline()
       this.status.set(rd.status)
+      if (rd.status.online) this.restored.set(false)
     }
     if (rd.catchUp) this.#spawn(this.#catchUp.pull(rd.catchUp.from, rd.catchUp.to))
     if (rd.snapshotNeeded) this.#spawn(this.#catchUp.installSnapshot(rd.snapshotNeeded.index))
@@ -528,6 +543,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.#lastSnapshotIndex = 0
     this.#incoming = undefined
     this.applied.set(0)
+    this.restored.set(false)
     this.#proposals.failAll(
       (commands) =>
         new CommitUnknownError(commands, 'this member rejoined a rival cluster before the commit was seen'),
@@ -582,6 +598,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.#reads.dropAll()
     this.status.close(err)
     this.applied.close(err)
+    this.restored.close(err)
     await this.store.close()
   }
 }
