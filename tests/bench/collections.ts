@@ -1,4 +1,4 @@
-import { collections } from '../../platform/node/index.ts'
+import { collections, OfflineError } from '../../platform/node/index.ts'
 import type { MapWriter } from '../../src/collections/map.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { memoryNetworks, rawPipelined, rawRoundTrips } from './baselines.ts'
@@ -104,12 +104,20 @@ export async function benchCollections(): Promise<Row[]> {
   // Fill to 100k entries in batches, then a new reader catches up.
   const target = 100_000
   for (let i = w.size; i < target; i += 1000) {
-    await w.extend(
-      Array.from(
-        { length: Math.min(1000, target - i) },
-        (_, k) => [`fill-${i + k}`, i + k] as [string, number],
-      ),
+    const batch = Array.from(
+      { length: Math.min(1000, target - i) },
+      (_, k) => [`fill-${i + k}`, i + k] as [string, number],
     )
+    // OfflineError means the batch certainly did not apply (a leader change on a busy machine): retry.
+    for (;;) {
+      try {
+        await w.extend(batch)
+        break
+      } catch (err) {
+        if (!(err instanceof OfflineError)) throw err
+        await w.when.online()
+      }
+    }
   }
   globalThis.gc?.()
   const heapBefore = process.memoryUsage().heapUsed
