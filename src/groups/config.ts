@@ -40,6 +40,16 @@ export interface ConsensusOptions {
    * `bootstrap_expect`, etcd's initial cluster); members started later join the group as it is.
    */
   bootstrapExpect?: number
+  /**
+   * The leader refuses (GroupBusyError) commands forwarded by a member that already has this many
+   * forwarded commands appended but not yet applied at the leader (default 4096). A single forward
+   * larger than the limit is accepted only when nothing of that member is pending.
+   */
+  maxForwardedCommands?: number
+  /** The same limit on the bytes of those commands (default 16 MiB). */
+  maxForwardedBytes?: number
+  /** The leader refuses strong reads from a member with this many reads in flight there (default 4096). */
+  maxForwardedReads?: number
 }
 
 export type ConsensusConfig = Required<ConsensusOptions>
@@ -60,6 +70,9 @@ export function consensusConfig(options: ConsensusOptions = {}): ConsensusConfig
     snapshotEvery: options.snapshotEvery ?? 10_000,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000,
     bootstrapExpect: options.bootstrapExpect ?? 1,
+    maxForwardedCommands: options.maxForwardedCommands ?? 4096,
+    maxForwardedBytes: options.maxForwardedBytes ?? 16 * 1024 * 1024,
+    maxForwardedReads: options.maxForwardedReads ?? 4096,
   }
   for (const [name, value] of Object.entries(c)) {
     if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {

@@ -10,6 +10,7 @@ export { MemoryLogStore } from './storage/memory.ts'
 export {
   CommitUnknownError,
   type Consistency,
+  GroupBusyError,
   GroupDivergedError,
   GroupTerminatedError,
   type IndexRange,

@@ -22,7 +22,12 @@ import { StrongReads } from './worker/reads.ts'
 import type { Runtime } from './worker/runtime.ts'
 import type { BondView, GroupTransport } from './worker/transport.ts'
 
-export { CommitUnknownError, GroupDivergedError, GroupTerminatedError } from './worker/errors.ts'
+export {
+  CommitUnknownError,
+  GroupBusyError,
+  GroupDivergedError,
+  GroupTerminatedError,
+} from './worker/errors.ts'
 export type { IndexRange } from './worker/proposals.ts'
 
 /** Consistency of a query: 'weak' reads the local replica; 'strong' is linearizable (ReadIndex). */
@@ -517,9 +522,9 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     if (this.closedOrHalted()) throw new Error('the group stopped here')
     switch (kind) {
       case Req.Forward:
-        return this.#proposals.acceptForwarded(body)
+        return this.#proposals.acceptForwarded(peer, body)
       case Req.ReadIndex:
-        return this.#reads.serve()
+        return this.#reads.serve(peer)
       case Req.FetchEntries:
         return this.#catchUp.serveEntries(body)
       case Req.RequestSnapshot:

@@ -36,3 +36,17 @@ export class GroupDivergedError extends MosaikError {
     this.theirs = theirs
   }
 }
+
+/**
+ * The leader refused a command or strong read forwarded by this member: too many of this member's
+ * forwards already wait there (commands not yet committed, or reads not yet confirmed). Nothing was
+ * queued, so the call is safe to retry once earlier ones finish; other members are not affected.
+ * `value` holds the commands (or the query) refused.
+ */
+export class GroupBusyError<T = unknown> extends MosaikError {
+  readonly value: T
+  constructor(value: T, message: string, options?: ErrorOptions) {
+    super('GROUP_BUSY', message, options)
+    this.value = value
+  }
+}

@@ -19,6 +19,12 @@ export const Req = {
 /** The refusal a member that does not lead answers to writes and reads meant for the leader. */
 export const NOT_LEADER = 'not the leader'
 
+/**
+ * How a leader's refusal of a forward over the per-member limits starts (the refusal travels as a
+ * message): the follower turns it into GroupBusyError.
+ */
+export const BUSY = 'leader busy: '
+
 /** Where a call that needs the leader goes: this node, or a bonded leader. */
 export const SELF = Symbol('self')
 export type Route = typeof SELF | string

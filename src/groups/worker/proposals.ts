@@ -3,8 +3,8 @@ import { DecodeError, OfflineError } from '../../primitives/errors.ts'
 import { BondRequestError, RequestRefusedError } from '../bond.ts'
 import { isBounded } from '../raft/messages.ts'
 import { AppliedTerms } from './applied-terms.ts'
-import { CommitUnknownError } from './errors.ts'
-import { NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
+import { CommitUnknownError, GroupBusyError } from './errors.ts'
+import { BUSY, NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
 
 /** The index range a batch of commands was assigned. */
 export interface IndexRange {
@@ -21,6 +21,14 @@ interface Queued {
   encoded: Uint8Array[]
   /** Undefined: leadership moved before the flush, nothing was appended. */
   done(assigned: Assigned | undefined): void
+}
+
+/** What one member forwarded to this leader that is not applied here yet. */
+interface Forwarded {
+  commands: number
+  bytes: number
+  /** Accepted batches in the order they were appended: their last index and size. */
+  batches: { last: number; commands: number; bytes: number }[]
 }
 
 interface PendingCommit extends Assigned {
@@ -47,6 +55,8 @@ export class Proposals {
   readonly #queue: Queued[] = []
   #flushScheduled = false
   readonly #pending = new Set<PendingCommit>()
+  /** Per member: forwarded commands appended (or about to be) by this leader and not applied yet. */
+  readonly #forwarded = new Map<string, Forwarded>()
 
   constructor(host: WorkerHost) {
     this.#host = host
@@ -110,6 +120,7 @@ export class Proposals {
   /** After entries were applied: settles the proposals whose last index is applied now. */
   settle(): void {
     const applied = this.#host.applied.value
+    this.#releaseForwarded(applied)
     for (const p of this.#pending) {
       if (applied < p.last) continue
       this.#pending.delete(p)
@@ -128,6 +139,7 @@ export class Proposals {
   /** Fails every proposal (queued or waiting) with `error(commands)`. */
   failAll(error: (commands: unknown[]) => Error): void {
     for (const q of this.#queue.splice(0)) q.done(undefined)
+    this.#forwarded.clear()
     for (const p of this.#pending) {
       p.cancel()
       p.reject(error(p.commands))
@@ -135,15 +147,75 @@ export class Proposals {
     this.#pending.clear()
   }
 
-  /** A follower forwarded commands: propose them if this node leads, never forward them again. */
-  async acceptForwarded(body: unknown): Promise<[number, number, number]> {
+  /**
+   * A follower forwarded commands: propose them if this node leads, never forward them again. Each
+   * member may have at most `maxForwardedCommands` (and `maxForwardedBytes`) forwarded commands
+   * appended here and not yet applied; past that the forward is refused with BUSY and nothing is
+   * appended, so a member that forwards faster than the group commits cannot grow this leader's log
+   * without bound or crowd out the others.
+   */
+  async acceptForwarded(peer: string, body: unknown): Promise<[number, number, number]> {
     if (!Array.isArray(body) || body.length === 0 || !body.every((b) => b instanceof Uint8Array)) {
       throw new DecodeError('malformed forwarded commands')
     }
-    if (this.#host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
-    const assigned = await this.#enqueue(body as Uint8Array[])
+    const host = this.#host
+    if (host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
+    const encoded = body as Uint8Array[]
+    let bytes = 0
+    for (const b of encoded) bytes += b.byteLength
+    let usage = this.#forwarded.get(peer)
+    if (usage && usage.commands > 0) {
+      const { maxForwardedCommands, maxForwardedBytes } = host.config
+      if (usage.commands + encoded.length > maxForwardedCommands || usage.bytes + bytes > maxForwardedBytes) {
+        throw new Error(
+          `${BUSY}${usage.commands} commands (${usage.bytes} bytes) forwarded by this member await commit ` +
+            `(limits ${maxForwardedCommands} commands, ${maxForwardedBytes} bytes)`,
+        )
+      }
+    }
+    if (!usage) {
+      usage = { commands: 0, bytes: 0, batches: [] }
+      this.#forwarded.set(peer, usage)
+    }
+    // Counted before the flush, so forwards arriving in one turn see each other.
+    usage.commands += encoded.length
+    usage.bytes += bytes
+    let assigned: Assigned | undefined
+    try {
+      assigned = await this.#enqueue(encoded)
+    } finally {
+      if (!assigned) this.#unreserve(peer, usage, encoded.length, bytes)
+    }
     if (!assigned) throw new Error(NOT_LEADER)
+    if (this.#forwarded.get(peer) === usage) {
+      if (host.applied.value >= assigned.last) this.#unreserve(peer, usage, encoded.length, bytes)
+      else usage.batches.push({ last: assigned.last, commands: encoded.length, bytes })
+    }
     return [assigned.first, assigned.last, assigned.term]
+  }
+
+  #unreserve(peer: string, usage: Forwarded, commands: number, bytes: number): void {
+    if (this.#forwarded.get(peer) !== usage) return
+    usage.commands -= commands
+    usage.bytes -= bytes
+    if (usage.commands <= 0 && usage.batches.length === 0) this.#forwarded.delete(peer)
+  }
+
+  /**
+   * Forwarded batches at or below `applied` no longer count. Batches a new leader replaced are
+   * released too once the log applied past them, so nothing stays counted forever.
+   */
+  #releaseForwarded(applied: number): void {
+    for (const [peer, usage] of this.#forwarded) {
+      let n = 0
+      while (n < usage.batches.length && usage.batches[n]!.last <= applied) {
+        usage.commands -= usage.batches[n]!.commands
+        usage.bytes -= usage.batches[n]!.bytes
+        n++
+      }
+      if (n > 0) usage.batches.splice(0, n)
+      if (usage.commands <= 0 && usage.batches.length === 0) this.#forwarded.delete(peer)
+    }
   }
 
   /**
@@ -217,6 +289,11 @@ export class Proposals {
     } catch (err) {
       if (err instanceof RequestRefusedError) {
         if (err.message === NOT_LEADER) return undefined
+        if (err.message.startsWith(BUSY)) {
+          throw new GroupBusyError(commands, `the leader refused the commands: ${err.message}`, {
+            cause: err,
+          })
+        }
         throw new OfflineError(commands, `the leader refused the commands: ${err.message}`, { cause: err })
       }
       if (err instanceof BondRequestError && !err.sent) return undefined

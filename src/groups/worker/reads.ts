@@ -1,8 +1,10 @@
 import { type AbortOptions, anySignal, raceSignal } from '../../primitives/abort.ts'
 import { OfflineError } from '../../primitives/errors.ts'
+import { RequestRefusedError } from '../bond.ts'
 import { isBounded } from '../raft/messages.ts'
 import type { ReadRequestId, Ready } from '../raft/types.ts'
-import { NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
+import { GroupBusyError } from './errors.ts'
+import { BUSY, NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
 
 interface PendingRead {
   resolve(index: number): void
@@ -19,6 +21,8 @@ interface PendingRead {
 export class StrongReads {
   readonly #host: WorkerHost
   readonly #pending = new Map<string, PendingRead>()
+  /** Reads each member has in flight at this leader. */
+  readonly #served = new Map<string, number>()
   #nextId = 0
 
   constructor(host: WorkerHost) {
@@ -31,7 +35,7 @@ export class StrongReads {
     const signal = anySignal(options.signal, host.rt.timeout(host.config.queryTimeoutMs))
     try {
       while (true) {
-        const index = await this.#readIndex(signal)
+        const index = await this.#readIndex(what, signal)
         if (index !== undefined) {
           await host.applied.until((a) => a >= index, { signal })
           return
@@ -56,13 +60,29 @@ export class StrongReads {
     for (const id of rd.droppedReads) this.#pending.get(String(id))?.drop()
   }
 
-  /** A follower asks for a read point: only the leader answers. */
-  async serve(): Promise<number> {
+  /**
+   * A follower asks for a read point: only the leader answers, and to at most `maxForwardedReads`
+   * reads of one member at a time (past that it refuses with BUSY rather than queue them).
+   */
+  async serve(peer: string): Promise<number> {
     const host = this.#host
     if (host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
-    const index = await this.#local(host.rt.timeout(host.config.queryTimeoutMs))
-    if (index === undefined) throw new Error(NOT_LEADER)
-    return index
+    const inFlight = this.#served.get(peer) ?? 0
+    if (inFlight >= host.config.maxForwardedReads) {
+      throw new Error(
+        `${BUSY}${inFlight} strong reads of this member are in flight (limit ${host.config.maxForwardedReads})`,
+      )
+    }
+    this.#served.set(peer, inFlight + 1)
+    try {
+      const index = await this.#local(host.rt.timeout(host.config.queryTimeoutMs))
+      if (index === undefined) throw new Error(NOT_LEADER)
+      return index
+    } finally {
+      const left = (this.#served.get(peer) ?? 1) - 1
+      if (left > 0) this.#served.set(peer, left)
+      else this.#served.delete(peer)
+    }
   }
 
   /** Drops every read in flight; their callers try again and meet the reason the worker stopped. */
@@ -72,7 +92,7 @@ export class StrongReads {
   }
 
   /** A read point, or undefined when this try failed in a way worth retrying. */
-  async #readIndex(signal: AbortSignal): Promise<number | undefined> {
+  async #readIndex(what: unknown, signal: AbortSignal): Promise<number | undefined> {
     const host = this.#host
     const route = await host.route(signal)
     if (route === SELF) return this.#local(signal)
@@ -84,6 +104,9 @@ export class StrongReads {
       return typeof reply === 'number' && isBounded(reply) ? reply : undefined
     } catch (err) {
       if (signal.aborted) throw err
+      if (err instanceof RequestRefusedError && err.message.startsWith(BUSY)) {
+        throw new GroupBusyError(what, `the leader refused the strong read: ${err.message}`, { cause: err })
+      }
       host.log('read index from %s failed: %s', route, (err as Error).message)
       return undefined
     }

@@ -1,0 +1,214 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { GroupBusyError, GroupKey, type Network } from '../../platform/node/index.ts'
+import { BondMsg, initiateBond } from '../../src/groups/bond.ts'
+import type { ConsensusOptions } from '../../src/groups/config.ts'
+import type { Group } from '../../src/groups/group.ts'
+import { BUSY, NOT_LEADER, Req } from '../../src/groups/worker/host.ts'
+import type { Link } from '../../src/network/link.ts'
+import { concatBytes } from '../../src/primitives/bytes.ts'
+import { cborOf } from '../../src/primitives/codec.ts'
+import { Nodes } from '../support/nodes.ts'
+import { secs, within } from '../support/time.ts'
+import { Counter, type CounterCommand, fastConsensus } from './support.ts'
+
+/** A refusal: BUSY past the limits, or 'not the leader' if leadership moved (neither appended anything). */
+const refused = ([ok, body]: [boolean, unknown]) =>
+  !ok && (String(body).startsWith(BUSY) || body === NOT_LEADER)
+
+const T = secs(15)
+const SECRET = 'limits'
+
+describe('groups: per-member limits on forwarded commands and strong reads', () => {
+  const nodes = new Nodes('memory')
+  afterEach(() => nodes.closeAll())
+
+  /** A leader and two followers, all voters (commits and reads need a round trip). */
+  async function pair(consensus: ConsensusOptions = {}): Promise<{
+    nets: Network[]
+    leader: Group<Counter>
+    follower: Group<Counter>
+  }> {
+    const nets = await nodes.star(3)
+    await within(T, Promise.all(nets.map((n) => n.discovery.when.peers(2))))
+    const key = GroupKey.fromSecret(SECRET)
+    // Slow elections: the floods load two cores (shared with other test runs), and a leader change
+    // would muddle the counts.
+    const timing = { bootstrapDelayMs: fastConsensus.bootstrapDelayMs, electionTimeoutMs: 1500 }
+    const options = { key, consensus: { ...timing, ...consensus } }
+    const leader = await nets[0]!.groups.join({ ...options, stateMachine: new Counter() })
+    await within(T, leader.when.isLeader(), 'leader')
+    const followers = await Promise.all(
+      nets.slice(1).map((n) => n.groups.join({ ...options, stateMachine: new Counter() })),
+    )
+    const follower = followers[0]!
+    await within(T, Promise.all(followers.map((f) => f.when.leaderIs(nets[0]!.peerId))))
+    await within(T, follower.when.online(), 'follower online')
+    await within(T, leader.when.voters(3), 'followers promoted')
+    return { nets, leader, follower }
+  }
+
+  /** A hand-made bond to the leader (holding the secret) that speaks raw frames. */
+  async function rawBond(leaderNet: Network, groupId: Group<Counter>['id']) {
+    const outsider = await nodes.create({ bootstrap: leaderNet.addresses })
+    await within(T, leaderNet.discovery.when.peers(3), 'the leader knows the outsider')
+    const link: Link = await outsider.context.openLink(
+      leaderNet.peerId,
+      leaderNet.context.protocol('groups/1'),
+    )
+    await initiateBond(
+      link,
+      {
+        networkId: leaderNet.networkId,
+        groupId,
+        secret: GroupKey.fromSecret(SECRET).secret,
+        localId: outsider.peerId,
+        observer: true,
+      },
+      AbortSignal.timeout(T),
+    )
+    const waiting = new Map<number, (r: [boolean, unknown]) => void>()
+    // Answers keep-alives and routes responses; everything else the leader sends is ignored.
+    void (async () => {
+      try {
+        while (true) {
+          const frame = (await link.recv()) as [number, unknown]
+          if (frame[0] === BondMsg.Ping) await link.send([BondMsg.Pong, null])
+          if (frame[0] !== BondMsg.Response) continue
+          const [id, ok, body] = frame[1] as [number, boolean, unknown]
+          waiting.get(id)?.([ok, body])
+          waiting.delete(id)
+        }
+      } catch {}
+    })()
+    let nextId = 1
+    return {
+      link,
+      /** Sends a request without waiting for earlier answers. */
+      request(kind: number, body: unknown): Promise<[boolean, unknown]> {
+        const id = nextId++
+        const { promise, resolve } = Promise.withResolvers<[boolean, unknown]>()
+        waiting.set(id, resolve)
+        link.send([BondMsg.Request, [id, kind, body]]).catch(() => {})
+        return promise
+      },
+    }
+  }
+
+  const encode = (c: CounterCommand) => concatBytes(new Uint8Array([0]), cborOf<CounterCommand>().encode(c))
+
+  it('a flood of forwards from one bond gets BUSY past the limit; another member keeps committing', async () => {
+    const limit = 64
+    const { nets, leader, follower } = await pair({ maxForwardedCommands: limit })
+    const raw = await rawBond(nets[0]!, leader.id)
+    const term = leader.status.term
+    const flood = 2000
+    const replies = Array.from({ length: flood }, () => raw.request(Req.Forward, [encode({ inc: 1 })]))
+    // While the flood is answered, the honest follower's writes commit one after another, promptly.
+    const latencies: number[] = []
+    const honest = (async () => {
+      for (let i = 0; i < 20; i++) {
+        const start = performance.now()
+        await follower.execute({ inc: 1000 })
+        latencies.push(performance.now() - start)
+      }
+    })()
+    const answers = await within(T, Promise.all(replies), 'every forward answered')
+    await within(T, honest, 'honest writes')
+    const accepted = answers.filter(([ok]) => ok).length
+    const busy = answers.filter(([ok, body]) => !ok && typeof body === 'string' && body.startsWith(BUSY))
+    // Nothing but acceptance or a refusal: no forward was dropped unanswered or failed otherwise.
+    expect(accepted + answers.filter(refused).length).toBe(flood)
+    expect(busy.length).toBeGreaterThan(0)
+    expect(accepted).toBeGreaterThanOrEqual(limit)
+    expect(Math.max(...latencies)).toBeLessThan(secs(2))
+    // Every acknowledged forward commits, and so does every honest write.
+    const last = Math.max(...answers.filter(([ok]) => ok).map(([, body]) => (body as number[])[1]!))
+    await within(T, leader.when.committed().reaches(last))
+    await within(T, follower.when.committed().reaches(last))
+    await within(T, follower.when.committed().reaches(leader.committed))
+    const value = (await follower.query('value', 'strong')).result
+    // An accepted forward is only assigned an index: a leader change (not expected here) could replace it.
+    if (leader.status.term === term) expect(value).toBe(accepted + 20 * 1000)
+    else expect(value - 20 * 1000).toBeLessThanOrEqual(accepted)
+    // Once the backlog committed, the same bond is served again.
+    const [ok] = await within(T, raw.request(Req.Forward, [encode({ inc: 1 })]))
+    expect(ok).toBe(true)
+  })
+
+  it('the byte limit refuses large forwards once that many bytes are pending', async () => {
+    const { nets, leader } = await pair({ maxForwardedBytes: 64 * 1024 })
+    const raw = await rawBond(nets[0]!, leader.id)
+    const big = (n: number) => [
+      concatBytes(new Uint8Array([0]), cborOf<unknown>().encode({ inc: 0, pad: 'x'.repeat(n) })),
+    ]
+    const answers = await within(
+      T,
+      Promise.all(Array.from({ length: 200 }, () => raw.request(Req.Forward, big(16 * 1024)))),
+    )
+    const busy = answers.filter(([ok, body]) => !ok && String(body).startsWith(BUSY))
+    expect(busy.length).toBeGreaterThan(0)
+    expect(answers.filter(([ok]) => ok).length + answers.filter(refused).length).toBe(answers.length)
+  })
+
+  it('a flood of strong reads from one bond gets BUSY past the limit; others still read', async () => {
+    const { nets, leader, follower } = await pair({ maxForwardedReads: 8 })
+    const raw = await rawBond(nets[0]!, leader.id)
+    const replies = Array.from({ length: 1000 }, () => raw.request(Req.ReadIndex, null))
+    const honest = Promise.all(Array.from({ length: 4 }, () => follower.query('value', 'strong')))
+    const answers = await within(T, Promise.all(replies), 'every read answered')
+    await within(T, honest, 'honest reads')
+    const busy = answers.filter(([ok, body]) => !ok && String(body).startsWith(BUSY))
+    expect(busy.length).toBeGreaterThan(0)
+    expect(answers.filter(([ok]) => ok).length + answers.filter(refused).length).toBe(answers.length)
+  })
+
+  it("over the limit, a follower's execute() and query() fail with GroupBusyError (code GROUP_BUSY)", async () => {
+    const { leader, follower } = await pair({ maxForwardedCommands: 4, maxForwardedReads: 2 })
+    const writes = await within(
+      T,
+      Promise.allSettled(Array.from({ length: 300 }, () => follower.execute({ inc: 1 }))),
+      'writes settled',
+    )
+    const rejected = writes.filter((w) => w.status === 'rejected').map((w) => w.reason)
+    expect(rejected.length).toBeGreaterThan(0)
+    for (const err of rejected) {
+      expect(err).toBeInstanceOf(GroupBusyError)
+      expect(err).toMatchObject({ code: 'GROUP_BUSY', value: [{ inc: 1 }] })
+    }
+    const applied = writes.length - rejected.length
+    await within(T, leader.when.committed().reaches(follower.committed))
+    expect((await follower.query('value', 'strong')).result).toBe(applied)
+    const reads = await within(
+      T,
+      Promise.allSettled(Array.from({ length: 300 }, () => follower.query('value', 'strong'))),
+      'reads settled',
+    )
+    for (const r of reads) {
+      if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'GROUP_BUSY' })
+    }
+  })
+
+  it('honest pipelined load from a follower never sees BUSY with the defaults', async () => {
+    const { leader, follower } = await pair()
+    const term = leader.status.term
+    const writes = await within(
+      T,
+      Promise.allSettled(Array.from({ length: 200 }, () => follower.execute({ inc: 1 }))),
+      'writes settled',
+    )
+    const reads = await within(
+      T,
+      Promise.allSettled(Array.from({ length: 200 }, () => follower.query('value', 'strong'))),
+      'reads settled',
+    )
+    const failures = [...writes, ...reads]
+      .filter((r) => r.status === 'rejected')
+      .map((r) => (r as PromiseRejectedResult).reason)
+    expect(failures.filter((err) => err instanceof GroupBusyError)).toEqual([])
+    // Without a leader change (elections are slow here) nothing fails at all.
+    if (leader.status.term === term) {
+      expect(failures).toEqual([])
+      expect((await follower.query('value', 'strong')).result).toBe(200)
+    }
+  })
+})
