@@ -1,4 +1,5 @@
 import { promisifyRequest } from 'idb-keyval'
+import { LogImage } from '../../src/groups/storage/log-image.ts'
 import type {
   HardState,
   LoadedLog,
@@ -8,21 +9,9 @@ import type {
   SnapshotMeta,
   WriteBatch,
 } from '../../src/groups/storage/log-store.ts'
-import {
-  checkHardState,
-  checkIndex,
-  checkSnapshotData,
-  checkSnapshotMeta,
-  cloneValue,
-  decodeEntry,
-  encodeEntry,
-  hardStateAfterInstall,
-  initialHardState,
-  StorageError,
-} from '../../src/groups/storage/log-store.ts'
-import { LogView } from '../../src/groups/storage/log-view.ts'
+import { StorageError } from '../../src/groups/storage/log-store.ts'
 import type { DataDirLock } from '../../src/network/platform.ts'
-import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
+import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { ClosedError, InvalidArgumentError } from '../../src/primitives/errors.ts'
 import {
   type Action,
@@ -32,7 +21,6 @@ import {
   readStored,
   SNAP,
   STORE,
-  type StoredSnapshot,
   type StoredState,
 } from './idb-log-store/records.ts'
 import { lockByName } from './web-lock.ts'
@@ -94,9 +82,8 @@ export class IdbLogStore implements LogStore {
   readonly #db: IDBDatabase
   readonly #lock: DataDirLock
 
-  #view: LogView<Uint8Array>
-  #hardState: Uint8Array
-  #snapshot: StoredSnapshot | undefined
+  /** The whole log in memory: reads come from here, and every change lands here before it is written. */
+  readonly #image: LogImage
 
   #queue: Job[] = []
   #flushing: Promise<void> | undefined
@@ -115,9 +102,7 @@ export class IdbLogStore implements LogStore {
     this.#db = db
     this.#lock = lock
     this.#durability = durability
-    this.#view = state.view
-    this.#hardState = state.hardState
-    this.#snapshot = state.snapshot
+    this.#image = new LogImage(exact, state)
     // The browser closes the connection when the site's data is cleared; another connection asks us to
     // close before it deletes or upgrades the database. Either way what is stored is no longer ours.
     db.addEventListener('close', () => this.#fail('the browser closed the database (site data cleared?)'))
@@ -166,72 +151,51 @@ export class IdbLogStore implements LogStore {
 
   async load(): Promise<LoadedLog> {
     this.#checkUsable()
-    const out: LoadedLog = { hardState: this.hardState(), entries: this.#read(1, Number.MAX_SAFE_INTEGER) }
-    const s = this.#snapshot
-    if (s !== undefined) {
-      out.snapshot = cloneValue(s.meta)
-      if (s.data !== undefined) out.snapshotData = s.data.slice()
-    }
-    return out
+    return this.#image.load()
   }
 
   firstIndex(): number {
-    return this.#view.firstIndex()
+    return this.#image.view.firstIndex()
   }
 
   lastIndex(): number {
-    return this.#view.lastIndex()
+    return this.#image.view.lastIndex()
   }
 
   term(index: number): number | undefined {
-    return this.#view.term(index)
+    return this.#image.view.term(index)
   }
 
   async entries(from: number, to: number, options?: ReadOptions): Promise<LogEntry[]> {
     this.#checkUsable()
-    return this.#read(from, to, options?.maxBytes)
+    return this.#image.read(from, to, options?.maxBytes)
   }
 
   hardState(): HardState {
-    return decodeCanonical(this.#hardState) as HardState
+    return this.#image.hardState()
   }
 
   snapshot(): SnapshotMeta | undefined {
-    return this.#snapshot === undefined ? undefined : cloneValue(this.#snapshot.meta)
+    return this.#image.snapshotMeta()
   }
 
   async readSnapshot(): Promise<{ meta: SnapshotMeta; data?: Uint8Array } | undefined> {
     this.#checkUsable()
-    const s = this.#snapshot
-    if (s === undefined) return undefined
-    const out: { meta: SnapshotMeta; data?: Uint8Array } = { meta: cloneValue(s.meta) }
-    if (s.data !== undefined) out.data = s.data.slice()
-    return out
+    return this.#image.readSnapshot()
   }
 
   // -------------------------------------------------------------------------------------------------
-  // Mutations: applied to the view now, written by the flusher
+  // Mutations: applied to the image now, written by the flusher
 
   async write(batch: WriteBatch): Promise<void> {
     this.#checkUsable()
-    const { hardState, truncateFrom, entries } = batch
-    if (truncateFrom !== undefined) checkIndex(truncateFrom, 'truncateFrom')
-    if (hardState !== undefined) checkHardState(hardState)
-    this.#view.checkWrite(entries, truncateFrom)
-    // encode everything before changing anything, so a value that cannot be encoded changes nothing
-    const encoded = entries?.map((e) => exact(encodeEntry(e))) ?? []
-    const hs = hardState === undefined ? undefined : exact(encodeCanonical(hardState))
+    const { truncated, encoded } = this.#image.write(batch)
     const actions: Action[] = []
-    if (truncateFrom !== undefined && truncateFrom <= this.#view.lastIndex()) {
-      this.#view.truncateFrom(truncateFrom)
-      actions.push({ deleteFrom: truncateFrom })
-    }
+    if (truncated) actions.push({ deleteFrom: batch.truncateFrom! })
     for (let i = 0; i < encoded.length; i++) {
-      const e = entries![i]!
-      this.#view.push(e.term, encoded[i]!)
+      const e = batch.entries![i]!
       actions.push({ put: e.index, value: { t: e.term, b: encoded[i]! } })
     }
-    if (hs !== undefined) this.#hardState = hs
     return this.#enqueue(actions)
   }
 
@@ -249,44 +213,25 @@ export class IdbLogStore implements LogStore {
 
   async saveSnapshot(meta: SnapshotMeta, data?: Uint8Array): Promise<void> {
     this.#checkUsable()
-    checkSnapshotMeta(meta)
-    if (data !== undefined) checkSnapshotData(data)
-    const stored: { meta: SnapshotMeta; data?: Uint8Array } = { meta: cloneValue(meta) }
-    if (data !== undefined) stored.data = data.slice()
-    this.#snapshot = stored
+    const stored = this.#image.saveSnapshot(meta, data)
     return this.#enqueue([stored.data === undefined ? { delete: SNAP } : { put: SNAP, value: stored.data }])
   }
 
   async installSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
     this.#checkUsable()
-    checkSnapshotMeta(meta)
-    checkSnapshotData(data)
-    // everything is encoded and copied before anything changes
-    const stored = { meta: cloneValue(meta), data: data.slice() }
-    const hs = exact(encodeCanonical(hardStateAfterInstall(this.hardState(), meta)))
-    this.#snapshot = stored
-    this.#view.resetTo(meta.index, meta.term)
-    this.#hardState = hs
+    const stored = this.#image.installSnapshot(meta, data)
     // One transaction: the snapshot, the emptied log and the raised commit land together or not at all.
     return this.#enqueue([{ deleteFrom: 0 }, { put: SNAP, value: stored.data }])
   }
 
   async compact(upToIndex: number): Promise<void> {
     this.#checkUsable()
-    checkIndex(upToIndex, 'upToIndex')
-    const snap = this.#snapshot?.meta
-    const changed = this.#view.compact(
-      upToIndex,
-      snap !== undefined && snap.index === upToIndex ? snap.term : undefined,
-    )
-    return this.#enqueue(changed ? [{ deleteUpTo: upToIndex }] : [])
+    return this.#enqueue(this.#image.compact(upToIndex) ? [{ deleteUpTo: upToIndex }] : [])
   }
 
   async reset(): Promise<void> {
     this.#checkUsable()
-    this.#view = new LogView<Uint8Array>()
-    this.#hardState = exact(encodeCanonical(initialHardState()))
-    this.#snapshot = undefined
+    this.#image.reset()
     return this.#enqueue([{ clear: true }])
   }
 
@@ -322,12 +267,12 @@ export class IdbLogStore implements LogStore {
   #meta(): MetaRecord {
     const m: MetaRecord = {
       v: 1,
-      hs: this.#hardState,
-      offset: this.#view.offset,
-      offsetTerm: this.#view.offsetTerm ?? null,
-      last: this.#view.lastIndex(),
+      hs: this.#image.hardStateBytes,
+      offset: this.#image.view.offset,
+      offsetTerm: this.#image.view.offsetTerm ?? null,
+      last: this.#image.view.lastIndex(),
     }
-    const s = this.#snapshot
+    const s = this.#image.snapshot
     if (s !== undefined) {
       m.snap = exact(encodeCanonical(s.meta))
       m.snapData = s.data !== undefined
@@ -384,19 +329,6 @@ export class IdbLogStore implements LogStore {
   #fail(message: string, cause?: unknown): void {
     if (this.#failed || this.#closed) return
     this.#failed = new StorageError(`log store ${this.name}: ${message}`, { cause })
-  }
-
-  #read(from: number, to: number, maxBytes = Number.POSITIVE_INFINITY): LogEntry[] {
-    const { first, last } = this.#view.clamp(from, to)
-    const out: LogEntry[] = []
-    let bytes = 0
-    for (let i = first; i <= last; i++) {
-      const b = this.#view.item(i)!
-      if (out.length > 0 && bytes + b.length > maxBytes) break
-      bytes += b.length
-      out.push(decodeEntry(b, i))
-    }
-    return out
   }
 
   #checkUsable(): void {

@@ -2,6 +2,8 @@
  * What IdbLogStore keeps in IndexedDB, and how a store is rebuilt from it on open (see
  * ../idb-log-store.ts for the layout and the guarantees).
  */
+
+import type { StoredSnapshot } from '../../../src/groups/storage/log-image.ts'
 import type { HardState, SnapshotMeta } from '../../../src/groups/storage/log-store.ts'
 import {
   CorruptLogError,
@@ -11,6 +13,8 @@ import {
 } from '../../../src/groups/storage/log-store.ts'
 import { LogView } from '../../../src/groups/storage/log-view.ts'
 import { decodeCanonical, encodeCanonical } from '../../../src/primitives/codec.ts'
+
+export type { StoredSnapshot }
 
 /** The object store every database holds. */
 export const STORE = 'log'
@@ -48,11 +52,6 @@ export type Action =
   /** Deletes the entries with index ≤ `deleteUpTo`. */
   | { deleteUpTo: number }
   | { clear: true }
-
-export interface StoredSnapshot {
-  meta: SnapshotMeta
-  data?: Uint8Array
-}
 
 export interface StoredState {
   view: LogView<Uint8Array>

@@ -1,5 +1,5 @@
-import { decodeCanonical, encodeCanonical } from '../../primitives/codec.ts'
 import { ClosedError } from '../../primitives/errors.ts'
+import { LogImage } from './log-image.ts'
 import type {
   HardState,
   LoadedLog,
@@ -9,17 +9,6 @@ import type {
   SnapshotMeta,
   WriteBatch,
 } from './log-store.ts'
-import {
-  checkHardState,
-  checkIndex,
-  checkSnapshotData,
-  checkSnapshotMeta,
-  decodeEntry,
-  encodeEntry,
-  hardStateAfterInstall,
-  initialHardState,
-} from './log-store.ts'
-import { LogView } from './log-view.ts'
 
 /**
  * The default log store: everything in memory, gone with the process (`durable` is false). Entries are
@@ -30,9 +19,7 @@ import { LogView } from './log-view.ts'
  */
 export class MemoryLogStore implements LogStore {
   readonly durable = false
-  #view = new LogView<Uint8Array>()
-  #hardState: Uint8Array = encodeCanonical(initialHardState())
-  #snapshot: { meta: SnapshotMeta; data?: Uint8Array } | undefined
+  readonly #image = new LogImage()
   #closed = false
 
   static async open(): Promise<MemoryLogStore> {
@@ -41,60 +28,42 @@ export class MemoryLogStore implements LogStore {
 
   async load(): Promise<LoadedLog> {
     this.#checkOpen()
-    const out: LoadedLog = { hardState: this.hardState(), entries: this.#read(1, Number.MAX_SAFE_INTEGER) }
-    if (this.#snapshot !== undefined) {
-      out.snapshot = structuredClone(this.#snapshot.meta)
-      if (this.#snapshot.data !== undefined) out.snapshotData = this.#snapshot.data.slice()
-    }
-    return out
+    return this.#image.load()
   }
 
   firstIndex(): number {
-    return this.#view.firstIndex()
+    return this.#image.view.firstIndex()
   }
 
   lastIndex(): number {
-    return this.#view.lastIndex()
+    return this.#image.view.lastIndex()
   }
 
   term(index: number): number | undefined {
-    return this.#view.term(index)
+    return this.#image.view.term(index)
   }
 
   async entries(from: number, to: number, options?: ReadOptions): Promise<LogEntry[]> {
     this.#checkOpen()
-    return this.#read(from, to, options?.maxBytes)
+    return this.#image.read(from, to, options?.maxBytes)
   }
 
   hardState(): HardState {
-    return decodeCanonical(this.#hardState) as HardState
+    return this.#image.hardState()
   }
 
   snapshot(): SnapshotMeta | undefined {
-    return this.#snapshot === undefined ? undefined : structuredClone(this.#snapshot.meta)
+    return this.#image.snapshotMeta()
   }
 
   async readSnapshot(): Promise<{ meta: SnapshotMeta; data?: Uint8Array } | undefined> {
     this.#checkOpen()
-    const s = this.#snapshot
-    if (s === undefined) return undefined
-    const out: { meta: SnapshotMeta; data?: Uint8Array } = { meta: structuredClone(s.meta) }
-    if (s.data !== undefined) out.data = s.data.slice()
-    return out
+    return this.#image.readSnapshot()
   }
 
   async write(batch: WriteBatch): Promise<void> {
     this.#checkOpen()
-    const { hardState, truncateFrom, entries } = batch
-    if (truncateFrom !== undefined) checkIndex(truncateFrom, 'truncateFrom')
-    if (hardState !== undefined) checkHardState(hardState)
-    this.#view.checkWrite(entries, truncateFrom)
-    // encode everything before changing anything, so a value that cannot be encoded changes nothing
-    const encoded = entries?.map(encodeEntry) ?? []
-    const hs = hardState === undefined ? undefined : encodeCanonical(hardState)
-    if (truncateFrom !== undefined) this.#view.truncateFrom(truncateFrom)
-    for (let i = 0; i < encoded.length; i++) this.#view.push(entries![i]!.term, encoded[i]!)
-    if (hs !== undefined) this.#hardState = hs
+    this.#image.write(batch)
   }
 
   append(entries: readonly LogEntry[]): Promise<void> {
@@ -111,38 +80,22 @@ export class MemoryLogStore implements LogStore {
 
   async saveSnapshot(meta: SnapshotMeta, data?: Uint8Array): Promise<void> {
     this.#checkOpen()
-    checkSnapshotMeta(meta)
-    const stored: { meta: SnapshotMeta; data?: Uint8Array } = {
-      meta: decodeCanonical(encodeCanonical(meta)) as SnapshotMeta,
-    }
-    if (data !== undefined) stored.data = data.slice()
-    this.#snapshot = stored
+    this.#image.saveSnapshot(meta, data)
   }
 
   async installSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
     this.#checkOpen()
-    checkSnapshotMeta(meta)
-    checkSnapshotData(data)
-    // everything is encoded and copied before anything changes
-    const stored = { meta: decodeCanonical(encodeCanonical(meta)) as SnapshotMeta, data: data.slice() }
-    const hs = encodeCanonical(hardStateAfterInstall(this.hardState(), meta))
-    this.#snapshot = stored
-    this.#view.resetTo(meta.index, meta.term)
-    this.#hardState = hs
+    this.#image.installSnapshot(meta, data)
   }
 
   async compact(upToIndex: number): Promise<void> {
     this.#checkOpen()
-    checkIndex(upToIndex, 'upToIndex')
-    const snap = this.#snapshot?.meta
-    this.#view.compact(upToIndex, snap !== undefined && snap.index === upToIndex ? snap.term : undefined)
+    this.#image.compact(upToIndex)
   }
 
   async reset(): Promise<void> {
     this.#checkOpen()
-    this.#view = new LogView<Uint8Array>()
-    this.#hardState = encodeCanonical(initialHardState())
-    this.#snapshot = undefined
+    this.#image.reset()
   }
 
   async close(): Promise<void> {
@@ -151,19 +104,6 @@ export class MemoryLogStore implements LogStore {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
-  }
-
-  #read(from: number, to: number, maxBytes = Number.POSITIVE_INFINITY): LogEntry[] {
-    const { first, last } = this.#view.clamp(from, to)
-    const out: LogEntry[] = []
-    let bytes = 0
-    for (let i = first; i <= last; i++) {
-      const b = this.#view.item(i)!
-      if (out.length > 0 && bytes + b.length > maxBytes) break
-      bytes += b.length
-      out.push(decodeEntry(b, i))
-    }
-    return out
   }
 
   #checkOpen(): void {
