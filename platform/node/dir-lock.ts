@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
+import { delay } from '../../src/primitives/abort.ts'
 import { DataDirLockedError } from '../../src/primitives/errors.ts'
 
 export const LOCK_FILE = 'LOCK'
@@ -74,7 +75,7 @@ async function acquire(dir: string, what: string): Promise<void> {
     const holder = await readHolder(lockPath)
     if (holder === undefined) continue // released meanwhile
     if (holder.pid === 0 && unreadable++ < 2) {
-      await sleep(50) // being written (no hard links), or left empty by a crash: look again
+      await delay(50) // being written (no hard links), or left empty by a crash: look again
       continue
     }
     if (alive(holder)) throw locked(dir, holder, what)
@@ -83,7 +84,7 @@ async function acquire(dir: string, what: string): Promise<void> {
     if (!(await createExclusive(guard, me))) {
       const other = await readHolder(guard)
       if (other !== undefined && !alive(other)) await rm(guard, { force: true })
-      await sleep(10)
+      await delay(10)
       continue
     }
     try {
@@ -200,8 +201,4 @@ function locked(dir: string, h: Holder, what: string): DataDirLockedError {
     : `the ${what} ${dir} is in use by process ${h.pid} on ${h.host}; ` +
       `if that process no longer uses it, delete ${join(dir, LOCK_FILE)}`
   return new DataDirLockedError(dir, h.pid, h.host, message)
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms))
 }
