@@ -133,6 +133,8 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   readonly #updateBuckets = new Map<string, { tokens: number; at: number }>()
   #localChain: Promise<void> = Promise.resolve()
   #announceScheduled = false
+  /** The local entry as last published to at least one subscriber (a new neighbour gets it by sync). */
+  #announced: SignedPeerEntry | undefined
   #maintenanceScheduled = false
   readonly #dialing = new Set<string>()
   readonly #entryLimits: EntryLimits
@@ -522,12 +524,11 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     const pubsub = this.#ctx.libp2p.services.pubsub
     // Publishing to nobody is a silent drop; the next neighbour to subscribe triggers an announcement.
     if (pubsub.getSubscribers(this.#topic).length === 0) return
+    const local = this.#store.local
     // The nonce makes each announcement a distinct gossip message: gossipsub refuses to publish the
-    // same bytes twice, and a re-announcement to new neighbours must go out.
-    await pubsub.publish(
-      this.#topic,
-      encodeCanonical([MSG_ENTRY, this.#store.local.toWire(), randomBytes(8)]),
-    )
+    // same bytes twice, and a periodic re-announcement must go out.
+    await pubsub.publish(this.#topic, encodeCanonical([MSG_ENTRY, local.toWire(), randomBytes(8)]))
+    this.#announced = local
     this.stats.announcementsSent++
   }
 
@@ -537,6 +538,10 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       subscriptions: { topic: string; subscribe: boolean }[]
     }>,
   ): void => {
+    // Only an entry that never reached anyone needs the new neighbour: one that did is spreading by
+    // gossip, and the neighbour gets it in the catalog sync every new connection runs. Announcing to
+    // every new subscriber made a burst of n joining nodes flood n² announcements.
+    if (this.#announced === this.#store.local) return
     if (evt.detail.subscriptions.some((s) => s.topic === this.#topic && s.subscribe))
       this.#scheduleAnnounce(20)
   }
