@@ -34,9 +34,13 @@ describe('network lifecycle', () => {
     async (transport) => {
       const baseline = handles()
       const nodes = new Nodes(transport)
-      const nets = await nodes.star(50)
-      await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(1))))
-      await nodes.closeAll()
+      try {
+        const nets = await nodes.star(50)
+        await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(1))))
+      } finally {
+        // Closed on failure too, so one failure does not leave sockets that fail the next test.
+        await nodes.closeAll()
+      }
       await backTo(baseline, secs(10))
     },
   )
@@ -44,25 +48,28 @@ describe('network lifecycle', () => {
   it('nodes using every primitive release everything when closed', async () => {
     const baseline = handles()
     const nodes = new Nodes('quic')
-    const nets = await nodes.star(5)
-    await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(4))))
-    const consensus = {
-      heartbeatMs: 50,
-      electionTimeoutMs: 300,
-      electionJitterMs: 150,
-      bootstrapDelayMs: 300,
+    try {
+      const nets = await nodes.star(5)
+      await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(4))))
+      const consensus = {
+        heartbeatMs: 50,
+        electionTimeoutMs: 300,
+        electionJitterMs: 150,
+        bootstrapDelayMs: 300,
+      }
+      const Ticks = defineStream<number>('lifecycle/ticks')
+      const producer = nets[0]!.streams.producer(Ticks)
+      const consumers = nets.slice(1).map((n) => n.streams.consumer(Ticks))
+      const maps = nets.map((n) => collections.Map.writer<string, number>(n, 'lifecycle/map', { consensus }))
+      await within(secs(20), producer.when.subscribed().minimumOf(4).wait())
+      await producer.send(1)
+      await within(secs(10), Promise.all(consumers.map((c) => c.recv())))
+      await within(secs(20), Promise.all(maps.map((m) => m.when.online())))
+      const v = await maps[1]!.set('k', 1)
+      await within(secs(10), Promise.all(maps.map((m) => m.when.reaches(v))))
+    } finally {
+      await nodes.closeAll()
     }
-    const Ticks = defineStream<number>('lifecycle/ticks')
-    const producer = nets[0]!.streams.producer(Ticks)
-    const consumers = nets.slice(1).map((n) => n.streams.consumer(Ticks))
-    const maps = nets.map((n) => collections.Map.writer<string, number>(n, 'lifecycle/map', { consensus }))
-    await within(secs(20), producer.when.subscribed().minimumOf(4).wait())
-    await producer.send(1)
-    await within(secs(10), Promise.all(consumers.map((c) => c.recv())))
-    await within(secs(20), Promise.all(maps.map((m) => m.when.online())))
-    const v = await maps[1]!.set('k', 1)
-    await within(secs(10), Promise.all(maps.map((m) => m.when.reaches(v))))
-    await nodes.closeAll()
     await backTo(baseline, secs(10))
   })
 
