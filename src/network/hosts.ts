@@ -128,3 +128,23 @@ const GATER_METHODS: Record<keyof ConnectionGater, true> = {
   denyInboundRelayedConnection: true,
   filterMultiaddrForPeer: true,
 }
+
+/**
+ * `inner` with dials to every address allowed unless `inner` decides, when `allow` is set: libp2p's
+ * browser default gater refuses private and loopback addresses, and a gater method present here
+ * replaces that default.
+ */
+export function allowingPrivateDials(
+  inner: ConnectionGater | undefined,
+  allow: boolean,
+): ConnectionGater | undefined {
+  if (!allow) return inner
+  const gater: ConnectionGater = {}
+  for (const name of Object.keys(GATER_METHODS) as (keyof ConnectionGater)[]) {
+    const method = inner?.[name] as ((...args: unknown[]) => unknown) | undefined
+    if (method) (gater as Record<string, unknown>)[name] = method.bind(inner)
+  }
+  const decide = gater.denyDialMultiaddr
+  gater.denyDialMultiaddr = async (addr) => (decide ? decide(addr) : false)
+  return gater
+}

@@ -13,7 +13,7 @@ import { InvalidArgumentError, MosaikError } from '../primitives/errors.ts'
 import { Scope } from '../primitives/scope.ts'
 import { Streams, type StreamsOptions } from '../streams/index.ts'
 import { type MosaikLibp2p, NetworkContext } from './context.ts'
-import { hostLimitingGater } from './hosts.ts'
+import { allowingPrivateDials, hostLimitingGater } from './hosts.ts'
 import { DEFAULT_MAX_FRAME_SIZE } from './link.ts'
 import { currentPlatform, type DataDirLock, type Platform, type TransportFactory } from './platform.ts'
 
@@ -21,8 +21,8 @@ import { currentPlatform, type DataDirLock, type Platform, type TransportFactory
  * Extra libp2p pieces a node runs beside its own: more transports and more services.
  *
  * When to use: a node with a special role, such as the relay binary (`circuitRelayServer` as a
- * service, `webRTCDirect` as a transport), or a node that listens through a relay
- * (`circuitRelayTransport`). Ordinary nodes never need it.
+ * service, `webRTCDirect` as a transport). Ordinary nodes never need it: every platform already
+ * brings the circuit relay transport (and Node brings WebRTC where its native module loads).
  *
  * Gotchas: the names `identify` and `pubsub` are the node's own and cannot be replaced. Protocols
  * that must work over relayed connections need `runOnLimitedConnection` unless the relay is unlimited.
@@ -75,6 +75,14 @@ export interface NetworkOptions {
    * such as the many nodes of a test or a development cluster on one machine, are not limited).
    */
   limitLoopback?: boolean
+  /**
+   * Let a browser dial private and loopback addresses (default false). Browsers refuse them, so a
+   * page cannot probe its user's LAN; a development cluster on one machine or a LAN needs this.
+   *
+   * Gotchas: for development only. In production browsers reach relays on public addresses, over
+   * `wss` or WebRTC-direct. Node dials private addresses regardless.
+   */
+  allowPrivateAddresses?: boolean
   /** Decides which connections libp2p may open or accept (advanced; e.g. to simulate partitions). */
   connectionGater?: ConnectionGater
   /** Extra libp2p transports and services (see `Libp2pExtensions`); rarely needed. */
@@ -173,7 +181,10 @@ export class Network {
           maxConnectionsPerHost: options.maxConnectionsPerHost ?? 32,
           limitLoopback: options.limitLoopback ?? false,
         },
-        options.connectionGater ?? platform.connectionGater?.(),
+        allowingPrivateDials(
+          options.connectionGater ?? platform.connectionGater?.(),
+          options.allowPrivateAddresses ?? false,
+        ),
       ),
       connectionManager: {
         maxConnections: options.maxConnections ?? 300,
