@@ -12,7 +12,7 @@
  * - The WebRTC-direct certificate (and so the `/certhash/` in its address) is new on every start:
  *   hand browsers the address printed by the running relay, or a WebSockets one.
  */
-import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import type { Connection } from '@libp2p/interface'
 import { webRTCDirect } from '@libp2p/webrtc'
 import { Network, quicAvailable } from '../platform/node/index.ts'
@@ -72,9 +72,9 @@ export async function startRelay(config: RelayConfig, log: Log): Promise<Relay> 
     maxConnectionsPerHost: limits.maxConnectionsPerHost,
     connectionGater: meter.gater(),
     libp2p: {
-      // webRTCDirect for browsers; circuitRelayTransport so the relay can dial peers that are
-      // reachable only through another relay.
-      transports: [webRTCDirect(), circuitRelayTransport()],
+      // webRTCDirect for browsers (the Node platform already brings the circuit relay transport, so
+      // the relay can dial peers reachable only through another relay).
+      transports: [webRTCDirect()],
       services: {
         [RELAY_SERVICE]: circuitRelayServer({
           reservations: {

@@ -5,6 +5,7 @@
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { memory } from '@libp2p/memory'
@@ -14,18 +15,34 @@ import { type Platform, registerPlatform } from '../../src/network/platform.ts'
 import { lockDir } from './dir-lock.ts'
 import { FileLogStore } from './file-log-store.ts'
 import { loadQuic, quicTransports, withoutUnavailableQuic } from './quic.ts'
+import { loadWebRTC, webRTCTransports, withoutUnavailableWebRTC } from './webrtc.ts'
 
 export * from '../../src/index.ts'
 export { FileLogStore, type FileLogStoreOptions } from './file-log-store.ts'
 export { QUIC_UNAVAILABLE_WARNING, quicAvailable } from './quic.ts'
+export { WEBRTC_UNAVAILABLE_WARNING } from './webrtc.ts'
 
 export const nodePlatform: Platform = {
   name: 'node',
   prepare: async () => {
-    await loadQuic()
+    await Promise.all([loadQuic(), loadWebRTC()])
   },
-  transports: () => [...quicTransports(), tcp(), webSockets(), memory()],
-  defaultListen: () => withoutUnavailableQuic(['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0']),
+  transports: () => [
+    ...quicTransports(),
+    tcp(),
+    webSockets(),
+    // Browsers reach a full node through a relay it holds a reservation on (`/p2p-circuit`), then
+    // upgrade to a direct WebRTC connection signalled over it (`/webrtc`).
+    circuitRelayTransport(),
+    ...webRTCTransports(),
+    memory(),
+  ],
+  // `/p2p-circuit` reserves a slot on any relay the node connects to (the relays in its bootstrap
+  // list, in practice); with no relay around it does nothing.
+  defaultListen: () =>
+    withoutUnavailableWebRTC(
+      withoutUnavailableQuic(['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0', '/p2p-circuit', '/webrtc']),
+    ),
   lockDataDir: (dataDir) => lockDir(dataDir, 'data directory'),
   loadIdentity,
   openLogStore: (dataDir, name) => FileLogStore.open(join(dataDir, name)),

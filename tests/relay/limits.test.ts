@@ -5,7 +5,6 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defineStream, Network } from '../../platform/node/index.ts'
 import { uniqueNetwork } from '../support/nodes.ts'
@@ -53,7 +52,6 @@ describe('mosaik-relay limits', () => {
           network,
           bootstrap: [tcp],
           listen: [`${tcp}/p2p-circuit`],
-          libp2p: { transports: [circuitRelayTransport()] },
         })
         nets.push(net)
         return net

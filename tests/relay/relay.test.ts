@@ -6,7 +6,6 @@ import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defineStream, Network } from '../../platform/node/index.ts'
 import { uniqueNetwork } from '../support/nodes.ts'
@@ -33,7 +32,6 @@ function relayedNode(relayAddress: string): Promise<Network> {
   return node({
     bootstrap: [relayAddress],
     listen: [`${relayAddress}/p2p-circuit`],
-    libp2p: { transports: [circuitRelayTransport()] },
   })
 }
 
