@@ -31,15 +31,28 @@ export class Cluster {
     return cluster
   }
 
-  /** Starts (or restarts, with the same identity and so the same peer id) the relay. */
-  async startRelay(): Promise<RelayProcess> {
+  /** Starts the relay on free ports. */
+  async startRelay(listen: readonly string[] = RELAY_LISTEN): Promise<RelayProcess> {
     this.relay = await RelayProcess.start([
       `--network=${this.network}`,
-      `--listen=${RELAY_LISTEN.join(',')}`,
+      `--listen=${listen.join(',')}`,
       `--identity=${join(this.#dir, 'relay.key')}`,
       '--http-port=off',
     ])
     return this.relay
+  }
+
+  /**
+   * Stops the relay (SIGKILL, as a crash, or SIGTERM) and starts it again with the same identity on
+   * the same ports, so the addresses peers hold stay valid (except WebRTC-direct's certhash).
+   */
+  async restartRelay(how: 'kill' | 'terminate' = 'kill'): Promise<RelayProcess> {
+    const listen = this.relay.addresses.map((a) => a.replace(/\/(certhash|p2p)\/.*$/, ''))
+    if (how === 'kill') {
+      this.relay.child.kill('SIGKILL')
+      await this.relay.exited
+    } else await this.relay.terminate()
+    return this.startRelay(listen)
   }
 
   /** The relay's WebSockets address: what a browser bootstraps from. */
