@@ -1,0 +1,134 @@
+import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
+import { delay } from '../primitives/abort.ts'
+import { randomBytes } from '../primitives/bytes.ts'
+import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
+import { DecodeError } from '../primitives/errors.ts'
+import type { SignedPeerEntry } from './entry.ts'
+import { type Ingestion, isPenalized } from './ingest.ts'
+import type { DiscoveryState } from './state.ts'
+
+const MSG_ENTRY = 0
+const MSG_DEPARTURE = 1
+
+/**
+ * Gossip announcements: this node publishes its signed entry (and at the end its departure) on the
+ * network's announce topic, and validates what others publish there before gossipsub forwards it.
+ * A message is `[kind, body, nonce]`.
+ */
+export class Announcements {
+  readonly #state: DiscoveryState
+  readonly #ingestion: Ingestion
+  readonly #topic: string
+  #announceScheduled = false
+  /** The local entry as last published to at least one subscriber (a new neighbour gets it by sync). */
+  #announced: SignedPeerEntry | undefined
+
+  constructor(state: DiscoveryState, ingestion: Ingestion) {
+    this.#state = state
+    this.#ingestion = ingestion
+    this.#topic = `mosaik/${state.ctx.networkId.toString()}/announce/1`
+  }
+
+  /** Validates the topic and subscribes to it. */
+  start(): void {
+    const pubsub = this.#state.ctx.libp2p.services.pubsub
+    pubsub.topicValidators.set(this.#topic, this.#validateAnnouncement)
+    pubsub.subscribe(this.#topic)
+    pubsub.addEventListener('subscription-change', this.#onSubscriptionChange)
+  }
+
+  stop(): void {
+    this.#state.ctx.libp2p.services.pubsub.removeEventListener(
+      'subscription-change',
+      this.#onSubscriptionChange,
+    )
+  }
+
+  /** The peers subscribed to the announce topic: gossip reaches them. */
+  subscribers(): Set<string> {
+    return new Set(this.#state.ctx.libp2p.services.pubsub.getSubscribers(this.#topic).map(String))
+  }
+
+  /** Coalesces announcement requests: many triggers within `delayMs` give one publish. */
+  schedule(delayMs: number): void {
+    const { scope } = this.#state
+    if (this.#announceScheduled || this.#state.departed) return
+    this.#announceScheduled = true
+    scope.setTimeout(() => {
+      this.#announceScheduled = false
+      scope.spawn(this.#announce())
+    }, delayMs)
+  }
+
+  async #announce(): Promise<void> {
+    const { ctx, store, stats } = this.#state
+    const pubsub = ctx.libp2p.services.pubsub
+    // Publishing to nobody is a silent drop; the next neighbour to subscribe triggers an announcement.
+    if (pubsub.getSubscribers(this.#topic).length === 0) return
+    const local = store.local
+    // The nonce makes each announcement a distinct gossip message: gossipsub refuses to publish the
+    // same bytes twice, and a periodic re-announcement must go out.
+    await pubsub.publish(this.#topic, encodeCanonical([MSG_ENTRY, local.toWire(), randomBytes(8)]))
+    this.#announced = local
+    stats.announcementsSent++
+  }
+
+  /** Publishes a signed departure, then leaves the transport the departure window to flush it. */
+  publishDeparture(departure: unknown): Promise<void> {
+    const { ctx, config } = this.#state
+    return ctx.libp2p.services.pubsub
+      .publish(this.#topic, encodeCanonical([MSG_DEPARTURE, departure, randomBytes(8)]))
+      .then(async () => {
+        // Let the transport flush before the connections close.
+        if (config.departureWindowMs > 0) await delay(config.departureWindowMs)
+      })
+  }
+
+  readonly #onSubscriptionChange = (
+    evt: CustomEvent<{
+      peerId: { toString(): string }
+      subscriptions: { topic: string; subscribe: boolean }[]
+    }>,
+  ): void => {
+    // Only an entry that never reached anyone needs the new neighbour: one that did is spreading by
+    // gossip, and the neighbour gets it in the catalog sync every new connection runs. Announcing to
+    // every new subscriber made a burst of n joining nodes flood n² announcements.
+    if (this.#announced === this.#state.store.local) return
+    if (evt.detail.subscriptions.some((s) => s.topic === this.#topic && s.subscribe)) this.schedule(20)
+  }
+
+  /** Gossipsub validator: decode, verify and apply; invalid input is rejected (and penalized). */
+  readonly #validateAnnouncement = async (
+    from: { toString(): string },
+    message: Message,
+  ): Promise<TopicValidatorResult> => {
+    const sender = from.toString()
+    const ingestion = this.#ingestion
+    if (message.data.length > this.#state.config.maxAnnouncementBytes)
+      return ingestion.reject('oversized', sender)
+    let kind: unknown
+    let body: unknown
+    try {
+      const decoded = decodeCanonical(message.data)
+      if (!Array.isArray(decoded) || decoded.length !== 3) throw new DecodeError('not an announcement')
+      ;[kind, body] = decoded
+    } catch {
+      return ingestion.reject('malformed', sender)
+    }
+    if (kind === MSG_ENTRY) {
+      const result = await ingestion.entry(body, true, sender, false)
+      if (result.status === 'rejected') {
+        return isPenalized(result.reason) ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
+      }
+      // Forward even entries we already have (e.g. from a sync): other nodes may not, and gossipsub's
+      // seen-cache already stops each message from circulating twice.
+      return TopicValidatorResult.Accept
+    }
+    if (kind === MSG_DEPARTURE) {
+      const applied = await ingestion.departure(body, true, sender)
+      if (applied === 'rejected') return TopicValidatorResult.Reject
+      return applied === 'applied' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore
+    }
+    return ingestion.reject('malformed', sender)
+  }
+}

@@ -1,0 +1,211 @@
+import { CloseCode } from '../network/close.ts'
+import type { Link } from '../network/link.ts'
+import { type AbortOptions, anySignal, raceSignal } from '../primitives/abort.ts'
+import { equalBytes } from '../primitives/bytes.ts'
+import { DecodeError, MosaikError } from '../primitives/errors.ts'
+import { departureToWire, SignedPeerEntry } from './entry.ts'
+import type { Ingestion } from './ingest.ts'
+import {
+  ConcurrencyLimit,
+  closeCodeOf,
+  PINGS_PER_PEER,
+  PINGS_TOTAL,
+  pingClientLinkOptions,
+  pingServerLinkOptions,
+  SYNCS_PER_PEER,
+  SYNCS_TOTAL,
+  serveExchange,
+  syncLinkOptions,
+} from './limits.ts'
+import type { DiscoveryState } from './state.ts'
+import { receiveSnapshot, SYNC_PROTOCOL_VERSION, SyncError, sendSnapshot } from './sync.ts'
+
+/**
+ * The request/response side of discovery: full catalog syncs (the wire protocol is in sync.ts) and
+ * pings, both as the dialing and as the answering side, each answered within the request timeout and
+ * under per-peer and total concurrency limits.
+ */
+export class CatalogExchange {
+  readonly #state: DiscoveryState
+  readonly #ingestion: Ingestion
+  readonly #syncProtocol: string
+  readonly #pingProtocol: string
+  readonly #syncs = new ConcurrencyLimit(SYNCS_PER_PEER, SYNCS_TOTAL)
+  readonly #pings = new ConcurrencyLimit(PINGS_PER_PEER, PINGS_TOTAL)
+
+  constructor(state: DiscoveryState, ingestion: Ingestion) {
+    this.#state = state
+    this.#ingestion = ingestion
+    this.#syncProtocol = state.ctx.protocol('discovery/sync/1')
+    this.#pingProtocol = state.ctx.protocol('discovery/ping/1')
+  }
+
+  /** Answers catalog syncs and pings. */
+  async start(): Promise<void> {
+    const { ctx, config } = this.#state
+    // libp2p's per-connection stream limits are a backstop; the handlers' own limits come first and
+    // answer with TooManyStreams.
+    await ctx.handle(this.#syncProtocol, (link) => this.#acceptSync(link), {
+      maxInboundStreams: SYNCS_PER_PEER + 4,
+      link: this.#syncLink(),
+    })
+    await ctx.handle(this.#pingProtocol, (link) => this.#acceptPing(link), {
+      maxInboundStreams: PINGS_PER_PEER + 4,
+      link: pingServerLinkOptions(config.maxEntryBytes),
+    })
+  }
+
+  // ---- dialing side ----------------------------------------------------------------------------
+
+  /** A full, bidirectional catalog exchange with one peer (see Discovery.syncWith). */
+  async syncWith(peer: string, options: AbortOptions = {}): Promise<void> {
+    const { ctx, config, scope, stats, synced } = this.#state
+    const deadline = AbortSignal.timeout(config.requestTimeoutMs)
+    const signal = anySignal(options.signal, scope.signal, deadline)
+    stats.syncsInitiated++
+    let link: Link | undefined
+    // Mark the peer before dialing, so the new connection does not trigger a second, redundant sync.
+    const target = peerOfAddress(peer)
+    if (target) synced.add(target)
+    try {
+      link = await ctx.openLink(peer, this.#syncProtocol, { signal, link: this.#syncLink() })
+      synced.add(link.remotePeer)
+      await this.#sendSnapshot(link, signal)
+      await this.#receiveSnapshot(link, signal)
+      await link.close(CloseCode.Success)
+    } catch (err) {
+      stats.syncsFailed++
+      // The remote learns why; the close frame flushes in the background, the caller does not wait.
+      if (link) link.closeWith(...closeCodeOf(err, deadline, scope.signal))
+      throw err instanceof MosaikError ? err : new SyncError(peer, err as Error)
+    }
+  }
+
+  /** Pings a peer: measures the round trip and refreshes its entry from the reply (see Discovery.ping). */
+  async ping(peerId: string, options: AbortOptions = {}): Promise<number> {
+    const { ctx, config, scope, stats, store, rtt: rtts, entryLimits } = this.#state
+    const deadline = AbortSignal.timeout(config.requestTimeoutMs)
+    const signal = anySignal(options.signal, scope.signal, deadline)
+    const link = await ctx.openLink(peerId, this.#pingProtocol, {
+      signal,
+      link: pingClientLinkOptions(config.maxEntryBytes),
+    })
+    try {
+      const started = performance.now()
+      await link.send([SYNC_PROTOCOL_VERSION, ctx.networkId.bytes], { signal })
+      const reply = await link.recv({ signal })
+      const rtt = performance.now() - started
+      stats.pings++
+      rtts.record(link.remotePeer, rtt)
+      store.rttChanged()
+      const signed = await SignedPeerEntry.fromWire(reply, entryLimits)
+      if (signed.entry.peerId !== link.remotePeer)
+        throw new DecodeError('ping reply carries another peer entry')
+      this.#ingestion.accept(signed, false, this.#ingestion.provenance(link.remotePeer, link.remotePeer))
+      this.#state.changed()
+      await link.close(CloseCode.Success)
+      return rtt
+    } catch (err) {
+      link.closeWith(...closeCodeOf(err, deadline, scope.signal))
+      throw err
+    }
+  }
+
+  /** Hands our departure to one peer over a catalog sync that carries nothing else. */
+  async pushDeparture(peer: string, departure: unknown, signal: AbortSignal): Promise<void> {
+    const { ctx } = this.#state
+    const link = await ctx.openLink(peer, this.#syncProtocol, { signal, link: this.#syncLink() })
+    try {
+      await link.send([SYNC_PROTOCOL_VERSION, ctx.networkId.bytes, 0, 1], { signal })
+      await link.send([departure], { signal })
+      // The peer answers with its catalog; take it, then close cleanly.
+      await this.#receiveSnapshot(link, signal)
+      await link.close(CloseCode.Success)
+    } catch {
+      link.abort('departure push failed')
+    }
+  }
+
+  // ---- snapshots -------------------------------------------------------------------------------
+
+  #syncLink() {
+    return syncLinkOptions(this.#state.config.maxEntryBytes, this.#state.config.maxSyncBytes)
+  }
+
+  /** Sends every fresh signed entry (ours and those of peers seen connected first) and departure. */
+  #sendSnapshot(link: Link, signal: AbortSignal): Promise<void> {
+    const { ctx, config, store } = this.#state
+    const snapshot = {
+      entries: store.syncSnapshot(ctx.now()).map((e) => e.toWire()),
+      departures: store.syncDepartures().map(departureToWire),
+    }
+    return sendSnapshot(link, ctx.networkId, snapshot, config.maxSyncBytes, signal)
+  }
+
+  #receiveSnapshot(link: Link, signal: AbortSignal): Promise<void> {
+    const from = link.remotePeer
+    const ingestion = this.#ingestion
+    // The count is bounded so a peer cannot announce work without end; the bytes are bounded by the
+    // link (maxSyncBytes), and admission refuses over-quota entries before their signatures.
+    const maxItems = 4 * this.#state.config.maxPeers + 16
+    return receiveSnapshot(
+      link,
+      { network: this.#state.ctx.networkId, maxItems, signal },
+      {
+        entry: (wire) => ingestion.entry(wire, false, from, true),
+        departure: (wire) => ingestion.departure(wire, false, from),
+        differentNetwork: () => ingestion.reject('different-network', from),
+      },
+    )
+  }
+
+  // ---- answering side --------------------------------------------------------------------------
+
+  #acceptSync(link: Link): Promise<void> {
+    const { config, scope, stats, synced } = this.#state
+    const options = {
+      limit: this.#syncs,
+      deadlineMs: config.requestTimeoutMs,
+      signal: scope.signal,
+    }
+    return serveExchange(link, options, async (signal) => {
+      stats.syncsAccepted++
+      synced.add(link.remotePeer)
+      await this.#receiveSnapshot(link, signal)
+      await this.#sendSnapshot(link, signal)
+      // The initiator closes once it has merged our snapshot, within the same deadline.
+      await raceSignal(link.closed, signal)
+    })
+  }
+
+  #acceptPing(link: Link): Promise<void> {
+    const { ctx, config, scope, store } = this.#state
+    const options = {
+      limit: this.#pings,
+      deadlineMs: config.requestTimeoutMs,
+      signal: scope.signal,
+    }
+    return serveExchange(link, options, async (signal) => {
+      const hello = await link.recv({ signal })
+      if (!Array.isArray(hello) || hello[0] !== SYNC_PROTOCOL_VERSION) {
+        await link.close(CloseCode.UnsupportedVersion, 'ping version')
+        return
+      }
+      if (!(hello[1] instanceof Uint8Array) || !equalBytes(hello[1], ctx.networkId.bytes)) {
+        await link.close(CloseCode.DifferentNetwork, 'different network')
+        return
+      }
+      await link.send(store.local.toWire(), { signal })
+      await raceSignal(link.closed, signal)
+    })
+  }
+}
+
+/** The peer id a multiaddr or id names (`.../p2p/<id>` or a bare id). */
+function peerOfAddress(address: string): string | undefined {
+  if (!address.startsWith('/')) return address
+  const i = address.lastIndexOf('/p2p/')
+  if (i < 0) return undefined
+  const id = address.slice(i + 5)
+  return id.includes('/') ? undefined : id
+}

@@ -1,0 +1,144 @@
+import type { Connection } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { hostKey } from '../network/hosts.ts'
+import { delay } from '../primitives/abort.ts'
+import { Backoff, jittered } from '../primitives/backoff.ts'
+import type { Watch } from '../primitives/watch.ts'
+import type { CatalogExchange } from './exchange.ts'
+import type { DiscoveryState } from './state.ts'
+
+/**
+ * Neighbour upkeep: bootstrap syncs, the first-contact sync of every new outbound connection, a few
+ * random connected neighbours, periodic anti-entropy syncs and RTT probes.
+ */
+export class Neighbours {
+  readonly #state: DiscoveryState
+  readonly #exchange: CatalogExchange
+  readonly #bootstrap: string[]
+  /** True once one sync with a bootstrap address succeeded (or there was none to make). */
+  readonly #bootstrapped: Watch<boolean>
+  readonly #dialing = new Set<string>()
+  #maintenanceScheduled = false
+
+  constructor(
+    state: DiscoveryState,
+    exchange: CatalogExchange,
+    bootstrap: string[],
+    bootstrapped: Watch<boolean>,
+  ) {
+    this.#state = state
+    this.#exchange = exchange
+    this.#bootstrap = bootstrap
+    this.#bootstrapped = bootstrapped
+  }
+
+  /** Starts the periodic probes, maintenance and anti-entropy, and the bootstrap syncs. */
+  start(): void {
+    const { config, scope } = this.#state
+    scope.every(
+      () => jittered(config.rttProbeIntervalMs, 0.5),
+      () => this.#probeRtts(),
+    )
+    scope.every(
+      () => jittered(2000, 0.5),
+      () => this.#maintainNeighbors(),
+    )
+    // Gossip is best effort (a message can miss a node whose mesh is being rebuilt); a periodic full
+    // sync with a random neighbour repairs whatever it missed, departures included.
+    scope.every(
+      () => jittered(config.antiEntropyIntervalMs, 0.5),
+      () => this.#antiEntropy(),
+    )
+    for (const address of this.#bootstrap) scope.spawn(this.#bootstrapFrom(address))
+  }
+
+  /** First contact: the dialing side of a new connection syncs catalogs with the peer once per run. */
+  readonly onConnectionOpen = (evt: CustomEvent<Connection>): void => {
+    const { scope, store, synced, log } = this.#state
+    const connection = evt.detail
+    const peer = connection.remotePeer.toString()
+    // The connection proves the peer holds its key: its entry, if held, now counts as direct.
+    store.connected(peer, hostKey(connection.remoteAddr) ?? `peer:${peer}`)
+    if (connection.direction !== 'outbound' || synced.has(peer) || this.#state.departed) return
+    synced.add(peer)
+    scope.spawn(
+      this.#exchange.syncWith(peer).catch((err) => {
+        synced.delete(peer)
+        log('first-contact sync with %s failed: %s', peer, (err as Error).message)
+      }),
+    )
+  }
+
+  /** Retries a bootstrap address with backoff until one sync with it succeeds. */
+  async #bootstrapFrom(address: string): Promise<void> {
+    const { scope, log } = this.#state
+    const backoff = new Backoff({
+      initialMs: 100,
+      maxIntervalMs: 5000,
+      maxElapsedMs: Number.POSITIVE_INFINITY,
+    })
+    while (!scope.closed) {
+      try {
+        await this.#exchange.syncWith(address)
+        this.#bootstrapped.set(true)
+        return
+      } catch (err) {
+        log('bootstrap via %s failed: %s', address, (err as Error).message)
+      }
+      await delay(backoff.next() ?? 5000, scope.signal).catch(() => {})
+    }
+  }
+
+  /** Runs neighbour maintenance soon, coalescing bursts of discoveries into one pass. */
+  scheduleMaintenance(): void {
+    if (this.#maintenanceScheduled || this.#state.departed) return
+    this.#maintenanceScheduled = true
+    this.#state.scope.setTimeout(() => {
+      this.#maintenanceScheduled = false
+      this.#maintainNeighbors()
+    }, 20)
+  }
+
+  /**
+   * Keeps `targetNeighbors` peers of the catalog connected, chosen at random. Gossipsub only talks to
+   * connected peers, so without this a star around the bootstrap node would leave most announcements
+   * to lazy gossip; a random graph of a few links per node lets the mesh carry them to everyone, and
+   * each new link starts with a catalog sync.
+   */
+  #maintainNeighbors(): void {
+    const { ctx, config, scope } = this.#state
+    const peers = this.#state.catalog().signedPeers()
+    const connected = peers.filter((p) => ctx.isConnected(p.id)).length
+    const missing = config.targetNeighbors - connected - this.#dialing.size
+    if (missing <= 0) return
+    const candidates = peers.filter((p) => !this.#dialing.has(p.id) && !ctx.isConnected(p.id))
+    for (let i = 0; i < missing && candidates.length > 0; i++) {
+      const [peer] = candidates.splice(Math.floor(Math.random() * candidates.length), 1)
+      const id = peer!.id
+      this.#dialing.add(id)
+      scope.spawn(
+        ctx.libp2p
+          .dial(peerIdFromString(id), { signal: AbortSignal.timeout(config.requestTimeoutMs) })
+          .catch(() => {})
+          .finally(() => this.#dialing.delete(id)),
+      )
+    }
+  }
+
+  #antiEntropy(): void {
+    const { ctx, scope } = this.#state
+    const connected = this.#state
+      .catalog()
+      .signedPeers()
+      .filter((p) => ctx.isConnected(p.id))
+    const peer = connected[Math.floor(Math.random() * connected.length)]
+    if (peer) scope.spawn(this.#exchange.syncWith(peer.id).catch(() => {}))
+  }
+
+  #probeRtts(): void {
+    const { ctx, scope } = this.#state
+    for (const peer of this.#state.catalog().signedPeers()) {
+      if (ctx.isConnected(peer.id)) scope.spawn(this.#exchange.ping(peer.id).catch(() => {}))
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import type { Logger, NetworkContext } from '../network/context.ts'
+import type { Emitter } from '../primitives/events.ts'
+import type { Scope } from '../primitives/scope.ts'
+import { Watch } from '../primitives/watch.ts'
+import type { Catalog, CatalogStore, PeerInfo, RejectReason } from './catalog.ts'
+import type { DiscoveryConfig } from './config.ts'
+import type { EntryLimits } from './entry.ts'
+import type { RttTracker } from './rtt.ts'
+
+export interface DiscoveryEvents {
+  /** A peer appeared in the catalog. */
+  'peer:discovered': PeerInfo
+  /** A known peer published a newer entry. */
+  'peer:updated': PeerInfo
+  /**
+   * A peer left: it announced its departure, it went silent past the purge window, or its entry was
+   * evicted from a full catalog to make room for a more valuable one.
+   */
+  'peer:departed': { id: string; reason: 'departed' | 'purged' | 'evicted' }
+  /** Input was refused; `from` is the peer that sent it, when known. */
+  rejected: { reason: RejectReason; from?: string; peer?: string }
+}
+
+/** Counters of what discovery saw and did, for monitoring and tests. */
+export interface DiscoveryStats {
+  announcementsSent: number
+  entriesAccepted: number
+  departuresSeen: number
+  syncsInitiated: number
+  syncsAccepted: number
+  syncsFailed: number
+  pings: number
+  rejected: Partial<Record<RejectReason, number>>
+}
+
+/**
+ * What the parts of one Discovery share: the node, the catalog store, the counters and the flags
+ * that more than one part reads. Discovery builds it and hands it to the parts it composes
+ * (announcements, ingestion, catalog exchange, neighbours).
+ */
+export class DiscoveryState {
+  readonly ctx: NetworkContext
+  readonly config: DiscoveryConfig
+  readonly scope: Scope
+  readonly log: Logger
+  readonly events: Emitter<DiscoveryEvents>
+  readonly stats: DiscoveryStats
+  readonly store: CatalogStore
+  readonly rtt: RttTracker
+  readonly entryLimits: EntryLimits
+  /** Bumped on every change the catalog conditions may be waiting for. */
+  readonly changes = new Watch(0)
+  /** Peers we already synced with (or are syncing with) in this run. */
+  readonly synced = new Set<string>()
+  /** Set once this node announced its departure: nothing more is announced, dialed or synced. */
+  departed = false
+
+  constructor(fields: {
+    ctx: NetworkContext
+    config: DiscoveryConfig
+    scope: Scope
+    log: Logger
+    events: Emitter<DiscoveryEvents>
+    stats: DiscoveryStats
+    store: CatalogStore
+    rtt: RttTracker
+    entryLimits: EntryLimits
+  }) {
+    this.ctx = fields.ctx
+    this.config = fields.config
+    this.scope = fields.scope
+    this.log = fields.log
+    this.events = fields.events
+    this.stats = fields.stats
+    this.store = fields.store
+    this.rtt = fields.rtt
+    this.entryLimits = fields.entryLimits
+  }
+
+  /** An immutable snapshot of the catalog. */
+  catalog(): Catalog {
+    return this.store.snapshot(this.ctx.now())
+  }
+
+  /** Wakes whoever waits on the catalog conditions. */
+  changed(): void {
+    this.changes.set(this.changes.value + 1)
+  }
+}
