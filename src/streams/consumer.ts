@@ -1,15 +1,15 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { Catalog, PeerInfo } from '../discovery/catalog.ts'
 import type { Discovery } from '../discovery/discovery.ts'
-import { compareVersions, type PeerEntry } from '../discovery/entry.ts'
+import { compareVersions } from '../discovery/entry.ts'
 import { CloseCode, type LinkClose } from '../network/close.ts'
 import type { Logger, NetworkContext } from '../network/context.ts'
 import type { Link } from '../network/link.ts'
-import { type AbortOptions, anySignal, delay, raceSignal } from '../primitives/abort.ts'
+import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
 import { Backoff, type BackoffOptions } from '../primitives/backoff.ts'
 import type { Codec } from '../primitives/codec.ts'
 import type { DigestLike, StreamId } from '../primitives/digest.ts'
-import { abortReason, ClosedError, DecodeError, InvalidArgumentError } from '../primitives/errors.ts'
+import { ClosedError, DecodeError, InvalidArgumentError } from '../primitives/errors.ts'
 import { Emitter } from '../primitives/events.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Watch } from '../primitives/watch.ts'
@@ -24,7 +24,9 @@ import {
   predicates,
 } from './channel.ts'
 import { ChannelConditions, When } from './conditions.ts'
-import { handshakeMessage, isStartStream, unpackBatch } from './wire.ts'
+import { Inbox } from './inbox.ts'
+import { Receiver, type ReceiverOwner, type Rejection } from './receiver.ts'
+import { unpackBatch } from './wire.ts'
 
 /** How a consumer picks producers and reconnects. Every field is optional. */
 export interface ConsumerOptions {
@@ -103,92 +105,6 @@ const DEFAULT_BUFFER_SIZE = 1024
 const noop = () => {}
 
 /**
- * Close codes after which retrying the same producer is pointless until something changes: it refused
- * us, it is shutting down, or one of us speaks the protocol wrongly.
- */
-const FINAL_CODES: ReadonlySet<number> = new Set([
-  CloseCode.Success,
-  CloseCode.GracefulShutdown,
-  CloseCode.DifferentNetwork,
-  CloseCode.ProtocolViolation,
-  CloseCode.UnsupportedVersion,
-  CloseCode.StreamNotAllowed,
-  CloseCode.StreamNotFound,
-])
-
-interface PendingRead<T> {
-  resolve(value: T): void
-  reject(err: Error): void
-  done: boolean
-  cleanup: (() => void) | undefined
-}
-
-/**
- * A producer not to retry until an entry changes. Refusals (NotAllowed...) wait for a change of
- * content: periodic re-announcements only bump versions. A producer that closed the stream or did not
- * have it (GracefulShutdown, StreamNotFound) still advertised it in the entry we hold, so that entry is
- * stale: any newer version of it is worth a retry.
- */
-interface Rejection {
-  producer: PeerEntry
-  local: PeerEntry
-  anyNewerVersion: boolean
-}
-
-const STALE_ENTRY_CODES: ReadonlySet<number> = new Set([
-  CloseCode.Success,
-  CloseCode.GracefulShutdown,
-  CloseCode.StreamNotFound,
-])
-
-/** The consumer's side of one producer: a reconnecting session loop. */
-class Receiver {
-  readonly record: ChannelRecord
-  readonly backoff: Backoff
-  readonly #abort = new AbortController()
-  link: Link | undefined
-  /** Data arrived since the last fault: the backoff starts over. */
-  gotData = false
-  #wake: AbortController | undefined
-
-  constructor(record: ChannelRecord, backoff: Backoff) {
-    this.record = record
-    this.backoff = backoff
-  }
-
-  get peerId(): string {
-    return this.record.peerId
-  }
-
-  get signal(): AbortSignal {
-    return this.#abort.signal
-  }
-
-  get cancelled(): boolean {
-    return this.#abort.signal.aborted
-  }
-
-  cancel(reason: string): void {
-    if (this.cancelled) return
-    this.#abort.abort(new ClosedError(reason))
-    this.link?.closeWith(CloseCode.Success, reason)
-  }
-
-  /** Waits `ms` unless woken (the producer restarted) or cancelled. */
-  async sleep(ms: number): Promise<void> {
-    const wake = new AbortController()
-    this.#wake = wake
-    await delay(ms, anySignal(this.signal, wake.signal)).catch(noop)
-    this.#wake = undefined
-  }
-
-  /** Cuts a backoff wait short. */
-  wake(): void {
-    this.#wake?.abort()
-  }
-}
-
-/**
  * The receiving end of a stream on this node: it subscribes to every eligible producer in the catalog
  * and merges their datums (in order per producer). Get one with `net.streams.consumer(def, options)`.
  *
@@ -213,7 +129,6 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   readonly #require: PeerPredicate[]
   readonly #tickets: TicketGate
   readonly #backoff: BackoffOptions
-  readonly #bufferSize: number
   readonly #onlineCondition: ChannelConditions
   readonly #events = new Emitter<ConsumerEvents>()
   readonly #changes = new Watch(0)
@@ -221,11 +136,8 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   readonly #rejected = new Map<string, Rejection>()
   /** Producers pinged once for an RTT sample before their first evaluation. */
   readonly #probed = new Set<string>()
-  #buffer: T[] = []
-  #head = 0
-  readonly #readers: PendingRead<T>[] = []
-  #readHead = 0
-  #room: PromiseWithResolvers<void> | undefined
+  readonly #inbox: Inbox<T>
+  readonly #owner: ReceiverOwner
   #online: boolean
   #connectedSince: number | undefined
   #closed = false
@@ -252,7 +164,15 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
       this.onCatalog(this.#host.discovery.catalog()),
     )
     this.#backoff = { ...host.backoff, ...options.backoff }
-    this.#bufferSize = bufferSize
+    this.#inbox = new Inbox(bufferSize)
+    this.#owner = {
+      host,
+      streamId,
+      connected: (rx) => this.#connected(rx),
+      read: (rx, link) => this.#read(rx, link),
+      disconnected: (rx, close, retry) => this.#disconnected(rx, close, retry),
+      refused: (rx, anyNewerVersion) => this.#refused(rx, anyNewerVersion),
+    }
     const source = { changes: this.#changes, connectedPeers: () => this.#connectedPeers() }
     this.when = new When(source, () => this.#online)
     const base = new ChannelConditions(source)
@@ -277,7 +197,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
 
   /** Datums received and not yet read. */
   get buffered(): number {
-    return this.#buffer.length - this.#head
+    return this.#inbox.buffered
   }
 
   /** The producers this consumer is connected to or (re)connecting to. */
@@ -295,28 +215,14 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
 
   /** Resolves with the next datum; rejects with ClosedError once the consumer is closed. */
   recv(options?: AbortOptions): Promise<T> {
-    if (this.#head < this.#buffer.length) return Promise.resolve(this.#take())
+    if (this.#inbox.buffered > 0) return Promise.resolve(this.#inbox.take())
     if (this.#closed) return Promise.reject(new ClosedError('consumer is closed'))
-    const signal = options?.signal
-    if (signal?.aborted) return Promise.reject(abortReason(signal))
-    const { promise, resolve, reject } = Promise.withResolvers<T>()
-    const read: PendingRead<T> = { resolve, reject, done: false, cleanup: undefined }
-    if (signal) {
-      const onAbort = () => {
-        if (read.done) return
-        read.done = true
-        reject(abortReason(signal))
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      read.cleanup = () => signal.removeEventListener('abort', onAbort)
-    }
-    this.#readers.push(read)
-    return promise
+    return this.#inbox.wait(options?.signal)
   }
 
   /** The next datum if one is buffered, else undefined. Throws ClosedError once closed. */
   tryRecv(): T | undefined {
-    if (this.#head < this.#buffer.length) return this.#take()
+    if (this.#inbox.buffered > 0) return this.#inbox.take()
     if (this.#closed) throw new ClosedError('consumer is closed')
     return undefined
   }
@@ -325,7 +231,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return {
       next: (): Promise<IteratorResult<T>> => {
-        if (this.#head < this.#buffer.length) return Promise.resolve({ value: this.#take(), done: false })
+        if (this.#inbox.buffered > 0) return Promise.resolve({ value: this.#inbox.take(), done: false })
         if (this.#closed) return Promise.resolve({ value: undefined, done: true })
         return this.recv().then(
           (value) => ({ value, done: false }),
@@ -339,58 +245,16 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     }
   }
 
-  #take(): T {
-    const buffer = this.#buffer
-    const value = buffer[this.#head]!
-    buffer[this.#head++] = undefined as T
-    if (this.#head === buffer.length) {
-      buffer.length = 0
-      this.#head = 0
-    } else if (this.#head > 1024 && this.#head * 2 > buffer.length) {
-      buffer.splice(0, this.#head)
-      this.#head = 0
-    }
-    if (this.#room !== undefined && buffer.length - this.#head <= this.#bufferSize >> 1) {
-      const room = this.#room
-      this.#room = undefined
-      room.resolve()
-    }
-    return value
-  }
-
-  /** Hands a valid datum to the oldest waiting reader, or buffers it. */
-  #push(value: T): void {
-    const readers = this.#readers
-    while (this.#readHead < readers.length) {
-      const r = readers[this.#readHead++]!
-      if (r.done) continue
-      if (this.#readHead === readers.length) {
-        readers.length = 0
-        this.#readHead = 0
-      }
-      r.done = true
-      r.cleanup?.()
-      r.resolve(value)
-      return
-    }
-    if (readers.length > 0) {
-      readers.length = 0
-      this.#readHead = 0
-    }
-    this.#buffer.push(value)
-  }
-
   // ---- receiving -------------------------------------------------------------------------------
 
   /** Reads batches off one link while the buffer has room; the link's credit does the rest. */
   async #read(rx: Receiver, link: Link): Promise<void> {
     while (!rx.cancelled) {
-      if (this.#buffer.length - this.#head >= this.#bufferSize) {
+      if (this.#inbox.full) {
         // A closed link ends the session even while the buffer is full: the channel state must say
         // so, and the reconnect policy must run, whether or not the application reads.
         if (link.isClosed) return
-        this.#room ??= Promise.withResolvers<void>()
-        await raceSignal(Promise.race([this.#room.promise, link.closed]), rx.signal).catch(noop)
+        await raceSignal(Promise.race([this.#inbox.room(), link.closed]), rx.signal).catch(noop)
         continue
       }
       let batch = link.tryRecvBytes()
@@ -466,7 +330,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     rx.record.bytes += size
     this.#stats.datums++
     this.#stats.bytes += size
-    this.#push(value)
+    this.#inbox.push(value)
   }
 
   #invalid(rx: Receiver, err: unknown): void {
@@ -557,96 +421,15 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
 
   #spawn(peer: PeerInfo, syncFirst: boolean): void {
     const record = new ChannelRecord(this.streamId, peer.id, this.#host.ctx.peerId, peer)
-    const rx = new Receiver(record, new Backoff(this.#backoff, this.#host.ctx.now))
+    const rx = new Receiver(record, new Backoff(this.#backoff, this.#host.ctx.now), this.#owner)
     this.#receivers.set(peer.id, rx)
-    this.#host.scope.spawn(this.#run(rx, syncFirst))
+    this.#host.scope.spawn(rx.run(syncFirst))
   }
 
   /** Stops a receiver for a local reason (not a refusal): it may be recreated by a later catalog change. */
   #drop(rx: Receiver, reason: string): void {
     if (this.#receivers.get(rx.peerId) === rx) this.#receivers.delete(rx.peerId)
     rx.cancel(reason)
-  }
-
-  /** Sessions with one producer until cancelled or refused for good. */
-  async #run(rx: Receiver, syncFirst: boolean): Promise<void> {
-    const discovery = this.#host.discovery
-    if (syncFirst) await discovery.syncWith(rx.peerId, { signal: rx.signal }).catch(noop)
-    let syncedForUnknown = false
-    while (!rx.cancelled) {
-      const close = await this.#session(rx)
-      rx.link = undefined
-      if (rx.cancelled) {
-        this.#disconnected(rx, close, 'none')
-        return
-      }
-      if (rx.gotData) {
-        rx.gotData = false
-        rx.backoff.reset()
-        syncedForUnknown = false
-      }
-      let retry: RetryPolicy
-      let wait: number | undefined = 0
-      if (FINAL_CODES.has(close.code)) retry = 'none'
-      else if (close.code === CloseCode.UnknownPeer && !syncedForUnknown) retry = 'sync'
-      else {
-        wait = rx.backoff.next()
-        retry = wait === undefined ? 'none' : 'backoff'
-      }
-      this.#disconnected(rx, close, retry)
-      if (retry === 'none') {
-        this.#refused(rx, STALE_ENTRY_CODES.has(close.code))
-        return
-      }
-      if (retry === 'sync') {
-        // The producer does not know us yet: hand it our entry through a catalog sync, then retry.
-        syncedForUnknown = true
-        await discovery.syncWith(rx.peerId, { signal: rx.signal }).catch(noop)
-      } else {
-        await rx.sleep(wait!)
-      }
-    }
-  }
-
-  /** One connection: dial, handshake, then read until the link closes. Returns how it closed. */
-  async #session(rx: Receiver): Promise<LinkClose> {
-    const { ctx, handshakeTimeoutMs } = this.#host
-    const signal = anySignal(rx.signal, AbortSignal.timeout(handshakeTimeoutMs))
-    let link: Link
-    try {
-      link = await ctx.openLink(rx.peerId, this.#host.protocol, { signal })
-    } catch (err) {
-      return {
-        code: CloseCode.UnexpectedClose,
-        reason: `dial failed: ${(err as Error).message}`,
-        remote: false,
-      }
-    }
-    rx.link = link
-    if (rx.cancelled) {
-      link.closeWith(CloseCode.Success, 'consumer closed')
-      return link.closeInfo!
-    }
-    try {
-      await link.send(handshakeMessage(ctx.networkId, this.streamId), { signal })
-      const start = await link.recv({ signal })
-      if (!isStartStream(start, ctx.networkId, this.streamId)) {
-        link.closeWith(CloseCode.ProtocolViolation, 'expected StartStream')
-        return link.closeInfo!
-      }
-    } catch (err) {
-      if (link.closeInfo) return link.closeInfo
-      link.abort('handshake failed')
-      return {
-        code: CloseCode.UnexpectedClose,
-        reason: `handshake: ${(err as Error).message}`,
-        remote: false,
-      }
-    }
-    this.#connected(rx)
-    await this.#read(rx, link)
-    if (!link.closeInfo) link.closeWith(CloseCode.Success, 'consumer closed')
-    return link.closeInfo ?? { code: CloseCode.UnexpectedClose, reason: 'link ended', remote: false }
   }
 
   #connected(rx: Receiver): void {
@@ -707,20 +490,8 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     this.#tickets.close()
     for (const rx of [...this.#receivers.values()]) this.#drop(rx, 'consumer closed')
     this.#rejected.clear()
-    this.#buffer = []
-    this.#head = 0
     const err = new ClosedError('consumer is closed')
-    for (let i = this.#readHead; i < this.#readers.length; i++) {
-      const r = this.#readers[i]!
-      if (r.done) continue
-      r.done = true
-      r.cleanup?.()
-      r.reject(err)
-    }
-    this.#readers.length = 0
-    this.#readHead = 0
-    this.#room?.resolve()
-    this.#room = undefined
+    this.#inbox.close(err)
     this.#online = false
     this.#changes.close(err)
     this.#events.removeAllListeners()

@@ -1,0 +1,78 @@
+import { isLoopback } from '@libp2p/utils'
+import { ConcurrencyLimit } from '../discovery/limits.ts'
+import { CloseCode } from '../network/close.ts'
+import { hostKey } from '../network/hosts.ts'
+import type { Link } from '../network/link.ts'
+import { delay } from '../primitives/abort.ts'
+import type { Probation } from './probation.ts'
+
+const noop = () => {}
+
+/**
+ * The limits a producer checks before anything else when a consumer subscribes: subscriptions per
+ * peer and per remote host, and the turns of peers on probation. A refusal goes through `refuse`.
+ */
+export class SubscriptionLimits {
+  readonly #perPeer: ConcurrencyLimit
+  readonly #perHost: ConcurrencyLimit
+  /** Peers found lagging: no grace, and spaced re-subscriptions. */
+  readonly #probation: Probation
+  readonly #handshakeTimeoutMs: number
+  readonly #refuse: (link: Link, peerId: string, code: number, reason: string) => void
+
+  constructor(
+    options: { perPeer: number; perHost: number; probation: Probation; handshakeTimeoutMs: number },
+    refuse: (link: Link, peerId: string, code: number, reason: string) => void,
+  ) {
+    this.#perPeer = new ConcurrencyLimit(options.perPeer, Number.POSITIVE_INFINITY)
+    this.#perHost = new ConcurrencyLimit(options.perHost, Number.POSITIVE_INFINITY)
+    this.#probation = options.probation
+    this.#handshakeTimeoutMs = options.handshakeTimeoutMs
+    this.#refuse = refuse
+  }
+
+  /**
+   * Counts the subscription against its peer's and its host's limits until its link closes; refuses
+   * it with TooManyStreams when either is reached.
+   */
+  count(link: Link, peerId: string): boolean {
+    const releasePeer = this.#perPeer.enter(peerId)
+    if (!releasePeer) {
+      this.#refuse(link, peerId, CloseCode.TooManyStreams, 'too many subscriptions from this peer')
+      return false
+    }
+    const address = link.connection.remoteAddr
+    const host = isLoopback(address) ? undefined : hostKey(address)
+    const releaseHost = host === undefined ? noop : this.#perHost.enter(host)
+    if (!releaseHost) {
+      releasePeer()
+      this.#refuse(link, peerId, CloseCode.TooManyStreams, 'too many subscriptions from this host')
+      return false
+    }
+    link.closed.then(() => {
+      releasePeer()
+      releaseHost()
+    })
+    return true
+  }
+
+  /**
+   * Waits for the turn of a peer on probation. The link is held (up to the handshake timeout) rather
+   * than refused at once, so a peer that re-subscribes in a loop waits instead of spinning through
+   * handshakes. False when the turn did not come in that time (refused with TooSlow) or the link
+   * closed meanwhile.
+   */
+  async awaitTurn(link: Link, peerId: string): Promise<boolean> {
+    let wait = this.#probation.admit(peerId, Date.now())
+    if (wait === 0) return true
+    const stop = new AbortController()
+    link.closed.then(() => stop.abort(), noop)
+    await delay(Math.min(wait, this.#handshakeTimeoutMs), stop.signal).catch(noop)
+    stop.abort()
+    if (link.isClosed) return false
+    wait = this.#probation.admit(peerId, Date.now())
+    if (wait === 0) return true
+    this.#refuse(link, peerId, CloseCode.StreamTooSlow, `lagging: next subscription in ${wait} ms`)
+    return false
+  }
+}
