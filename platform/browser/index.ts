@@ -1,8 +1,8 @@
 /**
  * The browser entry of mosaik: the isomorphic core plus browser transports (WebSockets, WebRTC,
  * WebRTC-direct, WebTransport, circuit relay). Browsers reach the cluster through relay nodes. With a
- * `dataDir`, group logs persist in IndexedDB (one database per log, named `<dataDir>/<log>`) and a Web
- * Lock keeps a second tab off the same `dataDir`.
+ * `dataDir`, the identity and group logs persist in IndexedDB (one database each, named
+ * `<dataDir>/<name>`) and a Web Lock keeps a second tab off the same `dataDir`.
  */
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { memory } from '@libp2p/memory'
@@ -10,7 +10,7 @@ import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { webTransport } from '@libp2p/webtransport'
 import { type Platform, registerPlatform } from '../../src/network/platform.ts'
-import { lockBrowserDataDir, openBrowserLogStore } from './storage.ts'
+import { loadBrowserIdentity, lockBrowserDataDir, openBrowserLogStore } from './storage.ts'
 
 export * from '../../src/index.ts'
 export { IdbLogStore, type IdbLogStoreOptions } from './idb-log-store.ts'
@@ -29,6 +29,7 @@ export const browserPlatform: Platform = {
   // Reachable through a relay reservation, upgraded to direct WebRTC when possible.
   defaultListen: () => ['/p2p-circuit', '/webrtc'],
   lockDataDir: lockBrowserDataDir,
+  loadIdentity: loadBrowserIdentity,
   openLogStore: openBrowserLogStore,
 }
 

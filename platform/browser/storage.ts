@@ -2,6 +2,9 @@
  * What the browser platform does with a Network's `dataDir`: it names IndexedDB databases (one per
  * group log, `<dataDir>/<name>`), and a Web Lock named after it keeps a second tab off it.
  */
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { createStore, get, update } from 'idb-keyval'
 import type { LogStore } from '../../src/groups/storage/log-store.ts'
 import type { DataDirLock } from '../../src/network/platform.ts'
 import { IdbLogStore } from './idb-log-store.ts'
@@ -50,4 +53,21 @@ export function requestPersistentStorage(): Promise<boolean> {
     }
   })()
   return persistence
+}
+
+/**
+ * Platform.loadIdentity: the node's private key, kept in IndexedDB (database `<dataDir>/identity`) and
+ * created on first use, so a page that reloads with the same `dataDir` keeps its peer id.
+ *
+ * Gotchas: any script of the origin can read IndexedDB, so the key is as safe as the page itself: a
+ * browser identity is not a credential for anything beyond this peer id.
+ */
+export async function loadBrowserIdentity(dataDir: string): Promise<PrivateKey> {
+  const store = createStore(databaseName(dataDir, 'identity'), 'keys')
+  const held = await get<Uint8Array>('private-key', store)
+  if (held) return privateKeyFromProtobuf(held)
+  const key = await generateKeyPair('Ed25519')
+  // Two tabs racing to create it: the first write wins and both use what is stored.
+  await update<Uint8Array>('private-key', (current) => current ?? privateKeyToProtobuf(key), store)
+  return privateKeyFromProtobuf((await get<Uint8Array>('private-key', store))!)
 }
