@@ -1,6 +1,5 @@
-import type { FileHandle } from 'node:fs/promises'
-import { open, rm } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { rm } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import type {
   HardState,
   LoadedLog,
@@ -11,7 +10,6 @@ import type {
   WriteBatch,
 } from '../../src/groups/storage/log-store.ts'
 import {
-  CorruptLogError,
   checkHardState,
   checkIndex,
   checkSnapshotData,
@@ -24,15 +22,14 @@ import {
   StorageError,
 } from '../../src/groups/storage/log-store.ts'
 import { LogView } from '../../src/groups/storage/log-view.ts'
-import { concatBytes } from '../../src/primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
 import { ClosedError, InvalidArgumentError } from '../../src/primitives/errors.ts'
 import { type DirLock, lockDir } from './dir-lock.ts'
+import { Flusher, type Job } from './file-log-store/flusher.ts'
 import {
   batchRecord,
   type EntryLoc,
   frameRecord,
-  fsyncDir,
   headerRecord,
   type InstalledRecord,
   MAX_RECORD,
@@ -41,16 +38,12 @@ import {
   REC_COMPACT,
   REC_INSTALLED,
   REC_SNAPSHOT,
-  RESET_MARKER,
   readSnapshotFile,
-  replaceFile,
   type Segment,
-  SNAPSHOT_FILE,
-  SNAPSHOT_TMP,
-  writeAll,
-  writeManifest,
 } from './file-log-store/format.ts'
+import { EntryCache, readMissing, releaseReader } from './file-log-store/reads.ts'
 import { type Recovered, recover } from './file-log-store/recovery.ts'
+import { SnapshotWrites, writeSnapshotFile } from './file-log-store/snapshots.ts'
 
 export interface FileLogStoreOptions {
   /**
@@ -138,7 +131,6 @@ export class FileLogStore implements LogStore {
   readonly dir: string
   readonly #fsync: boolean
   readonly #segmentSize: number
-  readonly #cacheBudget: number
 
   // The view: every mutation is applied here at call time, in call order.
   #view: LogView<EntryLoc>
@@ -154,24 +146,13 @@ export class FileLogStore implements LogStore {
   #tailHasRecords: boolean
 
   // The flusher: the only code that writes segments, one group of queued jobs at a time.
-  #queue: Job[] = []
-  #flushing = false
-  #writeSeg: Segment | undefined
-  #writeHandle: FileHandle | undefined
+  readonly #flusher: Flusher
 
   // Snapshot files are written off the hot path; compactions and resets wait for them.
-  #snapChain: Promise<void> = Promise.resolve()
-  #snapPending = 0
-  /** Snapshots whose promise has not settled yet, and the settling of the last one. */
-  #snapUnresolved = 0
-  #snapResolved: Promise<void> = Promise.resolve()
-  /** Set while a resolution waits for a snapshot: later jobs resolve after it, keeping call order. */
-  #gate: Promise<void> | undefined
+  readonly #snaps = new SnapshotWrites()
 
   // Entries whose bytes are still in memory, oldest first (unwritten ones are never evicted).
-  #cache: EntryLoc[] = []
-  #cacheHead = 0
-  #cacheBytes = 0
+  readonly #cache: EntryCache
 
   #failed: StorageError | undefined
   #closing: Promise<void> | undefined
@@ -182,7 +163,7 @@ export class FileLogStore implements LogStore {
     this.#lock = lock
     this.#fsync = options.fsync
     this.#segmentSize = options.segmentSize
-    this.#cacheBudget = options.cacheBytes
+    this.#cache = new EntryCache(options.cacheBytes)
     this.#view = init.view
     this.#hardState = init.hardState
     this.#snapshot = init.snapshot
@@ -191,8 +172,10 @@ export class FileLogStore implements LogStore {
     this.#tail = init.segments.at(-1)!
     this.#tailPos = init.tailPos
     this.#tailHasRecords = init.tailHasRecords
-    this.#writeSeg = this.#tail
-    this.#writeHandle = init.writeHandle
+    this.#flusher = new Flusher(this.dir, this.#fsync, this.#tail, init.writeHandle, this.#cache, {
+      failed: () => this.#failed,
+      fail: (err) => this.#fail(err),
+    })
   }
 
   /** Opens (creating it if needed) the store in `dir`, recovering from a crash if there was one. */
@@ -258,7 +241,7 @@ export class FileLogStore implements LogStore {
   async readSnapshot(): Promise<{ meta: SnapshotMeta; data?: Uint8Array } | undefined> {
     this.#checkUsable()
     if (this.#snapshot === undefined) return undefined
-    await this.#snapChain
+    await this.#snaps.chain
     this.#checkUsable()
     const s = await readSnapshotFile(this.dir)
     if (s === undefined) return undefined
@@ -281,49 +264,7 @@ export class FileLogStore implements LogStore {
       locs.push(loc)
       raw.push(loc.bytes)
     }
-    const used = new Set<Segment>()
-    for (let i = 0; i < locs.length; i++) if (raw[i] === undefined) used.add(locs[i]!.seg)
-    for (const seg of used) {
-      seg.reads++
-      if (seg.reader === undefined) {
-        seg.reader = open(seg.path, 'r')
-        seg.reader.catch(() => {})
-      }
-    }
-    try {
-      let i = 0
-      while (i < locs.length) {
-        if (raw[i] !== undefined) {
-          i++
-          continue
-        }
-        // one read for a run of entries close together in the same segment
-        const start = locs[i]!.pos
-        let end = start + locs[i]!.len
-        let j = i + 1
-        while (j < locs.length && raw[j] === undefined) {
-          const next = locs[j]!
-          if (next.seg !== locs[i]!.seg || next.pos < end || next.pos - end > READ_GAP) break
-          if (next.pos + next.len - start > READ_SPAN) break
-          end = next.pos + next.len
-          j++
-        }
-        const buf = await readAt(locs[i]!.seg, start, end - start)
-        for (let k = i; k < j; k++)
-          raw[k] = buf.subarray(locs[k]!.pos - start, locs[k]!.pos - start + locs[k]!.len)
-        i = j
-      }
-    } catch (err) {
-      if (err instanceof StorageError) throw err
-      throw new StorageError(`cannot read entries from ${this.dir}: ${(err as Error).message}`, {
-        cause: err,
-      })
-    } finally {
-      for (const seg of used) {
-        seg.reads--
-        if (seg.deleted) releaseReader(seg)
-      }
-    }
+    await readMissing(this.dir, locs, raw)
     const out: LogEntry[] = new Array(raw.length)
     for (let k = 0; k < raw.length; k++) out[k] = decodeEntry(raw[k]!, first + k)
     return out
@@ -368,8 +309,7 @@ export class FileLogStore implements LogStore {
         }
         locs[i] = loc
         this.#view.push(list[i]!.term, loc)
-        this.#cache.push(loc)
-        this.#cacheBytes += bytes.length
+        this.#cache.add(loc)
       }
       if (hs !== undefined) this.#hardState = hs
       job.locs = locs
@@ -402,28 +342,14 @@ export class FileLogStore implements LogStore {
       this.#snapshot = cloneValue(meta)
       // written beside the log, but resolved after the log writes issued before it
       const earlier = this.#barrier()
-      this.#snapPending++
-      const written = this.#snapChain
-        .then(() => {
+      return this.#snaps.write(
+        () => {
           this.#checkUsable(true)
-          return this.#writeSnapshotFile(record)
-        })
-        .catch((err: unknown) => {
-          throw this.#fail(err)
-        })
-        .finally(() => {
-          this.#snapPending--
-        })
-      this.#snapChain = written.catch(() => {})
-      const resolved = Promise.all([written, earlier]).then(() => {})
-      this.#snapUnresolved++
-      const settled = resolved
-        .catch(() => {})
-        .finally(() => {
-          this.#snapUnresolved--
-        })
-      this.#snapResolved = settled
-      return resolved
+          return writeSnapshotFile(this.dir, record, this.#fsync)
+        },
+        earlier,
+        (err) => this.#fail(err),
+      )
     } catch (err) {
       return Promise.reject(err)
     }
@@ -448,9 +374,7 @@ export class FileLogStore implements LogStore {
       this.#hardState = hs
       this.#snapshot = snapshot
       this.#snapFloor = meta.index
-      this.#cache = []
-      this.#cacheHead = 0
-      this.#cacheBytes = 0
+      this.#cache.clear()
       const header = this.#headerRecord(seg)
       this.#segments = [seg]
       this.#tail = seg
@@ -464,11 +388,11 @@ export class FileLogStore implements LogStore {
         record,
         old,
         // after the snapshot files issued before it, so that this one wins
-        before: this.#snapChain,
+        before: this.#snaps.chain,
         done: Promise.withResolvers(),
       }
       // snapshot files issued after it are written after it
-      this.#snapChain = job.done.promise.catch(() => {})
+      this.#snaps.chain = job.done.promise.catch(() => {})
       return this.#enqueue(job)
     } catch (err) {
       return Promise.reject(err)
@@ -492,7 +416,7 @@ export class FileLogStore implements LogStore {
       this.#view.compact(upToIndex, term)
       if (snap !== undefined) this.#snapFloor = snap.index
       // the compaction must not be on disk before the snapshot that covers it
-      if (this.#snapPending > 0) job.before = this.#snapChain
+      if (this.#snaps.pending > 0) job.before = this.#snaps.chain
       job.after = () => this.#deleteObsoleteSegments(upToIndex, job.seg)
       return this.#enqueue(job)
     } catch (err) {
@@ -508,9 +432,7 @@ export class FileLogStore implements LogStore {
       this.#hardState = encodeCanonical(initialHardState())
       this.#snapshot = undefined
       this.#snapFloor = undefined
-      this.#cache = []
-      this.#cacheHead = 0
-      this.#cacheBytes = 0
+      this.#cache.clear()
       const seg = newSegment(this.dir, this.#tail.seq + 1, 0)
       const header = this.#headerRecord(seg)
       this.#segments = [seg]
@@ -523,11 +445,11 @@ export class FileLogStore implements LogStore {
         pos: 0,
         header,
         old,
-        before: this.#snapChain,
+        before: this.#snaps.chain,
         done: Promise.withResolvers(),
       }
       // snapshot writes issued after the reset must land after it
-      this.#snapChain = job.done.promise.catch(() => {})
+      this.#snaps.chain = job.done.promise.catch(() => {})
       return this.#enqueue(job)
     } catch (err) {
       return Promise.reject(err)
@@ -540,15 +462,12 @@ export class FileLogStore implements LogStore {
     this.#closing = (async () => {
       try {
         await drained
-        await this.#snapChain
+        await this.#snaps.chain
       } catch {
         // the failure was reported to the write that hit it
       }
-      const handle = this.#writeHandle
-      this.#writeHandle = undefined
-      this.#writeSeg = undefined
       try {
-        if (handle !== undefined) await handle.close()
+        await this.#flusher.close()
       } finally {
         for (const seg of this.#segments) {
           seg.deleted = true
@@ -602,7 +521,7 @@ export class FileLogStore implements LogStore {
 
   /** Resolves once every job queued before it is done. */
   #barrier(): Promise<void> {
-    if (this.#queue.length === 0 && !this.#flushing) return Promise.resolve()
+    if (this.#flusher.idle) return Promise.resolve()
     return this.#enqueue({
       kind: 'barrier',
       seg: this.#tail,
@@ -613,196 +532,8 @@ export class FileLogStore implements LogStore {
 
   #enqueue(job: Job): Promise<void> {
     // a write does not wait for an earlier snapshot to be written, but it resolves after it
-    if (this.#snapUnresolved > 0) job.waitSnap = this.#snapResolved
-    this.#queue.push(job)
-    if (!this.#flushing) {
-      this.#flushing = true
-      void this.#flush()
-    }
-    return job.done.promise
-  }
-
-  // -------------------------------------------------------------------------------------------------
-  // The flusher
-
-  async #flush(): Promise<void> {
-    let group: Job[] = []
-    try {
-      // let the writes issued in the same turn join the first group
-      await Promise.resolve()
-      while (this.#queue.length > 0) {
-        const head = this.#queue[0]!
-        if (head.before !== undefined) {
-          await head.before
-          head.before = undefined
-        }
-        // a snapshot written beside the log failed: nothing more may reach the disk (a compaction
-        // waiting for it would otherwise drop entries no snapshot covers)
-        if (this.#failed !== undefined) throw this.#failed
-        if (head.kind === 'reset' || head.kind === 'install') {
-          group = this.#queue.splice(0, 1)
-          if (head.kind === 'reset') await this.#doReset(head)
-          else await this.#doInstall(head)
-          this.#settle(head)
-          group = []
-          continue
-        }
-        let n = 1
-        while (
-          n < this.#queue.length &&
-          this.#queue[n]!.kind !== 'reset' &&
-          this.#queue[n]!.kind !== 'install' &&
-          this.#queue[n]!.before === undefined
-        )
-          n++
-        group = this.#queue.splice(0, n)
-        await this.#writeGroup(group)
-        for (const job of group) {
-          if (job.locs !== undefined) for (const loc of job.locs) loc.written = true
-        }
-        for (const job of group) {
-          if (job.after !== undefined) await job.after()
-          this.#settle(job)
-        }
-        group = []
-        this.#evict()
-      }
-    } catch (err) {
-      const failure = this.#fail(err)
-      for (const job of group) job.done.reject(failure)
-      for (const job of this.#queue.splice(0)) job.done.reject(failure)
-    } finally {
-      this.#flushing = false
-    }
-  }
-
-  /** Resolves a durable job, after any snapshot it must follow and after the jobs before it. */
-  #settle(job: Job): void {
-    const gate =
-      job.waitSnap !== undefined && this.#gate !== undefined
-        ? Promise.all([job.waitSnap, this.#gate]).then(() => {})
-        : (job.waitSnap ?? this.#gate)
-    if (gate === undefined) {
-      job.done.resolve()
-      return
-    }
-    const settled = gate.then(() => {
-      if (this.#failed !== undefined) job.done.reject(this.#failed)
-      else job.done.resolve()
-    })
-    this.#gate = settled
-    void settled.then(() => {
-      if (this.#gate === settled) this.#gate = undefined
-    })
-  }
-
-  /** Writes a group of jobs: one write per segment touched, then one fdatasync. */
-  async #writeGroup(group: Job[]): Promise<void> {
-    let wrote = false
-    let created: Segment | undefined
-    let i = 0
-    while (i < group.length) {
-      const seg = group[i]!.seg
-      const parts: Uint8Array[] = []
-      let start = -1
-      let end = -1
-      let j = i
-      for (; j < group.length && group[j]!.seg === seg; j++) {
-        const job = group[j]!
-        if (job.header !== undefined) {
-          parts.push(job.header)
-          start = 0
-          end = job.header.length
-        }
-        if (job.record !== undefined) {
-          if (start < 0) start = end = job.pos
-          if (job.pos !== end) throw new StorageError(`internal: record at ${job.pos} does not follow ${end}`)
-          parts.push(job.record)
-          end += job.record.length
-        }
-      }
-      if (group[i]!.header !== undefined) {
-        await this.#startSegment(seg)
-        created = seg
-      }
-      if (parts.length > 0) {
-        if (this.#writeSeg !== seg || this.#writeHandle === undefined) {
-          throw new StorageError(`internal: segment ${seg.seq} is not open for writing`)
-        }
-        await writeAll(this.#writeHandle, parts.length === 1 ? parts[0]! : concatBytes(...parts), start)
-        wrote = true
-      }
-      i = j
-    }
-    if (this.#fsync && wrote) {
-      await this.#writeHandle!.datasync()
-      if (created !== undefined) await fsyncDir(this.dir)
-    }
-    // once its header is durable (rare: a segment holds 64 MiB by default)
-    if (created !== undefined) await writeManifest(this.dir, { top: created.seq }, this.#fsync)
-  }
-
-  /** Closes the current segment (durably) and creates `seg`. */
-  async #startSegment(seg: Segment): Promise<void> {
-    const prev = this.#writeHandle
-    this.#writeHandle = undefined
-    this.#writeSeg = undefined
-    if (prev !== undefined) {
-      if (this.#fsync) await prev.datasync()
-      await prev.close()
-    }
-    this.#writeHandle = await open(seg.path, 'wx')
-    this.#writeSeg = seg
-  }
-
-  async #doReset(job: Job): Promise<void> {
-    const marker = join(this.dir, RESET_MARKER)
-    await (await open(marker, 'w')).close()
-    if (this.#fsync) await fsyncDir(this.dir)
-    const handle = this.#writeHandle
-    this.#writeHandle = undefined
-    this.#writeSeg = undefined
-    if (handle !== undefined) await handle.close()
-    for (const seg of job.old ?? []) {
-      seg.deleted = true
-      releaseReader(seg)
-      await rm(seg.path, { force: true })
-    }
-    await rm(join(this.dir, SNAPSHOT_FILE), { force: true })
-    await rm(join(this.dir, SNAPSHOT_TMP), { force: true })
-    await this.#startSegment(job.seg)
-    await writeAll(this.#writeHandle!, job.header!, 0)
-    if (this.#fsync) {
-      await this.#writeHandle!.datasync()
-      await fsyncDir(this.dir)
-    }
-    await writeManifest(this.dir, { top: job.seg.seq }, this.#fsync)
-    await rm(marker, { force: true })
-    if (this.#fsync) await fsyncDir(this.dir)
-  }
-
-  /**
-   * Installs a snapshot (every job before it is durable): the snapshot file that names `job.seg` as the
-   * first segment of the new log is renamed into place (the commit point), then that segment is created
-   * and the segments of the old log are deleted.
-   */
-  async #doInstall(job: Job): Promise<void> {
-    // a snapshot written before it may have failed: then nothing more may reach the disk
-    this.#checkUsable(true)
-    await this.#writeSnapshotFile(job.record!)
-    await this.#startSegment(job.seg)
-    await writeAll(this.#writeHandle!, job.header!, 0)
-    if (this.#fsync) {
-      await this.#writeHandle!.datasync()
-      await fsyncDir(this.dir)
-    }
-    await writeManifest(this.dir, { top: job.seg.seq }, this.#fsync)
-    for (const seg of job.old ?? []) {
-      seg.deleted = true
-      releaseReader(seg)
-      await rm(seg.path, { force: true })
-    }
-    if (this.#fsync) await fsyncDir(this.dir)
+    if (this.#snaps.unresolved > 0) job.waitSnap = this.#snaps.resolved
+    return this.#flusher.enqueue(job)
   }
 
   /**
@@ -814,31 +545,11 @@ export class FileLogStore implements LogStore {
     while (this.#segments.length >= 2) {
       const first = this.#segments[0]!
       const next = this.#segments[1]!
-      if (next.seq > durableSeg.seq || next.baseLast > upTo || first === this.#writeSeg) break
+      if (next.seq > durableSeg.seq || next.baseLast > upTo || first === this.#flusher.writeSeg) break
       this.#segments.shift()
       first.deleted = true
       releaseReader(first)
       await rm(first.path, { force: true })
-    }
-  }
-
-  #writeSnapshotFile(record: Uint8Array): Promise<void> {
-    return replaceFile(this.dir, SNAPSHOT_FILE, SNAPSHOT_TMP, record, this.#fsync)
-  }
-
-  /** Drops the bytes of the oldest written entries beyond the cache budget. */
-  #evict(): void {
-    const cache = this.#cache
-    while (this.#cacheBytes > this.#cacheBudget && this.#cacheHead < cache.length) {
-      const loc = cache[this.#cacheHead]!
-      if (!loc.written) break
-      loc.bytes = undefined
-      this.#cacheBytes -= loc.len
-      this.#cacheHead++
-    }
-    if (this.#cacheHead > 4096 && this.#cacheHead * 2 > cache.length) {
-      cache.splice(0, this.#cacheHead)
-      this.#cacheHead = 0
     }
   }
 
@@ -861,50 +572,4 @@ export class FileLogStore implements LogStore {
     if (this.#closing !== undefined && !ignoreClosed) throw new ClosedError('log store is closed')
     if (this.#failed !== undefined) throw this.#failed
   }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Internals
-
-/** Reads of nearby entries are merged when the gap between them is at most this... */
-const READ_GAP = 64 * 1024
-/** ...and the merged read at most this long. */
-const READ_SPAN = 8 * MiB
-
-interface Job {
-  kind: 'append' | 'barrier' | 'reset' | 'install'
-  seg: Segment
-  pos: number
-  /** The header of `seg`, when this job starts it (at position 0, before `record`). */
-  header?: Uint8Array
-  record?: Uint8Array
-  locs?: EntryLoc[]
-  /** Wait for this before writing (a compaction waits for its snapshot). */
-  before?: Promise<unknown>
-  /** Resolve only after this (the promises of the snapshots issued before the job). */
-  waitSnap?: Promise<void>
-  /** Run once durable, before resolving. */
-  after?: () => Promise<void>
-  /** reset, install: the segments to delete. */
-  old?: Segment[]
-  done: PromiseWithResolvers<void>
-}
-
-function releaseReader(seg: Segment): void {
-  if (seg.reads > 0 || seg.reader === undefined) return
-  const reader = seg.reader
-  seg.reader = undefined
-  reader.then((fh) => fh.close()).catch(() => {})
-}
-
-async function readAt(seg: Segment, pos: number, len: number): Promise<Uint8Array> {
-  const fh = await seg.reader!
-  const buf = new Uint8Array(len)
-  let off = 0
-  while (off < len) {
-    const { bytesRead } = await fh.read(buf, off, len - off, pos + off)
-    if (bytesRead === 0) throw new CorruptLogError(`${seg.path} ends before byte ${pos + len}`)
-    off += bytesRead
-  }
-  return buf
 }
