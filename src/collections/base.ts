@@ -1,24 +1,24 @@
-import type { StandardSchemaV1 } from '@standard-schema/spec'
+/**
+ * What every collection handle shares, whatever its type: the options, the core that joins the group
+ * and tracks the replica's version, the `when` conditions and the handle base class. Values live in
+ * values.ts, the state machine base in machine.ts (re-exported here).
+ */
 import type { ConsensusOptions } from '../groups/config.ts'
 import type { Group } from '../groups/group.ts'
 import { GroupKey } from '../groups/key.ts'
-import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
 import type { LogStore } from '../groups/storage/log-store.ts'
 import { CommitUnknownError } from '../groups/worker.ts'
 import type { Network } from '../network/network.ts'
 import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
-import { type Codec, cborOf } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type StoreId } from '../primitives/digest.ts'
-import {
-  ClosedError,
-  DecodeError,
-  InvalidArgumentError,
-  MosaikError,
-  OfflineError,
-} from '../primitives/errors.ts'
+import { ClosedError, InvalidArgumentError, MosaikError, OfflineError } from '../primitives/errors.ts'
 import { Emitter } from '../primitives/events.ts'
 import { Watch } from '../primitives/watch.ts'
 import type { TicketValidator } from '../tickets/ticket.ts'
+import type { CollectionMachine } from './machine.ts'
+
+export { CollectionMachine, packItems, unpackItems } from './machine.ts'
+export { bytesKey, type Encoded, InvalidValueError, Lazy, ValueCodec, type ValueType } from './values.ts'
 
 /** The log index at which a mutation was committed; any replica can await it with `when.reaches`. */
 export type Version = number
@@ -35,201 +35,6 @@ export interface CollectionOptions {
    * admission control a collection has.
    */
   requireTicket?: TicketValidator | readonly TicketValidator[]
-}
-
-/** How values of one type cross the wire: a codec (canonical CBOR by default) and an optional schema. */
-export interface ValueType<T> {
-  codec?: Codec<T>
-  /** A Standard Schema (zod, valibot, arktype): writers validate every value before proposing it. */
-  schema?: StandardSchemaV1<T>
-}
-
-/** A value with its canonical bytes: equality of keys and compare-and-swap compare the bytes. */
-export interface Encoded<T> {
-  readonly value: T
-  readonly bytes: Uint8Array
-}
-
-/** Encodes and decodes values of one type, validating them against the schema on the way in. */
-export class ValueCodec<T> {
-  readonly #codec: Codec<T>
-  readonly #schema: StandardSchemaV1<T> | undefined
-
-  constructor(type: ValueType<T> = {}) {
-    this.#codec = type.codec ?? cborOf<T>()
-    this.#schema = type.schema
-  }
-
-  /** Validates (when a schema is set) and encodes; throws InvalidValueError carrying the value. */
-  async encode(value: T): Promise<Uint8Array> {
-    if (this.#schema) {
-      const result = await this.#schema['~standard'].validate(value)
-      if (result.issues) {
-        throw new InvalidValueError(value, result.issues.map((i) => i.message).join('; '))
-      }
-    }
-    return this.#codec.encode(value)
-  }
-
-  /** Encodes without the schema: for keys used in lookups. */
-  encodeUnchecked(value: T): Uint8Array {
-    return this.#codec.encode(value)
-  }
-
-  decode(bytes: Uint8Array): T {
-    return this.#codec.decode(bytes)
-  }
-}
-
-/** A value failed the collection's schema; nothing was proposed. */
-export class InvalidValueError<T = unknown> extends MosaikError {
-  readonly value: T
-  constructor(value: T, issues: string) {
-    super('INVALID_VALUE', `value rejected by the schema: ${issues}`)
-    this.value = value
-  }
-}
-
-/** Keys of the replicas' maps: canonical bytes as a string (latin1), cheap to hash and compare. */
-export function bytesKey(bytes: Uint8Array): string {
-  let out = ''
-  for (let i = 0; i < bytes.length; i += 8192) {
-    out += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[])
-  }
-  return out
-}
-
-/**
- * The state machine behind a collection. Commands are canonical-CBOR arrays whose user values are
- * already encoded bytes, so every replica sees the same bytes and compares them, not re-encodings.
- */
-export abstract class CollectionMachine<Command extends readonly unknown[]>
-  implements StateMachine<Command, null, null>
-{
-  readonly signature: Digest
-  /** Grows with every applied command or restore, so handles can tell when to emit `updated`. */
-  revision = 0
-
-  /** `parameters` are parts of the machine's behaviour that replicas must share (e.g. a capacity). */
-  constructor(kind: string, storeId: StoreId, ...parameters: Uint8Array[]) {
-    let signature = Digest.from(`mosaik_collections_${kind}`).derive(storeId)
-    for (const p of parameters) signature = signature.derive(p)
-    this.signature = signature
-  }
-
-  abstract applyCommand(command: Command, ctx: ApplyContext): unknown
-
-  apply(command: Command, ctx: ApplyContext): unknown {
-    this.revision++
-    return this.applyCommand(command, ctx)
-  }
-
-  applyBatch(commands: readonly Command[], ctxs: readonly ApplyContext[]): unknown[] {
-    this.revision++
-    return commands.map((c, i) => this.applyCommand(c, ctxs[i]!))
-  }
-
-  query(): null {
-    return null
-  }
-
-  /**
-   * The state as items of `arity` byte strings each, in the machine's deterministic order, packed as
-   * `[format][arity][varint length, bytes]…`: far cheaper to write and read than CBOR for 100k items,
-   * and the same bytes on every replica at the same version.
-   */
-  snapshot(): Uint8Array {
-    return packItems(this.arity, this.snapshotItems())
-  }
-
-  restore(snapshot: Uint8Array): void {
-    this.restoreItems(snapshot.length === 0 ? [] : unpackItems(this.arity, snapshot))
-    this.revision++
-  }
-
-  /** How many byte strings make one item of this machine's snapshot. */
-  protected abstract readonly arity: number
-  protected abstract snapshotItems(): Uint8Array[][]
-  protected abstract restoreItems(items: Uint8Array[][]): void
-}
-
-const SNAPSHOT_FORMAT = 1
-
-/** Packs items of `arity` byte strings each. */
-export function packItems(arity: number, items: readonly (readonly Uint8Array[])[]): Uint8Array {
-  let size = 2
-  for (const item of items) for (const b of item) size += varintLength(b.length) + b.length
-  const out = new Uint8Array(size)
-  out[0] = SNAPSHOT_FORMAT
-  out[1] = arity
-  let at = 2
-  for (const item of items) {
-    for (const b of item) {
-      let n = b.length
-      while (n >= 0x80) {
-        out[at++] = (n & 0x7f) | 0x80
-        n >>>= 7
-      }
-      out[at++] = n
-      out.set(b, at)
-      at += b.length
-    }
-  }
-  return out
-}
-
-export function unpackItems(arity: number, bytes: Uint8Array): Uint8Array[][] {
-  if (bytes[0] !== SNAPSHOT_FORMAT || bytes[1] !== arity)
-    throw new DecodeError('unknown collection snapshot format')
-  const items: Uint8Array[][] = []
-  let at = 2
-  let item: Uint8Array[] = []
-  while (at < bytes.length) {
-    let n = 0
-    let shift = 0
-    let b: number
-    do {
-      if (at >= bytes.length || shift > 28) throw new DecodeError('malformed collection snapshot')
-      b = bytes[at++]!
-      n |= (b & 0x7f) << shift
-      shift += 7
-    } while (b & 0x80)
-    if (at + n > bytes.length) throw new DecodeError('truncated collection snapshot')
-    item.push(bytes.subarray(at, at + n))
-    at += n
-    if (item.length === arity) {
-      items.push(item)
-      item = []
-    }
-  }
-  if (item.length !== 0) throw new DecodeError('truncated collection snapshot')
-  return items
-}
-
-function varintLength(n: number): number {
-  let len = 1
-  while (n >= 0x80) {
-    n >>>= 7
-    len++
-  }
-  return len
-}
-
-/** A value kept as its canonical bytes and decoded on first read (replicas often hold far more than they read). */
-export class Lazy<T> {
-  readonly bytes: Uint8Array
-  readonly #codec: ValueCodec<T>
-  #decoded: { value: T } | undefined
-
-  constructor(bytes: Uint8Array, codec: ValueCodec<T>) {
-    this.bytes = bytes
-    this.#codec = codec
-  }
-
-  get value(): T {
-    this.#decoded ??= { value: this.#codec.decode(this.bytes) }
-    return this.#decoded.value
-  }
 }
 
 export interface CollectionEvents {
