@@ -8,29 +8,39 @@ import { replayHint, runScenario, scenario } from './scenarios.ts'
 /** Seeds per scenario in the default suite (7 scenarios: 2 030 seeds); `npm run sim -- --runs N` runs more. */
 export const SEEDS = Number(process.env.GROUP_SIM_SEEDS ?? 290)
 
+/**
+ * A scenario's seeds are pure CPU work on simulated time (no network waits), so its bound is about
+ * machine capacity: 290 seeds take 15–45 s alone and up to ~70 s on 2 cores shared with browser tests.
+ */
+const SCENARIO_TIMEOUT_MS = 240_000 * (Number(process.env.TIME_FACTOR ?? '1') || 1)
+
 export function simulate(names: readonly string[]): void {
   describe('group worker simulation (the shipping GroupWorker on a seeded network)', () => {
     for (const name of names) {
       const s = scenario(name)
-      it(`${name}: ${s.describe}; ${SEEDS} seeds keep every acknowledged write, stay linearizable and converge`, async () => {
-        const failures: string[] = []
-        let acked = 0
-        let ops = 0
-        for (let seed = 1; seed <= SEEDS; seed++) {
-          const result = await runScenario(s, seed)
-          acked += result.stats.acked
-          ops += result.stats.ops
-          if (result.problems.length > 0) {
-            failures.push(
-              `seed ${seed}: ${result.problems.slice(0, 4).join('; ')} (${replayHint(name, seed)})`,
-            )
+      it(
+        `${name}: ${s.describe}; ${SEEDS} seeds keep every acknowledged write, stay linearizable and converge`,
+        async () => {
+          const failures: string[] = []
+          let acked = 0
+          let ops = 0
+          for (let seed = 1; seed <= SEEDS; seed++) {
+            const result = await runScenario(s, seed)
+            acked += result.stats.acked
+            ops += result.stats.ops
+            if (result.problems.length > 0) {
+              failures.push(
+                `seed ${seed}: ${result.problems.slice(0, 4).join('; ')} (${replayHint(name, seed)})`,
+              )
+            }
           }
-        }
-        expect(failures).toEqual([])
-        // The runs did real work: clients wrote and had writes acknowledged in every seed on average.
-        expect(acked).toBeGreaterThan(SEEDS * 5)
-        expect(ops).toBeGreaterThan(SEEDS * 10)
-      })
+          expect(failures).toEqual([])
+          // The runs did real work: clients wrote and had writes acknowledged in every seed on average.
+          expect(acked).toBeGreaterThan(SEEDS * 5)
+          expect(ops).toBeGreaterThan(SEEDS * 10)
+        },
+        SCENARIO_TIMEOUT_MS,
+      )
     }
   })
 }
