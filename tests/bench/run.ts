@@ -3,6 +3,7 @@
  * Sections can be chosen: `npm run bench -- discovery streams`.
  */
 import { cpus, totalmem } from 'node:os'
+import { benchBrowser } from './browser.ts'
 import { benchCollections } from './collections.ts'
 import { benchDiscovery } from './discovery.ts'
 import { benchGroups } from './groups.ts'
@@ -14,6 +15,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
   streams: benchStreams,
   groups: benchGroups,
   collections: benchCollections,
+  browser: benchBrowser,
 }
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))

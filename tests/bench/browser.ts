@@ -1,0 +1,260 @@
+/**
+ * Browser benchmarks: a page in Chromium and a Node peer, through the relay binary (the page on
+ * WebSockets to the relay, a circuit to the Node peer) and over direct WebRTC (signalled through the
+ * relay). Each mosaik figure sits next to raw js-libp2p streams on the very same connection:
+ * - round trip: 64 B there and back (mosaik: a stream each way; raw: an echo stream), measured in
+ *   the page;
+ * - throughput: 1 KiB datums from the Node peer to the page (mosaik: a producer and a consumer; raw:
+ *   1 KiB writes with backpressure), measured in the Node process until the page has all of them.
+ *
+ * Needs Chromium (Debian's `chromium`); without it the section is skipped with a note.
+ */
+import type { Connection, Stream } from '@libp2p/interface'
+import type { Page } from 'playwright-core'
+import { BrowserHarness, skipReason } from '../../e2e/support/browser.ts'
+import { Cluster } from '../../e2e/support/cluster.ts'
+import { codecs, defineStream, type Network } from '../../platform/node/index.ts'
+import { randomBytes } from '../../src/primitives/bytes.ts'
+import { percentile, type Row } from './table.ts'
+
+const ECHO = '/mosaik-bench/echo/1'
+const SINK = '/mosaik-bench/sink/1'
+const ROUND_TRIPS = 500
+const WARM_UP = 50
+const BULK = 20_000 // 1 KiB datums, about 20 MB
+const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
+
+export async function benchBrowser(): Promise<Row[]> {
+  if (skipReason) {
+    log(skipReason)
+    return []
+  }
+  const [browser, cluster] = await Promise.all([BrowserHarness.start(), Cluster.start()])
+  const rows: Row[] = []
+  try {
+    for (const path of ['relay', 'webrtc'] as const) {
+      // A fresh Node peer per path: with `/webrtc` only when the path is WebRTC.
+      const node = await cluster.addNode({
+        listen:
+          path === 'webrtc'
+            ? ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit', '/webrtc']
+            : ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit'],
+      })
+      serveRaw(node)
+      const page = await browser.page()
+      const target =
+        path === 'webrtc'
+          ? `${cluster.wsAddress}/p2p-circuit/webrtc/p2p/${node.peerId}`
+          : `${cluster.wsAddress}/p2p-circuit/p2p/${node.peerId}`
+      const joined = await joinInPage(page, cluster, node.peerId, target)
+      log(`${path}: the page reaches the node over ${joined.remoteAddr}`)
+      const label = path === 'webrtc' ? 'direct WebRTC' : 'through the relay (WebSockets + circuit)'
+      rows.push(...(await roundTrips(page, node, label)))
+      rows.push(await throughput(page, node, joined.pagePeer, label))
+      await page.context().close()
+      await node.close()
+      cluster.nodes.splice(cluster.nodes.indexOf(node), 1)
+    }
+  } finally {
+    await browser.close()
+    await cluster.close()
+  }
+  return rows
+}
+
+/** The raw baselines' handlers on the Node peer: an echo, and nothing for the sink (the page sinks). */
+function serveRaw(node: Network): void {
+  void node.libp2p.handle(
+    ECHO,
+    (stream: Stream) => {
+      stream.addEventListener('message', (e) => {
+        if (stream.writeStatus === 'writable') stream.send(e.data)
+      })
+    },
+    { runOnLimitedConnection: true },
+  )
+}
+
+/** Joins the network in the page, dials the node over `target` and keeps only that connection. */
+async function joinInPage(
+  page: Page,
+  cluster: Cluster,
+  nodeId: string,
+  target: string,
+): Promise<{ remoteAddr: string; pagePeer: string }> {
+  return page.evaluate(
+    async ({ network, bootstrap, nodeId, target, SINK }) => {
+      const { Network } = globalThis.mosaik
+      const net = await Network.create({ network, bootstrap, listen: [], allowPrivateAddresses: true })
+      const conns = () => net.libp2p.getConnections().filter((c) => c.remotePeer.toString() === nodeId)
+      const deadline = Date.now() + 20_000
+      net.discovery.dial(target)
+      const want = target.includes('/webrtc/') ? '/webrtc' : '/p2p-circuit'
+      while (!conns().some((c) => c.remoteAddr.toString().includes(want))) {
+        if (Date.now() > deadline)
+          throw new Error(
+            `no ${want} connection to ${nodeId}: ${conns().map((c) => c.remoteAddr.toString())}`,
+          )
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      // Only the connection under test stays, so mosaik and raw streams both run on it.
+      const chosen = conns().find((c) => c.remoteAddr.toString().includes(want))!
+      for (const c of conns()) if (c !== chosen) await c.close()
+      const sink = { bytes: 0, want: 0, done: () => {} }
+      await net.libp2p.handle(
+        SINK,
+        (stream) => {
+          stream.addEventListener('message', (e) => {
+            sink.bytes += e.data.byteLength
+            if (sink.bytes >= sink.want) sink.done()
+          })
+        },
+        { runOnLimitedConnection: true },
+      )
+      ;(globalThis as Record<string, unknown>).bench = { net, chosen, sink }
+      return { remoteAddr: chosen.remoteAddr.toString(), pagePeer: net.peerId }
+    },
+    { network: cluster.network, bootstrap: [cluster.wsAddress], nodeId, target, SINK },
+  )
+}
+
+async function roundTrips(page: Page, node: Network, label: string): Promise<Row[]> {
+  // mosaik: the page produces pings, the node answers each on a stream of its own.
+  const Ping = defineStream<Uint8Array>('bench/ping', { codec: codecs.raw })
+  const Pong = defineStream<Uint8Array>('bench/pong', { codec: codecs.raw })
+  const pings = node.streams.consumer(Ping)
+  const pongs = node.streams.producer(Pong)
+  const answering = (async () => {
+    for await (const p of pings) await pongs.send(p)
+  })()
+  const { mosaik, raw } = await page.evaluate(
+    async ({ n, warm, ECHO }) => {
+      const { defineStream, codecs } = globalThis.mosaik
+      const { net, chosen } = (globalThis as Record<string, unknown>).bench as {
+        net: import('../../platform/browser/index.ts').Network
+        chosen: { newStream(p: string, o?: object): Promise<Stream> }
+      }
+      const ping = net.streams.producer(defineStream<Uint8Array>('bench/ping', { codec: codecs.raw }))
+      const pong = net.streams.consumer(defineStream<Uint8Array>('bench/pong', { codec: codecs.raw }))
+      await ping.when.subscribed().wait({ signal: AbortSignal.timeout(20_000) })
+      await pong.when.subscribed().wait({ signal: AbortSignal.timeout(20_000) })
+      const datum = new Uint8Array(64)
+      const mosaik: number[] = []
+      for (let i = 0; i < n + warm; i++) {
+        const t0 = performance.now()
+        await ping.send(datum)
+        await pong.recv()
+        if (i >= warm) mosaik.push(performance.now() - t0)
+      }
+      const stream = await chosen.newStream(ECHO, { runOnLimitedConnection: true })
+      let got = 0
+      let wake = () => {}
+      stream.addEventListener('message', (e) => {
+        got += e.data.byteLength
+        wake()
+      })
+      const raw: number[] = []
+      for (let i = 0; i < n + warm; i++) {
+        const t0 = performance.now()
+        const want = got + 64
+        const back = new Promise<void>((r) => {
+          wake = () => got >= want && r()
+        })
+        stream.send(datum)
+        await back
+        if (i >= warm) raw.push(performance.now() - t0)
+      }
+      await stream.close()
+      await ping.close()
+      await pong.close()
+      return { mosaik, raw }
+    },
+    { n: ROUND_TRIPS, warm: WARM_UP, ECHO },
+  )
+  await pings.close()
+  await pongs.close()
+  await answering.catch(() => {})
+  return [
+    row(
+      `64 B round trip p50, ${label}`,
+      percentile(mosaik, 50),
+      percentile(raw, 50),
+      'ms',
+      'raw libp2p echo p50',
+    ),
+    row(
+      `64 B round trip p99, ${label}`,
+      percentile(mosaik, 99),
+      percentile(raw, 99),
+      'ms',
+      'raw libp2p echo p99',
+    ),
+  ]
+}
+
+async function throughput(page: Page, node: Network, pagePeer: string, label: string): Promise<Row> {
+  const datum = randomBytes(1024)
+  // mosaik: a producer on the node, a consumer in the page.
+  const Bulk = defineStream<Uint8Array>('bench/bulk', { codec: codecs.raw })
+  const producer = node.streams.producer(Bulk, { bufferSize: 4096 })
+  const received = page.evaluate(async (count) => {
+    const { defineStream, codecs } = globalThis.mosaik
+    const { net } = (globalThis as Record<string, unknown>).bench as {
+      net: import('../../platform/browser/index.ts').Network
+    }
+    const consumer = net.streams.consumer(defineStream<Uint8Array>('bench/bulk', { codec: codecs.raw }))
+    let n = 0
+    for await (const _ of consumer) if (++n === count) break
+    return n
+  }, BULK)
+  received.catch(() => {})
+  await producer.when.subscribed().wait({ signal: AbortSignal.timeout(20_000) })
+  let t0 = performance.now()
+  for (let i = 0; i < BULK; i++) await producer.send(datum)
+  await received
+  const mosaikSecs = (performance.now() - t0) / 1000
+  await producer.close()
+
+  // raw: the node writes 1 KiB chunks on a stream over the same connection; the page counts bytes.
+  const conn = node.libp2p.getConnections().find((c: Connection) => c.remotePeer.toString() === pagePeer)
+  if (!conn) throw new Error('the page has no connection to the node')
+  const sunk = page.evaluate((bytes) => {
+    const { sink } = (globalThis as Record<string, unknown>).bench as {
+      sink: { bytes: number; want: number; done: () => void }
+    }
+    sink.bytes = 0
+    sink.want = bytes
+    return new Promise<void>((resolve) => {
+      sink.done = resolve
+    })
+  }, BULK * 1024)
+  sunk.catch(() => {}) // awaited below; an earlier failure must not turn it into an unhandled rejection
+  const stream = await conn.newStream(SINK, { runOnLimitedConnection: true })
+  t0 = performance.now()
+  for (let i = 0; i < BULK; i++) {
+    if (!stream.send(datum)) await stream.onDrain()
+    if (i % 64 === 63) await new Promise((r) => setImmediate(r))
+  }
+  await sunk
+  const rawSecs = (performance.now() - t0) / 1000
+  await stream.close().catch(() => {})
+  return row(
+    `1 KiB datums node → page, ${label}`,
+    BULK / mosaikSecs,
+    BULK / rawSecs,
+    'datums/s',
+    'raw libp2p 1 KiB writes',
+    true,
+  )
+}
+
+function row(
+  name: string,
+  value: number,
+  baseline: number,
+  unit: string,
+  baselineName: string,
+  higherIsBetter = false,
+): Row {
+  return { section: 'browser (Chromium ↔ Node)', name, value, unit, baseline, baselineName, higherIsBetter }
+}
