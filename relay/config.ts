@@ -22,6 +22,10 @@ export interface RelayConfig {
   tags: string[]
   /** The Ed25519 identity key file, created (mode 0600) on first run. */
   identityFile: string
+  /** The WebRTC-direct certificate file (mode 0600), so the certhash survives restarts. */
+  certificateFile: string
+  /** Addresses advertised instead of the listen addresses (public ones behind NAT, a TLS proxy's). */
+  announce: string[]
   /** HTTP endpoint for /healthz and /metrics; port 0 picks a free one, `httpPort: undefined` = off. */
   httpHost: string
   httpPort: number | undefined
@@ -87,6 +91,12 @@ Every flag has an environment variable (flags win). Lists take repeated flags or
   --tag <tag>                    MOSAIK_RELAY_TAGS           extra discovery tags (role:relay is always set)
   --identity <file>              MOSAIK_RELAY_IDENTITY       Ed25519 key file, created with mode 0600 on
                                                              first run (default ./mosaik-relay.key)
+  --webrtc-certificate <file>    MOSAIK_RELAY_WEBRTC_CERTIFICATE  WebRTC-direct certificate, created on first
+                                                             run and kept a year, so the /certhash/ of the
+                                                             address stays (default <identity>.webrtc.pem)
+  --announce <multiaddr>         MOSAIK_RELAY_ANNOUNCE       advertise these instead of the listen addresses
+                                                             (e.g. /dns4/relay.example.com/tcp/443/wss
+                                                             behind a TLS proxy, or a public IP behind NAT)
   --http-port <port|off>         MOSAIK_RELAY_HTTP_PORT      /healthz and /metrics (default 9464; 0 = any free)
   --http-host <host>             MOSAIK_RELAY_HTTP_HOST      (default 127.0.0.1)
   --log-level <level>            MOSAIK_RELAY_LOG_LEVEL      debug | info | warn | error (default info)
@@ -122,6 +132,8 @@ const FLAGS: Record<string, FlagSpec> = {
   bootstrap: { env: 'BOOTSTRAP', list: true },
   tag: { env: 'TAGS', list: true },
   identity: { env: 'IDENTITY' },
+  'webrtc-certificate': { env: 'WEBRTC_CERTIFICATE' },
+  announce: { env: 'ANNOUNCE', list: true },
   'http-port': { env: 'HTTP_PORT' },
   'http-host': { env: 'HTTP_HOST' },
   'log-level': { env: 'LOG_LEVEL' },
@@ -207,12 +219,15 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   if (limits.circuitDurationSeconds * 1000 > 0xffffffff) {
     throw new RelayConfigError('--circuit-duration must be below 4294967 seconds (49 days)')
   }
+  const identityFile = one('identity') ?? 'mosaik-relay.key'
   return {
     network,
     listen: get('listen') ?? DEFAULT_LISTEN,
     bootstrap: get('bootstrap') ?? [],
     tags: [...new Set(['role:relay', ...(get('tag') ?? [])])],
-    identityFile: one('identity') ?? 'mosaik-relay.key',
+    identityFile,
+    certificateFile: one('webrtc-certificate') ?? `${identityFile.replace(/\.key$/, '')}.webrtc.pem`,
+    announce: get('announce') ?? [],
     httpHost: one('http-host') ?? '127.0.0.1',
     httpPort,
     limits,

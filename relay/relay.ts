@@ -16,6 +16,7 @@ import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import type { Connection } from '@libp2p/interface'
 import { webRTCDirect } from '@libp2p/webrtc'
 import { Network, quicAvailable } from '../platform/node/index.ts'
+import { loadOrCreateWebRTCCertificate } from './certificate.ts'
 import { CircuitMeter } from './circuits.ts'
 import type { RelayConfig } from './config.ts'
 import { type HttpEndpoint, type Metric, startHttp } from './http.ts'
@@ -50,6 +51,9 @@ export async function startRelay(config: RelayConfig, log: Log): Promise<Relay> 
     log.warn('identity file is readable by others: chmod 600 it', { file: config.identityFile })
   }
 
+  const { certificate, created } = await loadOrCreateWebRTCCertificate(config.certificateFile)
+  if (created) log.info('created WebRTC-direct certificate', { file: config.certificateFile })
+
   let listen = config.listen
   if (!(await quicAvailable())) {
     const dropped = listen.filter(isQuic)
@@ -67,6 +71,7 @@ export async function startRelay(config: RelayConfig, log: Log): Promise<Relay> 
     tags: config.tags,
     bootstrap: config.bootstrap,
     listen,
+    announce: config.announce.length > 0 ? config.announce : undefined,
     privateKey: identity.key,
     maxConnections: limits.maxConnections,
     maxConnectionsPerHost: limits.maxConnectionsPerHost,
@@ -74,7 +79,7 @@ export async function startRelay(config: RelayConfig, log: Log): Promise<Relay> 
     libp2p: {
       // webRTCDirect for browsers (the Node platform already brings the circuit relay transport, so
       // the relay can dial peers reachable only through another relay).
-      transports: [webRTCDirect()],
+      transports: [webRTCDirect({ certificate })],
       services: {
         [RELAY_SERVICE]: circuitRelayServer({
           reservations: {

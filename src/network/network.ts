@@ -57,6 +57,12 @@ export interface NetworkOptions {
   groups?: GroupsOptions
   /** Largest frame any protocol accepts, in bytes (default 4 MiB). */
   maxFrameSize?: number
+  /**
+   * Addresses to advertise instead of the listen addresses, in the node's catalog entry and to libp2p
+   * (default: the listen addresses). For a node behind NAT or a proxy: its public IP, or a TLS proxy's
+   * `/dns4/<name>/tcp/443/wss`.
+   */
+  announce?: string[]
   /** Most connections libp2p keeps open (default 300). */
   maxConnections?: number
   /**
@@ -172,7 +178,7 @@ export class Network {
 
     const libp2p = (await createLibp2p({
       privateKey,
-      addresses: { listen },
+      addresses: { listen, ...(options.announce ? { announce: options.announce } : {}) },
       transports: [...platform.transports(), ...(extra.transports ?? [])],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],

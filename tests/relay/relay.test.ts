@@ -95,14 +95,16 @@ describe('mosaik-relay', () => {
     expect(await within(secs(20), r.terminate(), 'relay exit')).toBe(0)
   })
 
-  it('creates its identity (mode 0600) on first run and keeps its peer id across restarts', async () => {
+  it('creates its identity and WebRTC certificate (mode 0600) on first run and keeps its peer id and certhash across restarts', async () => {
     const first = await within(
       secs(40),
       RelayProcess.start([...relayArgs(), '--http-port', '0']),
       'relay ready',
     )
     expect((await stat(join(dir, 'relay.key'))).mode & 0o777).toBe(0o600)
+    expect((await stat(join(dir, 'relay.webrtc.pem'))).mode & 0o777).toBe(0o600)
     expect(first.logs.some((l) => l.msg === 'created identity')).toBe(true)
+    expect(first.logs.some((l) => l.msg === 'created WebRTC-direct certificate')).toBe(true)
     // It listens on every transport and tells browsers where to dial.
     for (const transport of ['quic-v1', 'tcp', 'ws', 'webrtc-direct'])
       expect(first.address(transport)).toBeTruthy()
@@ -124,6 +126,36 @@ describe('mosaik-relay', () => {
     )
     expect(relay.peerId).toBe(first.peerId)
     expect(relay.logs.some((l) => l.msg === 'created identity')).toBe(false)
+    // Browsers keep the WebRTC-direct address they were given: its certhash did not change.
+    const certhash = (r: RelayProcess) => /\/certhash\/([^/]+)/.exec(r.address('webrtc-direct'))?.[1]
+    expect(certhash(relay)).toBe(certhash(first))
+    expect(certhash(first)).toMatch(/^uEi/)
+  })
+
+  it('--announce advertises the given addresses instead of the listen addresses', async () => {
+    const announced = '/dns4/relay.example.com/tcp/443/wss'
+    const other = await within(
+      secs(40),
+      RelayProcess.start([
+        '--network',
+        network,
+        '--identity',
+        join(dir, 'announce.key'),
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws',
+        '--announce',
+        announced,
+        '--http-port',
+        'off',
+      ]),
+      'relay ready',
+    )
+    try {
+      expect(other.addresses).toEqual([`${announced}/p2p/${other.peerId}`])
+      expect(other.browserAddresses).toEqual([`${announced}/p2p/${other.peerId}`])
+    } finally {
+      await other.terminate()
+    }
   })
 
   it('serves /healthz and Prometheus /metrics', async () => {
