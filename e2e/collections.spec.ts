@@ -1,10 +1,9 @@
 /**
  * A browser dashboard reading a replicated collection: a page joins the Map's group through the relay
- * as a reader, awaits the versions Node writers produce, and after a reload shows what it kept in
+ * as a reader, awaits the versions Node writers (three processes) produce, and after a reload shows what it kept in
  * IndexedDB even with every writer gone.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { collections } from '../platform/node/index.ts'
 import { secs, within } from '../tests/support/time.ts'
 import { BrowserHarness, skipReason } from './support/browser.ts'
 import { Cluster } from './support/cluster.ts'
@@ -16,7 +15,7 @@ describe.skipIf(skipReason !== undefined)('browser collections', () => {
   let cluster: Cluster
 
   beforeAll(async () => {
-    ;[browser, cluster] = await Promise.all([BrowserHarness.start(), Cluster.start({ nodes: 3 })])
+    ;[browser, cluster] = await Promise.all([BrowserHarness.start(), Cluster.start({ peers: 3 })])
   })
   afterAll(async () => {
     await browser?.close()
@@ -24,10 +23,16 @@ describe.skipIf(skipReason !== undefined)('browser collections', () => {
   })
 
   it('a page reads a Map that Node writers change, reaching each version; a reload shows it without writers', async () => {
-    const writers = cluster.nodes.map((n) => collections.Map.writer<string, number>(n, 'e2e/scores'))
-    await within(secs(20), Promise.all(writers.map((w) => w.when.online())), 'the writers are online')
+    const writers = cluster.peers
+    const store = 'e2e/scores'
+    await within(
+      secs(30),
+      Promise.all(writers.map((w) => w.call('mapOnline', { store, timeoutMs: secs(30) }))),
+      'the writers are online',
+    )
     let version = 0
-    for (let i = 0; i < 20; i++) version = await writers[i % 3]!.set(`k${i}`, i)
+    for (let i = 0; i < 20; i++)
+      version = await writers[i % 3]!.call<number>('mapSet', { store, key: `k${i}`, value: i })
 
     const page = await browser.page()
     const args = { network: cluster.network, bootstrap: [cluster.wsAddress], version }
@@ -48,7 +53,7 @@ describe.skipIf(skipReason !== undefined)('browser collections', () => {
     )
     expect(first).toEqual(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i])))
 
-    const later = await writers[1]!.set('late', 99)
+    const later = await writers[1]!.call<number>('mapSet', { store, key: 'late', value: 99 })
     const seenLater = await within(
       secs(20),
       page.evaluate(async (v) => {
@@ -66,7 +71,7 @@ describe.skipIf(skipReason !== undefined)('browser collections', () => {
     expect(seenLater).toBe(99)
 
     // Every writer goes away; the page reloads and shows what it kept, marked as restored.
-    await Promise.all(cluster.nodes.splice(0).map((n) => n.close()))
+    await Promise.all(cluster.peers.splice(0).map((w) => w.terminate()))
     await browser.load(page)
     const restored = await within(
       secs(20),

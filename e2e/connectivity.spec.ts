@@ -4,24 +4,24 @@
  */
 import type { Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { defineStream } from '../platform/node/index.ts'
 import { secs, within } from '../tests/support/time.ts'
 import { BrowserHarness, skipReason } from './support/browser.ts'
 import { Cluster } from './support/cluster.ts'
 
 if (skipReason) console.warn(skipReason)
 
-interface Tick {
-  seq: number
-}
-
-/** In the page: joins the network and keeps the last ticks of `e2e/ticks` in `globalThis.ticks`. */
-function consumeInPage(page: Page, network: string, bootstrap: string[]): Promise<string> {
+/** In the page: joins the network and keeps the seqs of `stream` in `globalThis.consuming`. */
+function consumeInPage(
+  page: Page,
+  network: string,
+  bootstrap: string[],
+  stream = 'e2e/direct',
+): Promise<string> {
   return page.evaluate(
-    async ({ network, bootstrap }) => {
+    async ({ network, bootstrap, stream }) => {
       const { Network, defineStream } = globalThis.mosaik
       const net = await Network.create({ network, bootstrap, allowPrivateAddresses: true })
-      const consumer = net.streams.consumer(defineStream<{ seq: number }>('e2e/ticks'))
+      const consumer = net.streams.consumer(defineStream<{ seq: number }>(stream))
       const state = { net, seqs: [] as number[] }
       ;(globalThis as Record<string, unknown>).consuming = state
       void (async () => {
@@ -29,7 +29,7 @@ function consumeInPage(page: Page, network: string, bootstrap: string[]): Promis
       })()
       return net.peerId
     },
-    { network, bootstrap },
+    { network, bootstrap, stream },
   )
 }
 
@@ -56,7 +56,7 @@ describe.skipIf(skipReason !== undefined)('browser connectivity', () => {
   const pages: Page[] = []
 
   beforeAll(async () => {
-    ;[browser, cluster] = await Promise.all([BrowserHarness.start(), Cluster.start({ nodes: 1 })])
+    ;[browser, cluster] = await Promise.all([BrowserHarness.start(), Cluster.start({ peers: 1 })])
   })
   afterEach(async () => {
     for (const page of pages.splice(0)) await page.context().close()
@@ -67,12 +67,10 @@ describe.skipIf(skipReason !== undefined)('browser connectivity', () => {
   })
 
   it('a page bootstraps from the relay over WebRTC-direct and consumes a Node producer', async () => {
-    const producer = cluster.nodes[0]!.streams.producer(defineStream<Tick>('e2e/ticks'))
     const page = await browser.page()
     pages.push(page)
     const pageId = await consumeInPage(page, cluster.network, [cluster.webrtcDirectAddress])
-    await within(secs(30), producer.when.subscribed().wait(), 'the page subscribed')
-    for (let seq = 0; seq < 100; seq++) await producer.send({ seq })
+    await cluster.peers[0]!.call('produce', { stream: 'e2e/direct', count: 100, timeoutMs: secs(30) })
     const got = await within(
       secs(20),
       untilPage(page, ticksInPage, (t) => t.count >= 100),
@@ -98,7 +96,6 @@ describe.skipIf(skipReason !== undefined)('browser connectivity', () => {
     )
     expect(relayConn.some((a) => a.includes('/webrtc-direct'))).toBe(true)
     expect(pageId).toMatch(/^12D3/)
-    await producer.close()
   })
 
   it('one page produces and another consumes, browser to browser through the relay', async () => {
@@ -139,19 +136,12 @@ describe.skipIf(skipReason !== undefined)('browser connectivity', () => {
   })
 
   it('a page keeps consuming after the relay crashes and restarts', async () => {
-    const producer = cluster.nodes[0]!.streams.producer(defineStream<Tick>('e2e/ticks'))
     const page = await browser.page()
     pages.push(page)
-    await consumeInPage(page, cluster.network, [cluster.wsAddress])
-    await within(secs(30), producer.when.subscribed().wait(), 'the page subscribed')
-    let seq = 0
-    let sending = true
-    const sender = (async () => {
-      while (sending) {
-        await producer.send({ seq: seq++ })
-        await new Promise((r) => setTimeout(r, 10))
-      }
-    })()
+    await consumeInPage(page, cluster.network, [cluster.wsAddress], 'e2e/ticking')
+    const peer = cluster.peers[0]!
+    await peer.call('awaitSubscribed', { stream: 'e2e/ticking', timeoutMs: secs(30) })
+    await peer.call('startTicking', { stream: 'e2e/ticking', intervalMs: 10 })
     await within(
       secs(10),
       untilPage(page, ticksInPage, (t) => t.count >= 20),
@@ -159,16 +149,13 @@ describe.skipIf(skipReason !== undefined)('browser connectivity', () => {
     )
 
     await cluster.restartRelay('kill')
-    const sentAfterRestart = seq
+    const sentAfterRestart = await peer.call<number>('sentSoFar')
     const after = await within(
       secs(30),
       untilPage(page, ticksInPage, (t) => (t.last ?? -1) > sentAfterRestart + 20),
       'ticks sent after the restart reach the page',
     )
-    sending = false
-    await sender
+    await peer.call('stopTicking')
     expect(after.last).toBeGreaterThan(sentAfterRestart)
-    // The relay knows the page again: discovery reconnected it.
-    await producer.close()
   })
 })

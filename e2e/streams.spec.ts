@@ -1,9 +1,8 @@
 /**
  * A browser dashboard consuming streams: a page in a real Chromium joins the network through the relay
- * binary and consumes what a full Node peer produces.
+ * binary and consumes what a full Node peer (its own process) produces.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { defineStream } from '../platform/node/index.ts'
 import { secs, within } from '../tests/support/time.ts'
 import { BrowserHarness, skipReason } from './support/browser.ts'
 import { Cluster } from './support/cluster.ts'
@@ -15,7 +14,7 @@ describe.skipIf(skipReason !== undefined)('browser streams', () => {
   let cluster: Cluster
 
   beforeAll(async () => {
-    ;[browser, cluster] = await Promise.all([BrowserHarness.start(), Cluster.start({ nodes: 1 })])
+    ;[browser, cluster] = await Promise.all([BrowserHarness.start(), Cluster.start({ peers: 1 })])
   })
   afterAll(async () => {
     await browser?.close()
@@ -24,8 +23,6 @@ describe.skipIf(skipReason !== undefined)('browser streams', () => {
 
   it('a page consumes a Node producer through the relay, every datum in order', async () => {
     const count = 500
-    const Ticks = defineStream<{ seq: number }>('e2e/ticks')
-    const producer = cluster.nodes[0]!.streams.producer(Ticks)
     const page = await browser.page()
     const consumed = page.evaluate(
       async ({ network, bootstrap, count }) => {
@@ -42,8 +39,7 @@ describe.skipIf(skipReason !== undefined)('browser streams', () => {
       },
       { network: cluster.network, bootstrap: [cluster.wsAddress], count },
     )
-    await within(secs(30), producer.when.subscribed().wait(), 'the page subscribed')
-    for (let seq = 0; seq < count; seq++) await producer.send({ seq })
+    await cluster.peers[0]!.call('produce', { stream: 'e2e/ticks', count, timeoutMs: secs(30) })
     const seqs = await within(secs(30), consumed, 'the page received every datum')
     expect(seqs).toEqual(Array.from({ length: count }, (_, i) => i))
   })

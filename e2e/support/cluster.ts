@@ -1,6 +1,7 @@
 /**
- * The Node side of the browser tests: the relay binary (a child process, as operators run it) and a
- * few full Node peers bootstrapped from it, reachable from browsers through the relay.
+ * The Node side of the browser tests, as operators run it: the relay binary and full Node peers, each
+ * in its own OS process on loopback. Peers bootstrap from the relay, hold a reservation there and take
+ * WebRTC, so pages reach them through the relay (see peer-process.ts for what they do on command).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -8,13 +9,18 @@ import { join } from 'node:path'
 import { Network, type NetworkOptions } from '../../platform/node/index.ts'
 import { RelayProcess } from '../../tests/relay/support.ts'
 import { uniqueNetwork } from '../../tests/support/nodes.ts'
-import { secs, within } from '../../tests/support/time.ts'
+import { NodeProcess } from '../../tests/support/processes.ts'
+import { secs } from '../../tests/support/time.ts'
+import { reserved } from './reserved.ts'
 
 /** Loopback only, on free ports: TCP for Node peers, WebSockets and WebRTC-direct for browsers. */
 const RELAY_LISTEN = ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws', '/ip4/127.0.0.1/udp/0/webrtc-direct']
 
 export class Cluster {
   readonly network: string
+  /** Full Node peers, each in its own process. */
+  readonly peers: NodeProcess[] = []
+  /** Full Node peers in this process (benchmarks, which need raw libp2p access). */
   readonly nodes: Network[] = []
   relay!: RelayProcess
   readonly #dir: string
@@ -24,10 +30,10 @@ export class Cluster {
     this.#dir = dir
   }
 
-  static async start(options: { nodes?: number } = {}): Promise<Cluster> {
+  static async start(options: { peers?: number } = {}): Promise<Cluster> {
     const cluster = new Cluster(uniqueNetwork('e2e'), await mkdtemp(join(tmpdir(), 'mosaik-e2e-')))
     await cluster.startRelay()
-    for (let i = 0; i < (options.nodes ?? 0); i++) await cluster.addNode()
+    await Promise.all(Array.from({ length: options.peers ?? 0 }, () => cluster.addPeer()))
     return cluster
   }
 
@@ -44,7 +50,7 @@ export class Cluster {
 
   /**
    * Stops the relay (SIGKILL, as a crash, or SIGTERM) and starts it again with the same identity on
-   * the same ports, so the addresses peers hold stay valid (except WebRTC-direct's certhash).
+   * the same ports, so the addresses peers hold stay valid (its WebRTC certhash is kept too).
    */
   async restartRelay(how: 'kill' | 'terminate' = 'kill'): Promise<RelayProcess> {
     const listen = this.relay.addresses.map((a) => a.replace(/\/(certhash|p2p)\/.*$/, ''))
@@ -64,37 +70,34 @@ export class Cluster {
     return this.relay.address('webrtc-direct')
   }
 
-  /** A full Node peer bootstrapped from the relay (it reserves a slot there, so browsers reach it). */
+  /** A full Node peer in its own process, ready once it holds a reservation on the relay. */
+  async addPeer(options: { dataDir?: string } = {}): Promise<NodeProcess> {
+    const peer = await NodeProcess.start(
+      { network: this.network, bootstrap: [this.relay.address('tcp')], ...options },
+      secs(30),
+      'browserPeer',
+    )
+    this.peers.push(peer)
+    return peer
+  }
+
+  /** A full Node peer in this process (as the platform default, on loopback). */
   async addNode(options: Partial<NetworkOptions> = {}): Promise<Network> {
     const net = await Network.create({
       network: this.network,
-      // As the platform default, on loopback: a reservation on the relay, and WebRTC through it.
       listen: ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit', '/webrtc'],
       bootstrap: [this.relay.address('tcp')],
       ...options,
     })
     this.nodes.push(net)
-    await within(secs(20), reserved(net), 'the node holds a reservation on the relay')
+    await reserved(net, AbortSignal.timeout(secs(20)))
     return net
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.peers.splice(0).map((p) => p.terminate()))
     await Promise.all(this.nodes.splice(0).map((n) => n.close()))
     await this.relay?.terminate()
     await rm(this.#dir, { recursive: true, force: true })
   }
-}
-
-/** Resolves once the node advertises a relayed (`/p2p-circuit`) address. */
-export function reserved(net: Network): Promise<void> {
-  const has = () => net.addresses.some((a) => a.includes('/p2p-circuit'))
-  if (has()) return Promise.resolve()
-  return new Promise((resolve) => {
-    const check = () => {
-      if (!has()) return
-      net.libp2p.removeEventListener('self:peer:update', check)
-      resolve()
-    }
-    net.libp2p.addEventListener('self:peer:update', check)
-  })
 }

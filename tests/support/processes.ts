@@ -7,6 +7,8 @@ const scripts = {
   group: fileURLToPath(new URL('./group-process.ts', import.meta.url)),
   streams: fileURLToPath(new URL('./streams-process.ts', import.meta.url)),
   register: fileURLToPath(new URL('./register-process.ts', import.meta.url)),
+  // A relay-reachable peer for the browser tests.
+  browserPeer: fileURLToPath(new URL('../../e2e/support/peer-process.ts', import.meta.url)),
 }
 
 /** How to launch the child: `prefix` goes before the node binary (e.g. `ip netns exec <ns>`). */
