@@ -1,3 +1,4 @@
+import * as varint from 'uint8-varint'
 import { CloseCode } from '../network/close.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import type { Digest } from '../primitives/digest.ts'
@@ -87,17 +88,7 @@ function isId(v: unknown): v is Uint8Array {
 
 /** Bytes of the varint that prefixes a datum of `n` bytes. */
 export function varintLength(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
-}
-
-/** Writes `n` (below 2^35) as an unsigned LEB128 varint at `off`; returns the offset after it. */
-export function writeVarint(buf: Uint8Array, off: number, n: number): number {
-  while (n >= 0x80) {
-    buf[off++] = (n & 0x7f) | 0x80
-    n = Math.floor(n / 128)
-  }
-  buf[off++] = n
-  return off
+  return varint.encodingLength(n)
 }
 
 /**
@@ -109,7 +100,8 @@ export function packBatch(datums: readonly Uint8Array[], from: number, to: numbe
   let off = 0
   for (let i = from; i < to; i++) {
     const d = datums[i]!
-    off = writeVarint(out, off, d.length)
+    varint.encode(d.length, out, off)
+    off += varint.encodingLength(d.length)
     out.set(d, off)
     off += d.length
   }
@@ -124,15 +116,16 @@ export function unpackBatch(batch: Uint8Array, each: (datum: Uint8Array) => void
   const end = batch.length
   let off = 0
   while (off < end) {
-    let len = 0
-    let shift = 1
-    let byte: number
-    do {
-      if (off >= end || shift > 2 ** 28) return false
-      byte = batch[off++]!
-      len += (byte & 0x7f) * shift
-      shift *= 128
-    } while (byte >= 0x80)
+    let len: number
+    try {
+      // Throws RangeError on a varint cut short or longer than a safe integer.
+      len = varint.decode(batch, off)
+    } catch {
+      return false
+    }
+    off += varint.encodingLength(len)
+    // Our encoder writes the shortest form; a longer one (a continuation bit left set) is refused.
+    if (batch[off - 1]! >= 0x80) return false
     if (off + len > end) return false
     each(batch.subarray(off, off + len))
     off += len
