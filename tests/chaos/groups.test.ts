@@ -40,6 +40,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Watch } from '../../src/primitives/watch.ts'
+import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { checkLinearizable, History, type Model, type Operation } from '../support/linearizability.ts'
 import { uniqueNetwork } from '../support/nodes.ts'
 import { Prng } from '../support/sim-network.ts'
@@ -61,9 +62,7 @@ const PACE_MS = 40
 /** Search budget of the linearizability check, per key. */
 const MAX_STEPS = 2_000_000
 const consensus = {
-  heartbeatMs: 50,
-  electionTimeoutMs: 300,
-  electionJitterMs: 150,
+  ...FAST_CONSENSUS,
   bootstrapDelayMs: 500,
   // All five start together and found the groups as five voters (no promotions to wait for).
   bootstrapExpect: MEMBERS,

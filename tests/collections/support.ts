@@ -10,16 +10,12 @@
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import type { Network, Version } from '../../platform/node/index.ts'
 import type { Group } from '../../src/groups/group.ts'
+import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 
 /** Fast consensus timings for one machine, the same for every collection of the suite. */
-export const consensus = {
-  heartbeatMs: 50,
-  electionTimeoutMs: 300,
-  electionJitterMs: 150,
-  bootstrapDelayMs: 300,
-}
+export const consensus = FAST_CONSENSUS
 
 /** mosaik's `timeout_s(10, ...)` for coming online and late joiners catching up. */
 export const T = secs(10)

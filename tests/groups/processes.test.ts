@@ -2,11 +2,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { uniqueNetwork } from '../support/nodes.ts'
 import { NodeProcess } from '../support/processes.ts'
 import { secs } from '../support/time.ts'
 
-const consensus = { heartbeatMs: 50, electionTimeoutMs: 300, electionJitterMs: 150, bootstrapDelayMs: 500 }
+const consensus = { ...FAST_CONSENSUS, bootstrapDelayMs: 500 }
 type Status = { role: string; leader?: string; committed: number; value: number; id: string }
 
 describe('groups between OS processes over QUIC with disk persistence', () => {

@@ -1,6 +1,7 @@
 import type { Group } from '../../src/groups/group.ts'
 import type { StateMachine } from '../../src/groups/state-machine.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
+import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { secs, within } from '../support/time.ts'
 
 /** mosaik's test Counter: Increment(n) / Decrement(n), queried for its value. */
@@ -59,13 +60,8 @@ export class Register implements StateMachine<RegisterCommand, 'value', string |
   }
 }
 
-/** Fast timings for tests on one machine (still scaled by nothing: groups time themselves). */
-export const fastConsensus = {
-  heartbeatMs: 50,
-  electionTimeoutMs: 300,
-  electionJitterMs: 150,
-  bootstrapDelayMs: 300,
-}
+/** Fast timings for tests on one machine (see tests/support/consensus.ts). */
+export const fastConsensus = FAST_CONSENSUS
 
 /** mosaik's NoOp machine: commands, queries and results are all null. */
 export class NoOp implements StateMachine<null, null, null> {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { collections, defineStream, InvalidArgumentError, Network } from '../../platform/node/index.ts'
+import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { listenOn, Nodes, uniqueNetwork } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 
@@ -51,12 +52,7 @@ describe('network lifecycle', () => {
     try {
       const nets = await nodes.star(5)
       await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(4))))
-      const consensus = {
-        heartbeatMs: 50,
-        electionTimeoutMs: 300,
-        electionJitterMs: 150,
-        bootstrapDelayMs: 300,
-      }
+      const consensus = FAST_CONSENSUS
       const Ticks = defineStream<number>('lifecycle/ticks')
       const producer = nets[0]!.streams.producer(Ticks)
       const consumers = nets.slice(1).map((n) => n.streams.consumer(Ticks))

@@ -31,6 +31,7 @@ import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
 import { Digest } from '../../src/primitives/digest.ts'
 import { ClosedError } from '../../src/primitives/errors.ts'
 import { Watch } from '../../src/primitives/watch.ts'
+import { FAST_CONSENSUS } from './consensus.ts'
 import { checkLinearizable, History, type Model, type Operation } from './linearizability.ts'
 import { type Prng, Simulation } from './sim-network.ts'
 
@@ -445,10 +446,7 @@ export interface GroupSimOptions {
 
 /** The consensus settings the simulation uses unless a scenario overrides them. */
 export const SIM_CONSENSUS: ConsensusOptions = {
-  heartbeatMs: 50,
-  electionTimeoutMs: 300,
-  electionJitterMs: 150,
-  bootstrapDelayMs: 300,
+  ...FAST_CONSENSUS,
   voterUnreachableMs: 3000,
   forwardTimeoutMs: 1000,
   queryTimeoutMs: 1000,
