@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CloseCode, Digest, defineStream, type Link, type Network } from '../../platform/node/index.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { handshakeMessage, packBatch, startStreamMessage } from '../../src/streams/wire.ts'
-import { FAST_BACKOFF, take } from '../streams/helpers.ts'
+import { FAST_BACKOFF, take } from '../streams/support.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
 import {

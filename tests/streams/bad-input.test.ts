@@ -18,7 +18,7 @@ import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { packBatch } from '../../src/streams/wire.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
-import { consumerEvent, FAST_BACKOFF, take } from './helpers.ts'
+import { consumerEvent, FAST_BACKOFF, take } from './support.ts'
 
 const Data1 = defineStream<string>('Data1')
 const protocolOf = (net: Network) => net.context.protocol('streams/1')

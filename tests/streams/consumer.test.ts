@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { defineStream, rttBelow } from '../../platform/node/index.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
-import { consumerEvent, giveJwt, hasValidJwt, sees, settle, take } from './helpers.ts'
+import { consumerEvent, giveJwt, hasValidJwt, sees, settle, take } from './support.ts'
 
 const Data1 = defineStream<string>('Data1')
 

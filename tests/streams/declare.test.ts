@@ -15,7 +15,7 @@ import {
 } from '../../platform/node/index.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
-import { consumerEvent, giveJwt, hasValidJwt, settle, take } from './helpers.ts'
+import { consumerEvent, giveJwt, hasValidJwt, settle, take } from './support.ts'
 
 const trusted = (peer: { tags: { has(t: string): boolean } }) => peer.tags.has('trusted')
 

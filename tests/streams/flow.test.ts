@@ -3,7 +3,7 @@ import { CloseCode, codecs, defineStream, type Network } from '../../platform/no
 import { INITIAL_CREDIT, Link } from '../../src/network/link.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
-import { consumerEvent, FAST_BACKOFF, producerEvent, take } from './helpers.ts'
+import { consumerEvent, FAST_BACKOFF, producerEvent, take } from './support.ts'
 
 const Bytes = defineStream<Uint8Array>('bytes', { codec: codecs.raw })
 

@@ -9,7 +9,7 @@ import {
 } from '../../platform/node/index.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
-import { producerEvent, take } from './helpers.ts'
+import { producerEvent, take } from './support.ts'
 
 /**
  * Attacks on a producer by peers that speak the streams protocol by hand (raw Links): handshakes that

@@ -5,7 +5,7 @@ import { z } from 'zod'
 import { CloseCode, codecs, defineStream, encodeCanonical } from '../../platform/node/index.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
-import { consumerEvent, FAST_BACKOFF, producerEvent, sees, settle, take } from './helpers.ts'
+import { consumerEvent, FAST_BACKOFF, producerEvent, sees, settle, take } from './support.ts'
 
 const Data1 = defineStream<string>('Data1')
 

@@ -10,7 +10,7 @@ import {
 } from '../../platform/node/index.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
-import { consumerEvent, FAST_BACKOFF, giveJwt, hasValidJwt, producerEvent, settle, take } from './helpers.ts'
+import { consumerEvent, FAST_BACKOFF, giveJwt, hasValidJwt, producerEvent, settle, take } from './support.ts'
 
 const Data1 = defineStream<string>('Data1')
 const Data2 = defineStream<string>('Data2')

@@ -3,7 +3,7 @@ import { type Codec, Digest, defineStream, PeerEntry } from '../../platform/node
 import { fromUtf8, utf8 } from '../../src/primitives/bytes.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
-import { converge, take } from './helpers.ts'
+import { converge, take } from './support.ts'
 
 // mosaik's tests share two datum types; here a stream is declared by name.
 const Data1 = defineStream<string>('Data1')

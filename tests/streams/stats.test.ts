@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { defineStream } from '../../platform/node/index.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
-import { take } from './helpers.ts'
+import { take } from './support.ts'
 
 const Data1 = defineStream<string>('Data1')
 

@@ -10,7 +10,7 @@ import {
   type Network,
   Ticket,
 } from '../../platform/node/index.ts'
-import { consumerEvent, FAST_BACKOFF, take } from '../streams/helpers.ts'
+import { consumerEvent, FAST_BACKOFF, take } from '../streams/support.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 import { giveTicket, jwtBuilder, jwtValidator, sees } from './support.ts'
