@@ -11,6 +11,13 @@ const MSG_ENTRY = 0
 const MSG_DEPARTURE = 1
 
 /**
+ * Mesh peers an announcement must have gone to before new neighbours stop triggering another one:
+ * gossipsub forwards a message along mesh links only, so one published while the mesh was still
+ * forming (a node that just joined, a chain of nodes) may reach only its first neighbour.
+ */
+const MESH_REACH = 3
+
+/**
  * Gossip announcements: this node publishes its signed entry (and at the end its departure) on the
  * network's announce topic, and validates what others publish there before gossipsub forwards it.
  * A message is `[kind, body, nonce]`.
@@ -22,6 +29,10 @@ export class Announcements {
   #announceScheduled = false
   /** The local entry as last published to at least one subscriber (a new neighbour gets it by sync). */
   #announced: SignedPeerEntry | undefined
+  /** How many mesh peers that publish went to. */
+  #announcedReach = 0
+  /** Our gossipsub mesh on the topic, followed through graft and prune events. */
+  readonly #mesh = new Set<string>()
 
   constructor(state: DiscoveryState, ingestion: Ingestion) {
     this.#state = state
@@ -35,13 +46,15 @@ export class Announcements {
     pubsub.topicValidators.set(this.#topic, this.#validateAnnouncement)
     pubsub.subscribe(this.#topic)
     pubsub.addEventListener('subscription-change', this.#onSubscriptionChange)
+    pubsub.addEventListener('gossipsub:graft', this.#onGraft)
+    pubsub.addEventListener('gossipsub:prune', this.#onPrune)
   }
 
   stop(): void {
-    this.#state.ctx.libp2p.services.pubsub.removeEventListener(
-      'subscription-change',
-      this.#onSubscriptionChange,
-    )
+    const pubsub = this.#state.ctx.libp2p.services.pubsub
+    pubsub.removeEventListener('subscription-change', this.#onSubscriptionChange)
+    pubsub.removeEventListener('gossipsub:graft', this.#onGraft)
+    pubsub.removeEventListener('gossipsub:prune', this.#onPrune)
   }
 
   /** The peers subscribed to the announce topic: gossip reaches them. */
@@ -68,8 +81,10 @@ export class Announcements {
     const local = store.local
     // The nonce makes each announcement a distinct gossip message: gossipsub refuses to publish the
     // same bytes twice, and a periodic re-announcement must go out.
+    const reach = this.#mesh.size
     await pubsub.publish(this.#topic, encodeCanonical([MSG_ENTRY, local.toWire(), randomBytes(8)]))
     this.#announced = local
+    this.#announcedReach = reach
     stats.announcementsSent++
   }
 
@@ -90,11 +105,28 @@ export class Announcements {
       subscriptions: { topic: string; subscribe: boolean }[]
     }>,
   ): void => {
-    // Only an entry that never reached anyone needs the new neighbour: one that did is spreading by
-    // gossip, and the neighbour gets it in the catalog sync every new connection runs. Announcing to
-    // every new subscriber made a burst of n joining nodes flood n² announcements.
-    if (this.#announced === this.#state.store.local) return
-    if (evt.detail.subscriptions.some((s) => s.topic === this.#topic && s.subscribe)) this.schedule(20)
+    if (evt.detail.subscriptions.some((s) => s.topic === this.#topic && s.subscribe)) this.#reannounce()
+  }
+
+  readonly #onGraft = (evt: CustomEvent<{ topic: string; peerId: { toString(): string } }>): void => {
+    if (evt.detail.topic !== this.#topic) return
+    this.#mesh.add(evt.detail.peerId.toString())
+    this.#reannounce()
+  }
+
+  readonly #onPrune = (evt: CustomEvent<{ topic: string; peerId: { toString(): string } }>): void => {
+    if (evt.detail.topic === this.#topic) this.#mesh.delete(evt.detail.peerId.toString())
+  }
+
+  /**
+   * A new neighbour or mesh link announces our entry again only while the last announcement reached
+   * fewer than MESH_REACH mesh peers: one that did is spreading by gossip, and a new neighbour gets it
+   * in the catalog sync every new connection runs. Announcing to every new subscriber made a burst of
+   * n joining nodes flood n² announcements.
+   */
+  #reannounce(): void {
+    if (this.#announced === this.#state.store.local && this.#announcedReach >= MESH_REACH) return
+    this.schedule(20)
   }
 
   /** Gossipsub validator: decode, verify and apply; invalid input is rejected (and penalized). */

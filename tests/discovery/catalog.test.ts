@@ -28,17 +28,19 @@ describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (trans
     for (const n of [n0!, ...rest]) expect(n.discovery.catalog().peers()).toHaveLength(10)
   })
 
-  it('thirty nodes joining at once converge with about one announcement each, not one per neighbour', async () => {
+  it('thirty nodes joining at once converge with a few announcements each, not one per neighbour', async () => {
     const nets = await nodes.star(30)
     await within(
       secs(20),
       Promise.all(nets.map((n) => n.discovery.when.peers(29))),
       'every node knows 29 peers',
     )
-    // A new neighbour gets our entry in the catalog sync its connection runs; re-announcing to each
-    // new subscriber made a burst of n nodes flood about n² announcements through gossip.
+    // A new neighbour gets our entry in the catalog sync its connection runs; a node announces again
+    // only until an announcement went out over a few mesh links (gossipsub's mesh degree is 6).
+    // Re-announcing to every new subscriber made a burst of n nodes flood about n² announcements
+    // (237 here before).
     const sent = nets.reduce((sum, n) => sum + n.discovery.stats.announcementsSent, 0)
-    expect(sent).toBeLessThanOrEqual(2 * nets.length)
+    expect(sent).toBeLessThanOrEqual(6 * nets.length)
   })
 
   // mosaik: discovery::catalog::manual_sync_trigger
