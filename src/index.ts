@@ -62,6 +62,7 @@ export {
   MosaikError,
   OfflineError,
   TimeoutError,
+  UnsupportedRuntimeError,
 } from './primitives/errors.ts'
 export { Watch } from './primitives/watch.ts'
 export * from './streams/index.ts'

@@ -15,15 +15,18 @@ import { type Platform, registerPlatform } from '../../src/network/platform.ts'
 import { lockDir } from './dir-lock.ts'
 import { FileLogStore } from './file-log-store.ts'
 import { loadQuic, quicTransports, withoutUnavailableQuic } from './quic.ts'
+import { checkNodeRuntime } from './runtime.ts'
 import { loadWebRTC, webRTCTransports, withoutUnavailableWebRTC } from './webrtc.ts'
 
 export * from '../../src/index.ts'
 export { FileLogStore, type FileLogStoreOptions } from './file-log-store.ts'
 export { QUIC_UNAVAILABLE_WARNING, quicAvailable } from './quic.ts'
+export { checkNodeRuntime } from './runtime.ts'
 export { WEBRTC_UNAVAILABLE_WARNING } from './webrtc.ts'
 
 export const nodePlatform: Platform = {
   name: 'node',
+  checkRuntime: () => checkNodeRuntime(),
   prepare: async () => {
     await Promise.all([loadQuic(), loadWebRTC()])
   },

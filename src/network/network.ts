@@ -144,6 +144,7 @@ export class Network {
       throw new InvalidArgumentError('`network` is required: the name or id of the network to join')
     }
     const platform = options.platform ?? currentPlatform()
+    platform.checkRuntime?.()
     const networkId = Digest.from(options.network)
     // Before anything reads or writes the directory: one node per dataDir.
     const lock = options.dataDir ? await platform.lockDataDir?.(options.dataDir) : undefined

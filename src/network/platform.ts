@@ -10,6 +10,12 @@ import { InvalidArgumentError } from '../primitives/errors.ts'
 export interface Platform {
   readonly name: string
   /**
+   * Throws UnsupportedRuntimeError when the runtime lacks what the SDK needs (Node: a version before
+   * 22). `Network.create` calls it first, before it touches `dataDir` or starts libp2p, so an old
+   * runtime fails with a clear message instead of a TypeError deep inside a transport.
+   */
+  checkRuntime?(): void
+  /**
    * Loads what the runtime can only load asynchronously (optional native transports such as QUIC),
    * once per process; `Network.create` awaits it before it calls `transports()` or `defaultListen()`,
    * which then reflect what loaded.

@@ -77,6 +77,16 @@ export class InvalidArgumentError extends MosaikError {
 }
 
 /**
+ * The runtime lacks what the SDK needs (in Node: a version before 22, without `Promise.withResolvers`).
+ * Thrown by `Network.create` before anything starts.
+ */
+export class UnsupportedRuntimeError extends MosaikError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('UNSUPPORTED_RUNTIME', message, options)
+  }
+}
+
+/**
  * A data directory is in use by another node: another process (`pid` on `host`) or another Network or
  * store in this one. Two writers on one directory would lose acknowledged writes.
  */
