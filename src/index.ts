@@ -11,6 +11,8 @@
 export * from './collections/index.ts'
 export { type Catalog, type PeerInfo, type RejectReason, rttBelow } from './discovery/catalog.ts'
 export {
+  type BootstrapState,
+  type BootstrapStatus,
   DifferentNetworkError,
   Discovery,
   type DiscoveryConditions,

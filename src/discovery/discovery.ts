@@ -1,6 +1,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { isLoopback, isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
+import { checkPeer } from '../network/addresses.ts'
 import type { NetworkContext } from '../network/context.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { jittered } from '../primitives/backoff.ts'
@@ -15,12 +16,13 @@ import type { DiscoveryConfig } from './config.ts'
 import { departureToWire, PeerEntry, SignedPeerEntry, signDeparture, type Ticket } from './entry.ts'
 import { CatalogExchange } from './exchange.ts'
 import { Ingestion } from './ingest.ts'
-import { Neighbours } from './neighbours.ts'
+import { type BootstrapStatus, Neighbours } from './neighbours.ts'
 import { RttTracker } from './rtt.ts'
 import { type DiscoveryEvents, DiscoveryState, type DiscoveryStats } from './state.ts'
 import { DifferentNetworkError, SyncError, UnsupportedVersionError } from './sync.ts'
 
 export { type DiscoveryConfig, type DiscoveryOptions, discoveryConfig } from './config.ts'
+export type { BootstrapState, BootstrapStatus } from './neighbours.ts'
 export type { DiscoveryEvents, DiscoveryStats } from './state.ts'
 export { DifferentNetworkError, DiscoveryConditions, SyncError, UnsupportedVersionError }
 
@@ -266,19 +268,32 @@ export class Discovery extends Emitter<DiscoveryEvents> {
 
   /**
    * Best effort: connects to the given peers (multiaddrs with /p2p/, or known peer ids) and syncs
-   * catalogs with each one not synced before. Failures are logged, not thrown.
+   * catalogs with each one not synced before. Failures are logged, not thrown; a malformed address
+   * throws InvalidArgumentError at once, and then none is dialed.
    */
   dial(...peers: string[]): void {
+    for (const peer of peers) checkPeer(peer)
     for (const peer of peers) this.#state.scope.spawn(this.syncWith(peer).catch(() => {}))
   }
 
   /**
    * A full, bidirectional catalog exchange with one peer: each side sends every fresh signed entry it
    * knows (its own included) and merges the other's. A node bootstrapped with one address learns the
-   * whole network this way.
+   * whole network this way. `peer` is a peer id or a multiaddr ending with `/p2p/<id>`; anything
+   * else rejects with InvalidArgumentError.
    */
-  syncWith(peer: string, options: AbortOptions = {}): Promise<void> {
+  async syncWith(peer: string, options: AbortOptions = {}): Promise<void> {
+    checkPeer(peer)
     return this.#exchange.syncWith(peer, options)
+  }
+
+  /**
+   * Where each bootstrap address stands: `connecting` until a sync with it succeeds (`synced`),
+   * `unreachable` after failed attempts in a row (the `bootstrap:unreachable` event fires then). Failed
+   * addresses are retried with backoff (at most 5 s apart) until they answer.
+   */
+  bootstrapStatus(): BootstrapStatus[] {
+    return this.#neighbours.bootstrapStatus()
   }
 
   /** Pings a peer: measures the round trip and refreshes its entry from the reply. Returns the RTT in ms. */

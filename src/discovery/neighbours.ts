@@ -7,6 +7,22 @@ import type { Watch } from '../primitives/watch.ts'
 import type { CatalogExchange } from './exchange.ts'
 import type { DiscoveryState } from './state.ts'
 
+/** Failed attempts in a row after which a bootstrap address counts as unreachable (and is reported). */
+export const BOOTSTRAP_UNREACHABLE_AFTER = 3
+
+/** `connecting` until the first successful sync, `unreachable` after failed attempts in a row. */
+export type BootstrapState = 'connecting' | 'synced' | 'unreachable'
+
+/** Where one bootstrap address stands (see Discovery.bootstrapStatus). */
+export interface BootstrapStatus {
+  readonly address: string
+  readonly state: BootstrapState
+  /** Failed attempts so far. */
+  readonly failures: number
+  /** The message of the last failure, if any. */
+  readonly lastError?: string
+}
+
 /**
  * Neighbour upkeep: bootstrap syncs, the first-contact sync of every new outbound connection, a few
  * random connected neighbours, periodic anti-entropy syncs and RTT probes.
@@ -17,6 +33,7 @@ export class Neighbours {
   readonly #bootstrap: string[]
   /** True once one sync with a bootstrap address succeeded (or there was none to make). */
   readonly #bootstrapped: Watch<boolean>
+  readonly #bootstrapStatus = new Map<string, BootstrapStatus>()
   readonly #dialing = new Set<string>()
   #maintenanceScheduled = false
 
@@ -30,6 +47,13 @@ export class Neighbours {
     this.#exchange = exchange
     this.#bootstrap = bootstrap
     this.#bootstrapped = bootstrapped
+    for (const address of bootstrap)
+      this.#bootstrapStatus.set(address, { address, state: 'connecting', failures: 0 })
+  }
+
+  /** One status per bootstrap address, in the order given. */
+  bootstrapStatus(): BootstrapStatus[] {
+    return [...this.#bootstrapStatus.values()]
   }
 
   /** Starts the periodic probes, maintenance and anti-entropy, and the bootstrap syncs. */
@@ -69,21 +93,41 @@ export class Neighbours {
     )
   }
 
-  /** Retries a bootstrap address with backoff until one sync with it succeeds. */
+  /**
+   * Retries a bootstrap address with backoff until one sync with it succeeds. After
+   * BOOTSTRAP_UNREACHABLE_AFTER failures in a row it reports the address (`bootstrap:unreachable`,
+   * once) and keeps retrying.
+   */
   async #bootstrapFrom(address: string): Promise<void> {
-    const { scope, log } = this.#state
+    const { scope, log, events } = this.#state
     const backoff = new Backoff({
       initialMs: 100,
       maxIntervalMs: 5000,
       maxElapsedMs: Number.POSITIVE_INFINITY,
     })
+    let failures = 0
     while (!scope.closed) {
       try {
         await this.#exchange.syncWith(address)
+        this.#bootstrapStatus.set(address, { address, state: 'synced', failures })
         this.#bootstrapped.set(true)
         return
       } catch (err) {
-        log('bootstrap via %s failed: %s', address, (err as Error).message)
+        if (scope.closed) return
+        const error = err as Error
+        failures++
+        log('bootstrap via %s failed (%d): %s', address, failures, error.message)
+        const unreachable = failures >= BOOTSTRAP_UNREACHABLE_AFTER
+        this.#bootstrapStatus.set(address, {
+          address,
+          state: unreachable ? 'unreachable' : 'connecting',
+          failures,
+          lastError: error.message,
+        })
+        if (failures === BOOTSTRAP_UNREACHABLE_AFTER) {
+          log.error('bootstrap address %s is unreachable so far: %s', address, error.message)
+          events.emit('bootstrap:unreachable', { address, error, failures })
+        }
       }
       await delay(backoff.next() ?? 5000, scope.signal).catch(() => {})
     }

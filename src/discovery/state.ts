@@ -17,6 +17,12 @@ export interface DiscoveryEvents {
    * evicted from a full catalog to make room for a more valuable one.
    */
   'peer:departed': { id: string; reason: 'departed' | 'purged' | 'evicted' }
+  /**
+   * A bootstrap address failed `failures` times in a row (BOOTSTRAP_UNREACHABLE_AFTER); `error` is the
+   * last failure. Fires once per address; the address is still retried with backoff (see
+   * `Discovery.bootstrapStatus()`).
+   */
+  'bootstrap:unreachable': { address: string; error: Error; failures: number }
   /** Input was refused; `from` is the peer that sent it, when known. */
   rejected: { reason: RejectReason; from?: string; peer?: string }
 }

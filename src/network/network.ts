@@ -12,6 +12,7 @@ import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts
 import { InvalidArgumentError, MosaikError } from '../primitives/errors.ts'
 import { Scope } from '../primitives/scope.ts'
 import { Streams, type StreamsOptions } from '../streams/index.ts'
+import { checkPeerAddress } from './addresses.ts'
 import { type MosaikLibp2p, NetworkContext } from './context.ts'
 import { allowingPrivateDials, hostLimitingGater } from './hosts.ts'
 import { DEFAULT_MAX_FRAME_SIZE } from './link.ts'
@@ -41,7 +42,11 @@ export interface NetworkOptions {
   network: DigestLike
   /** Role tags of this node (`Digest.from(tag)`), visible to every peer's predicates. */
   tags?: DigestLike[]
-  /** Addresses of peers to join through, with `/p2p/<id>` (e.g. a relay's). Retried until one answers. */
+  /**
+   * Addresses of peers to join through, with `/p2p/<id>` (e.g. a relay's). Retried until one answers;
+   * a malformed one is refused with InvalidArgumentError, and one that keeps failing is reported by a
+   * `bootstrap:unreachable` discovery event and in `discovery.bootstrapStatus()`.
+   */
   bootstrap?: string[]
   /** Listen addresses; the platform's default when omitted (Node: QUIC and TCP on all interfaces). */
   listen?: string[]
@@ -146,6 +151,7 @@ export class Network {
     const platform = options.platform ?? currentPlatform()
     platform.checkRuntime?.()
     const networkId = Digest.from(options.network)
+    for (const address of options.bootstrap ?? []) checkPeerAddress(address, 'bootstrap address')
     // Before anything reads or writes the directory: one node per dataDir.
     const lock = options.dataDir ? await platform.lockDataDir?.(options.dataDir) : undefined
     try {
