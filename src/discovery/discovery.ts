@@ -41,7 +41,8 @@ export { DifferentNetworkError, DiscoveryConditions, SyncError, UnsupportedVersi
  * pings, exchange.ts) and Neighbours (bootstrap, first contact, neighbours, anti-entropy, RTT probes,
  * neighbours.ts). They share one DiscoveryState (state.ts).
  */
-export class Discovery extends Emitter<DiscoveryEvents> {
+export class Discovery {
+  readonly #events = new Emitter<DiscoveryEvents>()
   readonly config: DiscoveryConfig
   readonly stats: DiscoveryStats = {
     announcementsSent: 0,
@@ -70,13 +71,32 @@ export class Discovery extends Emitter<DiscoveryEvents> {
   readonly #neighbours: Neighbours
   #localChain: Promise<void> = Promise.resolve()
 
+  /**
+   * Subscribes to catalog events (`peer:discovered`, `peer:updated`, `peer:departed`, `rejected`,
+   * `bootstrap:unreachable`); returns the unsubscribe function.
+   */
+  on<K extends keyof DiscoveryEvents>(event: K, listener: (payload: DiscoveryEvents[K]) => void): () => void {
+    return this.#events.on(event, listener)
+  }
+
+  off<K extends keyof DiscoveryEvents>(event: K, listener: (payload: DiscoveryEvents[K]) => void): void {
+    this.#events.off(event, listener)
+  }
+
+  /** Like `on`, for the next event only. */
+  once<K extends keyof DiscoveryEvents>(
+    event: K,
+    listener: (payload: DiscoveryEvents[K]) => void,
+  ): () => void {
+    return this.#events.once(event, listener)
+  }
+
   private constructor(
     ctx: NetworkContext,
     config: DiscoveryConfig,
     local: SignedPeerEntry,
     bootstrap: string[],
   ) {
-    super()
     this.#ctx = ctx
     this.config = config
     this.bootstrapped = new Watch(bootstrap.length === 0)
@@ -98,7 +118,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
       config,
       scope: ctx.scope.child(),
       log: ctx.log('discovery'),
-      events: this,
+      events: this.#events,
       stats: this.stats,
       store: this.#store,
       rtt,
@@ -364,7 +384,7 @@ export class Discovery extends Emitter<DiscoveryEvents> {
     this.#ingestion.stop()
     state.changes.close()
     await state.scope.close()
-    this.removeAllListeners()
+    this.#events.removeAllListeners()
   }
 
   /** A peer that is not in the catalog is forgotten by libp2p too once its last connection closes. */
