@@ -24,7 +24,6 @@ export {
   UnsupportedVersionError,
 } from './discovery/discovery.ts'
 export {
-  compareVersions,
   DEFAULT_ENTRY_LIMITS,
   type Departure,
   DigestSet,
@@ -37,11 +36,9 @@ export {
 } from './discovery/entry.ts'
 export * from './groups/index.ts'
 export { CloseCode, closeCodeName, type LinkClose, LinkClosedError } from './network/close.ts'
-export { Link, type LinkOptions } from './network/link.ts'
 export { type Libp2pExtensions, Network, type NetworkOptions } from './network/network.ts'
 export { type Platform, registerPlatform, type TransportFactory } from './network/platform.ts'
 export type { AbortOptions } from './primitives/abort.ts'
-export { Backoff, type BackoffOptions } from './primitives/backoff.ts'
 export { type Codec, cbor, cborOf, codecs, decodeCanonical, encodeCanonical } from './primitives/codec.ts'
 export {
   Digest,
@@ -66,7 +63,6 @@ export {
   TimeoutError,
   UnsupportedRuntimeError,
 } from './primitives/errors.ts'
-export { Watch } from './primitives/watch.ts'
 export * from './streams/index.ts'
 export {
   type AsymmetricAlgorithm,

@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CloseCode, Digest, defineStream, type Link, type Network } from '../../platform/node/index.ts'
+import { CloseCode, Digest, defineStream, type Network } from '../../platform/node/index.ts'
+import type { Link } from '../../src/network/link.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { handshakeMessage, packBatch, startStreamMessage } from '../../src/streams/wire.ts'
 import { FAST_BACKOFF, take } from '../streams/support.ts'

@@ -6,14 +6,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import * as varint from 'uint8-varint'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import {
-  CloseCode,
-  Digest,
-  defineStream,
-  Link,
-  type LinkClose,
-  type Network,
-} from '../../platform/node/index.ts'
+import { CloseCode, Digest, defineStream, type LinkClose, type Network } from '../../platform/node/index.ts'
+import { Link } from '../../src/network/link.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { packBatch } from '../../src/streams/wire.ts'
 import { Nodes } from '../support/nodes.ts'
