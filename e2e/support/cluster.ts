@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Network, type NetworkOptions } from '../../platform/node/index.ts'
-import { RelayProcess } from '../../tests/relay/support.ts'
+import { killAll, RelayProcess } from '../../tests/relay/support.ts'
 import { uniqueNetwork } from '../../tests/support/nodes.ts'
 import { NodeProcess } from '../../tests/support/processes.ts'
 import { secs } from '../../tests/support/time.ts'
@@ -32,8 +32,13 @@ export class Cluster {
 
   static async start(options: { peers?: number } = {}): Promise<Cluster> {
     const cluster = new Cluster(uniqueNetwork('e2e'), await mkdtemp(join(tmpdir(), 'mosaik-e2e-')))
-    await cluster.startRelay()
-    await Promise.all(Array.from({ length: options.peers ?? 0 }, () => cluster.addPeer()))
+    try {
+      await cluster.startRelay()
+      await Promise.all(Array.from({ length: options.peers ?? 0 }, () => cluster.addPeer()))
+    } catch (err) {
+      await cluster.close()
+      throw err
+    }
     return cluster
   }
 
@@ -98,6 +103,7 @@ export class Cluster {
     await Promise.all(this.peers.splice(0).map((p) => p.terminate()))
     await Promise.all(this.nodes.splice(0).map((n) => n.close()))
     await this.relay?.terminate()
+    killAll() // a relay that never got ready, or one left by a failed restart
     await rm(this.#dir, { recursive: true, force: true })
   }
 }

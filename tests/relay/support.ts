@@ -51,8 +51,11 @@ export class RelayProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
   }
 
-  /** Starts the relay and resolves once it logged `ready` (rejects if it exits first). */
-  static start(args: string[], env: Record<string, string> = {}): Promise<RelayProcess> {
+  /**
+   * Starts the relay and resolves once it logged `ready`; rejects if it exits first, or kills it and
+   * rejects when it is not ready within `readyMs` (so a relay that never gets ready is not left behind).
+   */
+  static start(args: string[], env: Record<string, string> = {}, readyMs = 60_000): Promise<RelayProcess> {
     const child = spawn(process.execPath, [RELAY_MAIN, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
@@ -72,6 +75,7 @@ export class RelayProcess {
         }
         relay.logs.push(entry)
         if (entry.msg === 'ready') {
+          clearTimeout(timer)
           relay.#ready = entry
           resolve(relay)
         }
@@ -79,6 +83,12 @@ export class RelayProcess {
       void relay.exited.then((code) =>
         reject(new Error(`relay exited with ${code} before ready: ${JSON.stringify(relay.logs)}`)),
       )
+      const timer = setTimeout(() => {
+        if (relay.#ready) return
+        child.kill('SIGKILL')
+        reject(new Error(`relay not ready within ${readyMs} ms: ${JSON.stringify(relay.logs)}`))
+      }, readyMs)
+      void relay.exited.then(() => clearTimeout(timer))
     })
   }
 
