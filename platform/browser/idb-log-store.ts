@@ -25,6 +25,7 @@ import {
 } from './idb-log-store/records.ts'
 import { lockByName } from './web-lock.ts'
 
+/** Options of IdbLogStore.open. */
 export interface IdbLogStoreOptions {
   /**
    * The `durability` hint of every write transaction (default `'strict'`). `'strict'`: the browser
@@ -179,7 +180,15 @@ export class IdbLogStore implements LogStore {
     return this.#image.snapshotMeta()
   }
 
-  async readSnapshot(): Promise<{ meta: SnapshotMeta; data?: Uint8Array } | undefined> {
+  async readSnapshot(): Promise<
+    | {
+        /** What the snapshot covers. */
+        meta: SnapshotMeta
+        /** The state machine's snapshot bytes. */
+        data?: Uint8Array
+      }
+    | undefined
+  > {
     this.#checkUsable()
     return this.#image.readSnapshot()
   }

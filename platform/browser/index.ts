@@ -16,6 +16,10 @@ export * from '../../src/index.ts'
 export { IdbLogStore, type IdbLogStoreOptions } from './idb-log-store.ts'
 export { requestPersistentStorage } from './storage.ts'
 
+/**
+ * The browser Platform, registered when this entry is imported: WebSockets, WebRTC, WebRTC-direct,
+ * WebTransport, circuit relay and memory transports; the identity and group logs in IndexedDB.
+ */
 export const browserPlatform: Platform = {
   name: 'browser',
   transports: () => [

@@ -45,6 +45,7 @@ import { EntryCache, readMissing, releaseReader } from './file-log-store/reads.t
 import { type Recovered, recover } from './file-log-store/recovery.ts'
 import { SnapshotWrites, writeSnapshotFile } from './file-log-store/snapshots.ts'
 
+/** Options of FileLogStore.open. */
 export interface FileLogStoreOptions {
   /**
    * fsync (fdatasync) before a write resolves, and around file creation and renames (default true).
@@ -238,7 +239,15 @@ export class FileLogStore implements LogStore {
     return this.#snapshot === undefined ? undefined : cloneValue(this.#snapshot)
   }
 
-  async readSnapshot(): Promise<{ meta: SnapshotMeta; data?: Uint8Array } | undefined> {
+  async readSnapshot(): Promise<
+    | {
+        /** What the snapshot covers. */
+        meta: SnapshotMeta
+        /** The state machine's snapshot bytes. */
+        data?: Uint8Array
+      }
+    | undefined
+  > {
     this.#checkUsable()
     if (this.#snapshot === undefined) return undefined
     await this.#snaps.chain

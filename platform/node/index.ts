@@ -24,6 +24,10 @@ export { QUIC_UNAVAILABLE_WARNING, quicAvailable } from './quic.ts'
 export { checkNodeRuntime } from './runtime.ts'
 export { WEBRTC_UNAVAILABLE_WARNING } from './webrtc.ts'
 
+/**
+ * The Node.js Platform, registered when this entry is imported: QUIC, TCP, WebSockets, circuit relay,
+ * WebRTC and memory transports; the identity and group logs on disk under `dataDir`.
+ */
 export const nodePlatform: Platform = {
   name: 'node',
   checkRuntime: () => checkNodeRuntime(),

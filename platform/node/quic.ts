@@ -12,6 +12,7 @@
  */
 import type { TransportFactory } from '../../src/network/platform.ts'
 
+/** The `code` of the process warning printed once when QUIC cannot load and nodes fall back to TCP. */
 export const QUIC_UNAVAILABLE_WARNING = 'MOSAIK_QUIC_UNAVAILABLE'
 
 let loading: Promise<(() => TransportFactory) | undefined> | undefined

@@ -11,6 +11,7 @@
  */
 import type { TransportFactory } from '../../src/network/platform.ts'
 
+/** The `code` of the process warning printed once when WebRTC cannot load and nodes run without it. */
 export const WEBRTC_UNAVAILABLE_WARNING = 'MOSAIK_WEBRTC_UNAVAILABLE'
 
 let loading: Promise<boolean> | undefined

@@ -14,19 +14,29 @@ import type { RttTracker } from './rtt.ts'
 
 /** What predicates, conditions and catalog reads see of a peer. */
 export interface PeerInfo {
+  /** The peer's libp2p peer id. */
   readonly id: string
+  /** The network the peer belongs to. */
   readonly network: NetworkId
+  /** The version of the peer's entry (run start and latest update). */
   readonly version: EntryVersion
+  /** The multiaddrs the peer announces. */
   readonly addresses: readonly string[]
+  /** The role tags the peer declares (self-declared: not a credential). */
   readonly tags: DigestSet
+  /** The ids of the streams the peer produces. */
   readonly streams: DigestSet
+  /** The ids of the groups the peer is a member of. */
   readonly groups: DigestSet
+  /** The credentials the peer carries (see Ticket). */
   readonly tickets: readonly Ticket[]
   /** False for entries inserted locally with `discovery.insert`. */
   readonly signed: boolean
   /** Smoothed round-trip time in ms, when measured. */
   readonly rtt: number | undefined
+  /** When the peer's process started, in ms since the epoch (`version.start`). */
   readonly startedAt: number
+  /** When the peer last changed its entry, in ms since the epoch (`version.update`). */
   readonly updatedAt: number
   /** The underlying entry. */
   readonly entry: PeerEntry
@@ -341,7 +351,9 @@ const byId = (a: PeerInfo, b: PeerInfo) => (a.id < b.id ? -1 : a.id > b.id ? 1 :
  * `maxRttMs` is set) peers measured slower than it; peers with unknown RTT are admitted.
  */
 export class Catalog {
+  /** This node's own entry. */
   readonly local: PeerInfo
+  /** When the snapshot was taken, in ms since the epoch. */
   readonly takenAt: number
   readonly #signed: readonly PeerInfo[]
   readonly #unsigned: readonly PeerInfo[]
@@ -371,23 +383,28 @@ export class Catalog {
     return [...this.#signed, ...this.#unsigned]
   }
 
+  /** Peers known from their signed entries, ordered by id; never this node. */
   signedPeers(): readonly PeerInfo[] {
     return this.#signed
   }
 
+  /** Peers inserted locally without a signature (`discovery.insert`), ordered by id. */
   unsignedPeers(): readonly PeerInfo[] {
     return this.#unsigned
   }
 
+  /** The peer with this id, signed or not, if the snapshot admits it. */
   get(peerId: string): PeerInfo | undefined {
     return this.#byId.get(peerId)
   }
 
+  /** The peer with this id, only if its entry is signed. */
   getSigned(peerId: string): PeerInfo | undefined {
     const p = this.#byId.get(peerId)
     return p?.signed ? p : undefined
   }
 
+  /** Whether the snapshot admits a peer with this id. */
   has(peerId: string): boolean {
     return this.#byId.has(peerId)
   }
@@ -397,10 +414,12 @@ export class Catalog {
     return this.#byId.size
   }
 
+  /** Number of signed peers, not counting this node. */
   get signedCount(): number {
     return this.#signed.length
   }
 
+  /** The RTT bound this snapshot was filtered with, if any. */
   get maxRttMs(): number | undefined {
     return this.#maxRttMs
   }

@@ -71,7 +71,11 @@ export interface DiscoveryOptions {
   maxUpdatesPerSecond?: number
 }
 
-export type DiscoveryConfig = Required<Omit<DiscoveryOptions, 'maxRttMs'>> & { maxRttMs: number | undefined }
+/** DiscoveryOptions with every default filled in (`maxRttMs` may stay unset): `Discovery.config`. */
+export type DiscoveryConfig = Required<Omit<DiscoveryOptions, 'maxRttMs'>> & {
+  /** The RTT filter of the catalog; undefined: no filter. */
+  maxRttMs: number | undefined
+}
 
 export function discoveryConfig(options: DiscoveryOptions = {}): DiscoveryConfig {
   const maxPeers = options.maxPeers ?? 10_000

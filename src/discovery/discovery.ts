@@ -43,7 +43,9 @@ export { DifferentNetworkError, DiscoveryConditions, SyncError, UnsupportedVersi
  */
 export class Discovery {
   readonly #events = new Emitter<DiscoveryEvents>()
+  /** The options this discovery runs with, defaults filled in. */
   readonly config: DiscoveryConfig
+  /** Live counters of what discovery saw and did (mutated in place). */
   readonly stats: DiscoveryStats = {
     announcementsSent: 0,
     entriesAccepted: 0,
@@ -79,6 +81,7 @@ export class Discovery {
     return this.#events.on(event, listener)
   }
 
+  /** Removes a listener added with `on`. */
   off<K extends keyof DiscoveryEvents>(event: K, listener: (payload: DiscoveryEvents[K]) => void): void {
     this.#events.off(event, listener)
   }
@@ -178,10 +181,12 @@ export class Discovery {
 
   // ---- local entry -----------------------------------------------------------------------------
 
+  /** Adds role tags to this node's entry, re-signs and announces it. */
   addTags(...tags: DigestLike[]): Promise<void> {
     return this.updateLocal((e) => ({ tags: e.tags.with(tags) }))
   }
 
+  /** Removes role tags from this node's entry, re-signs and announces it. */
   removeTags(...tags: DigestLike[]): Promise<void> {
     return this.updateLocal((e) => ({ tags: e.tags.without(tags) }))
   }
@@ -279,6 +284,7 @@ export class Discovery {
     return ok
   }
 
+  /** Removes every local-only entry added with `insert`. */
   clearUnsigned(): void {
     this.#store.clearUnsigned()
     this.#state.changed()

@@ -45,6 +45,7 @@ export const MAX_TICKETS = 16
 const MAX_PEER_ID_LENGTH = 128
 const SIGNATURE_LENGTH = 64
 
+/** The version of a peer entry: a newer run (`start`) wins, then a later `update` within the run. */
 export interface EntryVersion {
   /** Process start time in ms since the epoch: the run id. */
   readonly start: number
@@ -76,6 +77,7 @@ export class DigestSet implements Iterable<Digest> {
     }
   }
 
+  /** True when the item (a Digest, or a name hashed with Digest.from) is in the set. */
   has(item: DigestLike): boolean {
     return this.#byHex.has(Digest.from(item).toString())
   }
@@ -86,10 +88,12 @@ export class DigestSet implements Iterable<Digest> {
     return true
   }
 
+  /** Number of members. */
   get size(): number {
     return this.#byHex.size
   }
 
+  /** The members, in insertion order. */
   [Symbol.iterator](): Iterator<Digest> {
     return this.#byHex.values()
   }
@@ -99,15 +103,18 @@ export class DigestSet implements Iterable<Digest> {
     return [...this.#byHex.values()].sort((a, b) => a.compare(b))
   }
 
+  /** A new set with the given items added. */
   with(items: Iterable<DigestLike>): DigestSet {
     return new DigestSet([...this, ...items])
   }
 
+  /** A new set with the given items removed. */
   without(items: Iterable<DigestLike>): DigestSet {
     const drop = new DigestSet(items)
     return new DigestSet([...this].filter((d) => !drop.has(d)))
   }
 
+  /** True when both sets hold the same members. */
   equals(other: DigestSet): boolean {
     if (other.size !== this.size) return false
     for (const d of this) if (!other.has(d)) return false
@@ -117,13 +124,21 @@ export class DigestSet implements Iterable<Digest> {
 
 /** The content of a peer entry. Immutable: every mutator returns a new entry with a bumped version. */
 export class PeerEntry {
+  /** The id of the peer the entry describes (and whose key signs it). */
   readonly peerId: string
+  /** The network the peer belongs to. */
   readonly network: NetworkId
+  /** The run (start time) and the latest update of the entry. */
   readonly version: EntryVersion
+  /** The multiaddrs the peer is reachable at, sorted and deduplicated. */
   readonly addresses: readonly string[]
+  /** The role tags the peer declares. */
   readonly tags: DigestSet
+  /** The ids of the streams the peer produces. */
   readonly streams: DigestSet
+  /** The ids of the groups the peer is a member of. */
   readonly groups: DigestSet
+  /** The credentials the peer carries, sorted canonically. */
   readonly tickets: readonly Ticket[]
 
   constructor(fields: {
@@ -148,14 +163,17 @@ export class PeerEntry {
     )
   }
 
+  /** When the peer's process started, in ms since the epoch (`version.start`). */
   get startedAt(): number {
     return this.version.start
   }
 
+  /** When the entry last changed, in ms since the epoch (`version.update`). */
   get updatedAt(): number {
     return this.version.update
   }
 
+  /** True when this entry's version is later than `other`'s (a newer run, then a later update). */
   isNewerThan(other: PeerEntry): boolean {
     return compareVersions(this.version, other.version) > 0
   }
@@ -296,9 +314,13 @@ export class PeerEntry {
  * trimmed, since it is signed; a catalog sync that carries one is closed with FrameTooLarge.
  */
 export class EntryLimitError extends MosaikError {
+  /** The peer whose entry is over the limit, when known (not before decoding). */
   readonly peerId: string | undefined
+  /** Which limit: 'bytes', 'addresses', 'address length', 'tags' or 'tickets'. */
   readonly limit: string
+  /** The measured size or count. */
   readonly size: number
+  /** The limit it exceeds. */
   readonly max: number
   constructor(peerId: string | undefined, limit: string, size: number, max: number) {
     super(
@@ -312,6 +334,7 @@ export class EntryLimitError extends MosaikError {
   }
 }
 
+/** A peer entry in a format version this node does not speak (a newer SDK); refused whole. */
 export class UnsupportedEntryVersionError extends DecodeError {
   constructor(version: unknown) {
     super(
@@ -347,8 +370,11 @@ function signingInput(domain: Uint8Array, bytes: Uint8Array): Uint8Array {
  * received, so verification never depends on re-encoding.
  */
 export class SignedPeerEntry {
+  /** The decoded entry. */
   readonly entry: PeerEntry
+  /** The signed bytes, exactly as received or encoded. */
   readonly bytes: Uint8Array
+  /** The peer's Ed25519 signature over `bytes` (with a domain tag). */
   readonly signature: Uint8Array
 
   private constructor(entry: PeerEntry, bytes: Uint8Array, signature: Uint8Array) {
@@ -357,6 +383,7 @@ export class SignedPeerEntry {
     this.signature = signature
   }
 
+  /** Encodes `entry` canonically and signs it with the peer key `key`. */
   static async sign(entry: PeerEntry, key: PrivateKey): Promise<SignedPeerEntry> {
     const bytes = entry.encode()
     const signature = await key.sign(signingInput(ENTRY_DOMAIN, bytes))
@@ -376,6 +403,7 @@ export class SignedPeerEntry {
     return [this.bytes, this.signature]
   }
 
+  /** Decodes and verifies the wire form `[entryBytes, signature]`; rejects like `verify`. */
   static fromWire(v: unknown, limits?: EntryLimits): Promise<SignedPeerEntry> {
     try {
       return SignedPeerEntry.parse(v, limits).verify()
@@ -436,10 +464,15 @@ export function publicKeyOf(peerId: string): PublicKey {
 
 /** A signed notice that a node is leaving, so peers drop it at once instead of waiting for the purge. */
 export interface Departure {
+  /** The departing peer. */
   readonly peerId: string
+  /** The network it leaves. */
   readonly network: NetworkId
+  /** The version of its last entry: older entries of the peer are dropped with it. */
   readonly lastVersion: EntryVersion
+  /** When it left, in ms since the epoch. */
   readonly timestamp: number
+  /** The peer's signature over the other fields. */
   readonly signature: Uint8Array
 }
 

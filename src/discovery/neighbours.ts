@@ -15,7 +15,9 @@ export type BootstrapState = 'connecting' | 'synced' | 'unreachable'
 
 /** Where one bootstrap address stands (see Discovery.bootstrapStatus). */
 export interface BootstrapStatus {
+  /** The bootstrap address, as configured. */
   readonly address: string
+  /** Where it stands: connecting, synced or unreachable. */
   readonly state: BootstrapState
   /** Failed attempts so far. */
   readonly failures: number

@@ -7,6 +7,7 @@ import type { DiscoveryConfig } from './config.ts'
 import type { EntryLimits } from './entry.ts'
 import type { RttTracker } from './rtt.ts'
 
+/** The events `Discovery` emits (subscribe with `discovery.on(name, listener)`). */
 export interface DiscoveryEvents {
   /** A peer appeared in the catalog. */
   'peer:discovered': PeerInfo
@@ -16,26 +17,53 @@ export interface DiscoveryEvents {
    * A peer left: it announced its departure, it went silent past the purge window, or its entry was
    * evicted from a full catalog to make room for a more valuable one.
    */
-  'peer:departed': { id: string; reason: 'departed' | 'purged' | 'evicted' }
+  'peer:departed': {
+    /** The peer that left. */
+    id: string
+    /** How it left: announced (`departed`), went silent (`purged`) or made room (`evicted`). */
+    reason: 'departed' | 'purged' | 'evicted'
+  }
   /**
    * A bootstrap address failed `failures` times in a row (BOOTSTRAP_UNREACHABLE_AFTER); `error` is the
    * last failure. Fires once per address; the address is still retried with backoff (see
    * `Discovery.bootstrapStatus()`).
    */
-  'bootstrap:unreachable': { address: string; error: Error; failures: number }
+  'bootstrap:unreachable': {
+    /** The bootstrap address, as configured. */
+    address: string
+    /** The last failure. */
+    error: Error
+    /** Failed attempts in a row. */
+    failures: number
+  }
   /** Input was refused; `from` is the peer that sent it, when known. */
-  rejected: { reason: RejectReason; from?: string; peer?: string }
+  rejected: {
+    /** Why the input was refused. */
+    reason: RejectReason
+    /** The peer that sent it, when known. */
+    from?: string
+    /** The peer the refused entry or departure describes, when known. */
+    peer?: string
+  }
 }
 
 /** Counters of what discovery saw and did, for monitoring and tests. */
 export interface DiscoveryStats {
+  /** Announcements of this node's entry published over gossip. */
   announcementsSent: number
+  /** Peer entries (gossiped or synced) that were new or newer and entered the catalog. */
   entriesAccepted: number
+  /** Signed departures accepted. */
   departuresSeen: number
+  /** Full catalog syncs this node started. */
   syncsInitiated: number
+  /** Full catalog syncs a peer started with this node. */
   syncsAccepted: number
+  /** Syncs this node started that failed. */
   syncsFailed: number
+  /** Pings this node completed (RTT measurements). */
   pings: number
+  /** Refused input, counted by reason. */
   rejected: Partial<Record<RejectReason, number>>
 }
 

@@ -54,6 +54,7 @@ export interface ConsensusOptions {
 
 export type ConsensusConfig = Required<ConsensusOptions>
 
+/** ConsensusOptions with every default filled in; throws InvalidArgumentError for values out of range. */
 export function consensusConfig(options: ConsensusOptions = {}): ConsensusConfig {
   const c: ConsensusConfig = {
     heartbeatMs: options.heartbeatMs ?? 100,

@@ -28,7 +28,9 @@ type ResultOf<M> = M extends StateMachine<any, any, infer R> ? R : never
  *   handle is closed.
  */
 export class Group<M extends AnyMachine> {
+  /** The GroupId, derived from the key, shared consensus settings, state machine and validators. */
   readonly id: GroupId
+  /** Awaitable conditions: leader elected, online, committed index reached... */
   readonly when: GroupConditions
   readonly #worker: GroupWorker<CommandOf<M>, QueryOf<M>, ResultOf<M>>
   readonly #release: () => Promise<void>
@@ -60,7 +62,12 @@ export class Group<M extends AnyMachine> {
   async executeForResult(
     command: CommandOf<M>,
     options?: AbortOptions,
-  ): Promise<{ index: number; result: unknown }> {
+  ): Promise<{
+    /** The log index the command was committed at. */
+    index: number
+    /** What `apply` returned for it. */
+    result: unknown
+  }> {
     const r = await this.#worker.executeForResults([command], options)
     return { index: r.last, result: r.results[0] }
   }
@@ -70,6 +77,7 @@ export class Group<M extends AnyMachine> {
     return (await this.#worker.feed([command], options)).last
   }
 
+  /** Sends several commands to the leader; resolves with their index range once assigned (not committed). */
   async feedMany(commands: CommandOf<M>[], options?: AbortOptions): Promise<IndexRange> {
     if (commands.length === 0) throw new InvalidArgumentError('feedMany needs at least one command')
     const { first, last } = await this.#worker.feed(commands, options)
@@ -98,10 +106,12 @@ export class Group<M extends AnyMachine> {
     return this.#worker.stats
   }
 
+  /** This member's Raft state now: role, term, leader, indexes, voters. */
   get status(): RaftStatus {
     return this.#worker.status.value
   }
 
+  /** True while this node is the leader. */
   get isLeader(): boolean {
     return this.status.role === 'leader'
   }
@@ -142,7 +152,14 @@ export class Group<M extends AnyMachine> {
   }
 
   /** The members this node is bonded with. */
-  get bonds(): { peer: string; id: string; observer: boolean }[] {
+  get bonds(): {
+    /** The bonded member's peer id. */
+    peer: string
+    /** The bond's id, unique per bond: a member that reconnects gets a new one. */
+    id: string
+    /** True when the member joined as an observer (it never votes). */
+    observer: boolean
+  }[] {
     return [...this.#worker.bonds.value.values()].map((b) => ({
       peer: b.peer,
       id: b.id,
@@ -157,6 +174,7 @@ export class Group<M extends AnyMachine> {
     await this.#release()
   }
 
+  /** Closes the handle, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }
@@ -184,14 +202,17 @@ export class GroupConditions {
       .leader!
   }
 
+  /** Resolves once `peer` is the leader this node knows of. */
   async leaderIs(peer: string, options?: AbortOptions): Promise<void> {
     await this.#worker.status.until((s) => s.leader === peer, options)
   }
 
+  /** Resolves once this node is the leader. */
   async isLeader(options?: AbortOptions): Promise<void> {
     await this.#worker.status.until((s) => s.role === 'leader', options)
   }
 
+  /** Resolves once this node follows a known leader. */
   async isFollower(options?: AbortOptions): Promise<void> {
     await this.#worker.status.until((s) => s.role === 'follower' && s.leader !== undefined, options)
   }
@@ -210,12 +231,16 @@ export class GroupConditions {
     return this.#worker.halted!
   }
 
+  /** Resolves once this member is offline (no leader, or catching up). */
   async offline(options?: AbortOptions): Promise<void> {
     await this.#worker.status.until((s) => !s.online, options)
   }
 
   /** `committed().reaches(i)`: resolves once this replica has applied index `i`. */
-  committed(): { reaches(index: number, options?: AbortOptions): Promise<number> } {
+  committed(): {
+    /** Resolves once this replica has applied index `index`. */
+    reaches(index: number, options?: AbortOptions): Promise<number>
+  } {
     const applied = this.#worker.applied
     return { reaches: (index, options) => applied.until((a) => a >= index, options) }
   }

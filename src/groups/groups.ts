@@ -33,9 +33,11 @@ type AnyMachine = StateMachine<any, any, any>
 export interface JoinOptions<M extends AnyMachine> {
   /** The group's secret; with the consensus parameters and the machine's signature it names the group. */
   key: GroupKey
+  /** The replicated state machine: applies committed commands and answers queries (see StateMachine). */
   stateMachine: M
   /** Where the log and hard state live: memory by default, a FileLogStore under `dataDir` on Node. */
   storage?: LogStore
+  /** Raft timing and limits; the fields marked shared are part of the GroupId. */
   consensus?: ConsensusOptions
   /** 'normal'; 'reluctant' (slower to stand for election); 'observer' (replicates, never votes). */
   preference?: Preference
@@ -73,6 +75,7 @@ export class Groups {
     this.#options = { handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000 }
   }
 
+  /** Starts the subsystem for a network node; called by Network.create. */
   static async start(
     ctx: NetworkContext,
     discovery: Discovery,

@@ -9,6 +9,7 @@ import type { TicketValidator } from '../tickets/ticket.ts'
  * `GroupKey.random()` and distribute it out of band for a private group.
  */
 export class GroupKey {
+  /** The secret itself: keep it out of logs (toString and toJSON never show it). */
   readonly secret: Digest
 
   private constructor(secret: Digest) {
@@ -20,6 +21,7 @@ export class GroupKey {
     return new GroupKey(Digest.from(secret))
   }
 
+  /** A key with a fresh random secret, for a private group (distribute it out of band). */
   static random(): GroupKey {
     return new GroupKey(Digest.random())
   }
@@ -40,6 +42,7 @@ export class GroupKey {
     return `GroupKey(${this.secret.hashed().short()}…)`
   }
 
+  /** The same redacted form as toString, so JSON never carries the secret. */
   toJSON(): string {
     return this.toString()
   }

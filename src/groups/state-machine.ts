@@ -28,8 +28,11 @@ export interface StateMachine<Command, Query, Result> {
   readonly signature: DigestLike
   /** Codecs of commands, queries and results (canonical CBOR when omitted). */
   readonly codecs?: {
+    /** The codec of commands, as they travel to the leader and sit in the log. */
     command?: Codec<Command>
+    /** The codec of queries. */
     query?: Codec<Query>
+    /** The codec of query results. */
     result?: Codec<Result>
   }
   /**

@@ -35,7 +35,9 @@ export type Consistency = 'weak' | 'strong'
 
 /** A query result with the committed index it was read at. */
 export interface QueryResult<R> {
+  /** What the state machine's `query` returned. */
   result: R
+  /** The committed index the replica had applied when it answered. */
   at: number
 }
 

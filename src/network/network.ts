@@ -112,9 +112,11 @@ export interface NetworkOptions {
  * signed departure and releases every socket, timer and stream.
  */
 export class Network {
+  /** The id of the network this node belongs to: Digest.from(options.network). */
   readonly networkId: NetworkId
   /** This node's peer id (base58). */
   readonly peerId: string
+  /** The peer catalog: who is out there, with their tags, streams, groups and tickets. */
   readonly discovery: Discovery
   /** Typed pub/sub: producers and consumers of streams. */
   readonly streams: Streams
@@ -144,6 +146,12 @@ export class Network {
     this.#scope = scope
   }
 
+  /**
+   * Starts a node and joins the network: validates the options, locks `dataDir`, starts libp2p, then
+   * discovery, streams and groups. Rejects with InvalidArgumentError, DataDirLockedError,
+   * UnsupportedRuntimeError, or a MosaikError with code `BIND` when libp2p cannot start (e.g. a listen
+   * address is unavailable).
+   */
   static async create(options: NetworkOptions): Promise<Network> {
     if (options.network === undefined || options.network === '') {
       throw new InvalidArgumentError('`network` is required: the name or id of the network to join')
@@ -266,6 +274,7 @@ export class Network {
     return this.libp2p.getMultiaddrs().map(String)
   }
 
+  /** True once `close()` has been called. */
   get isClosed(): boolean {
     return this.#closing !== undefined
   }
@@ -287,6 +296,7 @@ export class Network {
     return this.#closing
   }
 
+  /** Closes the node, for `await using net = await Network.create(...)`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }

@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../primitives/errors.ts'
  * transports without the core importing anything platform-specific (the nats.js pattern).
  */
 export interface Platform {
+  /** The platform's name, for logs and errors (`'node'`, `'browser'`). */
   readonly name: string
   /**
    * Throws UnsupportedRuntimeError when the runtime lacks what the SDK needs (Node: a version before
@@ -46,6 +47,7 @@ export interface DataDirLock {
   release(): Promise<void>
 }
 
+/** A libp2p transport factory (what `tcp()`, `webSockets()`... return), as a Platform provides them. */
 // biome-ignore lint/suspicious/noExplicitAny: libp2p's transport factories take component bags of varying shape
 export type TransportFactory = (components: any) => Transport
 

@@ -2,6 +2,7 @@ import { abortReason } from './errors.ts'
 
 /** Options every awaitable accepts. */
 export interface AbortOptions {
+  /** Aborts the wait: the call rejects with the signal's reason (an AbortError by default). */
   signal?: AbortSignal
 }
 

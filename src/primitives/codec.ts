@@ -19,7 +19,9 @@ import { DecodeError, MosaikError } from './errors.ts'
  * deterministic: the same value must always give the same bytes.
  */
 export interface Codec<T> {
+  /** Turns a value into bytes. */
   encode(value: T): Uint8Array
+  /** Turns bytes back into a value; throws DecodeError on bytes it cannot decode. */
   decode(bytes: Uint8Array): T
 }
 
@@ -122,10 +124,17 @@ export const codecs = {
   /** Canonical CBOR (the default); use `cborOf<T>()` for a typed one. */
   cbor,
   /** Bytes as they are. */
-  raw: { encode: (b: Uint8Array) => b, decode: (b: Uint8Array) => b } satisfies Codec<Uint8Array>,
+  raw: {
+    /** Returns the bytes unchanged. */
+    encode: (b: Uint8Array) => b,
+    /** Returns the bytes unchanged. */
+    decode: (b: Uint8Array) => b,
+  } satisfies Codec<Uint8Array>,
   /** UTF-8 strings. */
   utf8: {
+    /** Encodes the string as UTF-8. */
     encode: (s: string) => utf8(s),
+    /** Decodes UTF-8; throws DecodeError on invalid UTF-8. */
     decode: (b: Uint8Array) => decodeWith(fromUtf8, b),
   } satisfies Codec<string>,
   /**
@@ -133,7 +142,9 @@ export const codecs = {
    * collection keys and compare-and-swap values.
    */
   json: {
+    /** JSON.stringify, as UTF-8. */
     encode: (v: unknown) => utf8(JSON.stringify(v)),
+    /** JSON.parse of the UTF-8 text; throws DecodeError on malformed input. */
     decode: (b: Uint8Array) => decodeWith((bytes) => JSON.parse(fromUtf8(bytes)), b),
   } satisfies Codec<unknown>,
 } as const

@@ -11,6 +11,7 @@ export type DigestLike = Digest | Uint8Array | string
  * printed by one node can be pasted into another's config and name the same thing.
  */
 export class Digest {
+  /** The 32 bytes of the digest. */
   readonly bytes: Uint8Array
   #hex: string | undefined
 
@@ -47,10 +48,12 @@ export class Digest {
     return new Digest(blake3(concatBytes(...parts.map(partBytes))))
   }
 
+  /** The all-zero digest. */
   static zero(): Digest {
     return new Digest(new Uint8Array(32))
   }
 
+  /** A digest of 32 random bytes (e.g. a fresh, unguessable id). */
   static random(): Digest {
     return new Digest(randomBytes(32))
   }
@@ -65,10 +68,12 @@ export class Digest {
     return new Digest(blake3(this.bytes))
   }
 
+  /** True when both digests hold the same bytes. */
   equals(other: Digest): boolean {
     return equalBytes(this.bytes, other.bytes)
   }
 
+  /** Orders digests by their bytes (negative, zero or positive), as sorting on the wire does. */
   compare(other: Digest): number {
     return compareBytes(this.bytes, other.bytes)
   }
@@ -84,6 +89,7 @@ export class Digest {
     return this.toString().slice(0, 8)
   }
 
+  /** The hex form, so digests serialize as strings in JSON. */
   toJSON(): string {
     return this.toString()
   }
@@ -99,6 +105,9 @@ function partBytes(part: Uint8Array | Digest | string): Uint8Array {
 export type NetworkId = Digest
 /** A role label in a peer entry: Digest.from(string). */
 export type Tag = Digest
+/** The id of a stream: Digest.from(name) unless the definition names it otherwise. */
 export type StreamId = Digest
+/** The id of a group: derived from its key, consensus settings, state machine and ticket validators. */
 export type GroupId = Digest
+/** The id of a collection (the group that replicates it): a Digest, or a name hashed with Digest.from. */
 export type StoreId = Digest

@@ -3,6 +3,7 @@
  * `err.code` (or `instanceof`) without parsing messages.
  */
 export class MosaikError extends Error {
+  /** A stable identifier of the failure (e.g. `OFFLINE`, `TIMEOUT`), one per error class. */
   readonly code: string
   constructor(code: string, message: string, options?: ErrorOptions) {
     super(message, options)
@@ -16,6 +17,7 @@ export class MosaikError extends Error {
  * `value` carries what was being sent back to the caller, so it can be retried without loss.
  */
 export class OfflineError<T = unknown> extends MosaikError {
+  /** The value that was not sent, handed back to retry. */
   readonly value: T
   constructor(value: T, message = 'offline', options?: ErrorOptions) {
     super('OFFLINE', message, options)
@@ -25,6 +27,7 @@ export class OfflineError<T = unknown> extends MosaikError {
 
 /** A bounded buffer is full; `value` is handed back. */
 export class FullError<T = unknown> extends MosaikError {
+  /** The value that was not queued, handed back to retry. */
   readonly value: T
   constructor(value: T, message = 'buffer is full') {
     super('FULL', message)
@@ -39,12 +42,14 @@ export class ClosedError extends MosaikError {
   }
 }
 
+/** An operation did not complete within its time limit. */
 export class TimeoutError extends MosaikError {
   constructor(message = 'timed out', options?: ErrorOptions) {
     super('TIMEOUT', message, options)
   }
 }
 
+/** The caller's AbortSignal fired before the operation completed. */
 export class AbortError extends MosaikError {
   constructor(message = 'aborted', options?: ErrorOptions) {
     super('ABORTED', message, options)
@@ -60,7 +65,9 @@ export class DecodeError extends MosaikError {
 
 /** A frame or value over the configured size limit. */
 export class FrameTooLargeError extends MosaikError {
+  /** The size of the frame or value, in bytes. */
   readonly size: number
+  /** The configured limit it exceeds, in bytes. */
   readonly limit: number
   constructor(size: number, limit: number) {
     super('FRAME_TOO_LARGE', `frame of ${size} bytes exceeds the limit of ${limit} bytes`)
@@ -91,8 +98,11 @@ export class UnsupportedRuntimeError extends MosaikError {
  * store in this one. Two writers on one directory would lose acknowledged writes.
  */
 export class DataDirLockedError extends MosaikError {
+  /** The data directory that is locked. */
   readonly dir: string
+  /** The id of the process holding the lock. */
   readonly pid: number
+  /** The host name of the machine holding the lock. */
   readonly host: string
   constructor(dir: string, pid: number, host: string, message: string) {
     super('DATA_DIR_LOCKED', message)

@@ -15,7 +15,9 @@ export type ChannelState = (typeof ChannelState)[keyof typeof ChannelState]
 
 /** Traffic of one channel; `bytes` counts encoded datum bytes (not framing). */
 export interface ChannelStats {
+  /** Datums sent (producer side) or received (consumer side) over the channel. */
   readonly datums: number
+  /** Their encoded bytes. */
   readonly bytes: number
   /** Milliseconds since the channel connected; undefined while it is not connected. */
   readonly uptime: number | undefined
@@ -23,12 +25,17 @@ export interface ChannelStats {
 
 /** A snapshot of one channel, as `producer.consumers()` and `consumer.producers()` list them. */
 export interface ChannelInfo {
+  /** The stream the channel carries. */
   readonly streamId: StreamId
+  /** The peer id of the producing node. */
   readonly producerId: string
+  /** The peer id of the consuming node. */
   readonly consumerId: string
   /** The remote peer as the local catalog knows it. */
   readonly peer: PeerInfo
+  /** Where the channel stands: connecting, connected or terminated. */
   readonly state: ChannelState
+  /** Traffic so far. */
   readonly stats: ChannelStats
   /** How the channel last closed, when it did. */
   readonly lastClose: LinkClose | undefined
@@ -77,6 +84,7 @@ export class ChannelRecord {
   }
 }
 
+/** A test on a peer catalog entry: what `require` predicates and `ChannelConditions` filters are. */
 export type PeerPredicate = (peer: PeerInfo) => boolean
 
 /** `require` as given (one predicate or several) → a list, AND-ed. */

@@ -173,14 +173,17 @@ export class When {
     return this.subscribed().unmet()
   }
 
+  /** The handle's `onlineWhen` condition holds. */
   online(): Condition {
     return new LevelCondition(this.#source.changes, this.#online)
   }
 
+  /** The handle's `onlineWhen` condition does not hold. */
   offline(): Condition {
     return new LevelCondition(this.#source.changes, () => !this.#online())
   }
 
+  /** Whether the handle's `onlineWhen` condition holds now. */
   get isOnline(): boolean {
     return this.#online()
   }

@@ -76,16 +76,30 @@ export interface ConsumerStats {
 /** What happens after a channel to a producer ends. */
 export type RetryPolicy = 'backoff' | 'sync' | 'none'
 
+/** The events a Consumer emits, one per producer channel change or dropped datum. */
 export interface ConsumerEvents {
+  /** A channel to a producer is connected. */
   'producer:connected': ChannelInfo
   /**
    * A channel ended or an attempt failed. `retry` says what comes next: 'backoff' (a fault: reconnect
    * after the backoff), 'sync' (UnknownPeer: sync catalogs, then reconnect at once) or 'none' (refused
    * for good, or dropped locally: retried only when that producer's or this node's entry changes).
    */
-  'producer:disconnected': { info: ChannelInfo; close: LinkClose; retry: RetryPolicy }
+  'producer:disconnected': {
+    /** The channel as it ended. */
+    info: ChannelInfo
+    /** How it closed. */
+    close: LinkClose
+    /** What happens next. */
+    retry: RetryPolicy
+  }
   /** A datum was dropped because the codec or the schema refused it. */
-  invalid: { peerId: string; error: Error }
+  invalid: {
+    /** The producer that sent it. */
+    peerId: string
+    /** Why it was refused. */
+    error: Error
+  }
 }
 
 /** What a consumer needs from the Streams subsystem. */
@@ -120,6 +134,7 @@ const noop = () => {}
  * batch (up to 32 KiB) alive; copy it (`slice()`) to keep it long.
  */
 export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
+  /** The id of the stream this consumer receives. */
   readonly streamId: StreamId
   /** Awaitable conditions on the producers (`when.subscribed()`, `when.online()`...). */
   readonly when: When
@@ -180,14 +195,17 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     this.#online = this.#onlineCondition.isMet
   }
 
+  /** Whether the `onlineWhen` condition holds (by default always, until closed). */
   get isOnline(): boolean {
     return !this.#closed && this.#online
   }
 
+  /** True once `close()` has been called. */
   get isClosed(): boolean {
     return this.#closed
   }
 
+  /** Counters of what the consumer received and dropped so far. */
   get stats(): ConsumerStats {
     return {
       ...this.#stats,
@@ -498,6 +516,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     this.#host.release(this as Consumer<unknown>)
   }
 
+  /** Closes the consumer, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }

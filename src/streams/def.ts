@@ -22,9 +22,13 @@ export interface StreamDefOptions<T> {
  * what the type cannot: the stream id every node agrees on, the codec and (optionally) a schema.
  */
 export interface StreamDef<T> {
+  /** The name the stream was declared with. */
   readonly name: string
+  /** The id nodes agree on: Digest.from(name), unless given explicitly. */
   readonly streamId: StreamId
+  /** Encodes and decodes the datums (default: canonical CBOR). */
   readonly codec: Codec<T>
+  /** Validates decoded datums on the consumer; undefined: no validation. */
   readonly schema: StandardSchemaV1<unknown, T> | undefined
 }
 

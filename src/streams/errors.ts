@@ -7,7 +7,9 @@ import { MosaikError } from '../primitives/errors.ts'
  * handle.
  */
 export class StreamAlreadyExistsError<P = unknown> extends MosaikError {
+  /** The stream id already produced. */
   readonly streamId: StreamId
+  /** A new handle on the existing producer; close it when done. */
   readonly existing: P
   constructor(streamId: StreamId, existing: P) {
     super('ALREADY_EXISTS', `this node already produces stream ${streamId.short()}`)

@@ -105,11 +105,26 @@ export interface ProducerStats {
   readonly rejected: number
 }
 
+/** The events a Producer emits, one per consumer channel change. */
 export interface ProducerEvents {
+  /** A consumer subscribed and its channel is connected. */
   'consumer:connected': ChannelInfo
-  'consumer:disconnected': { info: ChannelInfo; close: LinkClose }
+  /** A consumer's channel ended. */
+  'consumer:disconnected': {
+    /** The channel as it ended. */
+    info: ChannelInfo
+    /** How it closed. */
+    close: LinkClose
+  }
   /** A consumer was refused at admission (NoCapacity, NotAllowed) or closed because `require` failed. */
-  'consumer:rejected': { peerId: string; code: number; reason: string }
+  'consumer:rejected': {
+    /** The consumer's peer id. */
+    peerId: string
+    /** The close code it was refused with (see CloseCode). */
+    code: number
+    /** Why, in words. */
+    reason: string
+  }
 }
 
 /**
@@ -126,6 +141,7 @@ export interface ProducerEvents {
  * GracefulShutdown and the id is withdrawn.
  */
 export class Producer<T> implements AsyncDisposable {
+  /** The id of the stream this producer sends on. */
   readonly streamId: StreamId
   readonly #sink: Sink<T>
   #closed = false
@@ -147,10 +163,12 @@ export class Producer<T> implements AsyncDisposable {
     return !this.isClosed && this.#sink.isOnline
   }
 
+  /** True once `close()` has been called on this handle. */
   get isClosed(): boolean {
     return this.#closed || this.#sink.closed
   }
 
+  /** Counters of the fan-out (shared by every handle of this stream id). */
   get stats(): ProducerStats {
     return this.#sink.stats
   }
@@ -191,6 +209,7 @@ export class Producer<T> implements AsyncDisposable {
     await this.#sink.release(this)
   }
 
+  /** Closes the handle, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }

@@ -43,6 +43,7 @@ export const HANDSHAKES_TOTAL = 256
 
 /** Handshakes this node refused as a producer, by close-code name (UnknownPeer, NoCapacity...). */
 export interface StreamsStats {
+  /** Refusals by close-code name. */
   readonly refused: Readonly<Record<string, number>>
 }
 
@@ -114,6 +115,7 @@ export class Streams {
     return streams
   }
 
+  /** Counters of the handshakes this node refused as a producer. */
   get stats(): StreamsStats {
     return { refused: { ...this.#refused } }
   }

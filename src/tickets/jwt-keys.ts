@@ -10,7 +10,9 @@ import { InvalidArgumentError } from '../primitives/errors.ts'
 
 /** The JWS algorithms tickets may use. */
 export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
+/** The JWS algorithms with a shared secret (JwtSigningKey.hmac / JwtVerifyingKey.hs256...). */
 export type HmacAlgorithm = 'HS256' | 'HS384' | 'HS512'
+/** The JWS algorithms with a key pair: ECDSA on P-256/P-384/P-521 and Ed25519. */
 export type AsymmetricAlgorithm = 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
 
 const CURVES = {
@@ -39,6 +41,7 @@ type Material =
  *   uncompressed point (0x04 ‖ x ‖ y) for code that runs in browsers.
  */
 export class JwtVerifyingKey {
+  /** The JWS algorithm tokens verified with this key must use. */
   readonly alg: JwtAlgorithm
   /** blake3 of the key's canonical bytes (the compressed point for EC keys). */
   readonly fingerprint: Digest
@@ -58,14 +61,17 @@ export class JwtVerifyingKey {
     return new JwtVerifyingKey(alg, { kind: 'secret', secret: bytes }, bytes)
   }
 
+  /** An HS256 key; a string is taken as UTF-8. */
   static hs256(secret: Uint8Array | string): JwtVerifyingKey {
     return JwtVerifyingKey.hmac('HS256', secret)
   }
 
+  /** An HS384 key; a string is taken as UTF-8. */
   static hs384(secret: Uint8Array | string): JwtVerifyingKey {
     return JwtVerifyingKey.hmac('HS384', secret)
   }
 
+  /** An HS512 key; a string is taken as UTF-8. */
   static hs512(secret: Uint8Array | string): JwtVerifyingKey {
     return JwtVerifyingKey.hmac('HS512', secret)
   }
@@ -149,6 +155,7 @@ export class JwtVerifyingKey {
     return this.#imported
   }
 
+  /** The algorithm and the short fingerprint (never the key itself), for logs. */
   toString(): string {
     return `JwtVerifyingKey(${this.alg} ${this.fingerprint.short()})`
   }
@@ -178,6 +185,7 @@ async function importVerifying(alg: JwtAlgorithm, m: Material): Promise<CryptoKe
  * Gotcha: `generate` creates an extractable key so `toJwk` can persist it; keep that JWK secret.
  */
 export class JwtSigningKey {
+  /** The JWS algorithm this key signs with. */
   readonly alg: JwtAlgorithm
   /** The key validators need to accept this key's tickets. */
   readonly verifyingKey: JwtVerifyingKey
@@ -190,20 +198,24 @@ export class JwtSigningKey {
     this.verifyingKey = verifyingKey
   }
 
+  /** An HMAC signing key (HS256, HS384 or HS512); a string is taken as UTF-8. */
   static hmac(alg: HmacAlgorithm, secret: Uint8Array | string): JwtSigningKey {
     const verifying = JwtVerifyingKey.hmac(alg, secret)
     const bytes = typeof secret === 'string' ? utf8(secret) : Uint8Array.from(secret)
     return new JwtSigningKey(alg, bytes, verifying)
   }
 
+  /** An HS256 signing key; a string is taken as UTF-8. */
   static hs256(secret: Uint8Array | string): JwtSigningKey {
     return JwtSigningKey.hmac('HS256', secret)
   }
 
+  /** An HS384 signing key; a string is taken as UTF-8. */
   static hs384(secret: Uint8Array | string): JwtSigningKey {
     return JwtSigningKey.hmac('HS384', secret)
   }
 
+  /** An HS512 signing key; a string is taken as UTF-8. */
   static hs512(secret: Uint8Array | string): JwtSigningKey {
     return JwtSigningKey.hmac('HS512', secret)
   }
@@ -245,6 +257,7 @@ export class JwtSigningKey {
     return this.#imported
   }
 
+  /** The algorithm and the short fingerprint (never the key itself), for logs. */
   toString(): string {
     return `JwtSigningKey(${this.alg} ${this.verifyingKey.fingerprint.short()})`
   }

@@ -76,6 +76,7 @@ export interface JwtPolicy {
 export class Jwt implements TicketValidator {
   readonly class: Digest = JWT_TICKET_CLASS
   readonly signature: Digest
+  /** The policy this validator enforces (every builder method returns a new Jwt with a changed copy). */
   readonly policy: Readonly<JwtPolicy>
 
   constructor(policy: JwtVerifyingKey | readonly JwtVerifyingKey[] | JwtPolicy) {
@@ -106,38 +107,47 @@ export class Jwt implements TicketValidator {
     return this.#with({ keys: [...this.policy.keys, key] })
   }
 
+  /** Also accept tickets whose `iss` is `issuer` (no issuer added: any issuer). */
   allowIssuer(issuer: string): Jwt {
     return this.#with({ issuers: [...(this.policy.issuers ?? []), issuer] })
   }
 
+  /** Also accept tickets whose `aud` names `audience` (none added: no audience check). */
   allowAudience(audience: string): Jwt {
     return this.#with({ audiences: [...(this.policy.audiences ?? []), audience] })
   }
 
+  /** Require `sub` to be `subject` instead of the peer id of the entry carrying the ticket. */
   requireSubject(subject: string): Jwt {
     return this.#with({ subject })
   }
 
+  /** Require claim `name` with exactly this (JSON) value. */
   requireClaim(name: string, value: JsonValue): Jwt {
     return this.#with({ claims: { ...this.policy.claims, [name]: value } })
   }
 
+  /** Accept tickets without `exp` (refused by default). */
   allowNonExpiring(): Jwt {
     return this.#with({ allowNonExpiring: true })
   }
 
+  /** Refuse tickets whose exp − iat exceeds `ms` (both claims required). */
   maxLifetime(ms: number): Jwt {
     return this.#with({ maxLifetimeMs: ms })
   }
 
+  /** Refuse tickets issued more than `ms` ago (requires `iat`); the ticket expires at iat + ms. */
   maxAge(ms: number): Jwt {
     return this.#with({ maxAgeMs: ms })
   }
 
+  /** Leeway in ms for exp, nbf and age checks against this node's clock (default 0). */
   clockSkew(ms: number): Jwt {
     return this.#with({ clockSkewMs: ms })
   }
 
+  /** Name the key set by `id` in the signature, so keys rotate without changing GroupIds. */
   policyId(id: DigestLike): Jwt {
     return this.#with({ policyId: id })
   }
@@ -236,21 +246,25 @@ export class JwtTicketBuilder {
     this.#key = key
   }
 
+  /** Sets `iss`. */
   issuer(issuer: string): this {
     this.#issuer = issuer
     return this
   }
 
+  /** Sets `sub` (default: the peer id the ticket is built for). */
   subject(subject: string): this {
     this.#subject = subject
     return this
   }
 
+  /** Sets `aud` (one audience or several). */
   audience(audience: string | readonly string[]): this {
     this.#audience = typeof audience === 'string' ? audience : [...audience]
     return this
   }
 
+  /** Sets `exp` to a fixed time (replaces `expiresIn`). */
   expiresAt(at: Expiration | Date | number): this {
     this.#expiresAt = at instanceof Expiration ? at.at : typeof at === 'number' ? at : at.getTime()
     this.#expiresIn = undefined
@@ -264,16 +278,19 @@ export class JwtTicketBuilder {
     return this
   }
 
+  /** Sets `iat` (default: when the ticket is built). */
   issuedAt(at: Date | number): this {
     this.#issuedAt = typeof at === 'number' ? at : at.getTime()
     return this
   }
 
+  /** Sets `nbf`: the ticket is refused before this time. */
   notBefore(at: Date | number): this {
     this.#notBefore = typeof at === 'number' ? at : at.getTime()
     return this
   }
 
+  /** Sets `jti`, the token id. */
   tokenId(id: string): this {
     this.#tokenId = id
     return this

@@ -29,6 +29,7 @@ export const Ticket = {
   id(ticket: Ticket): Digest {
     return ticket.class.derive(ticket.data)
   },
+  /** True when both tickets have the same class and the same data. */
   equals(a: Ticket, b: Ticket): boolean {
     return a.class.equals(b.class) && equalBytes(a.data, b.data)
   },
@@ -83,6 +84,7 @@ export class Expiration {
 
   static readonly #never = new Expiration(undefined)
 
+  /** An expiration that never comes. */
   static never(): Expiration {
     return Expiration.#never
   }
@@ -99,6 +101,7 @@ export class Expiration {
     return new Expiration(now + ms)
   }
 
+  /** `hours` hours from now. */
   static inHours(hours: number, now = Date.now()): Expiration {
     return new Expiration(now + hours * 3_600_000)
   }
@@ -108,10 +111,12 @@ export class Expiration {
     return new Expiration(now - 1)
   }
 
+  /** True when this never expires. */
   get isNever(): boolean {
     return this.at === undefined
   }
 
+  /** True once `now` has reached the expiration (never for `never()`). */
   isExpired(now = Date.now()): boolean {
     return this.at !== undefined && now >= this.at
   }
@@ -138,10 +143,12 @@ export class Expiration {
     return this.compare(other) >= 0 ? this : other
   }
 
+  /** The expiration as a Date; undefined for never. */
   toDate(): Date | undefined {
     return this.at === undefined ? undefined : new Date(this.at)
   }
 
+  /** ISO 8601 time, or `never`. */
   toString(): string {
     return this.at === undefined ? 'never' : new Date(this.at).toISOString()
   }

@@ -2,6 +2,7 @@ import { MosaikError } from '../../primitives/errors.ts'
 
 /** Only the leader assigns log indices and confirms reads; `leader` is the hint to forward to. */
 export class NotLeaderError extends MosaikError {
+  /** The leader this node knows of, if any: where to forward. */
   readonly leader: string | undefined
   constructor(leader: string | undefined) {
     super(

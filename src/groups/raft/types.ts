@@ -10,6 +10,7 @@ import type { LeaderNotReadyError, NotLeaderError } from './errors.ts'
 /** How a node takes part in elections (mosaik's `LeadershipPreference`). */
 export type Preference = 'normal' | 'reluctant' | 'observer'
 
+/** A node's Raft role; 'precandidate' is the pre-vote phase, before it bumps the term. */
 export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader'
 
 // ---------------------------------------------------------------------------------------------------
@@ -325,19 +326,29 @@ export interface RivalReport {
   outcome: RivalOutcome
 }
 
+/** A snapshot of a group member's Raft state (what `group.status` returns). */
 export interface RaftStatus {
+  /** This node's peer id. */
   id: string
+  /** Its role now. */
   role: Role
+  /** The current term. */
   term: number
+  /** The leader it knows of in this term, if any. */
   leader: string | undefined
+  /** The id of the cluster (one bootstrap of the group) it belongs to; undefined before it has one. */
   clusterId: string | undefined
+  /** The highest log index known to be committed. */
   commitIndex: number
   /** The last index handed out for applying and acknowledged with `advance`. */
   appliedIndex: number
+  /** The last index in this node's log. */
   lastIndex: number
+  /** The current voter set (peer ids). */
   voters: readonly string[]
   /** Bonded members that are not voters. */
   learners: readonly string[]
+  /** True when this node is in the voter set. */
   isVoter: boolean
   /**
    * mosaik's definition: a leader is online; a follower is online after accepting a consistent

@@ -58,7 +58,15 @@ export interface LogStore {
   /** The metadata of the latest snapshot saved, if any. */
   snapshot(): SnapshotMeta | undefined
   /** The latest snapshot and its payload, if any. */
-  readSnapshot(): Promise<{ meta: SnapshotMeta; data?: Uint8Array } | undefined>
+  readSnapshot(): Promise<
+    | {
+        /** What the snapshot covers. */
+        meta: SnapshotMeta
+        /** The state machine's snapshot bytes. */
+        data?: Uint8Array
+      }
+    | undefined
+  >
 
   /**
    * Persists one Raft "Ready" batch with a single fsync: truncation first (drop entries ≥
@@ -74,6 +82,7 @@ export interface LogStore {
    * empties the log (which then restarts after the compaction point).
    */
   truncateFrom(index: number): Promise<void>
+  /** Persists the hard state (term, vote, commit). */
   saveHardState(state: HardState): Promise<void>
   /**
    * Saves a snapshot (replacing the previous one), written atomically. It does not compact the log: call
@@ -110,11 +119,13 @@ export interface LogStore {
   reset(): Promise<void>
   /** Waits for pending writes, then releases the store. Later calls reject with `ClosedError`. */
   close(): Promise<void>
+  /** Closes the store, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>
 }
 
 /** What a Raft node must persist before it answers a vote or acknowledges entries. */
 export interface HardState {
+  /** The latest term this node has seen. */
   term: number
   /** The peer voted for in `term`, if any. */
   vote: string | null
@@ -131,17 +142,23 @@ export interface MembershipConfig {
 
 export type LogEntryKind = 'command' | 'noop' | 'config'
 
+/** One entry of the replicated log, as a LogStore persists it. */
 export interface LogEntry {
+  /** The entry's position in the log (from 1). */
   index: number
+  /** The term of the leader that appended it. */
   term: number
+  /** A client command, a leader's no-op at the start of its term, or a voter-set change. */
   kind: LogEntryKind
   /** The encoded command (kind 'command'). */
   data?: Uint8Array
   /** The new voter set (kind 'config'). */
   config?: MembershipConfig
+  /** The id of the cluster (one bootstrap of the group) whose log holds it. */
   clusterId?: string
 }
 
+/** Describes the persisted state-machine snapshot that replaces the log up to `index`. */
 export interface SnapshotMeta {
   /** The last index the snapshot covers. */
   index: number
@@ -149,13 +166,19 @@ export interface SnapshotMeta {
   term: number
   /** The voter set as of `index`. */
   config: MembershipConfig
+  /** The id of the cluster whose history the snapshot belongs to. */
   clusterId?: string
 }
 
+/** What `LogStore.open` recovers: the hard state, the latest snapshot and the entries after it. */
 export interface LoadedLog {
+  /** The persisted hard state (the initial one for a new store). */
   hardState: HardState
+  /** The latest snapshot, if any. */
   snapshot?: SnapshotMeta
+  /** Its payload. */
   snapshotData?: Uint8Array
+  /** The entries after the snapshot, in order. */
   entries: LogEntry[]
 }
 

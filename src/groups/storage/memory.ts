@@ -22,6 +22,7 @@ export class MemoryLogStore implements LogStore {
   readonly #image = new LogImage()
   #closed = false
 
+  /** A new, empty store. */
   static async open(): Promise<MemoryLogStore> {
     return new MemoryLogStore()
   }
@@ -56,7 +57,15 @@ export class MemoryLogStore implements LogStore {
     return this.#image.snapshotMeta()
   }
 
-  async readSnapshot(): Promise<{ meta: SnapshotMeta; data?: Uint8Array } | undefined> {
+  async readSnapshot(): Promise<
+    | {
+        /** What the snapshot covers. */
+        meta: SnapshotMeta
+        /** The state machine's snapshot bytes. */
+        data?: Uint8Array
+      }
+    | undefined
+  > {
     this.#checkOpen()
     return this.#image.readSnapshot()
   }

@@ -6,6 +6,7 @@ import { MosaikError } from '../../primitives/errors.ts'
  * retried.)
  */
 export class CommitUnknownError<T = unknown> extends MosaikError {
+  /** The command (or commands) whose outcome is unknown. */
   readonly value: T
   constructor(value: T, message: string, options?: ErrorOptions) {
     super('COMMIT_UNKNOWN', message, options)
@@ -28,7 +29,9 @@ export class GroupTerminatedError extends MosaikError {
  * (its dataDir) and restart the node.
  */
 export class GroupDivergedError extends MosaikError {
+  /** This member's cluster standing (cluster id, commit index...), for diagnosis. */
   readonly ours: unknown
+  /** The winning cluster's standing, for diagnosis. */
   readonly theirs: unknown
   constructor(message: string, ours: unknown, theirs: unknown) {
     super('GROUP_DIVERGED', message)
@@ -44,6 +47,7 @@ export class GroupDivergedError extends MosaikError {
  * `value` holds the commands (or the query) refused.
  */
 export class GroupBusyError<T = unknown> extends MosaikError {
+  /** The commands (or the query) the leader refused. */
   readonly value: T
   constructor(value: T, message: string, options?: ErrorOptions) {
     super('GROUP_BUSY', message, options)

@@ -8,7 +8,9 @@ import { BUSY, NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
 
 /** The index range a batch of commands was assigned. */
 export interface IndexRange {
+  /** The index of the first command. */
   first: number
+  /** The index of the last command. */
   last: number
 }
 
