@@ -310,7 +310,9 @@ export class CollectionConditions {
 
 /** A mutation whose outcome says the caller's request could not apply (e.g. an index out of range). */
 export class OutOfRangeError<T = unknown> extends MosaikError {
+  /** The value of the mutation that did not apply, handed back. */
   readonly value: T
+  /** The version at which it was committed (and found not to apply). */
   readonly version: Version
   constructor(value: T, version: Version, message: string) {
     super('OUT_OF_RANGE', message)
@@ -324,6 +326,7 @@ export class OutOfRangeError<T = unknown> extends MosaikError {
  * change notifications and lifecycle.
  */
 export class CollectionHandle<M extends CollectionMachine<readonly unknown[]>> {
+  /** Awaitable conditions: online, offline, restored, a version reached, the next update. */
   readonly when: CollectionConditions
   protected readonly core: CollectionCore<M>
 
@@ -338,6 +341,7 @@ export class CollectionHandle<M extends CollectionMachine<readonly unknown[]>> {
     this.when = new CollectionConditions(this.core)
   }
 
+  /** The collection's id: the Digest (or hashed name) it was opened with. */
   get storeId(): StoreId {
     return this.core.storeId
   }
@@ -371,6 +375,7 @@ export class CollectionHandle<M extends CollectionMachine<readonly unknown[]>> {
     return this.core.close()
   }
 
+  /** Closes the handle, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }

@@ -14,6 +14,7 @@ import {
 } from './base.ts'
 
 export interface CellOptions<T> extends CollectionOptions {
+  /** How the value is encoded and validated (default: canonical CBOR, no schema). */
   value?: ValueType<T>
 }
 
@@ -84,14 +85,17 @@ export class CellReader<T> extends CollectionHandle<CellMachine<T>> {
     return this.machine.current?.value
   }
 
+  /** The same as `get()`: the value, or undefined when empty. */
   read(): T | undefined {
     return this.get()
   }
 
+  /** True while the cell holds no value. */
   get isEmpty(): boolean {
     return this.machine.current === undefined
   }
 
+  /** True while the cell holds a value. */
   get isSome(): boolean {
     return !this.isEmpty
   }
@@ -99,6 +103,7 @@ export class CellReader<T> extends CollectionHandle<CellMachine<T>> {
 
 /** A replicated Cell this node writes. */
 export class CellWriter<T> extends CellReader<T> {
+  /** Replaces the value; resolves with the version it was committed at. */
   async set(value: T, options?: AbortOptions): Promise<Version> {
     return this.mutate(['write', await this.codec.encode(value)], value, options)
   }
@@ -125,6 +130,7 @@ export class CellWriter<T> extends CellReader<T> {
     return this.mutate(command, next, options)
   }
 
+  /** Empties the cell; resolves with the version it was committed at. */
   clear(options?: AbortOptions): Promise<Version> {
     return this.mutate(['clear'], undefined, options)
   }
@@ -145,10 +151,15 @@ export class OnceReader<T> extends CellReader<T> {
 
 /** A replicated Once this node writes: the first committed write wins, later ones change nothing. */
 export class OnceWriter<T> extends OnceReader<T> {
+  /**
+   * Writes the value unless one was written before (then nothing changes); resolves with the version
+   * the write was committed at.
+   */
   async set(value: T, options?: AbortOptions): Promise<Version> {
     return this.mutate(['write', await this.codec.encode(value)], value, options)
   }
 
+  /** mosaik's name for `set`. */
   write(value: T, options?: AbortOptions): Promise<Version> {
     return this.set(value, options)
   }

@@ -15,8 +15,11 @@ import {
 } from './base.ts'
 
 export interface PriorityQueueOptions<P, K, V> extends CollectionOptions {
+  /** How priorities are encoded and validated (default: canonical CBOR). */
   priority?: ValueType<P>
+  /** How keys are encoded and validated (default: canonical CBOR); keys compare by encoded bytes. */
   key?: ValueType<K>
+  /** How values are encoded and validated (default: canonical CBOR). */
   value?: ValueType<V>
   /**
    * The most entries kept; inserting past it evicts from the lowest priority (part of the group id, so
@@ -32,16 +35,23 @@ export interface PriorityQueueOptions<P, K, V> extends CollectionOptions {
 
 /** Bounds of a priority range; omitted bounds are open. */
 export interface PriorityRange<P> {
+  /** Priorities greater than or equal to this. */
   gte?: P
+  /** Priorities greater than this. */
   gt?: P
+  /** Priorities less than or equal to this. */
   lte?: P
+  /** Priorities less than this. */
   lt?: P
 }
 
 /** One entry of the queue. */
 export interface QueueEntry<P, K, V> {
+  /** The entry's priority. */
   priority: P
+  /** The entry's key, unique in the queue. */
   key: K
+  /** The entry's value. */
   value: V
 }
 
@@ -284,26 +294,32 @@ export class PriorityQueueReader<P, K, V> extends CollectionHandle<PriorityQueue
     this.codecs = codecs
   }
 
+  /** Number of entries. */
   get size(): number {
     return this.machine.byKey.size
   }
 
+  /** True when the queue has no entries. */
   get isEmpty(): boolean {
     return this.size === 0
   }
 
+  /** The most entries kept (Infinity when unbounded). */
   get capacity(): number {
     return this.machine.capacity
   }
 
+  /** True when the queue holds `key`. */
   has(key: K): boolean {
     return this.#slot(key) !== undefined
   }
 
+  /** The value of `key`, or undefined. */
   get(key: K): V | undefined {
     return this.#slot(key)?.value
   }
 
+  /** The priority of `key`, or undefined. */
   getPriority(key: K): P | undefined {
     return this.#slot(key)?.priority
   }
@@ -321,10 +337,12 @@ export class PriorityQueueReader<P, K, V> extends CollectionHandle<PriorityQueue
     return slot && toEntry(slot)
   }
 
+  /** The lowest priority in the queue, or undefined when empty. */
   get minPriority(): P | undefined {
     return this.machine.buckets[0]?.priority
   }
 
+  /** The highest priority in the queue, or undefined when empty. */
   get maxPriority(): P | undefined {
     return this.machine.buckets[this.machine.buckets.length - 1]?.priority
   }
@@ -339,6 +357,7 @@ export class PriorityQueueReader<P, K, V> extends CollectionHandle<PriorityQueue
     for (const s of this.machine.descending()) yield toEntry(s)
   }
 
+  /** The same as `ascending()`. */
   [Symbol.iterator](): IterableIterator<QueueEntry<P, K, V>> {
     return this.ascending()
   }
@@ -360,6 +379,10 @@ export class PriorityQueueWriter<P, K, V> extends PriorityQueueReader<P, K, V> {
     )
   }
 
+  /**
+   * Inserts or replaces many `[priority, key, value]` entries in one command (may evict past
+   * capacity); an empty input returns the current version.
+   */
   async extend(entries: Iterable<readonly [P, K, V]>, options?: AbortOptions): Promise<Version> {
     const list = [...entries]
     if (list.length === 0) return this.version
@@ -408,10 +431,12 @@ export class PriorityQueueWriter<P, K, V> extends PriorityQueueReader<P, K, V> {
     return this.mutate(command, next, options)
   }
 
+  /** Removes `key`. */
   async remove(key: K, options?: AbortOptions): Promise<Version> {
     return this.mutate(['remove', [await this.codecs.k.encode(key)]], key, options)
   }
 
+  /** Removes many keys in one command; an empty input returns the current version. */
   async removeKeys(keys: Iterable<K>, options?: AbortOptions): Promise<Version> {
     const list = [...keys]
     if (list.length === 0) return this.version
@@ -439,6 +464,7 @@ export class PriorityQueueWriter<P, K, V> extends PriorityQueueReader<P, K, V> {
     return this.mutate(command, range, options)
   }
 
+  /** Removes every entry. */
   clear(options?: AbortOptions): Promise<Version> {
     return this.mutate(['clear'], undefined, options)
   }

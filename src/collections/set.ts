@@ -14,6 +14,7 @@ import {
 } from './base.ts'
 
 export interface SetOptions<T> extends CollectionOptions {
+  /** How members are encoded and validated (default: canonical CBOR); members compare by encoded bytes. */
   value?: ValueType<T>
 }
 
@@ -76,14 +77,17 @@ export class SetReader<T> extends CollectionHandle<SetMachine<T>> implements Ite
     this.codec = codec
   }
 
+  /** Number of members. */
   get size(): number {
     return this.machine.members.size
   }
 
+  /** True when the set has no members. */
   get isEmpty(): boolean {
     return this.size === 0
   }
 
+  /** True when `value` is a member (compared by encoded bytes). */
   has(value: T): boolean {
     return this.machine.members.has(bytesKey(this.codec.encodeUnchecked(value)))
   }
@@ -98,10 +102,12 @@ export class SetReader<T> extends CollectionHandle<SetMachine<T>> implements Ite
     return true
   }
 
+  /** The members, in insertion order (the same on every replica). */
   *values(): IterableIterator<T> {
     for (const m of this.machine.members.values()) yield m.value
   }
 
+  /** The same as `values()`. */
   [Symbol.iterator](): IterableIterator<T> {
     return this.values()
   }
@@ -109,26 +115,31 @@ export class SetReader<T> extends CollectionHandle<SetMachine<T>> implements Ite
 
 /** A replicated Set this node writes. */
 export class SetWriter<T> extends SetReader<T> {
+  /** Adds a member. */
   async add(value: T, options?: AbortOptions): Promise<Version> {
     return this.mutate(['add', await this.codec.encode(value)], value, options)
   }
 
+  /** Adds many members in one command; an empty input returns the current version. */
   async extend(values: Iterable<T>, options?: AbortOptions): Promise<Version> {
     const list = [...values]
     if (list.length === 0) return this.version
     return this.mutate(['extend', await Promise.all(list.map((v) => this.codec.encode(v)))], list, options)
   }
 
+  /** Removes a member. */
   async delete(value: T, options?: AbortOptions): Promise<Version> {
     return this.mutate(['remove', [await this.codec.encode(value)]], value, options)
   }
 
+  /** Removes many members in one command; an empty input returns the current version. */
   async removeMany(values: Iterable<T>, options?: AbortOptions): Promise<Version> {
     const list = [...values]
     if (list.length === 0) return this.version
     return this.mutate(['remove', await Promise.all(list.map((v) => this.codec.encode(v)))], list, options)
   }
 
+  /** Removes every member. */
   clear(options?: AbortOptions): Promise<Version> {
     return this.mutate(['clear'], undefined, options)
   }

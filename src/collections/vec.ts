@@ -15,6 +15,7 @@ import {
 } from './base.ts'
 
 export interface VecOptions<T> extends CollectionOptions {
+  /** How elements are encoded and validated (default: canonical CBOR, no schema). */
   value?: ValueType<T>
 }
 
@@ -110,18 +111,22 @@ export class VecReader<T> extends CollectionHandle<VecMachine<T>> implements Ite
     this.codec = codec
   }
 
+  /** Number of elements. */
   get length(): number {
     return this.machine.items.length
   }
 
+  /** The same as `length`. */
   get size(): number {
     return this.length
   }
 
+  /** True when the vec has no elements. */
   get isEmpty(): boolean {
     return this.length === 0
   }
 
+  /** The element at `index`, or undefined when out of range. */
   get(index: number): T | undefined {
     return this.machine.items[index]?.value
   }
@@ -136,6 +141,7 @@ export class VecReader<T> extends CollectionHandle<VecMachine<T>> implements Ite
     return this.machine.items[this.machine.items.length - 1]?.value
   }
 
+  /** True when some element equals `value` (by encoded bytes). */
   includes(value: T): boolean {
     return this.indexOf(value) >= 0
   }
@@ -146,14 +152,17 @@ export class VecReader<T> extends CollectionHandle<VecMachine<T>> implements Ite
     return this.machine.items.findIndex((i) => equalBytes(i.bytes, bytes))
   }
 
+  /** The elements, first to last. */
   *values(): IterableIterator<T> {
     for (const i of this.machine.items) yield i.value
   }
 
+  /** The same as `values()`. */
   [Symbol.iterator](): IterableIterator<T> {
     return this.values()
   }
 
+  /** A copy of the elements as an array. */
   toArray(): T[] {
     return this.machine.items.map((i) => i.value)
   }
@@ -161,10 +170,12 @@ export class VecReader<T> extends CollectionHandle<VecMachine<T>> implements Ite
 
 /** A replicated Vec this node writes. */
 export class VecWriter<T> extends VecReader<T> {
+  /** Appends an element. */
   async pushBack(value: T, options?: AbortOptions): Promise<Version> {
     return this.mutate(['pushBack', await this.codec.encode(value)], value, options)
   }
 
+  /** Prepends an element. */
   async pushFront(value: T, options?: AbortOptions): Promise<Version> {
     return this.mutate(['pushFront', await this.codec.encode(value)], value, options)
   }
@@ -185,6 +196,7 @@ export class VecWriter<T> extends VecReader<T> {
     return version
   }
 
+  /** Appends many elements in one command; an empty input returns the current version. */
   async extend(values: Iterable<T>, options?: AbortOptions): Promise<Version> {
     const list = [...values]
     if (list.length === 0) return this.version
@@ -196,6 +208,7 @@ export class VecWriter<T> extends VecReader<T> {
     return this.mutate(['popBack'], undefined, options)
   }
 
+  /** Removes the first element; resolves with the version only (read the value before if needed). */
   popFront(options?: AbortOptions): Promise<Version> {
     return this.mutate(['popFront'], undefined, options)
   }
@@ -215,6 +228,7 @@ export class VecWriter<T> extends VecReader<T> {
     return this.mutate(['truncate', length], length, options)
   }
 
+  /** Removes every element. */
   clear(options?: AbortOptions): Promise<Version> {
     return this.mutate(['clear'], undefined, options)
   }
