@@ -2,8 +2,10 @@
  * The state machine every collection builds on, and the compact snapshot format its replicas share.
  */
 import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
+import { decodeCanonical } from '../primitives/codec.ts'
 import { Digest, type StoreId } from '../primitives/digest.ts'
 import { DecodeError } from '../primitives/errors.ts'
+import { latin1 } from './values.ts'
 
 /**
  * The state machine behind a collection. Commands are canonical-CBOR arrays whose user values are
@@ -49,8 +51,13 @@ export abstract class CollectionMachine<Command extends readonly unknown[]>
   }
 
   restore(snapshot: Uint8Array): void {
-    this.restoreItems(snapshot.length === 0 ? [] : unpackItems(this.arity, snapshot))
+    this.restoreSnapshot(snapshot)
     this.revision++
+  }
+
+  /** Replaces the state with a snapshot's; machines with a faster path than items override it. */
+  protected restoreSnapshot(snapshot: Uint8Array): void {
+    this.restoreItems(snapshot.length === 0 ? [] : unpackItems(this.arity, snapshot))
   }
 
   /** How many byte strings make one item of this machine's snapshot. */
@@ -59,7 +66,7 @@ export abstract class CollectionMachine<Command extends readonly unknown[]>
   protected abstract restoreItems(items: Uint8Array[][]): void
 }
 
-const SNAPSHOT_FORMAT = 1
+export const SNAPSHOT_FORMAT = 1
 
 /** Packs items of `arity` byte strings each. */
 export function packItems(arity: number, items: readonly (readonly Uint8Array[])[]): Uint8Array {
@@ -112,11 +119,149 @@ export function unpackItems(arity: number, bytes: Uint8Array): Uint8Array[][] {
   return items
 }
 
-function varintLength(n: number): number {
+/**
+ * Reads the header of each item of a packed snapshot: calls `item(start, end)` for each byte string
+ * in order. Throws DecodeError on a snapshot `unpackItems` would reject.
+ */
+export function scanItems(
+  arity: number,
+  bytes: Uint8Array,
+  item: (start: number, end: number) => void,
+): void {
+  if (bytes[0] !== SNAPSHOT_FORMAT || bytes[1] !== arity)
+    throw new DecodeError('unknown collection snapshot format')
+  let at = 2
+  let count = 0
+  while (at < bytes.length) {
+    let n = 0
+    let shift = 0
+    let b: number
+    do {
+      if (at >= bytes.length || shift > 28) throw new DecodeError('malformed collection snapshot')
+      b = bytes[at++]!
+      n |= (b & 0x7f) << shift
+      shift += 7
+    } while (b & 0x80)
+    if (at + n > bytes.length) throw new DecodeError('truncated collection snapshot')
+    item(at, at + n)
+    at += n
+    count++
+  }
+  if (count % arity !== 0) throw new DecodeError('truncated collection snapshot')
+}
+
+/** Writes `n` as a varint at `at` of `out`; returns the position after it. */
+export function writeVarint(out: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    out[at++] = (n & 0x7f) | 0x80
+    n >>>= 7
+  }
+  out[at++] = n
+  return at
+}
+
+export function varintLength(n: number): number {
   let len = 1
   while (n >= 0x80) {
     n >>>= 7
     len++
   }
   return len
+}
+
+/** Thrown by CommandReader on bytes outside the shapes it reads: the full decoder then decides. */
+const UNUSUAL: unique symbol = Symbol('unusual command')
+
+/**
+ * Reads canonical CBOR commands of known shapes without a general decoder: byte strings come out as
+ * their `bytesKey` strings, with no Uint8Array each. Only shortest-form definite lengths are read;
+ * anything else (another shape, a longer form, trailing bytes) makes `decodeCommand` fall back to
+ * the strict decoder, so a command decodes to what that decoder returns (byte strings as strings),
+ * or fails as it does.
+ */
+export class CommandReader {
+  readonly bytes: Uint8Array
+  at = 0
+
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes
+  }
+
+  /** The argument of a header of `major` type in its shortest form. */
+  head(major: number): number {
+    const x = this.bytes
+    const b = x[this.at++]
+    if (b === undefined || b >> 5 !== major) throw UNUSUAL
+    const info = b & 0x1f
+    if (info < 24) return info
+    let v: number
+    if (info === 24) {
+      v = x[this.at] ?? 0
+      this.at += 1
+      if (v < 24) throw UNUSUAL
+    } else if (info === 25) {
+      v = ((x[this.at] ?? 0) << 8) | (x[this.at + 1] ?? 0)
+      this.at += 2
+      if (v < 0x100) throw UNUSUAL
+    } else if (info === 26) {
+      const a = this.at
+      v = (x[a] ?? 0) * 0x1000000 + (((x[a + 1] ?? 0) << 16) | ((x[a + 2] ?? 0) << 8) | (x[a + 3] ?? 0))
+      this.at += 4
+      if (v < 0x10000) throw UNUSUAL
+    } else throw UNUSUAL
+    if (this.at > x.length) throw UNUSUAL
+    return v
+  }
+
+  /** An array header with exactly `n` items. */
+  array(n: number): void {
+    if (this.head(4) !== n) throw UNUSUAL
+  }
+
+  /** A byte string, as its `bytesKey` string. */
+  bytesString(): string {
+    const n = this.head(2)
+    const start = this.at
+    this.at += n
+    if (this.at > this.bytes.length) throw UNUSUAL
+    return latin1(this.bytes, start, this.at)
+  }
+
+  bytesStringOrNull(): string | null {
+    if (this.bytes[this.at] === 0xf6) {
+      this.at++
+      return null
+    }
+    return this.bytesString()
+  }
+
+  /** A short ASCII text (a command's name). */
+  name(): string {
+    const n = this.head(3)
+    if (n > 23 || this.at + n > this.bytes.length) throw UNUSUAL
+    let out = ''
+    for (let i = 0; i < n; i++) {
+      const c = this.bytes[this.at++]!
+      if (c >= 0x80) throw UNUSUAL
+      out += String.fromCharCode(c)
+    }
+    return out
+  }
+
+  /** Everything in a command is read, or it is not one. */
+  unusual(): never {
+    throw UNUSUAL
+  }
+}
+
+/** Decodes a command with `read`, or with the strict CBOR decoder when `read` finds it unusual. */
+export function decodeCommand<C>(bytes: Uint8Array, read: (r: CommandReader) => C): C {
+  const r = new CommandReader(bytes)
+  try {
+    const command = read(r)
+    if (r.at === bytes.length) return command
+  } catch (err) {
+    if (err !== UNUSUAL) throw err
+  }
+  return decodeCanonical(bytes) as C
 }

@@ -3,11 +3,12 @@
  * first read), and the keys the replicas' maps use.
  */
 import type { StandardSchemaV1 } from '@standard-schema/spec'
-import { type Codec, cborOf } from '../primitives/codec.ts'
+import { type Codec, cbor, cborOf } from '../primitives/codec.ts'
 import { MosaikError } from '../primitives/errors.ts'
 
 /** How values of one type cross the wire: a codec (canonical CBOR by default) and an optional schema. */
 export interface ValueType<T> {
+  /** Encodes and decodes the values (default: canonical CBOR). */
   codec?: Codec<T>
   /** A Standard Schema (zod, valibot, arktype): writers validate every value before proposing it. */
   schema?: StandardSchemaV1<T>
@@ -23,10 +24,13 @@ export interface Encoded<T> {
 export class ValueCodec<T> {
   readonly #codec: Codec<T>
   readonly #schema: StandardSchemaV1<T> | undefined
+  /** The default canonical CBOR codec, whose common scalars `decodeKey` reads without it. */
+  readonly #canonical: boolean
 
   constructor(type: ValueType<T> = {}) {
     this.#codec = type.codec ?? cborOf<T>()
     this.#schema = type.schema
+    this.#canonical = (this.#codec as Codec<unknown>) === cbor
   }
 
   /** Validates (when a schema is set) and encodes; throws InvalidValueError carrying the value. */
@@ -48,10 +52,78 @@ export class ValueCodec<T> {
   decode(bytes: Uint8Array): T {
     return this.#codec.decode(bytes)
   }
+
+  /**
+   * Decodes bytes held as a `bytesKey` string. With canonical CBOR, small integers, ASCII strings,
+   * booleans and null are read straight from the string (exactly what the codec would return);
+   * anything else goes through the codec.
+   */
+  decodeKey(key: string): T {
+    if (this.#canonical) {
+      const v = scalarOf(key)
+      if (v !== NOT_SCALAR) return v as T
+    }
+    return this.#codec.decode(keyBytes(key))
+  }
+}
+
+const NOT_SCALAR: unique symbol = Symbol('not a scalar')
+
+/**
+ * The value of the canonical CBOR in `s` (one char per byte) when it is an integer of up to 32 bits,
+ * an ASCII text string of fewer than 256 bytes, a boolean or null, in its shortest form and alone;
+ * NOT_SCALAR otherwise (the codec then decides, and rejects what strict decoding rejects).
+ */
+function scalarOf(s: string): unknown {
+  const n = s.length
+  if (n === 0) return NOT_SCALAR
+  const b = s.charCodeAt(0)
+  const major = b >> 5
+  const info = b & 0x1f
+  if (major === 0 || major === 1) {
+    let v: number
+    if (info < 24) {
+      if (n !== 1) return NOT_SCALAR
+      v = info
+    } else if (info === 24) {
+      if (n !== 2) return NOT_SCALAR
+      v = s.charCodeAt(1)
+      if (v < 24) return NOT_SCALAR
+    } else if (info === 25) {
+      if (n !== 3) return NOT_SCALAR
+      v = (s.charCodeAt(1) << 8) | s.charCodeAt(2)
+      if (v < 0x100) return NOT_SCALAR
+    } else if (info === 26) {
+      if (n !== 5) return NOT_SCALAR
+      v = s.charCodeAt(1) * 0x1000000 + ((s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 8) | s.charCodeAt(4))
+      if (v < 0x10000) return NOT_SCALAR
+    } else return NOT_SCALAR
+    return major === 0 ? v : -1 - v
+  }
+  if (major === 3) {
+    let start: number
+    let len: number
+    if (info < 24) {
+      start = 1
+      len = info
+    } else if (info === 24) {
+      start = 2
+      len = s.charCodeAt(1)
+      if (len < 24) return NOT_SCALAR
+    } else return NOT_SCALAR
+    if (n !== start + len) return NOT_SCALAR
+    for (let i = start; i < n; i++) if (s.charCodeAt(i) >= 0x80) return NOT_SCALAR
+    return s.slice(start)
+  }
+  if (b === 0xf4) return n === 1 ? false : NOT_SCALAR
+  if (b === 0xf5) return n === 1 ? true : NOT_SCALAR
+  if (b === 0xf6) return n === 1 ? null : NOT_SCALAR
+  return NOT_SCALAR
 }
 
 /** A value failed the collection's schema; nothing was proposed. */
 export class InvalidValueError<T = unknown> extends MosaikError {
+  /** The value the schema refused. */
   readonly value: T
   constructor(value: T, issues: string) {
     super('INVALID_VALUE', `value rejected by the schema: ${issues}`)
@@ -61,10 +133,28 @@ export class InvalidValueError<T = unknown> extends MosaikError {
 
 /** Keys of the replicas' maps: canonical bytes as a string (latin1), cheap to hash and compare. */
 export function bytesKey(bytes: Uint8Array): string {
-  let out = ''
-  for (let i = 0; i < bytes.length; i += 8192) {
-    out += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[])
+  return latin1(bytes, 0, bytes.length)
+}
+
+/** `bytesKey` of `bytes[start..end)`, without a view. */
+export function latin1(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= 16) {
+    // Short strings (most keys and values): cheaper char by char than through `apply`.
+    let out = ''
+    for (let i = start; i < end; i++) out += String.fromCharCode(bytes[i]!)
+    return out
   }
+  let out = ''
+  for (let i = start; i < end; i += 8192) {
+    out += String.fromCharCode.apply(null, bytes.subarray(i, Math.min(end, i + 8192)) as unknown as number[])
+  }
+  return out
+}
+
+/** The bytes of a `bytesKey` string. */
+export function keyBytes(key: string): Uint8Array {
+  const out = new Uint8Array(key.length)
+  for (let i = 0; i < key.length; i++) out[i] = key.charCodeAt(i)
   return out
 }
 
