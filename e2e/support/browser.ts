@@ -109,6 +109,7 @@ export class BrowserHarness {
     const page = await ctx.newPage()
     page.on('console', (m) => this.logs.push(`[${m.type()}] ${m.text()}`))
     page.on('pageerror', (e) => this.logs.push(`[pageerror] ${e.message}`))
+    page.on('crash', () => this.logs.push('[crash] the page crashed'))
     await this.load(page)
     return page
   }

@@ -21,7 +21,7 @@ const ECHO = '/mosaik-bench/echo/1'
 const SINK = '/mosaik-bench/sink/1'
 const ROUND_TRIPS = 500
 const WARM_UP = 50
-const BULK = 20_000 // 1 KiB datums, about 20 MB
+const BULK = Number(process.env.BENCH_BROWSER_BULK ?? 20_000) // 1 KiB datums, about 20 MB
 const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
 
 export async function benchBrowser(): Promise<Row[]> {
@@ -55,6 +55,12 @@ export async function benchBrowser(): Promise<Row[]> {
       await node.close()
       cluster.nodes.splice(cluster.nodes.indexOf(node), 1)
     }
+  } catch (err) {
+    log(`browser connected: ${browser.browser.isConnected()}`)
+    log(
+      `browser section failed: ${(err as Error).message}; page logs:\n${browser.logs.slice(-20).join('\n')}`,
+    )
+    throw err
   } finally {
     await browser.close()
     await cluster.close()
