@@ -92,30 +92,15 @@ export function packItems(arity: number, items: readonly (readonly Uint8Array[])
 }
 
 export function unpackItems(arity: number, bytes: Uint8Array): Uint8Array[][] {
-  if (bytes[0] !== SNAPSHOT_FORMAT || bytes[1] !== arity)
-    throw new DecodeError('unknown collection snapshot format')
   const items: Uint8Array[][] = []
-  let at = 2
   let item: Uint8Array[] = []
-  while (at < bytes.length) {
-    let n = 0
-    let shift = 0
-    let b: number
-    do {
-      if (at >= bytes.length || shift > 28) throw new DecodeError('malformed collection snapshot')
-      b = bytes[at++]!
-      n |= (b & 0x7f) << shift
-      shift += 7
-    } while (b & 0x80)
-    if (at + n > bytes.length) throw new DecodeError('truncated collection snapshot')
-    item.push(bytes.subarray(at, at + n))
-    at += n
+  scanItems(arity, bytes, (start, end) => {
+    item.push(bytes.subarray(start, end))
     if (item.length === arity) {
       items.push(item)
       item = []
     }
-  }
-  if (item.length !== 0) throw new DecodeError('truncated collection snapshot')
+  })
   return items
 }
 
