@@ -78,12 +78,7 @@ export function hostLimitingGater(limits: HostLimits, inner: ConnectionGater = {
     open?.delete(conn)
     if (open?.size === 0) byHost.delete(key)
   }
-  const gater: ConnectionGater = {}
-  // Keep only the methods the inner gater has: libp2p's browser defaults fill in the missing ones.
-  for (const name of Object.keys(GATER_METHODS) as (keyof ConnectionGater)[]) {
-    const method = inner[name] as ((...args: unknown[]) => unknown) | undefined
-    if (method) (gater as Record<string, unknown>)[name] = method.bind(inner)
-  }
+  const gater = methodsOf(inner)
   gater.denyInboundConnection = async (maConn) => {
     if (await inner.denyInboundConnection?.(maConn)) return true
     const key = hostKey(maConn.remoteAddr)
@@ -139,12 +134,21 @@ export function allowingPrivateDials(
   allow: boolean,
 ): ConnectionGater | undefined {
   if (!allow) return inner
-  const gater: ConnectionGater = {}
-  for (const name of Object.keys(GATER_METHODS) as (keyof ConnectionGater)[]) {
-    const method = inner?.[name] as ((...args: unknown[]) => unknown) | undefined
-    if (method) (gater as Record<string, unknown>)[name] = method.bind(inner)
-  }
+  const gater = methodsOf(inner ?? {})
   const decide = gater.denyDialMultiaddr
   gater.denyDialMultiaddr = async (addr) => (decide ? decide(addr) : false)
+  return gater
+}
+
+/**
+ * A new gater with the methods `inner` has, bound to it, and no others: libp2p's defaults (which differ
+ * in browsers) fill in the missing ones, so copying must not add any.
+ */
+function methodsOf(inner: ConnectionGater): ConnectionGater {
+  const gater: ConnectionGater = {}
+  for (const name of Object.keys(GATER_METHODS) as (keyof ConnectionGater)[]) {
+    const method = inner[name] as ((...args: unknown[]) => unknown) | undefined
+    if (method) (gater as Record<string, unknown>)[name] = method.bind(inner)
+  }
   return gater
 }
