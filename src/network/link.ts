@@ -21,6 +21,14 @@ import { CloseCode, type LinkClose, LinkClosedError } from './close.ts'
  * plus what the other side has granted, so a reader that stops reading stops its writer instead of
  * buffering without bound. A frame may overshoot the remaining credit once, so frames larger than the
  * window still pass.
+ *
+ * Why the window starts small and grows: a link costs its writer a window of data before it can tell
+ * a reader that never reads from one that does. The window starts at 64 KiB and grows by what the
+ * reader consumes (doubling per window read, like TCP's slow start) up to `MAX_WINDOW`, so a reader
+ * that keeps up reaches the full window within a few grants and one that never reads costs 64 KiB.
+ * The first grant goes out as soon as the reader has consumed anything: a writer learns within one
+ * round trip that its reader reads (`remoteHasRead`), which is how a producer tells a new consumer
+ * that has not read yet from one that never will.
  */
 export interface LinkOptions {
   /** Largest payload accepted or sent, in bytes. Default 4 MiB. */
@@ -38,11 +46,11 @@ export interface LinkOptions {
 }
 
 export const DEFAULT_MAX_FRAME_SIZE = 4 * 1024 * 1024
-/** Payload bytes each side may send before the first grant; also the receive window. */
-export const INITIAL_CREDIT = 1024 * 1024
+/** Payload bytes each side may send before the first grant: the receive window a link starts with. */
+export const INITIAL_CREDIT = 64 * 1024
+/** The receive window a reader that keeps up grows to. */
+export const MAX_WINDOW = 1024 * 1024
 const DEFAULT_WRITE_HWM = 1024 * 1024
-/** Grant credit back once this much of the window has been consumed. */
-const GRANT_THRESHOLD = INITIAL_CREDIT / 4
 
 const KIND_MESSAGE = 0
 const KIND_CLOSE = 1
@@ -80,6 +88,12 @@ export class Link {
   #remoteCredit = INITIAL_CREDIT
   /** Payload bytes consumed by our reader and not yet granted back. */
   #consumed = 0
+  /** Our receive window: what the remote may have in flight to us. Grows as our reader consumes. */
+  #window = INITIAL_CREDIT
+  /** Whether we have granted credit yet (the first grant goes out at the first read). */
+  #granted = false
+  /** Whether the remote has granted us credit: it has read something we sent. */
+  #remoteHasRead = false
 
   readonly #inbox: Uint8Array[] = []
   #inboxHead = 0
@@ -143,6 +157,19 @@ export class Link {
   /** Received frames not yet read. */
   get queuedReceives(): number {
     return this.#inbox.length - this.#inboxHead
+  }
+
+  /**
+   * True once the remote has granted credit, which a reader does at its first read: it has consumed
+   * something this side sent. A remote that never reads never turns it true.
+   */
+  get remoteHasRead(): boolean {
+    return this.#remoteHasRead
+  }
+
+  /** This side's receive window in bytes: INITIAL_CREDIT at first, growing to MAX_WINDOW. */
+  get receiveWindow(): number {
+    return this.#window
   }
 
   /** Payload bytes received so far. */
@@ -282,14 +309,20 @@ export class Link {
     }
   }
 
+  /**
+   * Counts what the reader consumed and grants it back: at once the first time, then in quarters of
+   * the window. Each grant also widens the window by what was consumed, up to MAX_WINDOW.
+   */
   #consume(bytes: number): void {
     this.#consumed += bytes
-    if (this.#consumed >= GRANT_THRESHOLD && !this.#close) {
-      const grant = this.#consumed
-      this.#consumed = 0
-      this.#remoteCredit += grant
-      this.#writeFrame(KIND_CREDIT, varint.encode(grant))
-    }
+    if (this.#close || (this.#granted && this.#consumed < this.#window / 4)) return
+    const growth = Math.min(this.#consumed, MAX_WINDOW - this.#window)
+    const grant = this.#consumed + growth
+    this.#window += growth
+    this.#consumed = 0
+    this.#granted = true
+    this.#remoteCredit += grant
+    this.#writeFrame(KIND_CREDIT, varint.encode(grant))
   }
 
   readonly #onData = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
@@ -357,6 +390,7 @@ export class Link {
           return
         }
         this.#credit += grant
+        this.#remoteHasRead = true
         this.#pump()
         return
       }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode, FrameTooLargeError, LinkClosedError } from '../../platform/node/index.ts'
 import type { Link } from '../../src/network/link.ts'
-import { INITIAL_CREDIT } from '../../src/network/link.ts'
+import { INITIAL_CREDIT, MAX_WINDOW } from '../../src/network/link.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 
@@ -78,6 +78,47 @@ describe.each<Transport>(['memory', 'quic', 'tcp'])('Link over %s', (transport) 
     }
     await within(secs(10), writer)
     expect(sent).toBe(64)
+  })
+
+  it('tells a writer when its reader has read, and grows the window of a reader that keeps up', async () => {
+    // The server writes, the client reads (the handshake in pair() went the other way).
+    const { client, server } = await pair()
+    await server.sendBytes(new Uint8Array(INITIAL_CREDIT))
+    const next = server.sendBytes(new Uint8Array(1))
+    // The initial window is spent and nothing was read: the writer waits and knows nothing yet.
+    expect(server.queuedSends).toBe(1)
+    expect(server.remoteHasRead).toBe(false)
+    // One read is enough for the first grant: the waiting frame goes, and the writer knows.
+    expect((await client.recvBytes()).length).toBe(INITIAL_CREDIT)
+    await within(secs(5), next)
+    expect(server.remoteHasRead).toBe(true)
+    expect(client.receiveWindow).toBeGreaterThan(INITIAL_CREDIT)
+    // A reader that keeps up widens its window to the full size, and the writer never overruns it
+    // (a frame beyond the granted credit would close the link).
+    const chunk = new Uint8Array(16 * 1024)
+    const total = (4 * MAX_WINDOW) / chunk.length
+    const writer = (async () => {
+      for (let i = 0; i < total; i++) await server.sendBytes(chunk)
+    })()
+    expect((await client.recvBytes()).length).toBe(1)
+    for (let i = 0; i < total; i++) expect((await client.recvBytes()).length).toBe(chunk.length)
+    await within(secs(10), writer)
+    expect(client.receiveWindow).toBe(MAX_WINDOW)
+    expect(client.isClosed).toBe(false)
+  })
+
+  it('never tells a writer that a reader which only writes has read', async () => {
+    const { client, server } = await pair()
+    await server.sendBytes(new Uint8Array(INITIAL_CREDIT))
+    const next = server.sendBytes(new Uint8Array(1))
+    // Data flows the other way, and the server reads it; the client reads nothing.
+    await client.sendBytes(new Uint8Array(8))
+    expect((await server.recvBytes()).length).toBe(8)
+    expect(server.remoteHasRead).toBe(false)
+    expect(server.queuedSends).toBe(1)
+    await client.recvBytes()
+    await within(secs(5), next)
+    expect(server.remoteHasRead).toBe(true)
   })
 
   it('reports a transport failure as UnexpectedClose', async () => {
