@@ -11,16 +11,27 @@ export interface LagHandlers {
 
 /**
  * Finds the consumers that hold a producer back: full queues while another consumer keeps up, for
- * longer than the lag timeout (at once for a peer on probation). It reads the sink's live list of
- * subscriptions and keeps at most one timer.
+ * longer than their grace. It reads the sink's live list of subscriptions and keeps at most one timer.
+ *
+ * The grace depends on what the producer knows of the consumer:
+ * - one whose link's remote has read (granted credit) gets the lag timeout: it reads, and may have
+ *   fallen behind for a moment;
+ * - one that has never read gets `UNPROVEN_GRACE_MS` (at most the lag timeout): an honest consumer
+ *   reads its first batch within a round trip of receiving it, so a full queue with no read at all is
+ *   a consumer that does not read, and must not hold the producer for a whole lag timeout (a stream of
+ *   fresh identities that subscribe and never read would otherwise stall it one timeout each);
+ * - one whose peer is on probation gets none (see probation.ts).
  */
 export class LagWatch {
   readonly #subs: readonly Subscription[]
   readonly #bufferSize: number
   readonly #lagTimeoutMs: number
+  readonly #unprovenGraceMs: number
   readonly #probation: Probation
   readonly #handlers: LagHandlers
   #lagTimer: ReturnType<typeof setTimeout> | undefined
+  /** When the timer fires. */
+  #lagTimerAt = 0
   #closed = false
 
   constructor(
@@ -31,6 +42,7 @@ export class LagWatch {
     this.#subs = subs
     this.#bufferSize = options.bufferSize
     this.#lagTimeoutMs = options.lagTimeoutMs
+    this.#unprovenGraceMs = Math.min(options.lagTimeoutMs, UNPROVEN_GRACE_MS)
     this.#probation = options.probation
     this.#handlers = handlers
   }
@@ -59,36 +71,31 @@ export class LagWatch {
    * The producer is held back by full queues. While some other consumer keeps up, a full queue of a
    * peer on probation lags at once, and every other full queue starts its lag clock, checked when the
    * first clock runs out. Returns true when it found a consumer lagging (which may have made room).
-   * (Why probation: see probation.ts.)
    *
-   * A subscription younger than the lag timeout does not count as keeping up: its queue has room
-   * because its link's credit window (1 MiB) is still filling, whether or not its consumer reads. A
-   * burst of new subscriptions that never read must not make a consumer that reads, but is the
-   * slowest for a moment, look like the laggard.
+   * Keeping up means having room and having read: a new subscription has room because its link's
+   * credit window is still filling, whether or not its consumer reads. A burst of new subscriptions
+   * that never read must not make a consumer that reads, but is the slowest for a moment, look like
+   * the laggard.
    */
   watch(): boolean {
     const subs = this.#subs
     const cap = this.#bufferSize
     const now = Date.now()
-    const settled = now - this.#lagTimeoutMs
     let someoneKeepsUp = false
-    let firstSettles: number | undefined
+    let someoneMayRead = false
     for (let i = 0; i < subs.length; i++) {
       const s = subs[i]!
       if (s.queue.length - s.head >= cap || s.lagging) continue
-      const connectedAt = s.record.connectedAt!
-      if (connectedAt <= settled) {
+      if (s.link.remoteHasRead) {
         someoneKeepsUp = true
         break
       }
-      if (firstSettles === undefined || connectedAt < firstSettles) firstSettles = connectedAt
+      someoneMayRead = true
     }
     if (!someoneKeepsUp) {
-      // Look again once the oldest young subscription with room has settled: nothing else may come
-      // to wake the producer (a full queue that never drains schedules no flush).
-      if (firstSettles !== undefined && this.#lagTimer === undefined) {
-        this.#lagTimer = setTimeout(this.#check, firstSettles + this.#lagTimeoutMs - now)
-      }
+      // Look again once a new subscription with room has had time to read: nothing else may come to
+      // wake the producer (a full queue that never drains schedules no flush).
+      if (someoneMayRead) this.#schedule(now + this.#unprovenGraceMs, now)
       return false
     }
     let first: number | undefined
@@ -102,13 +109,27 @@ export class LagWatch {
         continue
       }
       s.fullSince ??= now
-      if (first === undefined || s.fullSince < first) first = s.fullSince
+      const due = s.fullSince + this.#graceOf(s)
+      if (first === undefined || due < first) first = due
     }
     if (laggards) for (const s of laggards) this.#handlers.lagged(s, now, 'queue full while on probation')
-    if (first !== undefined && this.#lagTimer === undefined) {
-      this.#lagTimer = setTimeout(this.#check, Math.max(0, first + this.#lagTimeoutMs - now))
-    }
+    if (first !== undefined) this.#schedule(first, now)
     return laggards !== undefined
+  }
+
+  /** How long a full queue may hold the producer: see the class comment. */
+  #graceOf(sub: Subscription): number {
+    return sub.link.remoteHasRead ? this.#lagTimeoutMs : this.#unprovenGraceMs
+  }
+
+  /** Arms the one timer for `at`, unless it already fires sooner. */
+  #schedule(at: number, now: number): void {
+    if (this.#lagTimer !== undefined) {
+      if (this.#lagTimerAt <= at) return
+      clearTimeout(this.#lagTimer)
+    }
+    this.#lagTimerAt = at
+    this.#lagTimer = setTimeout(this.#check, Math.max(0, at - now))
   }
 
   readonly #check = (): void => {
@@ -116,8 +137,13 @@ export class LagWatch {
     if (this.#closed) return
     const now = Date.now()
     for (const sub of [...this.#subs]) {
-      if (sub.fullSince === undefined || now - sub.fullSince < this.#lagTimeoutMs) continue
-      this.#handlers.lagged(sub, now, `queue full for ${this.#lagTimeoutMs} ms`)
+      if (sub.fullSince === undefined) continue
+      const grace = this.#graceOf(sub)
+      if (now - sub.fullSince < grace) continue
+      const why = sub.link.remoteHasRead
+        ? `queue full for ${grace} ms`
+        : `queue full for ${grace} ms, never read`
+      this.#handlers.lagged(sub, now, why)
     }
     this.#handlers.checked()
   }
@@ -128,3 +154,10 @@ export class LagWatch {
     clearTimeout(this.#lagTimer)
   }
 }
+
+/**
+ * How long a full queue whose consumer has never read may hold the producer. Long enough for an
+ * honest consumer's first read to come back (a round trip and a busy event loop), far shorter than
+ * the lag timeout a reading consumer gets.
+ */
+const UNPROVEN_GRACE_MS = 100
