@@ -14,7 +14,8 @@ import { CloseCode, type LinkClose, LinkClosedError } from './close.ts'
  * Wire format: each frame is `varint(length) ‖ kind ‖ body`, where kind is
  * - 0 MESSAGE: an application payload (canonical CBOR, or raw bytes for stream datums);
  * - 1 CLOSE: `[code, reason]`, the last frame a side sends, so the peer learns why;
- * - 2 CREDIT: a varint number of payload bytes the sender of the credit is ready to receive.
+ * - 2 CREDIT: `varint(consumed) ‖ varint(growth)`: the sender of the credit has read `consumed` more
+ *   payload bytes and widened its window by `growth` (absent = 0); the receiver may send both more.
  *
  * Why credit: libp2p gives no usable receive-side backpressure on every transport (QUIC ignores pause()
  * and aborts a stream once 4 MiB sit unread). Each side may send at most `INITIAL_CREDIT` payload bytes
@@ -26,9 +27,9 @@ import { CloseCode, type LinkClose, LinkClosedError } from './close.ts'
  * a reader that never reads from one that does. The window starts at 64 KiB and grows by what the
  * reader consumes (doubling per window read, like TCP's slow start) up to `MAX_WINDOW`, so a reader
  * that keeps up reaches the full window within a few grants and one that never reads costs 64 KiB.
- * The first grant goes out as soon as the reader has consumed anything: a writer learns within one
- * round trip that its reader reads (`remoteHasRead`), which is how a producer tells a new consumer
- * that has not read yet from one that never will.
+ * Grants say how much was read apart from how much the window grew, so a writer knows how far its
+ * reader got (`remoteConsumed`): that is how a producer tells a consumer that has read its data from
+ * one that only read the handshake.
  */
 export interface LinkOptions {
   /** Largest payload accepted or sent, in bytes. Default 4 MiB. */
@@ -90,10 +91,10 @@ export class Link {
   #consumed = 0
   /** Our receive window: what the remote may have in flight to us. Grows as our reader consumes. */
   #window = INITIAL_CREDIT
-  /** Whether we have granted credit yet (the first grant goes out at the first read). */
-  #granted = false
-  /** Whether the remote has granted us credit: it has read something we sent. */
-  #remoteHasRead = false
+  /** Payload bytes sent so far. */
+  #bytesSent = 0
+  /** Payload bytes the remote says it has read, of those we sent. */
+  #remoteConsumed = 0
 
   readonly #inbox: Uint8Array[] = []
   #inboxHead = 0
@@ -159,12 +160,18 @@ export class Link {
     return this.#inbox.length - this.#inboxHead
   }
 
+  /** Payload bytes sent so far. */
+  get bytesSent(): number {
+    return this.#bytesSent
+  }
+
   /**
-   * True once the remote has granted credit, which a reader does at its first read: it has consumed
-   * something this side sent. A remote that never reads never turns it true.
+   * Payload bytes the remote has read, of those this side sent, as its grants report them (it grants
+   * in quarters of its window, so this trails what it read by up to a quarter window). A remote that
+   * never reads leaves it where it was.
    */
-  get remoteHasRead(): boolean {
-    return this.#remoteHasRead
+  get remoteConsumed(): number {
+    return this.#remoteConsumed
   }
 
   /** This side's receive window in bytes: INITIAL_CREDIT at first, growing to MAX_WINDOW. */
@@ -215,6 +222,7 @@ export class Link {
 
   #writeMessage(payload: Uint8Array): void {
     this.#credit -= payload.length
+    this.#bytesSent += payload.length
     this.#writeFrame(KIND_MESSAGE, payload)
   }
 
@@ -310,19 +318,21 @@ export class Link {
   }
 
   /**
-   * Counts what the reader consumed and grants it back: at once the first time, then in quarters of
-   * the window. Each grant also widens the window by what was consumed, up to MAX_WINDOW.
+   * Counts what the reader consumed and grants it back in quarters of the window. Each grant also
+   * widens the window by what was consumed, up to MAX_WINDOW.
    */
   #consume(bytes: number): void {
     this.#consumed += bytes
-    if (this.#close || (this.#granted && this.#consumed < this.#window / 4)) return
-    const growth = Math.min(this.#consumed, MAX_WINDOW - this.#window)
-    const grant = this.#consumed + growth
+    if (this.#close || this.#consumed < this.#window / 4) return
+    const consumed = this.#consumed
+    const growth = Math.min(consumed, MAX_WINDOW - this.#window)
     this.#window += growth
     this.#consumed = 0
-    this.#granted = true
-    this.#remoteCredit += grant
-    this.#writeFrame(KIND_CREDIT, varint.encode(grant))
+    this.#remoteCredit += consumed + growth
+    const body = new Uint8Array(varint.encodingLength(consumed) + varint.encodingLength(growth))
+    varint.encode(consumed, body, 0)
+    varint.encode(growth, body, varint.encodingLength(consumed))
+    this.#writeFrame(KIND_CREDIT, body)
   }
 
   readonly #onData = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
@@ -382,15 +392,22 @@ export class Link {
         return
       }
       case KIND_CREDIT: {
-        let grant: number
+        let consumed: number
+        let growth = 0
         try {
-          grant = varint.decode(body)
+          consumed = varint.decode(body)
+          const at = varint.encodingLength(consumed)
+          if (at < body.length) growth = varint.decode(body, at)
         } catch {
           this.closeWith(CloseCode.ProtocolViolation, 'malformed credit frame')
           return
         }
-        this.#credit += grant
-        this.#remoteHasRead = true
+        if (this.#remoteConsumed + consumed > this.#bytesSent) {
+          this.closeWith(CloseCode.ProtocolViolation, 'credit for more than was sent')
+          return
+        }
+        this.#remoteConsumed += consumed
+        this.#credit += consumed + growth
         this.#pump()
         return
       }

@@ -80,19 +80,19 @@ describe.each<Transport>(['memory', 'quic', 'tcp'])('Link over %s', (transport) 
     expect(sent).toBe(64)
   })
 
-  it('tells a writer when its reader has read, and grows the window of a reader that keeps up', async () => {
+  it('tells a writer how far its reader has read, and grows the window of a reader that keeps up', async () => {
     // The server writes, the client reads (the handshake in pair() went the other way).
     const { client, server } = await pair()
     await server.sendBytes(new Uint8Array(INITIAL_CREDIT))
     const next = server.sendBytes(new Uint8Array(1))
     // The initial window is spent and nothing was read: the writer waits and knows nothing yet.
     expect(server.queuedSends).toBe(1)
-    expect(server.remoteHasRead).toBe(false)
-    // One read is enough for the first grant: the waiting frame goes, and the writer knows.
+    expect(server.remoteConsumed).toBe(0)
+    // Reading the window grants it back, widened: the waiting frame goes, and the writer knows.
     expect((await client.recvBytes()).length).toBe(INITIAL_CREDIT)
     await within(secs(5), next)
-    expect(server.remoteHasRead).toBe(true)
-    expect(client.receiveWindow).toBeGreaterThan(INITIAL_CREDIT)
+    expect(server.remoteConsumed).toBe(INITIAL_CREDIT)
+    expect(client.receiveWindow).toBe(2 * INITIAL_CREDIT)
     // A reader that keeps up widens its window to the full size, and the writer never overruns it
     // (a frame beyond the granted credit would close the link).
     const chunk = new Uint8Array(16 * 1024)
@@ -104,21 +104,27 @@ describe.each<Transport>(['memory', 'quic', 'tcp'])('Link over %s', (transport) 
     for (let i = 0; i < total; i++) expect((await client.recvBytes()).length).toBe(chunk.length)
     await within(secs(10), writer)
     expect(client.receiveWindow).toBe(MAX_WINDOW)
+    expect(server.remoteConsumed).toBeGreaterThan(INITIAL_CREDIT)
+    expect(server.remoteConsumed).toBeLessThanOrEqual(server.bytesSent)
     expect(client.isClosed).toBe(false)
   })
 
-  it('never tells a writer that a reader which only writes has read', async () => {
+  it('never reports reads by a reader that only writes', async () => {
     const { client, server } = await pair()
     await server.sendBytes(new Uint8Array(INITIAL_CREDIT))
     const next = server.sendBytes(new Uint8Array(1))
     // Data flows the other way, and the server reads it; the client reads nothing.
-    await client.sendBytes(new Uint8Array(8))
-    expect((await server.recvBytes()).length).toBe(8)
-    expect(server.remoteHasRead).toBe(false)
+    await client.sendBytes(new Uint8Array(INITIAL_CREDIT))
+    const more = client.sendBytes(new Uint8Array(1))
+    expect((await server.recvBytes()).length).toBe(INITIAL_CREDIT)
+    await within(secs(5), more)
+    // The server read all but the frame just sent (and pair()'s hello, reported with this grant).
+    expect(client.remoteConsumed).toBe(client.bytesSent - 1)
+    expect(server.remoteConsumed).toBe(0)
     expect(server.queuedSends).toBe(1)
     await client.recvBytes()
     await within(secs(5), next)
-    expect(server.remoteHasRead).toBe(true)
+    expect(server.remoteConsumed).toBe(INITIAL_CREDIT)
   })
 
   it('reports a transport failure as UnexpectedClose', async () => {
