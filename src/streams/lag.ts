@@ -14,12 +14,13 @@ export interface LagHandlers {
  * longer than their grace. It reads the sink's live list of subscriptions and keeps at most one timer.
  *
  * The grace depends on what the producer knows of the consumer:
- * - one whose link's remote has read (granted credit) gets the lag timeout: it reads, and may have
- *   fallen behind for a moment;
- * - one that has never read gets `UNPROVEN_GRACE_MS` (at most the lag timeout): an honest consumer
- *   reads its first batch within a round trip of receiving it, so a full queue with no read at all is
- *   a consumer that does not read, and must not hold the producer for a whole lag timeout (a stream of
- *   fresh identities that subscribe and never read would otherwise stall it one timeout each);
+ * - one that has read datums (its link's credit grants say so) gets the lag timeout: it reads, and
+ *   may have fallen behind for a moment;
+ * - one that has never read a datum gets `UNPROVEN_GRACE_MS` (at most the lag timeout). Its queue is
+ *   full only once a whole link window and `bufferSize` datums went out unread, while an honest
+ *   consumer reports its reads every quarter window, so a full queue with no read reported is a
+ *   consumer that does not read. It must not hold the producer for a whole lag timeout: a stream of
+ *   fresh identities that subscribe and never read would otherwise stall it one timeout each;
  * - one whose peer is on probation gets none (see probation.ts).
  */
 export class LagWatch {
@@ -86,7 +87,7 @@ export class LagWatch {
     for (let i = 0; i < subs.length; i++) {
       const s = subs[i]!
       if (s.queue.length - s.head >= cap || s.lagging) continue
-      if (s.link.remoteHasRead) {
+      if (s.hasRead) {
         someoneKeepsUp = true
         break
       }
@@ -119,7 +120,7 @@ export class LagWatch {
 
   /** How long a full queue may hold the producer: see the class comment. */
   #graceOf(sub: Subscription): number {
-    return sub.link.remoteHasRead ? this.#lagTimeoutMs : this.#unprovenGraceMs
+    return sub.hasRead ? this.#lagTimeoutMs : this.#unprovenGraceMs
   }
 
   /** Arms the one timer for `at`, unless it already fires sooner. */
@@ -140,9 +141,7 @@ export class LagWatch {
       if (sub.fullSince === undefined) continue
       const grace = this.#graceOf(sub)
       if (now - sub.fullSince < grace) continue
-      const why = sub.link.remoteHasRead
-        ? `queue full for ${grace} ms`
-        : `queue full for ${grace} ms, never read`
+      const why = sub.hasRead ? `queue full for ${grace} ms` : `queue full for ${grace} ms, never read`
       this.#handlers.lagged(sub, now, why)
     }
     this.#handlers.checked()

@@ -351,6 +351,7 @@ export class Sink<T> {
       return
     }
     await link.send(startStreamMessage(this.#host.ctx.networkId, this.streamId))
+    sub.dataFrom = link.bytesSent
     record.state = ChannelState.Connected
     record.connectedAt = Date.now()
     this.#subs.push(sub)

@@ -20,9 +20,16 @@ export class Subscription {
   fullSince: number | undefined
   /** Found lagging with disconnectLagging off: it no longer holds the producer back. */
   lagging = false
+  /** The link's payload bytes sent before the first datum (the handshake's answer). */
+  dataFrom = 0
 
   get queued(): number {
     return this.queue.length - this.head
+  }
+
+  /** True once the consumer has read datums, not just the handshake (as its credit grants report). */
+  get hasRead(): boolean {
+    return this.link.remoteConsumed > this.dataFrom
   }
 
   constructor(record: ChannelRecord, link: Link) {

@@ -122,6 +122,35 @@ describe('lazy subscribers do not slow an honest consumer', () => {
   const nodes = new Nodes('memory')
   afterEach(() => nodes.closeAll())
 
+  it('a subscriber that reads the handshake but no datum holds the producer 100 ms, not the lag timeout', async () => {
+    const lagTimeoutMs = secs(5)
+    const n0 = await nodes.create()
+    const honestNode = await nodes.create({ bootstrap: n0.addresses })
+    const attacker = await nodes.create({ bootstrap: n0.addresses })
+    await within(secs(10), n0.discovery.when.peers(2), 'the producer knows both')
+    const p = n0.streams.producer(Bytes, { bufferSize: 64, lagTimeoutMs })
+    const honest = honestNode.streams.consumer(Bytes)
+    await within(secs(10), p.when.subscribed().wait())
+    // It reads the producer's answer to its handshake, then nothing.
+    const lazy = await subscribe(attacker, n0, Bytes.streamId)
+    await within(secs(5), p.when.subscribed().minimumOf(2).wait())
+    const cut = producerEvent(p, 'consumer:disconnected', (e) => e.info.consumerId === attacker.peerId)
+
+    const N = 2000
+    const reading = take(honest, N, secs(30))
+    const started = performance.now()
+    for (let i = 0; i < N; i++) await p.send(new Uint8Array(1024).fill(i & 0xff))
+    const { close } = await within(secs(10), cut)
+    const held = performance.now() - started
+    expect(close.code).toBe(CloseCode.StreamTooSlow)
+    expect((await within(secs(5), lazy.closed)).code).toBe(CloseCode.StreamTooSlow)
+    // Its window (64 KiB) and queue (64) filled in moments; then it was cut well inside the lag timeout.
+    expect(held).toBeLessThan(lagTimeoutMs)
+    const got = await reading
+    expect(got.map((d) => d[0])).toEqual(Array.from({ length: N }, (_, i) => i & 0xff))
+    expect(p.stats).toMatchObject({ lagging: 1, dropped: 0 })
+  })
+
   it('50 subscribers that never read and re-subscribe in a loop leave the honest rate near its baseline', async () => {
     const LAZY_NODES = 10
     const LINKS_PER_NODE = 5
