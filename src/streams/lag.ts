@@ -50,7 +50,7 @@ export class LagWatch {
     const cap = this.#bufferSize
     for (let i = 0; i < subs.length; i++) {
       const s = subs[i]!
-      if (s.queue.length - s.head >= cap && !s.lagging) return false
+      if (s.queued >= cap && !s.lagging) return false
     }
     return true
   }
@@ -75,7 +75,7 @@ export class LagWatch {
     let firstSettles: number | undefined
     for (let i = 0; i < subs.length; i++) {
       const s = subs[i]!
-      if (s.queue.length - s.head >= cap || s.lagging) continue
+      if (s.queued >= cap || s.lagging) continue
       const connectedAt = s.record.connectedAt!
       if (connectedAt <= settled) {
         someoneKeepsUp = true
@@ -95,7 +95,7 @@ export class LagWatch {
     let laggards: Subscription[] | undefined
     for (let i = 0; i < subs.length; i++) {
       const s = subs[i]!
-      if (s.lagging || s.queue.length - s.head < cap) continue
+      if (s.lagging || s.queued < cap) continue
       if (this.#probation.has(s.record.peerId, now)) {
         laggards ??= []
         laggards.push(s)
