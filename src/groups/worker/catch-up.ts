@@ -2,6 +2,7 @@ import { blake3 } from '@noble/hashes/blake3.js'
 import { equalBytes, randomBytes, toHex } from '../../primitives/bytes.ts'
 import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
+import { Fifo } from '../../primitives/fifo.ts'
 import { Watch } from '../../primitives/watch.ts'
 import { BondMsg } from '../bond.ts'
 import { isBounded, parseEntry } from '../raft/messages.ts'
@@ -264,7 +265,7 @@ export class CatchUp {
       const { size, hash, meta } = offers[0]!
       const sources = offers.filter((o) => equalBytes(o.hash, hash) && o.size === size)
       const data = new Uint8Array(size)
-      const chunks: number[] = []
+      const chunks = new Fifo<number>()
       for (let off = 0; off < size; off += SNAPSHOT_CHUNK) chunks.push(off)
       await Promise.all(
         sources.map(async (source) => {
