@@ -1,11 +1,10 @@
-import { abortReason } from '../primitives/errors.ts'
+import { abortable } from '../primitives/abort.ts'
 import { Fifo } from '../primitives/fifo.ts'
 
 interface PendingRead<T> {
   resolve(value: T): void
   reject(err: Error): void
   done: boolean
-  cleanup: (() => void) | undefined
 }
 
 /**
@@ -50,22 +49,15 @@ export class Inbox<T> {
     return value
   }
 
-  /** Waits for the next datum pushed (the buffer is empty); rejects with the signal's reason. */
+  /** Waits for the next datum pushed (the buffer is empty); rejects as `abortable` does on abort. */
   wait(signal: AbortSignal | undefined): Promise<T> {
-    if (signal?.aborted) return Promise.reject(abortReason(signal))
-    const { promise, resolve, reject } = Promise.withResolvers<T>()
-    const read: PendingRead<T> = { resolve, reject, done: false, cleanup: undefined }
-    if (signal) {
-      const onAbort = () => {
-        if (read.done) return
+    return abortable<T>(signal, (resolve, reject) => {
+      const read: PendingRead<T> = { resolve, reject, done: false }
+      this.#readers.push(read)
+      return () => {
         read.done = true
-        reject(abortReason(signal))
       }
-      signal.addEventListener('abort', onAbort, { once: true })
-      read.cleanup = () => signal.removeEventListener('abort', onAbort)
-    }
-    this.#readers.push(read)
-    return promise
+    })
   }
 
   /** Hands a valid datum to the oldest waiting reader, or buffers it. */
@@ -74,7 +66,6 @@ export class Inbox<T> {
     for (let r = readers.shift(); r !== undefined; r = readers.shift()) {
       if (r.done) continue
       r.done = true
-      r.cleanup?.()
       r.resolve(value)
       return
     }
@@ -87,7 +78,6 @@ export class Inbox<T> {
     for (const r of this.#readers) {
       if (r.done) continue
       r.done = true
-      r.cleanup?.()
       r.reject(err)
     }
     this.#readers.clear()

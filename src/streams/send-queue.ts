@@ -1,4 +1,4 @@
-import { abortReason } from '../primitives/errors.ts'
+import { abortable } from '../primitives/abort.ts'
 import { Fifo } from '../primitives/fifo.ts'
 
 /** A `send` waiting for the producer to be online with room; it owns its encoded datum. */
@@ -9,7 +9,6 @@ export interface SendWaiter {
   readonly resolve: () => void
   readonly reject: (err: Error) => void
   done: boolean
-  cleanup: (() => void) | undefined
 }
 
 /**
@@ -36,20 +35,14 @@ export class SendQueue {
 
   /** Queues a send; the promise settles when it is handed on, rejected or aborted. */
   push(handle: object, bytes: Uint8Array, datum: unknown, signal: AbortSignal | undefined): Promise<void> {
-    const { promise, resolve, reject } = Promise.withResolvers<void>()
-    const waiter: SendWaiter = { bytes, datum, handle, resolve, reject, done: false, cleanup: undefined }
-    if (signal) {
-      const onAbort = () => {
-        if (waiter.done) return
+    return abortable<void>(signal, (resolve, reject) => {
+      const waiter: SendWaiter = { bytes, datum, handle, resolve, reject, done: false }
+      this.#waiters.push(waiter)
+      return () => {
         waiter.done = true
-        reject(abortReason(signal))
         this.#skipDone()
       }
-      signal.addEventListener('abort', onAbort, { once: true })
-      waiter.cleanup = () => signal.removeEventListener('abort', onAbort)
-    }
-    this.#waiters.push(waiter)
-    return promise
+    })
   }
 
   /** Rejects every waiting send that `match` selects. */
@@ -57,7 +50,6 @@ export class SendQueue {
     for (const w of this.#waiters) {
       if (w.done || !match(w)) continue
       w.done = true
-      w.cleanup?.()
       w.reject(err)
     }
     this.#skipDone()

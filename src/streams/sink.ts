@@ -279,7 +279,6 @@ export class Sink<T> {
           break
         }
         w.done = true
-        w.cleanup?.()
         this.#publish(w.bytes, w.datum)
         w.resolve()
       }

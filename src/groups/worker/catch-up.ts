@@ -1,4 +1,5 @@
 import { blake3 } from '@noble/hashes/blake3.js'
+import { raceSignal } from '../../primitives/abort.ts'
 import { equalBytes, randomBytes, toHex } from '../../primitives/bytes.ts'
 import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
@@ -241,7 +242,7 @@ export class CatchUp {
     const abandoned = fetch.abandon.signal
     // Every request of this fetch ends when it is abandoned, whatever its own timeout.
     const request = (peer: string, kind: number, body: unknown, timeoutMs: number) =>
-      abortable(host.transport.request(peer, kind, body, timeoutMs), abandoned)
+      raceSignal(host.transport.request(peer, kind, body, timeoutMs), abandoned)
     this.#fetch = fetch
     try {
       const index = await request(leader, Req.RequestSnapshot, null, host.config.forwardTimeoutMs)
@@ -321,23 +322,4 @@ function isSnapshotMeta(v: unknown): v is SnapshotMeta {
     m.config !== null &&
     Array.isArray((m.config as { voters?: unknown }).voters)
   )
-}
-
-/** `promise`, or a rejection as soon as `signal` aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (err) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
 }
