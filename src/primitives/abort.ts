@@ -1,4 +1,5 @@
 import { abortReason } from './errors.ts'
+import { systemTimers, type Timers } from './time.ts'
 
 /** Options every awaitable accepts. */
 export interface AbortOptions {
@@ -67,12 +68,12 @@ export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefin
   })
 }
 
-/** Waits `ms`, or rejects when `signal` aborts. The timer never keeps a process alive past an abort. */
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return abortable<void>(signal, (resolve) => {
-    const timer = setTimeout(resolve, ms)
-    return () => clearTimeout(timer)
-  })
+/**
+ * Waits `ms` on `timers` (the system's by default), or rejects when `signal` aborts. The timer never
+ * keeps a process alive past an abort.
+ */
+export function delay(ms: number, signal?: AbortSignal, timers: Timers = systemTimers): Promise<void> {
+  return abortable<void>(signal, (resolve) => timers.setTimeout(resolve, ms))
 }
 
 /** A signal that aborts when any of the given signals does. */
