@@ -83,7 +83,7 @@ export class BondMesh implements GroupTransport {
     this.#log = init.ctx.log(`group:${init.groupId.short()}:mesh`)
     this.#protocol = init.ctx.protocol('groups/1')
     this.bonds = new Watch<ReadonlyMap<string, BondView>>(new Map(), () => false)
-    this.#tickets = new TicketGate(init.validators ?? [], () => this.reconcileBonds())
+    this.#tickets = new TicketGate(init.validators ?? [], () => this.reconcileBonds(), this.#timers)
   }
 
   start(handlers: TransportHandlers): void {
