@@ -9,7 +9,7 @@ import { GroupKey } from '../groups/key.ts'
 import type { LogStore } from '../groups/storage/log-store.ts'
 import { CommitUnknownError } from '../groups/worker.ts'
 import type { Network } from '../network/network.ts'
-import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
+import { type AbortOptions, abortable, raceSignal } from '../primitives/abort.ts'
 import { Digest, type DigestLike, type StoreId } from '../primitives/digest.ts'
 import { ClosedError, InvalidArgumentError, MosaikError, OfflineError } from '../primitives/errors.ts'
 import { Emitter } from '../primitives/events.ts'
@@ -202,18 +202,12 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
 
   /** Resolves with the version of the next committed change this replica applies. */
   updated(options?: AbortOptions): Promise<Version> {
-    if (options?.signal?.aborted) return Promise.reject(options.signal.reason)
-    return new Promise((resolve, reject) => {
+    return abortable<Version>(options?.signal, (resolve) => {
       const off = this.events.on('updated', ({ version }) => {
         off()
-        options?.signal?.removeEventListener('abort', onAbort)
         resolve(version)
       })
-      const onAbort = () => {
-        off()
-        reject(options!.signal!.reason)
-      }
-      options?.signal?.addEventListener('abort', onAbort, { once: true })
+      return off
     })
   }
 

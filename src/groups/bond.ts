@@ -5,6 +5,7 @@ import { equalBytes, randomBytes, toHex } from '../primitives/bytes.ts'
 import { encodeCanonical } from '../primitives/codec.ts'
 import type { Digest, GroupId, NetworkId } from '../primitives/digest.ts'
 import { DecodeError, describeValue, MosaikError } from '../primitives/errors.ts'
+import { systemTimers, type Timers } from '../primitives/time.ts'
 
 /**
  * A bond is an authenticated link between two members of one group. Every pair of members bonds (a
@@ -176,7 +177,7 @@ function fail(link: Link, code: number, reason: string): never {
 interface PendingRequest {
   resolve(body: unknown): void
   reject(err: Error): void
-  timer: ReturnType<typeof setTimeout>
+  cancelTimer: () => void
 }
 
 /**
@@ -213,8 +214,12 @@ export class Bond {
   readonly #pending = new Map<number, PendingRequest>()
   #nextRequest = 1
 
-  constructor(link: Link, info: BondInfo, now: number) {
+  readonly #timers: Timers
+
+  /** `timers` run the request timeouts. */
+  constructor(link: Link, info: BondInfo, now: number, timers: Timers = systemTimers) {
     this.link = link
+    this.#timers = timers
     this.peer = info.peer
     this.id = info.id
     this.observer = info.observer
@@ -238,11 +243,11 @@ export class Bond {
       return Promise.reject(new BondRequestError(`bond with ${this.peer} is closed`, false))
     const id = this.#nextRequest++
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
-    const timer = setTimeout(() => {
+    const cancelTimer = this.#timers.setTimeout(() => {
       this.#pending.delete(id)
       reject(new BondRequestError(`request to ${this.peer} timed out after ${timeoutMs} ms`))
     }, timeoutMs)
-    this.#pending.set(id, { resolve, reject, timer })
+    this.#pending.set(id, { resolve, reject, cancelTimer })
     this.send(BondMsg.Request, [id, kind, body], now)
     return promise
   }
@@ -258,7 +263,7 @@ export class Bond {
     const pending = this.#pending.get(body[0])
     if (!pending) return
     this.#pending.delete(body[0])
-    clearTimeout(pending.timer)
+    pending.cancelTimer()
     if (body[1] === true) pending.resolve(body[2])
     else pending.reject(new RequestRefusedError(typeof body[2] === 'string' ? body[2] : 'request refused'))
   }
@@ -266,7 +271,7 @@ export class Bond {
   /** Fails every pending request; called once the link has closed. */
   failPending(close: LinkClose): void {
     for (const [, p] of this.#pending) {
-      clearTimeout(p.timer)
+      p.cancelTimer()
       p.reject(new BondRequestError(`bond with ${this.peer} closed: ${close.reason || close.code}`))
     }
     this.#pending.clear()

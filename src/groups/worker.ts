@@ -1,9 +1,9 @@
 import type { Logger } from '../network/context.ts'
-import type { AbortOptions } from '../primitives/abort.ts'
+import { type AbortOptions, abortable } from '../primitives/abort.ts'
 import { concatBytes } from '../primitives/bytes.ts'
 import { type Codec, cborOf, decodeCanonical } from '../primitives/codec.ts'
 import type { GroupId } from '../primitives/digest.ts'
-import { DecodeError } from '../primitives/errors.ts'
+import { abortReason, DecodeError } from '../primitives/errors.ts'
 import { Watch } from '../primitives/watch.ts'
 import { BondMsg } from './bond.ts'
 import type { ConsensusConfig } from './config.ts'
@@ -262,7 +262,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   async route(signal: AbortSignal): Promise<Route> {
     while (true) {
       this.assertRunning()
-      signal.throwIfAborted()
+      if (signal.aborted) throw abortReason(signal)
       const s = this.node.status()
       if (s.role === 'leader') return SELF
       if (s.leader !== undefined && this.transport.bonds.value.has(s.leader)) return s.leader
@@ -271,18 +271,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   }
 
   pause(signal: AbortSignal): Promise<void> {
-    const { promise, resolve, reject } = Promise.withResolvers<void>()
-    const onAbort = () => {
-      cancel()
-      reject(signal.reason)
-    }
-    const cancel = this.rt.setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    }, this.config.heartbeatMs)
-    if (signal.aborted) onAbort()
-    else signal.addEventListener('abort', onAbort, { once: true })
-    return promise
+    return abortable<void>(signal, (resolve) => this.rt.setTimeout(resolve, this.config.heartbeatMs))
   }
 
   assertRunning(): void {

@@ -5,6 +5,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { FrameTooLargeError } from '../primitives/errors.ts'
+import { Fifo } from '../primitives/fifo.ts'
 import { CloseCode, type LinkClose, LinkClosedError } from './close.ts'
 
 /**
@@ -96,10 +97,9 @@ export class Link {
   /** Payload bytes the remote says it has read, of those we sent. */
   #remoteConsumed = 0
 
-  readonly #inbox: Uint8Array[] = []
-  #inboxHead = 0
-  readonly #readers: PendingRead[] = []
-  readonly #sendQueue: PendingSend[] = []
+  readonly #inbox = new Fifo<Uint8Array>()
+  readonly #readers = new Fifo<PendingRead>()
+  readonly #sendQueue = new Fifo<PendingSend>()
 
   #outChunks: Uint8Array[] = []
   #outBytes = 0
@@ -157,7 +157,7 @@ export class Link {
 
   /** Received frames not yet read. */
   get queuedReceives(): number {
-    return this.#inbox.length - this.#inboxHead
+    return this.#inbox.length
   }
 
   /** Payload bytes sent so far. */
@@ -210,8 +210,7 @@ export class Link {
     const signal = options?.signal
     if (!signal) return promise
     return raceSignal(promise, signal).catch((err) => {
-      const i = this.#sendQueue.indexOf(pending)
-      if (i >= 0) this.#sendQueue.splice(i, 1)
+      this.#sendQueue.remove(pending)
       throw err
     })
   }
@@ -286,21 +285,15 @@ export class Link {
     const signal = options?.signal
     if (!signal) return promise
     return raceSignal(promise, signal).catch((err) => {
-      const i = this.#readers.indexOf(pending)
-      if (i >= 0) this.#readers.splice(i, 1)
+      this.#readers.remove(pending)
       throw err
     })
   }
 
   /** The next payload if one has arrived, else undefined. */
   tryRecvBytes(): Uint8Array | undefined {
-    if (this.#inboxHead >= this.#inbox.length) return undefined
-    const payload = this.#inbox[this.#inboxHead]!
-    this.#inbox[this.#inboxHead++] = EMPTY
-    if (this.#inboxHead > 1024 && this.#inboxHead * 2 > this.#inbox.length) {
-      this.#inbox.splice(0, this.#inboxHead)
-      this.#inboxHead = 0
-    }
+    const payload = this.#inbox.shift()
+    if (payload === undefined) return undefined
     this.#consume(payload.length)
     return payload
   }
@@ -489,8 +482,10 @@ export class Link {
     if (this.#close) return
     this.#close = close
     const err = new LinkClosedError(close)
-    for (const r of this.#readers.splice(0)) r.reject(err)
-    for (const s of this.#sendQueue.splice(0)) s.reject(err)
+    for (const r of this.#readers) r.reject(err)
+    this.#readers.clear()
+    for (const s of this.#sendQueue) s.reject(err)
+    this.#sendQueue.clear()
     this.#resolveClosed(close)
   }
 
@@ -502,8 +497,6 @@ export class Link {
     this.stream.removeEventListener('close', this.#onStreamClose as (e: Event) => void)
   }
 }
-
-const EMPTY = new Uint8Array(0)
 
 /** Close codes that mean "finished on purpose", as opposed to a fault. */
 export function isCleanClose(code: number): boolean {

@@ -1,9 +1,58 @@
 import { abortReason } from './errors.ts'
+import { systemTimers, type Timers } from './time.ts'
 
 /** Options every awaitable accepts. */
 export interface AbortOptions {
   /** Aborts the wait: the call rejects with the signal's reason (an AbortError by default). */
   signal?: AbortSignal
+}
+
+/**
+ * The one abortable wait every SDK call builds on. `start` begins the wait with `settle` callbacks and
+ * may return a cancel; the promise settles through them, or rejects with `abortReason(signal)` (a
+ * MosaikError `AbortError`, or the Error the signal was aborted with) as soon as `signal` aborts, after
+ * running the cancel. The abort listener is removed once the wait settles either way.
+ *
+ * When to use: any wait that takes an `AbortSignal` (a timer, an event, a queued request), so every
+ * abort rejects the same way and no listener outlives its wait.
+ *
+ * Gotchas: on an already aborted signal `start` never runs. `start` runs synchronously and may settle
+ * at once. The cancel must not settle the wait itself; the abort rejection follows it.
+ */
+export function abortable<T>(
+  signal: AbortSignal | undefined,
+  start: (resolve: (value: T) => void, reject: (err: unknown) => void) => (() => void) | undefined,
+): Promise<T> {
+  if (signal?.aborted) return Promise.reject(abortReason(signal))
+  const { promise, resolve, reject } = Promise.withResolvers<T>()
+  if (signal === undefined) {
+    start(resolve, reject)
+    return promise
+  }
+  let settled = false
+  let cancel: (() => void) | undefined
+  const onAbort = () => {
+    if (settled) return
+    settled = true
+    cancel?.()
+    reject(abortReason(signal))
+  }
+  cancel = start(
+    (value) => {
+      if (settled) return
+      settled = true
+      signal.removeEventListener('abort', onAbort)
+      resolve(value)
+    },
+    (err) => {
+      if (settled) return
+      settled = true
+      signal.removeEventListener('abort', onAbort)
+      reject(err)
+    },
+  )
+  if (!settled) signal.addEventListener('abort', onAbort, { once: true })
+  return promise
 }
 
 /** Resolves with `promise`, or rejects as soon as `signal` aborts. */
@@ -13,36 +62,18 @@ export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefin
     promise.catch(() => {})
     return Promise.reject(abortReason(signal))
   }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal))
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(e)
-      },
-    )
+  return abortable<T>(signal, (resolve, reject) => {
+    promise.then(resolve, reject)
+    return undefined
   })
 }
 
-/** Waits `ms`, or rejects when `signal` aborts. The timer never keeps a process alive past an abort. */
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortReason(signal))
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(abortReason(signal!))
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
+/**
+ * Waits `ms` on `timers` (the system's by default), or rejects when `signal` aborts. The timer never
+ * keeps a process alive past an abort.
+ */
+export function delay(ms: number, signal?: AbortSignal, timers: Timers = systemTimers): Promise<void> {
+  return abortable<void>(signal, (resolve) => timers.setTimeout(resolve, ms))
 }
 
 /** A signal that aborts when any of the given signals does. */

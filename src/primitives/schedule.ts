@@ -7,6 +7,8 @@
  * Node (and Bun, Deno) have `setImmediate`, which runs right after pending I/O; browsers do not, and
  * a MessageChannel message is the cheapest macrotask there (setTimeout(0) is clamped to 1-4 ms).
  */
+import { Fifo } from './fifo.ts'
+
 type Task = () => void
 
 interface ImmediateHost {
@@ -23,7 +25,7 @@ function pickScheduler(): (task: Task) => void {
 }
 
 function messageChannelScheduler(): (task: Task) => void {
-  const queue: Task[] = []
+  const queue = new Fifo<Task>()
   const channel = new MessageChannel()
   channel.port1.onmessage = () => {
     const task = queue.shift()

@@ -1,16 +1,22 @@
+import { systemTimers, type Timers } from './time.ts'
+
 /**
  * A Scope owns the timers and background tasks of one component, so closing the component releases
- * every one of them: no timer keeps a process alive and no task outlives its owner.
+ * every one of them: no timer keeps a process alive and no task outlives its owner. It is itself a
+ * `Timers`, over the `Timers` it was given (the system's by default; its children share them).
  */
-export class Scope {
+export class Scope implements Timers {
   readonly #controller = new AbortController()
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
+  /** The cancellers of the timers still pending. */
+  readonly #timers = new Set<() => void>()
   readonly #tasks = new Set<Promise<unknown>>()
   readonly #children = new Set<Scope>()
   readonly #onError: (err: unknown) => void
+  readonly #base: Timers
 
-  constructor(onError: (err: unknown) => void = () => {}) {
+  constructor(onError: (err: unknown) => void = () => {}, timers: Timers = systemTimers) {
     this.#onError = onError
+    this.#base = timers
   }
 
   /** Aborts when the scope closes. */
@@ -25,18 +31,22 @@ export class Scope {
   /** Runs `fn` after `ms` unless the scope closes first. Returns a canceller. */
   setTimeout(fn: () => void, ms: number): () => void {
     if (this.closed) return () => {}
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer)
+    let fired = false
+    let cancel: (() => void) | undefined
+    cancel = this.#base.setTimeout(() => {
+      fired = true
+      if (cancel) this.#timers.delete(cancel)
       try {
         fn()
       } catch (err) {
         this.#onError(err)
       }
     }, ms)
-    this.#timers.add(timer)
+    const cancelTimer = cancel
+    if (!fired) this.#timers.add(cancelTimer)
     return () => {
-      clearTimeout(timer)
-      this.#timers.delete(timer)
+      cancelTimer()
+      this.#timers.delete(cancelTimer)
     }
   }
 
@@ -73,7 +83,7 @@ export class Scope {
 
   /** A child scope closed together with this one. */
   child(): Scope {
-    const child = new Scope(this.#onError)
+    const child = new Scope(this.#onError, this.#base)
     if (this.closed) child.close()
     else {
       this.#children.add(child)
@@ -82,11 +92,14 @@ export class Scope {
     return child
   }
 
-  /** Cancels every timer, aborts the signal, and waits (bounded) for background tasks to settle. */
+  /**
+   * Cancels every timer, aborts the signal, and waits for background tasks to settle, at most `waitMs`
+   * of real time (a simulated clock that stopped must not hold a close up).
+   */
   async close(waitMs = 2000): Promise<void> {
     if (!this.closed) this.#controller.abort()
     for (const child of [...this.#children]) await child.close(waitMs)
-    for (const t of this.#timers) clearTimeout(t)
+    for (const cancel of this.#timers) cancel()
     this.#timers.clear()
     if (this.#tasks.size === 0) return
     let timer: ReturnType<typeof setTimeout> | undefined

@@ -1,10 +1,10 @@
-import { abortReason } from '../primitives/errors.ts'
+import { abortable } from '../primitives/abort.ts'
+import { Fifo } from '../primitives/fifo.ts'
 
 interface PendingRead<T> {
   resolve(value: T): void
   reject(err: Error): void
   done: boolean
-  cleanup: (() => void) | undefined
 }
 
 /**
@@ -13,10 +13,8 @@ interface PendingRead<T> {
  */
 export class Inbox<T> {
   readonly #capacity: number
-  #buffer: T[] = []
-  #head = 0
-  readonly #readers: PendingRead<T>[] = []
-  #readHead = 0
+  readonly #buffer = new Fifo<T>()
+  readonly #readers = new Fifo<PendingRead<T>>()
   #room: PromiseWithResolvers<void> | undefined
 
   constructor(capacity: number) {
@@ -25,12 +23,12 @@ export class Inbox<T> {
 
   /** Datums received and not yet read. */
   get buffered(): number {
-    return this.#buffer.length - this.#head
+    return this.#buffer.length
   }
 
   /** True when `capacity` datums wait: the receivers stop reading their links. */
   get full(): boolean {
-    return this.#buffer.length - this.#head >= this.#capacity
+    return this.#buffer.length >= this.#capacity
   }
 
   /** Resolves once the buffer drained to half its capacity (or the inbox closed). */
@@ -42,16 +40,8 @@ export class Inbox<T> {
   /** Takes the oldest buffered datum; only call it while `buffered > 0`. */
   take(): T {
     const buffer = this.#buffer
-    const value = buffer[this.#head]!
-    buffer[this.#head++] = undefined as T
-    if (this.#head === buffer.length) {
-      buffer.length = 0
-      this.#head = 0
-    } else if (this.#head > 1024 && this.#head * 2 > buffer.length) {
-      buffer.splice(0, this.#head)
-      this.#head = 0
-    }
-    if (this.#room !== undefined && buffer.length - this.#head <= this.#capacity >> 1) {
+    const value = buffer.shift()!
+    if (this.#room !== undefined && buffer.length <= this.#capacity >> 1) {
       const room = this.#room
       this.#room = undefined
       room.resolve()
@@ -59,59 +49,38 @@ export class Inbox<T> {
     return value
   }
 
-  /** Waits for the next datum pushed (the buffer is empty); rejects with the signal's reason. */
+  /** Waits for the next datum pushed (the buffer is empty); rejects as `abortable` does on abort. */
   wait(signal: AbortSignal | undefined): Promise<T> {
-    if (signal?.aborted) return Promise.reject(abortReason(signal))
-    const { promise, resolve, reject } = Promise.withResolvers<T>()
-    const read: PendingRead<T> = { resolve, reject, done: false, cleanup: undefined }
-    if (signal) {
-      const onAbort = () => {
-        if (read.done) return
+    return abortable<T>(signal, (resolve, reject) => {
+      const read: PendingRead<T> = { resolve, reject, done: false }
+      this.#readers.push(read)
+      return () => {
         read.done = true
-        reject(abortReason(signal))
       }
-      signal.addEventListener('abort', onAbort, { once: true })
-      read.cleanup = () => signal.removeEventListener('abort', onAbort)
-    }
-    this.#readers.push(read)
-    return promise
+    })
   }
 
   /** Hands a valid datum to the oldest waiting reader, or buffers it. */
   push(value: T): void {
     const readers = this.#readers
-    while (this.#readHead < readers.length) {
-      const r = readers[this.#readHead++]!
+    for (let r = readers.shift(); r !== undefined; r = readers.shift()) {
       if (r.done) continue
-      if (this.#readHead === readers.length) {
-        readers.length = 0
-        this.#readHead = 0
-      }
       r.done = true
-      r.cleanup?.()
       r.resolve(value)
       return
-    }
-    if (readers.length > 0) {
-      readers.length = 0
-      this.#readHead = 0
     }
     this.#buffer.push(value)
   }
 
   /** Discards what is buffered, rejects the waiting reads with `err` and releases the receivers. */
   close(err: Error): void {
-    this.#buffer = []
-    this.#head = 0
-    for (let i = this.#readHead; i < this.#readers.length; i++) {
-      const r = this.#readers[i]!
+    this.#buffer.clear()
+    for (const r of this.#readers) {
       if (r.done) continue
       r.done = true
-      r.cleanup?.()
       r.reject(err)
     }
-    this.#readers.length = 0
-    this.#readHead = 0
+    this.#readers.clear()
     this.#room?.resolve()
     this.#room = undefined
   }

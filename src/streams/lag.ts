@@ -63,7 +63,7 @@ export class LagWatch {
     const cap = this.#bufferSize
     for (let i = 0; i < subs.length; i++) {
       const s = subs[i]!
-      if (s.queue.length - s.head >= cap && !s.lagging) return false
+      if (s.queued >= cap && !s.lagging) return false
     }
     return true
   }
@@ -86,7 +86,7 @@ export class LagWatch {
     let someoneMayRead = false
     for (let i = 0; i < subs.length; i++) {
       const s = subs[i]!
-      if (s.queue.length - s.head >= cap || s.lagging) continue
+      if (s.queued >= cap || s.lagging) continue
       if (s.hasRead) {
         someoneKeepsUp = true
         break
@@ -103,7 +103,7 @@ export class LagWatch {
     let laggards: Subscription[] | undefined
     for (let i = 0; i < subs.length; i++) {
       const s = subs[i]!
-      if (s.lagging || s.queue.length - s.head < cap) continue
+      if (s.lagging || s.queued < cap) continue
       if (this.#probation.has(s.record.peerId, now)) {
         laggards ??= []
         laggards.push(s)

@@ -1,4 +1,5 @@
-import { abortReason } from '../primitives/errors.ts'
+import { abortable } from '../primitives/abort.ts'
+import { Fifo } from '../primitives/fifo.ts'
 
 /** A `send` waiting for the producer to be online with room; it owns its encoded datum. */
 export interface SendWaiter {
@@ -8,57 +9,47 @@ export interface SendWaiter {
   readonly resolve: () => void
   readonly reject: (err: Error) => void
   done: boolean
-  cleanup: (() => void) | undefined
 }
 
 /**
  * The sends waiting on a producer, in call order. A waiter is settled in place (`done`) and skipped
- * later, so aborting or rejecting one is O(1); the array is compacted as its head advances.
+ * later, so aborting or rejecting one is O(1).
  */
 export class SendQueue {
-  readonly #waiters: SendWaiter[] = []
-  #head = 0
+  readonly #waiters = new Fifo<SendWaiter>()
 
   /** True while some send waits (settled ones may still sit at the head). */
   get pending(): boolean {
-    return this.#head < this.#waiters.length
+    return this.#waiters.length > 0
   }
 
   /** The waiter at the head, settled or not. */
   peek(): SendWaiter | undefined {
-    return this.#waiters[this.#head]
+    return this.#waiters.peek()
   }
 
   /** Moves past the head waiter. */
   advance(): void {
-    this.#head++
+    this.#waiters.shift()
   }
 
   /** Queues a send; the promise settles when it is handed on, rejected or aborted. */
   push(handle: object, bytes: Uint8Array, datum: unknown, signal: AbortSignal | undefined): Promise<void> {
-    const { promise, resolve, reject } = Promise.withResolvers<void>()
-    const waiter: SendWaiter = { bytes, datum, handle, resolve, reject, done: false, cleanup: undefined }
-    if (signal) {
-      const onAbort = () => {
-        if (waiter.done) return
+    return abortable<void>(signal, (resolve, reject) => {
+      const waiter: SendWaiter = { bytes, datum, handle, resolve, reject, done: false }
+      this.#waiters.push(waiter)
+      return () => {
         waiter.done = true
-        reject(abortReason(signal))
         this.#skipDone()
       }
-      signal.addEventListener('abort', onAbort, { once: true })
-      waiter.cleanup = () => signal.removeEventListener('abort', onAbort)
-    }
-    this.#waiters.push(waiter)
-    return promise
+    })
   }
 
   /** Rejects every waiting send that `match` selects. */
   reject(match: (w: SendWaiter) => boolean, err: Error): void {
-    for (let i = this.#head; i < this.#waiters.length; i++) {
-      const w = this.#waiters[i]!
+    for (const w of this.#waiters) {
       if (w.done || !match(w)) continue
       w.done = true
-      w.cleanup?.()
       w.reject(err)
     }
     this.#skipDone()
@@ -66,17 +57,6 @@ export class SendQueue {
 
   #skipDone(): void {
     const ws = this.#waiters
-    while (this.#head < ws.length && ws[this.#head]!.done) this.#head++
-    this.compact()
-  }
-
-  compact(): void {
-    if (this.#head === this.#waiters.length) {
-      this.#waiters.length = 0
-      this.#head = 0
-    } else if (this.#head > 1024 && this.#head * 2 > this.#waiters.length) {
-      this.#waiters.splice(0, this.#head)
-      this.#head = 0
-    }
+    while (ws.peek()?.done) ws.shift()
   }
 }

@@ -233,7 +233,7 @@ export class Sink<T> {
     for (let i = 0; i < n; i++) {
       const sub = subs[i]!
       // Only a lagging consumer (disconnectLagging off) can be full here: the datum skips it.
-      if (sub.queue.length - sub.head >= cap) this.#stats.dropped++
+      if (sub.queued >= cap) this.#stats.dropped++
       else sub.queue.push(bytes)
     }
     if (this.#eager) {
@@ -279,13 +279,11 @@ export class Sink<T> {
           break
         }
         w.done = true
-        w.cleanup?.()
         this.#publish(w.bytes, w.datum)
         w.resolve()
       }
       waiters.advance()
     }
-    waiters.compact()
   }
 
   // ---- flushing --------------------------------------------------------------------------------
@@ -382,8 +380,7 @@ export class Sink<T> {
     sub.removed = true
     const i = this.#subs.indexOf(sub)
     if (i >= 0) this.#subs.splice(i, 1)
-    sub.queue = []
-    sub.head = 0
+    sub.queue.clear()
     sub.record.state = ChannelState.Terminated
     sub.record.lastClose = close
     this.#channelsChanged()

@@ -1,18 +1,17 @@
 import type { Link } from '../network/link.ts'
+import { Fifo } from '../primitives/fifo.ts'
 import type { ChannelRecord } from './channel.ts'
 import { packBatch, varintLength } from './wire.ts'
 
 /** Target size of one batch message: small datums are packed together up to this many bytes. */
 const MAX_BATCH_BYTES = 32 * 1024
-const EMPTY = new Uint8Array(0)
 const noop = () => {}
 
 /** One consumer's subscription: its link and its queue of encoded datums not yet written. */
 export class Subscription {
   readonly record: ChannelRecord
   readonly link: Link
-  queue: Uint8Array[] = []
-  head = 0
+  readonly queue = new Fifo<Uint8Array>()
   /** A batch waits in the link for credit; nothing more is written until it goes. */
   stalled = false
   removed = false
@@ -24,7 +23,7 @@ export class Subscription {
   dataFrom = 0
 
   get queued(): number {
-    return this.queue.length - this.head
+    return this.queue.length
   }
 
   /** True once the consumer has read datums, not just the handshake (as its credit grants report). */
@@ -47,25 +46,25 @@ export class Subscription {
     const link = this.link
     if (link.isClosed) return
     const queue = this.queue
-    const start = this.head
-    const end = queue.length
-    let head = start
-    while (head < end) {
+    // Only what is queued now goes out in this call.
+    let left = queue.length
+    while (left > 0) {
       let size = 0
       let datumBytes = 0
-      let stop = head
+      let stop = 0
       do {
-        const len = queue[stop]!.length
+        const len = queue.at(stop)!.length
         const rec = varintLength(len) + len
-        if (stop > head && size + rec > MAX_BATCH_BYTES) break
+        if (stop > 0 && size + rec > MAX_BATCH_BYTES) break
         size += rec
         datumBytes += len
         stop++
-      } while (stop < end && size < MAX_BATCH_BYTES)
-      const batch = packBatch(queue, head, stop, size)
-      this.record.datums += stop - head
+      } while (stop < left && size < MAX_BATCH_BYTES)
+      const batch = packBatch(queue, 0, stop, size)
+      queue.drop(stop)
+      left -= stop
+      this.record.datums += stop
       this.record.bytes += datumBytes
-      head = stop
       const written = link.sendBytes(batch)
       if (link.queuedSends > 0) {
         // Out of credit (the consumer is behind) or the transport buffer is full: resume on its grant.
@@ -77,20 +76,9 @@ export class Subscription {
         break
       }
     }
-    if (queue.length - head <= bufferSize >> 1) {
+    if (queue.length <= bufferSize >> 1) {
       this.fullSince = undefined
       this.lagging = false
-    }
-    if (head >= queue.length) {
-      queue.length = 0
-      this.head = 0
-    } else {
-      for (let i = start; i < head; i++) queue[i] = EMPTY
-      this.head = head
-      if (head > 4096 && head * 2 > queue.length) {
-        queue.splice(0, head)
-        this.head = 0
-      }
     }
   }
 }

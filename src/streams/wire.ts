@@ -92,14 +92,19 @@ export function varintLength(n: number): number {
 }
 
 /**
- * Packs `datums[from..to)` into one batch message. `size` is the exact total of
- * `varintLength(d.length) + d.length` over them.
+ * Packs `datums[from..to)` (an array, or a subscription's queue) into one batch message. `size` is the
+ * exact total of `varintLength(d.length) + d.length` over them.
  */
-export function packBatch(datums: readonly Uint8Array[], from: number, to: number, size: number): Uint8Array {
+export function packBatch(
+  datums: { at(i: number): Uint8Array | undefined },
+  from: number,
+  to: number,
+  size: number,
+): Uint8Array {
   const out = new Uint8Array(size)
   let off = 0
   for (let i = from; i < to; i++) {
-    const d = datums[i]!
+    const d = datums.at(i)!
     varint.encode(d.length, out, off)
     off += varint.encodingLength(d.length)
     out.set(d, off)

@@ -1,4 +1,5 @@
 import type { PeerEntry } from '../discovery/entry.ts'
+import { systemTimers, type Timers } from '../primitives/time.ts'
 import { Expiration, InvalidTicketError, type TicketValidator, validateTickets } from './ticket.ts'
 
 /** Where a peer stands with a gate: its tickets pass, fail, or are being checked. */
@@ -12,7 +13,8 @@ interface PeerRecord {
   readonly entry: PeerEntry
   decision: TicketDecision | undefined
   promise: Promise<TicketDecision>
-  timer: ReturnType<typeof setTimeout> | undefined
+  /** Cancels the expiry timer, if one is armed. */
+  cancelTimer: (() => void) | undefined
 }
 
 /** setTimeout's largest delay; longer expiries re-arm. */
@@ -35,10 +37,13 @@ export class TicketGate {
   readonly #records = new Map<string, PeerRecord>()
   #notifyScheduled = false
   #closed = false
+  readonly #timers: Timers
 
-  constructor(validators: readonly TicketValidator[], onChange: () => void) {
+  /** `timers` run the expiry timers (the expiries themselves are wall-clock). */
+  constructor(validators: readonly TicketValidator[], onChange: () => void, timers: Timers = systemTimers) {
     this.validators = [...validators]
     this.#onChange = onChange
+    this.#timers = timers
   }
 
   /** True when there is anything to check. */
@@ -68,22 +73,22 @@ export class TicketGate {
   prune(keep: (peerId: string) => boolean): void {
     for (const [id, rec] of this.#records) {
       if (keep(id)) continue
-      clearTimeout(rec.timer)
+      rec.cancelTimer?.()
       this.#records.delete(id)
     }
   }
 
   close(): void {
     this.#closed = true
-    for (const rec of this.#records.values()) clearTimeout(rec.timer)
+    for (const rec of this.#records.values()) rec.cancelTimer?.()
     this.#records.clear()
   }
 
   #record(entry: PeerEntry): PeerRecord {
     const known = this.#records.get(entry.peerId)
     if (known && (known.entry === entry || known.entry.sameContent(entry))) return known
-    if (known) clearTimeout(known.timer)
-    const rec: PeerRecord = { entry, decision: undefined, promise: undefined!, timer: undefined }
+    known?.cancelTimer?.()
+    const rec: PeerRecord = { entry, decision: undefined, promise: undefined!, cancelTimer: undefined }
     rec.promise = validateTickets(entry, this.validators).then(
       (expiration): TicketDecision => this.#decided(rec, { ok: true, expiration }),
       (err: unknown): TicketDecision => this.#decided(rec, { ok: false, error: asInvalid(err) }),
@@ -104,9 +109,9 @@ export class TicketGate {
   #arm(rec: PeerRecord, expiration: Expiration): void {
     if (expiration.isNever) return
     const wait = expiration.remaining()
-    rec.timer = setTimeout(
+    rec.cancelTimer = this.#timers.setTimeout(
       () => {
-        rec.timer = undefined
+        rec.cancelTimer = undefined
         if (this.#closed || this.#records.get(rec.entry.peerId) !== rec) return
         if (expiration.isExpired()) this.#notify()
         else this.#arm(rec, expiration)

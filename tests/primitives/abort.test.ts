@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { anySignal, delay, raceSignal } from '../../src/primitives/abort.ts'
+import { abortable, anySignal, delay, raceSignal } from '../../src/primitives/abort.ts'
 import { AbortError, TimeoutError } from '../../src/primitives/errors.ts'
+import { Inbox } from '../../src/streams/inbox.ts'
+import { SendQueue } from '../../src/streams/send-queue.ts'
 
 describe('abort helpers', () => {
   beforeEach(() => {
@@ -48,6 +50,78 @@ describe('abort helpers', () => {
     await expect(waiting).rejects.toBeInstanceOf(AbortError)
     expect(vi.getTimerCount()).toBe(0)
     await expect(delay(1, AbortSignal.abort())).rejects.toMatchObject({ name: 'AbortError' })
+  })
+
+  it('abortable cancels the wait on abort, rejects with AbortError, and drops its listener', async () => {
+    const controller = new AbortController()
+    const cancel = vi.fn()
+    const waiting = abortable<number>(controller.signal, () => cancel)
+    controller.abort('stop')
+    await expect(waiting).rejects.toSatisfy(
+      (e) => e instanceof AbortError && e.code === 'ABORTED' && e.message === 'stop',
+    )
+    expect(cancel).toHaveBeenCalledOnce()
+
+    // Settling removes the listener: a later abort cancels nothing.
+    const later = new AbortController()
+    const remove = vi.spyOn(later.signal, 'removeEventListener')
+    const cancelLate = vi.fn()
+    let settle: (v: number) => void = () => {}
+    const done = abortable<number>(later.signal, (resolve) => {
+      settle = resolve
+      return cancelLate
+    })
+    settle(7)
+    expect(await done).toBe(7)
+    expect(remove).toHaveBeenCalledWith('abort', expect.any(Function))
+    later.abort()
+    expect(cancelLate).not.toHaveBeenCalled()
+
+    // Already aborted: the wait never starts. Settled at once: no listener is added.
+    const start = vi.fn()
+    await expect(abortable(AbortSignal.abort('gone'), start)).rejects.toBeInstanceOf(AbortError)
+    expect(start).not.toHaveBeenCalled()
+    const idle = new AbortController()
+    const add = vi.spyOn(idle.signal, 'addEventListener')
+    expect(
+      await abortable<number>(idle.signal, (resolve) => {
+        resolve(1)
+        return undefined
+      }),
+    ).toBe(1)
+    expect(add).not.toHaveBeenCalled()
+  })
+
+  it('every abortable wait of the SDK rejects the same way', async () => {
+    const reasons = ['string reason', undefined, new TimeoutError()]
+    for (const reason of reasons) {
+      const waits: Promise<unknown>[] = []
+      const controller = new AbortController()
+      waits.push(raceSignal(new Promise(() => {}), controller.signal))
+      waits.push(delay(1_000, controller.signal))
+      waits.push(new Inbox<number>(4).wait(controller.signal))
+      waits.push(new SendQueue().push({}, new Uint8Array(1), 1, controller.signal))
+      controller.abort(reason)
+      const errors = await Promise.all(
+        waits.map((w) =>
+          w.then(
+            () => 'resolved',
+            (e: unknown) => e,
+          ),
+        ),
+      )
+      const expected =
+        reason === undefined
+          ? { name: 'AbortError' }
+          : reason instanceof Error
+            ? reason
+            : new AbortError(reason)
+      for (const err of errors) {
+        if (reason instanceof Error) expect(err).toBe(expected)
+        else expect(err).toMatchObject(expected)
+        if (typeof reason === 'string') expect(err).toMatchObject({ code: 'ABORTED', message: reason })
+      }
+    }
   })
 
   it('anySignal aborts when any of its signals does, and skips missing ones', () => {

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../../primitives/errors.ts'
+import { Fifo } from '../../primitives/fifo.ts'
 import { RaftContractError } from './errors.ts'
 import type { Entry, MembershipConfig, PersistedState, SnapshotMeta } from './types.ts'
 
@@ -18,16 +19,15 @@ const NO_CONFIG: ConfigRecord = { index: 0, voters: [], clusterId: '' }
  * The Raft log as the core sees it: everything after the latest snapshot, kept in memory, plus the
  * bookkeeping of what has been handed to the worker for persisting and for applying.
  *
- * Terms never decrease along a log, so term searches are binary. Compaction advances a head pointer;
- * the dead prefix is dropped in bulk. Configuration entries are indexed on the side, so the voter set in
+ * Terms never decrease along a log, so term searches are binary. Compaction drops a prefix of the
+ * entries' FIFO queue (amortised O(1) per entry). Configuration entries are indexed on the side, so the voter set in
  * force (the latest one in the log, committed or not) is known without scanning.
  */
 export class RaftLog {
   #snapshotIndex = 0
   #snapshotTerm = 0
-  /** entries[#head] has index #snapshotIndex + 1. */
-  #entries: Entry[] = []
-  #head = 0
+  /** The front entry has index #snapshotIndex + 1. */
+  readonly #entries = new Fifo<Entry>()
   #committed = 0
   /** The next committed index to hand out for applying. */
   #applyFrom = 1
@@ -87,31 +87,30 @@ export class RaftLog {
   }
 
   lastIndex(): number {
-    return this.#snapshotIndex + this.#entries.length - this.#head
+    return this.#snapshotIndex + this.#entries.length
   }
 
   lastTerm(): number {
-    const n = this.#entries.length
-    return n > this.#head ? this.#entries[n - 1]!.term : this.#snapshotTerm
+    return this.#entries.last()?.term ?? this.#snapshotTerm
   }
 
   /** Undefined for compacted indices and past the end. */
   term(index: number): number | undefined {
     if (index === this.#snapshotIndex) return this.#snapshotTerm
     if (index < this.#snapshotIndex) return undefined
-    return this.#entries[this.#head + index - this.#snapshotIndex - 1]?.term
+    return this.#entries.at(index - this.#snapshotIndex - 1)?.term
   }
 
   entry(index: number): Entry | undefined {
     if (index <= this.#snapshotIndex) return undefined
-    return this.#entries[this.#head + index - this.#snapshotIndex - 1]
+    return this.#entries.at(index - this.#snapshotIndex - 1)
   }
 
   /** The entries `from ..= to`, at most `max` of them; `from` must not be compacted. */
   slice(from: number, to: number, max = Number.POSITIVE_INFINITY): Entry[] {
     const last = Math.min(to, this.lastIndex(), from + max - 1)
     if (from > last) return []
-    const start = this.#head + from - this.#snapshotIndex - 1
+    const start = from - this.#snapshotIndex - 1
     return this.#entries.slice(start, start + last - from + 1)
   }
 
@@ -254,13 +253,9 @@ export class RaftLog {
     }
     if (upTo <= this.#snapshotIndex) return this.snapshotMetaAt(this.#snapshotIndex)
     const meta = this.snapshotMetaAt(upTo)
-    this.#head += upTo - this.#snapshotIndex
+    this.#entries.drop(upTo - this.#snapshotIndex)
     this.#snapshotIndex = upTo
     this.#snapshotTerm = meta.term
-    if (this.#head > 4096 && this.#head * 2 > this.#entries.length) {
-      this.#entries.splice(0, this.#head)
-      this.#head = 0
-    }
     let base = 0
     while (base + 1 < this.#configs.length && this.#configs[base + 1]!.index <= upTo) base++
     if (base > 0) this.#configs.splice(0, base)
@@ -284,8 +279,8 @@ export class RaftLog {
     const keep = meta.index < this.lastIndex() && this.term(meta.index) === meta.term
     const suffix = keep ? this.slice(meta.index + 1, this.lastIndex()) : []
     const suffixConfigs = keep ? this.#configs.filter((c) => c.index > meta.index) : []
-    this.#entries = suffix
-    this.#head = 0
+    this.#entries.clear()
+    for (const entry of suffix) this.#entries.push(entry)
     this.#snapshotIndex = meta.index
     this.#snapshotTerm = meta.term
     this.#configs = [
@@ -310,7 +305,7 @@ export class RaftLog {
 
   /** Drops the entries ≥ `index` (which must be after the snapshot). */
   #truncate(index: number): void {
-    this.#entries.length = this.#head + index - this.#snapshotIndex - 1
+    this.#entries.truncate(index - this.#snapshotIndex - 1)
     while (this.#configs.length > 1 && this.#configs[this.#configs.length - 1]!.index >= index) {
       this.#configs.pop()
     }

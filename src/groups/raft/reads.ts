@@ -5,6 +5,7 @@
  * earlier ones) are confirmed: no other leader can have committed anything past their index then.
  */
 
+import { Fifo } from '../../primitives/fifo.ts'
 import type { ReadRequestId, ReadState } from './types.ts'
 
 interface PendingRead {
@@ -18,8 +19,7 @@ export class ReadQueue {
   seq = 0
   /** A new round was opened for reads and must be sent out (heartbeats to the voters). */
   #roundQueued = false
-  #pending: PendingRead[] = []
-  #head = 0
+  readonly #pending = new Fifo<PendingRead>()
 
   /** Registers a read at `index`; it is confirmed by the next round to go out. */
   add(requestId: ReadRequestId, index: number): void {
@@ -31,7 +31,7 @@ export class ReadQueue {
   }
 
   get waiting(): boolean {
-    return this.#head < this.#pending.length
+    return this.#pending.length > 0
   }
 
   /** True once per opened round: the caller sends it to the voters now. */
@@ -44,23 +44,16 @@ export class ReadQueue {
   /** A majority acknowledged round `confirmed`: moves the reads it confirms to `out`. */
   release(confirmed: number, out: ReadState[]): void {
     const pending = this.#pending
-    let head = this.#head
-    while (head < pending.length && pending[head]!.seq <= confirmed) {
-      const read = pending[head++]!
+    for (let read = pending.peek(); read !== undefined && read.seq <= confirmed; read = pending.peek()) {
+      pending.shift()
       out.push({ requestId: read.requestId, index: read.index })
     }
-    if (head === pending.length) {
-      this.#pending = []
-      head = 0
-    }
-    this.#head = head
   }
 
   /** Leadership is lost: every read still waiting goes to `out`, unconfirmed. */
   dropAll(out: ReadRequestId[]): void {
-    for (let i = this.#head; i < this.#pending.length; i++) out.push(this.#pending[i]!.requestId)
-    this.#pending = []
-    this.#head = 0
+    for (const read of this.#pending) out.push(read.requestId)
+    this.#pending.clear()
     this.#roundQueued = false
   }
 }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../../primitives/errors.ts'
+import { Fifo } from '../../primitives/fifo.ts'
 import type { LogEntry } from './log-store.ts'
 import { checkEntries } from './log-store.ts'
 
@@ -7,15 +8,14 @@ import { checkEntries } from './log-store.ts'
  * it, its term and an item chosen by the store (the encoded bytes in memory, a file position on disk).
  * Log stores share it so that they agree on what append, truncate and compact mean.
  *
- * Compaction advances a head pointer instead of shifting arrays; the dead prefix is dropped in bulk once
- * it is large.
+ * Compaction drops a prefix of two FIFO queues (terms and items, kept in step), so it is amortised O(1)
+ * per entry.
  */
 export class LogView<T> {
   #offset = 0
   #offsetTerm: number | undefined = 0
-  #head = 0
-  #terms: number[] = []
-  #items: T[] = []
+  readonly #terms = new Fifo<number>()
+  readonly #items = new Fifo<T>()
 
   /** The compaction point: every index ≤ it is gone. */
   get offset(): number {
@@ -28,7 +28,7 @@ export class LogView<T> {
   }
 
   get length(): number {
-    return this.#terms.length - this.#head
+    return this.#terms.length
   }
 
   firstIndex(): number {
@@ -36,18 +36,18 @@ export class LogView<T> {
   }
 
   lastIndex(): number {
-    return this.#offset + this.#terms.length - this.#head
+    return this.#offset + this.#terms.length
   }
 
   term(index: number): number | undefined {
     if (index === this.#offset) return this.#offsetTerm
     if (index < this.#offset || index > this.lastIndex()) return undefined
-    return this.#terms[this.#head + index - this.#offset - 1]
+    return this.#terms.at(index - this.#offset - 1)
   }
 
   item(index: number): T | undefined {
     if (index <= this.#offset || index > this.lastIndex()) return undefined
-    return this.#items[this.#head + index - this.#offset - 1]
+    return this.#items.at(index - this.#offset - 1)
   }
 
   /** `from ..= to` clamped to the entries in the log (empty when `first > last`). */
@@ -72,9 +72,8 @@ export class LogView<T> {
     const last = this.lastIndex()
     if (index > last) return
     const keep = Math.max(index - 1, this.#offset) - this.#offset
-    this.#terms.length = this.#head + keep
-    this.#items.length = this.#head + keep
-    if (keep === 0) this.#clear()
+    this.#terms.truncate(keep)
+    this.#items.truncate(keep)
   }
 
   /** Appends the entry after the last one. */
@@ -93,12 +92,8 @@ export class LogView<T> {
     if (upTo >= this.lastIndex()) {
       this.#clear()
     } else {
-      this.#head += upTo - this.#offset
-      if (this.#head > 1024 && this.#head * 2 > this.#terms.length) {
-        this.#terms.splice(0, this.#head)
-        this.#items.splice(0, this.#head)
-        this.#head = 0
-      }
+      this.#terms.drop(upTo - this.#offset)
+      this.#items.drop(upTo - this.#offset)
     }
     this.#offset = upTo
     this.#offsetTerm = term
@@ -119,8 +114,7 @@ export class LogView<T> {
   }
 
   #clear(): void {
-    this.#terms = []
-    this.#items = []
-    this.#head = 0
+    this.#terms.clear()
+    this.#items.clear()
   }
 }

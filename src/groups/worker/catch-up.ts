@@ -1,7 +1,9 @@
 import { blake3 } from '@noble/hashes/blake3.js'
+import { raceSignal } from '../../primitives/abort.ts'
 import { equalBytes, randomBytes, toHex } from '../../primitives/bytes.ts'
 import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
+import { Fifo } from '../../primitives/fifo.ts'
 import { Watch } from '../../primitives/watch.ts'
 import { BondMsg } from '../bond.ts'
 import { isBounded, parseEntry } from '../raft/messages.ts'
@@ -240,7 +242,7 @@ export class CatchUp {
     const abandoned = fetch.abandon.signal
     // Every request of this fetch ends when it is abandoned, whatever its own timeout.
     const request = (peer: string, kind: number, body: unknown, timeoutMs: number) =>
-      abortable(host.transport.request(peer, kind, body, timeoutMs), abandoned)
+      raceSignal(host.transport.request(peer, kind, body, timeoutMs), abandoned)
     this.#fetch = fetch
     try {
       const index = await request(leader, Req.RequestSnapshot, null, host.config.forwardTimeoutMs)
@@ -264,7 +266,7 @@ export class CatchUp {
       const { size, hash, meta } = offers[0]!
       const sources = offers.filter((o) => equalBytes(o.hash, hash) && o.size === size)
       const data = new Uint8Array(size)
-      const chunks: number[] = []
+      const chunks = new Fifo<number>()
       for (let off = 0; off < size; off += SNAPSHOT_CHUNK) chunks.push(off)
       await Promise.all(
         sources.map(async (source) => {
@@ -320,23 +322,4 @@ function isSnapshotMeta(v: unknown): v is SnapshotMeta {
     m.config !== null &&
     Array.isArray((m.config as { voters?: unknown }).voters)
   )
-}
-
-/** `promise`, or a rejection as soon as `signal` aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (err) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
 }

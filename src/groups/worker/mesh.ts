@@ -8,6 +8,7 @@ import { Backoff } from '../../primitives/backoff.ts'
 import type { GroupId } from '../../primitives/digest.ts'
 import { DecodeError } from '../../primitives/errors.ts'
 import type { Scope } from '../../primitives/scope.ts'
+import { type Clock, systemClock, systemTimers, type Timers } from '../../primitives/time.ts'
 import { Watch } from '../../primitives/watch.ts'
 import { TicketGate } from '../../tickets/gate.ts'
 import type { TicketValidator } from '../../tickets/ticket.ts'
@@ -35,6 +36,10 @@ export interface MeshInit {
   config: ConsensusConfig
   /** Ticket validators every member must satisfy (none: no ticket check). */
   validators?: readonly TicketValidator[]
+  /** Liveness and backoff deadlines (default: the system's monotonic clock). */
+  clock?: Clock
+  /** Request timeouts on the bonds (default: the system's timers; the mesh's own run on `scope`). */
+  timers?: Timers
 }
 
 /**
@@ -48,6 +53,8 @@ export class BondMesh implements GroupTransport {
   readonly #ctx: NetworkContext
   readonly #discovery: Discovery
   readonly #scope: Scope
+  readonly #clock: Clock
+  readonly #timers: Timers
   readonly #groupId: GroupId
   readonly #key: GroupKey
   readonly #preference: Preference
@@ -67,6 +74,8 @@ export class BondMesh implements GroupTransport {
     this.#ctx = init.ctx
     this.#discovery = init.discovery
     this.#scope = init.scope
+    this.#clock = init.clock ?? systemClock
+    this.#timers = init.timers ?? systemTimers
     this.#groupId = init.groupId
     this.#key = init.key
     this.#preference = init.preference
@@ -74,7 +83,7 @@ export class BondMesh implements GroupTransport {
     this.#log = init.ctx.log(`group:${init.groupId.short()}:mesh`)
     this.#protocol = init.ctx.protocol('groups/1')
     this.bonds = new Watch<ReadonlyMap<string, BondView>>(new Map(), () => false)
-    this.#tickets = new TicketGate(init.validators ?? [], () => this.reconcileBonds())
+    this.#tickets = new TicketGate(init.validators ?? [], () => this.reconcileBonds(), this.#timers)
   }
 
   start(handlers: TransportHandlers): void {
@@ -104,20 +113,20 @@ export class BondMesh implements GroupTransport {
   send(peer: string, kind: number, body: unknown): boolean {
     const bond = this.#bonds.get(peer)
     if (!bond || bond.closed) return false
-    bond.send(kind, body, performance.now())
+    bond.send(kind, body, this.#clock.now())
     return true
   }
 
   request(peer: string, kind: number, body: unknown, timeoutMs: number): Promise<unknown> {
     const bond = this.#bonds.get(peer)
     if (!bond) return Promise.reject(new BondRequestError(`not bonded with ${peer}`, false))
-    return bond.request(kind, body, timeoutMs, performance.now())
+    return bond.request(kind, body, timeoutMs, this.#clock.now())
   }
 
   /** Creates bonds with every member the catalog shows that we are not bonded with yet. */
   reconcileBonds(): void {
     if (this.#closed) return
-    const now = performance.now()
+    const now = this.#clock.now()
     const catalog = this.#discovery.catalog()
     // Forget the backoff of members that left the catalog, so churn does not grow memory.
     for (const id of this.#dialBackoff.keys()) if (!catalog.has(id)) this.#dialBackoff.delete(id)
@@ -182,14 +191,14 @@ export class BondMesh implements GroupTransport {
       link.closeWith(CloseCode.GroupAlreadyBonded, 'already bonded')
       return
     }
-    const bond = new Bond(link, info, performance.now())
+    const bond = new Bond(link, info, this.#clock.now(), this.#timers)
     this.#bonds.set(info.peer, bond)
     this.#membersChanged()
     this.#scope.spawn(this.#readBond(bond))
     // Tell the other members, so the mesh forms transitively even before their catalogs show the peer.
     const entry = this.#discovery.signedEntry(info.peer)
     if (!entry) return
-    const now = performance.now()
+    const now = this.#clock.now()
     for (const other of this.#bonds.values()) {
       if (other !== bond) other.send(BondMsg.BondFormed, entry.toWire(), now)
     }
@@ -199,7 +208,7 @@ export class BondMesh implements GroupTransport {
     if (this.#closed) return
     this.#closed = true
     this.#tickets.close()
-    const now = performance.now()
+    const now = this.#clock.now()
     for (const bond of this.#bonds.values()) bond.send(BondMsg.Departure, null, now)
     await Promise.all([...this.#bonds.values()].map((b) => b.close(CloseCode.GracefulShutdown, 'leaving')))
     this.#bonds.clear()
@@ -230,7 +239,7 @@ export class BondMesh implements GroupTransport {
           }),
           until: 0,
         }
-        entry.until = performance.now() + (entry.backoff.next() ?? 5000)
+        entry.until = this.#clock.now() + (entry.backoff.next() ?? 5000)
         this.#dialBackoff.set(peer, entry)
         this.#log('bond with %s failed: %s', peer, (err as Error).message)
       }
@@ -244,7 +253,7 @@ export class BondMesh implements GroupTransport {
     try {
       while (true) {
         const frame = await bond.link.recv()
-        bond.lastHeard = performance.now()
+        bond.lastHeard = this.#clock.now()
         if (!Array.isArray(frame) || frame.length !== 2 || typeof frame[0] !== 'number') {
           throw new DecodeError('malformed bond frame')
         }
@@ -273,7 +282,7 @@ export class BondMesh implements GroupTransport {
   }
 
   #onFrame(bond: Bond, kind: number, body: unknown): void {
-    const now = performance.now()
+    const now = this.#clock.now()
     switch (kind) {
       case BondMsg.Ping:
         bond.send(BondMsg.Pong, null, now)
@@ -294,8 +303,8 @@ export class BondMesh implements GroupTransport {
         const handlers = this.#handlers
         if (!handlers) return
         handlers.request(bond.peer, reqKind, reqBody).then(
-          (result) => bond.respond(id, true, result, performance.now()),
-          (err: Error) => bond.respond(id, false, err.message, performance.now()),
+          (result) => bond.respond(id, true, result, this.#clock.now()),
+          (err: Error) => bond.respond(id, false, err.message, this.#clock.now()),
         )
         return
       }
@@ -337,7 +346,7 @@ export class BondMesh implements GroupTransport {
 
   /** Pings idle bonds and closes those silent for too long. */
   #keepAlive(): void {
-    const now = performance.now()
+    const now = this.#clock.now()
     const deadline = this.#config.bondHeartbeatMs * this.#config.maxMissedHeartbeats
     for (const bond of this.#bonds.values()) {
       if (now - bond.lastHeard > deadline) {

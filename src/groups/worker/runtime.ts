@@ -1,19 +1,17 @@
 import { macrotask } from '../../primitives/schedule.ts'
 import type { Scope } from '../../primitives/scope.ts'
+import { type Clock, systemClock, type Timers } from '../../primitives/time.ts'
 
 /**
- * The clock, timers and randomness a group worker runs on. Production uses the system's
- * (`systemRuntime`); the deterministic simulation injects a virtual clock and a seeded generator, so
- * a seed replays the very code that ships, not a copy of it.
+ * The clock, timers and randomness a group worker runs on: the core's `Clock` and `Timers`, plus what
+ * only the worker needs. Production uses the system's (`systemRuntime`); the deterministic simulation
+ * injects a virtual clock and a seeded generator, so a seed replays the very code that ships, not a copy
+ * of it.
  *
  * Gotchas: every time the worker reads or waits for goes through here. A direct `performance.now()`,
  * `setTimeout` or `AbortSignal.timeout` in the worker would make simulated runs irreproducible.
  */
-export interface Runtime {
-  /** Monotonic milliseconds. */
-  now(): number
-  /** Runs `fn` after `ms` unless cancelled; returns the canceller. */
-  setTimeout(fn: () => void, ms: number): () => void
+export interface Runtime extends Clock, Timers {
   /** Runs `fn` in a later macrotask, after pending timers and I/O had their turn. */
   macrotask(fn: () => void): void
   /** A signal that aborts after `ms`. */
@@ -25,7 +23,7 @@ export interface Runtime {
 /** The system's clock and timers; timers belong to `scope` and stop when it closes. */
 export function systemRuntime(scope: Scope): Runtime {
   return {
-    now: () => performance.now(),
+    now: systemClock.now,
     setTimeout: (fn, ms) => scope.setTimeout(fn, ms),
     macrotask,
     timeout: (ms) => AbortSignal.timeout(ms),
