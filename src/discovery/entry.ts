@@ -1,6 +1,6 @@
 import type { PrivateKey, PublicKey } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { blake3 } from '@noble/hashes/blake3.js'
+import { peerIdOf } from '../network/peer-ids.ts'
 import { compareBytes, concatBytes, equalBytes, utf8 } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
@@ -454,7 +454,7 @@ export interface UnverifiedEntry {
 export function publicKeyOf(peerId: string): PublicKey {
   let key: PublicKey | undefined
   try {
-    key = peerIdFromString(peerId).publicKey
+    key = peerIdOf(peerId).publicKey
   } catch (err) {
     throw new DecodeError(`invalid peer id ${peerId}`, { cause: err })
   }

@@ -1,7 +1,7 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { hostKey } from '../network/hosts.ts'
+import { peerIdOf } from '../network/peer-ids.ts'
 import { MosaikError } from '../primitives/errors.ts'
 import type { Provenance } from './admission.ts'
 import type { RejectReason, UpsertResult } from './catalog.ts'
@@ -26,6 +26,8 @@ export class Ingestion {
   /** Called when a new peer entered the catalog (neighbour maintenance may want to dial it). */
   readonly #onInserted: () => void
   readonly #updateBuckets = new Map<string, { tokens: number; at: number }>()
+  /** The addresses each peer store record was last given, joined. */
+  readonly #learned = new Map<string, string>()
   #cancelPurge: () => void = () => {}
 
   constructor(state: DiscoveryState, onInserted: () => void) {
@@ -86,8 +88,7 @@ export class Ingestion {
     stats.entriesAccepted++
     const evicted = result.status === 'inserted' ? result.evicted : undefined
     if (evicted) this.forget(evicted)
-    // The entry is within the limits, so libp2p's peer store never gets more than maxAddressesPerPeer.
-    ctx.learnAddresses(signed.entry.peerId, signed.entry.addresses).catch(() => {})
+    this.#learnAddresses(signed.entry.peerId, signed.entry.addresses)
     this.#onCatalogChanged()
     if (result.status === 'inserted') this.#onInserted()
     if (evicted) events.emit('peer:departed', { id: evicted, reason: 'evicted' })
@@ -161,7 +162,7 @@ export class Ingestion {
   /** `host:<ip>` of a connection to `peerId`, or `peer:<id>` when it has none with an IP. */
   #groupOf(peerId: string): string {
     try {
-      for (const c of this.#state.ctx.libp2p.getConnections(peerIdFromString(peerId))) {
+      for (const c of this.#state.ctx.libp2p.getConnections(peerIdOf(peerId))) {
         const host = hostKey(c.remoteAddr)
         if (host) return host
       }
@@ -182,6 +183,18 @@ export class Ingestion {
     return true
   }
 
+  /**
+   * Teaches libp2p's peer store a peer's addresses when they differ from those it was last taught:
+   * a new version of an entry mostly changes other fields, and each peer store write is costly.
+   * The entry is within the limits, so the peer store never gets more than maxAddressesPerPeer.
+   */
+  #learnAddresses(peerId: string, addresses: readonly string[]): void {
+    const key = addresses.join(' ')
+    if (this.#learned.get(peerId) === key) return
+    this.#learned.set(peerId, key)
+    this.#state.ctx.learnAddresses(peerId, addresses).catch(() => this.#learned.delete(peerId))
+  }
+
   // ---- forgetting ------------------------------------------------------------------------------
 
   /**
@@ -192,6 +205,7 @@ export class Ingestion {
     this.#state.rtt.remove(peerId)
     this.#state.synced.delete(peerId)
     this.#updateBuckets.delete(peerId)
+    this.#learned.delete(peerId)
     this.forgetPeerStore(peerId)
   }
 
@@ -200,10 +214,11 @@ export class Ingestion {
     if (peerId === ctx.peerId || ctx.isConnected(peerId) || store.holds(peerId)) return
     let id: PeerId
     try {
-      id = peerIdFromString(peerId)
+      id = peerIdOf(peerId)
     } catch {
       return
     }
+    this.#learned.delete(peerId)
     ctx.libp2p.peerStore.delete(id).catch(() => {})
   }
 

@@ -1,6 +1,6 @@
 import type { Connection } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { hostKey } from '../network/hosts.ts'
+import { peerIdOf } from '../network/peer-ids.ts'
 import { delay } from '../primitives/abort.ts'
 import { Backoff, jittered } from '../primitives/backoff.ts'
 import type { Watch } from '../primitives/watch.ts'
@@ -164,7 +164,7 @@ export class Neighbours {
       this.#dialing.add(id)
       scope.spawn(
         ctx.libp2p
-          .dial(peerIdFromString(id), { signal: AbortSignal.timeout(config.requestTimeoutMs) })
+          .dial(peerIdOf(id), { signal: AbortSignal.timeout(config.requestTimeoutMs) })
           .catch(() => {})
           .finally(() => this.#dialing.delete(id)),
       )

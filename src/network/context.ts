@@ -1,14 +1,14 @@
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
-import type { Connection, Libp2p, PrivateKey, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { AbortOptions } from '../primitives/abort.ts'
 import type { NetworkId } from '../primitives/digest.ts'
 import { ClosedError, InvalidArgumentError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Link, type LinkOptions } from './link.ts'
+import { peerIdOf } from './peer-ids.ts'
 import type { Platform } from './platform.ts'
 
 export type MosaikLibp2p = Libp2p<{ identify: Identify; pubsub: GossipSub }>
@@ -81,7 +81,7 @@ export class NetworkContext {
     options: AbortOptions & { link?: LinkOptions } = {},
   ): Promise<Link> {
     if (this.scope.closed) throw new ClosedError('network is closed')
-    const target = peer.startsWith('/') ? multiaddr(peer) : peerIdFromString(peer)
+    const target = peer.startsWith('/') ? multiaddr(peer) : peerIdOf(peer)
     const connection = await this.libp2p.dial(target, { signal: options.signal })
     const stream = await connection.newStream(protocol, {
       signal: options.signal,
@@ -130,7 +130,7 @@ export class NetworkContext {
   async learnAddresses(peerId: string, addresses: readonly string[]): Promise<void> {
     if (peerId === this.peerId || addresses.length === 0) return
     try {
-      const id = peerIdFromString(peerId)
+      const id = peerIdOf(peerId)
       await this.libp2p.peerStore.patch(id, { multiaddrs: addresses.map((a) => multiaddr(stripPeer(a))) })
     } catch (err) {
       throw new InvalidArgumentError(`bad address for ${peerId}: ${(err as Error).message}`, { cause: err })
@@ -139,9 +139,9 @@ export class NetworkContext {
 
   /** False for a string that is not a peer id (ids from the wire are checked only with the signature). */
   isConnected(peerId: string): boolean {
-    let id: ReturnType<typeof peerIdFromString>
+    let id: PeerId
     try {
-      id = peerIdFromString(peerId)
+      id = peerIdOf(peerId)
     } catch {
       return false
     }
