@@ -1,8 +1,8 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { hostKey } from '../network/hosts.ts'
 import { MosaikError } from '../primitives/errors.ts'
+import { hostKey } from '../transport/hosts.ts'
 import type { Provenance } from './admission.ts'
 import type { RejectReason, UpsertResult } from './catalog.ts'
 import {

@@ -1,9 +1,9 @@
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { hostKey } from '../network/hosts.ts'
 import { delay } from '../primitives/abort.ts'
 import { Backoff, jittered } from '../primitives/backoff.ts'
 import type { Watch } from '../primitives/watch.ts'
+import { hostKey } from '../transport/hosts.ts'
 import type { CatalogExchange } from './exchange.ts'
 import type { DiscoveryState } from './state.ts'
 

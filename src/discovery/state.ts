@@ -1,7 +1,7 @@
-import type { Logger, NetworkContext } from '../network/context.ts'
 import type { Emitter } from '../primitives/events.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Watch } from '../primitives/watch.ts'
+import type { Logger, NetworkContext } from '../transport/context.ts'
 import type { Catalog, CatalogStore, PeerInfo, RejectReason } from './catalog.ts'
 import type { DiscoveryConfig } from './config.ts'
 import type { EntryLimits } from './entry.ts'

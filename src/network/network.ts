@@ -12,10 +12,10 @@ import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts
 import { InvalidArgumentError, MosaikError } from '../primitives/errors.ts'
 import { Scope } from '../primitives/scope.ts'
 import { Streams, type StreamsOptions } from '../streams/index.ts'
-import { checkPeerAddress } from './addresses.ts'
-import { type MosaikLibp2p, NetworkContext } from './context.ts'
-import { allowingPrivateDials, hostLimitingGater } from './hosts.ts'
-import { DEFAULT_MAX_FRAME_SIZE } from './link.ts'
+import { checkPeerAddress } from '../transport/addresses.ts'
+import { type MosaikLibp2p, NetworkContext } from '../transport/context.ts'
+import { allowingPrivateDials, hostLimitingGater } from '../transport/hosts.ts'
+import { DEFAULT_MAX_FRAME_SIZE } from '../transport/link.ts'
 import { currentPlatform, type DataDirLock, type Platform, type TransportFactory } from './platform.ts'
 
 /**

@@ -1,4 +1,4 @@
-import type { Link } from '../network/link.ts'
+import type { Link } from '../transport/link.ts'
 import type { ChannelRecord } from './channel.ts'
 import { packBatch, varintLength } from './wire.ts'
 

@@ -1,8 +1,5 @@
 import type { Discovery } from '../../discovery/discovery.ts'
 import { type PeerEntry, SignedPeerEntry } from '../../discovery/entry.ts'
-import { CloseCode, type LinkClose } from '../../network/close.ts'
-import type { Logger, NetworkContext } from '../../network/context.ts'
-import type { Link } from '../../network/link.ts'
 import { anySignal } from '../../primitives/abort.ts'
 import { Backoff } from '../../primitives/backoff.ts'
 import type { GroupId } from '../../primitives/digest.ts'
@@ -11,6 +8,9 @@ import type { Scope } from '../../primitives/scope.ts'
 import { Watch } from '../../primitives/watch.ts'
 import { TicketGate } from '../../tickets/gate.ts'
 import type { TicketValidator } from '../../tickets/ticket.ts'
+import { CloseCode, type LinkClose } from '../../transport/close.ts'
+import type { Logger, NetworkContext } from '../../transport/context.ts'
+import type { Link } from '../../transport/link.ts'
 import {
   Bond,
   BondHandshakeError,

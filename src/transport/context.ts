@@ -4,12 +4,12 @@ import type { Connection, Libp2p, PrivateKey, Stream } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import type { Platform } from '../network/platform.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import type { NetworkId } from '../primitives/digest.ts'
 import { ClosedError, InvalidArgumentError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Link, type LinkOptions } from './link.ts'
-import type { Platform } from './platform.ts'
 
 export type MosaikLibp2p = Libp2p<{ identify: Identify; pubsub: GossipSub }>
 
