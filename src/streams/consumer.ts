@@ -104,7 +104,7 @@ export interface ConsumerEvents {
 
 /** What a consumer needs from the Streams subsystem. */
 export interface ConsumerHost {
-  readonly ctx: NetworkContext
+  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId' | 'now' | 'openLink'>
   readonly discovery: Discovery
   readonly log: Logger
   /** Owns the receivers' reconnect loops. */

@@ -39,7 +39,7 @@ import { startStreamMessage } from './wire.ts'
 
 /** What a sink needs from the Streams subsystem. */
 export interface SinkHost {
-  readonly ctx: NetworkContext
+  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId'>
   readonly discovery: Discovery
   readonly log: Logger
   /** The largest encoded datum a batch frame can carry. */
