@@ -20,6 +20,22 @@ import { BondMesh } from './worker/mesh.ts'
 import { systemRuntime } from './worker/runtime.ts'
 import { GroupWorker } from './worker.ts'
 
+/**
+ * What groups use of their node: identity, links on the groups protocol, and where durable logs live.
+ * Network builds it from its context and platform.
+ */
+export interface GroupsComponents
+  extends Pick<
+    NetworkContext,
+    'networkId' | 'peerId' | 'scope' | 'log' | 'protocol' | 'openLink' | 'handle' | 'stableIdentity'
+  > {
+  /**
+   * Opens (creating if needed) the durable log store `name`; undefined when group logs live in memory
+   * (no `dataDir`, or a platform without durable storage).
+   */
+  readonly openLogStore: ((name: string) => Promise<LogStore>) | undefined
+}
+
 /** Options of the groups subsystem, node-wide. */
 export interface GroupsOptions {
   /** How long an inbound bond may take to complete its handshake (default 2 s). */
@@ -62,14 +78,14 @@ interface Entry {
  * mosaik's Raft, made safe (see DESIGN.md). `join` returns a handle to a replicated state machine.
  */
 export class Groups {
-  readonly #ctx: NetworkContext
+  readonly #ctx: GroupsComponents
   readonly #discovery: Discovery
   readonly #options: Required<GroupsOptions>
   readonly #groups = new Map<string, Entry>()
   readonly #joining = new Map<string, Promise<Entry>>()
   #unsubscribe: (() => void)[] = []
 
-  private constructor(ctx: NetworkContext, discovery: Discovery, options: GroupsOptions) {
+  private constructor(ctx: GroupsComponents, discovery: Discovery, options: GroupsOptions) {
     this.#ctx = ctx
     this.#discovery = discovery
     this.#options = { handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000 }
@@ -77,7 +93,7 @@ export class Groups {
 
   /** Starts the subsystem for a network node; called by Network.create. */
   static async start(
-    ctx: NetworkContext,
+    ctx: GroupsComponents,
     discovery: Discovery,
     options: GroupsOptions = {},
   ): Promise<Groups> {
@@ -180,8 +196,7 @@ export class Groups {
   }
 
   async #openStore(groupId: Digest): Promise<LogStore> {
-    const { dataDir, platform } = this.#ctx
-    if (dataDir && platform.openLogStore) return platform.openLogStore(dataDir, `group-${groupId.toString()}`)
+    if (this.#ctx.openLogStore) return this.#ctx.openLogStore(`group-${groupId.toString()}`)
     return new MemoryLogStore()
   }
 

@@ -25,8 +25,11 @@ import type { GroupKey } from '../key.ts'
 import type { Preference } from '../raft/types.ts'
 import type { BondView, GroupTransport, TransportHandlers } from './transport.ts'
 
+/** What a mesh uses of its node: identity and links on the groups protocol. */
+type MeshContext = Pick<NetworkContext, 'networkId' | 'peerId' | 'log' | 'protocol' | 'openLink'>
+
 export interface MeshInit {
-  ctx: NetworkContext
+  ctx: MeshContext
   discovery: Discovery
   scope: Scope
   groupId: GroupId
@@ -45,7 +48,7 @@ export interface MeshInit {
  */
 export class BondMesh implements GroupTransport {
   readonly bonds: Watch<ReadonlyMap<string, BondView>>
-  readonly #ctx: NetworkContext
+  readonly #ctx: MeshContext
   readonly #discovery: Discovery
   readonly #scope: Scope
   readonly #groupId: GroupId
