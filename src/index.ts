@@ -35,7 +35,6 @@ export {
   UnsupportedEntryVersionError,
 } from './discovery/entry.ts'
 export * from './groups/index.ts'
-export { CloseCode, closeCodeName, type LinkClose, LinkClosedError } from './network/close.ts'
 export { type Libp2pExtensions, Network, type NetworkOptions } from './network/network.ts'
 export { type Platform, registerPlatform, type TransportFactory } from './network/platform.ts'
 export type { AbortOptions } from './primitives/abort.ts'
@@ -83,3 +82,4 @@ export {
   validateTicket,
   validateTickets,
 } from './tickets/index.ts'
+export { CloseCode, closeCodeName, type LinkClose, LinkClosedError } from './transport/close.ts'

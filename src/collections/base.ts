@@ -5,10 +5,10 @@
  */
 import type { ConsensusOptions } from '../groups/config.ts'
 import type { Group } from '../groups/group.ts'
+import type { Groups } from '../groups/groups.ts'
 import { GroupKey } from '../groups/key.ts'
 import type { LogStore } from '../groups/storage/log-store.ts'
 import { CommitUnknownError } from '../groups/worker.ts'
-import type { Network } from '../network/network.ts'
 import { type AbortOptions, abortable, raceSignal } from '../primitives/abort.ts'
 import { Digest, type DigestLike, type StoreId } from '../primitives/digest.ts'
 import { ClosedError, InvalidArgumentError, MosaikError, OfflineError } from '../primitives/errors.ts'
@@ -22,6 +22,14 @@ export { bytesKey, type Encoded, InvalidValueError, Lazy, ValueCodec, type Value
 
 /** The log index at which a mutation was committed; any replica can await it with `when.reaches`. */
 export type Version = number
+
+/**
+ * What a collection uses of its node: the groups subsystem, through which it joins the collection's
+ * group. Pass the Network.
+ */
+export interface CollectionsComponents {
+  readonly groups: Groups
+}
 
 /** Options every collection accepts. */
 export interface CollectionOptions {
@@ -69,7 +77,7 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   #restoredAt: Version | undefined
 
   constructor(
-    net: Network,
+    net: CollectionsComponents,
     storeId: DigestLike,
     role: Role,
     machine: (storeId: StoreId) => M,
@@ -325,7 +333,7 @@ export class CollectionHandle<M extends CollectionMachine<readonly unknown[]>> {
   protected readonly core: CollectionCore<M>
 
   protected constructor(
-    net: Network,
+    net: CollectionsComponents,
     storeId: DigestLike,
     role: Role,
     machine: (storeId: StoreId) => M,

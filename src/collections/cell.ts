@@ -1,4 +1,3 @@
-import type { Network } from '../network/network.ts'
 import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
@@ -6,6 +5,7 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionsComponents,
   Lazy,
   type Role,
   ValueCodec,
@@ -74,7 +74,13 @@ export class CellMachine<T> extends CollectionMachine<CellCommand> {
 export class CellReader<T> extends CollectionHandle<CellMachine<T>> {
   protected readonly codec: ValueCodec<T>
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: CellOptions<T> = {}, once = false) {
+  constructor(
+    net: CollectionsComponents,
+    storeId: DigestLike,
+    role: Role,
+    options: CellOptions<T> = {},
+    once = false,
+  ) {
     const codec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new CellMachine(id, codec, once), options)
     this.codec = codec
@@ -138,7 +144,7 @@ export class CellWriter<T> extends CellReader<T> {
 
 /** Read access to a replicated Once: a value written at most once. */
 export class OnceReader<T> extends CellReader<T> {
-  constructor(net: Network, storeId: DigestLike, role: Role, options: CellOptions<T> = {}) {
+  constructor(net: CollectionsComponents, storeId: DigestLike, role: Role, options: CellOptions<T> = {}) {
     super(net, storeId, role, options, true)
   }
 

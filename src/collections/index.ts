@@ -1,5 +1,5 @@
-import type { Network } from '../network/network.ts'
 import type { DigestLike } from '../primitives/digest.ts'
+import type { CollectionsComponents } from './base.ts'
 import { type CellOptions, CellReader, CellWriter, OnceReader, OnceWriter } from './cell.ts'
 import { type MapOptions, MapReader, MapWriter } from './map.ts'
 import { type PriorityQueueOptions, PriorityQueueReader, PriorityQueueWriter } from './priority-queue.ts'
@@ -52,55 +52,61 @@ export const collections = {
   /** Opens a replicated Map by store id. */
   Map: {
     /** A handle that writes: this node votes in the collection's group. */
-    writer: <K, V>(net: Network, storeId: DigestLike, options?: MapOptions<K, V>) =>
+    writer: <K, V>(net: CollectionsComponents, storeId: DigestLike, options?: MapOptions<K, V>) =>
       new MapWriter<K, V>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
-    reader: <K, V>(net: Network, storeId: DigestLike, options?: MapOptions<K, V>) =>
+    reader: <K, V>(net: CollectionsComponents, storeId: DigestLike, options?: MapOptions<K, V>) =>
       new MapReader<K, V>(net, storeId, 'reader', options),
   },
   /** Opens a replicated Vec (a list) by store id. */
   Vec: {
     /** A handle that writes: this node votes in the collection's group. */
-    writer: <T>(net: Network, storeId: DigestLike, options?: VecOptions<T>) =>
+    writer: <T>(net: CollectionsComponents, storeId: DigestLike, options?: VecOptions<T>) =>
       new VecWriter<T>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
-    reader: <T>(net: Network, storeId: DigestLike, options?: VecOptions<T>) =>
+    reader: <T>(net: CollectionsComponents, storeId: DigestLike, options?: VecOptions<T>) =>
       new VecReader<T>(net, storeId, 'reader', options),
   },
   /** Opens a replicated Set by store id. */
   Set: {
     /** A handle that writes: this node votes in the collection's group. */
-    writer: <T>(net: Network, storeId: DigestLike, options?: SetOptions<T>) =>
+    writer: <T>(net: CollectionsComponents, storeId: DigestLike, options?: SetOptions<T>) =>
       new SetWriter<T>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
-    reader: <T>(net: Network, storeId: DigestLike, options?: SetOptions<T>) =>
+    reader: <T>(net: CollectionsComponents, storeId: DigestLike, options?: SetOptions<T>) =>
       new SetReader<T>(net, storeId, 'reader', options),
   },
   /** Opens a replicated Cell (one value, or empty) by store id. */
   Cell: {
     /** A handle that writes: this node votes in the collection's group. */
-    writer: <T>(net: Network, storeId: DigestLike, options?: CellOptions<T>) =>
+    writer: <T>(net: CollectionsComponents, storeId: DigestLike, options?: CellOptions<T>) =>
       new CellWriter<T>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
-    reader: <T>(net: Network, storeId: DigestLike, options?: CellOptions<T>) =>
+    reader: <T>(net: CollectionsComponents, storeId: DigestLike, options?: CellOptions<T>) =>
       new CellReader<T>(net, storeId, 'reader', options),
   },
   /** Opens a replicated Once (a value written at most once) by store id. */
   Once: {
     /** A handle that writes: this node votes in the collection's group. */
-    writer: <T>(net: Network, storeId: DigestLike, options?: CellOptions<T>) =>
+    writer: <T>(net: CollectionsComponents, storeId: DigestLike, options?: CellOptions<T>) =>
       new OnceWriter<T>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
-    reader: <T>(net: Network, storeId: DigestLike, options?: CellOptions<T>) =>
+    reader: <T>(net: CollectionsComponents, storeId: DigestLike, options?: CellOptions<T>) =>
       new OnceReader<T>(net, storeId, 'reader', options),
   },
   /** Opens a replicated PriorityQueue by store id. */
   PriorityQueue: {
     /** A handle that writes: this node votes in the collection's group. */
-    writer: <P, K, V>(net: Network, storeId: DigestLike, options?: PriorityQueueOptions<P, K, V>) =>
-      new PriorityQueueWriter<P, K, V>(net, storeId, 'writer', options),
+    writer: <P, K, V>(
+      net: CollectionsComponents,
+      storeId: DigestLike,
+      options?: PriorityQueueOptions<P, K, V>,
+    ) => new PriorityQueueWriter<P, K, V>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
-    reader: <P, K, V>(net: Network, storeId: DigestLike, options?: PriorityQueueOptions<P, K, V>) =>
-      new PriorityQueueReader<P, K, V>(net, storeId, 'reader', options),
+    reader: <P, K, V>(
+      net: CollectionsComponents,
+      storeId: DigestLike,
+      options?: PriorityQueueOptions<P, K, V>,
+    ) => new PriorityQueueReader<P, K, V>(net, storeId, 'reader', options),
   },
 } as const

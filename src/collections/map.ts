@@ -1,4 +1,3 @@
-import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
@@ -7,6 +6,7 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionsComponents,
   type Role,
   ValueCodec,
   type ValueType,
@@ -267,7 +267,7 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
   protected readonly keyCodec: ValueCodec<K>
   protected readonly valueCodec: ValueCodec<V>
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: MapOptions<K, V> = {}) {
+  constructor(net: CollectionsComponents, storeId: DigestLike, role: Role, options: MapOptions<K, V> = {}) {
     const keyCodec = new ValueCodec(options.key)
     const valueCodec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new MapMachine(id, keyCodec, valueCodec), options)

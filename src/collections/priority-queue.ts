@@ -1,4 +1,3 @@
-import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { compareBytes, equalBytes, u64be } from '../primitives/bytes.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
@@ -8,6 +7,7 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionsComponents,
   type Role,
   ValueCodec,
   type ValueType,
@@ -276,7 +276,12 @@ const toEntry = <P, K, V>(s: Slot<P, K, V>): QueueEntry<P, K, V> => ({
 export class PriorityQueueReader<P, K, V> extends CollectionHandle<PriorityQueueMachine<P, K, V>> {
   protected readonly codecs: { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> }
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: PriorityQueueOptions<P, K, V> = {}) {
+  constructor(
+    net: CollectionsComponents,
+    storeId: DigestLike,
+    role: Role,
+    options: PriorityQueueOptions<P, K, V> = {},
+  ) {
     const capacity = options.capacity ?? Number.POSITIVE_INFINITY
     if (!(capacity >= 1)) throw new InvalidArgumentError('capacity must be at least 1')
     const codecs = {

@@ -1,4 +1,3 @@
-import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
@@ -6,6 +5,7 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionsComponents,
   Lazy,
   type Role,
   ValueCodec,
@@ -71,7 +71,7 @@ export class SetMachine<T> extends CollectionMachine<SetCommand> {
 export class SetReader<T> extends CollectionHandle<SetMachine<T>> implements Iterable<T> {
   protected readonly codec: ValueCodec<T>
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: SetOptions<T> = {}) {
+  constructor(net: CollectionsComponents, storeId: DigestLike, role: Role, options: SetOptions<T> = {}) {
     const codec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new SetMachine(id, codec), options)
     this.codec = codec

@@ -1,4 +1,3 @@
-import type { Network } from '../network/network.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
@@ -6,6 +5,7 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionsComponents,
   Lazy,
   OutOfRangeError,
   type Role,
@@ -105,7 +105,7 @@ function inRange(i: number, length: number): boolean {
 export class VecReader<T> extends CollectionHandle<VecMachine<T>> implements Iterable<T> {
   protected readonly codec: ValueCodec<T>
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: VecOptions<T> = {}) {
+  constructor(net: CollectionsComponents, storeId: DigestLike, role: Role, options: VecOptions<T> = {}) {
     const codec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new VecMachine(id, codec), options)
     this.codec = codec

@@ -1,14 +1,13 @@
 import type { PeerId } from '@libp2p/interface'
 import { isLoopback, isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import { checkPeer } from '../network/addresses.ts'
-import type { NetworkContext } from '../network/context.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { jittered } from '../primitives/backoff.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import { Digest, type DigestLike } from '../primitives/digest.ts'
 import { Emitter } from '../primitives/events.ts'
 import { Watch } from '../primitives/watch.ts'
+import { checkPeer } from '../transport/addresses.ts'
 import { Announcements } from './announcements.ts'
 import { type Catalog, CatalogStore } from './catalog.ts'
 import { DiscoveryConditions } from './conditions.ts'
@@ -18,7 +17,12 @@ import { CatalogExchange } from './exchange.ts'
 import { Ingestion } from './ingest.ts'
 import { type BootstrapStatus, Neighbours } from './neighbours.ts'
 import { RttTracker } from './rtt.ts'
-import { type DiscoveryEvents, DiscoveryState, type DiscoveryStats } from './state.ts'
+import {
+  type DiscoveryComponents,
+  type DiscoveryEvents,
+  DiscoveryState,
+  type DiscoveryStats,
+} from './state.ts'
 import { DifferentNetworkError, SyncError, UnsupportedVersionError } from './sync.ts'
 
 export { type DiscoveryConfig, type DiscoveryOptions, discoveryConfig } from './config.ts'
@@ -64,7 +68,7 @@ export class Discovery {
    */
   readonly bootstrapped: Watch<boolean>
 
-  readonly #ctx: NetworkContext
+  readonly #ctx: DiscoveryComponents
   readonly #state: DiscoveryState
   readonly #store: CatalogStore
   readonly #ingestion: Ingestion
@@ -95,7 +99,7 @@ export class Discovery {
   }
 
   private constructor(
-    ctx: NetworkContext,
+    ctx: DiscoveryComponents,
     config: DiscoveryConfig,
     local: SignedPeerEntry,
     bootstrap: string[],
@@ -136,7 +140,7 @@ export class Discovery {
 
   /** Builds and starts discovery for a network node; called by Network.create. */
   static async start(
-    ctx: NetworkContext,
+    ctx: DiscoveryComponents,
     options: { config: DiscoveryConfig; tags: DigestLike[]; bootstrap: string[] },
   ): Promise<Discovery> {
     const now = Math.floor(ctx.now())
@@ -410,7 +414,7 @@ export class Discovery {
  * This node's addresses for its entry, at most `max`: public ones first, then private, then
  * loopback, so a host with many interfaces still advertises the ones others can reach.
  */
-function ownAddresses(ctx: NetworkContext, max: number): string[] {
+function ownAddresses(ctx: DiscoveryComponents, max: number): string[] {
   const rank = (a: string) => {
     try {
       const ma = multiaddr(a)

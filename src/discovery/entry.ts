@@ -1,11 +1,11 @@
 import type { PrivateKey, PublicKey } from '@libp2p/interface'
 import { blake3 } from '@noble/hashes/blake3.js'
-import { peerIdOf } from '../network/peer-ids.ts'
 import { compareBytes, concatBytes, equalBytes, utf8 } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
 import { DecodeError, describeValue, InvalidSignatureError, MosaikError } from '../primitives/errors.ts'
 import { type Expiration, type TicketValidator, validateTicket, validateTickets } from '../tickets/ticket.ts'
+import { peerIdOf } from '../transport/peer-ids.ts'
 
 /**
  * A peer entry is what a node tells the network about itself: its addresses, role tags, the streams

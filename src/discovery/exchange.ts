@@ -1,8 +1,8 @@
-import { CloseCode } from '../network/close.ts'
-import type { Link } from '../network/link.ts'
 import { type AbortOptions, anySignal, raceSignal } from '../primitives/abort.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import { DecodeError, MosaikError } from '../primitives/errors.ts'
+import { CloseCode } from '../transport/close.ts'
+import type { Link } from '../transport/link.ts'
 import { departureToWire, SignedPeerEntry } from './entry.ts'
 import type { Ingestion } from './ingest.ts'
 import {

@@ -1,8 +1,8 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
-import { hostKey } from '../network/hosts.ts'
-import { peerIdOf } from '../network/peer-ids.ts'
 import { MosaikError } from '../primitives/errors.ts'
+import { hostKey } from '../transport/hosts.ts'
+import { peerIdOf } from '../transport/peer-ids.ts'
 import type { Provenance } from './admission.ts'
 import type { RejectReason, UpsertResult } from './catalog.ts'
 import {

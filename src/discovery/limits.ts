@@ -1,7 +1,7 @@
-import { CloseCode, LinkClosedError } from '../network/close.ts'
-import type { Link, LinkOptions } from '../network/link.ts'
 import { anySignal } from '../primitives/abort.ts'
 import { DecodeError, FrameTooLargeError, MosaikError } from '../primitives/errors.ts'
+import { CloseCode, LinkClosedError } from '../transport/close.ts'
+import type { Link, LinkOptions } from '../transport/link.ts'
 import { EntryLimitError } from './entry.ts'
 
 /**

@@ -1,9 +1,9 @@
 import type { Connection } from '@libp2p/interface'
-import { hostKey } from '../network/hosts.ts'
-import { peerIdOf } from '../network/peer-ids.ts'
 import { delay } from '../primitives/abort.ts'
 import { Backoff, jittered } from '../primitives/backoff.ts'
 import type { Watch } from '../primitives/watch.ts'
+import { hostKey } from '../transport/hosts.ts'
+import { peerIdOf } from '../transport/peer-ids.ts'
 import type { CatalogExchange } from './exchange.ts'
 import type { DiscoveryState } from './state.ts'
 

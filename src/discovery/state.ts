@@ -1,7 +1,7 @@
-import type { Logger, NetworkContext } from '../network/context.ts'
 import type { Emitter } from '../primitives/events.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Watch } from '../primitives/watch.ts'
+import type { Logger, MosaikLibp2p, NetworkContext } from '../transport/context.ts'
 import type { Catalog, CatalogStore, PeerInfo, RejectReason } from './catalog.ts'
 import type { DiscoveryConfig } from './config.ts'
 import type { EntryLimits } from './entry.ts'
@@ -68,12 +68,43 @@ export interface DiscoveryStats {
 }
 
 /**
+ * What discovery uses of its node: identity, clock, links on its protocols, and the libp2p pieces it
+ * drives (gossipsub, the peer store, connections and their events). Network passes its context.
+ */
+export interface DiscoveryComponents
+  extends Pick<
+    NetworkContext,
+    | 'networkId'
+    | 'peerId'
+    | 'privateKey'
+    | 'now'
+    | 'scope'
+    | 'log'
+    | 'protocol'
+    | 'openLink'
+    | 'handle'
+    | 'learnAddresses'
+    | 'isConnected'
+  > {
+  readonly libp2p: Pick<
+    MosaikLibp2p,
+    | 'services'
+    | 'dial'
+    | 'getConnections'
+    | 'getMultiaddrs'
+    | 'peerStore'
+    | 'addEventListener'
+    | 'removeEventListener'
+  >
+}
+
+/**
  * What the parts of one Discovery share: the node, the catalog store, the counters and the flags
  * that more than one part reads. Discovery builds it and hands it to the parts it composes
  * (announcements, ingestion, catalog exchange, neighbours).
  */
 export class DiscoveryState {
-  readonly ctx: NetworkContext
+  readonly ctx: DiscoveryComponents
   readonly config: DiscoveryConfig
   readonly scope: Scope
   readonly log: Logger
@@ -90,7 +121,7 @@ export class DiscoveryState {
   departed = false
 
   constructor(fields: {
-    ctx: NetworkContext
+    ctx: DiscoveryComponents
     config: DiscoveryConfig
     scope: Scope
     log: Logger

@@ -1,9 +1,9 @@
-import { CloseCode } from '../network/close.ts'
-import type { Link } from '../network/link.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import { encodeCanonical } from '../primitives/codec.ts'
 import type { NetworkId } from '../primitives/digest.ts'
 import { DecodeError, describeValue, MosaikError } from '../primitives/errors.ts'
+import { CloseCode } from '../transport/close.ts'
+import type { Link } from '../transport/link.ts'
 import { SYNC_CHUNK, SYNC_FRAME_BYTES } from './limits.ts'
 
 /**

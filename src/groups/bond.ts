@@ -1,11 +1,11 @@
 import { blake3 } from '@noble/hashes/blake3.js'
-import { CloseCode, type LinkClose } from '../network/close.ts'
-import type { Link } from '../network/link.ts'
 import { equalBytes, randomBytes, toHex } from '../primitives/bytes.ts'
 import { encodeCanonical } from '../primitives/codec.ts'
 import type { Digest, GroupId, NetworkId } from '../primitives/digest.ts'
 import { DecodeError, describeValue, MosaikError } from '../primitives/errors.ts'
 import { systemTimers, type Timers } from '../primitives/time.ts'
+import { CloseCode, type LinkClose } from '../transport/close.ts'
+import type { Link } from '../transport/link.ts'
 
 /**
  * A bond is an authenticated link between two members of one group. Every pair of members bonds (a

@@ -1,13 +1,13 @@
 import type { Discovery } from '../discovery/discovery.ts'
-import { CloseCode } from '../network/close.ts'
-import type { NetworkContext } from '../network/context.ts'
-import type { Link } from '../network/link.ts'
 import { anySignal } from '../primitives/abort.ts'
 import { toHex } from '../primitives/bytes.ts'
 import { Digest } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { type TicketValidator, validatorList } from '../tickets/ticket.ts'
+import { CloseCode } from '../transport/close.ts'
+import type { NetworkContext } from '../transport/context.ts'
+import type { Link } from '../transport/link.ts'
 import { type AcceptDecision, acceptBond } from './bond.ts'
 import { type ConsensusOptions, consensusConfig, consensusDigest } from './config.ts'
 import { Group } from './group.ts'
@@ -19,6 +19,22 @@ import { MemoryLogStore } from './storage/memory.ts'
 import { BondMesh } from './worker/mesh.ts'
 import { systemRuntime } from './worker/runtime.ts'
 import { GroupWorker } from './worker.ts'
+
+/**
+ * What groups use of their node: identity, links on the groups protocol, and where durable logs live.
+ * Network builds it from its context and platform.
+ */
+export interface GroupsComponents
+  extends Pick<
+    NetworkContext,
+    'networkId' | 'peerId' | 'scope' | 'log' | 'protocol' | 'openLink' | 'handle' | 'stableIdentity'
+  > {
+  /**
+   * Opens (creating if needed) the durable log store `name`; undefined when group logs live in memory
+   * (no `dataDir`, or a platform without durable storage).
+   */
+  readonly openLogStore: ((name: string) => Promise<LogStore>) | undefined
+}
 
 /** Options of the groups subsystem, node-wide. */
 export interface GroupsOptions {
@@ -62,14 +78,14 @@ interface Entry {
  * mosaik's Raft, made safe (see DESIGN.md). `join` returns a handle to a replicated state machine.
  */
 export class Groups {
-  readonly #ctx: NetworkContext
+  readonly #ctx: GroupsComponents
   readonly #discovery: Discovery
   readonly #options: Required<GroupsOptions>
   readonly #groups = new Map<string, Entry>()
   readonly #joining = new Map<string, Promise<Entry>>()
   #unsubscribe: (() => void)[] = []
 
-  private constructor(ctx: NetworkContext, discovery: Discovery, options: GroupsOptions) {
+  private constructor(ctx: GroupsComponents, discovery: Discovery, options: GroupsOptions) {
     this.#ctx = ctx
     this.#discovery = discovery
     this.#options = { handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000 }
@@ -77,7 +93,7 @@ export class Groups {
 
   /** Starts the subsystem for a network node; called by Network.create. */
   static async start(
-    ctx: NetworkContext,
+    ctx: GroupsComponents,
     discovery: Discovery,
     options: GroupsOptions = {},
   ): Promise<Groups> {
@@ -180,8 +196,7 @@ export class Groups {
   }
 
   async #openStore(groupId: Digest): Promise<LogStore> {
-    const { dataDir, platform } = this.#ctx
-    if (dataDir && platform.openLogStore) return platform.openLogStore(dataDir, `group-${groupId.toString()}`)
+    if (this.#ctx.openLogStore) return this.#ctx.openLogStore(`group-${groupId.toString()}`)
     return new MemoryLogStore()
   }
 

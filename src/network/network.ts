@@ -7,15 +7,16 @@ import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { Discovery, type DiscoveryOptions, discoveryConfig } from '../discovery/discovery.ts'
+import type { GroupsComponents } from '../groups/groups.ts'
 import { Groups, type GroupsOptions } from '../groups/index.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
 import { InvalidArgumentError, MosaikError } from '../primitives/errors.ts'
 import { Scope } from '../primitives/scope.ts'
 import { Streams, type StreamsOptions } from '../streams/index.ts'
-import { checkPeerAddress } from './addresses.ts'
-import { type MosaikLibp2p, NetworkContext } from './context.ts'
-import { allowingPrivateDials, hostLimitingGater } from './hosts.ts'
-import { DEFAULT_MAX_FRAME_SIZE } from './link.ts'
+import { checkPeerAddress } from '../transport/addresses.ts'
+import { type MosaikLibp2p, NetworkContext } from '../transport/context.ts'
+import { allowingPrivateDials, hostLimitingGater } from '../transport/hosts.ts'
+import { DEFAULT_MAX_FRAME_SIZE } from '../transport/link.ts'
 import { currentPlatform, type DataDirLock, type Platform, type TransportFactory } from './platform.ts'
 
 /**
@@ -249,8 +250,6 @@ export class Network {
       now: options.clock ?? Date.now,
       linkOptions: { maxFrameSize },
       scope,
-      platform,
-      dataDir: options.dataDir,
       stableIdentity: options.privateKey !== undefined || (!!options.dataDir && !!platform.loadIdentity),
     })
     try {
@@ -260,7 +259,11 @@ export class Network {
         bootstrap: options.bootstrap ?? [],
       })
       const streams = await Streams.start(ctx, discovery, options.streams)
-      const groups = await Groups.start(ctx, discovery, options.groups)
+      const groups = await Groups.start(
+        groupsComponents(ctx, platform, options.dataDir),
+        discovery,
+        options.groups,
+      )
       return new Network(ctx, scope, { discovery, streams, groups }, lock)
     } catch (err) {
       await scope.close()
@@ -304,5 +307,25 @@ export class Network {
   /** @internal The context subsystems are built on. */
   get context(): NetworkContext {
     return this.#ctx
+  }
+}
+
+/** The context, with the platform's durable log stores under `dataDir` when the node has both. */
+function groupsComponents(
+  ctx: NetworkContext,
+  platform: Platform,
+  dataDir: string | undefined,
+): GroupsComponents {
+  const openLogStore = platform.openLogStore?.bind(platform)
+  return {
+    networkId: ctx.networkId,
+    peerId: ctx.peerId,
+    scope: ctx.scope,
+    stableIdentity: ctx.stableIdentity,
+    log: (component) => ctx.log(component),
+    protocol: (name) => ctx.protocol(name),
+    openLink: (peer, protocol, options) => ctx.openLink(peer, protocol, options),
+    handle: (protocol, handler, options) => ctx.handle(protocol, handler, options),
+    openLogStore: dataDir && openLogStore ? (name) => openLogStore(dataDir, name) : undefined,
   }
 }

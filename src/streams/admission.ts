@@ -1,9 +1,9 @@
 import { isLoopback } from '@libp2p/utils'
 import { ConcurrencyLimit } from '../discovery/limits.ts'
-import { CloseCode } from '../network/close.ts'
-import { hostKey } from '../network/hosts.ts'
-import type { Link } from '../network/link.ts'
 import { delay } from '../primitives/abort.ts'
+import { CloseCode } from '../transport/close.ts'
+import { hostKey } from '../transport/hosts.ts'
+import type { Link } from '../transport/link.ts'
 import type { Probation } from './probation.ts'
 
 const noop = () => {}

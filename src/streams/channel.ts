@@ -1,6 +1,6 @@
 import type { PeerInfo } from '../discovery/catalog.ts'
-import type { LinkClose } from '../network/close.ts'
 import type { StreamId } from '../primitives/digest.ts'
+import type { LinkClose } from '../transport/close.ts'
 
 /** The life of one subscription (a producer-consumer pair). */
 export const ChannelState = {

@@ -2,9 +2,6 @@ import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { Catalog, PeerInfo } from '../discovery/catalog.ts'
 import type { Discovery } from '../discovery/discovery.ts'
 import { compareVersions } from '../discovery/entry.ts'
-import { CloseCode, type LinkClose } from '../network/close.ts'
-import type { Logger, NetworkContext } from '../network/context.ts'
-import type { Link } from '../network/link.ts'
 import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
 import { Backoff, type BackoffOptions } from '../primitives/backoff.ts'
 import type { Codec } from '../primitives/codec.ts'
@@ -15,6 +12,9 @@ import type { Scope } from '../primitives/scope.ts'
 import { Watch } from '../primitives/watch.ts'
 import { TicketGate } from '../tickets/gate.ts'
 import { type TicketValidator, validatorList } from '../tickets/ticket.ts'
+import { CloseCode, type LinkClose } from '../transport/close.ts'
+import type { Logger, NetworkContext } from '../transport/context.ts'
+import type { Link } from '../transport/link.ts'
 import {
   type ChannelInfo,
   ChannelRecord,
@@ -104,7 +104,7 @@ export interface ConsumerEvents {
 
 /** What a consumer needs from the Streams subsystem. */
 export interface ConsumerHost {
-  readonly ctx: NetworkContext
+  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId' | 'now' | 'openLink'>
   readonly discovery: Discovery
   readonly log: Logger
   /** Owns the receivers' reconnect loops. */

@@ -1,8 +1,5 @@
 import type { Catalog, PeerInfo } from '../discovery/catalog.ts'
 import type { Discovery } from '../discovery/discovery.ts'
-import { CloseCode, type LinkClose } from '../network/close.ts'
-import type { Logger, NetworkContext } from '../network/context.ts'
-import type { Link } from '../network/link.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import type { Codec } from '../primitives/codec.ts'
 import type { StreamId } from '../primitives/digest.ts'
@@ -20,6 +17,9 @@ import { macrotask } from '../primitives/schedule.ts'
 import { Watch } from '../primitives/watch.ts'
 import { type TicketDecision, TicketGate } from '../tickets/gate.ts'
 import { validatorList } from '../tickets/ticket.ts'
+import { CloseCode, type LinkClose } from '../transport/close.ts'
+import type { Logger, NetworkContext } from '../transport/context.ts'
+import type { Link } from '../transport/link.ts'
 import { SubscriptionLimits } from './admission.ts'
 import {
   type ChannelInfo,
@@ -39,7 +39,7 @@ import { startStreamMessage } from './wire.ts'
 
 /** What a sink needs from the Streams subsystem. */
 export interface SinkHost {
-  readonly ctx: NetworkContext
+  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId'>
   readonly discovery: Discovery
   readonly log: Logger
   /** The largest encoded datum a batch frame can carry. */

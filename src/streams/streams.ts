@@ -1,14 +1,14 @@
 import type { Discovery } from '../discovery/discovery.ts'
 import { ConcurrencyLimit } from '../discovery/limits.ts'
-import { CloseCode, closeCodeName } from '../network/close.ts'
-import type { Logger, NetworkContext } from '../network/context.ts'
-import { DEFAULT_MAX_FRAME_SIZE, type Link } from '../network/link.ts'
 import { anySignal } from '../primitives/abort.ts'
 import type { BackoffOptions } from '../primitives/backoff.ts'
 import { toHex } from '../primitives/bytes.ts'
 import { Digest, type StreamId } from '../primitives/digest.ts'
 import { ClosedError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
+import { CloseCode, closeCodeName } from '../transport/close.ts'
+import type { Logger, MosaikLibp2p, NetworkContext } from '../transport/context.ts'
+import { DEFAULT_MAX_FRAME_SIZE, type Link } from '../transport/link.ts'
 import { Consumer, type ConsumerHost, type ConsumerOptions } from './consumer.ts'
 import type { StreamDef } from './def.ts'
 import { StreamAlreadyExistsError } from './errors.ts'
@@ -41,6 +41,18 @@ export const HANDSHAKES_PER_PEER = 8
 /** Handshakes all peers together may have in progress with this node at once. */
 export const HANDSHAKES_TOTAL = 256
 
+/**
+ * What streams use of their node: identity, clock, and links on the streams protocol (Network passes
+ * its context).
+ */
+export interface StreamsComponents
+  extends Pick<
+    NetworkContext,
+    'networkId' | 'peerId' | 'now' | 'scope' | 'log' | 'protocol' | 'linkOptions' | 'openLink' | 'handle'
+  > {
+  readonly libp2p: Pick<MosaikLibp2p, 'unhandle'>
+}
+
 /** Handshakes this node refused as a producer, by close-code name (UnknownPeer, NoCapacity...). */
 export interface StreamsStats {
   /** Refusals by close-code name. */
@@ -56,7 +68,7 @@ export interface StreamsStats {
  * changes, and consumers reconnect by themselves after faults.
  */
 export class Streams {
-  readonly #ctx: NetworkContext
+  readonly #ctx: StreamsComponents
   readonly #discovery: Discovery
   readonly #scope: Scope
   readonly #log: Logger
@@ -70,7 +82,7 @@ export class Streams {
   readonly #handshakes = new ConcurrencyLimit(HANDSHAKES_PER_PEER, HANDSHAKES_TOTAL)
   #stopped = false
 
-  private constructor(ctx: NetworkContext, discovery: Discovery, options: StreamsOptions) {
+  private constructor(ctx: StreamsComponents, discovery: Discovery, options: StreamsOptions) {
     this.#ctx = ctx
     this.#discovery = discovery
     this.#scope = ctx.scope.child()
@@ -101,7 +113,7 @@ export class Streams {
 
   /** Starts the subsystem for a network node; called by Network.create. */
   static async start(
-    ctx: NetworkContext,
+    ctx: StreamsComponents,
     discovery: Discovery,
     options: StreamsOptions = {},
   ): Promise<Streams> {

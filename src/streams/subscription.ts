@@ -1,5 +1,5 @@
-import type { Link } from '../network/link.ts'
 import { Fifo } from '../primitives/fifo.ts'
+import type { Link } from '../transport/link.ts'
 import type { ChannelRecord } from './channel.ts'
 import { packBatch, varintLength } from './wire.ts'
 

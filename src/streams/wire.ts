@@ -1,7 +1,7 @@
 import * as varint from 'uint8-varint'
-import { CloseCode } from '../network/close.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import type { Digest } from '../primitives/digest.ts'
+import { CloseCode } from '../transport/close.ts'
 
 /**
  * The streams wire protocol, `/mosaik/<network-short>/streams/1`, on one Link per subscription.

@@ -15,8 +15,6 @@ import { MAX_TERM_OR_INDEX, parseEntry, parseMessage } from '../../src/groups/ra
 import type { Entry, Message } from '../../src/groups/raft/types.ts'
 import { decodeEntry, encodeEntry } from '../../src/groups/storage/log-store.ts'
 import { decodeRaftMessage, encodeRaftMessage } from '../../src/groups/wire.ts'
-import { CloseCode } from '../../src/network/close.ts'
-import type { Link } from '../../src/network/link.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
 import { codecs, decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
 import { Digest } from '../../src/primitives/digest.ts'
@@ -30,6 +28,8 @@ import {
   unpackBatch,
   varintLength,
 } from '../../src/streams/wire.ts'
+import { CloseCode } from '../../src/transport/close.ts'
+import type { Link } from '../../src/transport/link.ts'
 import {
   anyBytes,
   cborValue,

@@ -3,10 +3,10 @@ import * as vm from 'node:vm'
 import fc from 'fast-check'
 import * as varint from 'uint8-varint'
 import { expect } from 'vitest'
-import { CloseCode, type LinkClose } from '../../src/network/close.ts'
-import type { Link } from '../../src/network/link.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
 import { MosaikError } from '../../src/primitives/errors.ts'
+import { CloseCode, type LinkClose } from '../../src/transport/close.ts'
+import type { Link } from '../../src/transport/link.ts'
 import { secs, within } from '../support/time.ts'
 
 /**

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode, FrameTooLargeError, LinkClosedError } from '../../platform/node/index.ts'
-import type { Link } from '../../src/network/link.ts'
-import { INITIAL_CREDIT, MAX_WINDOW } from '../../src/network/link.ts'
+import type { Link } from '../../src/transport/link.ts'
+import { INITIAL_CREDIT, MAX_WINDOW } from '../../src/transport/link.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode, codecs, defineStream, type Network } from '../../platform/node/index.ts'
-import { INITIAL_CREDIT, Link } from '../../src/network/link.ts'
+import { INITIAL_CREDIT, Link } from '../../src/transport/link.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
 import { consumerEvent, FAST_BACKOFF, producerEvent, take } from './support.ts'

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode, codecs, type Digest, defineStream, type Network } from '../../platform/node/index.ts'
-import type { Link } from '../../src/network/link.ts'
+import type { Link } from '../../src/transport/link.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
 import { producerEvent, take } from './support.ts'

@@ -1,5 +1,5 @@
-import type { Logger } from '../../network/context.ts'
 import type { Watch } from '../../primitives/watch.ts'
+import type { Logger } from '../../transport/context.ts'
 import type { ConsensusConfig } from '../config.ts'
 import type { RaftNode } from '../raft/raft.ts'
 import type { RaftStatus } from '../raft/types.ts'

@@ -1,8 +1,5 @@
 import type { Discovery } from '../../discovery/discovery.ts'
 import { type PeerEntry, SignedPeerEntry } from '../../discovery/entry.ts'
-import { CloseCode, type LinkClose } from '../../network/close.ts'
-import type { Logger, NetworkContext } from '../../network/context.ts'
-import type { Link } from '../../network/link.ts'
 import { anySignal } from '../../primitives/abort.ts'
 import { Backoff } from '../../primitives/backoff.ts'
 import type { GroupId } from '../../primitives/digest.ts'
@@ -12,6 +9,9 @@ import { type Clock, systemClock, systemTimers, type Timers } from '../../primit
 import { Watch } from '../../primitives/watch.ts'
 import { TicketGate } from '../../tickets/gate.ts'
 import type { TicketValidator } from '../../tickets/ticket.ts'
+import { CloseCode, type LinkClose } from '../../transport/close.ts'
+import type { Logger, NetworkContext } from '../../transport/context.ts'
+import type { Link } from '../../transport/link.ts'
 import {
   Bond,
   BondHandshakeError,
@@ -26,8 +26,11 @@ import type { GroupKey } from '../key.ts'
 import type { Preference } from '../raft/types.ts'
 import type { BondView, GroupTransport, TransportHandlers } from './transport.ts'
 
+/** What a mesh uses of its node: identity and links on the groups protocol. */
+type MeshContext = Pick<NetworkContext, 'networkId' | 'peerId' | 'log' | 'protocol' | 'openLink'>
+
 export interface MeshInit {
-  ctx: NetworkContext
+  ctx: MeshContext
   discovery: Discovery
   scope: Scope
   groupId: GroupId
@@ -50,7 +53,7 @@ export interface MeshInit {
  */
 export class BondMesh implements GroupTransport {
   readonly bonds: Watch<ReadonlyMap<string, BondView>>
-  readonly #ctx: NetworkContext
+  readonly #ctx: MeshContext
   readonly #discovery: Discovery
   readonly #scope: Scope
   readonly #clock: Clock

@@ -9,7 +9,6 @@ import { ClosedError, InvalidArgumentError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { Link, type LinkOptions } from './link.ts'
 import { peerIdOf } from './peer-ids.ts'
-import type { Platform } from './platform.ts'
 
 export type MosaikLibp2p = Libp2p<{ identify: Identify; pubsub: GossipSub }>
 
@@ -20,8 +19,9 @@ export interface Logger {
 }
 
 /**
- * What every subsystem of a node (discovery, streams, groups) receives from the Network: the libp2p
- * node, identity, clock, limits, and helpers to open and accept Links on the node's protocols.
+ * What a node's subsystems are built on: the libp2p node, identity, clock, limits, and helpers to open
+ * and accept Links on the node's protocols. The Network builds it; each subsystem names the part it
+ * uses (DiscoveryComponents, StreamsComponents, GroupsComponents).
  */
 export class NetworkContext {
   readonly networkId: NetworkId
@@ -31,9 +31,6 @@ export class NetworkContext {
   readonly now: () => number
   readonly linkOptions: LinkOptions
   readonly scope: Scope
-  readonly platform: Platform
-  /** Persistence root, when the node has one. */
-  readonly dataDir: string | undefined
   /** The node keeps its peer id across restarts (a given key, or one kept under `dataDir`). */
   readonly stableIdentity: boolean
   readonly #logPrefix: string
@@ -45,8 +42,6 @@ export class NetworkContext {
     now: () => number
     linkOptions: LinkOptions
     scope: Scope
-    platform: Platform
-    dataDir?: string
     stableIdentity?: boolean
   }) {
     this.networkId = init.networkId
@@ -56,8 +51,6 @@ export class NetworkContext {
     this.now = init.now
     this.linkOptions = init.linkOptions
     this.scope = init.scope
-    this.platform = init.platform
-    this.dataDir = init.dataDir
     this.stableIdentity = init.stableIdentity ?? false
     this.#logPrefix = `mosaik:${this.peerId.slice(-6)}`
   }
