@@ -173,6 +173,26 @@ export class Discovery {
     return this.#store.local
   }
 
+  /**
+   * Calls `onChange` with the catalog after each change, until `signal` aborts; resolves then.
+   * Changes that come while a call runs are folded into the next one, which sees the latest catalog.
+   *
+   * When to use: to keep something in step with the catalog (streams' producers and consumers and
+   * groups' bonds follow it this way). Gotchas: `onChange` is not called for the catalog as it is
+   * now, only for later ones: read `catalog()` first.
+   */
+  async followCatalog(onChange: (catalog: Catalog) => void, options: { signal: AbortSignal }): Promise<void> {
+    let last = this.catalog()
+    while (!options.signal.aborted) {
+      try {
+        last = await this.when.catalog((c) => c !== last, options)
+      } catch {
+        return
+      }
+      onChange(last)
+    }
+  }
+
   /** A peer's signed entry as received (this node's own for its id), for passing it on. */
   signedEntry(peerId: string): SignedPeerEntry | undefined {
     return peerId === this.#ctx.peerId ? this.#store.local : this.#store.getSigned(peerId)

@@ -83,7 +83,7 @@ export class Groups {
   readonly #options: Required<GroupsOptions>
   readonly #groups = new Map<string, Entry>()
   readonly #joining = new Map<string, Promise<Entry>>()
-  #unsubscribe: (() => void)[] = []
+  readonly #following = new AbortController()
 
   private constructor(ctx: GroupsComponents, discovery: Discovery, options: GroupsOptions) {
     this.#ctx = ctx
@@ -99,13 +99,13 @@ export class Groups {
   ): Promise<Groups> {
     const groups = new Groups(ctx, discovery, options)
     await ctx.handle(ctx.protocol('groups/1'), (link) => groups.#accept(link), { maxInboundStreams: 1024 })
-    const reconcile = () => {
-      for (const { mesh } of groups.#groups.values()) mesh.reconcileBonds()
-    }
-    groups.#unsubscribe = [
-      discovery.on('peer:discovered', reconcile),
-      discovery.on('peer:updated', reconcile),
-    ]
+    // Every catalog change may show a member to bond with, or change a member's ticket.
+    void discovery.followCatalog(
+      () => {
+        for (const { mesh } of groups.#groups.values()) mesh.reconcileBonds()
+      },
+      { signal: groups.#following.signal },
+    )
     return groups
   }
 
@@ -246,7 +246,7 @@ export class Groups {
 
   /** Leaves every group of this node. */
   async stop(): Promise<void> {
-    for (const off of this.#unsubscribe) off()
+    this.#following.abort()
     await Promise.all([...this.#groups.entries()].map(([hex, e]) => this.#leave(hex, e)))
   }
 }

@@ -256,16 +256,13 @@ export class Streams {
   }
 
   /** Hands every catalog change to the producers (require) and consumers (which producers to use). */
-  async #watchCatalog(): Promise<void> {
-    let last = this.#discovery.catalog()
-    while (!this.#scope.closed) {
-      try {
-        last = await this.#discovery.when.catalog((c) => c !== last, { signal: this.#scope.signal })
-      } catch {
-        return
-      }
-      for (const sink of this.#sinks.values()) sink.onCatalog(last)
-      for (const consumer of this.#consumers) consumer.onCatalog(last)
-    }
+  #watchCatalog(): Promise<void> {
+    return this.#discovery.followCatalog(
+      (catalog) => {
+        for (const sink of this.#sinks.values()) sink.onCatalog(catalog)
+        for (const consumer of this.#consumers) consumer.onCatalog(catalog)
+      },
+      { signal: this.#scope.signal },
+    )
   }
 }
