@@ -395,11 +395,8 @@ export class Link {
           this.closeWith(CloseCode.ProtocolViolation, 'malformed credit frame')
           return
         }
-        if (this.#remoteConsumed + consumed > this.#bytesSent) {
-          this.closeWith(CloseCode.ProtocolViolation, 'credit for more than was sent')
-          return
-        }
-        this.#remoteConsumed += consumed
+        // A remote cannot have read more than was sent: what it claims beyond that is not believed.
+        this.#remoteConsumed = Math.min(this.#bytesSent, this.#remoteConsumed + consumed)
         this.#credit += consumed + growth
         this.#pump()
         return
