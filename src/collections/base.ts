@@ -95,12 +95,12 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
         this.#group = group
         // Another handle on this node may have joined first: its machine is the replica.
         this.#machine = group.stateMachine
-        this.#version.set(group.committed)
+        this.#version.set(group.applied)
         this.#unwatch = this.#follow(group)
         if (group.restored) {
           // State from this node's own store, served before any leader is heard from.
-          this.#restoredAt = group.committed
-          this.events.emit('updated', { version: group.committed, restored: true })
+          this.#restoredAt = group.applied
+          this.events.emit('updated', { version: group.applied, restored: true })
         }
         return group
       })
@@ -132,12 +132,12 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
     const loop = async () => {
       while (!stopped) {
         try {
-          await group.when.committed().reaches(this.#version.value + 1)
+          await group.when.applied().reaches(this.#version.value + 1)
         } catch {
           return
         }
         if (stopped) return
-        const version = group.committed
+        const version = group.applied
         this.#version.set(version)
         const now = group.stateMachine.revision
         if (now !== revision) {

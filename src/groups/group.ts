@@ -30,7 +30,7 @@ type ResultOf<M> = M extends StateMachine<any, any, infer R> ? R : never
 export class Group<M extends AnyMachine> {
   /** The GroupId, derived from the key, shared consensus settings, state machine and validators. */
   readonly id: GroupId
-  /** Awaitable conditions: leader elected, online, committed index reached... */
+  /** Awaitable conditions: leader elected, online, applied index reached... */
   readonly when: GroupConditions
   readonly #worker: GroupWorker<CommandOf<M>, QueryOf<M>, ResultOf<M>>
   readonly #release: () => Promise<void>
@@ -121,8 +121,11 @@ export class Group<M extends AnyMachine> {
     return this.status.leader
   }
 
-  /** The highest log index applied to this replica. */
-  get committed(): number {
+  /**
+   * The highest log index applied to this replica's state machine. It trails the commit index
+   * (`status.commitIndex`) while committed entries wait to be applied.
+   */
+  get applied(): number {
     return this.#worker.applied.value
   }
 
@@ -236,8 +239,8 @@ export class GroupConditions {
     await this.#worker.status.until((s) => !s.online, options)
   }
 
-  /** `committed().reaches(i)`: resolves once this replica has applied index `i`. */
-  committed(): {
+  /** `applied().reaches(i)`: resolves once this replica has applied index `i`. */
+  applied(): {
     /** Resolves once this replica has applied index `index`. */
     reaches(index: number, options?: AbortOptions): Promise<number>
   } {
