@@ -137,8 +137,11 @@ export class Streams {
     return new Producer(sink)
   }
 
-  /** A handle on this node's producer of `def`, creating it with default options if there is none. */
-  produce<T>(def: StreamDef<T>): Producer<T> {
+  /**
+   * A handle on this node's producer of `def`, creating it with default options if there is none
+   * (where `producer` throws StreamAlreadyExistsError).
+   */
+  getOrCreateProducer<T>(def: StreamDef<T>): Producer<T> {
     this.#checkOpen()
     const existing = this.#sinks.get(def.streamId.toString())
     return existing ? new Producer(existing as Sink<T>) : this.producer(def)
@@ -155,11 +158,6 @@ export class Streams {
     this.#consumers.add(consumer as Consumer<unknown>)
     consumer.onCatalog(this.#discovery.catalog())
     return consumer
-  }
-
-  /** A consumer of `def` with default options. */
-  consume<T>(def: StreamDef<T>): Consumer<T> {
-    return this.consumer(def)
   }
 
   /** Closes every producer (consumers get GracefulShutdown) and consumer of this node. */
