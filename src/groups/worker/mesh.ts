@@ -324,7 +324,7 @@ export class BondMesh implements GroupTransport {
     try {
       const signed = await SignedPeerEntry.fromWire(body)
       if (signed.entry.peerId === this.#ctx.peerId || this.#bonds.has(signed.entry.peerId)) return
-      await this.#discovery.feed(signed)
+      await this.#discovery.insertSigned(signed)
       this.reconcileBonds()
     } catch {}
   }
