@@ -18,7 +18,7 @@ import {
   syncLinkOptions,
 } from './limits.ts'
 import type { DiscoveryState } from './state.ts'
-import { receiveSnapshot, SYNC_PROTOCOL_VERSION, SyncError, sendSnapshot } from './sync.ts'
+import { DISCOVERY_WIRE_VERSION, receiveSnapshot, SyncError, sendSnapshot } from './sync.ts'
 
 /**
  * The request/response side of discovery: full catalog syncs (the wire protocol is in sync.ts) and
@@ -92,7 +92,7 @@ export class CatalogExchange {
     })
     try {
       const started = performance.now()
-      await link.send([SYNC_PROTOCOL_VERSION, ctx.networkId.bytes], { signal })
+      await link.send([DISCOVERY_WIRE_VERSION, ctx.networkId.bytes], { signal })
       const reply = await link.recv({ signal })
       const rtt = performance.now() - started
       stats.pings++
@@ -116,7 +116,7 @@ export class CatalogExchange {
     const { ctx } = this.#state
     const link = await ctx.openLink(peer, this.#syncProtocol, { signal, link: this.#syncLink() })
     try {
-      await link.send([SYNC_PROTOCOL_VERSION, ctx.networkId.bytes, 0, 1], { signal })
+      await link.send([DISCOVERY_WIRE_VERSION, ctx.networkId.bytes, 0, 1], { signal })
       await link.send([departure], { signal })
       // The peer answers with its catalog; take it, then close cleanly.
       await this.#receiveSnapshot(link, signal)
@@ -187,7 +187,7 @@ export class CatalogExchange {
     }
     return serveExchange(link, options, async (signal) => {
       const hello = await link.recv({ signal })
-      if (!Array.isArray(hello) || hello[0] !== SYNC_PROTOCOL_VERSION) {
+      if (!Array.isArray(hello) || hello[0] !== DISCOVERY_WIRE_VERSION) {
         await link.close(CloseCode.UnsupportedVersion, 'ping version')
         return
       }

@@ -13,7 +13,11 @@ import { SYNC_CHUNK, SYNC_FRAME_BYTES } from './limits.ts'
  * initiator closes with Success once it has merged the answer.
  */
 
-export const SYNC_PROTOCOL_VERSION = 1
+/**
+ * The version that opens both of discovery's request-response exchanges: the catalog sync header
+ * (`[version, network, entries, departures]`) and the ping request (`[version, network]`).
+ */
+export const DISCOVERY_WIRE_VERSION = 1
 
 /** What one side sends: wire forms of signed entries (most valuable first) and departures. */
 export interface SyncSnapshot {
@@ -46,7 +50,7 @@ export async function sendSnapshot(
   }
   const entries = withinBudget(snapshot.entries)
   const departures = withinBudget(snapshot.departures)
-  await link.send([SYNC_PROTOCOL_VERSION, network.bytes, entries.length, departures.length], { signal })
+  await link.send([DISCOVERY_WIRE_VERSION, network.bytes, entries.length, departures.length], { signal })
   for (const items of [entries, departures]) {
     let chunk: Uint8Array[] = []
     let size = 0
@@ -79,7 +83,7 @@ export async function receiveSnapshot(
     link.closeWith(CloseCode.ProtocolViolation, 'bad sync header')
     throw new DecodeError('bad sync header')
   }
-  if (header[0] !== SYNC_PROTOCOL_VERSION) {
+  if (header[0] !== DISCOVERY_WIRE_VERSION) {
     link.closeWith(CloseCode.UnsupportedVersion, `catalog sync version ${describeValue(header[0])}`)
     throw new UnsupportedVersionError('catalog sync', header[0])
   }
