@@ -46,7 +46,8 @@ export interface CollectionEvents {
   updated: { version: Version; restored?: boolean }
 }
 
-export type Role = 'writer' | 'reader'
+/** What a collection handle may do: write (and vote in its group) or only read. */
+export type CollectionRole = 'writer' | 'reader'
 
 /**
  * What every collection handle shares: the group (joined in the background), the version, the `when`
@@ -55,7 +56,7 @@ export type Role = 'writer' | 'reader'
  */
 export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   readonly storeId: StoreId
-  readonly role: Role
+  readonly role: CollectionRole
   readonly events = new Emitter<CollectionEvents>()
   readonly ready: Promise<Group<M>>
   #group: Group<M> | undefined
@@ -71,7 +72,7 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   constructor(
     net: Network,
     storeId: DigestLike,
-    role: Role,
+    role: CollectionRole,
     machine: (storeId: StoreId) => M,
     options: CollectionOptions,
   ) {
@@ -327,7 +328,7 @@ export class CollectionHandle<M extends CollectionMachine<readonly unknown[]>> {
   protected constructor(
     net: Network,
     storeId: DigestLike,
-    role: Role,
+    role: CollectionRole,
     machine: (storeId: StoreId) => M,
     options: CollectionOptions,
   ) {

@@ -6,8 +6,8 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionRole,
   Lazy,
-  type Role,
   ValueCodec,
   type ValueType,
   type Version,
@@ -74,7 +74,13 @@ export class CellMachine<T> extends CollectionMachine<CellCommand> {
 export class CellReader<T> extends CollectionHandle<CellMachine<T>> {
   protected readonly codec: ValueCodec<T>
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: CellOptions<T> = {}, once = false) {
+  constructor(
+    net: Network,
+    storeId: DigestLike,
+    role: CollectionRole,
+    options: CellOptions<T> = {},
+    once = false,
+  ) {
     const codec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new CellMachine(id, codec, once), options)
     this.codec = codec
@@ -138,7 +144,7 @@ export class CellWriter<T> extends CellReader<T> {
 
 /** Read access to a replicated Once: a value written at most once. */
 export class OnceReader<T> extends CellReader<T> {
-  constructor(net: Network, storeId: DigestLike, role: Role, options: CellOptions<T> = {}) {
+  constructor(net: Network, storeId: DigestLike, role: CollectionRole, options: CellOptions<T> = {}) {
     super(net, storeId, role, options, true)
   }
 

@@ -7,7 +7,7 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
-  type Role,
+  type CollectionRole,
   ValueCodec,
   type ValueType,
   type Version,
@@ -267,7 +267,7 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
   protected readonly keyCodec: ValueCodec<K>
   protected readonly valueCodec: ValueCodec<V>
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: MapOptions<K, V> = {}) {
+  constructor(net: Network, storeId: DigestLike, role: CollectionRole, options: MapOptions<K, V> = {}) {
     const keyCodec = new ValueCodec(options.key)
     const valueCodec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new MapMachine(id, keyCodec, valueCodec), options)

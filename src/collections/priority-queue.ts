@@ -8,7 +8,7 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
-  type Role,
+  type CollectionRole,
   ValueCodec,
   type ValueType,
   type Version,
@@ -276,7 +276,12 @@ const toEntry = <P, K, V>(s: Slot<P, K, V>): QueueEntry<P, K, V> => ({
 export class PriorityQueueReader<P, K, V> extends CollectionHandle<PriorityQueueMachine<P, K, V>> {
   protected readonly codecs: { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> }
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: PriorityQueueOptions<P, K, V> = {}) {
+  constructor(
+    net: Network,
+    storeId: DigestLike,
+    role: CollectionRole,
+    options: PriorityQueueOptions<P, K, V> = {},
+  ) {
     const capacity = options.capacity ?? Number.POSITIVE_INFINITY
     if (!(capacity >= 1)) throw new InvalidArgumentError('capacity must be at least 1')
     const codecs = {

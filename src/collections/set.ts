@@ -6,8 +6,8 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionRole,
   Lazy,
-  type Role,
   ValueCodec,
   type ValueType,
   type Version,
@@ -71,7 +71,7 @@ export class SetMachine<T> extends CollectionMachine<SetCommand> {
 export class SetReader<T> extends CollectionHandle<SetMachine<T>> implements Iterable<T> {
   protected readonly codec: ValueCodec<T>
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: SetOptions<T> = {}) {
+  constructor(net: Network, storeId: DigestLike, role: CollectionRole, options: SetOptions<T> = {}) {
     const codec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new SetMachine(id, codec), options)
     this.codec = codec

@@ -6,9 +6,9 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionRole,
   Lazy,
   OutOfRangeError,
-  type Role,
   ValueCodec,
   type ValueType,
   type Version,
@@ -105,7 +105,7 @@ function inRange(i: number, length: number): boolean {
 export class VecReader<T> extends CollectionHandle<VecMachine<T>> implements Iterable<T> {
   protected readonly codec: ValueCodec<T>
 
-  constructor(net: Network, storeId: DigestLike, role: Role, options: VecOptions<T> = {}) {
+  constructor(net: Network, storeId: DigestLike, role: CollectionRole, options: VecOptions<T> = {}) {
     const codec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new VecMachine(id, codec), options)
     this.codec = codec
