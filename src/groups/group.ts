@@ -2,17 +2,11 @@ import type { AbortOptions } from '../primitives/abort.ts'
 import type { GroupId } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
 import type { RaftStatus } from './raft/types.ts'
-import type { StateMachine } from './state-machine.ts'
+import type { CommandOf, QueryOf, ResultOf, StateMachine } from './state-machine.ts'
 import type { Consistency, GroupDivergedError, GroupWorker, IndexRange, QueryResult } from './worker.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: the command, query and result types are inferred per machine
 type AnyMachine = StateMachine<any, any, any>
-// biome-ignore lint/suspicious/noExplicitAny: inference helper
-type CommandOf<M> = M extends StateMachine<infer C, any, any> ? C : never
-// biome-ignore lint/suspicious/noExplicitAny: inference helper
-type QueryOf<M> = M extends StateMachine<any, infer Q, any> ? Q : never
-// biome-ignore lint/suspicious/noExplicitAny: inference helper
-type ResultOf<M> = M extends StateMachine<any, any, infer R> ? R : never
 
 /**
  * A handle to a group this node has joined: a replicated state machine over mosaik's Raft.

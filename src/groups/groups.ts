@@ -49,7 +49,8 @@ export interface JoinOptions<M extends AnyMachine> {
   requireTicket?: TicketValidator | readonly TicketValidator[]
 }
 
-interface Entry {
+/** A group this node has joined: one worker and bond mesh, shared by every handle to it. */
+interface JoinedGroup {
   // biome-ignore lint/suspicious/noExplicitAny: machines of any types share the registry
   worker: GroupWorker<any, any, any>
   mesh: BondMesh
@@ -65,8 +66,8 @@ export class Groups {
   readonly #ctx: NetworkContext
   readonly #discovery: Discovery
   readonly #options: Required<GroupsOptions>
-  readonly #groups = new Map<string, Entry>()
-  readonly #joining = new Map<string, Promise<Entry>>()
+  readonly #groups = new Map<string, JoinedGroup>()
+  readonly #joining = new Map<string, Promise<JoinedGroup>>()
   #unsubscribe: (() => void)[] = []
 
   private constructor(ctx: NetworkContext, discovery: Discovery, options: GroupsOptions) {
@@ -133,7 +134,7 @@ export class Groups {
     options: JoinOptions<M>,
     consensus: ReturnType<typeof consensusConfig>,
     validators: readonly TicketValidator[],
-  ): Promise<Entry> {
+  ): Promise<JoinedGroup> {
     const store = options.storage ?? (await this.#openStore(groupId))
     const preference = options.preference ?? 'normal'
     if (!store.durable && this.#ctx.stableIdentity && preference !== 'observer') {
@@ -172,7 +173,7 @@ export class Groups {
         this.#discovery.updateLocal((e) => ({ groups: e.groups.without([groupId]) })).catch(() => {})
       },
     })
-    const entry: Entry = { worker, mesh, handles: 0, scope }
+    const entry: JoinedGroup = { worker, mesh, handles: 0, scope }
     this.#groups.set(hex, entry)
     await this.#discovery.updateLocal((e) => ({ groups: e.groups.with([groupId]) }))
     mesh.reconcileBonds()
@@ -185,7 +186,7 @@ export class Groups {
     return new MemoryLogStore()
   }
 
-  async #leave(hex: string, entry: Entry): Promise<void> {
+  async #leave(hex: string, entry: JoinedGroup): Promise<void> {
     if (this.#groups.get(hex) !== entry) return
     this.#groups.delete(hex)
     await this.#discovery
