@@ -1,3 +1,4 @@
+import { peerOfAddress } from '../network/addresses.ts'
 import { CloseCode } from '../network/close.ts'
 import type { Link } from '../network/link.ts'
 import { type AbortOptions, anySignal, raceSignal } from '../primitives/abort.ts'
@@ -199,13 +200,4 @@ export class CatalogExchange {
       await raceSignal(link.closed, signal)
     })
   }
-}
-
-/** The peer id a multiaddr or id names (`.../p2p/<id>` or a bare id). */
-function peerOfAddress(address: string): string | undefined {
-  if (!address.startsWith('/')) return address
-  const i = address.lastIndexOf('/p2p/')
-  if (i < 0) return undefined
-  const id = address.slice(i + 5)
-  return id.includes('/') ? undefined : id
 }
