@@ -77,7 +77,7 @@ export class CatalogExchange {
     } catch (err) {
       stats.syncsFailed++
       // The remote learns why; the close frame flushes in the background, the caller does not wait.
-      if (link) link.closeWith(...closeCodeOf(err, deadline, scope.signal))
+      if (link) link.beginClose(...closeCodeOf(err, deadline, scope.signal))
       throw err instanceof MosaikError ? err : new SyncError(peer, err as Error)
     }
   }
@@ -107,7 +107,7 @@ export class CatalogExchange {
       await link.close(CloseCode.Success)
       return rtt
     } catch (err) {
-      link.closeWith(...closeCodeOf(err, deadline, scope.signal))
+      link.beginClose(...closeCodeOf(err, deadline, scope.signal))
       throw err
     }
   }

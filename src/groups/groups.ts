@@ -216,13 +216,13 @@ export class Groups {
       const info = await acceptBond(link, this.#ctx.networkId, decide, signal)
       const entry = this.#groups.get(info.secrets.groupId.toString())
       if (!entry) {
-        link.closeWith(CloseCode.GroupNotFound, 'group closed')
+        link.beginClose(CloseCode.GroupNotFound, 'group closed')
         return
       }
       entry.mesh.adopt(link, info)
     } catch (err) {
       if (!link.isClosed) {
-        link.closeWith(
+        link.beginClose(
           signal.aborted ? CloseCode.GroupTimeout : CloseCode.GroupInvalidHandshake,
           (err as Error).message,
         )

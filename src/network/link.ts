@@ -269,7 +269,7 @@ export class Link {
     try {
       return decodeCanonical(bytes)
     } catch (err) {
-      this.closeWith(CloseCode.ProtocolViolation, 'malformed message')
+      this.beginClose(CloseCode.ProtocolViolation, 'malformed message')
       throw err
     }
   }
@@ -339,7 +339,7 @@ export class Link {
       // The decoder refuses a length prefix over the limit, and a buffer that outgrows it.
       const name = (err as Error).name
       const tooLarge = name === 'InvalidMessageLengthError' || name === 'InvalidParametersError'
-      this.closeWith(
+      this.beginClose(
         tooLarge ? CloseCode.FrameTooLarge : CloseCode.ProtocolViolation,
         tooLarge ? `frame over ${this.#receiveFrameLimit} bytes` : `bad framing: ${(err as Error).message}`,
       )
@@ -352,13 +352,13 @@ export class Link {
     switch (kind) {
       case KIND_MESSAGE: {
         if (this.#remoteCredit <= 0) {
-          this.closeWith(CloseCode.ProtocolViolation, 'sent beyond granted credit')
+          this.beginClose(CloseCode.ProtocolViolation, 'sent beyond granted credit')
           return
         }
         this.#remoteCredit -= body.length
         this.#bytesReceived += body.length
         if (this.#bytesReceived > this.#maxReceiveBytes) {
-          this.closeWith(CloseCode.FrameTooLarge, `over ${this.#maxReceiveBytes} bytes in total`)
+          this.beginClose(CloseCode.FrameTooLarge, `over ${this.#maxReceiveBytes} bytes in total`)
           return
         }
         const reader = this.#readers.shift()
@@ -392,11 +392,11 @@ export class Link {
           const at = varint.encodingLength(consumed)
           if (at < body.length) growth = varint.decode(body, at)
         } catch {
-          this.closeWith(CloseCode.ProtocolViolation, 'malformed credit frame')
+          this.beginClose(CloseCode.ProtocolViolation, 'malformed credit frame')
           return
         }
         if (this.#remoteConsumed + consumed > this.#bytesSent) {
-          this.closeWith(CloseCode.ProtocolViolation, 'credit for more than was sent')
+          this.beginClose(CloseCode.ProtocolViolation, 'credit for more than was sent')
           return
         }
         this.#remoteConsumed += consumed
@@ -405,7 +405,7 @@ export class Link {
         return
       }
       default:
-        this.closeWith(CloseCode.ProtocolViolation, `unknown frame kind ${kind}`)
+        this.beginClose(CloseCode.ProtocolViolation, `unknown frame kind ${kind}`)
     }
   }
 
@@ -459,8 +459,8 @@ export class Link {
     }
   }
 
-  /** Fire-and-forget close, for use in event handlers. */
-  closeWith(code: number, reason = ''): void {
+  /** Starts `close` and returns at once: no waiting, no failure reported (for event handlers). */
+  beginClose(code: number, reason = ''): void {
     this.close(code, reason).catch(() => {})
   }
 

@@ -214,8 +214,8 @@ export class Streams {
       if (link.closeInfo?.remote) return
       // The link closes an oversized or malformed handshake itself (FrameTooLarge, ProtocolViolation).
       if (!link.isClosed) {
-        if (deadline.aborted) link.closeWith(CloseCode.Timeout, 'no handshake in time')
-        else link.closeWith(CloseCode.GracefulShutdown, 'node closing')
+        if (deadline.aborted) link.beginClose(CloseCode.Timeout, 'no handshake in time')
+        else link.beginClose(CloseCode.GracefulShutdown, 'node closing')
       }
       this.#count(link.closeInfo?.code ?? CloseCode.Timeout)
       return
@@ -233,7 +233,7 @@ export class Streams {
   #refuse(link: Link, code: number, reason: string): void {
     this.#count(code)
     this.#log('refused a subscription from %s: %s', link.remotePeer, reason)
-    link.closeWith(code, reason)
+    link.beginClose(code, reason)
   }
 
   #count(code: number): void {

@@ -167,7 +167,7 @@ describe('fuzz: the streams protocol end to end', () => {
         await attacker.libp2p.unhandle(protocol)
         await attacker.context.handle(protocol, async (link) => {
           const next = pending[i]!.shift()
-          if (!next) return link.closeWith(CloseCode.StreamNotFound, 'not now')
+          if (!next) return link.beginClose(CloseCode.StreamNotFound, 'not now')
           next(link)
           await link.closed
         })

@@ -143,7 +143,7 @@ describe('a consumer survives rogue producers', () => {
     await net.context.handle(protocol, async (link) => {
       await link.recv()
       if (mode === 'unknown-once' && attempts++ === 0) {
-        link.closeWith(CloseCode.UnknownPeer, 'who are you?')
+        link.beginClose(CloseCode.UnknownPeer, 'who are you?')
         return
       }
       const start = [net.networkId.bytes, Data1.streamId.bytes]

@@ -156,7 +156,7 @@ export class BondMesh implements GroupTransport {
       const entry = catalog.getSigned(bond.peer)?.entry ?? this.#discovery.signedEntry(bond.peer)?.entry
       if (!entry || this.#tickets.status(entry) !== 'invalid') continue
       this.#log('closing the bond with %s: its tickets no longer pass', bond.peer)
-      bond.link.closeWith(CloseCode.GroupNotAllowed, 'tickets no longer valid')
+      bond.link.beginClose(CloseCode.GroupNotAllowed, 'tickets no longer valid')
     }
     this.#tickets.prune((id) => catalog.has(id) || this.#bonds.has(id))
   }
@@ -188,7 +188,7 @@ export class BondMesh implements GroupTransport {
   /** Takes over an authenticated link as a bond. */
   adopt(link: Link, info: BondInfo): void {
     if (this.#closed || this.#bonds.has(info.peer)) {
-      link.closeWith(CloseCode.GroupAlreadyBonded, 'already bonded')
+      link.beginClose(CloseCode.GroupAlreadyBonded, 'already bonded')
       return
     }
     const bond = new Bond(link, info, this.#clock.now(), this.#timers)
@@ -260,10 +260,10 @@ export class BondMesh implements GroupTransport {
         this.#onFrame(bond, frame[0], frame[1])
       }
     } catch (err) {
-      if (err instanceof DecodeError) bond.link.closeWith(CloseCode.ProtocolViolation, err.message)
+      if (err instanceof DecodeError) bond.link.beginClose(CloseCode.ProtocolViolation, err.message)
       else if (!bond.closed) {
         this.#log('bond with %s failed: %s', bond.peer, (err as Error).message)
-        bond.link.closeWith(CloseCode.ProtocolViolation, (err as Error).message)
+        bond.link.beginClose(CloseCode.ProtocolViolation, (err as Error).message)
       }
     } finally {
       const close: LinkClose = bond.link.closeInfo ?? {
@@ -350,7 +350,7 @@ export class BondMesh implements GroupTransport {
     const deadline = this.#config.bondHeartbeatMs * this.#config.maxMissedHeartbeats
     for (const bond of this.#bonds.values()) {
       if (now - bond.lastHeard > deadline) {
-        bond.link.closeWith(CloseCode.GroupTimeout, 'missed heartbeats')
+        bond.link.beginClose(CloseCode.GroupTimeout, 'missed heartbeats')
         continue
       }
       if (now - bond.lastSent >= this.#config.bondHeartbeatMs) bond.send(BondMsg.Ping, null, now)
