@@ -50,7 +50,7 @@ console.log(`3 voters, leader ${name(leader)} (term ${groups[0]!.status.term})`)
 // Increments from every node; `execute` resolves once the command is committed and applied here.
 let last = 0
 for (let i = 1; i <= 6; i++) last = await groups[i % 3]!.execute({ add: i }, { signal })
-await Promise.all(groups.map((g) => g.when.committed().reaches(last, { signal })))
+await Promise.all(groups.map((g) => g.when.applied().reaches(last, { signal })))
 console.log(`counter after 6 increments: ${groups.map((g) => g.stateMachine.value).join(' / ')}`)
 
 // Close the leader's node. The survivors notice and elect another leader among themselves.

@@ -354,7 +354,7 @@ function renderGroup(): void {
   // The index applied on this replica: for an online observer, the leader's commit index less at most
   // a round trip. (`status.commitIndex` is a snapshot refreshed only on role, term, leader or
   // membership changes, so it is not a live figure.)
-  text('commit-index', group.committed)
+  text('commit-index', group.applied)
   text('counter', group.stateMachine.value)
   text('voters', s.voters.map(nameOf).join(', ') || '–')
   text('learners', s.learners.map(nameOf).join(', ') || '–')

@@ -183,7 +183,7 @@ every(250, () => {
     role: s.role,
     leader: s.leader,
     term: s.term,
-    applied: group.committed,
+    applied: group.applied,
     counter: group.stateMachine.value,
     voters: s.voters,
     consumed,

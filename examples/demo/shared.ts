@@ -97,7 +97,7 @@ export type NodeReport =
       role: string
       leader: string | undefined
       term: number
-      /** The index applied here (`group.committed`; `status.commitIndex` is refreshed only on status changes). */
+      /** The index applied here (`group.applied`; `status.commitIndex` is refreshed only on status changes). */
       applied: number
       counter: number
       voters: readonly string[]

@@ -54,7 +54,8 @@ export interface CollectionEvents {
   updated: { version: Version; restored?: boolean }
 }
 
-export type Role = 'writer' | 'reader'
+/** What a collection handle may do: write (and vote in its group) or only read. */
+export type CollectionRole = 'writer' | 'reader'
 
 /**
  * What every collection handle shares: the group (joined in the background), the version, the `when`
@@ -63,7 +64,7 @@ export type Role = 'writer' | 'reader'
  */
 export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   readonly storeId: StoreId
-  readonly role: Role
+  readonly role: CollectionRole
   readonly events = new Emitter<CollectionEvents>()
   readonly ready: Promise<Group<M>>
   #group: Group<M> | undefined
@@ -79,7 +80,7 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   constructor(
     net: CollectionsComponents,
     storeId: DigestLike,
-    role: Role,
+    role: CollectionRole,
     machine: (storeId: StoreId) => M,
     options: CollectionOptions,
   ) {
@@ -103,12 +104,12 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
         this.#group = group
         // Another handle on this node may have joined first: its machine is the replica.
         this.#machine = group.stateMachine
-        this.#version.set(group.committed)
+        this.#version.set(group.applied)
         this.#unwatch = this.#follow(group)
         if (group.restored) {
           // State from this node's own store, served before any leader is heard from.
-          this.#restoredAt = group.committed
-          this.events.emit('updated', { version: group.committed, restored: true })
+          this.#restoredAt = group.applied
+          this.events.emit('updated', { version: group.applied, restored: true })
         }
         return group
       })
@@ -140,12 +141,12 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
     const loop = async () => {
       while (!stopped) {
         try {
-          await group.when.committed().reaches(this.#version.value + 1)
+          await group.when.applied().reaches(this.#version.value + 1)
         } catch {
           return
         }
         if (stopped) return
-        const version = group.committed
+        const version = group.applied
         this.#version.set(version)
         const now = group.stateMachine.revision
         if (now !== revision) {
@@ -335,7 +336,7 @@ export class CollectionHandle<M extends CollectionMachine<readonly unknown[]>> {
   protected constructor(
     net: CollectionsComponents,
     storeId: DigestLike,
-    role: Role,
+    role: CollectionRole,
     machine: (storeId: StoreId) => M,
     options: CollectionOptions,
   ) {

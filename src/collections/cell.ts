@@ -5,9 +5,9 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionRole,
   type CollectionsComponents,
   Lazy,
-  type Role,
   ValueCodec,
   type ValueType,
   type Version,
@@ -77,7 +77,7 @@ export class CellReader<T> extends CollectionHandle<CellMachine<T>> {
   constructor(
     net: CollectionsComponents,
     storeId: DigestLike,
-    role: Role,
+    role: CollectionRole,
     options: CellOptions<T> = {},
     once = false,
   ) {
@@ -144,7 +144,12 @@ export class CellWriter<T> extends CellReader<T> {
 
 /** Read access to a replicated Once: a value written at most once. */
 export class OnceReader<T> extends CellReader<T> {
-  constructor(net: CollectionsComponents, storeId: DigestLike, role: Role, options: CellOptions<T> = {}) {
+  constructor(
+    net: CollectionsComponents,
+    storeId: DigestLike,
+    role: CollectionRole,
+    options: CellOptions<T> = {},
+  ) {
     super(net, storeId, role, options, true)
   }
 

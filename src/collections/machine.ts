@@ -1,6 +1,7 @@
 /**
  * The state machine every collection builds on, and the compact snapshot format its replicas share.
  */
+import * as varint from 'uint8-varint'
 import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
 import { decodeCanonical } from '../primitives/codec.ts'
 import { Digest, type StoreId } from '../primitives/digest.ts'
@@ -78,12 +79,7 @@ export function packItems(arity: number, items: readonly (readonly Uint8Array[])
   let at = 2
   for (const item of items) {
     for (const b of item) {
-      let n = b.length
-      while (n >= 0x80) {
-        out[at++] = (n & 0x7f) | 0x80
-        n >>>= 7
-      }
-      out[at++] = n
+      at = writeVarint(out, at, b.length)
       out.set(b, at)
       at += b.length
     }
@@ -118,15 +114,16 @@ export function scanItems(
   let at = 2
   let count = 0
   while (at < bytes.length) {
-    let n = 0
-    let shift = 0
-    let b: number
-    do {
-      if (at >= bytes.length || shift > 28) throw new DecodeError('malformed collection snapshot')
-      b = bytes[at++]!
-      n |= (b & 0x7f) << shift
-      shift += 7
-    } while (b & 0x80)
+    let n: number
+    try {
+      // Throws RangeError on a varint cut short or longer than a safe integer.
+      n = varint.decode(bytes, at)
+    } catch {
+      throw new DecodeError('malformed collection snapshot')
+    }
+    at += varint.encodingLength(n)
+    // Packing writes the shortest form; a longer one (a continuation bit left set) is refused.
+    if (bytes[at - 1]! >= 0x80) throw new DecodeError('malformed collection snapshot')
     if (at + n > bytes.length) throw new DecodeError('truncated collection snapshot')
     item(at, at + n)
     at += n
@@ -137,21 +134,13 @@ export function scanItems(
 
 /** Writes `n` as a varint at `at` of `out`; returns the position after it. */
 export function writeVarint(out: Uint8Array, at: number, n: number): number {
-  while (n >= 0x80) {
-    out[at++] = (n & 0x7f) | 0x80
-    n >>>= 7
-  }
-  out[at++] = n
-  return at
+  varint.encode(n, out, at)
+  return at + varint.encodingLength(n)
 }
 
+/** Bytes of the varint of `n`. */
 export function varintLength(n: number): number {
-  let len = 1
-  while (n >= 0x80) {
-    n >>>= 7
-    len++
-  }
-  return len
+  return varint.encodingLength(n)
 }
 
 /** Thrown by CommandReader on bytes outside the shapes it reads: the full decoder then decides. */

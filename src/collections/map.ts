@@ -6,8 +6,8 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionRole,
   type CollectionsComponents,
-  type Role,
   ValueCodec,
   type ValueType,
   type Version,
@@ -267,7 +267,12 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
   protected readonly keyCodec: ValueCodec<K>
   protected readonly valueCodec: ValueCodec<V>
 
-  constructor(net: CollectionsComponents, storeId: DigestLike, role: Role, options: MapOptions<K, V> = {}) {
+  constructor(
+    net: CollectionsComponents,
+    storeId: DigestLike,
+    role: CollectionRole,
+    options: MapOptions<K, V> = {},
+  ) {
     const keyCodec = new ValueCodec(options.key)
     const valueCodec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new MapMachine(id, keyCodec, valueCodec), options)

@@ -7,8 +7,8 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionRole,
   type CollectionsComponents,
-  type Role,
   ValueCodec,
   type ValueType,
   type Version,
@@ -279,7 +279,7 @@ export class PriorityQueueReader<P, K, V> extends CollectionHandle<PriorityQueue
   constructor(
     net: CollectionsComponents,
     storeId: DigestLike,
-    role: Role,
+    role: CollectionRole,
     options: PriorityQueueOptions<P, K, V> = {},
   ) {
     const capacity = options.capacity ?? Number.POSITIVE_INFINITY

@@ -5,9 +5,9 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionRole,
   type CollectionsComponents,
   Lazy,
-  type Role,
   ValueCodec,
   type ValueType,
   type Version,
@@ -71,7 +71,12 @@ export class SetMachine<T> extends CollectionMachine<SetCommand> {
 export class SetReader<T> extends CollectionHandle<SetMachine<T>> implements Iterable<T> {
   protected readonly codec: ValueCodec<T>
 
-  constructor(net: CollectionsComponents, storeId: DigestLike, role: Role, options: SetOptions<T> = {}) {
+  constructor(
+    net: CollectionsComponents,
+    storeId: DigestLike,
+    role: CollectionRole,
+    options: SetOptions<T> = {},
+  ) {
     const codec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new SetMachine(id, codec), options)
     this.codec = codec

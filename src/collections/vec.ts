@@ -5,10 +5,10 @@ import {
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
+  type CollectionRole,
   type CollectionsComponents,
   Lazy,
   OutOfRangeError,
-  type Role,
   ValueCodec,
   type ValueType,
   type Version,
@@ -105,7 +105,12 @@ function inRange(i: number, length: number): boolean {
 export class VecReader<T> extends CollectionHandle<VecMachine<T>> implements Iterable<T> {
   protected readonly codec: ValueCodec<T>
 
-  constructor(net: CollectionsComponents, storeId: DigestLike, role: Role, options: VecOptions<T> = {}) {
+  constructor(
+    net: CollectionsComponents,
+    storeId: DigestLike,
+    role: CollectionRole,
+    options: VecOptions<T> = {},
+  ) {
     const codec = new ValueCodec(options.value)
     super(net, storeId, role, (id) => new VecMachine(id, codec), options)
     this.codec = codec

@@ -272,9 +272,10 @@ export class Discovery {
 
   /**
    * Injects a signed entry learned out of band; applied only if valid and newer. It counts as direct
-   * when this node is connected to its peer, else as relayed by this node itself.
+   * when this node is connected to its peer, else as relayed by this node itself. (`insert` takes a
+   * local-only unsigned entry.)
    */
-  async feed(signed: SignedPeerEntry): Promise<boolean> {
+  async insertSigned(signed: SignedPeerEntry): Promise<boolean> {
     const verified = await SignedPeerEntry.verify(signed.bytes, signed.signature, this.#state.entryLimits)
     const peer = verified.entry.peerId
     const connected = this.#ctx.isConnected(peer)

@@ -1,6 +1,7 @@
 import { type AbortOptions, anySignal, raceSignal } from '../primitives/abort.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import { DecodeError, MosaikError } from '../primitives/errors.ts'
+import { peerOfAddress } from '../transport/addresses.ts'
 import { CloseCode } from '../transport/close.ts'
 import type { Link } from '../transport/link.ts'
 import { departureToWire, SignedPeerEntry } from './entry.ts'
@@ -18,7 +19,7 @@ import {
   syncLinkOptions,
 } from './limits.ts'
 import type { DiscoveryState } from './state.ts'
-import { receiveSnapshot, SYNC_PROTOCOL_VERSION, SyncError, sendSnapshot } from './sync.ts'
+import { DISCOVERY_WIRE_VERSION, receiveSnapshot, SyncError, sendSnapshot } from './sync.ts'
 
 /**
  * The request/response side of discovery: full catalog syncs (the wire protocol is in sync.ts) and
@@ -76,7 +77,7 @@ export class CatalogExchange {
     } catch (err) {
       stats.syncsFailed++
       // The remote learns why; the close frame flushes in the background, the caller does not wait.
-      if (link) link.closeWith(...closeCodeOf(err, deadline, scope.signal))
+      if (link) link.beginClose(...closeCodeOf(err, deadline, scope.signal))
       throw err instanceof MosaikError ? err : new SyncError(peer, err as Error)
     }
   }
@@ -92,7 +93,7 @@ export class CatalogExchange {
     })
     try {
       const started = performance.now()
-      await link.send([SYNC_PROTOCOL_VERSION, ctx.networkId.bytes], { signal })
+      await link.send([DISCOVERY_WIRE_VERSION, ctx.networkId.bytes], { signal })
       const reply = await link.recv({ signal })
       const rtt = performance.now() - started
       stats.pings++
@@ -106,7 +107,7 @@ export class CatalogExchange {
       await link.close(CloseCode.Success)
       return rtt
     } catch (err) {
-      link.closeWith(...closeCodeOf(err, deadline, scope.signal))
+      link.beginClose(...closeCodeOf(err, deadline, scope.signal))
       throw err
     }
   }
@@ -116,7 +117,7 @@ export class CatalogExchange {
     const { ctx } = this.#state
     const link = await ctx.openLink(peer, this.#syncProtocol, { signal, link: this.#syncLink() })
     try {
-      await link.send([SYNC_PROTOCOL_VERSION, ctx.networkId.bytes, 0, 1], { signal })
+      await link.send([DISCOVERY_WIRE_VERSION, ctx.networkId.bytes, 0, 1], { signal })
       await link.send([departure], { signal })
       // The peer answers with its catalog; take it, then close cleanly.
       await this.#receiveSnapshot(link, signal)
@@ -187,7 +188,7 @@ export class CatalogExchange {
     }
     return serveExchange(link, options, async (signal) => {
       const hello = await link.recv({ signal })
-      if (!Array.isArray(hello) || hello[0] !== SYNC_PROTOCOL_VERSION) {
+      if (!Array.isArray(hello) || hello[0] !== DISCOVERY_WIRE_VERSION) {
         await link.close(CloseCode.UnsupportedVersion, 'ping version')
         return
       }
@@ -199,13 +200,4 @@ export class CatalogExchange {
       await raceSignal(link.closed, signal)
     })
   }
-}
-
-/** The peer id a multiaddr or id names (`.../p2p/<id>` or a bare id). */
-function peerOfAddress(address: string): string | undefined {
-  if (!address.startsWith('/')) return address
-  const i = address.lastIndexOf('/p2p/')
-  if (i < 0) return undefined
-  const id = address.slice(i + 5)
-  return id.includes('/') ? undefined : id
 }

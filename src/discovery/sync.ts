@@ -13,7 +13,11 @@ import { SYNC_CHUNK, SYNC_FRAME_BYTES } from './limits.ts'
  * initiator closes with Success once it has merged the answer.
  */
 
-export const SYNC_PROTOCOL_VERSION = 1
+/**
+ * The version that opens both of discovery's request-response exchanges: the catalog sync header
+ * (`[version, network, entries, departures]`) and the ping request (`[version, network]`).
+ */
+export const DISCOVERY_WIRE_VERSION = 1
 
 /** What one side sends: wire forms of signed entries (most valuable first) and departures. */
 export interface SyncSnapshot {
@@ -46,7 +50,7 @@ export async function sendSnapshot(
   }
   const entries = withinBudget(snapshot.entries)
   const departures = withinBudget(snapshot.departures)
-  await link.send([SYNC_PROTOCOL_VERSION, network.bytes, entries.length, departures.length], { signal })
+  await link.send([DISCOVERY_WIRE_VERSION, network.bytes, entries.length, departures.length], { signal })
   for (const items of [entries, departures]) {
     let chunk: Uint8Array[] = []
     let size = 0
@@ -76,26 +80,26 @@ export async function receiveSnapshot(
   const { signal } = options
   const header = await link.recv({ signal })
   if (!Array.isArray(header) || header.length < 1) {
-    link.closeWith(CloseCode.ProtocolViolation, 'bad sync header')
+    link.beginClose(CloseCode.ProtocolViolation, 'bad sync header')
     throw new DecodeError('bad sync header')
   }
-  if (header[0] !== SYNC_PROTOCOL_VERSION) {
-    link.closeWith(CloseCode.UnsupportedVersion, `catalog sync version ${describeValue(header[0])}`)
+  if (header[0] !== DISCOVERY_WIRE_VERSION) {
+    link.beginClose(CloseCode.UnsupportedVersion, `catalog sync version ${describeValue(header[0])}`)
     throw new UnsupportedVersionError('catalog sync', header[0])
   }
   if (header.length !== 4 || !Number.isSafeInteger(header[2]) || !Number.isSafeInteger(header[3])) {
-    link.closeWith(CloseCode.ProtocolViolation, 'bad sync header')
+    link.beginClose(CloseCode.ProtocolViolation, 'bad sync header')
     throw new DecodeError('bad sync header')
   }
   if (!(header[1] instanceof Uint8Array) || !equalBytes(header[1], options.network.bytes)) {
-    link.closeWith(CloseCode.DifferentNetwork, 'different network')
+    link.beginClose(CloseCode.DifferentNetwork, 'different network')
     ingest.differentNetwork()
     throw new DifferentNetworkError(link.remotePeer)
   }
   const [, , entryCount, departureCount] = header as [number, Uint8Array, number, number]
   const limit = options.maxItems
   if (entryCount < 0 || departureCount < 0 || entryCount > limit || departureCount > limit) {
-    link.closeWith(CloseCode.FrameTooLarge, `over ${limit} entries or departures`)
+    link.beginClose(CloseCode.FrameTooLarge, `over ${limit} entries or departures`)
     throw new DecodeError(`sync of ${entryCount} entries and ${departureCount} departures exceeds ${limit}`)
   }
   await receiveItems(link, entryCount, signal, ingest.entry)
@@ -117,7 +121,7 @@ async function receiveItems(
       chunk.length > SYNC_CHUNK ||
       received + chunk.length > total
     ) {
-      link.closeWith(CloseCode.ProtocolViolation, 'bad sync chunk')
+      link.beginClose(CloseCode.ProtocolViolation, 'bad sync chunk')
       throw new DecodeError('bad sync chunk')
     }
     received += chunk.length

@@ -169,7 +169,7 @@ export async function acceptBond(
 }
 
 function fail(link: Link, code: number, reason: string): never {
-  link.closeWith(code, reason)
+  link.beginClose(code, reason)
   throw new BondHandshakeError(code, reason)
 }
 

@@ -2,17 +2,11 @@ import type { AbortOptions } from '../primitives/abort.ts'
 import type { GroupId } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
 import type { RaftStatus } from './raft/types.ts'
-import type { StateMachine } from './state-machine.ts'
+import type { CommandOf, QueryOf, ResultOf, StateMachine } from './state-machine.ts'
 import type { Consistency, GroupDivergedError, GroupWorker, IndexRange, QueryResult } from './worker.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: the command, query and result types are inferred per machine
 type AnyMachine = StateMachine<any, any, any>
-// biome-ignore lint/suspicious/noExplicitAny: inference helper
-type CommandOf<M> = M extends StateMachine<infer C, any, any> ? C : never
-// biome-ignore lint/suspicious/noExplicitAny: inference helper
-type QueryOf<M> = M extends StateMachine<any, infer Q, any> ? Q : never
-// biome-ignore lint/suspicious/noExplicitAny: inference helper
-type ResultOf<M> = M extends StateMachine<any, any, infer R> ? R : never
 
 /**
  * A handle to a group this node has joined: a replicated state machine over mosaik's Raft.
@@ -30,7 +24,7 @@ type ResultOf<M> = M extends StateMachine<any, any, infer R> ? R : never
 export class Group<M extends AnyMachine> {
   /** The GroupId, derived from the key, shared consensus settings, state machine and validators. */
   readonly id: GroupId
-  /** Awaitable conditions: leader elected, online, committed index reached... */
+  /** Awaitable conditions: leader elected, online, applied index reached... */
   readonly when: GroupConditions
   readonly #worker: GroupWorker<CommandOf<M>, QueryOf<M>, ResultOf<M>>
   readonly #release: () => Promise<void>
@@ -121,8 +115,11 @@ export class Group<M extends AnyMachine> {
     return this.status.leader
   }
 
-  /** The highest log index applied to this replica. */
-  get committed(): number {
+  /**
+   * The highest log index applied to this replica's state machine. It trails the commit index
+   * (`status.commitIndex`) while committed entries wait to be applied.
+   */
+  get applied(): number {
     return this.#worker.applied.value
   }
 
@@ -236,8 +233,8 @@ export class GroupConditions {
     await this.#worker.status.until((s) => !s.online, options)
   }
 
-  /** `committed().reaches(i)`: resolves once this replica has applied index `i`. */
-  committed(): {
+  /** `applied().reaches(i)`: resolves once this replica has applied index `i`. */
+  applied(): {
     /** Resolves once this replica has applied index `index`. */
     reaches(index: number, options?: AbortOptions): Promise<number>
   } {

@@ -65,7 +65,8 @@ export interface JoinOptions<M extends AnyMachine> {
   requireTicket?: TicketValidator | readonly TicketValidator[]
 }
 
-interface Entry {
+/** A group this node has joined: one worker and bond mesh, shared by every handle to it. */
+interface JoinedGroup {
   // biome-ignore lint/suspicious/noExplicitAny: machines of any types share the registry
   worker: GroupWorker<any, any, any>
   mesh: BondMesh
@@ -81,8 +82,8 @@ export class Groups {
   readonly #ctx: GroupsComponents
   readonly #discovery: Discovery
   readonly #options: Required<GroupsOptions>
-  readonly #groups = new Map<string, Entry>()
-  readonly #joining = new Map<string, Promise<Entry>>()
+  readonly #groups = new Map<string, JoinedGroup>()
+  readonly #joining = new Map<string, Promise<JoinedGroup>>()
   readonly #following = new AbortController()
 
   private constructor(ctx: GroupsComponents, discovery: Discovery, options: GroupsOptions) {
@@ -149,7 +150,7 @@ export class Groups {
     options: JoinOptions<M>,
     consensus: ReturnType<typeof consensusConfig>,
     validators: readonly TicketValidator[],
-  ): Promise<Entry> {
+  ): Promise<JoinedGroup> {
     const store = options.storage ?? (await this.#openStore(groupId))
     const preference = options.preference ?? 'normal'
     if (!store.durable && this.#ctx.stableIdentity && preference !== 'observer') {
@@ -188,7 +189,7 @@ export class Groups {
         this.#discovery.updateLocal((e) => ({ groups: e.groups.without([groupId]) })).catch(() => {})
       },
     })
-    const entry: Entry = { worker, mesh, handles: 0, scope }
+    const entry: JoinedGroup = { worker, mesh, handles: 0, scope }
     this.#groups.set(hex, entry)
     await this.#discovery.updateLocal((e) => ({ groups: e.groups.with([groupId]) }))
     mesh.reconcileBonds()
@@ -200,7 +201,7 @@ export class Groups {
     return new MemoryLogStore()
   }
 
-  async #leave(hex: string, entry: Entry): Promise<void> {
+  async #leave(hex: string, entry: JoinedGroup): Promise<void> {
     if (this.#groups.get(hex) !== entry) return
     this.#groups.delete(hex)
     await this.#discovery
@@ -230,13 +231,13 @@ export class Groups {
       const info = await acceptBond(link, this.#ctx.networkId, decide, signal)
       const entry = this.#groups.get(info.secrets.groupId.toString())
       if (!entry) {
-        link.closeWith(CloseCode.GroupNotFound, 'group closed')
+        link.beginClose(CloseCode.GroupNotFound, 'group closed')
         return
       }
       entry.mesh.adopt(link, info)
     } catch (err) {
       if (!link.isClosed) {
-        link.closeWith(
+        link.beginClose(
           signal.aborted ? CloseCode.GroupTimeout : CloseCode.GroupInvalidHandshake,
           (err as Error).message,
         )

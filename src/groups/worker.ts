@@ -76,7 +76,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   readonly groupId: GroupId
   readonly preference: Preference
   readonly status: Watch<RaftStatus>
-  /** The index applied to the local state machine: what `committed` means to users. */
+  /** The index applied to the local state machine (`Group.applied`). */
   readonly applied: Watch<number>
   /**
    * True from start while this member serves state it restored from its own store (`restoredIndex >

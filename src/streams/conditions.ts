@@ -2,6 +2,7 @@ import type { PeerInfo } from '../discovery/catalog.ts'
 import type { AbortOptions } from '../primitives/abort.ts'
 import { Digest, type DigestLike } from '../primitives/digest.ts'
 import type { Watch } from '../primitives/watch.ts'
+import type { PeerPredicate } from './channel.ts'
 
 /**
  * Awaitable conditions on the channels of a producer or consumer (mosaik's `When` and
@@ -54,8 +55,6 @@ export interface ChannelSource {
   readonly changes: Watch<number>
   connectedPeers(): readonly PeerInfo[]
 }
-
-type PeerPredicate = (peer: PeerInfo) => boolean
 
 /**
  * "At least n connected channels whose peer passes every filter" (or, after `unmet()`, the opposite).

@@ -287,7 +287,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
       const result = this.#ingest(rx, batch)
       const ok = result === true || result === false ? result : await result
       if (!ok) {
-        link.closeWith(CloseCode.ProtocolViolation, 'malformed datum batch')
+        link.beginClose(CloseCode.ProtocolViolation, 'malformed datum batch')
         return
       }
     }

@@ -3,7 +3,7 @@ import { MosaikError } from '../primitives/errors.ts'
 
 /**
  * `net.streams.producer(def)` was called for a stream id this node already produces. `existing` is a
- * new handle on that producer (the same one `produce(def)` would return): close it when done, like any
+ * new handle on that producer (the same one `getOrCreateProducer(def)` would return): close it when done, like any
  * handle.
  */
 export class StreamAlreadyExistsError<P = unknown> extends MosaikError {

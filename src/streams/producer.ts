@@ -129,7 +129,7 @@ export interface ProducerEvents {
 
 /**
  * The sending end of a stream on this node. Get one with `net.streams.producer(def, options)` (or
- * `produce(def)`, which shares an existing one).
+ * `getOrCreateProducer(def)`, which shares an existing one).
  *
  * `await send(d)` is the normal way to send: it waits while the producer is offline (no consumer, by
  * default) or every consumer's queue is full, and resolves once the datum is queued for every
@@ -146,7 +146,7 @@ export class Producer<T> implements AsyncDisposable {
   readonly #sink: Sink<T>
   #closed = false
 
-  /** @internal Use `net.streams.producer()` or `produce()`. */
+  /** @internal Use `net.streams.producer()` or `getOrCreateProducer()`. */
   constructor(sink: Sink<T>) {
     this.#sink = sink
     this.streamId = sink.streamId

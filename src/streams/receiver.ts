@@ -89,7 +89,7 @@ export class Receiver {
   cancel(reason: string): void {
     if (this.cancelled) return
     this.#abort.abort(new ClosedError(reason))
-    this.link?.closeWith(CloseCode.Success, reason)
+    this.link?.beginClose(CloseCode.Success, reason)
   }
 
   /** Waits `ms` unless woken (the producer restarted) or cancelled. */
@@ -163,14 +163,14 @@ export class Receiver {
     }
     this.link = link
     if (this.cancelled) {
-      link.closeWith(CloseCode.Success, 'consumer closed')
+      link.beginClose(CloseCode.Success, 'consumer closed')
       return link.closeInfo!
     }
     try {
       await link.send(handshakeMessage(ctx.networkId, owner.streamId), { signal })
       const start = await link.recv({ signal })
       if (!isStartStream(start, ctx.networkId, owner.streamId)) {
-        link.closeWith(CloseCode.ProtocolViolation, 'expected StartStream')
+        link.beginClose(CloseCode.ProtocolViolation, 'expected StartStream')
         return link.closeInfo!
       }
     } catch (err) {
@@ -184,7 +184,7 @@ export class Receiver {
     }
     owner.connected(this)
     await owner.read(this, link)
-    if (!link.closeInfo) link.closeWith(CloseCode.Success, 'consumer closed')
+    if (!link.closeInfo) link.beginClose(CloseCode.Success, 'consumer closed')
     return link.closeInfo ?? { code: CloseCode.UnexpectedClose, reason: 'link ended', remote: false }
   }
 }

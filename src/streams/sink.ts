@@ -333,7 +333,7 @@ export class Sink<T> {
     }
     if (link.isClosed) return
     if (this.#closed) {
-      link.closeWith(CloseCode.GracefulShutdown, 'producer closed')
+      link.beginClose(CloseCode.GracefulShutdown, 'producer closed')
       return
     }
     if (this.#subs.length >= this.#maxConsumers) {
@@ -364,14 +364,14 @@ export class Sink<T> {
 
   #refuse(link: Link, peerId: string, code: number, reason: string): void {
     this.#stats.rejected++
-    link.closeWith(code, reason)
+    link.beginClose(code, reason)
     this.events.emit('consumer:rejected', { peerId, code, reason })
   }
 
   /** Closes a subscription and takes it out of the fan-out at once. */
   #terminate(sub: Subscription, code: number, reason: string): void {
     if (sub.removed) return
-    sub.link.closeWith(code, reason)
+    sub.link.beginClose(code, reason)
     this.#removed(sub, sub.link.closeInfo ?? { code, reason, remote: false })
   }
 
@@ -437,7 +437,7 @@ export class Sink<T> {
     if (this.#closed) return
     for (const sub of this.#subs) sub.flush(this.#bufferSize, this.#scheduleFlush)
     for (const sub of [...this.#subs]) this.#terminate(sub, code, 'producer closed')
-    for (const sub of this.#connecting) sub.link.closeWith(code, 'producer closed')
+    for (const sub of this.#connecting) sub.link.beginClose(code, 'producer closed')
     this.#closed = true
     this.#online = false
     this.#tickets.close()

@@ -149,8 +149,11 @@ export class Streams {
     return new Producer(sink)
   }
 
-  /** A handle on this node's producer of `def`, creating it with default options if there is none. */
-  produce<T>(def: StreamDef<T>): Producer<T> {
+  /**
+   * A handle on this node's producer of `def`, creating it with default options if there is none
+   * (where `producer` throws StreamAlreadyExistsError).
+   */
+  getOrCreateProducer<T>(def: StreamDef<T>): Producer<T> {
     this.#checkOpen()
     const existing = this.#sinks.get(def.streamId.toString())
     return existing ? new Producer(existing as Sink<T>) : this.producer(def)
@@ -167,11 +170,6 @@ export class Streams {
     this.#consumers.add(consumer as Consumer<unknown>)
     consumer.onCatalog(this.#discovery.catalog())
     return consumer
-  }
-
-  /** A consumer of `def` with default options. */
-  consume<T>(def: StreamDef<T>): Consumer<T> {
-    return this.consumer(def)
   }
 
   /** Closes every producer (consumers get GracefulShutdown) and consumer of this node. */
@@ -228,8 +226,8 @@ export class Streams {
       if (link.closeInfo?.remote) return
       // The link closes an oversized or malformed handshake itself (FrameTooLarge, ProtocolViolation).
       if (!link.isClosed) {
-        if (deadline.aborted) link.closeWith(CloseCode.Timeout, 'no handshake in time')
-        else link.closeWith(CloseCode.GracefulShutdown, 'node closing')
+        if (deadline.aborted) link.beginClose(CloseCode.Timeout, 'no handshake in time')
+        else link.beginClose(CloseCode.GracefulShutdown, 'node closing')
       }
       this.#count(link.closeInfo?.code ?? CloseCode.Timeout)
       return
@@ -247,7 +245,7 @@ export class Streams {
   #refuse(link: Link, code: number, reason: string): void {
     this.#count(code)
     this.#log('refused a subscription from %s: %s', link.remotePeer, reason)
-    link.closeWith(code, reason)
+    link.beginClose(code, reason)
   }
 
   #count(code: number): void {

@@ -56,6 +56,24 @@ function checkPeerId(id: string, where: string): string {
   }
 }
 
+/** The peer id a multiaddr or id names (`.../p2p/<id>` or a bare id), if it names one. */
+export function peerOfAddress(address: string): string | undefined {
+  return address.startsWith('/') ? splitPeer(address)?.peer : address
+}
+
+/** Drops a trailing `/p2p/<id>` so the peer store records a transport address. */
+export function stripPeer(address: string): string {
+  return splitPeer(address)?.transport ?? address
+}
+
+/** A multiaddr ending with `/p2p/<id>`, split into the address before it and the id. */
+function splitPeer(address: string): { transport: string; peer: string } | undefined {
+  const i = address.lastIndexOf('/p2p/')
+  if (i < 0) return undefined
+  const peer = address.slice(i + 5)
+  return peer.includes('/') ? undefined : { transport: address.slice(0, i), peer }
+}
+
 function describe(value: unknown): string {
   return typeof value === 'string' ? `'${value}'` : String(value)
 }

@@ -7,6 +7,7 @@ import type { AbortOptions } from '../primitives/abort.ts'
 import type { NetworkId } from '../primitives/digest.ts'
 import { ClosedError, InvalidArgumentError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
+import { stripPeer } from './addresses.ts'
 import { Link, type LinkOptions } from './link.ts'
 import { peerIdOf } from './peer-ids.ts'
 
@@ -140,10 +141,4 @@ export class NetworkContext {
     }
     return this.libp2p.getConnections(id).length > 0
   }
-}
-
-/** Drops a trailing `/p2p/<id>` so the peer store records a transport address. */
-function stripPeer(address: string): string {
-  const i = address.lastIndexOf('/p2p/')
-  return i >= 0 && !address.slice(i + 5).includes('/') ? address.slice(0, i) : address
 }

@@ -269,7 +269,7 @@ export class Link {
     try {
       return decodeCanonical(bytes)
     } catch (err) {
-      this.closeWith(CloseCode.ProtocolViolation, 'malformed message')
+      this.beginClose(CloseCode.ProtocolViolation, 'malformed message')
       throw err
     }
   }
@@ -339,7 +339,7 @@ export class Link {
       // The decoder refuses a length prefix over the limit, and a buffer that outgrows it.
       const name = (err as Error).name
       const tooLarge = name === 'InvalidMessageLengthError' || name === 'InvalidParametersError'
-      this.closeWith(
+      this.beginClose(
         tooLarge ? CloseCode.FrameTooLarge : CloseCode.ProtocolViolation,
         tooLarge ? `frame over ${this.#receiveFrameLimit} bytes` : `bad framing: ${(err as Error).message}`,
       )
@@ -352,13 +352,13 @@ export class Link {
     switch (kind) {
       case KIND_MESSAGE: {
         if (this.#remoteCredit <= 0) {
-          this.closeWith(CloseCode.ProtocolViolation, 'sent beyond granted credit')
+          this.beginClose(CloseCode.ProtocolViolation, 'sent beyond granted credit')
           return
         }
         this.#remoteCredit -= body.length
         this.#bytesReceived += body.length
         if (this.#bytesReceived > this.#maxReceiveBytes) {
-          this.closeWith(CloseCode.FrameTooLarge, `over ${this.#maxReceiveBytes} bytes in total`)
+          this.beginClose(CloseCode.FrameTooLarge, `over ${this.#maxReceiveBytes} bytes in total`)
           return
         }
         const reader = this.#readers.shift()
@@ -392,7 +392,7 @@ export class Link {
           const at = varint.encodingLength(consumed)
           if (at < body.length) growth = varint.decode(body, at)
         } catch {
-          this.closeWith(CloseCode.ProtocolViolation, 'malformed credit frame')
+          this.beginClose(CloseCode.ProtocolViolation, 'malformed credit frame')
           return
         }
         // A remote cannot have read more than was sent: what it claims beyond that is not believed.
@@ -402,7 +402,7 @@ export class Link {
         return
       }
       default:
-        this.closeWith(CloseCode.ProtocolViolation, `unknown frame kind ${kind}`)
+        this.beginClose(CloseCode.ProtocolViolation, `unknown frame kind ${kind}`)
     }
   }
 
@@ -456,8 +456,8 @@ export class Link {
     }
   }
 
-  /** Fire-and-forget close, for use in event handlers. */
-  closeWith(code: number, reason = ''): void {
+  /** Starts `close` and returns at once: no waiting, no failure reported (for event handlers). */
+  beginClose(code: number, reason = ''): void {
     this.close(code, reason).catch(() => {})
   }
 

@@ -162,7 +162,7 @@ async function timeToFiveVoters(load: boolean): Promise<number> {
       while (running) await first.execute({ inc: 1 })
     })
     // Let the load reach its pace before the others join.
-    if (load) await first.when.committed().reaches(first.committed + 20_000)
+    if (load) await first.when.applied().reaches(first.applied + 20_000)
     const t = performance.now()
     const others = await Promise.all(
       nets.slice(1).map((n) => n.groups.join({ key, stateMachine: new Counter() })),

@@ -35,7 +35,7 @@ const mapGroup = (map as unknown as { core: { ready: Promise<Group<never>>; grou
 const signal = (args: Record<string, unknown>) => AbortSignal.timeout(Number(args.timeoutMs ?? 20_000))
 
 await serve(
-  { peerId: net.peerId, addresses: net.addresses, committed: group.committed },
+  { peerId: net.peerId, addresses: net.addresses, committed: group.applied },
   {
     /** A write to the group: resolves with its log index once applied here. */
     async gwrite(args) {
@@ -67,7 +67,7 @@ await serve(
         term: s.term,
         leader: s.leader,
         voters: s.voters,
-        committed: group.committed,
+        committed: group.applied,
         mapVersion: map.version,
         mapLeader: mapGroup.group?.leader,
       }
@@ -86,14 +86,14 @@ await serve(
     },
     /** Resolves once this replica has applied the group up to `index` and the Map up to `version`. */
     async awaitApplied(args) {
-      await group.when.committed().reaches(Number(args.index), { signal: signal(args) })
+      await group.when.applied().reaches(Number(args.index), { signal: signal(args) })
       await map.when.reaches(Number(args.version), { signal: signal(args) })
       return true
     },
     /** The applied state of both replicas, for comparison across members. */
     async state() {
       return {
-        committed: group.committed,
+        committed: group.applied,
         ledger: group.stateMachine.log,
         mapVersion: map.version,
         map: [...map],

@@ -87,7 +87,9 @@ describe('discovery rejects bad input and keeps serving', () => {
     })
     const signedByAttacker = await SignedPeerEntry.sign(forged, attacker.context.privateKey)
     await gossipRejection(announcement(signedByAttacker), 'invalid-signature')
-    await expect(victim.discovery.feed(signedByAttacker)).rejects.toMatchObject({ code: 'INVALID_SIGNATURE' })
+    await expect(victim.discovery.insertSigned(signedByAttacker)).rejects.toMatchObject({
+      code: 'INVALID_SIGNATURE',
+    })
     expectGoodIntact()
   })
 

@@ -54,7 +54,7 @@ describe.each<Transport>(['memory', 'quic'])('departure and purge over %s', (tra
     await within(secs(5), a.discovery.when.gone(b.peerId), 'a sees b depart')
     // x never heard the departure: it still holds b's last entry
     const x = await nodes.create()
-    expect(await x.discovery.feed(lastEntry)).toBe(true)
+    expect(await x.discovery.insertSigned(lastEntry)).toBe(true)
     expect(x.discovery.catalog().has(b.peerId)).toBe(true)
     const departed = nextEvent(x.discovery, 'peer:departed', (d) => d.id === b.peerId)
     const refused = nextEvent(a.discovery, 'rejected', (r) => r.peer === b.peerId && r.reason === 'departed')

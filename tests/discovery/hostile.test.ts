@@ -344,7 +344,7 @@ describe.each<Transport>(['memory', 'tcp', 'quic'])('close frames are not lost o
       bigCatalog ??= Promise.all(
         Array.from({ length: 600 }, () => minted(victim.networkId, { addresses: manyAddresses(12) })),
       )
-      for (const signed of await bigCatalog) await victim.discovery.feed(signed)
+      for (const signed of await bigCatalog) await victim.discovery.insertSigned(signed)
     }
     raw = await createLibp2p({
       transports: [tcp(), quic(), memory()],

@@ -9,7 +9,7 @@ import {
   SignedPeerEntry,
   signDeparture,
 } from '../../src/discovery/entry.ts'
-import { SYNC_PROTOCOL_VERSION } from '../../src/discovery/sync.ts'
+import { DISCOVERY_WIRE_VERSION } from '../../src/discovery/sync.ts'
 import { BOND_PROTOCOL_VERSION, Bond, BondMsg } from '../../src/groups/bond.ts'
 import { MAX_TERM_OR_INDEX, parseEntry, parseMessage } from '../../src/groups/raft/messages.ts'
 import type { Entry, Message } from '../../src/groups/raft/types.ts'
@@ -196,7 +196,7 @@ describe('fuzz: discovery decoders', () => {
       const valid = [
         [0, signedWire, randomBytes(8)],
         [1, departureWire, randomBytes(8)],
-        [SYNC_PROTOCOL_VERSION, network.bytes, 1, 1],
+        [DISCOVERY_WIRE_VERSION, network.bytes, 1, 1],
         [signedWire],
         [departureWire],
       ]

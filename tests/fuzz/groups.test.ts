@@ -223,7 +223,7 @@ describe('fuzz: the groups protocol end to end', () => {
     await within(secs(10), victim.discovery.when.peer(honest.peerId), 'the victim sees the honest node')
     const g = await honest.groups.join({ key, stateMachine: new Counter(), consensus: fastConsensus })
     const last = await within(secs(10), group.execute({ inc: 1 }), 'a commit')
-    await within(secs(15), g.when.committed().reaches(last), 'the honest member catches up')
+    await within(secs(15), g.when.applied().reaches(last), 'the honest member catches up')
     expect((await g.query('value')).result).toBe((await group.query('value')).result)
     expect(crashes.errors).toEqual([])
     memory.expectBounded(96)

@@ -130,7 +130,7 @@ describe('fuzz: the streams protocol end to end', () => {
   it(
     'after the handshake: anything a consumer sends closes its subscription with a code',
     async () => {
-      victim.streams.produce(Data)
+      victim.streams.getOrCreateProducer(Data)
       const handshake = encodeCanonical(handshakeMessage(victim.networkId, Data.streamId))
       const bodies = fc.uint8Array({ maxLength: 64 })
       await lanes('consumer talks', [...attackers, ...attackers], runs, (attacker) =>
@@ -167,7 +167,7 @@ describe('fuzz: the streams protocol end to end', () => {
         await attacker.libp2p.unhandle(protocol)
         await attacker.context.handle(protocol, async (link) => {
           const next = pending[i]!.shift()
-          if (!next) return link.closeWith(CloseCode.StreamNotFound, 'not now')
+          if (!next) return link.beginClose(CloseCode.StreamNotFound, 'not now')
           next(link)
           await link.closed
         })
@@ -241,14 +241,14 @@ describe('fuzz: the streams protocol end to end', () => {
   )
 
   it('the victim still produces for and consumes from honest peers; memory bounded; nothing unhandled', async () => {
-    const p = victim.streams.produce(Data)
-    const c = honest.streams.consume(Data)
+    const p = victim.streams.getOrCreateProducer(Data)
+    const c = honest.streams.consumer(Data)
     await within(secs(10), p.when.subscribed().wait(), 'honest consumer subscribed')
     await p.send('to honest')
     expect(await take(c, 1)).toEqual(['to honest'])
     const Back = defineStream<string>('fuzz-back')
-    const hp = honest.streams.produce(Back)
-    const vc = victim.streams.consume(Back)
+    const hp = honest.streams.getOrCreateProducer(Back)
+    const vc = victim.streams.consumer(Back)
     await within(secs(10), hp.when.subscribed().wait(), 'victim consumer subscribed')
     await hp.send('from honest')
     expect(await take(vc, 1)).toEqual(['from honest'])

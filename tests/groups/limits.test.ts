@@ -123,9 +123,9 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
     expect(Math.max(...latencies)).toBeLessThan(secs(2))
     // Every acknowledged forward commits, and so does every honest write.
     const last = Math.max(...answers.filter(([ok]) => ok).map(([, body]) => (body as number[])[1]!))
-    await within(T, leader.when.committed().reaches(last))
-    await within(T, follower.when.committed().reaches(last))
-    await within(T, follower.when.committed().reaches(leader.committed))
+    await within(T, leader.when.applied().reaches(last))
+    await within(T, follower.when.applied().reaches(last))
+    await within(T, follower.when.applied().reaches(leader.applied))
     const value = (await follower.query('value', 'strong')).result
     // An accepted forward is only assigned an index: a leader change (not expected here) could replace it.
     if (leader.status.term === term) expect(value).toBe(accepted + 20 * 1000)
@@ -176,7 +176,7 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
       expect(err).toMatchObject({ code: 'GROUP_BUSY', value: [{ inc: 1 }] })
     }
     const applied = writes.length - rejected.length
-    await within(T, leader.when.committed().reaches(follower.committed))
+    await within(T, leader.when.applied().reaches(follower.applied))
     expect((await follower.query('value', 'strong')).result).toBe(applied)
     const reads = await within(
       T,

@@ -8,7 +8,7 @@ import { NodeProcess } from '../support/processes.ts'
 import { secs } from '../support/time.ts'
 
 const consensus = { ...FAST_CONSENSUS, bootstrapDelayMs: 500 }
-type Status = { role: string; leader?: string; committed: number; value: number; id: string }
+type Status = { role: string; leader?: string; applied: number; value: number; id: string }
 
 describe('groups between OS processes over QUIC with disk persistence', () => {
   const procs: NodeProcess[] = []
@@ -69,7 +69,7 @@ describe('groups between OS processes over QUIC with disk persistence', () => {
       expect(restarted.peerId).toBe(leaderId)
       // It shows its last state at once, replayed from its own disk before hearing from anyone.
       const early = await restarted.call<Status>('status')
-      expect(early.committed).toBeGreaterThan(0)
+      expect(early.applied).toBeGreaterThan(0)
       expect(early.value).toBeGreaterThan(0)
       const last = await survivors[0]!.call<number>('execute', { inc: 0 })
       for (const p of [...survivors, restarted]) await p.call('awaitCommitted', { index: last })

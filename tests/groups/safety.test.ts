@@ -58,7 +58,7 @@ describe('group safety', () => {
     const first = await within(T, groups[0]!.when.leaderElected())
     await within(T, Promise.all(groups.map((g) => g.when.voters(5))), 'five voters')
     const before = await groups.find((g) => g.isLeader)!.execute({ inc: 1 })
-    for (const g of groups) await within(T, g.when.committed().reaches(before))
+    for (const g of groups) await within(T, g.when.applied().reaches(before))
 
     // The old leader ends up in the minority with one other node.
     const leaderIdx = nets.findIndex((n) => n.peerId === first)
@@ -73,7 +73,7 @@ describe('group safety', () => {
     const next = await within(T, majGroups[0]!.when.leaderChanged(), 'majority elects')
     expect(majNets.map((n) => n.peerId)).toContain(next)
     const committed = await majGroups[0]!.execute({ inc: 10 })
-    for (const g of majGroups) await within(T, g.when.committed().reaches(committed))
+    for (const g of majGroups) await within(T, g.when.applied().reaches(committed))
 
     // The minority: writes and strong reads fail with OfflineError, weak reads serve stale state.
     await within(T, Promise.all(minGroups.map((g) => g.when.offline())), 'minority goes offline')
@@ -82,13 +82,13 @@ describe('group safety', () => {
       await expect(g.query('value', 'strong')).rejects.toBeInstanceOf(OfflineError)
       expect((await g.query('value', 'weak')).result).toBe(1)
       expect(g.isLeader).toBe(false)
-      expect(g.committed).toBeLessThan(committed)
+      expect(g.applied).toBeLessThan(committed)
     }
 
     // Heal: the minority catches up to the majority's history; nothing it tried to write exists.
     partition.heal()
     for (const a of minNets) for (const b of majNets) a.discovery.dial(b.addresses[0]!)
-    for (const g of minGroups) await within(T, g.when.committed().reaches(committed), 'minority catches up')
+    for (const g of minGroups) await within(T, g.when.applied().reaches(committed), 'minority catches up')
     for (const g of groups) expect((await g.query('value')).result).toBe(11)
     for (const [term, ids] of leaders) expect(ids.size, `leaders in term ${term}`).toBe(1)
   })
@@ -109,9 +109,9 @@ describe('group safety', () => {
     const next = await within(T, alive[0]!.when.leaderChanged(), 'a surviving voter is elected')
     expect(dead.has(next)).toBe(false)
     const after = await alive[0]!.execute({ inc: 1000 })
-    for (const g of alive) await within(T, g.when.committed().reaches(after))
+    for (const g of alive) await within(T, g.when.applied().reaches(after))
     for (const g of alive) {
-      expect(g.committed).toBeGreaterThanOrEqual(committedAt)
+      expect(g.applied).toBeGreaterThanOrEqual(committedAt)
       expect((await g.query('value')).result).toBe((50 * 51) / 2 + 1000)
     }
   })
@@ -139,7 +139,7 @@ describe('group safety', () => {
       partition.heal()
       for (const a of nets) for (const b of nets) if (a !== b) a.discovery.dial(b.addresses[0]!)
       for (const g of groups)
-        await within(T, g.when.committed().reaches(at), 'everyone catches up after the heal')
+        await within(T, g.when.applied().reaches(at), 'everyone catches up after the heal')
     }
     for (const [term, ids] of leaders) expect(ids.size, `leaders in term ${term}`).toBe(1)
     for (const g of groups) expect((await g.query('value')).result).toBe(expected)
@@ -189,7 +189,7 @@ describe('group safety', () => {
     await Promise.all(acknowledged)
     const remaining = [...groups.filter((g) => g !== leaving), ...joined]
     const last = await remaining[0]!.execute({ inc: 0 })
-    for (const g of remaining) await within(T, g.when.committed().reaches(last))
+    for (const g of remaining) await within(T, g.when.applied().reaches(last))
     const value = (await remaining[0]!.query('value')).result
     expect(value).toBeGreaterThanOrEqual(sum)
     expect(value).toBeLessThanOrEqual(sum + unknown)

@@ -66,7 +66,7 @@ describe('groups (ports of mosaik tests/groups)', () => {
     expect(range).toEqual({ first: i2 + 1, last: i2 + 3 })
     await within(
       T,
-      Promise.all([g0!.when.committed().reaches(range.last), g1!.when.committed().reaches(range.last)]),
+      Promise.all([g0!.when.applied().reaches(range.last), g1!.when.applied().reaches(range.last)]),
     )
     expect((await g0!.query('value')).result).toBe(15)
     expect((await g1!.query('value')).result).toBe(15)
@@ -103,7 +103,7 @@ describe('groups (ports of mosaik tests/groups)', () => {
     const leader = await leadersConverged(groups)
     expect(nets.map((n) => n.peerId)).toContain(leader)
     const i = await groups[0]!.execute({ inc: 1 })
-    await within(T, Promise.all(groups.map((g) => g.when.committed().reaches(i))))
+    await within(T, Promise.all(groups.map((g) => g.when.applied().reaches(i))))
   })
 
   // leader::rivals_with_different_log_pos
@@ -124,7 +124,7 @@ describe('groups (ports of mosaik tests/groups)', () => {
     const leader = await leadersConverged([g0!, g2!])
     expect(leader).toBe(n0.peerId)
     const i = await g0!.execute({ inc: 4 })
-    await within(T, Promise.all([g0, g2].map((g) => g!.when.committed().reaches(i))))
+    await within(T, Promise.all([g0, g2].map((g) => g!.when.applied().reaches(i))))
     for (const g of [g0, g2]) expect((await g!.query('value')).result).toBe(10)
   })
 
@@ -137,10 +137,10 @@ describe('groups (ports of mosaik tests/groups)', () => {
     const n1 = await nodes.create({ bootstrap: n0.addresses })
     const [g1] = await joinAll([n1])
     await within(T, g1!.when.leaderIs(n0.peerId))
-    await within(T, g1!.when.committed().reaches(g0!.committed))
+    await within(T, g1!.when.applied().reaches(g0!.applied))
     expect((await g1!.query('value')).result).toBe(6)
     const last = await g0!.executeMany([{ inc: 1 }, { inc: 1 }])
-    await within(T, g1!.when.committed().reaches(last.last))
+    await within(T, g1!.when.applied().reaches(last.last))
     expect((await g1!.query('value')).result).toBe(8)
   })
 
@@ -155,20 +155,20 @@ describe('groups (ports of mosaik tests/groups)', () => {
       await Promise.all(Array.from({ length: 200 }, (_, i) => g0!.execute({ inc: i })))
       const n1 = await nodes.create({ bootstrap: n0.addresses })
       const [g1] = await joinAll([n1], undefined, opts)
-      await within(secs(20), g1!.when.committed().reaches(g0!.committed), 'n1 catches up')
+      await within(secs(20), g1!.when.applied().reaches(g0!.applied), 'n1 catches up')
       expect((await g1!.query('value')).result).toBe(19900)
       await within(T, g1!.when.online())
       await Promise.all(Array.from({ length: 200 }, (_, i) => g1!.execute({ inc: 200 + i })))
       const n2 = await nodes.create({ bootstrap: n0.addresses })
       const [g2] = await joinAll([n2], undefined, opts)
-      await within(secs(20), g2!.when.committed().reaches(g1!.committed), 'n2 catches up')
+      await within(secs(20), g2!.when.applied().reaches(g1!.applied), 'n2 catches up')
       if (snapshotEvery < 200) {
         // the leader's log was compacted past what the joiners needed: they installed snapshots
         expect(g1!.stats.snapshotsInstalled + g2!.stats.snapshotsInstalled).toBeGreaterThan(0)
         expect(g0!.stats.compactions).toBeGreaterThan(0)
       }
       for (const g of [g0, g1, g2]) {
-        await within(T, g!.when.committed().reaches(g1!.committed))
+        await within(T, g!.when.applied().reaches(g1!.applied))
         expect((await g!.query('value')).result).toBe(79800)
       }
     },
@@ -187,11 +187,11 @@ describe('groups (ports of mosaik tests/groups)', () => {
     const i = await leader.execute({ inc: 4 })
     expect((await leader.query('value', 'strong')).result).toBe(7)
     for (const f of followers) {
-      await within(T, f.when.committed().reaches(i))
+      await within(T, f.when.applied().reaches(i))
       expect((await f.query('value')).result).toBe(7)
     }
     const j = await followers[0]!.execute({ dec: 2 })
-    for (const g of groups) await within(T, g.when.committed().reaches(j))
+    for (const g of groups) await within(T, g.when.applied().reaches(j))
     for (const g of groups) expect((await g.query('value')).result).toBe(5)
     await within(T, leader.when.voters(3))
     await nodes.crash(nets.find((n) => n.peerId === leaderId)!)
@@ -201,7 +201,7 @@ describe('groups (ports of mosaik tests/groups)', () => {
       followers.map((f, k) => f.executeMany([{ inc: 3 + k }, { inc: 3 + k }, { inc: 3 + k }])),
     )
     const last = Math.max(a!.last, b!.last)
-    for (const f of followers) await within(T, f.when.committed().reaches(last))
+    for (const f of followers) await within(T, f.when.applied().reaches(last))
     for (const f of followers) expect((await f.query('value')).result).toBe(5 + 9 + 12)
   })
 
@@ -218,7 +218,7 @@ describe('groups (ports of mosaik tests/groups)', () => {
     const i = await leader.execute({ inc: 1 })
     const strongLeader = await leader.query('value', 'strong')
     expect(strongLeader).toEqual({ result: 2, at: i })
-    await within(T, follower.when.committed().reaches(i))
+    await within(T, follower.when.applied().reaches(i))
     expect(await follower.query('value', 'weak')).toEqual({ result: 2, at: i })
     const strongFollower = await follower.query('value', 'strong')
     expect(strongFollower.result).toBe(2)
@@ -245,7 +245,7 @@ describe('groups (ports of mosaik tests/groups)', () => {
       follower.executeMany([{ inc: 4 }, { inc: 4 }]),
     ])
     const last = Math.max(...singles, ...batches.map((b) => b.last))
-    for (const g of groups) await within(T, g.when.committed().reaches(last))
+    for (const g of groups) await within(T, g.when.applied().reaches(last))
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, k) => groups[k % 2]!.query('value', k % 3 === 0 ? 'strong' : 'weak')),
     )

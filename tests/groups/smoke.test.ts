@@ -36,7 +36,7 @@ describe('groups smoke', () => {
     const follower = groups.find((g) => !g.isLeader)!
     await within(secs(5), follower.when.online())
     const last = await follower.execute({ inc: 7 })
-    await within(secs(5), Promise.all(groups.map((g) => g.when.committed().reaches(last))))
+    await within(secs(5), Promise.all(groups.map((g) => g.when.applied().reaches(last))))
     for (const g of groups) expect((await g.query('value')).result).toBe(7)
     expect((await follower.query('value', 'strong')).result).toBe(7)
     await within(

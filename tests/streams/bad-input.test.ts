@@ -47,7 +47,7 @@ describe('a producer refuses bad subscriptions and keeps serving', () => {
 
   it('answers each malformed or foreign handshake with its close code', async () => {
     const p = victim.streams.producer(Data1)
-    const c = good.streams.consume(Data1)
+    const c = good.streams.consumer(Data1)
     await within(secs(10), p.when.subscribed().wait())
 
     const cases: [string, (link: Link) => Promise<void> | void, number][] = [
@@ -143,7 +143,7 @@ describe('a consumer survives rogue producers', () => {
     await net.context.handle(protocol, async (link) => {
       await link.recv()
       if (mode === 'unknown-once' && attempts++ === 0) {
-        link.closeWith(CloseCode.UnknownPeer, 'who are you?')
+        link.beginClose(CloseCode.UnknownPeer, 'who are you?')
         return
       }
       const start = [net.networkId.bytes, Data1.streamId.bytes]
@@ -176,7 +176,7 @@ describe('a consumer survives rogue producers', () => {
   ])('%s: closes the channel with its code and keeps the honest producer', async (mode, code, retry) => {
     const n0 = await nodes.create()
     const honest = await nodes.create({ bootstrap: n0.addresses })
-    const p = honest.streams.produce(Data1)
+    const p = honest.streams.getOrCreateProducer(Data1)
     const c = n0.streams.consumer(Data1, { backoff: FAST_BACKOFF })
     await within(secs(10), c.when.subscribed().wait())
     const bad = await rogue(n0.addresses, mode)

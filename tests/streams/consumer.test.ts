@@ -13,13 +13,13 @@ describe.each<Transport>(['memory', 'quic'])('consumers over %s', (transport) =>
   /** A producer of Data1 on a new node bootstrapped from `from`. */
   async function producerNode(from: string[], tags: string[] = []) {
     const n = await nodes.create({ bootstrap: from, tags })
-    n.streams.produce(Data1)
+    n.streams.getOrCreateProducer(Data1)
     return n
   }
 
   it('when smoke: conditions follow 0, 1, 2, 1, 2 producers', async () => {
     const n0 = await nodes.create()
-    const c = n0.streams.consume(Data1)
+    const c = n0.streams.consumer(Data1)
     const subscribed = c.when.subscribed()
     const two = c.when.subscribed().minimumOf(2)
     expect(subscribed.isMet).toBe(false)
@@ -84,7 +84,7 @@ describe.each<Transport>(['memory', 'quic'])('consumers over %s', (transport) =>
 
   it('online_when_default_is_immediate', async () => {
     const n0 = await nodes.create()
-    const c = n0.streams.consume(Data1)
+    const c = n0.streams.consumer(Data1)
     expect(c.isOnline).toBe(true)
     await within(ms(100), c.when.online().wait())
   })
@@ -106,7 +106,7 @@ describe.each<Transport>(['memory', 'quic'])('consumers over %s', (transport) =>
   it('by_tag: a restricted and an unrestricted consumer on one node', async () => {
     const n0 = await nodes.create()
     const restricted = n0.streams.consumer(Data1, { require: (peer) => peer.tags.has('tag2') })
-    const open = n0.streams.consume(Data1)
+    const open = n0.streams.consumer(Data1)
     await producerNode(n0.addresses, ['tag1'])
     const n2 = await producerNode(n0.addresses, ['tag2'])
     await within(secs(10), open.when.subscribed().minimumOf(2).wait())
@@ -150,7 +150,7 @@ describe.each<Transport>(['memory', 'quic'])('consumers over %s', (transport) =>
     const n1 = await producerNode(n0.addresses)
     await within(secs(10), c.when.subscribed().wait())
     expect(n0.discovery.rtt(n1.peerId)).toBeDefined()
-    n1.streams.produce(Data1).trySend('hi')
+    n1.streams.getOrCreateProducer(Data1).trySend('hi')
     expect(await take(c, 1)).toEqual(['hi'])
   })
 
@@ -165,13 +165,13 @@ describe.each<Transport>(['memory', 'quic'])('consumers over %s', (transport) =>
     )
     await settle()
     expect(c.producers()).toHaveLength(0)
-    expect(n1.streams.produce(Data1).consumers()).toHaveLength(0)
+    expect(n1.streams.getOrCreateProducer(Data1).consumers()).toHaveLength(0)
   })
 
   it('close: pending recv rejects with ClosedError, iteration ends, tryRecv throws', async () => {
     const [n0, n1] = await nodes.star(2)
-    const p = n0!.streams.produce(Data1)
-    const c = n1!.streams.consume(Data1)
+    const p = n0!.streams.getOrCreateProducer(Data1)
+    const c = n1!.streams.consumer(Data1)
     await within(secs(10), p.when.subscribed().wait())
     const pending = c.recv()
     const loop = (async () => {

@@ -43,7 +43,7 @@ describe('a producer bounds the subscription handshake', () => {
     const attacker = await nodes.create({ bootstrap: victim.addresses })
     await within(secs(10), victim.discovery.when.peers(2), 'victim knows both')
     const p = victim.streams.producer(Text)
-    const c = good.streams.consume(Text)
+    const c = good.streams.consumer(Text)
     await within(secs(10), p.when.subscribed().wait())
     return { victim, attacker, p, c }
   }
@@ -162,7 +162,7 @@ describe('lazy subscribers do not slow an honest consumer', () => {
     )
     await within(secs(10), n0.discovery.when.peers(LAZY_NODES + 1), 'the producer knows everyone')
     const p = n0.streams.producer(Bytes)
-    const honest = honestNode.streams.consume(Bytes)
+    const honest = honestNode.streams.consumer(Bytes)
     await within(secs(10), p.when.subscribed().wait())
     let honestDropped = 0
     honest.on('producer:disconnected', () => honestDropped++)

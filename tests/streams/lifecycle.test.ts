@@ -16,8 +16,8 @@ describe('stream lifecycle', () => {
   it('closing the last producer handle withdraws the stream id and shuts its consumers down', async () => {
     const [n0, n1] = await nodes.star(2)
     const p = n0!.streams.producer(Data1)
-    const shared = n0!.streams.produce(Data1)
-    const c = n1!.streams.consume(Data1)
+    const shared = n0!.streams.getOrCreateProducer(Data1)
+    const c = n1!.streams.consumer(Data1)
     await within(secs(10), p.when.subscribed().wait())
     await sees(n1!, n0!, (peer) => peer.streams.has(Data1.streamId), 'stream advertised')
 
@@ -38,13 +38,13 @@ describe('stream lifecycle', () => {
   it('consumers come back to a producer re-created on the same node', async () => {
     const [n0, n1, n2] = await nodes.star(3)
     const cs = [n1!, n2!].map((n) => n.streams.consumer(Data1, { backoff: FAST_BACKOFF }))
-    let p = n0!.streams.produce(Data1)
+    let p = n0!.streams.getOrCreateProducer(Data1)
     await within(secs(10), p.when.subscribed().minimumOf(2).wait())
     await p.send('first run')
     for (const c of cs) expect(await take(c, 1)).toEqual(['first run'])
     await p.close()
     await within(secs(10), Promise.all(cs.map((c) => c.when.unsubscribed().wait())))
-    p = n0!.streams.produce(Data1)
+    p = n0!.streams.getOrCreateProducer(Data1)
     await within(secs(10), p.when.subscribed().minimumOf(2).wait(), 'consumers return')
     await p.send('second run')
     for (const c of cs) expect(await take(c, 1)).toEqual(['second run'])
@@ -54,7 +54,7 @@ describe('stream lifecycle', () => {
     const privateKey = await generateKeyPair('Ed25519')
     const hub = await nodes.create()
     const first = await nodes.create({ privateKey, bootstrap: hub.addresses })
-    first.streams.produce(Data1)
+    first.streams.getOrCreateProducer(Data1)
     const consumerNodes = await Promise.all([1, 2].map(() => nodes.create({ bootstrap: hub.addresses })))
     const cs = consumerNodes.map((n) => n.streams.consumer(Data1, { backoff: FAST_BACKOFF }))
     await within(secs(10), Promise.all(cs.map((c) => c.when.subscribed().wait())))
@@ -63,7 +63,7 @@ describe('stream lifecycle', () => {
 
     const second = await nodes.create({ privateKey, bootstrap: hub.addresses })
     expect(second.peerId).toBe(first.peerId)
-    const p = second.streams.produce(Data1)
+    const p = second.streams.getOrCreateProducer(Data1)
     await within(secs(15), p.when.subscribed().minimumOf(2).wait(), 'consumers reconnect')
     await p.send('after restart')
     for (const c of cs) expect(await take(c, 1)).toEqual(['after restart'])
@@ -208,8 +208,8 @@ describe('stream lifecycle', () => {
   it('await using closes producers and consumers at the end of the scope', async () => {
     const [n0, n1] = await nodes.star(2)
     {
-      await using p = n0!.streams.produce(Data1)
-      await using c = n1!.streams.consume(Data1)
+      await using p = n0!.streams.getOrCreateProducer(Data1)
+      await using c = n1!.streams.consumer(Data1)
       await within(secs(10), p.when.subscribed().wait())
       await p.send('scoped')
       expect(await take(c, 1)).toEqual(['scoped'])
@@ -221,12 +221,12 @@ describe('stream lifecycle', () => {
 
   it('a closed network refuses new producers and consumers and closes the old ones', async () => {
     const n0 = await nodes.create()
-    const p = n0.streams.produce(Data1)
-    const c = n0.streams.consume(Data1)
+    const p = n0.streams.getOrCreateProducer(Data1)
+    const c = n0.streams.consumer(Data1)
     await n0.close()
     expect(p.isClosed).toBe(true)
     expect(c.isClosed).toBe(true)
-    expect(() => n0.streams.produce(Data1)).toThrow(/closed/)
+    expect(() => n0.streams.getOrCreateProducer(Data1)).toThrow(/closed/)
     await expect(p.send('late')).rejects.toMatchObject({ code: 'CLOSED' })
   })
 })

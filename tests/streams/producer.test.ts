@@ -19,7 +19,7 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
   const nodes = new Nodes(transport)
   afterEach(() => nodes.closeAll())
 
-  it('multiple_producers_one_stream: a second producer() fails with the existing one; produce() shares it', async () => {
+  it('multiple_producers_one_stream: a second producer() fails with the existing one; getOrCreateProducer() shares it', async () => {
     const n0 = await nodes.create()
     const p = n0.streams.producer(Data1)
     let caught: unknown
@@ -32,7 +32,7 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
     const err = caught as StreamAlreadyExistsError<typeof p>
     expect(err.code).toBe('ALREADY_EXISTS')
     expect(err.existing.streamId.equals(p.streamId)).toBe(true)
-    const shared = n0.streams.produce(Data1)
+    const shared = n0.streams.getOrCreateProducer(Data1)
     expect(shared.streamId.equals(p.streamId)).toBe(true)
     expect(shared.when).toBe(p.when)
     await err.existing.close()
@@ -115,7 +115,7 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
 
   it('when smoke: subscribed / minimumOf / unmet / unsubscribed, edge-triggered and re-armable', async () => {
     const n0 = await nodes.create()
-    const p = n0.streams.produce(Data1)
+    const p = n0.streams.getOrCreateProducer(Data1)
     const subscribed = p.when.subscribed()
     const two = p.when.subscribed().minimumOf(2)
     expect(subscribed.isMet).toBe(false)
@@ -131,7 +131,7 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
 
     const consume = async () => {
       const n = await nodes.create({ bootstrap: n0.addresses })
-      n.streams.consume(Data1)
+      n.streams.consumer(Data1)
       return n
     }
     const n1 = await consume()
@@ -161,7 +161,7 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
 
   it('send_fails_if_offline: send waits and trySend throws Offline until a consumer subscribes', async () => {
     const n0 = await nodes.create()
-    const p = n0.streams.produce(Data1)
+    const p = n0.streams.getOrCreateProducer(Data1)
     await expect(p.send('early', { signal: AbortSignal.timeout(ms(200)) })).rejects.toMatchObject({
       name: 'TimeoutError',
     })
@@ -176,7 +176,7 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
     expect(p.consumers()).toHaveLength(0)
 
     const n1 = await nodes.create({ bootstrap: n0.addresses })
-    const c = n1.streams.consume(Data1)
+    const c = n1.streams.consumer(Data1)
     const pending = p.send('waited')
     await within(secs(10), pending, 'send resolves once online')
     expect(await take(c, 1)).toEqual(['waited'])
@@ -200,10 +200,10 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
     const one = await nodes.create({ bootstrap: n0.addresses, tags: ['tag1'] })
     const other = await nodes.create({ bootstrap: n0.addresses, tags: ['tag2'] })
     const refused = [one, other].map((n) => {
-      const c = n.streams.consume(Data1)
+      const c = n.streams.consumer(Data1)
       return consumerEvent(c, 'producer:disconnected', (e) => e.close.code === CloseCode.StreamNotAllowed)
     })
-    const cBoth = both.streams.consume(Data1)
+    const cBoth = both.streams.consumer(Data1)
     await within(secs(10), cBoth.when.subscribed().wait())
     for (const r of await within(secs(10), Promise.all(refused))) expect(r.retry).toBe('none')
     expect(p.consumers().map((ch) => ch.consumerId)).toEqual([both.peerId])
@@ -216,8 +216,8 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
     open.streams.producer(Data1)
     const tagged = await nodes.create({ bootstrap: restricted.addresses, tags: ['tag1', 'tag2'] })
     const untagged = await nodes.create({ bootstrap: restricted.addresses, tags: ['tag3', 'tag4'] })
-    const cTagged = tagged.streams.consume(Data1)
-    const cUntagged = untagged.streams.consume(Data1)
+    const cTagged = tagged.streams.consumer(Data1)
+    const cUntagged = untagged.streams.consumer(Data1)
     const refused = consumerEvent(
       cUntagged,
       'producer:disconnected',
@@ -240,12 +240,12 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
     await giveJwt(expired, secret, true)
     const refusals = [expired, missing].map((n) =>
       consumerEvent(
-        n.streams.consume(Data1),
+        n.streams.consumer(Data1),
         'producer:disconnected',
         (e) => e.close.code === CloseCode.StreamNotAllowed,
       ),
     )
-    const c = valid.streams.consume(Data1)
+    const c = valid.streams.consumer(Data1)
     await within(secs(10), p.when.subscribed().wait())
     await within(secs(10), Promise.all(refusals), 'expired and missing tickets refused')
     await p.send('for ticket holders')
@@ -257,7 +257,7 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
     const n0 = await nodes.create()
     const p = n0.streams.producer(Data1, { require: (peer) => rttBelow(peer, 5000) })
     const n1 = await nodes.create({ bootstrap: n0.addresses })
-    const c = n1.streams.consume(Data1)
+    const c = n1.streams.consumer(Data1)
     await within(secs(10), p.when.subscribed().wait())
     expect(n0.discovery.rtt(n1.peerId)).toBeDefined()
     await p.send('fast')
@@ -269,7 +269,7 @@ describe.each<Transport>(['memory', 'quic'])('producers over %s', (transport) =>
     const p = n0.streams.producer(Data1, { require: (peer) => rttBelow(peer, 1e-6) })
     const n1: Network = await nodes.create({ bootstrap: n0.addresses })
     const refused = producerEvent(p, 'consumer:rejected')
-    n1.streams.consume(Data1)
+    n1.streams.consumer(Data1)
     expect((await within(secs(10), refused)).code).toBe(CloseCode.StreamNotAllowed)
     expect(n0.discovery.rtt(n1.peerId)).toBeDefined()
     expect(p.consumers()).toHaveLength(0)

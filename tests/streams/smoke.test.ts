@@ -14,9 +14,9 @@ describe.each<Transport>(['memory', 'quic'])('streams smoke over %s', (transport
 
   it('send_recv: two consumers receive the same 100 datums in order', async () => {
     const [n0, n1, n2] = await nodes.star(3)
-    const p = n0!.streams.produce(Data1)
-    const c1 = n1!.streams.consume(Data1)
-    const c2 = n2!.streams.consume(Data1)
+    const p = n0!.streams.getOrCreateProducer(Data1)
+    const c1 = n1!.streams.consumer(Data1)
+    const c2 = n2!.streams.consumer(Data1)
     await within(secs(10), p.when.subscribed().minimumOf(2).wait(), 'two subscribers')
     const sent = Array.from({ length: 100 }, (_, i) => `message ${i}`)
     for (const d of sent) await p.send(d)
@@ -30,7 +30,7 @@ describe.each<Transport>(['memory', 'quic'])('streams smoke over %s', (transport
   it('subscription_triggers_catalog_sync: a producer known only unsigned is synced, then subscribed', async () => {
     const n0 = await nodes.create({ tags: ['tag1', 'tag2', 'tag3'] })
     const n1 = await nodes.create()
-    const p = n0.streams.produce(Data1)
+    const p = n0.streams.getOrCreateProducer(Data1)
     await within(
       secs(5),
       n0.discovery.when.catalog((c) => c.local.streams.has(p.streamId)),
@@ -39,7 +39,7 @@ describe.each<Transport>(['memory', 'quic'])('streams smoke over %s', (transport
     const entry = n0.discovery.me().entry
     expect(n1.discovery.insert(new PeerEntry({ ...entryFields(entry) }))).toBe(true)
     expect(n1.discovery.catalog().signedCount).toBe(0)
-    const c1 = n1.streams.consume(Data1)
+    const c1 = n1.streams.consumer(Data1)
     await within(secs(10), c1.when.subscribed().wait(), 'subscribed')
     // Whichever sync brings n0's signed entry (the one after UnknownPeer, or discovery's first-contact
     // sync racing it on the new connection), n1 ends up holding it.
@@ -76,8 +76,8 @@ describe.each<Transport>(['memory', 'quic'])('streams smoke over %s', (transport
     }
     const Custom = defineStream<string>('custom', { codec: custom })
     const [n0, n1] = await nodes.star(2)
-    const p = n0!.streams.produce(Custom)
-    const c = n1!.streams.consume(Custom)
+    const p = n0!.streams.getOrCreateProducer(Custom)
+    const c = n1!.streams.consumer(Custom)
     await within(secs(10), p.when.subscribed().wait())
     await p.send('payload')
     expect(await take(c, 1)).toEqual(['payload-custom-decode'])

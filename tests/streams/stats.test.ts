@@ -13,13 +13,13 @@ describe.each<Transport>(['memory', 'quic'])('streams stats over %s', (transport
 
   it('producer: per-subscription datums and bytes, matched by the consumers', async () => {
     const [n0, n1, n2] = await nodes.star(3)
-    const p = n0!.streams.produce(Data1)
-    const c1 = n1!.streams.consume(Data1)
+    const p = n0!.streams.getOrCreateProducer(Data1)
+    const c1 = n1!.streams.consumer(Data1)
     await within(secs(10), p.when.subscribed().wait())
     await p.send('test')
     expect(await take(c1, 1)).toEqual(['test'])
 
-    const c2 = n2!.streams.consume(Data1)
+    const c2 = n2!.streams.consumer(Data1)
     await within(secs(10), p.when.subscribed().minimumOf(2).wait())
     await p.send('data2')
     expect(await take(c1, 1)).toEqual(['data2'])
@@ -40,13 +40,13 @@ describe.each<Transport>(['memory', 'quic'])('streams stats over %s', (transport
 
   it('consumer: per-producer stats and the aggregate', async () => {
     const [n0, n1, n2] = await nodes.star(3)
-    const c = n0!.streams.consume(Data1)
-    const p1 = n1!.streams.produce(Data1)
+    const c = n0!.streams.consumer(Data1)
+    const p1 = n1!.streams.getOrCreateProducer(Data1)
     await within(secs(10), c.when.subscribed().wait())
     await p1.send('data1')
     expect(await take(c, 1)).toEqual(['data1'])
 
-    const p2 = n2!.streams.produce(Data1)
+    const p2 = n2!.streams.getOrCreateProducer(Data1)
     await within(secs(10), c.when.subscribed().minimumOf(2).wait())
     await p2.send('data2')
     await p2.send('data3')

@@ -22,10 +22,10 @@ const group = await net.groups.join({
 })
 
 await serve(
-  { peerId: net.peerId, addresses: net.addresses, committed: group.committed },
+  { peerId: net.peerId, addresses: net.addresses, applied: group.applied },
   {
     async status() {
-      return { ...group.status, committed: group.committed, value: (await group.query('value')).result }
+      return { ...group.status, applied: group.applied, value: (await group.query('value')).result }
     },
     async execute(args) {
       return group.execute({ inc: Number(args.inc) }, timeout(args))
@@ -43,7 +43,7 @@ await serve(
       return group.when.voters(Number(args.n), timeout(args))
     },
     async awaitCommitted(args) {
-      return group.when.committed().reaches(Number(args.index), timeout(args))
+      return group.when.applied().reaches(Number(args.index), timeout(args))
     },
     async query(args) {
       return group.query('value', args.consistency === 'strong' ? 'strong' : 'weak')

@@ -110,7 +110,7 @@ function status() {
     leader: s.leader,
     clusterId: s.clusterId,
     commitIndex: s.commitIndex,
-    applied: group.committed,
+    applied: group.applied,
     voters: s.voters,
     learners: s.learners,
     online: s.online,

@@ -32,7 +32,7 @@ describe('tickets on streams (mosaik tickets::jwt)', () => {
   async function producerNode(n0: Network, builders: JwtTicketBuilder[]): Promise<Network> {
     const n = await nodes.create({ bootstrap: n0.addresses })
     for (const b of builders) await giveTicket(n, b)
-    n.streams.produce(Data1)
+    n.streams.getOrCreateProducer(Data1)
     await sees([n0], n, (p) => p.streams.has(Data1.streamId) && p.tickets.length === builders.length)
     return n
   }
@@ -70,7 +70,7 @@ describe('tickets on streams (mosaik tickets::jwt)', () => {
     await producerNode(n0, [])
     const valid = await producerNode(n0, [jwtBuilder()])
     await within(secs(10), c.when.subscribed().wait(), 'subscribed to the valid producer')
-    await valid.streams.produce(Data1).send('hello')
+    await valid.streams.getOrCreateProducer(Data1).send('hello')
     expect(await take(c, 1)).toEqual(['hello'])
     expect(connectedTo(c)).toEqual([valid.peerId])
     expect(connected).toEqual([valid.peerId])
@@ -82,7 +82,7 @@ describe('tickets on streams (mosaik tickets::jwt)', () => {
     const expiresAt = Date.now() + 3000
     const p1 = await producerNode(n0, [jwtBuilder().expiresAt(expiresAt)])
     await within(secs(10), c.when.subscribed().wait())
-    await p1.streams.produce(Data1).send('before expiry')
+    await p1.streams.getOrCreateProducer(Data1).send('before expiry')
     expect(await take(c, 1)).toEqual(['before expiry'])
     await within(secs(8), c.when.unsubscribed().wait(), 'dropped at expiry')
     // The token's exp is in whole seconds: the drop comes at expiresAt rounded to the nearest second.

@@ -16,7 +16,7 @@ export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader'
 // ---------------------------------------------------------------------------------------------------
 // Log
 
-/** The voter set; every member not in it is a learner. */
+/** The voter set, carried by configuration entries and snapshots; every member not in it is a learner. */
 export interface MembershipConfig {
   voters: string[]
 }
@@ -49,8 +49,12 @@ export interface ConfigEntry {
 
 export type Entry = CommandEntry | NoopEntry | ConfigEntry
 
-/** What must be on stable storage before the messages of the same Ready leave the node. */
+/**
+ * What a Raft node must persist before it answers a vote or acknowledges entries: it is on stable
+ * storage before the messages of the same Ready leave the node.
+ */
 export interface HardState {
+  /** The latest term this node has seen. */
   term: number
   /** The candidate this node backed in `term` (granted or abstained), or null. */
   vote: string | null
@@ -62,11 +66,13 @@ export interface HardState {
 
 /** Describes the state-machine snapshot that replaces the log up to `index`. */
 export interface SnapshotMeta {
+  /** The last index the snapshot covers. */
   index: number
   /** The term of the entry at `index`. */
   term: number
   /** The voter set in force at `index`. */
   config: MembershipConfig
+  /** The id of the cluster whose history the snapshot belongs to. */
   clusterId?: string
 }
 

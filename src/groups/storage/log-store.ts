@@ -1,5 +1,9 @@
 import { decodeCanonical, encodeCanonical } from '../../primitives/codec.ts'
 import { InvalidArgumentError, MosaikError } from '../../primitives/errors.ts'
+import type { HardState, MembershipConfig, SnapshotMeta } from '../raft/types.ts'
+
+/** The Raft core's persisted vocabulary, as stores see it. */
+export type { HardState, MembershipConfig, SnapshotMeta }
 
 /**
  * Where a group worker keeps what a Raft node must not forget across restarts: its hard state (term,
@@ -123,23 +127,6 @@ export interface LogStore {
   [Symbol.asyncDispose](): Promise<void>
 }
 
-/** What a Raft node must persist before it answers a vote or acknowledges entries. */
-export interface HardState {
-  /** The latest term this node has seen. */
-  term: number
-  /** The peer voted for in `term`, if any. */
-  vote: string | null
-  /** The node abstained in `term` (it counts as its vote: it backs no candidate in that term). */
-  abstained?: boolean
-  /** The highest index known to be committed. */
-  commit: number
-}
-
-/** The voter set carried by configuration entries and snapshots. */
-export interface MembershipConfig {
-  voters: string[]
-}
-
 export type LogEntryKind = 'command' | 'noop' | 'config'
 
 /** One entry of the replicated log, as a LogStore persists it. */
@@ -155,18 +142,6 @@ export interface LogEntry {
   /** The new voter set (kind 'config'). */
   config?: MembershipConfig
   /** The id of the cluster (one bootstrap of the group) whose log holds it. */
-  clusterId?: string
-}
-
-/** Describes the persisted state-machine snapshot that replaces the log up to `index`. */
-export interface SnapshotMeta {
-  /** The last index the snapshot covers. */
-  index: number
-  /** The term of the entry at `index`. */
-  term: number
-  /** The voter set as of `index`. */
-  config: MembershipConfig
-  /** The id of the cluster whose history the snapshot belongs to. */
   clusterId?: string
 }
 

@@ -159,7 +159,7 @@ export class BondMesh implements GroupTransport {
       const entry = catalog.getSigned(bond.peer)?.entry ?? this.#discovery.signedEntry(bond.peer)?.entry
       if (!entry || this.#tickets.status(entry) !== 'invalid') continue
       this.#log('closing the bond with %s: its tickets no longer pass', bond.peer)
-      bond.link.closeWith(CloseCode.GroupNotAllowed, 'tickets no longer valid')
+      bond.link.beginClose(CloseCode.GroupNotAllowed, 'tickets no longer valid')
     }
     this.#tickets.prune((id) => catalog.has(id) || this.#bonds.has(id))
   }
@@ -191,7 +191,7 @@ export class BondMesh implements GroupTransport {
   /** Takes over an authenticated link as a bond. */
   adopt(link: Link, info: BondInfo): void {
     if (this.#closed || this.#bonds.has(info.peer)) {
-      link.closeWith(CloseCode.GroupAlreadyBonded, 'already bonded')
+      link.beginClose(CloseCode.GroupAlreadyBonded, 'already bonded')
       return
     }
     const bond = new Bond(link, info, this.#clock.now(), this.#timers)
@@ -263,10 +263,10 @@ export class BondMesh implements GroupTransport {
         this.#onFrame(bond, frame[0], frame[1])
       }
     } catch (err) {
-      if (err instanceof DecodeError) bond.link.closeWith(CloseCode.ProtocolViolation, err.message)
+      if (err instanceof DecodeError) bond.link.beginClose(CloseCode.ProtocolViolation, err.message)
       else if (!bond.closed) {
         this.#log('bond with %s failed: %s', bond.peer, (err as Error).message)
-        bond.link.closeWith(CloseCode.ProtocolViolation, (err as Error).message)
+        bond.link.beginClose(CloseCode.ProtocolViolation, (err as Error).message)
       }
     } finally {
       const close: LinkClose = bond.link.closeInfo ?? {
@@ -327,7 +327,7 @@ export class BondMesh implements GroupTransport {
     try {
       const signed = await SignedPeerEntry.fromWire(body)
       if (signed.entry.peerId === this.#ctx.peerId || this.#bonds.has(signed.entry.peerId)) return
-      await this.#discovery.feed(signed)
+      await this.#discovery.insertSigned(signed)
       this.reconcileBonds()
     } catch {}
   }
@@ -353,7 +353,7 @@ export class BondMesh implements GroupTransport {
     const deadline = this.#config.bondHeartbeatMs * this.#config.maxMissedHeartbeats
     for (const bond of this.#bonds.values()) {
       if (now - bond.lastHeard > deadline) {
-        bond.link.closeWith(CloseCode.GroupTimeout, 'missed heartbeats')
+        bond.link.beginClose(CloseCode.GroupTimeout, 'missed heartbeats')
         continue
       }
       if (now - bond.lastSent >= this.#config.bondHeartbeatMs) bond.send(BondMsg.Ping, null, now)
