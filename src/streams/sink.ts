@@ -241,12 +241,20 @@ export class Sink<T> {
       // the turn queues up for the macrotask flush, which batches them (throughput in bursts).
       this.#eager = false
       for (let i = 0; i < subs.length; i++) subs[i]!.flush(cap, this.#scheduleFlush)
+      if (!this.#flushScheduled) {
+        // Post the flush after the links have handed this datum to the transport (their flush is a
+        // microtask queued just now): posting a macrotask costs tens of µs in a browser.
+        this.#flushScheduled = true
+        queueMicrotask(this.#postFlush)
+      }
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
       macrotask(this.#flush)
     }
   }
+
+  readonly #postFlush = (): void => macrotask(this.#flush)
 
   /** A consumer fell behind: close it (or stop waiting for it), and put its peer on probation. */
   #lagged(sub: Subscription, now: number, reason: string): void {

@@ -1,5 +1,4 @@
 import type { Connection, Stream } from '@libp2p/interface'
-import { LengthPrefixedDecoder } from '@libp2p/utils'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
@@ -7,6 +6,7 @@ import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { FrameTooLargeError } from '../primitives/errors.ts'
 import { Fifo } from '../primitives/fifo.ts'
 import { CloseCode, type LinkClose, LinkClosedError } from './close.ts'
+import { FrameDecoder } from './frame-decoder.ts'
 
 /**
  * A Link is a framed, flow-controlled, bidirectional channel over one libp2p stream. Every protocol
@@ -81,7 +81,7 @@ export class Link {
   readonly #maxReceiveBytes: number
   /** Largest frame body accepted: the frame size, or less on a link with a small receive budget. */
   readonly #receiveFrameLimit: number
-  readonly #decoder: LengthPrefixedDecoder
+  readonly #decoder: FrameDecoder
   #bytesReceived = 0
 
   /** Payload bytes we may still send. */
@@ -121,7 +121,7 @@ export class Link {
     // A frame larger than the whole receive budget can never be accepted: refuse it at its length
     // prefix instead of buffering it (room is left for control frames: credit, a close reason).
     this.#receiveFrameLimit = Math.min(this.#maxFrameSize, this.#maxReceiveBytes + 1024)
-    this.#decoder = new LengthPrefixedDecoder({
+    this.#decoder = new FrameDecoder({
       maxDataLength: this.#receiveFrameLimit + 1,
       maxBufferSize: this.#receiveFrameLimit + 64 * 1024,
     })

@@ -2,8 +2,12 @@
  * Browser benchmarks: a page in Chromium and a Node peer, through the relay binary (the page on
  * WebSockets to the relay, a circuit to the Node peer) and over direct WebRTC (signalled through the
  * relay). Each mosaik figure sits next to raw js-libp2p streams on the very same connection:
- * - round trip: 64 B there and back (mosaik: a stream each way; raw: an echo stream), measured in
- *   the page;
+ * - round trip: 64 B there and back, measured in the page. Like for like: one network round trip and
+ *   one write each way on both sides. mosaik sends the ping on a stream (page producer → node
+ *   consumer) and the node answers on another (node producer → page consumer); raw echoes on one
+ *   libp2p stream. (Raw pings out on one stream and back on another measure the same as the echo, so
+ *   using two streams costs mosaik nothing.) The two run in alternating blocks of 50, so the noise of a
+ *   shared machine falls on both alike instead of on whichever ran second;
  * - throughput: 1 KiB datums from the Node peer to the page (mosaik: a producer and a consumer; raw:
  *   1 KiB writes with backpressure), measured in the Node process until the page has all of them.
  *
@@ -21,6 +25,8 @@ const ECHO = '/mosaik-bench/echo/1'
 const SINK = '/mosaik-bench/sink/1'
 const ROUND_TRIPS = 500
 const WARM_UP = 50
+/** Round trips of one kind before switching to the other. */
+const BLOCK = 50
 const BULK = Number(process.env.BENCH_BROWSER_BULK ?? 20_000) // 1 KiB datums, about 20 MB
 const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
 
@@ -134,7 +140,7 @@ async function roundTrips(page: Page, node: Network, label: string): Promise<Row
     for await (const p of pings) await pongs.send(p)
   })()
   const { mosaik, raw } = await page.evaluate(
-    async ({ n, warm, ECHO }) => {
+    async ({ n, warm, ECHO, BLOCK }) => {
       const { defineStream, codecs } = globalThis.mosaik
       const { net, chosen } = (globalThis as Record<string, unknown>).bench as {
         net: import('../../platform/browser/index.ts').Network
@@ -145,13 +151,6 @@ async function roundTrips(page: Page, node: Network, label: string): Promise<Row
       await ping.when.subscribed().wait({ signal: AbortSignal.timeout(20_000) })
       await pong.when.subscribed().wait({ signal: AbortSignal.timeout(20_000) })
       const datum = new Uint8Array(64)
-      const mosaik: number[] = []
-      for (let i = 0; i < n + warm; i++) {
-        const t0 = performance.now()
-        await ping.send(datum)
-        await pong.recv()
-        if (i >= warm) mosaik.push(performance.now() - t0)
-      }
       const stream = await chosen.newStream(ECHO, { runOnLimitedConnection: true })
       let got = 0
       let wake = () => {}
@@ -159,23 +158,33 @@ async function roundTrips(page: Page, node: Network, label: string): Promise<Row
         got += e.data.byteLength
         wake()
       })
+      const mosaik: number[] = []
       const raw: number[] = []
-      for (let i = 0; i < n + warm; i++) {
-        const t0 = performance.now()
-        const want = got + 64
-        const back = new Promise<void>((r) => {
-          wake = () => got >= want && r()
-        })
-        stream.send(datum)
-        await back
-        if (i >= warm) raw.push(performance.now() - t0)
+      // Alternating blocks, the first `warm` of each kind not counted.
+      for (let done = 0; done < n + warm; done += BLOCK) {
+        for (let i = done; i < done + BLOCK; i++) {
+          const t0 = performance.now()
+          await ping.send(datum)
+          await pong.recv()
+          if (i >= warm) mosaik.push(performance.now() - t0)
+        }
+        for (let i = done; i < done + BLOCK; i++) {
+          const t0 = performance.now()
+          const want = got + 64
+          const back = new Promise<void>((r) => {
+            wake = () => got >= want && r()
+          })
+          stream.send(datum)
+          await back
+          if (i >= warm) raw.push(performance.now() - t0)
+        }
       }
       await stream.close()
       await ping.close()
       await pong.close()
       return { mosaik, raw }
     },
-    { n: ROUND_TRIPS, warm: WARM_UP, ECHO },
+    { n: ROUND_TRIPS, warm: WARM_UP, ECHO, BLOCK },
   )
   await pings.close()
   await pongs.close()
