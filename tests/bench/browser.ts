@@ -247,7 +247,9 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
   const stream = await conn.newStream(SINK, { runOnLimitedConnection: true })
   t0 = performance.now()
   for (let i = 0; i < BULK; i++) {
-    if (!stream.send(datum)) await stream.onDrain()
+    // Bounded: on a busy machine a WebRTC data channel was seen never to report drain, and the bench
+    // must fail with a reason rather than hang.
+    if (!stream.send(datum)) await stream.onDrain({ signal: AbortSignal.timeout(30_000) })
     if (i % 64 === 63) await new Promise((r) => setImmediate(r))
   }
   await sunk
