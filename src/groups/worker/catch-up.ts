@@ -1,9 +1,9 @@
-import { sha256 } from '@noble/hashes/sha2.js'
 import { raceSignal } from '../../primitives/abort.ts'
 import { equalBytes, randomBytes, toHex } from '../../primitives/bytes.ts'
 import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
 import { Fifo } from '../../primitives/fifo.ts'
+import { sha256 } from '../../primitives/sha256.ts'
 import { Watch } from '../../primitives/watch.ts'
 import { BondMsg } from '../bond.ts'
 import { isBounded, parseEntry } from '../raft/messages.ts'
@@ -17,7 +17,7 @@ const FETCH_TIMEOUT_MS = 10_000
 
 /**
  * What members offering one snapshot agree on, and what the fetched bytes are checked against:
- * SHA-256, several times faster than BLAKE3 in JavaScript on the megabytes a snapshot holds.
+ * SHA-256, native where the platform offers it (BLAKE3 in JavaScript took longer than the transfer).
  */
 const snapshotHash = (data: Uint8Array): Uint8Array => sha256(data)
 
