@@ -3,6 +3,7 @@
  * in-process memory transport for tests) and on-disk identity. QUIC loads lazily (see quic.ts): where
  * its native binding is missing, nodes run on TCP and WebSockets.
  */
+import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
@@ -12,6 +13,7 @@ import { memory } from '@libp2p/memory'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { type Platform, registerPlatform } from '../../src/network/platform.ts'
+import { registerNativeSha256 } from '../../src/primitives/sha256.ts'
 import { lockDir } from './dir-lock.ts'
 import { FileLogStore } from './file-log-store.ts'
 import { loadQuic, quicTransports, withoutUnavailableQuic } from './quic.ts'
@@ -72,3 +74,7 @@ async function loadIdentity(dataDir: string): Promise<PrivateKey> {
 }
 
 registerPlatform(nodePlatform)
+registerNativeSha256((data) => {
+  const d = createHash('sha256').update(data).digest()
+  return new Uint8Array(d.buffer, d.byteOffset, d.length)
+})

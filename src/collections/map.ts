@@ -231,9 +231,13 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
   protected override restoreSnapshot(snapshot: Uint8Array): void {
     const entries = new Map<string, Slot>()
     if (snapshot.length > 0) {
+      // Short keys and values (most of them) are sliced out of one string of the whole snapshot: one
+      // allocation each, where building them byte by byte allocates one per byte. Longer ones are
+      // built on their own: V8 would make their slices views that keep the whole string alive.
+      const whole = latin1(snapshot, 0, snapshot.length)
       let key: string | undefined
       scanItems(this.arity, snapshot, (start, end) => {
-        const s = latin1(snapshot, start, end)
+        const s = end - start < SLICE_COPIES_BELOW ? whole.slice(start, end) : latin1(snapshot, start, end)
         if (key === undefined) key = s
         else {
           entries.set(key, s)
@@ -251,6 +255,9 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
     for (const [k, v] of items) this.#set(bytesKey(k!), bytesKey(v!))
   }
 }
+
+/** V8 copies a slice of a string shorter than this; a longer one is a view of the whole string. */
+const SLICE_COPIES_BELOW = 13
 
 function valueBytes(slot: Slot): string {
   return typeof slot === 'string' ? slot : slot.bytes

@@ -1,9 +1,9 @@
-import { blake3 } from '@noble/hashes/blake3.js'
 import { raceSignal } from '../../primitives/abort.ts'
 import { equalBytes, randomBytes, toHex } from '../../primitives/bytes.ts'
 import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
 import { Fifo } from '../../primitives/fifo.ts'
+import { sha256 } from '../../primitives/sha256.ts'
 import { Watch } from '../../primitives/watch.ts'
 import { BondMsg } from '../bond.ts'
 import { isBounded, parseEntry } from '../raft/messages.ts'
@@ -14,6 +14,12 @@ const CATCH_UP_BATCH = 2000
 const SNAPSHOT_CHUNK = 256 * 1024
 const SNAPSHOT_TTL_MS = 30_000
 const FETCH_TIMEOUT_MS = 10_000
+
+/**
+ * What members offering one snapshot agree on, and what the fetched bytes are checked against:
+ * SHA-256, native where the platform offers it (BLAKE3 in JavaScript took longer than the transfer).
+ */
+const snapshotHash = (data: Uint8Array): Uint8Array => sha256(data)
 
 interface ServedSnapshot {
   meta: SnapshotMeta
@@ -36,6 +42,8 @@ interface SnapshotFetch {
   offers: Map<string, SnapshotOffer>
   offerCount: Watch<number>
   abandon: AbortController
+  /** Once the fetch knows what it fetches: fetches chunks from a member that offers it too. */
+  join?: (offer: SnapshotOffer) => void
 }
 
 /** What catch-up needs from the worker beyond the shared host. */
@@ -175,7 +183,7 @@ export class CatchUp {
 
   #offer(requester: string, meta: SnapshotMeta, data: Uint8Array): void {
     const host = this.#host
-    const hash = blake3(data)
+    const hash = snapshotHash(data)
     this.#served.set(meta.index, { meta, data, hash, expires: host.rt.now() + SNAPSHOT_TTL_MS })
     this.#armSweep()
     host.stats.snapshotsServed++
@@ -199,8 +207,10 @@ export class CatchUp {
     const [meta, size, hash] = body as [SnapshotMeta, number, Uint8Array]
     if (!Number.isSafeInteger(size) || size < 0 || !(hash instanceof Uint8Array) || !isSnapshotMeta(meta))
       return
-    fetch.offers.set(peer, { peer, meta, size, hash })
+    const offer = { peer, meta, size, hash }
+    fetch.offers.set(peer, offer)
     fetch.offerCount.set(fetch.offers.size)
+    fetch.join?.(offer)
   }
 
   /**
@@ -248,28 +258,25 @@ export class CatchUp {
       const index = await request(leader, Req.RequestSnapshot, null, host.config.forwardTimeoutMs)
       if (typeof index !== 'number' || !isBounded(index) || index < minIndex) return false
       fetch.index = index as number
-      // Offers arrive as members apply the snapshot marker; after the first, give the others a moment
-      // so the chunks can be spread over several sources.
-      await fetch.offerCount.until((n) => n >= 1, {
+      // Offers arrive as members apply the snapshot marker: fetch from the first at once, and from
+      // each member that offers the same snapshot later, as it does.
+      const usable = (o: SnapshotOffer) =>
+        o.meta.index === fetch.index && (o.meta.clusterId === undefined || o.meta.clusterId === clusterId)
+      await fetch.offerCount.until(() => [...fetch.offers.values()].some(usable), {
         signal: AbortSignal.any([abandoned, host.rt.timeout(5000)]),
       })
-      await fetch.offerCount
-        .until((n) => n >= host.transport.bonds.value.size - 1, {
-          signal: AbortSignal.any([abandoned, host.rt.timeout(100)]),
-        })
-        .catch(() => {})
-      const offers = [...fetch.offers.values()].filter(
-        (o) =>
-          o.meta.index === fetch.index && (o.meta.clusterId === undefined || o.meta.clusterId === clusterId),
-      )
-      if (offers.length === 0) return false
-      const { size, hash, meta } = offers[0]!
-      const sources = offers.filter((o) => equalBytes(o.hash, hash) && o.size === size)
+      const { size, hash, meta } = [...fetch.offers.values()].find(usable)!
       const data = new Uint8Array(size)
       const chunks = new Fifo<number>()
       for (let off = 0; off < size; off += SNAPSHOT_CHUNK) chunks.push(off)
-      await Promise.all(
-        sources.map(async (source) => {
+      const total = chunks.length
+      let received = 0
+      let running = 0
+      // Bumped whenever a chunk arrives or a source stops.
+      const progress = new Watch(0)
+      const fetchFrom = async (source: SnapshotOffer) => {
+        running++
+        try {
           while (chunks.length > 0 && host.transport.bonds.value.has(source.peer)) {
             const off = chunks.shift()!
             try {
@@ -282,14 +289,27 @@ export class CatchUp {
               if (!(part instanceof Uint8Array) || off + part.length > size)
                 throw new DecodeError('bad chunk')
               data.set(part, off)
+              received++
+              progress.set(progress.value + 1)
             } catch {
               chunks.push(off)
               return
             }
           }
-        }),
-      )
-      if (chunks.length > 0 || abandoned.aborted || !equalBytes(blake3(data), hash)) return false
+        } finally {
+          running--
+          progress.set(progress.value + 1)
+        }
+      }
+      const joined = new Set<string>()
+      fetch.join = (o) => {
+        if (joined.has(o.peer) || !usable(o) || !equalBytes(o.hash, hash) || o.size !== size) return
+        joined.add(o.peer)
+        void fetchFrom(o)
+      }
+      for (const o of fetch.offers.values()) fetch.join(o)
+      await progress.until(() => received === total || running === 0, { signal: abandoned })
+      if (received < total || abandoned.aborted || !equalBytes(snapshotHash(data), hash)) return false
       if (host.closedOrHalted() || host.node.status().clusterId !== clusterId) return false
       return host.offerSnapshot(meta, data)
     } catch (err) {
