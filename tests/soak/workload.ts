@@ -1,7 +1,8 @@
 /**
  * The soak workload, shared by `npm run soak` (tests/soak/run.ts, minutes) and the short vitest version
- * (tests/soak/soak.test.ts, seconds): several nodes in this process over QUIC on loopback, with
- * streams and a replicated Map under steady load and churn, sampled for leaks.
+ * (tests/soak/soak.test.ts, seconds): several nodes in this process over QUIC on loopback (or TCP, or
+ * the memory transport: `options.transport`), with streams and a replicated Map under steady load and
+ * churn, sampled for leaks.
  *
  * - Four stable nodes. n0 and n1 produce the `soak/ticks` stream without pause; n2 and n3 consume it.
  *   n0, n1 and n2 write the `soak/map` Map (keys cycle over a fixed set, so its state stays the same
@@ -33,7 +34,7 @@ import {
   OfflineError,
   type Producer,
 } from '../../platform/node/index.ts'
-import { listenOn, uniqueNetwork } from '../support/nodes.ts'
+import { listenOn, type Transport, uniqueNetwork } from '../support/nodes.ts'
 
 /** `npm run soak` passes --expose-gc; under vitest the flag is set here. */
 const gc: () => void =
@@ -51,6 +52,8 @@ export interface SoakOptions {
   churnEveryMs: number
   /** Bound of every wait for the network (already scaled by TIME_FACTOR). */
   timeoutMs: number
+  /** The transport every node listens on and dials over (default QUIC). */
+  transport?: Transport
   log?: (line: string) => void
 }
 
@@ -106,7 +109,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const open = async (bootstrap: string[] = []) => {
     const net = await Network.create({
       network,
-      listen: listenOn('quic'),
+      listen: listenOn(options.transport ?? 'quic'),
       bootstrap,
       discovery: { departureWindowMs: 100 },
     })
