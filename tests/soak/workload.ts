@@ -1,7 +1,8 @@
 /**
  * The soak workload, shared by `npm run soak` (tests/soak/run.ts, minutes) and the short vitest version
- * (tests/soak/soak.test.ts, seconds): several nodes in this process over QUIC on loopback, with
- * streams and a replicated Map under steady load and churn, sampled for leaks.
+ * (tests/soak/soak.test.ts, seconds): several nodes in this process over QUIC on loopback (or TCP, or
+ * the memory transport: `options.transport`), with streams and a replicated Map under steady load and
+ * churn, sampled for leaks.
  *
  * - Four stable nodes. n0 and n1 produce the `soak/ticks` stream without pause; n2 and n3 consume it.
  *   n0, n1 and n2 write the `soak/map` Map (keys cycle over a fixed set, so its state stays the same
@@ -10,7 +11,9 @@
  *   receives); a Map reader opens on n3, catches up, reads and closes; and every second round the
  *   churn node leaves (gracefully, every third time without a goodbye, as a crash) and a new node
  *   joins, which produces and consumes the stream and reads the Map.
- * - Every `sampleEveryMs`, after two forced garbage collections: heap used, RSS, active resources
+ * - Every `sampleEveryMs`, after two forced garbage collections: heap used, the heap V8 reserves and
+ *   the resident part of it, RSS and the native part of it (RSS less the resident heap) with what V8
+ *   mallocs and its global handles, external memory and its ArrayBuffer part, active resources
  *   (`process.getActiveResourcesInfo()`, by type), open sockets (file descriptors of this process,
  *   Linux), libp2p connections and streams over all nodes, the catalog size of n0 and the learners
  *   of the Map's group.
@@ -19,7 +22,7 @@
  */
 import { readdirSync, readlinkSync } from 'node:fs'
 import { setTimeout as delay } from 'node:timers/promises'
-import { setFlagsFromString } from 'node:v8'
+import { getHeapStatistics, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import {
   CommitUnknownError,
@@ -33,7 +36,7 @@ import {
   OfflineError,
   type Producer,
 } from '../../platform/node/index.ts'
-import { listenOn, uniqueNetwork } from '../support/nodes.ts'
+import { listenOn, type Transport, uniqueNetwork } from '../support/nodes.ts'
 
 /** `npm run soak` passes --expose-gc; under vitest the flag is set here. */
 const gc: () => void =
@@ -51,6 +54,8 @@ export interface SoakOptions {
   churnEveryMs: number
   /** Bound of every wait for the network (already scaled by TIME_FACTOR). */
   timeoutMs: number
+  /** The transport every node listens on and dials over (default QUIC). */
+  transport?: Transport
   log?: (line: string) => void
 }
 
@@ -58,7 +63,18 @@ export interface Sample {
   /** Seconds since the start. */
   t: number
   heapMiB: number
+  /** What V8 holds for its heap: reserved pages (`heapTotal`) and the resident part of them. */
+  heapTotalMiB: number
+  v8ResidentMiB: number
   rssMiB: number
+  /** RSS less the resident V8 heap: native memory (malloc, code, stacks). */
+  nativeMiB: number
+  /** Within it, what V8 itself mallocs, and its global handles (napi references among them). */
+  v8MallocMiB: number
+  globalHandlesMiB: number
+  /** Memory of C++ objects bound to JS objects, and the part of it in ArrayBuffers (Buffers included). */
+  externalMiB: number
+  arrayBuffersMiB: number
   resources: number
   timers: number
   /** Active resources other than timers and immediates (sockets, file and DNS requests, ...). */
@@ -83,7 +99,15 @@ export interface SoakReport {
   samples: Sample[]
   /** Per minute, over the samples after the warm-up. */
   slopes: Record<
-    'heapMiB' | 'resources' | 'handles' | 'timers' | 'sockets' | 'connections' | 'streams',
+    | 'heapMiB'
+    | 'rssMiB'
+    | 'externalMiB'
+    | 'resources'
+    | 'handles'
+    | 'timers'
+    | 'sockets'
+    | 'connections'
+    | 'streams',
     number
   >
   /** The samples after the warm-up that the fits use. */
@@ -106,7 +130,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const open = async (bootstrap: string[] = []) => {
     const net = await Network.create({
       network,
-      listen: listenOn('quic'),
+      listen: listenOn(options.transport ?? 'quic'),
       bootstrap,
       discovery: { departureWindowMs: 100 },
     })
@@ -279,6 +303,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       gc()
       gc()
       const memory = process.memoryUsage()
+      const v8 = getHeapStatistics()
       const resources = process.getActiveResourcesInfo()
       const catalog = n0.discovery.catalog().peers()
       const timers = resources.filter((r) => r === 'Timeout' || r === 'Immediate').length
@@ -293,7 +318,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       return {
         t: (Date.now() - started) / 1000,
         heapMiB: memory.heapUsed / 2 ** 20,
+        heapTotalMiB: memory.heapTotal / 2 ** 20,
+        v8ResidentMiB: v8.total_physical_size / 2 ** 20,
         rssMiB: memory.rss / 2 ** 20,
+        nativeMiB: (memory.rss - v8.total_physical_size) / 2 ** 20,
+        v8MallocMiB: v8.malloced_memory / 2 ** 20,
+        globalHandlesMiB: v8.used_global_handles_size / 2 ** 20,
+        externalMiB: memory.external / 2 ** 20,
+        arrayBuffersMiB: memory.arrayBuffers / 2 ** 20,
         resources: resources.length,
         timers,
         handles: resources.length - timers,
@@ -327,6 +359,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       )
     const slopes = {
       heapMiB: slope('heapMiB'),
+      heapTotalMiB: slope('heapTotalMiB'),
+      rssMiB: slope('rssMiB'),
+      nativeMiB: slope('nativeMiB'),
+      externalMiB: slope('externalMiB'),
       resources: slope('resources'),
       handles: slope('handles'),
       timers: slope('timers'),
@@ -340,7 +376,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       `slopes per minute after ${(options.warmupMs / 1000).toFixed(0)} s of warm-up (${after.length} samples): ${Object.entries(
         slopes,
       )
-        .map(([k, v]) => `${k} ${v >= 0 ? '+' : ''}${v.toFixed(k === 'heapMiB' ? 3 : 2)}`)
+        .map(([k, v]) => `${k} ${v >= 0 ? '+' : ''}${v.toFixed(k.endsWith('MiB') ? 3 : 2)}`)
         .join(', ')}`,
     ].join('\n')
     return { samples, slopes, fitted: after.length, errors, table }
@@ -387,7 +423,14 @@ export function leastSquaresSlope(x: readonly number[], y: readonly number[]): n
 const COLUMNS: [keyof Sample, string, number][] = [
   ['t', 't (s)', 7],
   ['heapMiB', 'heap MiB', 9],
+  ['heapTotalMiB', 'heap tot', 9],
+  ['v8ResidentMiB', 'v8 res', 7],
   ['rssMiB', 'rss MiB', 8],
+  ['nativeMiB', 'native', 7],
+  ['v8MallocMiB', 'v8 mal', 7],
+  ['globalHandlesMiB', 'globals', 8],
+  ['externalMiB', 'ext MiB', 8],
+  ['arrayBuffersMiB', 'ab MiB', 7],
   ['resources', 'resources', 10],
   ['timers', 'timers', 7],
   ['handles', 'handles', 8],
@@ -412,7 +455,7 @@ function header(): string {
 function row(s: Sample): string {
   return COLUMNS.map(([k, , w]) => {
     const v = s[k]
-    const text = k === 'heapMiB' || k === 'rssMiB' ? v.toFixed(2) : k === 't' ? v.toFixed(0) : String(v)
+    const text = k.endsWith('MiB') ? v.toFixed(2) : k === 't' ? v.toFixed(0) : String(v)
     return text.padStart(w)
   }).join(' ')
 }
