@@ -1,4 +1,5 @@
 import type { Uint8ArrayList } from 'uint8arraylist'
+import { concatBytes } from '../primitives/bytes.ts'
 
 /**
  * Splits a byte stream into `varint(length) ‖ body` frames, as libp2p's LengthPrefixedDecoder does,
@@ -39,7 +40,7 @@ export class FrameDecoder {
       throw named('InvalidParametersError', `buffer over ${this.#maxBufferSize} bytes`)
     }
     if (this.#need > this.#pendingBytes) return
-    const joined = join(this.#pending, this.#pendingBytes)
+    const joined = this.#pending.length === 1 ? this.#pending[0]! : concatBytes(...this.#pending)
     this.#pending = []
     this.#pendingBytes = 0
     this.#need = 0
@@ -84,17 +85,6 @@ export class FrameDecoder {
       this.#pendingBytes = rest.length
     }
   }
-}
-
-function join(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!
-  const out = new Uint8Array(total)
-  let off = 0
-  for (const c of chunks) {
-    out.set(c, off)
-    off += c.length
-  }
-  return out
 }
 
 function named(name: string, message: string): Error {
