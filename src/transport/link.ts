@@ -1,7 +1,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
+import { type AbortOptions, abortable } from '../primitives/abort.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { FrameTooLargeError } from '../primitives/errors.ts'
 import { Fifo } from '../primitives/fifo.ts'
@@ -204,14 +204,10 @@ export class Link {
       this.#writeMessage(payload)
       return Promise.resolve()
     }
-    const { promise, resolve, reject } = Promise.withResolvers<void>()
-    const pending: PendingSend = { payload, resolve, reject }
-    this.#sendQueue.push(pending)
-    const signal = options?.signal
-    if (!signal) return promise
-    return raceSignal(promise, signal).catch((err) => {
-      this.#sendQueue.remove(pending)
-      throw err
+    return abortable<void>(options?.signal, (resolve, reject) => {
+      const pending: PendingSend = { payload, resolve, reject }
+      this.#sendQueue.push(pending)
+      return () => this.#sendQueue.remove(pending)
     })
   }
 
@@ -279,14 +275,10 @@ export class Link {
     const next = this.tryRecvBytes()
     if (next) return Promise.resolve(next)
     if (this.#close) return Promise.reject(new LinkClosedError(this.#close))
-    const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>()
-    const pending: PendingRead = { resolve, reject }
-    this.#readers.push(pending)
-    const signal = options?.signal
-    if (!signal) return promise
-    return raceSignal(promise, signal).catch((err) => {
-      this.#readers.remove(pending)
-      throw err
+    return abortable<Uint8Array>(options?.signal, (resolve, reject) => {
+      const pending: PendingRead = { resolve, reject }
+      this.#readers.push(pending)
+      return () => this.#readers.remove(pending)
     })
   }
 
