@@ -3,7 +3,6 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { Discovery, type DiscoveryOptions, discoveryConfig } from '../discovery/discovery.ts'
@@ -17,6 +16,7 @@ import { checkPeerAddress } from '../transport/addresses.ts'
 import { type MosaikLibp2p, NetworkContext } from '../transport/context.ts'
 import { allowingPrivateDials, hostLimitingGater } from '../transport/hosts.ts'
 import { DEFAULT_MAX_FRAME_SIZE } from '../transport/link.ts'
+import { fastNoise } from './noise.ts'
 import { currentPlatform, type DataDirLock, type Platform, type TransportFactory } from './platform.ts'
 
 /**
@@ -196,7 +196,7 @@ export class Network {
       privateKey,
       addresses: { listen, ...(options.announce ? { announce: options.announce } : {}) },
       transports: [...platform.transports(), ...(extra.transports ?? [])],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [fastNoise()],
       streamMuxers: [yamux()],
       connectionGater: hostLimitingGater(
         {
