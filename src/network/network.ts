@@ -3,7 +3,6 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { Discovery, type DiscoveryOptions, discoveryConfig } from '../discovery/discovery.ts'
 import type { GroupsComponents } from '../groups/groups.ts'
@@ -18,6 +17,7 @@ import { allowingPrivateDials, hostLimitingGater } from '../transport/hosts.ts'
 import { DEFAULT_MAX_FRAME_SIZE } from '../transport/link.ts'
 import { fastNoise } from './noise.ts'
 import { currentPlatform, type DataDirLock, type Platform, type TransportFactory } from './platform.ts'
+import { lazyWindowYamux } from './yamux.ts'
 
 /**
  * Extra libp2p pieces a node runs beside its own: more transports and more services.
@@ -197,7 +197,7 @@ export class Network {
       addresses: { listen, ...(options.announce ? { announce: options.announce } : {}) },
       transports: [...platform.transports(), ...(extra.transports ?? [])],
       connectionEncrypters: [fastNoise()],
-      streamMuxers: [yamux()],
+      streamMuxers: [lazyWindowYamux()],
       connectionGater: hostLimitingGater(
         {
           maxConnectionsPerHost: options.maxConnectionsPerHost ?? 32,

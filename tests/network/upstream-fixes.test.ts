@@ -34,7 +34,9 @@ describe.each<Transport>(['memory', 'tcp'])('Noise and yamux fixes over %s', (tr
     const before = { ...upstreamFixes }
     await pair()
     expect(upstreamFixes.noiseDecodersReplaced).toBeGreaterThan(before.noiseDecodersReplaced)
+    expect(upstreamFixes.yamuxStreamsLazy).toBeGreaterThan(before.yamuxStreamsLazy)
     expect(upstreamFixes.noiseDecodersKept).toBe(0)
+    expect(upstreamFixes.yamuxStreamsKept).toBe(0)
   })
 
   it('carries 8 MiB whole and in order past a reader that lags, in frames of every size', async () => {
