@@ -46,8 +46,10 @@ const PAYLOAD_USER = 0
 const PAYLOAD_INTERNAL = 1
 const USER_PREFIX = new Uint8Array([PAYLOAD_USER])
 const INTERNAL_PREFIX = new Uint8Array([PAYLOAD_INTERNAL])
-/** Microtask-only work longer than this hands the Ready loop to a macrotask (see #kick). */
+/** A caller awaiting `execute` on microtasks alone for longer than this waits one macrotask. */
 const STARVATION_MS = 10
+/** Microtask-only work longer than this hands the Ready loop to a macrotask (see #kick). */
+const RUNAWAY_MS = 100
 
 export interface WorkerInit<C, Q, R> {
   /** This node's peer id. */
@@ -218,6 +220,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   async execute(commands: C[], options: AbortOptions = {}): Promise<IndexRange> {
     const assigned = await this.feed(commands, options)
     await this.#proposals.awaitCommit(assigned, commands, options)
+    await this.#breathe()
     return { first: assigned.first, last: assigned.last }
   }
 
@@ -303,10 +306,12 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   // Driving the core
 
   /**
-   * Runs the Ready loop soon; calls made while it runs make it go around again. Normally in a
-   * microtask (lowest latency); but when the event loop has not reached a macrotask for a while (a
-   * caller awaiting `execute` in a tight loop on an in-memory store runs purely on microtasks), in a
-   * macrotask, so timers (heartbeats, bond keep-alives, discovery) and I/O are never starved.
+   * Runs the Ready loop soon, in a microtask (lowest latency); calls made while it runs make it go
+   * around again. Only when the event loop has not reached a macrotask for RUNAWAY_MS does the loop
+   * wait for one, so timers and I/O cannot be starved by some microtask-only cycle. The usual such
+   * cycle, a caller awaiting `execute` in a loop on an in-memory path, is broken at the caller
+   * instead (#breathe): deferring every member's Ready loop made them process in clumps (a lagging
+   * follower's backlog all at once), which showed as p99 latency.
    */
   #kick(): void {
     if (this.closedOrHalted()) return
@@ -319,8 +324,18 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       this.#drive().catch((err) => this.log.error('group worker failed: %s', (err as Error).stack))
     }
     this.#probeMacrotask()
-    if (this.rt.now() - this.#lastMacrotaskAt > STARVATION_MS) this.rt.macrotask(run)
+    if (this.rt.now() - this.#lastMacrotaskAt > RUNAWAY_MS) this.rt.macrotask(run)
     else queueMicrotask(run)
+  }
+
+  /**
+   * After a command committed: if the event loop has run only microtasks for STARVATION_MS, the
+   * caller resumes in a macrotask, after timers (heartbeats, bond keep-alives, discovery) and I/O.
+   */
+  #breathe(): Promise<void> | undefined {
+    this.#probeMacrotask()
+    if (this.rt.now() - this.#lastMacrotaskAt <= STARVATION_MS) return undefined
+    return new Promise<void>((resolve) => this.rt.macrotask(resolve))
   }
 
   /** Notes when the event loop last ran a macrotask (see #kick). */
