@@ -343,6 +343,7 @@ const raftMessage: fc.Arbitrary<Message> = fc
           prevTerm: bounded,
           commit: bounded,
           seq: bounded,
+          quiet: fc.boolean(),
           entries: fc.tuple(...Array.from({ length: n }, (_, i) => entryArb(prevIndex + 1 + i))),
         })
         .map((f) => ({ ...base, type: 'append' as const, prevIndex, ...f, entries: [...f.entries] })),

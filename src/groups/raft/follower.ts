@@ -49,7 +49,10 @@ export function onAppend(s: NodeState, m: AppendMessage): void {
     s.snapshotNeeded = undefined
     if (s.catchUp !== undefined && log.committed >= s.catchUp.to) s.catchUp = undefined
     s.online = s.catchUp === undefined
-    respondAppend(s, m.from, false, lastNew, m.seq)
+    // A quiet commit notice is answered only where the answer says something new: a rejection, new
+    // entries, or a follower still catching up.
+    if (!m.quiet || m.entries.length > 0 || s.catchUp !== undefined)
+      respondAppend(s, m.from, false, lastNew, m.seq)
     return
   }
   s.online = false

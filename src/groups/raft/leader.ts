@@ -181,8 +181,13 @@ export function sendAppend(s: NodeState, to: string, pr: Progress): boolean {
     sendSnapshot(s, to, pr)
     return false
   }
-  const entries = s.log.slice(pr.next, s.log.lastIndex(), s.maxEntriesPerAppend)
+  const last = s.log.lastIndex()
+  const entries = s.log.slice(pr.next, last, s.maxEntriesPerAppend)
   const commit = s.log.committed
+  // A commit notice to a follower known to hold everything, with no read round for it to confirm,
+  // needs no answer: the answer would tell the leader nothing it does not know.
+  const quiet =
+    entries.length === 0 && pr.state === 'replicate' && pr.match === last && pr.ackedSeq >= s.reads.seq
   s.send<AppendMessage>({
     type: 'append',
     to,
@@ -191,6 +196,7 @@ export function sendAppend(s: NodeState, to: string, pr: Progress): boolean {
     entries,
     commit,
     seq: s.reads.seq,
+    quiet,
   })
   pr.sentCommit = commit
   if (entries.length > 0) pr.sent(entries[entries.length - 1]!.index, s.now)

@@ -248,7 +248,7 @@ const entries: FieldType<Entry[]> = {
  * `[code, term, clusterId, ...fields]`.
  */
 const MESSAGE_FIELDS = {
-  append: { prevIndex: index, prevTerm: index, entries, commit: index, seq: index },
+  append: { prevIndex: index, prevTerm: index, entries, commit: index, seq: index, quiet: bool },
   appendResponse: {
     reject: bool,
     index,

@@ -162,6 +162,11 @@ export interface AppendMessage extends MessageBase {
   entries: Entry[]
   commit: number
   seq: number
+  /**
+   * No answer wanted unless the follower rejects: an empty append that only moves the commit index
+   * to a follower the leader knows holds its whole log and has acknowledged the current read round.
+   */
+  quiet: boolean
 }
 
 export interface AppendResponseMessage extends MessageBase {

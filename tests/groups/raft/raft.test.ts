@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import {
+  type AppendMessage,
   CatchUpMismatchError,
   type Entry,
   type HardState,
@@ -562,6 +563,7 @@ describe('replication and commitment', () => {
       entries: [],
       commit: 3,
       seq: 0,
+      quiet: false,
     })
     expect(bench.core('b').status().commitIndex).toBe(1)
     bench.inject({ type: 'heartbeat', from: 'a', to: 'b', term: 2, clusterId: 'test', commit: 1, seq: 0 })
@@ -577,6 +579,7 @@ describe('replication and commitment', () => {
       entries: [command(2, 2)],
       commit: 3,
       seq: 0,
+      quiet: false,
     })
     expect(bench.core('b').status()).toMatchObject({ commitIndex: 2, lastIndex: 2, online: true })
     expect(bench.node('b').readies.some((r) => r.truncateFrom === 2)).toBe(true)
@@ -604,6 +607,47 @@ describe('replication and commitment', () => {
     // One probe per term boundary, not one per entry.
     const rejects = bench.sent.filter((m) => m.type === 'appendResponse' && m.from === 'c' && m.reject)
     expect(rejects.length).toBeLessThan(5)
+  })
+
+  it('tells matched followers the commit without asking for an answer, and asks again after a rejection', () => {
+    const bench = new Bench(['a', 'b', 'c'], { voters: ['a', 'b', 'c'] })
+    bench.run(300)
+    const [leader] = bench.leaders()
+    const followers = ['a', 'b', 'c'].filter((id) => id !== leader)
+    const from = bench.sent.length
+    propose(bench, leader!, 'x')
+    bench.deliver()
+    const sent = bench.sent.slice(from)
+    const appends = sent.filter((m): m is AppendMessage => m.type === 'append')
+    // One append with the entry and one commit notice per follower; only the first is answered.
+    for (const f of followers) {
+      const toF = appends.filter((m) => m.to === f)
+      expect(toF.map((m) => [m.entries.length, m.quiet])).toEqual([
+        [1, false],
+        [0, true],
+      ])
+      expect(sent.filter((m) => m.type === 'appendResponse' && m.from === f)).toHaveLength(1)
+      expect(bench.core(f).status().commitIndex).toBe(bench.core(leader!).status().commitIndex)
+    }
+    // A quiet notice the follower cannot match is still answered, with a rejection.
+    const f = followers[0]!
+    const status = bench.core(f).status()
+    const before = bench.sent.length
+    bench.inject({
+      type: 'append',
+      from: leader!,
+      to: f,
+      term: bench.core(leader!).status().term,
+      clusterId: 'test',
+      prevIndex: status.lastIndex + 5,
+      prevTerm: 99,
+      entries: [],
+      commit: status.commitIndex,
+      seq: 0,
+      quiet: true,
+    })
+    const answers = bench.sent.slice(before).filter((m) => m.type === 'appendResponse')
+    expect(answers).toMatchObject([{ from: f, reject: true }])
   })
 
   it('pipelines many entries in bounded batches and tells followers the commit promptly', () => {
@@ -999,6 +1043,7 @@ describe('the Ready contract', () => {
       entries: [command(2, 2)],
       commit: 1,
       seq: 0,
+      quiet: false,
     }
     expect(parseMessage(append)).toEqual(append)
     const bad: unknown[] = [

@@ -27,8 +27,18 @@ const MESSAGES: Message[] = [
     ],
     commit: 4,
     seq: 300,
+    quiet: false,
   },
-  { ...base, type: 'append', prevIndex: 2 ** 40, prevTerm: 6, entries: [], commit: 2 ** 40 - 1, seq: 0 },
+  {
+    ...base,
+    type: 'append',
+    prevIndex: 2 ** 40,
+    prevTerm: 6,
+    entries: [],
+    commit: 2 ** 40 - 1,
+    seq: 0,
+    quiet: true,
+  },
   {
     ...base,
     type: 'appendResponse',
@@ -52,8 +62,8 @@ const MESSAGES: Message[] = [
 
 /** The bytes of MESSAGES as the positional encoder wrote them when this test was written. */
 const PINNED: string[] = [
-  '8800076263310402838405070043010203830607018507070282614161426263310419012c',
-  '8800076263311b000001000000000006801b000000ffffffffff00',
+  '8900076263310402838405070043010203830607018507070282614161426263310419012cf4',
+  '8900076263311b000001000000000006801b000000ffffffffff00f5',
   '890107626331f50c0a0519012df4',
   '8502076263310819012e',
   '84030762633119012f',
