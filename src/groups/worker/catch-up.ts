@@ -4,6 +4,7 @@ import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
 import { Fifo } from '../../primitives/fifo.ts'
 import { sha256 } from '../../primitives/sha256.ts'
+import type { Timers } from '../../primitives/time.ts'
 import { Watch } from '../../primitives/watch.ts'
 import { BondMsg } from '../bond.ts'
 import { isBounded, parseEntry } from '../raft/messages.ts'
@@ -280,11 +281,16 @@ export class CatchUp {
           while (chunks.length > 0 && host.transport.bonds.value.has(source.peer)) {
             const off = chunks.shift()!
             try {
-              const part = await request(
-                source.peer,
-                Req.FetchSnapshot,
-                [fetch.index, off, SNAPSHOT_CHUNK],
-                FETCH_TIMEOUT_MS,
+              const part = await hedged(
+                () =>
+                  request(
+                    source.peer,
+                    Req.FetchSnapshot,
+                    [fetch.index, off, SNAPSHOT_CHUNK],
+                    FETCH_TIMEOUT_MS,
+                  ),
+                2 * host.config.electionTimeoutMs,
+                host.rt,
               )
               if (!(part instanceof Uint8Array) || off + part.length > size)
                 throw new DecodeError('bad chunk')
@@ -330,6 +336,42 @@ export class CatchUp {
       if (this.#served.size > 0) this.#armSweep()
     }, SNAPSHOT_TTL_MS)
   }
+}
+
+/**
+ * Calls `call`, and once more if the first call has not settled after `hedgeMs`; resolves with the
+ * first success, rejects when both failed. A chunk request or its answer lost on a bond that stays up
+ * would otherwise hold the whole install for FETCH_TIMEOUT_MS (sized for a 256 KiB chunk on a slow
+ * link), long after the network healed; the second request costs at most one chunk more.
+ */
+function hedged<T>(call: () => Promise<T>, hedgeMs: number, timers: Timers): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let pending = 1
+    let settled = false
+    let cancelHedge = () => {}
+    const run = () => {
+      call().then(
+        (value) => {
+          if (settled) return
+          settled = true
+          cancelHedge()
+          resolve(value)
+        },
+        (err: unknown) => {
+          if (settled || --pending > 0) return
+          settled = true
+          cancelHedge()
+          reject(err)
+        },
+      )
+    }
+    run()
+    cancelHedge = timers.setTimeout(() => {
+      if (settled) return
+      pending++
+      run()
+    }, hedgeMs)
+  })
 }
 
 function isSnapshotMeta(v: unknown): v is SnapshotMeta {
