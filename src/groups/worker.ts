@@ -114,6 +114,8 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   #probePending = false
   #lastMacrotaskAt: number
   #cancelTick: () => void = () => {}
+  /** When the armed tick timer fires (runtime clock); +∞ while none is armed. */
+  #tickDueAt = Number.POSITIVE_INFINITY
   #lastSnapshotIndex: number
   /** A verified snapshot the core accepted, installed by the next Ready. */
   #incoming: { meta: SnapshotMeta; data: Uint8Array } | undefined
@@ -468,16 +470,33 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.#catchUp.onSnapshotMarker(e.index, decoded[1])
   }
 
+  /**
+   * Keeps a timer for the core's next tick. Most turns of the Ready loop leave that time where it
+   * was, so a timer that fires no later than needed is kept (a tick before its time changes nothing
+   * and re-arms); only an earlier deadline replaces it.
+   */
   #armTick(): void {
+    if (this.closedOrHalted()) {
+      this.#disarmTick()
+      return
+    }
+    const now = this.rt.now()
+    const wait = Math.min(1000, Math.max(0, this.node.nextTickAt() - now))
+    if (this.#tickDueAt <= now + wait) return
     this.#cancelTick()
-    if (this.closedOrHalted()) return
-    const wait = Math.min(1000, Math.max(0, this.node.nextTickAt() - this.rt.now()))
+    this.#tickDueAt = now + wait
     this.#cancelTick = this.rt.setTimeout(() => {
+      this.#tickDueAt = Number.POSITIVE_INFINITY
       if (this.closedOrHalted()) return
       this.node.tick(this.rt.now())
       this.#kick()
       if (!this.#driving) this.#armTick()
     }, wait)
+  }
+
+  #disarmTick(): void {
+    this.#cancelTick()
+    this.#tickDueAt = Number.POSITIVE_INFINITY
   }
 
   async #compact(index: number): Promise<void> {
@@ -579,7 +598,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     )
     this.log.error('%s', error.message)
     this.#halted = error
-    this.#cancelTick()
+    this.#disarmTick()
     this.#proposals.failAll(() => error)
     this.#reads.dropAll()
     this.status.set(this.node.status())
@@ -602,7 +621,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#cancelTick()
+    this.#disarmTick()
     await this.transport.close()
     const err = new GroupTerminatedError()
     this.#proposals.failAll(() => err)
