@@ -8,8 +8,7 @@
  * require JWT tickets: `CollectionConfig::require_ticket` has no counterpart here yet).
  */
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
-import type { Network, Version } from '../../platform/node/index.ts'
-import type { Group } from '../../src/groups/group.ts'
+import type { Group, Network, Version } from '../../platform/node/index.ts'
 import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'

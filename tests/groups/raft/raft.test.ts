@@ -5,13 +5,19 @@
  */
 import { describe, expect, it } from 'vitest'
 import {
-  CatchUpMismatchError,
-  type Entry,
+  DecodeError,
+  decodeCanonical,
+  encodeCanonical,
   type HardState,
   LeaderNotReadyError,
-  type Message,
   NotLeaderError,
   type Preference,
+  type SnapshotMeta,
+} from '../../../platform/node/index.ts'
+import {
+  CatchUpMismatchError,
+  type Entry,
+  type Message,
   parseEntry,
   parseMessage,
   RaftContractError,
@@ -19,11 +25,8 @@ import {
   type RaftTiming,
   type ReadRequestId,
   type Ready,
-  type SnapshotMeta,
   type VoteResponseMessage,
 } from '../../../src/groups/raft/index.ts'
-import { decodeCanonical, encodeCanonical } from '../../../src/primitives/codec.ts'
-import { DecodeError } from '../../../src/primitives/errors.ts'
 import { Prng } from '../../support/sim-network.ts'
 
 const TIMING: RaftTiming = {
