@@ -1,5 +1,4 @@
-import type { StateMachine } from '../../src/groups/state-machine.ts'
-import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
+import { decodeCanonical, encodeCanonical, type StateMachine } from '../../platform/node/index.ts'
 
 export type LedgerCommand = { key: string; value: string }
 export type LedgerQuery = { get: string }

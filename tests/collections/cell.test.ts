@@ -4,16 +4,11 @@
  */
 import { describe, expect, it } from 'vitest'
 import { collections, Digest, type Network } from '../../platform/node/index.ts'
-import { consensus, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
+import { consensus, factories, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
 
 const pool = useNodes(4)
 
-function writer<V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Cell.writer<V>(net, id, { consensus }))
-}
-function reader<V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Cell.reader<V>(net, id, { consensus }))
-}
+const { writer, reader } = factories(pool, 'Cell')
 
 describe('collections::cell', () => {
   it('smoke_no_catchup: write, set and clear', async () => {

@@ -8,16 +8,11 @@
 import { describe, expect, it } from 'vitest'
 import { collections, Digest, type Network } from '../../platform/node/index.ts'
 import { ms, within } from '../support/time.ts'
-import { consensus, online, reach, reachWithin, S, sid, T, useNodes } from './support.ts'
+import { consensus, factories, online, reach, reachWithin, S, sid, T, useNodes } from './support.ts'
 
 const pool = useNodes(4)
 
-function writer<K = number, V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Map.writer<K, V>(net, id, { consensus }))
-}
-function reader<K = number, V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Map.reader<K, V>(net, id, { consensus }))
-}
+const { writer, reader } = factories(pool, 'Map')
 const sorted = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b)
 
 describe('collections::map', () => {

@@ -6,16 +6,11 @@
 import { describe, expect, it } from 'vitest'
 import { collections, Digest, type Network } from '../../platform/node/index.ts'
 import { ms, within } from '../support/time.ts'
-import { consensus, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
+import { consensus, factories, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
 
 const pool = useNodes(4)
 
-function writer<V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Once.writer<V>(net, id, { consensus }))
-}
-function reader<V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Once.reader<V>(net, id, { consensus }))
-}
+const { writer, reader } = factories(pool, 'Once')
 
 describe('collections::once', () => {
   it('smoke: the first write wins; later write and set keep 42', async () => {

@@ -8,16 +8,11 @@
  */
 import { describe, expect, it } from 'vitest'
 import { collections, Digest, type Network } from '../../platform/node/index.ts'
-import { consensus, groupOf, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
+import { consensus, factories, groupOf, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
 
 const pool = useNodes(4)
 
-function writer<K = number, V = number>(net: Network, id: string = sid(), capacity?: number) {
-  return pool.track(collections.PriorityQueue.writer<number, K, V>(net, id, { consensus, capacity }))
-}
-function reader<K = number, V = number>(net: Network, id: string = sid(), capacity?: number) {
-  return pool.track(collections.PriorityQueue.reader<number, K, V>(net, id, { consensus, capacity }))
-}
+const { writer, reader } = factories(pool, 'PriorityQueue')
 const entry = (priority: number, key: number, value: number) => ({ priority, key, value })
 const triples = (it: Iterable<{ priority: number; key: unknown; value: unknown }>) =>
   [...it].map((e) => [e.priority, e.key, e.value])

@@ -5,16 +5,11 @@
  */
 import { describe, expect, it } from 'vitest'
 import { collections, Digest, type Network } from '../../platform/node/index.ts'
-import { consensus, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
+import { consensus, factories, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
 
 const pool = useNodes(4)
 
-function writer<V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Set.writer<V>(net, id, { consensus }))
-}
-function reader<V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Set.reader<V>(net, id, { consensus }))
-}
+const { writer, reader } = factories(pool, 'Set')
 const sorted = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b)
 
 describe('collections::set', () => {

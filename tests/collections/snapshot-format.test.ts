@@ -1,7 +1,7 @@
 /** The packed snapshot format collections share: items of byte strings, each behind a varint length. */
 import { describe, expect, it } from 'vitest'
+import { DecodeError } from '../../platform/node/index.ts'
 import { packItems, SNAPSHOT_FORMAT, unpackItems } from '../../src/collections/machine.ts'
-import { DecodeError } from '../../src/primitives/errors.ts'
 
 const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill)
 

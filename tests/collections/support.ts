@@ -8,8 +8,7 @@
  * require JWT tickets: `CollectionConfig::require_ticket` has no counterpart here yet).
  */
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
-import type { Network, Version } from '../../platform/node/index.ts'
-import type { Group } from '../../src/groups/group.ts'
+import { collections, type Group, type Network, type Version } from '../../platform/node/index.ts'
 import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
@@ -108,4 +107,59 @@ export function useNodes(n: number): NodePool {
       return handle
     },
   }
+}
+
+/**
+ * The writer and reader factories of each collection kind, for the tests of one file: every handle is
+ * tracked by `pool` (closed after the test), runs the suite's `consensus` and opens the running test's
+ * store unless given another id. Type parameters default to number; a priority queue's priorities are
+ * numbers and it takes an optional `capacity`.
+ */
+function kinds(pool: NodePool) {
+  return {
+    Map: {
+      writer: <K = number, V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Map.writer<K, V>(net, id, { consensus })),
+      reader: <K = number, V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Map.reader<K, V>(net, id, { consensus })),
+    },
+    Vec: {
+      writer: <V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Vec.writer<V>(net, id, { consensus })),
+      reader: <V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Vec.reader<V>(net, id, { consensus })),
+    },
+    Set: {
+      writer: <V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Set.writer<V>(net, id, { consensus })),
+      reader: <V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Set.reader<V>(net, id, { consensus })),
+    },
+    Cell: {
+      writer: <V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Cell.writer<V>(net, id, { consensus })),
+      reader: <V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Cell.reader<V>(net, id, { consensus })),
+    },
+    Once: {
+      writer: <V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Once.writer<V>(net, id, { consensus })),
+      reader: <V = number>(net: Network, id: string = sid()) =>
+        pool.track(collections.Once.reader<V>(net, id, { consensus })),
+    },
+    PriorityQueue: {
+      writer: <K = number, V = number>(net: Network, id: string = sid(), capacity?: number) =>
+        pool.track(collections.PriorityQueue.writer<number, K, V>(net, id, { consensus, capacity })),
+      reader: <K = number, V = number>(net: Network, id: string = sid(), capacity?: number) =>
+        pool.track(collections.PriorityQueue.reader<number, K, V>(net, id, { consensus, capacity })),
+    },
+  }
+}
+
+/** The collection kinds `factories` opens. */
+export type Kind = keyof ReturnType<typeof kinds>
+
+/** `{ writer, reader }` for one collection kind (see `kinds`), e.g. `factories(pool, 'Map')`. */
+export function factories<K extends Kind>(pool: NodePool, kind: K): ReturnType<typeof kinds>[K] {
+  return kinds(pool)[kind]
 }

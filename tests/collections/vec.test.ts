@@ -6,16 +6,11 @@
  */
 import { describe, expect, it } from 'vitest'
 import { collections, Digest, type Network, OutOfRangeError } from '../../platform/node/index.ts'
-import { consensus, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
+import { consensus, factories, online, reach, reachWithin, sid, T, useNodes } from './support.ts'
 
 const pool = useNodes(4)
 
-function writer<V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Vec.writer<V>(net, id, { consensus }))
-}
-function reader<V = number>(net: Network, id: string = sid()) {
-  return pool.track(collections.Vec.reader<V>(net, id, { consensus }))
-}
+const { writer, reader } = factories(pool, 'Vec')
 
 describe('collections::vec', () => {
   it('smoke_no_catchup: every read and write operation, writer and reader', async () => {

@@ -2,13 +2,17 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Network } from '../../platform/node/index.ts'
-import type { RejectReason } from '../../src/discovery/catalog.ts'
-import { departureToWire, PeerEntry, SignedPeerEntry, signDeparture } from '../../src/discovery/entry.ts'
+import {
+  CloseCode,
+  Digest,
+  encodeCanonical,
+  type Network,
+  PeerEntry,
+  type RejectReason,
+  SignedPeerEntry,
+} from '../../platform/node/index.ts'
+import { departureToWire, signDeparture } from '../../src/discovery/entry.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
-import { encodeCanonical } from '../../src/primitives/codec.ts'
-import { Digest } from '../../src/primitives/digest.ts'
-import { CloseCode } from '../../src/transport/close.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { nextEvent } from '../support/events.ts'
 import { Nodes } from '../support/nodes.ts'

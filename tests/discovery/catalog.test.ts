@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Network } from '../../platform/node/index.ts'
-import { PeerEntry } from '../../src/discovery/entry.ts'
+import { type Network, PeerEntry } from '../../platform/node/index.ts'
 import { Nodes, type Transport, uniqueNetwork } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 

@@ -1,11 +1,17 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
-import { rttBelow, toPeerInfo } from '../../src/discovery/catalog.ts'
-import { PeerEntry, SignedPeerEntry, signDeparture, verifyDeparture } from '../../src/discovery/entry.ts'
+import {
+  DecodeError,
+  Digest,
+  InvalidSignatureError,
+  PeerEntry,
+  rttBelow,
+  SignedPeerEntry,
+} from '../../platform/node/index.ts'
+import { toPeerInfo } from '../../src/discovery/catalog.ts'
+import { signDeparture, verifyDeparture } from '../../src/discovery/entry.ts'
 import { RttTracker } from '../../src/discovery/rtt.ts'
-import { Digest } from '../../src/primitives/digest.ts'
-import { DecodeError, InvalidSignatureError } from '../../src/primitives/errors.ts'
 
 async function freshEntry(now = 1_000_000) {
   const key = await generateKeyPair('Ed25519')

@@ -11,13 +11,18 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import * as varint from 'uint8-varint'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Network } from '../../platform/node/index.ts'
-import { EntryLimitError, PeerEntry, SignedPeerEntry } from '../../src/discovery/entry.ts'
+import {
+  CloseCode,
+  type Digest,
+  decodeCanonical,
+  EntryLimitError,
+  encodeCanonical,
+  type Network,
+  PeerEntry,
+  SignedPeerEntry,
+} from '../../platform/node/index.ts'
 import { SYNC_CHUNK, SYNCS_PER_PEER } from '../../src/discovery/limits.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
-import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
-import type { Digest } from '../../src/primitives/digest.ts'
-import { CloseCode } from '../../src/transport/close.ts'
 import { nextEvent, record } from '../support/events.ts'
 import { Nodes, type Transport, uniqueNetwork } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'

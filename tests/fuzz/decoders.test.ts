@@ -3,12 +3,16 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  departureFromWire,
-  departureToWire,
+  CloseCode,
+  codecs,
+  DecodeError,
+  Digest,
+  decodeCanonical,
+  encodeCanonical,
   PeerEntry,
   SignedPeerEntry,
-  signDeparture,
-} from '../../src/discovery/entry.ts'
+} from '../../platform/node/index.ts'
+import { departureFromWire, departureToWire, signDeparture } from '../../src/discovery/entry.ts'
 import { DISCOVERY_WIRE_VERSION } from '../../src/discovery/sync.ts'
 import { BOND_PROTOCOL_VERSION, Bond, BondMsg } from '../../src/groups/bond.ts'
 import { MAX_TERM_OR_INDEX, parseEntry, parseMessage } from '../../src/groups/raft/messages.ts'
@@ -16,9 +20,6 @@ import type { Entry, Message } from '../../src/groups/raft/types.ts'
 import { decodeEntry, encodeEntry } from '../../src/groups/storage/log-store.ts'
 import { decodeRaftMessage, encodeRaftMessage } from '../../src/groups/wire.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
-import { codecs, decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
-import { Digest } from '../../src/primitives/digest.ts'
-import { DecodeError } from '../../src/primitives/errors.ts'
 import {
   handshakeMessage,
   isStartStream,
@@ -28,7 +29,6 @@ import {
   unpackBatch,
   varintLength,
 } from '../../src/streams/wire.ts'
-import { CloseCode } from '../../src/transport/close.ts'
 import type { Link } from '../../src/transport/link.ts'
 import {
   anyBytes,

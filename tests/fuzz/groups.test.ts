@@ -1,13 +1,18 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CloseCode, type Group, GroupKey, type Network } from '../../platform/node/index.ts'
+import {
+  CloseCode,
+  Digest,
+  encodeCanonical,
+  type Group,
+  GroupKey,
+  type Network,
+} from '../../platform/node/index.ts'
 import { BOND_PROTOCOL_VERSION, BondMsg, type BondSecrets, initiateBond } from '../../src/groups/bond.ts'
 import type { Message } from '../../src/groups/raft/types.ts'
 import { encodeRaftMessage } from '../../src/groups/wire.ts'
 import { Req } from '../../src/groups/worker/host.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
-import { encodeCanonical } from '../../src/primitives/codec.ts'
-import { Digest } from '../../src/primitives/digest.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { Counter, fastConsensus } from '../groups/support.ts'
 import { Nodes } from '../support/nodes.ts'

@@ -1,7 +1,6 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CloseCode, Digest, defineStream, type Network } from '../../platform/node/index.ts'
-import { encodeCanonical } from '../../src/primitives/codec.ts'
+import { CloseCode, Digest, defineStream, encodeCanonical, type Network } from '../../platform/node/index.ts'
 import { handshakeMessage, packBatch, startStreamMessage } from '../../src/streams/wire.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { FAST_BACKOFF, take } from '../streams/support.ts'

@@ -3,9 +3,13 @@ import * as vm from 'node:vm'
 import fc from 'fast-check'
 import * as varint from 'uint8-varint'
 import { expect } from 'vitest'
-import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
-import { MosaikError } from '../../src/primitives/errors.ts'
-import { CloseCode, type LinkClose } from '../../src/transport/close.ts'
+import {
+  CloseCode,
+  decodeCanonical,
+  encodeCanonical,
+  type LinkClose,
+  MosaikError,
+} from '../../platform/node/index.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { secs, within } from '../support/time.ts'
 

@@ -1,11 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { GroupBusyError, GroupKey, type Network } from '../../platform/node/index.ts'
+import {
+  type ConsensusOptions,
+  cborOf,
+  type Group,
+  GroupBusyError,
+  GroupKey,
+  type Network,
+} from '../../platform/node/index.ts'
 import { BondMsg, initiateBond } from '../../src/groups/bond.ts'
-import type { ConsensusOptions } from '../../src/groups/config.ts'
-import type { Group } from '../../src/groups/group.ts'
 import { BUSY, NOT_LEADER, Req } from '../../src/groups/worker/host.ts'
 import { concatBytes } from '../../src/primitives/bytes.ts'
-import { cborOf } from '../../src/primitives/codec.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { GroupKey, type Network, OfflineError } from '../../platform/node/index.ts'
-import type { Group } from '../../src/groups/group.ts'
+import { type Group, GroupKey, type Network, OfflineError } from '../../platform/node/index.ts'
 import { Nodes } from '../support/nodes.ts'
 import { Partition } from '../support/partition.ts'
 import { secs, within } from '../support/time.ts'

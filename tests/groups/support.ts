@@ -1,6 +1,4 @@
-import type { Group } from '../../src/groups/group.ts'
-import type { StateMachine } from '../../src/groups/state-machine.ts'
-import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
+import { decodeCanonical, encodeCanonical, type Group, type StateMachine } from '../../platform/node/index.ts'
 import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { secs, within } from '../support/time.ts'
 

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { AbortError, TimeoutError } from '../../platform/node/index.ts'
 import { abortable, anySignal, delay, raceSignal } from '../../src/primitives/abort.ts'
-import { AbortError, TimeoutError } from '../../src/primitives/errors.ts'
 import { Inbox } from '../../src/streams/inbox.ts'
 import { SendQueue } from '../../src/streams/send-queue.ts'
 

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { DecodeError, decodeCanonical, encodeCanonical } from '../../platform/node/index.ts'
 import { equalBytes } from '../../src/primitives/bytes.ts'
-import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
-import { DecodeError } from '../../src/primitives/errors.ts'
 
 describe('canonical codec', () => {
   it('gives the same bytes for the same value however it was built', () => {

@@ -1,7 +1,7 @@
 import { blake3 } from '@noble/hashes/blake3.js'
 import { describe, expect, it } from 'vitest'
+import { Digest } from '../../platform/node/index.ts'
 import { toHex, utf8 } from '../../src/primitives/bytes.ts'
-import { Digest } from '../../src/primitives/digest.ts'
 
 describe('Digest', () => {
   it('hashes names with blake3', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { AbortError } from '../../platform/node/index.ts'
 import { delay } from '../../src/primitives/abort.ts'
-import { AbortError } from '../../src/primitives/errors.ts'
 import { Scope } from '../../src/primitives/scope.ts'
 import { type Clock, systemClock, systemTimers, type Timers } from '../../src/primitives/time.ts'
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { AbortError, ClosedError, TimeoutError } from '../../src/primitives/errors.ts'
+import { AbortError, ClosedError, TimeoutError } from '../../platform/node/index.ts'
 import { Watch } from '../../src/primitives/watch.ts'
 
 describe('Watch', () => {

@@ -6,8 +6,14 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import * as varint from 'uint8-varint'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { CloseCode, Digest, defineStream, type LinkClose, type Network } from '../../platform/node/index.ts'
-import { encodeCanonical } from '../../src/primitives/codec.ts'
+import {
+  CloseCode,
+  Digest,
+  defineStream,
+  encodeCanonical,
+  type LinkClose,
+  type Network,
+} from '../../platform/node/index.ts'
 import { packBatch } from '../../src/streams/wire.ts'
 import { Link } from '../../src/transport/link.ts'
 import { Nodes } from '../support/nodes.ts'

@@ -17,18 +17,24 @@
  * also dropped and duplicated at random (requests and responses only go down with their bond).
  */
 
+import {
+  type ApplyContext,
+  ClosedError,
+  type ConsensusOptions,
+  consensusConfig,
+  Digest,
+  decodeCanonical,
+  encodeCanonical,
+  type LoadedLog,
+  type LogStore,
+  MemoryLogStore,
+  type Preference,
+  type StateMachine,
+} from '../../platform/node/index.ts'
 import { BondMsg, BondRequestError, RequestRefusedError } from '../../src/groups/bond.ts'
-import { type ConsensusOptions, consensusConfig } from '../../src/groups/config.ts'
-import type { Preference } from '../../src/groups/raft/types.ts'
-import type { ApplyContext, StateMachine } from '../../src/groups/state-machine.ts'
-import type { LoadedLog, LogStore } from '../../src/groups/storage/log-store.ts'
-import { MemoryLogStore } from '../../src/groups/storage/memory.ts'
 import type { Runtime } from '../../src/groups/worker/runtime.ts'
 import type { BondView, GroupTransport, TransportHandlers } from '../../src/groups/worker/transport.ts'
 import { GroupWorker } from '../../src/groups/worker.ts'
-import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
-import { Digest } from '../../src/primitives/digest.ts'
-import { ClosedError } from '../../src/primitives/errors.ts'
 import { Watch } from '../../src/primitives/watch.ts'
 import type { Logger } from '../../src/transport/context.ts'
 import { FAST_CONSENSUS } from './consensus.ts'

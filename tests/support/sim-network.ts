@@ -12,19 +12,16 @@
  * tested by the group-worker simulation (group-sim.ts, tests/groups/sim/), which runs the real one.
  */
 
+import type { HardState, Preference, RaftStatus, SnapshotMeta } from '../../platform/node/index.ts'
 import type {
   ClusterStanding,
   Entry,
-  HardState,
   Message,
-  Preference,
   RaftInit,
-  RaftStatus,
   RaftTiming,
   ReadRequestId,
   Ready,
   RivalReport,
-  SnapshotMeta,
   SnapshotNeeded,
 } from '../../src/groups/raft/index.ts'
 import { RaftNode } from '../../src/groups/raft/index.ts'

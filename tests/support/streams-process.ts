@@ -32,8 +32,8 @@ async function main(): Promise<void> {
   const { privateKeyFromProtobuf } = await import('@libp2p/crypto/keys')
   const { defineStream, Network } = await import('../../platform/node/index.ts')
   const { fromHex, randomBytes, toHex } = await import('../../src/primitives/bytes.ts')
-  type Producer = import('../../src/streams/producer.ts').Producer<Tick>
-  type Consumer = import('../../src/streams/consumer.ts').Consumer<Tick>
+  type Producer = import('../../platform/node/index.ts').Producer<Tick>
+  type Consumer = import('../../platform/node/index.ts').Consumer<Tick>
 
   const options = JSON.parse(process.argv[2] ?? '{}') as StreamsProcessOptions
   const net = await Network.create({

@@ -5,14 +5,20 @@
  */
 import { describe, expect, it } from 'vitest'
 import {
+  DecodeError,
+  decodeCanonical,
+  encodeCanonical,
+  type HardState,
+  LeaderNotReadyError,
+  NotLeaderError,
+  type Preference,
+  type SnapshotMeta,
+} from '../../../platform/node/index.ts'
+import {
   type AppendMessage,
   CatchUpMismatchError,
   type Entry,
-  type HardState,
-  LeaderNotReadyError,
   type Message,
-  NotLeaderError,
-  type Preference,
   parseEntry,
   parseMessage,
   RaftContractError,
@@ -20,11 +26,8 @@ import {
   type RaftTiming,
   type ReadRequestId,
   type Ready,
-  type SnapshotMeta,
   type VoteResponseMessage,
 } from '../../../src/groups/raft/index.ts'
-import { decodeCanonical, encodeCanonical } from '../../../src/primitives/codec.ts'
-import { DecodeError } from '../../../src/primitives/errors.ts'
 import { Prng } from '../../support/sim-network.ts'
 
 const TIMING: RaftTiming = {

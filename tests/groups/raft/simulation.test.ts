@@ -15,7 +15,8 @@
  * RAFT_SIM_RUNS raises the number of runs (default 2000 across the scenarios).
  */
 import { describe, expect, it } from 'vitest'
-import { NotLeaderError, type ReadRequestId } from '../../../src/groups/raft/index.ts'
+import { NotLeaderError } from '../../../platform/node/index.ts'
+import type { ReadRequestId } from '../../../src/groups/raft/index.ts'
 import {
   type CounterInput,
   checkLinearizable,

@@ -3,6 +3,7 @@
  * cluster's term to where no election can follow (2^53 − 1 + 1 is not a safe integer).
  */
 import { describe, expect, it } from 'vitest'
+import { DecodeError } from '../../../platform/node/index.ts'
 import {
   type HeartbeatMessage,
   MAX_TERM_LEAP,
@@ -10,7 +11,6 @@ import {
   parseMessage,
 } from '../../../src/groups/raft/index.ts'
 import { decodeRaftMessage, encodeRaftMessage } from '../../../src/groups/wire.ts'
-import { DecodeError } from '../../../src/primitives/errors.ts'
 import { RaftCluster } from '../../support/sim-network.ts'
 
 const ids = ['n1', 'n2', 'n3']

@@ -4,11 +4,10 @@
  * refused with a DecodeError.
  */
 import { describe, expect, it } from 'vitest'
+import { DecodeError, decodeCanonical, encodeCanonical } from '../../../platform/node/index.ts'
 import type { AppendMessage, Message } from '../../../src/groups/raft/types.ts'
 import { decodeRaftMessage, encodeRaftMessage } from '../../../src/groups/wire.ts'
 import { toHex } from '../../../src/primitives/bytes.ts'
-import { decodeCanonical, encodeCanonical } from '../../../src/primitives/codec.ts'
-import { DecodeError } from '../../../src/primitives/errors.ts'
 
 const base = { from: 'A', to: 'B', term: 7, clusterId: 'c1' }
 const winner = { clusterId: 'c2', commit: 9, lastTerm: 3, lastIndex: 11, commands: true }

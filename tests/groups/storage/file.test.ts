@@ -17,12 +17,14 @@ import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FileLogStoreOptions } from '../../../platform/node/file-log-store.ts'
 import { FileLogStore } from '../../../platform/node/file-log-store.ts'
-import type { LogStore } from '../../../src/groups/storage/log-store.ts'
+import {
+  DataDirLockedError,
+  encodeCanonical,
+  type LogStore,
+  MemoryLogStore,
+} from '../../../platform/node/index.ts'
 import { CorruptLogError, StorageError } from '../../../src/groups/storage/log-store.ts'
-import { MemoryLogStore } from '../../../src/groups/storage/memory.ts'
 import { equalBytes } from '../../../src/primitives/bytes.ts'
-import { encodeCanonical } from '../../../src/primitives/codec.ts'
-import { DataDirLockedError } from '../../../src/primitives/errors.ts'
 import { secs, within } from '../../support/time.ts'
 import type { Mix } from './fixtures/crash-workload.ts'
 import { applyOp, Workload } from './fixtures/crash-workload.ts'

@@ -9,9 +9,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { IdbLogStore } from '../../../platform/browser/idb-log-store.ts'
 import { databaseName, lockBrowserDataDir, openBrowserLogStore } from '../../../platform/browser/storage.ts'
 import { lockByName } from '../../../platform/browser/web-lock.ts'
-import type { LogStore } from '../../../src/groups/storage/log-store.ts'
+import {
+  ClosedError,
+  DataDirLockedError,
+  InvalidArgumentError,
+  type LogStore,
+} from '../../../platform/node/index.ts'
 import { CorruptLogError, StorageError } from '../../../src/groups/storage/log-store.ts'
-import { ClosedError, DataDirLockedError, InvalidArgumentError } from '../../../src/primitives/errors.ts'
 import { secs, within } from '../../support/time.ts'
 import { indices, meta, random, range, runLogStoreCompliance } from './log-store-compliance.ts'
 

@@ -1,7 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { HardState, LogEntry, LogStore, SnapshotMeta } from '../../../src/groups/storage/log-store.ts'
+import {
+  ClosedError,
+  type HardState,
+  InvalidArgumentError,
+  type LogEntry,
+  type LogStore,
+  type SnapshotMeta,
+} from '../../../platform/node/index.ts'
 import { StorageError } from '../../../src/groups/storage/log-store.ts'
-import { ClosedError, InvalidArgumentError } from '../../../src/primitives/errors.ts'
 
 /**
  * One backing store (a directory, a database) that stores can be opened over, again and again.

@@ -1,4 +1,4 @@
-import { MemoryLogStore } from '../../../src/groups/storage/memory.ts'
+import { MemoryLogStore } from '../../../platform/node/index.ts'
 import { runLogStoreCompliance } from './log-store-compliance.ts'
 
 runLogStoreCompliance('MemoryLogStore', async () => ({
