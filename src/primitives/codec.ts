@@ -9,6 +9,7 @@ import {
 } from 'cborg'
 import { bigIntDecoder, bigIntEncoder, bigNegIntDecoder, mapDecoder, setDecoder } from 'cborg/taglib'
 import { compareBytes, fromUtf8, utf8 } from './bytes.ts'
+import { writeCanonical } from './cbor-writer.ts'
 import { DecodeError, MosaikError } from './errors.ts'
 
 /**
@@ -93,8 +94,20 @@ const decodeOptions: DecodeOptions = {
   },
 }
 
-/** Canonical CBOR (RFC 8949 deterministic encoding), with Map, Set and bigint. */
+/**
+ * Canonical CBOR (RFC 8949 deterministic encoding), with Map, Set and bigint. Plain values (safe
+ * integers, strings, bytes, booleans, null, arrays, plain objects) take a direct writer; anything else
+ * goes through cborg, which gives the same bytes for the plain ones.
+ */
 export function encodeCanonical(value: unknown): Uint8Array {
+  return writeCanonical(value) ?? encodeCanonicalSlow(value)
+}
+
+/**
+ * The cborg path of encodeCanonical, for every value. Exported for tests that check the direct writer
+ * against it; not part of the public API.
+ */
+export function encodeCanonicalSlow(value: unknown): Uint8Array {
   try {
     return cborEncode(value, encodeOptions)
   } catch (err) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { DecodeError, decodeCanonical, encodeCanonical } from '../../platform/node/index.ts'
-import { equalBytes } from '../../src/primitives/bytes.ts'
+import { DecodeError, decodeCanonical, encodeCanonical, MosaikError } from '../../platform/node/index.ts'
+import { equalBytes, fromUtf8, toHex, utf8 } from '../../src/primitives/bytes.ts'
+import { encodeCanonicalSlow } from '../../src/primitives/codec.ts'
 
 describe('canonical codec', () => {
   it('gives the same bytes for the same value however it was built', () => {
@@ -51,5 +52,329 @@ describe('canonical codec', () => {
     expect(() => decodeCanonical(new Uint8Array([0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02]))).toThrow(
       DecodeError,
     )
+  })
+})
+
+/** mulberry32: a small seeded PRNG, so a failure names a reproducible value. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const INT_EDGES = [
+  0,
+  1,
+  23,
+  24,
+  25,
+  255,
+  256,
+  65535,
+  65536,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 32 + 1,
+  2 ** 53 - 1,
+  2 ** 40 + 12345,
+]
+const INTS = [...INT_EDGES, ...INT_EDGES.map((n) => -n - 1), ...INT_EDGES.filter((n) => n > 0).map((n) => -n)]
+// (65535/65536, the next head boundary, have a test of their own: deep-equality of many is slow)
+const STRING_LENGTHS = [0, 1, 22, 23, 24, 25, 255, 256, 1000]
+// The last two hold lone surrogates, which UTF-8 can only carry as U+FFFD
+const ALPHABETS = ['abcXYZ019', 'é日', '😀🎉', 'aé日😀', '\ud800x\udfff', '\udc00\ud83d']
+const KEY_ALPHABETS = ALPHABETS.slice(0, 4)
+// Keys of mixed lengths (23/24 bytes straddle the one-byte head), non-ASCII keys, lone surrogates (no
+// two that become the same key as U+FFFD), and a pair that UTF-16 order and UTF-8 order disagree on
+// ('\uffffa' vs '😀', both 4 UTF-8 bytes).
+const KEYS = [
+  '',
+  'a',
+  'b',
+  'z',
+  'A',
+  'aa',
+  'ab',
+  'ba',
+  'index',
+  'term',
+  'kind',
+  'data',
+  'clusterId',
+  'vote',
+  'commit',
+  '10',
+  '2',
+  'é',
+  'e',
+  'ée',
+  '日本',
+  '😀',
+  '\uffffa',
+  '\ue000',
+  '\ud800',
+  'x\udfff',
+  'k'.repeat(23),
+  'k'.repeat(24),
+  'j'.repeat(24),
+  'k'.repeat(25),
+  'ü'.repeat(12),
+  'long-key-'.repeat(30),
+]
+
+function randomString(
+  rand: () => number,
+  alphabets = ALPHABETS,
+  maxLength = Number.POSITIVE_INFINITY,
+): string {
+  // by code point: '😀' is one character of the alphabet, two UTF-16 units
+  const alphabet = [...alphabets[Math.floor(rand() * alphabets.length)]!]
+  const len =
+    rand() < 0.8 ? Math.floor(rand() * 30) : STRING_LENGTHS[Math.floor(rand() * STRING_LENGTHS.length)]!
+  let s = ''
+  for (let i = 0; i < Math.min(len, maxLength); i++) s += alphabet[Math.floor(rand() * alphabet.length)]!
+  return s
+}
+
+function randomBytes(rand: () => number): Uint8Array {
+  const len =
+    rand() < 0.8 ? Math.floor(rand() * 30) : STRING_LENGTHS[Math.floor(rand() * STRING_LENGTHS.length)]!
+  const out = new Uint8Array(len)
+  for (let i = 0; i < len; i++) out[i] = Math.floor(rand() * 256)
+  return out
+}
+
+/** A random value of the subset the direct writer covers; objects may carry undefined properties. */
+function randomValue(rand: () => number, depth: number): unknown {
+  const r = rand()
+  const leaf = depth >= 5 || r < 0.55
+  if (leaf) {
+    const k = Math.floor(rand() * 7)
+    switch (k) {
+      case 0:
+        return INTS[Math.floor(rand() * INTS.length)]!
+      case 1:
+        return Math.floor(rand() * 2 ** 53) * (rand() < 0.5 ? -1 : 1) || 1
+      case 2:
+        return randomString(rand)
+      case 3:
+        return randomBytes(rand)
+      case 4:
+        return rand() < 0.5
+      case 5:
+        return null
+      default:
+        return Math.floor(rand() * 300) - 150
+    }
+  }
+  if (r < 0.75) {
+    const len = Math.floor(rand() * (rand() < 0.9 ? 6 : 30))
+    return Array.from({ length: len }, () => randomValue(rand, depth + 1))
+  }
+  const obj: Record<string, unknown> = rand() < 0.1 ? Object.create(null) : {}
+  const n = Math.floor(rand() * (rand() < 0.9 ? 6 : 30))
+  for (let i = 0; i < n; i++) {
+    const key = rand() < 0.7 ? KEYS[Math.floor(rand() * KEYS.length)]! : randomString(rand, KEY_ALPHABETS, 40)
+    obj[key] = rand() < 0.1 ? undefined : randomValue(rand, depth + 1)
+  }
+  return obj
+}
+
+/** The value as decoding gives it back: undefined properties gone, objects plain, U+FFFD for lone surrogates. */
+function withoutUndefined(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutUndefined)
+  if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array)) {
+    const out: Record<string, unknown> = {}
+    for (const [k, e] of Object.entries(v)) if (e !== undefined) out[fromUtf8(utf8(k))] = withoutUndefined(e)
+    return out
+  }
+  // lone surrogates come back as U+FFFD
+  if (typeof v === 'string') return fromUtf8(utf8(v))
+  return v
+}
+
+function expectSameEncoding(value: unknown): void {
+  let slow: Uint8Array | undefined
+  let slowError: unknown
+  try {
+    slow = encodeCanonicalSlow(value)
+  } catch (err) {
+    slowError = err
+  }
+  if (slow === undefined) {
+    expect(() => encodeCanonical(value)).toThrow(slowError as Error)
+    try {
+      encodeCanonical(value)
+    } catch (err) {
+      expect(err).toBeInstanceOf(MosaikError)
+      expect((err as MosaikError).code).toBe((slowError as MosaikError).code)
+    }
+    return
+  }
+  const fast = encodeCanonical(value)
+  if (!equalBytes(fast, slow)) expect(toHex(fast)).toBe(toHex(slow))
+}
+
+describe('canonical codec: direct writer', () => {
+  it('writes the same bytes as cborg for thousands of random plain values, and round-trips them', () => {
+    const rand = prng(0x5eed)
+    for (let i = 0; i < 4000; i++) {
+      const value = randomValue(rand, 0)
+      const fast = encodeCanonical(value)
+      const slow = encodeCanonicalSlow(value)
+      if (!equalBytes(fast, slow)) {
+        throw new Error(`value #${i} encodes differently:\nfast ${toHex(fast)}\nslow ${toHex(slow)}`)
+      }
+      expect(decodeCanonical(fast)).toEqual(withoutUndefined(value))
+    }
+  })
+
+  it('writes integer heads at every size boundary like cborg', () => {
+    for (const n of INTS) expectSameEncoding(n)
+    expect(toHex(encodeCanonical(23))).toBe('17')
+    expect(toHex(encodeCanonical(24))).toBe('1818')
+    expect(toHex(encodeCanonical(-25))).toBe('3818')
+    expect(toHex(encodeCanonical(2 ** 32))).toBe('1b0000000100000000')
+    expect(toHex(encodeCanonical(-(2 ** 53 - 1)))).toBe('3b001ffffffffffffe')
+  })
+
+  it('sorts keys by their encoded bytes: shorter first, then UTF-8 byte order', () => {
+    const obj: Record<string, number> = {}
+    KEYS.forEach((k, i) => {
+      obj[k] = i
+    })
+    expectSameEncoding(obj)
+    // UTF-16 puts '😀' (d83d…) before '\uffffa'; UTF-8 puts ef bf bf 61 before f0 9f 98 80
+    expect(toHex(encodeCanonical({ '😀': 1, '\uffffa': 2 }))).toBe('a264efbfbf610264f09f988001')
+    // ≥ 24 keys of which some are undefined: the head shrinks back to one byte
+    const many: Record<string, unknown> = {}
+    for (let i = 0; i < 26; i++) many[`k${i}`] = i < 5 ? undefined : i
+    expectSameEncoding(many)
+    expect(encodeCanonical(many)[0]).toBe(0xa0 + 21)
+  })
+
+  it('writes lone surrogates as U+FFFD, like cborg, in short and long strings', () => {
+    for (const s of [
+      '\ud800',
+      'a\udc00b',
+      '\ud83d\ud83d\ude00',
+      `${'x'.repeat(30)}\ud800`,
+      '\udfff'.repeat(100),
+    ]) {
+      expectSameEncoding(s)
+      expectSameEncoding({ [s]: s })
+    }
+    // Two keys that differ only in lone surrogates become one key twice, as with cborg (which
+    // decodeCanonical then rejects)
+    expectSameEncoding({ '\ud800': 1, '\udc00': 2, a: 3 })
+  })
+
+  it('writes Buffers, large strings and large byte arrays like cborg', () => {
+    for (const n of [65535, 65536]) {
+      expectSameEncoding('a'.repeat(n))
+      expectSameEncoding(`${'a'.repeat(n - 2)}é`)
+      expectSameEncoding(`${'a'.repeat(n - 1)}é`)
+      expectSameEncoding(new Uint8Array(n).fill(1))
+      expectSameEncoding([new Uint8Array(n), { k: 'b'.repeat(n) }])
+    }
+    expectSameEncoding(Buffer.from('hello buffer'))
+    expectSameEncoding({ b: Buffer.alloc(300, 7) })
+    expectSameEncoding('é'.repeat(40_000))
+    expectSameEncoding(new Uint8Array(1536 * 1024).fill(9))
+    expectSameEncoding([1, 'after a large value', new Uint8Array(5)])
+  })
+
+  it('leaves values outside the subset to cborg: same bytes, or the same error', () => {
+    class Point {
+      readonly x: number
+      readonly y: number
+      constructor(x: number, y: number) {
+        this.x = x
+        this.y = y
+      }
+    }
+    const deep: unknown[] = []
+    let cur = deep
+    for (let i = 0; i < 100; i++) {
+      const next: unknown[] = []
+      cur.push(next)
+      cur = next
+    }
+    const cyclic: Record<string, unknown> = { a: 1 }
+    cyclic.self = cyclic
+    const taggedSet = Object.create(null)
+    taggedSet[Symbol.toStringTag] = 'Set'
+    const outside: unknown[] = [
+      1.5,
+      -0,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      2 ** 53,
+      -(2 ** 53),
+      1e300,
+      5n,
+      -(2n ** 70n),
+      2n ** 64n,
+      new Map<unknown, unknown>([
+        [2, 'b'],
+        [1, 'a'],
+      ]),
+      new Set(['b', 'a']),
+      { ok: 1, nested: new Map([['k', [1, 2]]]) },
+      { x: [1, { y: new Set([3]) }] },
+      [1, undefined, 2],
+      new Array(3), // holes
+      undefined,
+      { a: [undefined] },
+      new Date(0),
+      new Point(1, 2),
+      { p: new Point(1, 2) },
+      new Uint16Array([1, 2]),
+      new ArrayBuffer(3),
+      { f: () => 1 },
+      Symbol('s'),
+      deep,
+      cyclic,
+      taggedSet,
+      { fl: 0.1, i: 1 },
+      [-0],
+    ]
+    for (const value of outside) expectSameEncoding(value)
+  })
+
+  it('turns a throwing getter into the same ENCODE error', () => {
+    const value = {
+      a: 1,
+      get b(): number {
+        throw new Error('no b')
+      },
+    }
+    expect(() => encodeCanonicalSlow(value)).toThrow(/no b/)
+    expectSameEncoding(value)
+  })
+
+  it('encodes re-entrantly when a getter itself encodes', () => {
+    const value = {
+      a: 1,
+      get b(): Uint8Array {
+        return encodeCanonical({ inner: [1, 2, 3] })
+      },
+    }
+    expectSameEncoding(value)
+  })
+
+  it('returns bytes the caller owns: a later encoding does not change them', () => {
+    const first = encodeCanonical({ index: 1, term: 2, data: new Uint8Array([1, 2, 3]) })
+    const copy = first.slice()
+    encodeCanonical({ index: 99, term: 98, data: new Uint8Array(500).fill(0xee) })
+    encodeCanonical('x'.repeat(5000))
+    expect(toHex(first)).toBe(toHex(copy))
+    expect(first.byteLength).toBe(first.buffer.byteLength)
   })
 })
