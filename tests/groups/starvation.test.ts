@@ -1,8 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { GroupKey } from '../../platform/node/index.ts'
+import { type Group, GroupKey } from '../../platform/node/index.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 import { Counter, fastConsensus } from './support.ts'
+
+async function leaderOf(groups: Group<Counter>[]): Promise<Group<Counter>> {
+  await Promise.race(groups.map((g) => g.when.isLeader()))
+  return groups.find((g) => g.isLeader)!
+}
 
 describe('a tight write loop', () => {
   const nodes = new Nodes('memory')
@@ -25,5 +30,32 @@ describe('a tight write loop', () => {
     // 300 ms of writing with a 5 ms interval timer: it must have fired many times, not zero.
     expect(ticks).toBeGreaterThan(10)
     expect((await g.query('value')).result).toBeGreaterThan(100)
+  })
+  it('lets 100 callers in a tight loop resume together: pipelining still multiplies throughput', async () => {
+    const nets = await nodes.star(3)
+    const key = GroupKey.fromSecret('tight-many')
+    const groups = await Promise.all(
+      nets.map((n) => n.groups.join({ key, stateMachine: new Counter(), consensus: fastConsensus })),
+    )
+    await within(secs(10), Promise.all(groups.map((g) => g.when.voters(3))))
+    const leader = await within(secs(10), leaderOf(groups))
+    const rate = async (callers: number) => {
+      let done = 0
+      const started = performance.now()
+      await Promise.all(
+        Array.from({ length: callers }, async () => {
+          while (performance.now() - started < 400) {
+            await leader.execute({ inc: 1 })
+            done++
+          }
+        }),
+      )
+      return done
+    }
+    const alone = await rate(1)
+    const together = await rate(100)
+    // Callers paused for the event loop one by one each start their own round of appends: 100 of them
+    // then commit barely more than one (1.2× measured), where resuming together commits 15-25× more.
+    expect(together, `1 caller: ${alone}, 100 callers: ${together}`).toBeGreaterThan(4 * alone)
   })
 })
