@@ -6,7 +6,7 @@ import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
 import { decodeCanonical } from '../primitives/codec.ts'
 import { Digest, type StoreId } from '../primitives/digest.ts'
 import { DecodeError } from '../primitives/errors.ts'
-import { latin1 } from './values.ts'
+import { Latin1Slicer } from './values.ts'
 
 /**
  * The state machine behind a collection. Commands are canonical-CBOR arrays whose user values are
@@ -156,9 +156,11 @@ const UNUSUAL: unique symbol = Symbol('unusual command')
 export class CommandReader {
   readonly bytes: Uint8Array
   at = 0
+  readonly #strings: Latin1Slicer
 
   constructor(bytes: Uint8Array) {
     this.bytes = bytes
+    this.#strings = new Latin1Slicer(bytes)
   }
 
   /** The argument of a header of `major` type in its shortest form. */
@@ -198,7 +200,7 @@ export class CommandReader {
     const start = this.at
     this.at += n
     if (this.at > this.bytes.length) throw UNUSUAL
-    return latin1(this.bytes, start, this.at)
+    return this.#strings.slice(start, this.at)
   }
 
   bytesStringOrNull(): string | null {

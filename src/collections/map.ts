@@ -20,7 +20,7 @@ import {
   varintLength,
   writeVarint,
 } from './machine.ts'
-import { keyBytes, latin1 } from './values.ts'
+import { keyBytes, Latin1Slicer } from './values.ts'
 
 /** Options of a replicated Map: codecs (and schemas) for keys and values. */
 export interface MapOptions<K, V> extends CollectionOptions {
@@ -231,13 +231,10 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
   protected override restoreSnapshot(snapshot: Uint8Array): void {
     const entries = new Map<string, Slot>()
     if (snapshot.length > 0) {
-      // Short keys and values (most of them) are sliced out of one string of the whole snapshot: one
-      // allocation each, where building them byte by byte allocates one per byte. Longer ones are
-      // built on their own: V8 would make their slices views that keep the whole string alive.
-      const whole = latin1(snapshot, 0, snapshot.length)
+      const strings = new Latin1Slicer(snapshot)
       let key: string | undefined
       scanItems(this.arity, snapshot, (start, end) => {
-        const s = end - start < SLICE_COPIES_BELOW ? whole.slice(start, end) : latin1(snapshot, start, end)
+        const s = strings.slice(start, end)
         if (key === undefined) key = s
         else {
           entries.set(key, s)
@@ -255,9 +252,6 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
     for (const [k, v] of items) this.#set(bytesKey(k!), bytesKey(v!))
   }
 }
-
-/** V8 copies a slice of a string shorter than this; a longer one is a view of the whole string. */
-const SLICE_COPIES_BELOW = 13
 
 function valueBytes(slot: Slot): string {
   return typeof slot === 'string' ? slot : slot.bytes

@@ -144,11 +144,43 @@ export function latin1(bytes: Uint8Array, start: number, end: number): string {
     for (let i = start; i < end; i++) out += String.fromCharCode(bytes[i]!)
     return out
   }
+  // TextDecoder's 'latin1' is windows-1252: the same except that 27 of the bytes 0x80-0x9f become
+  // characters above 0xff. Where none did, it is latin1, built natively (5× faster for 17 KB).
+  const decoded = WINDOWS_1252.decode(bytes.subarray(start, end))
+  if (!ABOVE_LATIN1.test(decoded)) return decoded
   let out = ''
   for (let i = start; i < end; i += 8192) {
     out += String.fromCharCode.apply(null, bytes.subarray(i, Math.min(end, i + 8192)) as unknown as number[])
   }
   return out
+}
+
+const WINDOWS_1252 = new TextDecoder('latin1')
+const ABOVE_LATIN1 = /[\u0100-\uffff]/
+
+/** V8 copies a slice of a string shorter than this; a longer one is a view of the whole string. */
+const SLICE_COPIES_BELOW = 13
+
+/**
+ * `latin1` of many ranges of one buffer. Short ranges (most keys and values) are sliced out of one
+ * string of the whole buffer: a flat copy each, where building them byte by byte makes a chain of
+ * one-character pieces that V8 flattens again when a Map hashes it (together half the cost of
+ * applying a 1000-entry `extend`). Longer ranges are built on their own: V8 would make their slices
+ * views that keep the whole string alive.
+ */
+export class Latin1Slicer {
+  readonly #bytes: Uint8Array
+  #whole: string | undefined
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes
+  }
+
+  slice(start: number, end: number): string {
+    if (end - start >= SLICE_COPIES_BELOW) return latin1(this.#bytes, start, end)
+    this.#whole ??= latin1(this.#bytes, 0, this.#bytes.length)
+    return this.#whole.slice(start, end)
+  }
 }
 
 /** The bytes of a `bytesKey` string. */

@@ -1,7 +1,8 @@
 /** The packed snapshot format collections share: items of byte strings, each behind a varint length. */
 import { describe, expect, it } from 'vitest'
 import { DecodeError } from '../../platform/node/index.ts'
-import { packItems, SNAPSHOT_FORMAT, unpackItems } from '../../src/collections/machine.ts'
+import { CommandReader, packItems, SNAPSHOT_FORMAT, unpackItems } from '../../src/collections/machine.ts'
+import { keyBytes, Latin1Slicer, latin1 } from '../../src/collections/values.ts'
 
 const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill)
 
@@ -24,5 +25,42 @@ describe('collection snapshot format', () => {
       expect(() => unpackItems(1, new Uint8Array([...head, ...tail])), String(tail)).toThrow(DecodeError)
     }
     expect(() => unpackItems(2, new Uint8Array([SNAPSHOT_FORMAT, 2, 0]))).toThrow(DecodeError) // half an item
+  })
+})
+
+describe('byte strings as latin1 strings', () => {
+  // Every byte value, in runs long enough for the native decoder, which differs from latin1 at
+  // 0x80-0x9f; and in short runs, which are sliced out of the whole.
+  const every = Uint8Array.from({ length: 512 }, (_, i) => i & 0xff)
+  const byHand = (b: Uint8Array) => Array.from(b, (c) => String.fromCharCode(c)).join('')
+
+  it('maps each byte to the character of the same code, short or long, sliced or not', () => {
+    for (const [start, end] of [
+      [0, 512],
+      [0x80, 0xa0],
+      [0x7e, 0x82],
+      [0x9f, 0xa1],
+      [3, 3],
+      [0x85, 0x85 + 12],
+      [0x85, 0x85 + 13],
+    ] as const) {
+      const expected = byHand(every.subarray(start, end))
+      expect(latin1(every, start, end)).toBe(expected)
+      expect(new Latin1Slicer(every).slice(start, end)).toBe(expected)
+      expect(keyBytes(expected)).toEqual(every.subarray(start, end))
+    }
+    const ascii = new TextEncoder().encode('plain ascii, long enough for the native decoder')
+    expect(latin1(ascii, 0, ascii.length)).toBe(byHand(ascii))
+  })
+
+  it('reads the byte strings of a command as the same strings', () => {
+    // [h'80 81 … 9f', h'00 … 0b'] in canonical CBOR: two byte strings in an array.
+    const high = every.subarray(0x80, 0xa0)
+    const low = every.subarray(0, 12)
+    const command = new Uint8Array([0x82, 0x58, high.length, ...high, 0x40 | low.length, ...low])
+    const r = new CommandReader(command)
+    r.array(2)
+    expect([r.bytesString(), r.bytesString()]).toEqual([byHand(high), byHand(low)])
+    expect(r.at).toBe(command.length)
   })
 })
