@@ -18,6 +18,15 @@ export interface IndexRange {
 export type Assigned = IndexRange & { term: number }
 
 const APPLIED_TERMS_KEPT = 65_536
+/** Forwards of one turn share a request up to this many bytes (a Link frame holds 4 MiB). */
+const FORWARD_BATCH_BYTES = 1024 * 1024
+
+/** Forwards of one turn to one leader, sent as one request. */
+interface ForwardBatch {
+  encoded: Uint8Array[]
+  bytes: number
+  waiters: { offset: number; count: number; settle(reply: Assigned | Error): void }[]
+}
 
 interface Queued {
   encoded: Uint8Array[]
@@ -59,6 +68,8 @@ export class Proposals {
   readonly #pending = new Set<PendingCommit>()
   /** Per member: forwarded commands appended (or about to be) by this leader and not applied yet. */
   readonly #forwarded = new Map<string, Forwarded>()
+  /** Per leader: this turn's forwards, not sent yet. */
+  readonly #outbox = new Map<string, ForwardBatch>()
 
   constructor(host: WorkerHost) {
     this.#host = host
@@ -283,32 +294,84 @@ export class Proposals {
 
   /** Forwards to the leader; undefined when it certainly did not append them (worth another try). */
   async #forward(leader: string, encoded: Uint8Array[], commands: unknown[]): Promise<Assigned | undefined> {
-    const host = this.#host
-    let reply: unknown
-    host.stats.forwarded += encoded.length
-    try {
-      reply = await host.transport.request(leader, Req.Forward, encoded, host.config.forwardTimeoutMs)
-    } catch (err) {
-      if (err instanceof RequestRefusedError) {
-        if (err.message === NOT_LEADER) return undefined
-        if (err.message.startsWith(BUSY)) {
-          throw new GroupBusyError(commands, `the leader refused the commands: ${err.message}`, {
-            cause: err,
-          })
-        }
-        throw new OfflineError(commands, `the leader refused the commands: ${err.message}`, { cause: err })
+    this.#host.stats.forwarded += encoded.length
+    const reply = await this.#forwardInBatch(leader, encoded)
+    if (!(reply instanceof Error)) return reply
+    const err = reply
+    if (err instanceof RequestRefusedError) {
+      if (err.message === NOT_LEADER) return undefined
+      if (err.message.startsWith(BUSY)) {
+        throw new GroupBusyError(commands, `the leader refused the commands: ${err.message}`, {
+          cause: err,
+        })
       }
-      if (err instanceof BondRequestError && !err.sent) return undefined
-      throw new CommitUnknownError(
-        commands,
-        `the commands were sent to the leader, which did not answer: ${(err as Error).message}`,
-        { cause: err },
-      )
+      throw new OfflineError(commands, `the leader refused the commands: ${err.message}`, { cause: err })
     }
-    if (!Array.isArray(reply) || reply.length !== 3 || !reply.every((n) => isBounded(n))) {
-      throw new CommitUnknownError(commands, 'malformed forward acknowledgement from the leader')
+    if (err instanceof BondRequestError && !err.sent) return undefined
+    if (err instanceof DecodeError) throw new CommitUnknownError(commands, err.message)
+    throw new CommitUnknownError(
+      commands,
+      `the commands were sent to the leader, which did not answer: ${err.message}`,
+      { cause: err },
+    )
+  }
+
+  /**
+   * Forwards made in one turn to the same leader travel as one request, so the leader proposes them
+   * together: 100 callers on a follower cost one round of appends, not 100. Each caller gets its part
+   * of the range; a refusal or a lost request is every caller's.
+   */
+  #forwardInBatch(leader: string, encoded: Uint8Array[]): Promise<Assigned | Error> {
+    let bytes = 0
+    for (const b of encoded) bytes += b.byteLength
+    const { maxForwardedCommands, maxForwardedBytes } = this.#host.config
+    let batch = this.#outbox.get(leader)
+    // A batch stays within what the leader accepts from one member at a time (and within a frame).
+    if (
+      batch &&
+      (batch.bytes + bytes > Math.min(FORWARD_BATCH_BYTES, maxForwardedBytes) ||
+        batch.encoded.length + encoded.length > maxForwardedCommands)
+    ) {
+      this.#sendBatch(leader, batch)
+      batch = undefined
     }
-    return { first: reply[0], last: reply[1], term: reply[2] }
+    if (!batch) {
+      const fresh: ForwardBatch = { encoded: [], bytes: 0, waiters: [] }
+      this.#outbox.set(leader, fresh)
+      queueMicrotask(() => this.#sendBatch(leader, fresh))
+      batch = fresh
+    }
+    const offset = batch.encoded.length
+    for (const b of encoded) batch.encoded.push(b)
+    batch.bytes += bytes
+    const { promise, resolve } = Promise.withResolvers<Assigned | Error>()
+    batch.waiters.push({ offset, count: encoded.length, settle: resolve })
+    return promise
+  }
+
+  #sendBatch(leader: string, batch: ForwardBatch): void {
+    if (this.#outbox.get(leader) !== batch) return // sent already (it grew past the byte limit)
+    this.#outbox.delete(leader)
+    const host = this.#host
+    host.transport.request(leader, Req.Forward, batch.encoded, host.config.forwardTimeoutMs).then(
+      (reply) => {
+        const valid =
+          Array.isArray(reply) &&
+          reply.length === 3 &&
+          reply.every((n) => isBounded(n)) &&
+          reply[1] - reply[0] + 1 === batch.encoded.length
+        for (const w of batch.waiters) {
+          if (!valid) w.settle(new DecodeError('malformed forward acknowledgement from the leader'))
+          else {
+            const first = (reply[0] as number) + w.offset
+            w.settle({ first, last: first + w.count - 1, term: reply[2] as number })
+          }
+        }
+      },
+      (err: Error) => {
+        for (const w of batch.waiters) w.settle(err)
+      },
+    )
   }
 
   /** Fails a pending proposal with CommitUnknownError after `ms`, unless it is due sooner already. */
