@@ -1,6 +1,7 @@
 import { isLoopback } from '@libp2p/utils'
 import { ConcurrencyLimit } from '../discovery/limits.ts'
 import { delay } from '../primitives/abort.ts'
+import type { Timers } from '../primitives/time.ts'
 import { CloseCode } from '../transport/close.ts'
 import { hostKey } from '../transport/hosts.ts'
 import type { Link } from '../transport/link.ts'
@@ -18,16 +19,27 @@ export class SubscriptionLimits {
   /** Peers found lagging: no grace, and spaced re-subscriptions. */
   readonly #probation: Probation
   readonly #handshakeTimeoutMs: number
+  readonly #now: () => number
+  readonly #timers: Timers
   readonly #refuse: (link: Link, peerId: string, code: number, reason: string) => void
 
   constructor(
-    options: { perPeer: number; perHost: number; probation: Probation; handshakeTimeoutMs: number },
+    options: {
+      perPeer: number
+      perHost: number
+      probation: Probation
+      handshakeTimeoutMs: number
+      now: () => number
+      timers: Timers
+    },
     refuse: (link: Link, peerId: string, code: number, reason: string) => void,
   ) {
     this.#perPeer = new ConcurrencyLimit(options.perPeer, Number.POSITIVE_INFINITY)
     this.#perHost = new ConcurrencyLimit(options.perHost, Number.POSITIVE_INFINITY)
     this.#probation = options.probation
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs
+    this.#now = options.now
+    this.#timers = options.timers
     this.#refuse = refuse
   }
 
@@ -63,14 +75,14 @@ export class SubscriptionLimits {
    * closed meanwhile.
    */
   async awaitTurn(link: Link, peerId: string): Promise<boolean> {
-    let wait = this.#probation.admit(peerId, Date.now())
+    let wait = this.#probation.admit(peerId, this.#now())
     if (wait === 0) return true
     const stop = new AbortController()
     link.closed.then(() => stop.abort(), noop)
-    await delay(Math.min(wait, this.#handshakeTimeoutMs), stop.signal).catch(noop)
+    await delay(Math.min(wait, this.#handshakeTimeoutMs), stop.signal, this.#timers).catch(noop)
     stop.abort()
     if (link.isClosed) return false
-    wait = this.#probation.admit(peerId, Date.now())
+    wait = this.#probation.admit(peerId, this.#now())
     if (wait === 0) return true
     this.#refuse(link, peerId, CloseCode.StreamTooSlow, `lagging: next subscription in ${wait} ms`)
     return false

@@ -1,3 +1,4 @@
+import type { Timers } from '../primitives/time.ts'
 import type { Probation } from './probation.ts'
 import type { Subscription } from './subscription.ts'
 
@@ -30,14 +31,25 @@ export class LagWatch {
   readonly #unprovenGraceMs: number
   readonly #probation: Probation
   readonly #handlers: LagHandlers
-  #lagTimer: ReturnType<typeof setTimeout> | undefined
+  readonly #now: () => number
+  readonly #timers: Timers
+  /** Cancels the armed timer. */
+  #lagTimer: (() => void) | undefined
   /** When the timer fires. */
   #lagTimerAt = 0
   #closed = false
 
   constructor(
     subs: readonly Subscription[],
-    options: { bufferSize: number; lagTimeoutMs: number; probation: Probation },
+    options: {
+      bufferSize: number
+      lagTimeoutMs: number
+      probation: Probation
+      /** The node's clock (the same one probation is kept in). */
+      now: () => number
+      /** The node's timers (its scope: cleared when it stops). */
+      timers: Timers
+    },
     handlers: LagHandlers,
   ) {
     this.#subs = subs
@@ -45,6 +57,8 @@ export class LagWatch {
     this.#lagTimeoutMs = options.lagTimeoutMs
     this.#unprovenGraceMs = Math.min(options.lagTimeoutMs, UNPROVEN_GRACE_MS)
     this.#probation = options.probation
+    this.#now = options.now
+    this.#timers = options.timers
     this.#handlers = handlers
   }
 
@@ -81,7 +95,7 @@ export class LagWatch {
   watch(): boolean {
     const subs = this.#subs
     const cap = this.#bufferSize
-    const now = Date.now()
+    const now = this.#now()
     let someoneKeepsUp = false
     let someoneMayRead = false
     for (let i = 0; i < subs.length; i++) {
@@ -127,16 +141,16 @@ export class LagWatch {
   #schedule(at: number, now: number): void {
     if (this.#lagTimer !== undefined) {
       if (this.#lagTimerAt <= at) return
-      clearTimeout(this.#lagTimer)
+      this.#lagTimer()
     }
     this.#lagTimerAt = at
-    this.#lagTimer = setTimeout(this.#check, Math.max(0, at - now))
+    this.#lagTimer = this.#timers.setTimeout(this.#check, Math.max(0, at - now))
   }
 
   readonly #check = (): void => {
     this.#lagTimer = undefined
     if (this.#closed) return
-    const now = Date.now()
+    const now = this.#now()
     for (const sub of [...this.#subs]) {
       if (sub.fullSince === undefined) continue
       const grace = this.#graceOf(sub)
@@ -150,7 +164,8 @@ export class LagWatch {
   /** Stops the timer for good (the sink closed). */
   close(): void {
     this.#closed = true
-    clearTimeout(this.#lagTimer)
+    this.#lagTimer?.()
+    this.#lagTimer = undefined
   }
 }
 

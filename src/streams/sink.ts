@@ -39,7 +39,7 @@ import { startStreamMessage } from './wire.ts'
 
 /** What a sink needs from the Streams subsystem. */
 export interface SinkHost {
-  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId'>
+  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId' | 'now' | 'scope'>
   readonly discovery: Discovery
   readonly log: Logger
   /** The largest encoded datum a batch frame can carry. */
@@ -122,7 +122,7 @@ export class Sink<T> {
     this.#probation = new Probation(lagTimeoutMs)
     this.#lag = new LagWatch(
       this.#subs,
-      { bufferSize, lagTimeoutMs, probation: this.#probation },
+      { bufferSize, lagTimeoutMs, probation: this.#probation, now: host.ctx.now, timers: host.ctx.scope },
       {
         lagged: (sub, now, reason) => this.#lagged(sub, now, reason),
         checked: () => {
@@ -132,7 +132,14 @@ export class Sink<T> {
     )
     this.#disconnectLagging = options.disconnectLagging ?? true
     this.#limits = new SubscriptionLimits(
-      { perPeer, perHost, probation: this.#probation, handshakeTimeoutMs: host.handshakeTimeoutMs },
+      {
+        perPeer,
+        perHost,
+        probation: this.#probation,
+        handshakeTimeoutMs: host.handshakeTimeoutMs,
+        now: host.ctx.now,
+        timers: host.ctx.scope,
+      },
       (link, peerId, code, reason) => this.#refuse(link, peerId, code, reason),
     )
     this.#onUndelivered = options.onUndelivered
