@@ -5,6 +5,7 @@ import { type AbortOptions, abortable } from '../primitives/abort.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { FrameTooLargeError } from '../primitives/errors.ts'
 import { Fifo } from '../primitives/fifo.ts'
+import { systemTimers, type Timers } from '../primitives/time.ts'
 import { CloseCode, type LinkClose, LinkClosedError } from './close.ts'
 import { FrameDecoder } from './frame-decoder.ts'
 
@@ -45,6 +46,8 @@ export interface LinkOptions {
    * has a known bound (catalog sync, ping), so a peer cannot keep one stream busy forever.
    */
   maxReceiveBytes?: number
+  /** The timers close() lingers with. Default: the system's. */
+  timers?: Timers
 }
 
 export const DEFAULT_MAX_FRAME_SIZE = 4 * 1024 * 1024
@@ -78,6 +81,7 @@ export class Link {
   readonly #maxFrameSize: number
   readonly #writeHwm: number
   readonly #lingerMs: number
+  readonly #timers: Timers
   readonly #maxReceiveBytes: number
   /** Largest frame body accepted: the frame size, or less on a link with a small receive budget. */
   readonly #receiveFrameLimit: number
@@ -117,6 +121,7 @@ export class Link {
     this.#maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     this.#writeHwm = options.writeHighWaterMark ?? DEFAULT_WRITE_HWM
     this.#lingerMs = options.lingerMs ?? 2000
+    this.#timers = options.timers ?? systemTimers
     this.#maxReceiveBytes = options.maxReceiveBytes ?? Number.POSITIVE_INFINITY
     // A frame larger than the whole receive budget can never be accepted: refuse it at its length
     // prefix instead of buffering it (room is left for control frames: credit, a close reason).
@@ -434,16 +439,18 @@ export class Link {
     this.#writeFrame(KIND_CLOSE, encodeCanonical([code, reason]))
     this.#flush()
     if (this.stream.status !== 'open') return
-    // The remote answers our CLOSE by ending its side; reset the stream if it never does.
-    const linger = setTimeout(
-      () => this.stream.abort(new Error('remote did not finish closing')),
-      this.#lingerMs,
-    )
-    this.stream.addEventListener('close', () => clearTimeout(linger), { once: true })
+    // The remote answers our CLOSE by ending its side; reset the stream if it never does. The same
+    // timer gives up on a close() that does not finish.
+    const gaveUp = new AbortController()
+    const cancelLinger = this.#timers.setTimeout(() => {
+      gaveUp.abort(new Error('remote did not finish closing'))
+      this.stream.abort(new Error('remote did not finish closing'))
+    }, this.#lingerMs)
+    this.stream.addEventListener('close', cancelLinger, { once: true })
     try {
-      await this.stream.close({ signal: AbortSignal.timeout(this.#lingerMs) })
+      await this.stream.close({ signal: gaveUp.signal })
     } catch {
-      clearTimeout(linger)
+      cancelLinger()
       this.stream.abort(new Error('close failed'))
     }
   }
