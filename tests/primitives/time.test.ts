@@ -2,41 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { AbortError } from '../../platform/node/index.ts'
 import { delay } from '../../src/primitives/abort.ts'
 import { Scope } from '../../src/primitives/scope.ts'
-import { type Clock, systemClock, systemTimers, type Timers } from '../../src/primitives/time.ts'
-
-/** A clock and timers that move only when the test advances them. */
-class ManualTime implements Clock, Timers {
-  #now = 0
-  #timers: { at: number; fn: () => void; live: boolean }[] = []
-
-  now(): number {
-    return this.#now
-  }
-
-  setTimeout(fn: () => void, ms: number): () => void {
-    const timer = { at: this.#now + ms, fn, live: true }
-    this.#timers.push(timer)
-    return () => {
-      timer.live = false
-    }
-  }
-
-  get pending(): number {
-    return this.#timers.filter((t) => t.live).length
-  }
-
-  advance(ms: number): void {
-    const until = this.#now + ms
-    while (true) {
-      const due = this.#timers.filter((t) => t.live && t.at <= until).sort((a, b) => a.at - b.at)[0]
-      if (!due) break
-      due.live = false
-      this.#now = due.at
-      due.fn()
-    }
-    this.#now = until
-  }
-}
+import { systemClock, systemTimers } from '../../src/primitives/time.ts'
+import { ManualTime } from '../support/time.ts'
 
 describe('Clock and Timers', () => {
   it('the system clock is monotonic and the system timers cancel', async () => {

@@ -3,6 +3,8 @@
  * them (TIME_FACTOR=3 npm test) without editing tests. Tests never sleep to wait for the network: they
  * await the SDK's own conditions, bounded by these timeouts.
  */
+import type { Clock, Timers } from '../../src/primitives/time.ts'
+
 export const TIME_FACTOR = Number(process.env.TIME_FACTOR ?? '1') || 1
 
 export function ms(n: number): number {
@@ -31,4 +33,38 @@ export async function within<T>(timeoutMs: number, promise: Promise<T>, what = '
 /** A signal that aborts after `timeoutMs` (already scaled). */
 export function deadline(timeoutMs: number): AbortSignal {
   return AbortSignal.timeout(timeoutMs)
+}
+
+/** A clock and timers that move only when the test advances them. */
+export class ManualTime implements Clock, Timers {
+  #now = 0
+  #timers: { at: number; fn: () => void; live: boolean }[] = []
+
+  now(): number {
+    return this.#now
+  }
+
+  setTimeout(fn: () => void, ms: number): () => void {
+    const timer = { at: this.#now + ms, fn, live: true }
+    this.#timers.push(timer)
+    return () => {
+      timer.live = false
+    }
+  }
+
+  get pending(): number {
+    return this.#timers.filter((t) => t.live).length
+  }
+
+  advance(ms: number): void {
+    const until = this.#now + ms
+    while (true) {
+      const due = this.#timers.filter((t) => t.live && t.at <= until).sort((a, b) => a.at - b.at)[0]
+      if (!due) break
+      due.live = false
+      this.#now = due.at
+      due.fn()
+    }
+    this.#now = until
+  }
 }
