@@ -17,6 +17,7 @@ import { decodeRaftMessage, encodeRaftMessage } from './wire.ts'
 import { CatchUp, type CatchUpHost } from './worker/catch-up.ts'
 import { CommitUnknownError, GroupDivergedError, GroupTerminatedError } from './worker/errors.ts'
 import { Req, type Route, SELF, type WorkerStats } from './worker/host.ts'
+import { RaftOutbox } from './worker/outbox.ts'
 import { type IndexRange, Proposals } from './worker/proposals.ts'
 import { StrongReads } from './worker/reads.ts'
 import type { Runtime } from './worker/runtime.ts'
@@ -108,6 +109,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   readonly #proposals: Proposals
   readonly #reads: StrongReads
   readonly #catchUp: CatchUp
+  readonly #outbox: RaftOutbox
   readonly #onHalt: ((error: GroupDivergedError) => void) | undefined
   #driving = false
   #again = false
@@ -155,6 +157,11 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.#proposals = new Proposals(this)
     this.#reads = new StrongReads(this)
     this.#catchUp = new CatchUp(this)
+    this.#outbox = new RaftOutbox({
+      transmit: (m) => this.transport.send(m.to, BondMsg.Raft, encodeRaftMessage(m)),
+      macrotask: (fn) => this.rt.macrotask(fn),
+      urgent: (follower) => this.#proposals.awaitsCommit(follower),
+    })
   }
 
   /** Restores the group from its store (state-machine snapshot and log) and starts driving it. */
@@ -382,7 +389,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     }
     if (this.closedOrHalted()) return
     // 2. Send.
-    for (const m of rd.messages) this.transport.send(m.to, BondMsg.Raft, encodeRaftMessage(m))
+    for (const m of rd.messages) this.#outbox.send(m)
     // 3. Apply.
     if (rd.committedEntries.length > 0) this.#apply(rd.committedEntries)
     this.#reads.onReady(rd)
@@ -543,8 +550,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       // A halted member still tells fellows that missed it that their cluster lost.
       if (kind !== BondMsg.Raft) return
       this.node.step(decodeRaftMessage(body, peer, this.id), this.rt.now())
-      for (const m of this.node.haltedMessages())
-        this.transport.send(m.to, BondMsg.Raft, encodeRaftMessage(m))
+      for (const m of this.node.haltedMessages()) this.#outbox.send(m)
       return
     }
     if (kind === BondMsg.Raft) {
@@ -589,6 +595,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
         new CommitUnknownError(commands, 'this member rejoined a rival cluster before the commit was seen'),
     )
     this.#reads.dropAll()
+    this.#outbox.clear()
     this.node.reset(this.rt.now(), rd.rival!.theirs)
     this.#kick()
   }
@@ -609,6 +616,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.log.error('%s', error.message)
     this.#halted = error
     this.#disarmTick()
+    this.#outbox.clear()
     this.#proposals.failAll(() => error)
     this.#reads.dropAll()
     this.status.set(this.node.status())
@@ -632,6 +640,8 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     if (this.#closed) return
     this.#closed = true
     this.#disarmTick()
+    // Followers learn the last commit index before the bonds close.
+    this.#outbox.flush()
     await this.transport.close()
     const err = new GroupTerminatedError()
     this.#proposals.failAll(() => err)

@@ -207,6 +207,11 @@ export class Proposals {
     return [assigned.first, assigned.last, assigned.term]
   }
 
+  /** Whether `peer` forwarded commands here that await commit (it waits for the commit index). */
+  awaitsCommit(peer: string): boolean {
+    return this.#forwarded.has(peer)
+  }
+
   #unreserve(peer: string, usage: Forwarded, commands: number, bytes: number): void {
     if (this.#forwarded.get(peer) !== usage) return
     usage.commands -= commands
