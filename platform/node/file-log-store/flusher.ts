@@ -232,8 +232,12 @@ export class Flusher {
     this.#writeHandle = undefined
     this.#writeSeg = undefined
     if (prev !== undefined) {
-      if (this.#fsync) await prev.datasync()
-      await prev.close()
+      try {
+        if (this.#fsync) await prev.datasync()
+      } finally {
+        // closed even when the sync failed: the store fails, and nothing else holds the handle
+        await prev.close()
+      }
     }
     this.#writeHandle = await open(seg.path, 'wx')
     this.#writeSeg = seg

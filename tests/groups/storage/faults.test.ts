@@ -5,6 +5,7 @@
  * the byte) instead of silently dropping acknowledged writes or rolling back the term and vote.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, readdirSync, readlinkSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import {
   appendFile,
@@ -45,6 +46,21 @@ const termOf = (i: number) => (i <= 30 ? 3 : 5)
  * The acknowledged writes: entries 1..60 in 12 batches, each with a hard state; the node voted for c in
  * term 3, then for a in term 5 (a rollback to term 3 would let it vote again in term 5).
  */
+/** Files under `dir` this process still holds open (Linux: /proc/self/fd; elsewhere none are seen). */
+function openFilesUnder(dir: string): string[] {
+  if (!existsSync('/proc/self/fd')) return []
+  const out: string[] = []
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`)
+      if (target.startsWith(dir)) out.push(target)
+    } catch {
+      // closed while listing
+    }
+  }
+  return out
+}
+
 async function fill(store: FileLogStore): Promise<Acked> {
   let hardState: HardState = { term: 0, vote: null, commit: 0 }
   for (let i = 1; i <= 60; i += 5) {
@@ -375,6 +391,7 @@ describe('FileLogStore storage faults', () => {
       await expect(s.saveSnapshot(meta(10, 3))).rejects.toBeInstanceOf(StorageError)
       await expect(s.compact(10)).rejects.toBeInstanceOf(StorageError)
       await s.close()
+      expect(openFilesUnder(dir)).toEqual([])
       const s2 = await FileLogStore.open(dir, SMALL)
       await expectIntact(s2, acked)
       expect(s2.lastIndex()).toBe(60)
@@ -391,6 +408,8 @@ describe('FileLogStore storage faults', () => {
       vi.restoreAllMocks()
       await expect(s.append(range(63, 63, 5, 100))).rejects.toBeInstanceOf(StorageError)
       await s.close()
+      // the segment whose sync failed on the way to the next one is closed too, not left to the GC
+      expect(openFilesUnder(dir)).toEqual([])
       const s2 = await FileLogStore.open(dir, SMALL)
       // the failed write may or may not be there (it was never acknowledged); the rest is
       await expectIntact(s2, acked)
