@@ -1,5 +1,7 @@
+import { isPeerId } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Network, PeerEntry } from '../../platform/node/index.ts'
+import { DIAL_STAGGER_MS } from '../../src/discovery/neighbours.ts'
 import { Nodes, type Transport, uniqueNetwork } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 
@@ -10,6 +12,19 @@ async function discoverAll(nets: readonly Network[]): Promise<void> {
       nets.filter((b) => b !== a).map((b) => a.discovery.syncWith(b.addresses[0]!).catch(() => {})),
     ),
   )
+}
+
+/** Resolves once `net` holds at least `k` connections (followed through libp2p's events). */
+function connectedAtLeast(net: Network, k: number): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (net.libp2p.getConnections().length < k) return
+      net.libp2p.removeEventListener('connection:open', check)
+      resolve()
+    }
+    net.libp2p.addEventListener('connection:open', check)
+    check()
+  })
 }
 
 describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (transport) => {
@@ -40,6 +55,57 @@ describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (trans
     // (237 here before).
     const sent = nets.reduce((sum, n) => sum + n.discovery.stats.announcementsSent, 0)
     expect(sent).toBeLessThanOrEqual(6 * nets.length)
+  })
+
+  it('a joining node dials its missing neighbours one at a time, not all at once', async () => {
+    const nets = await nodes.star(10)
+    await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(9))), 'ten nodes meet')
+    const late = await nodes.create({ bootstrap: nets[0]!.addresses })
+    // Every new connection the node dials, and how many of its dials were in flight then and started less
+    // than DIAL_STAGGER_MS before.
+    const inFlight = new Set<number>()
+    const crowded: number[] = []
+    let dials = 0
+    const dial = late.libp2p.dial.bind(late.libp2p)
+    late.libp2p.dial = ((...args: Parameters<typeof dial>) => {
+      // Only dials that open a connection: opening a protocol stream also dials, on the connection held.
+      const [target] = args
+      if (!isPeerId(target) || late.libp2p.getConnections(target).length > 0) return dial(...args)
+      const startedAt = performance.now()
+      const recent = [...inFlight].filter((t) => startedAt - t < DIAL_STAGGER_MS - 100).length
+      if (recent > 0) crowded.push(recent)
+      dials++
+      inFlight.add(startedAt)
+      return dial(...args).finally(() => inFlight.delete(startedAt))
+    }) as typeof dial
+    await within(secs(20), late.discovery.when.peers(10), 'the late node knows everyone')
+    await within(secs(20), connectedAtLeast(late, 6), 'the late node has six neighbours')
+    // Dialing all five missing neighbours at once ran five handshakes together; on a busy host a burst
+    // of joining nodes then finished them all late and overshot the target.
+    expect(dials).toBeGreaterThan(0)
+    expect(crowded).toEqual([])
+  })
+
+  it('a neighbour dial that hangs holds the next one back for DIAL_STAGGER_MS only', async () => {
+    const nets = await nodes.star(8)
+    await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(7))), 'eight nodes meet')
+    const late = await nodes.create({ bootstrap: nets[0]!.addresses })
+    const starts: number[] = []
+    const dial = late.libp2p.dial.bind(late.libp2p)
+    late.libp2p.dial = ((...args: Parameters<typeof dial>) => {
+      const [target, options] = args
+      if (!isPeerId(target) || late.libp2p.getConnections(target).length > 0) return dial(...args)
+      starts.push(performance.now())
+      if (starts.length > 1) return dial(...args)
+      // The first new connection never answers (a blackholed address): it ends at its deadline.
+      return new Promise((_, reject) =>
+        options?.signal?.addEventListener('abort', () => reject(options.signal!.reason)),
+      )
+    }) as typeof dial
+    await within(secs(20), connectedAtLeast(late, 6), 'the late node has six neighbours')
+    expect(starts.length).toBeGreaterThan(1)
+    // The deadline of the hanging dial is the request timeout (5 s); the next starts long before it.
+    expect(starts[1]! - starts[0]!).toBeLessThan(DIAL_STAGGER_MS + 1500)
   })
 
   // mosaik: discovery::catalog::manual_sync_trigger
