@@ -27,8 +27,21 @@ const ROUND_TRIPS = 500
 const WARM_UP = 50
 /** Round trips of one kind before switching to the other. */
 const BLOCK = 50
-const BULK = Number(process.env.BENCH_BROWSER_BULK ?? 20_000) // 1 KiB datums, about 20 MB
+const BULK = Number(process.env.BENCH_BROWSER_BULK ?? 5_000) // 1 KiB datums, about 5 MB
+/** A bulk transfer that has not finished by then fails the section with a reason instead of hanging. */
+const BULK_DEADLINE_MS = 120_000
 const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
+
+function deadline<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} within ${BULK_DEADLINE_MS / 1000} s`)),
+      BULK_DEADLINE_MS,
+    )
+  })
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer))
+}
 
 export async function benchBrowser(): Promise<Row[]> {
   if (skipReason) {
@@ -226,7 +239,7 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
   await producer.when.subscribed().wait({ signal: AbortSignal.timeout(20_000) })
   let t0 = performance.now()
   for (let i = 0; i < BULK; i++) await producer.send(datum)
-  await received
+  await deadline(received, `mosaik, ${label}: the page did not receive ${BULK} datums`)
   const mosaikSecs = (performance.now() - t0) / 1000
   await producer.close()
 
@@ -252,7 +265,7 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
     if (!stream.send(datum)) await stream.onDrain({ signal: AbortSignal.timeout(30_000) })
     if (i % 64 === 63) await new Promise((r) => setImmediate(r))
   }
-  await sunk
+  await deadline(sunk, `raw, ${label}: the page did not receive ${BULK} KiB`)
   const rawSecs = (performance.now() - t0) / 1000
   await stream.close().catch(() => {})
   return row(
