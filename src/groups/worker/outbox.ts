@@ -1,4 +1,4 @@
-import type { Message } from '../raft/types.ts'
+import type { AppendMessage, Message } from '../raft/types.ts'
 
 /**
  * The worker's outgoing Raft messages, with one economy: a quiet commit notice (an empty append that
@@ -25,7 +25,7 @@ export class RaftOutbox {
   readonly #transmit: (m: Message) => void
   readonly #macrotask: (fn: () => void) => void
   readonly #urgent: (follower: string) => boolean
-  readonly #held = new Map<string, Message & { type: 'append' }>()
+  readonly #held = new Map<string, AppendMessage>()
   #flushQueued = false
 
   constructor(options: {
