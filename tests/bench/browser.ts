@@ -18,6 +18,7 @@ import type { Page } from 'playwright-core'
 import { BrowserHarness, skipReason } from '../../e2e/support/browser.ts'
 import { Cluster } from '../../e2e/support/cluster.ts'
 import { codecs, defineStream, type Network } from '../../platform/node/index.ts'
+import { raceSignal } from '../../src/primitives/abort.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
 import { percentile, type Row } from './table.ts'
 
@@ -32,15 +33,11 @@ const BULK = Number(process.env.BENCH_BROWSER_BULK ?? 5_000) // 1 KiB datums, ab
 const BULK_DEADLINE_MS = 120_000
 const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
 
+/** `work`, or an error naming `what` once BULK_DEADLINE_MS passed. */
 function deadline<T>(work: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what} within ${BULK_DEADLINE_MS / 1000} s`)),
-      BULK_DEADLINE_MS,
-    )
+  return raceSignal(work, AbortSignal.timeout(BULK_DEADLINE_MS)).catch((err: unknown) => {
+    throw new Error(`${what} within ${BULK_DEADLINE_MS / 1000} s`, { cause: err })
   })
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer))
 }
 
 export async function benchBrowser(): Promise<Row[]> {

@@ -27,6 +27,24 @@ function connectedAtLeast(net: Network, k: number): Promise<void> {
   })
 }
 
+type Dial = Network['libp2p']['dial']
+
+/**
+ * Routes each dial of `net` that opens a new connection through `intercept` (opening a protocol
+ * stream also dials, on the connection held: those pass straight through).
+ */
+function interceptNewDials(
+  net: Network,
+  intercept: (dial: Dial, ...args: Parameters<Dial>) => ReturnType<Dial>,
+): void {
+  const dial = net.libp2p.dial.bind(net.libp2p)
+  net.libp2p.dial = ((...args: Parameters<Dial>) => {
+    const [target] = args
+    if (!isPeerId(target) || net.libp2p.getConnections(target).length > 0) return dial(...args)
+    return intercept(dial, ...args)
+  }) as Dial
+}
+
 describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (transport) => {
   const nodes = new Nodes(transport)
   afterEach(() => nodes.closeAll())
@@ -66,18 +84,14 @@ describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (trans
     const inFlight = new Set<number>()
     const crowded: number[] = []
     let dials = 0
-    const dial = late.libp2p.dial.bind(late.libp2p)
-    late.libp2p.dial = ((...args: Parameters<typeof dial>) => {
-      // Only dials that open a connection: opening a protocol stream also dials, on the connection held.
-      const [target] = args
-      if (!isPeerId(target) || late.libp2p.getConnections(target).length > 0) return dial(...args)
+    interceptNewDials(late, (dial, ...args) => {
       const startedAt = performance.now()
       const recent = [...inFlight].filter((t) => startedAt - t < DIAL_STAGGER_MS - 100).length
       if (recent > 0) crowded.push(recent)
       dials++
       inFlight.add(startedAt)
       return dial(...args).finally(() => inFlight.delete(startedAt))
-    }) as typeof dial
+    })
     await within(secs(20), late.discovery.when.peers(10), 'the late node knows everyone')
     await within(secs(20), connectedAtLeast(late, 6), 'the late node has six neighbours')
     // Dialing all five missing neighbours at once ran five handshakes together; on a busy host a burst
@@ -91,17 +105,15 @@ describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (trans
     await within(secs(20), Promise.all(nets.map((n) => n.discovery.when.peers(7))), 'eight nodes meet')
     const late = await nodes.create({ bootstrap: nets[0]!.addresses })
     const starts: number[] = []
-    const dial = late.libp2p.dial.bind(late.libp2p)
-    late.libp2p.dial = ((...args: Parameters<typeof dial>) => {
-      const [target, options] = args
-      if (!isPeerId(target) || late.libp2p.getConnections(target).length > 0) return dial(...args)
+    interceptNewDials(late, (dial, ...args) => {
+      const [, options] = args
       starts.push(performance.now())
       if (starts.length > 1) return dial(...args)
       // The first new connection never answers (a blackholed address): it ends at its deadline.
       return new Promise((_, reject) =>
         options?.signal?.addEventListener('abort', () => reject(options.signal!.reason)),
       )
-    }) as typeof dial
+    })
     await within(secs(20), connectedAtLeast(late, 6), 'the late node has six neighbours')
     expect(starts.length).toBeGreaterThan(1)
     // The deadline of the hanging dial is the request timeout (5 s); the next starts long before it.
