@@ -3,7 +3,7 @@
  * in-process memory transport for tests) and on-disk identity. QUIC loads lazily (see quic.ts): where
  * its native binding is missing, nodes run on TCP and WebSockets.
  */
-import { createHash } from 'node:crypto'
+import { createHash, createPublicKey, verify } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
@@ -13,6 +13,7 @@ import { memory } from '@libp2p/memory'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { type Platform, registerPlatform } from '../../src/network/platform.ts'
+import { registerNativeEd25519 } from '../../src/primitives/ed25519.ts'
 import { registerNativeSha256 } from '../../src/primitives/sha256.ts'
 import { lockDir } from './dir-lock.ts'
 import { FileLogStore } from './file-log-store.ts'
@@ -77,4 +78,15 @@ registerPlatform(nodePlatform)
 registerNativeSha256((data) => {
   const d = createHash('sha256').update(data).digest()
   return new Uint8Array(d.buffer, d.byteOffset, d.length)
+})
+// An Ed25519 public key as SubjectPublicKeyInfo DER is this fixed prefix and the 32 raw bytes.
+const ED25519_SPKI_PREFIX = Uint8Array.from([
+  0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+])
+registerNativeEd25519((raw) => {
+  const spki = new Uint8Array(ED25519_SPKI_PREFIX.length + raw.length)
+  spki.set(ED25519_SPKI_PREFIX)
+  spki.set(raw, ED25519_SPKI_PREFIX.length)
+  const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' })
+  return (data, signature) => signature.length === 64 && verify(null, data, key, signature)
 })

@@ -3,6 +3,7 @@ import { blake3 } from '@noble/hashes/blake3.js'
 import { compareBytes, concatBytes, equalBytes, utf8 } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
+import { type SignatureCheck, signatureCheckFor } from '../primitives/ed25519.ts'
 import { DecodeError, describeValue, InvalidSignatureError, MosaikError } from '../primitives/errors.ts'
 import { type Expiration, type TicketValidator, validateTicket, validateTickets } from '../tickets/ticket.ts'
 import { peerIdOf } from '../transport/peer-ids.ts'
@@ -433,7 +434,7 @@ export class SignedPeerEntry {
       bytes,
       signature,
       async verify() {
-        if (!(await publicKeyOf(entry.peerId).verify(signingInput(ENTRY_DOMAIN, bytes), signature))) {
+        if (!(await signatureCheckOf(entry.peerId)(signingInput(ENTRY_DOMAIN, bytes), signature))) {
           throw new InvalidSignatureError(`invalid signature on the entry of ${entry.peerId}`)
         }
         return new SignedPeerEntry(entry, bytes, signature)
@@ -462,6 +463,26 @@ export function publicKeyOf(peerId: string): PublicKey {
   return key
 }
 
+/**
+ * The check of signatures by `peerId`'s key, remembered for the signers met most recently: a node
+ * checks every entry version of every peer it learns, and building the check costs a third of one.
+ * Throws like `publicKeyOf`.
+ */
+function signatureCheckOf(peerId: string): SignatureCheck {
+  let check = signatureChecks.get(peerId)
+  if (check === undefined) {
+    check = signatureCheckFor(publicKeyOf(peerId))
+    if (signatureChecks.size >= MAX_SIGNATURE_CHECKS)
+      signatureChecks.delete(signatureChecks.keys().next().value!)
+    signatureChecks.set(peerId, check)
+  }
+  return check
+}
+
+/** Signers whose checks are kept at most; past it the oldest is forgotten first. */
+const MAX_SIGNATURE_CHECKS = 4096
+const signatureChecks = new Map<string, SignatureCheck>()
+
 /** A signed notice that a node is leaving, so peers drop it at once instead of waiting for the purge. */
 export interface Departure {
   /** The departing peer. */
@@ -485,7 +506,7 @@ export async function signDeparture(d: Omit<Departure, 'signature'>, key: Privat
 }
 
 export async function verifyDeparture(d: Departure): Promise<boolean> {
-  return publicKeyOf(d.peerId).verify(signingInput(DEPARTURE_DOMAIN, departureBytes(d)), d.signature)
+  return signatureCheckOf(d.peerId)(signingInput(DEPARTURE_DOMAIN, departureBytes(d)), d.signature)
 }
 
 export function departureToWire(d: Departure): unknown {

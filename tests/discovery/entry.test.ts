@@ -62,6 +62,19 @@ describe('peer entry', () => {
     )
   })
 
+  it("a signer's entry verified once does not make a forgery of its next version pass", async () => {
+    const { key, entry } = await freshEntry()
+    const signed = await SignedPeerEntry.sign(entry, key)
+    expect((await SignedPeerEntry.verify(signed.bytes, signed.signature)).entry.sameContent(entry)).toBe(true)
+    const next = entry.update(entry.updatedAt + 1, { tags: ['evil'] })
+    const forged = await SignedPeerEntry.sign(next, await generateKeyPair('Ed25519'))
+    await expect(SignedPeerEntry.verify(forged.bytes, forged.signature)).rejects.toBeInstanceOf(
+      InvalidSignatureError,
+    )
+    const honest = await SignedPeerEntry.sign(next, key)
+    expect((await SignedPeerEntry.verify(honest.bytes, honest.signature)).entry.tags.has('evil')).toBe(true)
+  })
+
   it('malformed bytes give a DecodeError, never an entry', async () => {
     await expect(
       SignedPeerEntry.verify(new Uint8Array([1, 2, 3]), new Uint8Array(64)),
