@@ -114,16 +114,21 @@ export function scanItems(
   let at = 2
   let count = 0
   while (at < bytes.length) {
-    let n: number
-    try {
-      // Throws RangeError on a varint cut short or longer than a safe integer.
-      n = varint.decode(bytes, at)
-    } catch {
-      throw new DecodeError('malformed collection snapshot')
+    let n = bytes[at]!
+    if (n < 0x80) {
+      // Most lengths fit one byte: read here, without the general decoder's call.
+      at++
+    } else {
+      try {
+        // Throws RangeError on a varint cut short or longer than a safe integer.
+        n = varint.decode(bytes, at)
+      } catch {
+        throw new DecodeError('malformed collection snapshot')
+      }
+      at += varint.encodingLength(n)
+      // Packing writes the shortest form; a longer one (a continuation bit left set) is refused.
+      if (bytes[at - 1]! >= 0x80) throw new DecodeError('malformed collection snapshot')
     }
-    at += varint.encodingLength(n)
-    // Packing writes the shortest form; a longer one (a continuation bit left set) is refused.
-    if (bytes[at - 1]! >= 0x80) throw new DecodeError('malformed collection snapshot')
     if (at + n > bytes.length) throw new DecodeError('truncated collection snapshot')
     item(at, at + n)
     at += n
@@ -134,13 +139,17 @@ export function scanItems(
 
 /** Writes `n` as a varint at `at` of `out`; returns the position after it. */
 export function writeVarint(out: Uint8Array, at: number, n: number): number {
+  if (n < 0x80) {
+    out[at] = n
+    return at + 1
+  }
   varint.encode(n, out, at)
   return at + varint.encodingLength(n)
 }
 
 /** Bytes of the varint of `n`. */
 export function varintLength(n: number): number {
-  return varint.encodingLength(n)
+  return n < 0x80 ? 1 : varint.encodingLength(n)
 }
 
 /** Thrown by CommandReader on bytes outside the shapes it reads: the full decoder then decides. */
