@@ -145,6 +145,11 @@ export class CatalogStore {
     return this.#signed.get(peerId)
   }
 
+  /** The addresses of the entry held for `peerId` (signed, else local-only), if any. */
+  addressesOf(peerId: string): readonly string[] | undefined {
+    return (this.#signed.get(peerId)?.entry ?? this.#unsigned.get(peerId))?.addresses
+  }
+
   /** Whether any entry (signed or local, stale or not) of `peerId` is held. */
   holds(peerId: string): boolean {
     return this.#signed.has(peerId) || this.#unsigned.has(peerId)

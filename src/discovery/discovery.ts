@@ -120,6 +120,8 @@ export class Discovery {
       rtt,
       (peerId) => ctx.isConnected(peerId),
     )
+    // Dials by peer id (links of every subsystem, neighbour dials) take their addresses from here.
+    ctx.useAddressBook((peerId) => this.#store.addressesOf(peerId))
     this.#state = new DiscoveryState({
       ctx,
       config,
@@ -292,10 +294,7 @@ export class Discovery {
   insert(entry: PeerEntry): boolean {
     entry.checkLimits(this.#state.entryLimits)
     const ok = this.#store.insertUnsigned(entry)
-    if (ok) {
-      this.#state.changed()
-      this.#ctx.learnAddresses(entry.peerId, entry.addresses).catch(() => {})
-    }
+    if (ok) this.#state.changed()
     return ok
   }
 

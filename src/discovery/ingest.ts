@@ -27,7 +27,6 @@ export class Ingestion {
   readonly #onInserted: () => void
   readonly #updateBuckets = new Map<string, { tokens: number; at: number }>()
   /** The addresses each peer store record was last given, joined. */
-  readonly #learned = new Map<string, string>()
   #cancelPurge: () => void = () => {}
 
   constructor(state: DiscoveryState, onInserted: () => void) {
@@ -88,7 +87,6 @@ export class Ingestion {
     stats.entriesAccepted++
     const evicted = result.status === 'inserted' ? result.evicted : undefined
     if (evicted) this.forget(evicted)
-    this.#learnAddresses(signed.entry.peerId, signed.entry.addresses)
     this.#onCatalogChanged()
     if (result.status === 'inserted') this.#onInserted()
     if (evicted) events.emit('peer:departed', { id: evicted, reason: 'evicted' })
@@ -183,18 +181,6 @@ export class Ingestion {
     return true
   }
 
-  /**
-   * Teaches libp2p's peer store a peer's addresses when they differ from those it was last taught:
-   * a new version of an entry mostly changes other fields, and each peer store write is costly.
-   * The entry is within the limits, so the peer store never gets more than maxAddressesPerPeer.
-   */
-  #learnAddresses(peerId: string, addresses: readonly string[]): void {
-    const key = addresses.join(' ')
-    if (this.#learned.get(peerId) === key) return
-    this.#learned.set(peerId, key)
-    this.#state.ctx.learnAddresses(peerId, addresses).catch(() => this.#learned.delete(peerId))
-  }
-
   // ---- forgetting ------------------------------------------------------------------------------
 
   /**
@@ -205,7 +191,6 @@ export class Ingestion {
     this.#state.rtt.remove(peerId)
     this.#state.synced.delete(peerId)
     this.#updateBuckets.delete(peerId)
-    this.#learned.delete(peerId)
     this.forgetPeerStore(peerId)
   }
 
@@ -218,7 +203,7 @@ export class Ingestion {
     } catch {
       return
     }
-    this.#learned.delete(peerId)
+    ctx.forgetTaught(peerId)
     ctx.libp2p.peerStore.delete(id).catch(() => {})
   }
 

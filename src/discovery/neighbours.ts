@@ -3,7 +3,6 @@ import { delay } from '../primitives/abort.ts'
 import { Backoff, jittered } from '../primitives/backoff.ts'
 import type { Watch } from '../primitives/watch.ts'
 import { hostKey } from '../transport/hosts.ts'
-import { peerIdOf } from '../transport/peer-ids.ts'
 import type { CatalogExchange } from './exchange.ts'
 import type { DiscoveryState } from './state.ts'
 
@@ -175,8 +174,8 @@ export class Neighbours {
     this.#dialing.set(id, now)
     const stagger = scope.setTimeout(() => this.scheduleMaintenance(), DIAL_STAGGER_MS)
     scope.spawn(
-      ctx.libp2p
-        .dial(peerIdOf(id), { signal: AbortSignal.timeout(config.requestTimeoutMs) })
+      ctx
+        .dialPeer(id, { signal: AbortSignal.timeout(config.requestTimeoutMs) })
         .catch(() => {})
         .finally(() => {
           this.#dialing.delete(id)

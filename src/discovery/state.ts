@@ -83,7 +83,9 @@ export interface DiscoveryComponents
     | 'protocol'
     | 'openLink'
     | 'handle'
-    | 'learnAddresses'
+    | 'useAddressBook'
+    | 'dialPeer'
+    | 'forgetTaught'
     | 'isConnected'
   > {
   readonly libp2p: Pick<

@@ -35,6 +35,9 @@ export class NetworkContext {
   /** The node keeps its peer id across restarts (a given key, or one kept under `dataDir`). */
   readonly stableIdentity: boolean
   readonly #logPrefix: string
+  #addressBook: (peerId: string) => readonly string[] | undefined = () => undefined
+  /** The addresses last taught to libp2p's peer store, by peer, so an unchanged set is not written again. */
+  readonly #taught = new Map<string, string>()
 
   constructor(init: {
     networkId: NetworkId
@@ -75,8 +78,9 @@ export class NetworkContext {
     options: AbortOptions & { link?: LinkOptions } = {},
   ): Promise<Link> {
     if (this.scope.closed) throw new ClosedError('network is closed')
-    const target = peer.startsWith('/') ? multiaddr(peer) : peerIdOf(peer)
-    const connection = await this.libp2p.dial(target, { signal: options.signal })
+    const connection = peer.startsWith('/')
+      ? await this.libp2p.dial(multiaddr(peer), { signal: options.signal })
+      : await this.dialPeer(peer, options)
     const stream = await connection.newStream(protocol, {
       signal: options.signal,
       runOnLimitedConnection: true,
@@ -117,16 +121,48 @@ export class NetworkContext {
   }
 
   /**
-   * Teaches libp2p how to reach `peerId`, so later dials by id work. The addresses replace those held
-   * (a merge would let a peer that changes addresses with every version grow the peer store without
-   * bound); the caller bounds how many there are.
+   * Where dials by peer id find addresses libp2p does not hold: discovery's catalog, whose entries are
+   * within the entry limits (so the peer store never gets more addresses per peer than they allow).
    */
-  async learnAddresses(peerId: string, addresses: readonly string[]): Promise<void> {
-    if (peerId === this.peerId || addresses.length === 0) return
+  useAddressBook(book: (peerId: string) => readonly string[] | undefined): void {
+    this.#addressBook = book
+  }
+
+  /**
+   * Connects to `peerId` (the open connection if there is one), first teaching libp2p the addresses
+   * the address book holds for it when they changed since it was last taught.
+   *
+   * Why only here: a node learns every peer of the network and dials a handful. Writing each entry's
+   * addresses into the peer store as it arrived cost a peer store write per peer and version (5 % of
+   * the CPU of 50 nodes forming a network) and kept a second copy of the catalog in libp2p.
+   */
+  async dialPeer(peerId: string, options: AbortOptions = {}): Promise<Connection> {
+    const id = peerIdOf(peerId)
+    if (this.libp2p.getConnections(id).length === 0) await this.#teach(peerId)
+    return this.libp2p.dial(id, { signal: options.signal })
+  }
+
+  /** Forgets what libp2p was taught of `peerId` (its peer store record is being deleted). */
+  forgetTaught(peerId: string): void {
+    this.#taught.delete(peerId)
+  }
+
+  /**
+   * The addresses replace those held: a merge would let a peer that changes addresses with every
+   * version grow the peer store without bound.
+   */
+  async #teach(peerId: string): Promise<void> {
+    const addresses = peerId === this.peerId ? undefined : this.#addressBook(peerId)
+    if (addresses === undefined || addresses.length === 0) return
+    const key = addresses.join(' ')
+    if (this.#taught.get(peerId) === key) return
+    this.#taught.set(peerId, key)
     try {
-      const id = peerIdOf(peerId)
-      await this.libp2p.peerStore.patch(id, { multiaddrs: addresses.map((a) => multiaddr(stripPeer(a))) })
+      await this.libp2p.peerStore.patch(peerIdOf(peerId), {
+        multiaddrs: addresses.map((a) => multiaddr(stripPeer(a))),
+      })
     } catch (err) {
+      this.#taught.delete(peerId)
       throw new InvalidArgumentError(`bad address for ${peerId}: ${(err as Error).message}`, { cause: err })
     }
   }

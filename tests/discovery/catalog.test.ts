@@ -1,4 +1,5 @@
 import { isPeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Network, PeerEntry } from '../../platform/node/index.ts'
 import { DIAL_STAGGER_MS } from '../../src/discovery/neighbours.ts'
@@ -121,6 +122,23 @@ describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (trans
   })
 
   // mosaik: discovery::catalog::manual_sync_trigger
+  it("libp2p learns a peer's addresses when a dial needs them, not with every entry", async () => {
+    const hub = await nodes.create()
+    const one = { discovery: { targetNeighbors: 1 } }
+    const b = await nodes.create({ ...one, bootstrap: hub.addresses })
+    const c = await nodes.create({ ...one, bootstrap: hub.addresses })
+    await within(secs(10), b.discovery.when.peer(c.peerId))
+    const cId = peerIdFromString(c.peerId)
+    // b holds c's signed entry, and has not dialed it: libp2p's peer store has no record of c.
+    expect(b.libp2p.getConnections(cId)).toHaveLength(0)
+    expect(await b.libp2p.peerStore.has(cId)).toBe(false)
+    // A link by peer id finds c's addresses in the catalog.
+    await within(secs(10), b.discovery.syncWith(c.peerId))
+    expect(b.libp2p.getConnections(cId).length).toBeGreaterThan(0)
+    const taught = (await b.libp2p.peerStore.get(cId)).addresses.map((a) => a.multiaddr.toString())
+    expect(taught).toEqual(expect.arrayContaining([...c.addresses].map((a) => a.split('/p2p/')[0])))
+  })
+
   it('an unsigned insert is replaced by the signed entry after a manual sync', async () => {
     const n0 = await nodes.create({ tags: ['tag1', 'tag2', 'tag3'] })
     await n0.discovery.updateLocal(() => ({ streams: ['a-stream'] }))
