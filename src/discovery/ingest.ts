@@ -26,7 +26,6 @@ export class Ingestion {
   /** Called when a new peer entered the catalog (neighbour maintenance may want to dial it). */
   readonly #onInserted: () => void
   readonly #updateBuckets = new Map<string, { tokens: number; at: number }>()
-  /** The addresses each peer store record was last given, joined. */
   #cancelPurge: () => void = () => {}
 
   constructor(state: DiscoveryState, onInserted: () => void) {
