@@ -2,6 +2,7 @@ import type { DecodeOptions, EncodeOptions } from 'cborg'
 import {
   decode as cborDecode,
   encode as cborEncode,
+  encodeInto as cborEncodeInto,
   objectToTokens,
   rfc8949EncodeOptions,
   Token,
@@ -29,10 +30,33 @@ export interface Codec<T> {
 const TAG_SET = 258
 const TAG_MAP = 259
 
+/**
+ * The canonical bytes of a set element or map key, to sort by, written apart from the encoding under
+ * way. Why apart: cborg writes arrays straight into one shared buffer and resets it on every `encode`,
+ * so a nested `encode` from these type encoders wiped the array holding the Map or Set (`[1, Map]`
+ * came out as the Map alone).
+ */
+function sortBytes(value: unknown, options: EncodeOptions): Uint8Array {
+  const plain = writeCanonical(value)
+  if (plain !== undefined) return plain
+  for (let size = 1024; ; size *= 4) {
+    const into = new Uint8Array(size)
+    try {
+      return into.subarray(0, cborEncodeInto(value, into, options).written)
+    } catch (err) {
+      // cborg's words for a destination too small; anything else is the value's own error.
+      if (!/too small/.test((err as Error).message) || size >= DETACHED_LIMIT) throw err
+    }
+  }
+}
+
+/** Largest map key or set element sortBytes encodes (the largest frame a node accepts). */
+const DETACHED_LIMIT = 64 * 1024 * 1024
+
 /** Sets have no order of their own: write them as tag 258 over elements sorted by encoded bytes. */
 function canonicalSetEncoder(set: Set<unknown>, _typ: string, options: EncodeOptions): unknown {
   const sorted = [...set]
-    .map((value) => ({ value, bytes: cborEncode(value, options) }))
+    .map((value) => ({ value, bytes: sortBytes(value, options) }))
     .sort((a, b) => compareBytes(a.bytes, b.bytes))
   return [
     new Token(Type.tag, TAG_SET),
@@ -44,7 +68,7 @@ function canonicalSetEncoder(set: Set<unknown>, _typ: string, options: EncodeOpt
 /** Maps may have any keys: write them as tag 259 over entries sorted by the encoded key bytes. */
 function canonicalMapEncoder(map: Map<unknown, unknown>, _typ: string, options: EncodeOptions): unknown {
   const sorted = [...map]
-    .map(([key, value]) => ({ key, value, bytes: cborEncode(key, options) }))
+    .map(([key, value]) => ({ key, value, bytes: sortBytes(key, options) }))
     .sort((a, b) => compareBytes(a.bytes, b.bytes))
   return [
     new Token(Type.tag, TAG_MAP),

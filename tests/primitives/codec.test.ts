@@ -40,6 +40,26 @@ describe('canonical codec', () => {
     expect(decodeCanonical(encodeCanonical(value))).toEqual(value)
   })
 
+  it('keeps what holds a Map or Set: arrays, objects, and each other', () => {
+    const map = new Map<unknown, unknown>([
+      ['b', [1, 2]],
+      ['a', new Set([3])],
+    ])
+    const values: unknown[] = [
+      [1, map],
+      [new Set([1, 2]), 'after'],
+      [[new Map([[1, 'x']])], { m: map }],
+      new Map([['k', [map, map]]]),
+      // A key the direct writer leaves to cborg, larger than the first scratch buffer.
+      [0, new Map([[new Set(['x'.repeat(5000)]), 'big key']])],
+    ]
+    for (const value of values) expect(decodeCanonical(encodeCanonical(value))).toEqual(value)
+    const alone = encodeCanonical(map)
+    const held = encodeCanonical([1, map])
+    expect([...held.subarray(0, 2)]).toEqual([0x82, 0x01])
+    expect(equalBytes(held.subarray(2), alone)).toBe(true)
+  })
+
   it('ignores undefined properties, like JSON', () => {
     expect(equalBytes(encodeCanonical({ a: 1, b: undefined }), encodeCanonical({ a: 1 }))).toBe(true)
   })
