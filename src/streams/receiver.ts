@@ -167,7 +167,8 @@ export class Receiver {
       return link.closeInfo!
     }
     try {
-      await link.send(handshakeMessage(ctx.networkId, owner.streamId), { signal })
+      const entry = owner.host.discovery.me().entry.version
+      await link.send(handshakeMessage(ctx.networkId, owner.streamId, entry), { signal })
       const start = await link.recv({ signal })
       if (!isStartStream(start, ctx.networkId, owner.streamId)) {
         link.beginClose(CloseCode.ProtocolViolation, 'expected StartStream')

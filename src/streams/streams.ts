@@ -1,4 +1,5 @@
 import type { Discovery } from '../discovery/discovery.ts'
+import { compareVersions } from '../discovery/entry.ts'
 import { ConcurrencyLimit } from '../discovery/limits.ts'
 import { anySignal } from '../primitives/abort.ts'
 import type { BackoffOptions } from '../primitives/backoff.ts'
@@ -237,6 +238,10 @@ export class Streams {
     if (!parsed.ok) return this.#refuse(link, parsed.code, parsed.reason)
     const peer = this.#discovery.catalog().get(link.remotePeer)
     if (!peer) return this.#refuse(link, CloseCode.UnknownPeer, 'unknown peer: sync catalogs first')
+    const claimed = parsed.handshake.entry
+    if (claimed && compareVersions(claimed, peer.entry.version) > 0) {
+      return this.#refuse(link, CloseCode.UnknownPeer, 'stale entry of the consumer: sync catalogs first')
+    }
     const sink = this.#sinks.get(toHex(parsed.handshake.stream))
     if (!sink) return this.#refuse(link, CloseCode.StreamNotFound, 'this node does not produce that stream')
     await sink.admit(link, peer)

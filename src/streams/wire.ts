@@ -1,4 +1,5 @@
 import * as varint from 'uint8-varint'
+import type { EntryVersion } from '../discovery/entry.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import type { Digest } from '../primitives/digest.ts'
 import { CloseCode } from '../transport/close.ts'
@@ -8,11 +9,14 @@ import { CloseCode } from '../transport/close.ts'
  *
  * 1. The consumer opens the link and sends the handshake, one canonical-CBOR message:
  *    `[version, networkId (32 bytes), streamId (32 bytes), criteria]`. `version` is 1; `criteria` is
- *    reserved (an empty map; any value is accepted and ignored, as mosaik's placeholder Criteria).
+ *    a map, as mosaik's placeholder Criteria, whose only key so far is `entry`: `[start, update]`, the
+ *    version of the consumer's own entry as it subscribes. Any other value is accepted and ignored.
  * 2. The producer answers with a close code, or with StartStream. It checks, in order:
  *    malformed handshake → ProtocolViolation (400); another version → UnsupportedVersion (426);
  *    another network → DifferentNetwork (101); a consumer missing from its catalog → UnknownPeer (401,
- *    the consumer syncs catalogs and retries); no producer of that stream → StreamNotFound (10404);
+ *    the consumer syncs catalogs and retries), or holding an older entry than `criteria.entry` names →
+ *    UnknownPeer too (tickets and `require` must judge the entry the consumer subscribes with, not the
+ *    one before a ticket it just added); no producer of that stream → StreamNotFound (10404);
  *    the consumer's peer or host already holds `maxSubscriptionsPerPeer` / `maxSubscriptionsPerHost`
  *    subscriptions → TooManyStreams (429); its peer lags and its next turn does not come within the
  *    handshake timeout → TooSlow (10413); `maxConsumers` reached → NoCapacity (10509); `require`
@@ -35,10 +39,14 @@ export interface Handshake {
   version: number
   network: Uint8Array
   stream: Uint8Array
+  /** The version of the consumer's entry as it subscribed, when its criteria say. */
+  entry?: EntryVersion
 }
 
-export function handshakeMessage(network: Digest, stream: Digest): unknown[] {
-  return [STREAMS_VERSION, network.bytes, stream.bytes, new Map()]
+/** The handshake; without `entry`, the empty criteria of consumers that predate it. */
+export function handshakeMessage(network: Digest, stream: Digest, entry?: EntryVersion): unknown[] {
+  const criteria = new Map(entry ? [['entry', [entry.start, entry.update]]] : [])
+  return [STREAMS_VERSION, network.bytes, stream.bytes, criteria]
 }
 
 /**
@@ -62,7 +70,17 @@ export function parseHandshake(
   if (!equalBytes(net, network.bytes)) {
     return { ok: false, code: CloseCode.DifferentNetwork, reason: 'different network' }
   }
-  return { ok: true, handshake: { version: value[0], network: net, stream } }
+  const entry = entryVersionOf(value[3])
+  return { ok: true, handshake: { version: value[0], network: net, stream, ...(entry && { entry }) } }
+}
+
+/** `criteria.entry` when it is a well-formed version; anything else in the criteria is ignored. */
+function entryVersionOf(criteria: unknown): EntryVersion | undefined {
+  const v = criteria instanceof Map ? criteria.get('entry') : undefined
+  if (!Array.isArray(v) || v.length !== 2) return undefined
+  const [start, update] = v as unknown[]
+  const ok = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0
+  return ok(start) && ok(update) ? { start, update } : undefined
 }
 
 export function startStreamMessage(network: Digest, stream: Digest): unknown[] {

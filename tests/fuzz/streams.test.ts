@@ -70,6 +70,7 @@ describe('fuzz: the streams protocol end to end', () => {
       const net = victim.networkId
       const valid = [
         handshakeMessage(net, Data.streamId),
+        handshakeMessage(net, Data.streamId, { start: 1, update: 2 }),
         handshakeMessage(net, Digest.from('not-produced')),
         handshakeMessage(Digest.from('elsewhere'), Data.streamId),
         [2, net.bytes, Data.streamId.bytes, new Map()],

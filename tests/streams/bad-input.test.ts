@@ -14,7 +14,7 @@ import {
   type LinkClose,
   type Network,
 } from '../../platform/node/index.ts'
-import { packBatch } from '../../src/streams/wire.ts'
+import { handshakeMessage, packBatch } from '../../src/streams/wire.ts'
 import { Link } from '../../src/transport/link.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
@@ -130,6 +130,25 @@ describe('a producer refuses bad subscriptions and keeps serving', () => {
       expect(close.code).toBe(CloseCode.UnknownPeer)
     } finally {
       await stranger.stop()
+    }
+  })
+
+  it('answers UnknownPeer to a consumer whose entry is newer than the one it holds', async () => {
+    victim.streams.producer(Data1)
+    const held = victim.discovery.catalog().get(attacker.peerId)!.entry.version
+    const subscribe = async (entry: { start: number; update: number }) => {
+      const link = await attacker.context.openLink(victim.peerId, protocolOf(victim))
+      await link.send(handshakeMessage(victim.networkId, Data1.streamId, entry))
+      return { link, answer: await Promise.race([link.recv(), link.closed]) }
+    }
+    // A ticket added just before subscribing: tickets and `require` must not judge the entry before it.
+    const ahead = await subscribe({ start: held.start, update: held.update + 1 })
+    expect(ahead.answer).toMatchObject({ code: CloseCode.UnknownPeer, remote: true })
+    // The entry the producer holds, or an older one, is judged as it is.
+    for (const entry of [held, { start: held.start - 1, update: held.update + 5 }]) {
+      const { link, answer } = await subscribe(entry)
+      expect(answer).toEqual([victim.networkId.bytes, Data1.streamId.bytes])
+      await link.close()
     }
   })
 })

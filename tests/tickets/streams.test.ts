@@ -148,6 +148,17 @@ describe('tickets on streams (mosaik tickets::jwt)', () => {
     await within(secs(10), refused)
   })
 
+  it('a consumer that subscribes right after adding its ticket is judged with that ticket', async () => {
+    const n0 = await nodes.create()
+    const p = n0.streams.producer(Data1, { requireTicket: jwtValidator() })
+    const n1 = await nodes.create({ bootstrap: n0.addresses })
+    await within(secs(10), n0.discovery.when.peer(n1.peerId))
+    // No wait for n0 to see the ticket: the handshake names the entry that carries it.
+    await n1.discovery.addTicket(await jwtBuilder().build(n1.peerId))
+    n1.streams.consumer(Data1)
+    await within(secs(10), p.when.subscribed().wait())
+  })
+
   it('stream_producer_ticket_expiry: the producer closes the consumer with NotAllowed at expiry', async () => {
     const n0 = await nodes.create()
     const p = n0.streams.producer(Data1, { requireTicket: jwtValidator() })
