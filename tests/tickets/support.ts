@@ -8,6 +8,7 @@ import {
   type PeerInfo,
   type Ticket,
 } from '../../platform/node/index.ts'
+import { equalBytes } from '../../src/primitives/bytes.ts'
 import { secs, within } from '../support/time.ts'
 
 /** mosaik's test issuer and secret (tests/common/ticket.rs): the secret is blake3 of a string. */
@@ -75,7 +76,7 @@ function seeTickets(subject: Network, observers: readonly Network[], ticket: Tic
   return sees(
     observers,
     subject,
-    (p) => p.tickets.some((t) => t.class.equals(ticket.class) && t.data.length === ticket.data.length),
+    (p) => p.tickets.some((t) => t.class.equals(ticket.class) && equalBytes(t.data, ticket.data)),
     'ticket in the entry',
   )
 }
