@@ -464,24 +464,22 @@ export function publicKeyOf(peerId: string): PublicKey {
 }
 
 /**
- * The check of signatures by `peerId`'s key, remembered for the signers met most recently: a node
- * checks every entry version of every peer it learns, and building the check costs a third of one.
+ * The check of signatures by `peerId`'s key, kept with the key: a node checks every entry version of
+ * every peer it learns, and building the check costs a third of one. The key belongs to the PeerId
+ * that `peerIdOf` remembers, so a check lives as long as that (bounded) cache keeps its peer.
  * Throws like `publicKeyOf`.
  */
 function signatureCheckOf(peerId: string): SignatureCheck {
-  let check = signatureChecks.get(peerId)
+  const key = publicKeyOf(peerId)
+  let check = signatureChecks.get(key)
   if (check === undefined) {
-    check = signatureCheckFor(publicKeyOf(peerId))
-    if (signatureChecks.size >= MAX_SIGNATURE_CHECKS)
-      signatureChecks.delete(signatureChecks.keys().next().value!)
-    signatureChecks.set(peerId, check)
+    check = signatureCheckFor(key)
+    signatureChecks.set(key, check)
   }
   return check
 }
 
-/** Signers whose checks are kept at most; past it the oldest is forgotten first. */
-const MAX_SIGNATURE_CHECKS = 4096
-const signatureChecks = new Map<string, SignatureCheck>()
+const signatureChecks = new WeakMap<PublicKey, SignatureCheck>()
 
 /** A signed notice that a node is leaving, so peers drop it at once instead of waiting for the purge. */
 export interface Departure {
