@@ -1,6 +1,4 @@
 import { type AbortOptions, abortable } from '../primitives/abort.ts'
-import { concatBytes } from '../primitives/bytes.ts'
-import { type Codec, cborOf, decodeCanonical } from '../primitives/codec.ts'
 import type { GroupId } from '../primitives/digest.ts'
 import { abortReason, DecodeError } from '../primitives/errors.ts'
 import { Watch } from '../primitives/watch.ts'
@@ -10,14 +8,16 @@ import type { ConsensusConfig } from './config.ts'
 import { RaftContractError } from './raft/errors.ts'
 import { parseEntry } from './raft/messages.ts'
 import { RaftNode } from './raft/raft.ts'
-import type { Entry, Preference, RaftStatus, Ready, SnapshotMeta } from './raft/types.ts'
-import type { ApplyContext, StateMachine } from './state-machine.ts'
+import type { Preference, RaftStatus, Ready, SnapshotMeta } from './raft/types.ts'
+import type { StateMachine } from './state-machine.ts'
 import type { LogStore } from './storage/log-store.ts'
 import { decodeRaftMessage, encodeRaftMessage } from './wire.ts'
+import { Applier } from './worker/applier.ts'
 import { CatchUp, type CatchUpHost } from './worker/catch-up.ts'
 import { CommitUnknownError, GroupDivergedError, GroupTerminatedError } from './worker/errors.ts'
 import { Req, type Route, SELF, type WorkerStats } from './worker/host.ts'
 import { RaftOutbox } from './worker/outbox.ts'
+import { Pacer, TickTimer } from './worker/pacing.ts'
 import { type IndexRange, Proposals } from './worker/proposals.ts'
 import { StrongReads } from './worker/reads.ts'
 import type { Runtime } from './worker/runtime.ts'
@@ -41,16 +41,6 @@ export interface QueryResult<R> {
   /** The committed index the replica had applied when it answered. */
   at: number
 }
-
-/** Log payloads: user commands and the worker's own (e.g. "everyone snapshot here"). */
-const PAYLOAD_USER = 0
-const PAYLOAD_INTERNAL = 1
-const USER_PREFIX = new Uint8Array([PAYLOAD_USER])
-const INTERNAL_PREFIX = new Uint8Array([PAYLOAD_INTERNAL])
-/** A caller awaiting `execute` on microtasks alone for longer than this waits one macrotask. */
-const STARVATION_MS = 10
-/** Microtask-only work longer than this hands the Ready loop to a macrotask (see #kick). */
-const RUNAWAY_MS = 100
 
 export interface WorkerInit<C, Q, R> {
   /** This node's peer id. */
@@ -102,24 +92,16 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   readonly store: LogStore
   readonly log: Logger
 
-  readonly #sm: StateMachine<C, Q, R>
-  readonly #codecs: { command: Codec<C>; query: Codec<Q>; result: Codec<R> }
-  /** The state machine's state before any command, to start over after rejoining a rival. */
-  readonly #initialState: Uint8Array
+  readonly #applier: Applier<C, Q, R>
   readonly #proposals: Proposals
   readonly #reads: StrongReads
   readonly #catchUp: CatchUp
   readonly #outbox: RaftOutbox
   readonly #onHalt: ((error: GroupDivergedError) => void) | undefined
+  readonly #pacer: Pacer
+  readonly #tick: TickTimer
   #driving = false
   #again = false
-  #probePending = false
-  #lastMacrotaskAt: number
-  /** The pause starving callers share (see #breathe). */
-  #breath: Promise<void> | undefined
-  #cancelTick: () => void = () => {}
-  /** When the armed tick timer fires (runtime clock); +∞ while none is armed. */
-  #tickDueAt = Number.POSITIVE_INFINITY
   #lastSnapshotIndex: number
   /** A verified snapshot the core accepted, installed by the next Ready. */
   #incoming: { meta: SnapshotMeta; data: Uint8Array } | undefined
@@ -131,17 +113,12 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     init: WorkerInit<C, Q, R>,
     node: RaftNode,
     lastSnapshotIndex: number,
-    initialState: Uint8Array,
+    applier: Applier<C, Q, R>,
   ) {
     this.id = init.id
     this.groupId = init.groupId
     this.preference = init.preference
-    this.#sm = init.stateMachine
-    this.#codecs = {
-      command: init.stateMachine.codecs?.command ?? cborOf<C>(),
-      query: init.stateMachine.codecs?.query ?? cborOf<Q>(),
-      result: init.stateMachine.codecs?.result ?? cborOf<R>(),
-    }
+    this.#applier = applier
     this.store = init.store
     this.config = init.consensus
     this.transport = init.transport
@@ -150,8 +127,8 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.node = node
     this.#onHalt = init.onHalt
     this.#lastSnapshotIndex = lastSnapshotIndex
-    this.#lastMacrotaskAt = init.runtime.now()
-    this.#initialState = initialState
+    this.#pacer = new Pacer(init.runtime)
+    this.#tick = new TickTimer(init.runtime)
     this.status = new Watch(node.status(), () => false)
     this.applied = new Watch(lastSnapshotIndex)
     this.#proposals = new Proposals(this)
@@ -166,7 +143,8 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
 
   /** Restores the group from its store (state-machine snapshot and log) and starts driving it. */
   static async start<C, Q, R>(init: WorkerInit<C, Q, R>): Promise<GroupWorker<C, Q, R>> {
-    const initialState = init.stateMachine.snapshot()
+    // The applier keeps the state before any command, so it comes before the store's snapshot.
+    const applier = new Applier(init.stateMachine, init.log)
     const loaded = await init.store.load()
     if (loaded.snapshot && loaded.snapshotData) init.stateMachine.restore(loaded.snapshotData)
     const c = init.consensus
@@ -190,7 +168,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
         entries: loaded.entries.map(parseEntry),
       },
     })
-    const worker = new GroupWorker(init, node, loaded.snapshot?.index ?? 0, initialState)
+    const worker = new GroupWorker(init, node, loaded.snapshot?.index ?? 0, applier)
     if (loaded.snapshot) worker.#proposals.snapshotAt(loaded.snapshot.index, loaded.snapshot.term)
     init.transport.start({
       message: (peer, kind, body) => worker.#onMessage(peer, kind, body),
@@ -214,7 +192,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   }
 
   get stateMachine(): StateMachine<C, Q, R> {
-    return this.#sm
+    return this.#applier.stateMachine
   }
 
   get bonds(): Watch<ReadonlyMap<string, BondView>> {
@@ -231,7 +209,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   async execute(commands: C[], options: AbortOptions = {}): Promise<IndexRange> {
     const assigned = await this.feed(commands, options)
     await this.#proposals.awaitCommit(assigned, commands, options)
-    await this.#breathe()
+    await this.#pacer.breathe()
     return { first: assigned.first, last: assigned.last }
   }
 
@@ -253,7 +231,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     } catch (err) {
       return Promise.reject(err)
     }
-    const encoded = commands.map((c) => concatBytes(USER_PREFIX, this.#codecs.command.encode(c)))
+    const encoded = commands.map((c) => this.#applier.userPayload(c))
     return this.#proposals.assign(encoded, commands, options)
   }
 
@@ -263,7 +241,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       await this.#reads.readPoint(query, options)
       this.stats.strongReads++
     } else if (this.#closed) throw new GroupTerminatedError()
-    return { result: this.#sm.query(query), at: this.applied.value }
+    return { result: this.#applier.stateMachine.query(query), at: this.applied.value }
   }
 
   // =================================================================================================
@@ -298,11 +276,11 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   }
 
   snapshotState(): Uint8Array {
-    return this.#sm.snapshot()
+    return this.#applier.stateMachine.snapshot()
   }
 
   async proposeInternal(payload: Uint8Array): Promise<number> {
-    return (await this.#proposals.assign([concatBytes(INTERNAL_PREFIX, payload)], [])).last
+    return (await this.#proposals.assign([this.#applier.internalPayload(payload)], [])).last
   }
 
   offerSnapshot(meta: SnapshotMeta, data: Uint8Array): boolean {
@@ -316,14 +294,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   // =================================================================================================
   // Driving the core
 
-  /**
-   * Runs the Ready loop soon, in a microtask (lowest latency); calls made while it runs make it go
-   * around again. Only when the event loop has not reached a macrotask for RUNAWAY_MS does the loop
-   * wait for one, so timers and I/O cannot be starved by some microtask-only cycle. The usual such
-   * cycle, a caller awaiting `execute` in a loop on an in-memory path, is broken at the caller
-   * instead (#breathe): deferring every member's Ready loop made them process in clumps (a lagging
-   * follower's backlog all at once), which showed as p99 latency.
-   */
+  /** Runs the Ready loop soon (see Pacer); calls made while it runs make it go around again. */
   #kick(): void {
     if (this.closedOrHalted()) return
     if (this.#driving) {
@@ -331,39 +302,8 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       return
     }
     this.#driving = true
-    const run = () => {
+    this.#pacer.schedule(() => {
       this.#drive().catch((err) => this.log.error('group worker failed: %s', (err as Error).stack))
-    }
-    this.#probeMacrotask()
-    if (this.rt.now() - this.#lastMacrotaskAt > RUNAWAY_MS) this.rt.macrotask(run)
-    else queueMicrotask(run)
-  }
-
-  /**
-   * After a command committed: if the event loop has run only microtasks for STARVATION_MS, the
-   * caller resumes in a macrotask, after timers (heartbeats, bond keep-alives, discovery) and I/O.
-   */
-  #breathe(): Promise<void> | undefined {
-    this.#probeMacrotask()
-    if (this.rt.now() - this.#lastMacrotaskAt <= STARVATION_MS) return undefined
-    // One shared pause: callers resuming in separate macrotasks would each propose alone, and 100
-    // pipelined callers lose the batching that makes them fast (10× fewer commits per second).
-    this.#breath ??= new Promise<void>((resolve) =>
-      this.rt.macrotask(() => {
-        this.#breath = undefined
-        resolve()
-      }),
-    )
-    return this.#breath
-  }
-
-  /** Notes when the event loop last ran a macrotask (see #kick). */
-  #probeMacrotask(): void {
-    if (this.#probePending) return
-    this.#probePending = true
-    this.rt.macrotask(() => {
-      this.#probePending = false
-      this.#lastMacrotaskAt = this.rt.now()
     })
   }
 
@@ -391,7 +331,9 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     // 2. Send.
     for (const m of rd.messages) this.#outbox.send(m)
     // 3. Apply.
-    if (rd.committedEntries.length > 0) this.#apply(rd.committedEntries)
+    if (rd.committedEntries.length > 0) {
+      this.#applier.apply(rd.committedEntries, this.#proposals.terms, this.#internal)
+    }
     this.#reads.onReady(rd)
     // 4. Everything else.
     if (rd.rival && rd.rival.outcome !== 'keep') {
@@ -424,100 +366,36 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     }
     this.#incoming = undefined
     await this.store.installSnapshot(meta, incoming.data)
-    this.#sm.restore(incoming.data)
+    this.#applier.stateMachine.restore(incoming.data)
     this.#proposals.snapshotAt(meta.index, meta.term)
     this.#lastSnapshotIndex = meta.index
     this.stats.snapshotsInstalled++
   }
 
-  /** Applies committed entries: runs of user commands go to the state machine as batches. */
-  #apply(entries: Entry[]): void {
-    const terms = this.#proposals.terms
-    let run: C[] = []
-    let ctxs: ApplyContext[] = []
-    const flush = () => {
-      if (run.length === 0) return
-      try {
-        if (this.#sm.applyBatch) {
-          const results = this.#sm.applyBatch(run, ctxs)
-          if (results) for (let i = 0; i < ctxs.length; i++) terms.setResult(ctxs[i]!.index, results[i])
-        } else {
-          for (let i = 0; i < run.length; i++) {
-            const result = this.#sm.apply(run[i]!, ctxs[i]!)
-            if (result !== undefined) terms.setResult(ctxs[i]!.index, result)
-          }
-        }
-      } catch (err) {
-        this.log.error('state machine failed to apply: %s', (err as Error).stack)
-      }
-      run = []
-      ctxs = []
-    }
-    for (const e of entries) {
-      // The terms of recent entries tell a waiting proposal whether its own entry got the slot.
-      terms.set(e.index, e.term)
-      if (e.kind !== 'command') continue
-      if (e.data[0] === PAYLOAD_USER) {
-        let command: C
-        try {
-          command = this.#codecs.command.decode(e.data.subarray(1))
-        } catch (err) {
-          this.log.error('undecodable command at %d skipped: %s', e.index, (err as Error).message)
-          continue
-        }
-        run.push(command)
-        ctxs.push({ index: e.index, term: e.term })
-      } else {
-        flush()
-        this.#applyInternal(e)
-      }
-    }
-    flush()
-  }
-
-  /** Internal log commands; today only "everyone snapshot at this index for `requester`". */
-  #applyInternal(e: Entry & { kind: 'command' }): void {
-    let decoded: unknown
-    try {
-      decoded = decodeCanonical(e.data.subarray(1))
-    } catch {
-      return
-    }
-    if (!Array.isArray(decoded) || decoded[0] !== 'snapshot' || typeof decoded[1] !== 'string') return
-    this.#catchUp.onSnapshotMarker(e.index, decoded[1])
-  }
-
-  /**
-   * Keeps a timer for the core's next tick. Most turns of the Ready loop leave that time where it
-   * was, so a timer that fires no later than needed is kept (a tick before its time changes nothing
-   * and re-arms); only an earlier deadline replaces it.
-   */
+  /** Keeps the tick timer armed for the core's next tick (see TickTimer). */
   #armTick(): void {
     if (this.closedOrHalted()) {
-      this.#disarmTick()
+      this.#tick.disarm()
       return
     }
-    const now = this.rt.now()
-    const wait = Math.min(1000, Math.max(0, this.node.nextTickAt() - now))
-    if (this.#tickDueAt <= now + wait) return
-    this.#cancelTick()
-    this.#tickDueAt = now + wait
-    this.#cancelTick = this.rt.setTimeout(() => {
-      this.#tickDueAt = Number.POSITIVE_INFINITY
-      if (this.closedOrHalted()) return
-      this.node.tick(this.rt.now())
-      this.#kick()
-      if (!this.#driving) this.#armTick()
-    }, wait)
+    const wait = Math.min(1000, Math.max(0, this.node.nextTickAt() - this.rt.now()))
+    this.#tick.arm(wait, this.#onTick)
   }
 
-  #disarmTick(): void {
-    this.#cancelTick()
-    this.#tickDueAt = Number.POSITIVE_INFINITY
+  readonly #onTick = (): void => {
+    if (this.closedOrHalted()) return
+    this.node.tick(this.rt.now())
+    this.#kick()
+    if (!this.#driving) this.#armTick()
+  }
+
+  /** The worker's own log commands, as the applier meets them. */
+  readonly #internal = {
+    snapshotMarker: (index: number, requester: string) => this.#catchUp.onSnapshotMarker(index, requester),
   }
 
   async #compact(index: number): Promise<void> {
-    const data = this.#sm.snapshot()
+    const data = this.#applier.stateMachine.snapshot()
     const meta = this.node.compact(index)
     await this.store.saveSnapshot(meta, data)
     await this.store.compact(index)
@@ -584,7 +462,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   async #rejoin(rd: Ready): Promise<void> {
     this.log('a rival cluster won and nothing committed here is lost; rejoining it as a fresh member')
     await this.store.reset()
-    this.#sm.restore(this.#initialState)
+    this.#applier.reset()
     this.#proposals.snapshotAt(0, 0)
     this.#lastSnapshotIndex = 0
     this.#incoming = undefined
@@ -615,7 +493,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     )
     this.log.error('%s', error.message)
     this.#halted = error
-    this.#disarmTick()
+    this.#tick.disarm()
     this.#outbox.clear()
     this.#proposals.failAll(() => error)
     this.#reads.dropAll()
@@ -639,7 +517,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#disarmTick()
+    this.#tick.disarm()
     // Followers learn the last commit index before the bonds close.
     this.#outbox.flush()
     await this.transport.close()

@@ -1,0 +1,118 @@
+import { concatBytes } from '../../primitives/bytes.ts'
+import { type Codec, cborOf, decodeCanonical } from '../../primitives/codec.ts'
+import type { Logger } from '../../transport/context.ts'
+import type { Entry } from '../raft/types.ts'
+import type { ApplyContext, StateMachine } from '../state-machine.ts'
+import type { AppliedTerms } from './applied-terms.ts'
+
+/** Log payloads start with one byte: a user command, or the worker's own (e.g. "everyone snapshot here"). */
+const PAYLOAD_USER = 0
+const PAYLOAD_INTERNAL = 1
+const USER_PREFIX = new Uint8Array([PAYLOAD_USER])
+const INTERNAL_PREFIX = new Uint8Array([PAYLOAD_INTERNAL])
+
+/** The worker's internal log commands, as they are applied. */
+export interface InternalCommands {
+  /** "Everyone snapshot at `index` for `requester`": a member catching up asked for a snapshot. */
+  snapshotMarker(index: number, requester: string): void
+}
+
+/**
+ * The state machine as the log sees it: what a proposal's payload holds, and how committed entries
+ * reach the state machine (runs of user commands as batches, the worker's own commands in between).
+ *
+ * Gotchas: a command that fails to decode, or an `apply` that throws, is logged and skipped on this
+ * replica only; every replica applies the same bytes, so a deterministic state machine skips it on all.
+ */
+export class Applier<C, Q, R> {
+  readonly stateMachine: StateMachine<C, Q, R>
+  /** The state before any command, to start over after rejoining a rival cluster. */
+  readonly #initialState: Uint8Array
+  readonly #command: Codec<C>
+  readonly #log: Logger
+
+  constructor(stateMachine: StateMachine<C, Q, R>, log: Logger) {
+    this.stateMachine = stateMachine
+    this.#initialState = stateMachine.snapshot()
+    this.#command = stateMachine.codecs?.command ?? cborOf<C>()
+    this.#log = log
+  }
+
+  /** The log payload of a user command. */
+  userPayload(command: C): Uint8Array {
+    return concatBytes(USER_PREFIX, this.#command.encode(command))
+  }
+
+  /** The log payload of one of the worker's own commands. */
+  internalPayload(payload: Uint8Array): Uint8Array {
+    return concatBytes(INTERNAL_PREFIX, payload)
+  }
+
+  /** Puts the state machine back where it was before any command. */
+  reset(): void {
+    this.stateMachine.restore(this.#initialState)
+  }
+
+  /**
+   * Applies committed entries in order, recording each one's term (and its command's result) in
+   * `terms`: a waiting proposal learns from them whether its own entry got the slot.
+   */
+  apply(entries: readonly Entry[], terms: AppliedTerms, internal: InternalCommands): void {
+    let run: C[] = []
+    let ctxs: ApplyContext[] = []
+    const flush = () => {
+      if (run.length === 0) return
+      this.#applyRun(run, ctxs, terms)
+      run = []
+      ctxs = []
+    }
+    for (const e of entries) {
+      terms.set(e.index, e.term)
+      if (e.kind !== 'command') continue
+      if (e.data[0] === PAYLOAD_USER) {
+        let command: C
+        try {
+          command = this.#command.decode(e.data.subarray(1))
+        } catch (err) {
+          this.#log.error('undecodable command at %d skipped: %s', e.index, (err as Error).message)
+          continue
+        }
+        run.push(command)
+        ctxs.push({ index: e.index, term: e.term })
+      } else {
+        flush()
+        this.#applyInternal(e, internal)
+      }
+    }
+    flush()
+  }
+
+  #applyRun(run: C[], ctxs: ApplyContext[], terms: AppliedTerms): void {
+    const sm = this.stateMachine
+    try {
+      if (sm.applyBatch) {
+        const results = sm.applyBatch(run, ctxs)
+        if (results) for (let i = 0; i < ctxs.length; i++) terms.setResult(ctxs[i]!.index, results[i])
+      } else {
+        for (let i = 0; i < run.length; i++) {
+          const result = sm.apply(run[i]!, ctxs[i]!)
+          if (result !== undefined) terms.setResult(ctxs[i]!.index, result)
+        }
+      }
+    } catch (err) {
+      this.#log.error('state machine failed to apply: %s', (err as Error).stack)
+    }
+  }
+
+  /** Internal log commands; today only "everyone snapshot at this index for `requester`". */
+  #applyInternal(e: Entry & { kind: 'command' }, internal: InternalCommands): void {
+    let decoded: unknown
+    try {
+      decoded = decodeCanonical(e.data.subarray(1))
+    } catch {
+      return
+    }
+    if (!Array.isArray(decoded) || decoded[0] !== 'snapshot' || typeof decoded[1] !== 'string') return
+    internal.snapshotMarker(e.index, decoded[1])
+  }
+}
