@@ -36,19 +36,59 @@ async function echoPair() {
   }
 }
 
-/** Latencies (ms) of `n` sequential 64-byte round trips over one raw Link. */
-export async function rawRoundTrips(n: number): Promise<number[]> {
+/** Sequential 64-byte round trips over one raw Link that stays open between samples. */
+export interface RoundTrips {
+  /** Latencies (ms) of `n` round trips. */
+  sample(n: number): Promise<number[]>
+  close(): Promise<void>
+}
+
+export async function rawRoundTripLink(): Promise<RoundTrips> {
   const { link, close } = await echoPair()
   const payload = new Uint8Array(64)
-  const out: number[] = []
-  for (let i = 0; i < n + 50; i++) {
-    const t = performance.now()
-    await link.sendBytes(payload)
-    await link.recvBytes()
-    if (i >= 50) out.push(performance.now() - t)
+  return {
+    async sample(n) {
+      const out: number[] = []
+      for (let i = 0; i < n; i++) {
+        const t = performance.now()
+        await link.sendBytes(payload)
+        await link.recvBytes()
+        out.push(performance.now() - t)
+      }
+      return out
+    },
+    close,
   }
-  await close()
-  return out
+}
+
+/**
+ * Latency samples (ms) of one sequential operation against raw Link round trips, in steady state and
+ * under the same conditions: both sides first run `warmUp` times (a fresh cluster's first thousand
+ * commits pay for JIT tiering and its own formation traffic, which a long-running service does not),
+ * then `rounds` interleaved rounds of `n` samples each are pooled, so a noisy spell hits both.
+ */
+export async function interleavedLatencies(
+  op: () => Promise<unknown>,
+  options: { warmUp: number; rounds: number; n: number },
+): Promise<{ ours: number[]; raw: number[] }> {
+  const rtt = await rawRoundTripLink()
+  try {
+    await rtt.sample(options.warmUp)
+    for (let i = 0; i < options.warmUp; i++) await op()
+    const ours: number[] = []
+    const raw: number[] = []
+    for (let round = 0; round < options.rounds; round++) {
+      raw.push(...(await rtt.sample(options.n)))
+      for (let i = 0; i < options.n; i++) {
+        const t = performance.now()
+        await op()
+        ours.push(performance.now() - t)
+      }
+    }
+    return { ours, raw }
+  } finally {
+    await rtt.close()
+  }
 }
 
 /** Round trips per second with `inflight` 64-byte requests outstanding at any time, for `ms`. */

@@ -5,7 +5,7 @@ import { FileLogStore, GroupKey, type LogStore, type Network } from '../../platf
 import type { Group } from '../../src/groups/group.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { Counter } from '../groups/support.ts'
-import { memoryNetworks, rawPipelined, rawRoundTrips } from './baselines.ts'
+import { interleavedLatencies, memoryNetworks, rawPipelined } from './baselines.ts'
 import { median, percentile, type Row } from './table.ts'
 
 interface Cluster {
@@ -30,6 +30,7 @@ export async function cluster(stores?: () => Promise<LogStore>): Promise<Cluster
   return { nets, groups, leader, close: async () => void (await Promise.all(nets.map((n) => n.close()))) }
 }
 
+/** Latencies (ms) of `n` sequential executes, after 50 unmeasured ones. */
 async function sequentialLatency(g: Group<Counter>, n: number): Promise<number[]> {
   const out: number[] = []
   for (let i = 0; i < 50; i++) await g.execute({ inc: 1 }) // warm-up
@@ -181,10 +182,13 @@ async function timeToFiveVoters(load: boolean): Promise<number> {
 export async function benchGroups(): Promise<Row[]> {
   const rows: Row[] = []
   const section = 'groups (3 nodes, memory transport)'
-  const rtt = await rawRoundTrips(1000)
   const rawRate = await rawPipelined(100, 2000)
   const mem = await cluster()
-  const latMem = await sequentialLatency(mem.leader, 1000)
+  const { ours: latMem, raw: rtt } = await interleavedLatencies(() => mem.leader.execute({ inc: 1 }), {
+    warmUp: 3000,
+    rounds: 3,
+    n: 1000,
+  })
   rows.push({
     section,
     name: 'sequential execute p50, memory store',
