@@ -16,9 +16,20 @@ export function majority(voters: number): number {
  * per voter.
  */
 export function quorumValue(values: number[]): number {
-  if (values.length === 0) return 0
-  values.sort((a, b) => b - a)
-  return values[majority(values.length) - 1]!
+  const n = values.length
+  if (n === 0) return 0
+  // Insertion sort, descending: voter sets are small (at most maxVoters), and Array.prototype.sort
+  // allocates on every call, which the leader makes on every acknowledgement.
+  for (let i = 1; i < n; i++) {
+    const v = values[i]!
+    let j = i - 1
+    while (j >= 0 && values[j]! < v) {
+      values[j + 1] = values[j]!
+      j--
+    }
+    values[j + 1] = v
+  }
+  return values[majority(n) - 1]!
 }
 
 export type VoteResult = 'won' | 'lost' | 'pending'

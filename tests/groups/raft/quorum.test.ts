@@ -17,6 +17,17 @@ describe('quorum math', () => {
     expect(quorumValue([])).toBe(0)
   })
 
+  it('the quorum value agrees with a full sort for every arrangement of up to seven values', () => {
+    // Every sequence over {0, 1, 2, 3} of lengths 1 to 7 (ties and every order included).
+    for (let n = 1; n <= 7; n++) {
+      for (let code = 0; code < 4 ** n; code++) {
+        const values = Array.from({ length: n }, (_, i) => Math.floor(code / 4 ** i) % 4)
+        const sorted = [...values].sort((a, b) => b - a)
+        expect(quorumValue([...values])).toBe(sorted[majority(n) - 1])
+      }
+    }
+  })
+
   it('a candidate wins with grants + abstains ≥ a majority and grants > denials', () => {
     const five = ['a', 'b', 'c', 'd', 'e']
     expect(tallyVotes(five, votes({ a: 'grant', b: 'grant', c: 'grant' }))).toBe('won')
