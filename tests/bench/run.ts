@@ -20,16 +20,27 @@ const sections: Record<string, () => Promise<Row[]>> = {
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const chosen = wanted.length > 0 ? wanted : Object.keys(sections)
-const rows: Row[] = []
 for (const name of chosen) {
-  const section = sections[name]
-  if (!section) throw new Error(`unknown bench section ${name}; known: ${Object.keys(sections).join(', ')}`)
+  if (!sections[name]) {
+    throw new Error(`unknown bench section ${name}; known: ${Object.keys(sections).join(', ')}`)
+  }
+}
+const rows: Row[] = []
+// A section that fails (a baseline that stalls, say) costs its own rows, not the whole table.
+const failed: string[] = []
+for (const name of chosen) {
   process.stderr.write(`running ${name}...\n`)
-  rows.push(...(await section()))
+  try {
+    rows.push(...(await sections[name]!()))
+  } catch (err) {
+    process.stderr.write(`section ${name} failed: ${(err as Error).stack}\n`)
+    failed.push(`${name} (${(err as Error).message})`)
+  }
 }
 const cpu = cpus()[0]?.model ?? 'unknown CPU'
 console.log(
   `Machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`,
 )
 console.log(renderTable(rows))
-process.exit(0)
+if (failed.length > 0) console.log(`\nFailed sections, without rows: ${failed.join('; ')}`)
+process.exit(failed.length > 0 ? 1 : 0)
