@@ -24,8 +24,6 @@ export interface WriteEffect {
   truncated: boolean
   /** The encoded entries appended, in order. */
   encoded: Uint8Array[]
-  /** The new hard state, encoded, when the batch carried one. */
-  hardState?: Uint8Array
 }
 
 /**
@@ -38,9 +36,14 @@ export interface WriteEffect {
  */
 export class LogImage {
   view: LogView<Uint8Array>
-  hardStateBytes: Uint8Array
   snapshot: StoredSnapshot | undefined
   readonly #own: (bytes: Uint8Array) => Uint8Array
+  /**
+   * The hard state, a copy of what was written. Its encoding is made only when a store asks for it:
+   * the commit index in it moves with every commit, and the memory store never needs the bytes.
+   */
+  #hardState: HardState
+  #hardStateBytes: Uint8Array | undefined
 
   constructor(
     own: (bytes: Uint8Array) => Uint8Array = (b) => b,
@@ -48,8 +51,25 @@ export class LogImage {
   ) {
     this.#own = own
     this.view = state?.view ?? new LogView<Uint8Array>()
-    this.hardStateBytes = state?.hardState ?? own(encodeCanonical(initialHardState()))
+    if (state === undefined) {
+      this.#hardState = initialHardState()
+    } else {
+      this.#hardState = copyHardState(decodeCanonical(state.hardState) as HardState)
+      this.#hardStateBytes = state.hardState
+    }
     this.snapshot = state?.snapshot
+  }
+
+  /** The hard state as canonical CBOR, as the store keeps it. */
+  get hardStateBytes(): Uint8Array {
+    this.#hardStateBytes ??= this.#own(encodeCanonical(this.#hardState))
+    return this.#hardStateBytes
+  }
+
+  /** Keeps `hs`, which must be the store's own copy (see copyHardState). */
+  #keepHardState(hs: HardState): void {
+    this.#hardState = hs
+    this.#hardStateBytes = undefined
   }
 
   // ---- reads -----------------------------------------------------------------------------------
@@ -65,7 +85,7 @@ export class LogImage {
   }
 
   hardState(): HardState {
-    return decodeCanonical(this.hardStateBytes) as HardState
+    return copyHardState(this.#hardState)
   }
 
   snapshotMeta(): SnapshotMeta | undefined {
@@ -101,12 +121,12 @@ export class LogImage {
     if (hardState !== undefined) checkHardState(hardState)
     this.view.checkWrite(entries, truncateFrom)
     const encoded = entries?.map((e) => this.#own(encodeEntry(e))) ?? []
-    const hs = hardState === undefined ? undefined : this.#own(encodeCanonical(hardState))
+    const hs = hardState === undefined ? undefined : copyHardState(hardState)
     const truncated = truncateFrom !== undefined && truncateFrom <= this.view.lastIndex()
     if (truncated) this.view.truncateFrom(truncateFrom)
     for (let i = 0; i < encoded.length; i++) this.view.push(entries![i]!.term, encoded[i]!)
-    if (hs !== undefined) this.hardStateBytes = hs
-    return hs === undefined ? { truncated, encoded } : { truncated, encoded, hardState: hs }
+    if (hs !== undefined) this.#keepHardState(hs)
+    return { truncated, encoded }
   }
 
   saveSnapshot(meta: SnapshotMeta, data?: Uint8Array): StoredSnapshot {
@@ -122,10 +142,10 @@ export class LogImage {
     checkSnapshotMeta(meta)
     checkSnapshotData(data)
     const stored = { meta: decodeCanonical(encodeCanonical(meta)) as SnapshotMeta, data: data.slice() }
-    const hs = this.#own(encodeCanonical(hardStateAfterInstall(this.hardState(), meta)))
+    const hs = copyHardState(hardStateAfterInstall(this.hardState(), meta))
     this.snapshot = stored
     this.view.resetTo(meta.index, meta.term)
-    this.hardStateBytes = hs
+    this.#keepHardState(hs)
     return stored
   }
 
@@ -141,7 +161,26 @@ export class LogImage {
 
   reset(): void {
     this.view = new LogView<Uint8Array>()
-    this.hardStateBytes = this.#own(encodeCanonical(initialHardState()))
+    this.#keepHardState(initialHardState())
     this.snapshot = undefined
   }
+}
+
+const HARD_STATE_FIELDS = new Set(['term', 'vote', 'commit', 'abstained'])
+
+/**
+ * A copy of a checked hard state, equal to what encoding and decoding it would give: its known fields
+ * hold only numbers, strings, booleans and null, so a plain copy does; anything else (fields a later
+ * version added) takes the round trip through canonical CBOR.
+ */
+function copyHardState(hs: HardState): HardState {
+  if (Object.getPrototypeOf(hs) !== Object.prototype) return roundTrip(hs)
+  for (const key of Object.keys(hs)) if (!HARD_STATE_FIELDS.has(key)) return roundTrip(hs)
+  const out: HardState = { term: hs.term, vote: hs.vote, commit: hs.commit }
+  if (hs.abstained !== undefined) out.abstained = hs.abstained
+  return out
+}
+
+function roundTrip(hs: HardState): HardState {
+  return decodeCanonical(encodeCanonical(hs)) as HardState
 }

@@ -224,6 +224,9 @@ export function checkHardState(hs: HardState): void {
   if (hs.vote !== null && typeof hs.vote !== 'string') {
     throw new InvalidArgumentError('hardState.vote must be a string or null')
   }
+  if (hs.abstained !== undefined && typeof hs.abstained !== 'boolean') {
+    throw new InvalidArgumentError('hardState.abstained must be a boolean when present')
+  }
 }
 
 export function checkSnapshotMeta(meta: SnapshotMeta): void {
