@@ -54,7 +54,8 @@ export class LogImage {
     if (state === undefined) {
       this.#hardState = initialHardState()
     } else {
-      this.#hardState = copyHardState(decodeCanonical(state.hardState) as HardState)
+      // Decoding already gives the image its own copy.
+      this.#hardState = decodeCanonical(state.hardState) as HardState
       this.#hardStateBytes = state.hardState
     }
     this.snapshot = state?.snapshot
