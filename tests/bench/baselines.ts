@@ -1,4 +1,4 @@
-import { Network } from '../../platform/node/index.ts'
+import { Network, OfflineError } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 
 /** Baselines shared by the group and collection benches: raw Links on the memory transport. */
@@ -15,6 +15,22 @@ export async function memoryNetworks(n: number): Promise<Network[]> {
   }
   await Promise.all(nets.map((x) => x.discovery.when.peers(n - 1)))
   return nets
+}
+
+/**
+ * Sends a write as an application would: OfflineError means it certainly did not apply (a leader
+ * change on a busy machine), so it waits for `online` and sends it again. The time that takes counts.
+ */
+export async function resendWhileOffline(send: () => Promise<unknown>, online: () => Promise<unknown>) {
+  for (;;) {
+    try {
+      await send()
+      return
+    } catch (err) {
+      if (!(err instanceof OfflineError)) throw err
+      await online()
+    }
+  }
 }
 
 /** Two nodes and an echo Link between them; `close` releases everything. */

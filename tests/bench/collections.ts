@@ -1,7 +1,7 @@
-import { collections, OfflineError } from '../../platform/node/index.ts'
+import { collections } from '../../platform/node/index.ts'
 import type { MapReader, MapWriter } from '../../src/collections/map.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
-import { interleavedLatencies, memoryNetworks, rawPipelined } from './baselines.ts'
+import { interleavedLatencies, memoryNetworks, rawPipelined, resendWhileOffline } from './baselines.ts'
 import { median, percentile, type Row } from './table.ts'
 
 /** One stream, same transport: how long the same bytes take to cross without any protocol on top. */
@@ -117,16 +117,10 @@ export async function benchCollections(): Promise<Row[]> {
       { length: Math.min(1000, target - i) },
       (_, k) => [`fill-${i + k}`, i + k] as [string, number],
     )
-    // OfflineError means the batch certainly did not apply (a leader change on a busy machine): retry.
-    for (;;) {
-      try {
-        await w.extend(batch)
-        break
-      } catch (err) {
-        if (!(err instanceof OfflineError)) throw err
-        await w.when.online()
-      }
-    }
+    await resendWhileOffline(
+      () => w.extend(batch),
+      () => w.when.online(),
+    )
   }
   // Three readers in turn, each from an empty replica; the median against the median of three raw
   // transfers (one sample of each swung from 60 to 178 ms and from 9 to 26 ms between runs).

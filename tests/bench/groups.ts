@@ -1,17 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  FileLogStore,
-  GroupKey,
-  type LogStore,
-  type Network,
-  OfflineError,
-} from '../../platform/node/index.ts'
+import { FileLogStore, GroupKey, type LogStore, type Network } from '../../platform/node/index.ts'
 import type { Group } from '../../src/groups/group.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { Counter } from '../groups/support.ts'
-import { interleavedLatencies, memoryNetworks, rawPipelined } from './baselines.ts'
+import { interleavedLatencies, memoryNetworks, rawPipelined, resendWhileOffline } from './baselines.ts'
 import { median, percentile, type Row } from './table.ts'
 
 interface Cluster {
@@ -36,21 +30,12 @@ export async function cluster(stores?: () => Promise<LogStore>): Promise<Cluster
   return { nets, groups, leader, close: async () => void (await Promise.all(nets.map((n) => n.close()))) }
 }
 
-/**
- * One command, as an application would send it: OfflineError means it certainly did not apply (a
- * leader change on a busy machine), so it waits for the group to be online and sends it again. The
- * time that takes counts.
- */
-async function executeOnce(g: Group<Counter>): Promise<void> {
-  for (;;) {
-    try {
-      await g.execute({ inc: 1 })
-      return
-    } catch (err) {
-      if (!(err instanceof OfflineError)) throw err
-      await g.when.online()
-    }
-  }
+/** One command, sent again if a leader change refused it (see resendWhileOffline). */
+function executeOnce(g: Group<Counter>): Promise<void> {
+  return resendWhileOffline(
+    () => g.execute({ inc: 1 }),
+    () => g.when.online(),
+  )
 }
 
 /** Latencies (ms) of `n` sequential executes, after 50 unmeasured ones. */
