@@ -10,6 +10,7 @@ import {
 } from 'cborg'
 import { bigIntDecoder, bigIntEncoder, bigNegIntDecoder, mapDecoder, setDecoder } from 'cborg/taglib'
 import { compareBytes, fromUtf8, utf8 } from './bytes.ts'
+import { GIVE_UP, readCanonical } from './cbor-reader.ts'
 import { writeCanonical } from './cbor-writer.ts'
 import { DecodeError, MosaikError } from './errors.ts'
 
@@ -139,8 +140,21 @@ export function encodeCanonicalSlow(value: unknown): Uint8Array {
   }
 }
 
-/** Strict decoding: rejects indefinite lengths, non-minimal integers, duplicate keys and trailing bytes. */
+/**
+ * Strict decoding: rejects indefinite lengths, non-minimal integers, duplicate keys and trailing bytes.
+ * Plain values take a direct reader; anything else (and anything malformed) goes through cborg, which
+ * gives the same values for the plain ones.
+ */
 export function decodeCanonical(bytes: Uint8Array): unknown {
+  const plain = readCanonical(bytes)
+  return plain !== GIVE_UP ? plain : decodeCanonicalSlow(bytes)
+}
+
+/**
+ * The cborg path of decodeCanonical, for every input. Exported for tests that check the direct reader
+ * against it; not part of the public API.
+ */
+export function decodeCanonicalSlow(bytes: Uint8Array): unknown {
   try {
     return cborDecode(bytes, decodeOptions)
   } catch (err) {
