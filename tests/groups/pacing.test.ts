@@ -11,7 +11,7 @@ function manualRuntime() {
     now: () => time.now(),
     setTimeout: (fn, ms) => time.setTimeout(fn, ms),
     macrotask: (fn) => void tasks.push(fn),
-    timeout: () => new AbortController().signal,
+    timeout: () => ({ signal: new AbortController().signal, clear: () => {} }),
     random: () => 0.5,
   }
   const runMacrotasks = () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { AbortError, TimeoutError } from '../../platform/node/index.ts'
-import { abortable, anySignal, delay, raceSignal } from '../../src/primitives/abort.ts'
+import { abortable, anySignal, deadline, delay, raceSignal } from '../../src/primitives/abort.ts'
 import { Inbox } from '../../src/streams/inbox.ts'
 import { SendQueue } from '../../src/streams/send-queue.ts'
 
@@ -134,5 +134,32 @@ describe('abort helpers', () => {
     b.abort(new TimeoutError())
     expect(both.aborted).toBe(true)
     expect(both.reason).toBeInstanceOf(TimeoutError)
+  })
+  it('deadline aborts with a TimeoutError like AbortSignal.timeout, and clear drops its timer', () => {
+    const late = deadline(50)
+    vi.advanceTimersByTime(49)
+    expect(late.signal.aborted).toBe(false)
+    vi.advanceTimersByTime(1)
+    expect(late.signal.aborted).toBe(true)
+    expect(late.signal.reason).toMatchObject({ name: 'TimeoutError' })
+
+    const cleared = deadline(50)
+    expect(vi.getTimerCount()).toBe(1)
+    cleared.clear()
+    cleared.clear()
+    expect(vi.getTimerCount()).toBe(0)
+    vi.advanceTimersByTime(100)
+    expect(cleared.signal.aborted).toBe(false)
+
+    // on injected timers: the deadline runs on them, and clear cancels there
+    const cancel = vi.fn()
+    const timers = { setTimeout: vi.fn((_fn: () => void, _ms: number) => cancel) }
+    const injected = deadline(20, timers)
+    expect(timers.setTimeout).toHaveBeenCalledWith(expect.any(Function), 20)
+    expect(vi.getTimerCount()).toBe(0)
+    timers.setTimeout.mock.calls[0]![0]()
+    expect(injected.signal.reason).toMatchObject({ name: 'TimeoutError' })
+    injected.clear()
+    expect(cancel).toHaveBeenCalledOnce()
   })
 })

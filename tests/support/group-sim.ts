@@ -35,6 +35,7 @@ import { BondMsg, BondRequestError, RequestRefusedError } from '../../src/groups
 import type { Runtime } from '../../src/groups/worker/runtime.ts'
 import type { BondView, GroupTransport, TransportHandlers } from '../../src/groups/worker/transport.ts'
 import { GroupWorker } from '../../src/groups/worker.ts'
+import type { Deadline } from '../../src/primitives/abort.ts'
 import { Watch } from '../../src/primitives/watch.ts'
 import type { Logger } from '../../src/transport/context.ts'
 import { FAST_CONSENSUS } from './consensus.ts'
@@ -142,12 +143,18 @@ export class SimRuntime implements Runtime {
     })
   }
 
-  timeout(ms: number): AbortSignal {
+  timeout(ms: number): Deadline {
     const controller = new AbortController()
+    let live = true
     this.#sim.after(Math.max(0, ms) / this.#rate, () => {
-      if (!this.#dead) controller.abort(new DOMException('The operation timed out.', 'TimeoutError'))
+      if (live && !this.#dead) controller.abort(new DOMException('The operation timed out.', 'TimeoutError'))
     })
-    return controller.signal
+    return {
+      signal: controller.signal,
+      clear: () => {
+        live = false
+      },
+    }
   }
 
   /** An arrow, not a method: the worker hands it to the core unbound. */

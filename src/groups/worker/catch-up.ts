@@ -263,9 +263,14 @@ export class CatchUp {
       // each member that offers the same snapshot later, as it does.
       const usable = (o: SnapshotOffer) =>
         o.meta.index === fetch.index && (o.meta.clusterId === undefined || o.meta.clusterId === clusterId)
-      await fetch.offerCount.until(() => [...fetch.offers.values()].some(usable), {
-        signal: AbortSignal.any([abandoned, host.rt.timeout(5000)]),
-      })
+      const offered = host.rt.timeout(5000)
+      try {
+        await fetch.offerCount.until(() => [...fetch.offers.values()].some(usable), {
+          signal: AbortSignal.any([abandoned, offered.signal]),
+        })
+      } finally {
+        offered.clear()
+      }
       const { size, hash, meta } = [...fetch.offers.values()].find(usable)!
       const data = new Uint8Array(size)
       const chunks = new Fifo<number>()

@@ -83,7 +83,8 @@ export class Proposals {
       const assigned = await this.#enqueue(encoded)
       if (assigned) return assigned
     }
-    const signal = anySignal(options.signal, host.rt.timeout(host.config.forwardTimeoutMs))
+    const deadline = host.rt.timeout(host.config.forwardTimeoutMs)
+    const signal = anySignal(options.signal, deadline.signal)
     try {
       while (true) {
         const route = await host.route(signal)
@@ -103,6 +104,8 @@ export class Proposals {
           cause: err,
         },
       )
+    } finally {
+      deadline.clear()
     }
   }
 

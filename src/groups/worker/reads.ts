@@ -32,7 +32,8 @@ export class StrongReads {
   /** Resolves once the local replica can answer linearizably; rejects with OfflineError on timeout. */
   async readPoint(what: unknown, options: AbortOptions = {}): Promise<void> {
     const host = this.#host
-    const signal = anySignal(options.signal, host.rt.timeout(host.config.queryTimeoutMs))
+    const deadline = host.rt.timeout(host.config.queryTimeoutMs)
+    const signal = anySignal(options.signal, deadline.signal)
     try {
       while (true) {
         const index = await this.#readIndex(what, signal)
@@ -51,6 +52,8 @@ export class StrongReads {
           cause: err,
         },
       )
+    } finally {
+      deadline.clear()
     }
   }
 
@@ -74,11 +77,13 @@ export class StrongReads {
       )
     }
     this.#served.set(peer, inFlight + 1)
+    const deadline = host.rt.timeout(host.config.queryTimeoutMs)
     try {
-      const index = await this.#local(host.rt.timeout(host.config.queryTimeoutMs))
+      const index = await this.#local(deadline.signal)
       if (index === undefined) throw new Error(NOT_LEADER)
       return index
     } finally {
+      deadline.clear()
       const left = (this.#served.get(peer) ?? 1) - 1
       if (left > 0) this.#served.set(peer, left)
       else this.#served.delete(peer)

@@ -1,3 +1,4 @@
+import { type Deadline, deadline } from '../../primitives/abort.ts'
 import { macrotask } from '../../primitives/schedule.ts'
 import type { Scope } from '../../primitives/scope.ts'
 import { type Clock, systemClock, type Timers } from '../../primitives/time.ts'
@@ -14,8 +15,8 @@ import { type Clock, systemClock, type Timers } from '../../primitives/time.ts'
 export interface Runtime extends Clock, Timers {
   /** Runs `fn` in a later macrotask, after pending timers and I/O had their turn. */
   macrotask(fn: () => void): void
-  /** A signal that aborts after `ms`. */
-  timeout(ms: number): AbortSignal
+  /** A signal that aborts after `ms`, with its canceller: clear it when the call it bounds ends. */
+  timeout(ms: number): Deadline
   /** Uniform in [0, 1). */
   random(): number
 }
@@ -26,7 +27,8 @@ export function systemRuntime(scope: Scope): Runtime {
     now: systemClock.now,
     setTimeout: (fn, ms) => scope.setTimeout(fn, ms),
     macrotask,
-    timeout: (ms) => AbortSignal.timeout(ms),
+    // not the scope's timers: a deadline fires after the scope closed too, as AbortSignal.timeout did
+    timeout: (ms) => deadline(ms),
     random: Math.random,
   }
 }
