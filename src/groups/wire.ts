@@ -25,6 +25,6 @@ export function decodeRaftMessage(value: unknown, from: string, to: string): Mes
   if (value.length !== 3 + MESSAGES.arity(type)) throw new DecodeError(`malformed raft ${type} message`)
   const m = messageHead(from, to, value[1], value[2])
   m.type = type
-  MESSAGES.fromWire(type, value, 3, m, type)
+  MESSAGES.fromWire(type, value, 3, m)
   return checkMessage(m as unknown as Message)
 }

@@ -130,13 +130,21 @@ function voters(value: unknown, what: string): string[] {
 export class Kinds<K extends string> {
   readonly #kinds: readonly K[]
   readonly #named: ReadonlyMap<unknown, K>
-  readonly #fields: ReadonlyMap<K, readonly (readonly [string, FieldType<unknown>])[]>
+  /** Per kind: its fields in order, each with the label its errors name (`append.commit`). */
+  readonly #fields: ReadonlyMap<K, readonly Field[]>
 
   constructor(schema: { readonly [P in K]: object }) {
     this.#kinds = Object.keys(schema) as K[]
     this.#named = new Map(this.#kinds.map((k) => [k, k]))
     this.#fields = new Map(
-      this.#kinds.map((k) => [k, Object.entries(schema[k]) as [string, FieldType<unknown>][]]),
+      this.#kinds.map((k) => [
+        k,
+        Object.entries(schema[k]).map(([name, type]) => ({
+          name,
+          type: type as FieldType<unknown>,
+          label: `${k}.${name}`,
+        })),
+      ]),
     )
   }
 
@@ -160,26 +168,34 @@ export class Kinds<K extends string> {
   }
 
   /** Checks the fields of `kind` in the object `from` and copies them into `into`. */
-  parse(kind: K, from: Record<string, unknown>, into: Record<string, unknown>, what: string): void {
-    for (const [name, field] of this.#fields.get(kind)!)
-      into[name] = field.parse(from[name], `${what}.${name}`)
+  parse(kind: K, from: Record<string, unknown>, into: Record<string, unknown>): void {
+    for (const f of this.#fields.get(kind)!) into[f.name] = f.type.parse(from[f.name], f.label)
   }
 
   /** Appends the wire forms of the fields of `kind` in `from` to `out`. */
   toWire(kind: K, from: object, out: unknown[]): void {
     const rec = from as Record<string, unknown>
-    for (const [name, field] of this.#fields.get(kind)!) {
-      out.push(field.toWire ? field.toWire(rec[name]) : rec[name])
+    for (const { name, type } of this.#fields.get(kind)!) {
+      out.push(type.toWire ? type.toWire(rec[name]) : rec[name])
     }
   }
 
-  /** Reads the fields of `kind` from `wire[at..]` into `into`, checking each. */
-  fromWire(kind: K, wire: readonly unknown[], at: number, into: Record<string, unknown>, what: string): void {
-    for (const [name, field] of this.#fields.get(kind)!) {
+  /**
+   * Reads the fields of `kind` from `wire[at..]` into `into`, checking each. Runs for every frame a
+   * bond receives: the labels are built once, not per message.
+   */
+  fromWire(kind: K, wire: readonly unknown[], at: number, into: Record<string, unknown>): void {
+    for (const { name, type, label } of this.#fields.get(kind)!) {
       const v = wire[at++]
-      into[name] = field.fromWire ? field.fromWire(v, `${what}.${name}`) : field.parse(v, `${what}.${name}`)
+      into[name] = type.fromWire ? type.fromWire(v, label) : type.parse(v, label)
     }
   }
+}
+
+interface Field {
+  readonly name: string
+  readonly type: FieldType<unknown>
+  readonly label: string
 }
 
 // ---- log entries -----------------------------------------------------------------------------------
@@ -201,11 +217,18 @@ const ENTRIES = new Kinds<EntryKind>(ENTRY_FIELDS)
 /** Checks a decoded or stored log entry and narrows it to an `Entry` (copying only known fields). */
 export function parseEntry(value: unknown): Entry {
   const e = asRecord(value, 'entry')
-  const at = { index: index.parse(e.index, 'entry.index'), term: index.parse(e.term, 'entry.term') }
-  const kind = ENTRIES.named(e.kind)
-  if (kind === undefined) throw new DecodeError(`entry ${at.index}: unknown kind ${describeValue(e.kind)}`)
-  const out: Record<string, unknown> = { ...at, kind }
-  ENTRIES.parse(kind, e, out, `entry ${at.index}`)
+  const out: Record<string, unknown> = {
+    index: index.parse(e.index, 'entry.index'),
+    term: index.parse(e.term, 'entry.term'),
+    kind: ENTRIES.named(e.kind),
+  }
+  if (out.kind === undefined)
+    throw new DecodeError(`entry ${out.index}: unknown kind ${describeValue(e.kind)}`)
+  try {
+    ENTRIES.parse(out.kind as EntryKind, e, out)
+  } catch (err) {
+    throw atEntry(out.index as number, err)
+  }
   return out as unknown as Entry
 }
 
@@ -222,10 +245,22 @@ export function entryFromWire(value: unknown): Entry {
   const kind = ENTRIES.coded(value[2])
   if (kind === undefined) throw new DecodeError(`unknown entry kind ${describeValue(value[2])}`)
   if (value.length !== 3 + ENTRIES.arity(kind)) throw new DecodeError(`malformed ${kind} entry`)
-  const at = { index: index.parse(value[0], 'entry.index'), term: index.parse(value[1], 'entry.term') }
-  const out: Record<string, unknown> = { ...at, kind }
-  ENTRIES.fromWire(kind, value, 3, out, `entry ${at.index}`)
+  const out: Record<string, unknown> = {
+    index: index.parse(value[0], 'entry.index'),
+    term: index.parse(value[1], 'entry.term'),
+    kind,
+  }
+  try {
+    ENTRIES.fromWire(kind, value, 3, out)
+  } catch (err) {
+    throw atEntry(out.index as number, err)
+  }
   return out as unknown as Entry
+}
+
+/** A field's DecodeError, naming the entry's index. */
+function atEntry(at: number, err: unknown): unknown {
+  return err instanceof DecodeError ? new DecodeError(`entry ${at}: ${err.message}`) : err
 }
 
 const entries: FieldType<Entry[]> = {
@@ -283,7 +318,7 @@ export function parseMessage(value: unknown): Message {
   const type = MESSAGES.named(m.type)
   if (type === undefined) throw new DecodeError(`unknown raft message type ${describeValue(m.type)}`)
   out.type = type
-  MESSAGES.parse(type, m, out, type)
+  MESSAGES.parse(type, m, out)
   return checkMessage(out as unknown as Message)
 }
 
@@ -305,9 +340,11 @@ export function messageHead(
 /** What no single field shows: the entries of an append follow its `prevIndex`. */
 export function checkMessage(m: Message): Message {
   if (m.type === 'append') {
-    m.entries.forEach((e, i) => {
-      if (e.index !== m.prevIndex + 1 + i) throw new DecodeError('append.entries must follow prevIndex')
-    })
+    const { entries, prevIndex } = m
+    for (let i = 0; i < entries.length; i++) {
+      if (entries[i]!.index !== prevIndex + 1 + i)
+        throw new DecodeError('append.entries must follow prevIndex')
+    }
   }
   return m
 }
