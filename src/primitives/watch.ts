@@ -30,6 +30,8 @@ export class Watch<T> {
   set(value: T): void {
     if (this.#closed || this.#equals(this.#value, value)) return
     this.#value = value
+    // most values change with nobody waiting (a group's applied index, every commit): no copy then
+    if (this.#waiters.size === 0) return
     for (const w of [...this.#waiters]) w.check(value)
   }
 
