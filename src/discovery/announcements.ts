@@ -91,12 +91,23 @@ export class Announcements {
   /** Publishes a signed departure, then leaves the transport the departure window to flush it. */
   publishDeparture(departure: unknown): Promise<void> {
     const { ctx, config } = this.#state
-    return ctx.libp2p.services.pubsub
-      .publish(this.#topic, encodeCanonical([MSG_DEPARTURE, departure, randomBytes(8)]))
-      .then(async () => {
-        // Let the transport flush before the connections close.
-        if (config.departureWindowMs > 0) await delay(config.departureWindowMs)
-      })
+    return ctx.libp2p.services.pubsub.publish(this.#topic, departureMessage(departure)).then(async () => {
+      // Let the transport flush before the connections close.
+      if (config.departureWindowMs > 0) await delay(config.departureWindowMs)
+    })
+  }
+
+  /**
+   * Publishes a departure the departed peer pushed to this node. Its gossip may not have reached
+   * this node's mesh (it sends only on streams already open), and a pushed departure arrives before
+   * the gossip copy, which would then not be forwarded. Every copy has the same bytes, so gossipsub
+   * delivers one message however many nodes publish it; one that saw it already refuses to publish it
+   * again, which is fine.
+   */
+  relayDeparture(departure: unknown): void {
+    this.#state.ctx.libp2p.services.pubsub
+      .publish(this.#topic, departureMessage(departure))
+      .catch((err: Error) => this.#state.log('departure relay not published: %s', err.message))
   }
 
   readonly #onSubscriptionChange = (
@@ -157,10 +168,22 @@ export class Announcements {
       return TopicValidatorResult.Accept
     }
     if (kind === MSG_DEPARTURE) {
-      const applied = await ingestion.departure(body, true, sender)
-      if (applied === 'rejected') return TopicValidatorResult.Reject
-      return applied === 'applied' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore
+      const outcome = await ingestion.departure(body, true, sender)
+      if (outcome === 'rejected') return TopicValidatorResult.Reject
+      // Forward it also when it came here first another way (pushed by the departing node): gossip
+      // is how it reaches the nodes that were not connected to it.
+      return outcome === 'ignored' ? TopicValidatorResult.Ignore : TopicValidatorResult.Accept
     }
     return ingestion.reject('malformed', sender)
   }
 }
+
+/**
+ * A departure's gossip message. Unlike an announcement's, its nonce is fixed: the departed node and
+ * the nodes relaying its departure publish the very same bytes, one gossip message.
+ */
+function departureMessage(departure: unknown): Uint8Array {
+  return encodeCanonical([MSG_DEPARTURE, departure, DEPARTURE_NONCE])
+}
+
+const DEPARTURE_NONCE = new Uint8Array(8)

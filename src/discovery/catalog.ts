@@ -256,12 +256,14 @@ export class CatalogStore {
 
   /**
    * Applies a verified departure: removes the peer if the departure covers the version we hold and
-   * keeps it as a tombstone. Returns whether a known peer was removed.
+   * keeps it as a tombstone. Returns 'removed' when a known peer was removed, 'known' when this
+   * departure (or a later one of the peer) was applied before, else 'ignored' (stale: we hold a newer
+   * entry; or a peer we never held).
    */
-  depart(departure: Departure, now: number): boolean {
+  depart(departure: Departure, now: number): 'removed' | 'known' | 'ignored' {
     const { peerId, lastVersion } = departure
     const known = this.#signed.get(peerId)
-    if (known && compareVersions(lastVersion, known.entry.version) < 0) return false
+    if (known && compareVersions(lastVersion, known.entry.version) < 0) return 'ignored'
     const tomb = this.#departed.get(peerId)
     // Tombstones of peers we never held are kept only while there is room: departures signed by
     // fresh keys are free to mint, and must not grow memory without bound.
@@ -269,11 +271,13 @@ export class CatalogStore {
     if (tomb ? compareVersions(lastVersion, tomb.departure.lastVersion) > 0 : room) {
       this.#departed.set(peerId, { departure, at: now })
     }
-    if (!known) return false
+    if (!known) {
+      return tomb && compareVersions(lastVersion, tomb.departure.lastVersion) <= 0 ? 'known' : 'ignored'
+    }
     this.#signed.delete(peerId)
     this.#admission.forget(peerId)
     this.#changed()
-    return true
+    return 'removed'
   }
 
   /** Departures still inside the purge window, to pass on in catalog syncs. */

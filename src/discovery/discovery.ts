@@ -14,7 +14,7 @@ import { DiscoveryConditions } from './conditions.ts'
 import type { DiscoveryConfig } from './config.ts'
 import { departureToWire, PeerEntry, SignedPeerEntry, signDeparture, type Ticket } from './entry.ts'
 import { CatalogExchange } from './exchange.ts'
-import { Ingestion } from './ingest.ts'
+import { type DepartureApplied, Ingestion } from './ingest.ts'
 import { type BootstrapStatus, Neighbours } from './neighbours.ts'
 import { RttTracker } from './rtt.ts'
 import {
@@ -29,6 +29,9 @@ export { type DiscoveryConfig, type DiscoveryOptions, discoveryConfig } from './
 export type { BootstrapState, BootstrapStatus } from './neighbours.ts'
 export type { DiscoveryEvents, DiscoveryStats } from './state.ts'
 export { DifferentNetworkError, DiscoveryConditions, SyncError, UnsupportedVersionError }
+
+/** Connected peers a node pushes a departure to, beside gossip. */
+const MAX_DEPARTURE_PUSHES = 16
 
 /**
  * Discovery: every node keeps a signed catalog of the peers of its network, learned through gossip
@@ -133,7 +136,10 @@ export class Discovery {
       rtt,
       entryLimits: { maxBytes: config.maxEntryBytes, maxAddresses: config.maxAddressesPerPeer },
     })
-    this.#ingestion = new Ingestion(this.#state, () => this.#neighbours.scheduleMaintenance())
+    this.#ingestion = new Ingestion(this.#state, {
+      onInserted: () => this.#neighbours.scheduleMaintenance(),
+      onDeparted: (d) => this.#passOn(d),
+    })
     this.#announcements = new Announcements(this.#state, this.#ingestion)
     this.#exchange = new CatalogExchange(this.#state, this.#ingestion)
     this.#neighbours = new Neighbours(this.#state, this.#exchange, bootstrap, this.bootstrapped)
@@ -390,13 +396,18 @@ export class Discovery {
         },
         this.#ctx.privateKey,
       )
-      // Gossip carries the departure to the network. Peers we are connected to but whose gossip
-      // subscription has not arrived yet (a node leaving right after joining) get it directly, over
-      // the catalog sync protocol, so they drop us at once instead of after the purge window.
+      // Gossip carries the departure to the network, and the peers we are connected to get it
+      // directly too, over the catalog sync protocol. A subscriber is not enough: gossipsub drops a
+      // message for a peer whose stream is not open yet, and right after a node joins, its peers'
+      // subscriptions can have arrived before their streams (a node that missed it would hold us
+      // until the purge window).
       const subscribers = this.#announcements.subscribers()
-      const direct = [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))]
-        .filter((p) => !subscribers.has(p))
-        .slice(0, 16)
+      const connected = [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))]
+      // Past the cap, those gossip cannot reach yet come first.
+      const direct = [
+        ...connected.filter((p) => !subscribers.has(p)),
+        ...connected.filter((p) => subscribers.has(p)),
+      ].slice(0, MAX_DEPARTURE_PUSHES)
       const wire = departureToWire(departure)
       const window = Math.max(this.config.departureWindowMs, 100)
       await Promise.allSettled([
@@ -415,6 +426,25 @@ export class Discovery {
     state.changes.close()
     await state.scope.close()
     this.#events.removeAllListeners()
+  }
+
+  /**
+   * Passes a departure on where gossip may not carry it: pushed by the departed peer itself, it is
+   * published here too; and connected peers whose gossip subscription this node has not seen (they
+   * joined moments ago, and gossip cannot reach them yet) get it pushed. Without this, such a peer
+   * kept the departed one until the purge window.
+   */
+  #passOn(d: DepartureApplied): void {
+    if (this.#state.departed) return
+    if (!d.gossip && d.from === d.peerId) this.#announcements.relayDeparture(d.wire)
+    const subscribers = this.#announcements.subscribers()
+    const unreached = [...new Set(this.#ctx.libp2p.getConnections().map((c) => c.remotePeer.toString()))]
+      .filter((p) => p !== d.peerId && p !== d.from && !subscribers.has(p))
+      .slice(0, MAX_DEPARTURE_PUSHES)
+    const deadline = 4 * Math.max(this.config.departureWindowMs, 100)
+    for (const peer of unreached) {
+      this.#state.scope.spawn(this.#exchange.pushDeparture(peer, d.wire, AbortSignal.timeout(deadline)))
+    }
   }
 
   /** A peer that is not in the catalog is forgotten by libp2p too once its last connection closes. */

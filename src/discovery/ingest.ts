@@ -16,6 +16,18 @@ import {
 } from './entry.ts'
 import type { DiscoveryState } from './state.ts'
 
+/** A departure that removed a peer here, and how it came. */
+export interface DepartureApplied {
+  /** Its wire form, to pass on as it is. */
+  readonly wire: unknown
+  /** The peer that departed. */
+  readonly peerId: string
+  /** The peer it came from (the departed peer itself when it was pushed by it). */
+  readonly from: string
+  /** Whether it came by gossip (else by a catalog sync or a push). */
+  readonly gossip: boolean
+}
+
 /**
  * Ingestion: how entries and departures from the wire (gossip, catalog syncs, pings) or from the
  * application get into the catalog. Everything is checked before it is applied, refusals are
@@ -25,12 +37,18 @@ export class Ingestion {
   readonly #state: DiscoveryState
   /** Called when a new peer entered the catalog (neighbour maintenance may want to dial it). */
   readonly #onInserted: () => void
+  /** Called when a departure removed a peer: discovery passes it on where gossip may not reach. */
+  readonly #onDeparted: (departure: DepartureApplied) => void
   readonly #updateBuckets = new Map<string, { tokens: number; at: number }>()
   #cancelPurge: () => void = () => {}
 
-  constructor(state: DiscoveryState, onInserted: () => void) {
+  constructor(
+    state: DiscoveryState,
+    hooks: { onInserted: () => void; onDeparted: (departure: DepartureApplied) => void },
+  ) {
     this.#state = state
-    this.#onInserted = onInserted
+    this.#onInserted = hooks.onInserted
+    this.#onDeparted = hooks.onDeparted
   }
 
   /**
@@ -95,9 +113,14 @@ export class Ingestion {
 
   /**
    * Takes a departure from gossip (which must be fresh) or from a sync (which may be as old as the
-   * purge window): verified, then applied. Returns 'rejected' for input that is invalid.
+   * purge window): verified, then applied. Returns 'applied' when it removed a peer, 'known' when it
+   * was applied before (the same departure came another way), 'rejected' for invalid input.
    */
-  async departure(wire: unknown, gossip: boolean, from: string): Promise<'applied' | 'ignored' | 'rejected'> {
+  async departure(
+    wire: unknown,
+    gossip: boolean,
+    from: string,
+  ): Promise<'applied' | 'known' | 'ignored' | 'rejected'> {
     const { ctx, config, store, stats, events } = this.#state
     let d: Departure
     try {
@@ -126,11 +149,13 @@ export class Ingestion {
       this.reject(rejectReasonOf(err), from, d.peerId)
       return 'rejected'
     }
-    if (!store.depart(d, now)) return 'ignored'
+    const outcome = store.depart(d, now)
+    if (outcome !== 'removed') return outcome
     stats.departuresSeen++
     this.forget(d.peerId)
     this.#onCatalogChanged()
     events.emit('peer:departed', { id: d.peerId, reason: 'departed' })
+    this.#onDeparted({ wire, peerId: d.peerId, from, gossip })
     return 'applied'
   }
 

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { Network } from '../../platform/node/index.ts'
 import { nextEvent, record } from '../support/events.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
+import { Partition } from '../support/partition.ts'
 import { ms, secs, within } from '../support/time.ts'
 
 describe.each<Transport>(['memory', 'quic'])('departure and purge over %s', (transport) => {
@@ -44,6 +45,39 @@ describe.each<Transport>(['memory', 'quic'])('departure and purge over %s', (tra
     const departures = stay.map((n) => n.discovery.when.gone(leaving.peerId))
     await leaving.close()
     await within(secs(10), Promise.all(departures), 'all saw the departure')
+  })
+
+  it('a peer gossip cannot reach learns a departure from a neighbour that got it', async () => {
+    // l and x are never connected; x hears nothing by gossip (as a node whose gossip streams are not
+    // up yet): it can only learn that l left from a, which got the departure from l.
+    const partition = new Partition()
+    const a = await nodes.create()
+    const [l, x] = await Promise.all([0, 1].map(() => nodes.create({ bootstrap: a.addresses, partition })))
+    await partition.split([l!], [x!])
+    await within(secs(10), Promise.all([a, l!, x!].map((n) => n.discovery.when.peers(2))), 'all know all')
+    const pubsub = (n: Network) => n.libp2p.services.pubsub
+    const [topic] = pubsub(x!).getTopics()
+    const unsubscribed = new Promise<void>((resolve) => {
+      const onChange = (
+        evt: CustomEvent<{
+          peerId: { toString(): string }
+          subscriptions: { topic: string; subscribe: boolean }[]
+        }>,
+      ) => {
+        if (evt.detail.peerId.toString() !== x!.peerId) return
+        if (!evt.detail.subscriptions.some((s) => s.topic === topic && !s.subscribe)) return
+        pubsub(a).removeEventListener('subscription-change', onChange)
+        resolve()
+      }
+      pubsub(a).addEventListener('subscription-change', onChange)
+    })
+    pubsub(x!).unsubscribe(topic!)
+    await within(secs(5), unsubscribed, 'a sees x leave the gossip topic')
+
+    const gone = x!.discovery.when.gone(l!.peerId)
+    await l!.close()
+    // well inside the purge window and the next anti-entropy sync (30 s)
+    await within(secs(5), gone, 'x learns l departed')
   })
 
   it('a node that missed a departure learns it from the next catalog sync', async () => {
