@@ -57,9 +57,22 @@ export class Announcements {
     pubsub.removeEventListener('gossipsub:prune', this.#onPrune)
   }
 
-  /** The peers subscribed to the announce topic: gossip reaches them. */
-  subscribers(): Set<string> {
-    return new Set(this.#state.ctx.libp2p.services.pubsub.getSubscribers(this.#topic).map(String))
+  /**
+   * The peers gossip reaches now: subscribed to the announce topic, with this node's gossip stream to
+   * them open. A subscription can arrive before that stream opens (on a connection made moments
+   * ago), and gossipsub drops what it would send to a peer without one.
+   */
+  reachable(): Set<string> {
+    const pubsub = this.#state.ctx.libp2p.services.pubsub
+    // The GossipSub class keeps its open streams in `streamsOutbound`; its exported interface does
+    // not declare them. Without them (another version), every subscriber counts as reached.
+    const open = (pubsub as unknown as { streamsOutbound?: ReadonlyMap<string, unknown> }).streamsOutbound
+    const out = new Set<string>()
+    for (const peer of pubsub.getSubscribers(this.#topic)) {
+      const id = peer.toString()
+      if (open === undefined || open.has(id)) out.add(id)
+    }
+    return out
   }
 
   /** Coalesces announcement requests: many triggers within `delayMs` give one publish. */

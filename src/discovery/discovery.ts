@@ -396,23 +396,18 @@ export class Discovery {
         },
         this.#ctx.privateKey,
       )
-      // Gossip carries the departure to the network, and the peers we are connected to get it
-      // directly too, over the catalog sync protocol. A subscriber is not enough: gossipsub drops a
-      // message for a peer whose stream is not open yet, and right after a node joins, its peers'
-      // subscriptions can have arrived before their streams (a node that missed it would hold us
-      // until the purge window).
-      const subscribers = this.#announcements.subscribers()
-      const connected = [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))]
-      // Past the cap, those gossip cannot reach yet come first.
-      const direct = [
-        ...connected.filter((p) => !subscribers.has(p)),
-        ...connected.filter((p) => subscribers.has(p)),
-      ].slice(0, MAX_DEPARTURE_PUSHES)
+      // Gossip carries the departure to the network. Connected peers gossip cannot reach yet (a
+      // node leaving right after joining, or one that joined moments ago) get it directly, over the
+      // catalog sync protocol, so they drop us at once instead of after the purge window.
+      const reachable = this.#announcements.reachable()
+      const direct = [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))]
+        .filter((p) => !reachable.has(p))
+        .slice(0, MAX_DEPARTURE_PUSHES)
       const wire = departureToWire(departure)
       const window = Math.max(this.config.departureWindowMs, 100)
       await Promise.allSettled([
         ...direct.map((peer) => this.#exchange.pushDeparture(peer, wire, AbortSignal.timeout(4 * window))),
-        subscribers.size > 0 ? this.#announcements.publishDeparture(wire) : Promise.resolve(),
+        reachable.size > 0 ? this.#announcements.publishDeparture(wire) : Promise.resolve(),
       ])
     } catch (err) {
       state.log('departure announcement failed: %s', (err as Error).message)
@@ -430,16 +425,16 @@ export class Discovery {
 
   /**
    * Passes a departure on where gossip may not carry it: pushed by the departed peer itself, it is
-   * published here too; and connected peers whose gossip subscription this node has not seen (they
-   * joined moments ago, and gossip cannot reach them yet) get it pushed. Without this, such a peer
-   * kept the departed one until the purge window.
+   * published here too (its gossip may not reach this node's side of the mesh); and connected peers
+   * gossip cannot reach from here yet (they joined moments ago) get it pushed. Without this, such a
+   * peer kept the departed one until the purge window.
    */
   #passOn(d: DepartureApplied): void {
     if (this.#state.departed) return
     if (!d.gossip && d.from === d.peerId) this.#announcements.relayDeparture(d.wire)
-    const subscribers = this.#announcements.subscribers()
+    const reachable = this.#announcements.reachable()
     const unreached = [...new Set(this.#ctx.libp2p.getConnections().map((c) => c.remotePeer.toString()))]
-      .filter((p) => p !== d.peerId && p !== d.from && !subscribers.has(p))
+      .filter((p) => p !== d.peerId && p !== d.from && !reachable.has(p))
       .slice(0, MAX_DEPARTURE_PUSHES)
     const deadline = 4 * Math.max(this.config.departureWindowMs, 100)
     for (const peer of unreached) {

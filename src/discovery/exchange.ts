@@ -133,17 +133,22 @@ export class CatalogExchange {
     return syncLinkOptions(this.#state.config.maxEntryBytes, this.#state.config.maxSyncBytes)
   }
 
-  /** Sends every fresh signed entry (ours and those of peers seen connected first) and departure. */
-  #sendSnapshot(link: Link, signal: AbortSignal): Promise<void> {
+  /**
+   * Sends every fresh signed entry (ours and those of peers seen connected first) and departure; or,
+   * `empty`, a snapshot of nothing.
+   */
+  #sendSnapshot(link: Link, signal: AbortSignal, empty = false): Promise<void> {
     const { ctx, config, store } = this.#state
-    const snapshot = {
-      entries: store.syncSnapshot(ctx.now()).map((e) => e.toWire()),
-      departures: store.syncDepartures().map(departureToWire),
-    }
+    const snapshot = empty
+      ? { entries: [], departures: [] }
+      : {
+          entries: store.syncSnapshot(ctx.now()).map((e) => e.toWire()),
+          departures: store.syncDepartures().map(departureToWire),
+        }
     return sendSnapshot(link, ctx.networkId, snapshot, config.maxSyncBytes, signal)
   }
 
-  #receiveSnapshot(link: Link, signal: AbortSignal): Promise<void> {
+  #receiveSnapshot(link: Link, signal: AbortSignal): Promise<{ entries: number; departures: number }> {
     const from = link.remotePeer
     const ingestion = this.#ingestion
     // The count is bounded so a peer cannot announce work without end; the bytes are bounded by the
@@ -172,8 +177,12 @@ export class CatalogExchange {
     return serveExchange(link, options, async (signal) => {
       stats.syncsAccepted++
       synced.add(link.remotePeer)
-      await this.#receiveSnapshot(link, signal)
-      await this.#sendSnapshot(link, signal)
+      const received = await this.#receiveSnapshot(link, signal)
+      // A departure pushed to us (departures and no entry: a sync always carries the sender's own
+      // entry) wants no catalog back: the empty answer saves encoding ours for a node that is leaving,
+      // once per peer it was connected to.
+      const pushed = received.entries === 0 && received.departures > 0
+      await this.#sendSnapshot(link, signal, pushed)
       // The initiator closes once it has merged our snapshot, within the same deadline.
       await raceSignal(link.closed, signal)
     })

@@ -67,7 +67,10 @@ export async function sendSnapshot(
   }
 }
 
-/** Receives a snapshot: checks the header, then hands each item to `ingest` in order. */
+/**
+ * Receives a snapshot: checks the header, then hands each item to `ingest` in order. Returns how many
+ * entries and departures the header announced.
+ */
 export async function receiveSnapshot(
   link: Link,
   options: { network: NetworkId; maxItems: number; signal: AbortSignal },
@@ -76,7 +79,7 @@ export async function receiveSnapshot(
     departure(wire: unknown): Promise<unknown>
     differentNetwork(): void
   },
-): Promise<void> {
+): Promise<{ entries: number; departures: number }> {
   const { signal } = options
   const header = await link.recv({ signal })
   if (!Array.isArray(header) || header.length < 1) {
@@ -104,6 +107,7 @@ export async function receiveSnapshot(
   }
   await receiveItems(link, entryCount, signal, ingest.entry)
   await receiveItems(link, departureCount, signal, ingest.departure)
+  return { entries: entryCount, departures: departureCount }
 }
 
 async function receiveItems(
