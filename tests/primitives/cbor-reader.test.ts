@@ -3,7 +3,7 @@ import { DecodeError, decodeCanonical, encodeCanonical } from '../../platform/no
 import { fromHex as parseHex, utf8 } from '../../src/primitives/bytes.ts'
 import { GIVE_UP, readCanonical } from '../../src/primitives/cbor-reader.ts'
 import { decodeCanonicalSlow, encodeCanonicalSlow } from '../../src/primitives/codec.ts'
-import { prng, randomValue } from './support.ts'
+import { nestedArrays, prng, randomValue } from './support.ts'
 
 function fromHex(hex: string): Uint8Array {
   const bytes = parseHex(hex)
@@ -175,13 +175,7 @@ describe('canonical codec: direct reader', () => {
   })
 
   it('leaves tags, undefined, deep nesting and huge length claims to cborg', () => {
-    const deep: unknown[] = []
-    let cur = deep
-    for (let i = 0; i < 100; i++) {
-      const next: unknown[] = []
-      cur.push(next)
-      cur = next
-    }
+    const deep = nestedArrays(100)
     const outside: unknown[] = [
       2n ** 64n,
       new Map<unknown, unknown>([[1, 'a']]),

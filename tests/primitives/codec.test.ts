@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { DecodeError, decodeCanonical, encodeCanonical, MosaikError } from '../../platform/node/index.ts'
 import { equalBytes, toHex } from '../../src/primitives/bytes.ts'
 import { encodeCanonicalSlow } from '../../src/primitives/codec.ts'
-import { INTS, KEYS, prng, randomValue, withoutUndefined } from './support.ts'
+import { INTS, KEYS, nestedArrays, prng, randomValue, withoutUndefined } from './support.ts'
 
 describe('canonical codec', () => {
   it('gives the same bytes for the same value however it was built', () => {
@@ -176,13 +176,7 @@ describe('canonical codec: direct writer', () => {
         this.y = y
       }
     }
-    const deep: unknown[] = []
-    let cur = deep
-    for (let i = 0; i < 100; i++) {
-      const next: unknown[] = []
-      cur.push(next)
-      cur = next
-    }
+    const deep = nestedArrays(100)
     const cyclic: Record<string, unknown> = { a: 1 }
     cyclic.self = cyclic
     const taggedSet = Object.create(null)

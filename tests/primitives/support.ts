@@ -1,22 +1,12 @@
 import { fromUtf8, utf8 } from '../../src/primitives/bytes.ts'
 
+export { prng } from '../support/prng.ts'
+
 /**
  * Random values for the canonical codec's tests: the plain subset its direct writer and reader cover,
  * with the edges that matter (integer head sizes, string lengths around one-byte heads, non-ASCII and
  * lone surrogates, keys whose UTF-16 and UTF-8 orders disagree).
  */
-
-/** mulberry32: a small seeded PRNG, so a failure names a reproducible value. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export const INT_EDGES = [
   0,
@@ -151,4 +141,16 @@ export function withoutUndefined(v: unknown): unknown {
   // lone surrogates come back as U+FFFD
   if (typeof v === 'string') return fromUtf8(utf8(v))
   return v
+}
+
+/** Arrays nested `depth` deep: past the direct writer's and reader's depth limits. */
+export function nestedArrays(depth: number): unknown[] {
+  const outer: unknown[] = []
+  let cur = outer
+  for (let i = 0; i < depth; i++) {
+    const next: unknown[] = []
+    cur.push(next)
+    cur = next
+  }
+  return outer
 }
