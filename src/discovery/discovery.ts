@@ -400,13 +400,9 @@ export class Discovery {
       // node leaving right after joining, or one that joined moments ago) get it directly, over the
       // catalog sync protocol, so they drop us at once instead of after the purge window.
       const reachable = this.#announcements.reachable()
-      const direct = [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))]
-        .filter((p) => !reachable.has(p))
-        .slice(0, MAX_DEPARTURE_PUSHES)
       const wire = departureToWire(departure)
-      const window = Math.max(this.config.departureWindowMs, 100)
       await Promise.allSettled([
-        ...direct.map((peer) => this.#exchange.pushDeparture(peer, wire, AbortSignal.timeout(4 * window))),
+        ...this.#pushDeparture(wire, reachable, []),
         reachable.size > 0 ? this.#announcements.publishDeparture(wire) : Promise.resolve(),
       ])
     } catch (err) {
@@ -433,13 +429,20 @@ export class Discovery {
     if (this.#state.departed) return
     if (!d.gossip && d.from === d.peerId) this.#announcements.relayDeparture(d.wire)
     const reachable = this.#announcements.reachable()
-    const unreached = [...new Set(this.#ctx.libp2p.getConnections().map((c) => c.remotePeer.toString()))]
-      .filter((p) => p !== d.peerId && p !== d.from && !reachable.has(p))
-      .slice(0, MAX_DEPARTURE_PUSHES)
+    for (const push of this.#pushDeparture(d.wire, reachable, [d.peerId, d.from]))
+      this.#state.scope.spawn(push)
+  }
+
+  /**
+   * Pushes a departure over the catalog sync protocol to the connected peers gossip does not reach
+   * (at most MAX_DEPARTURE_PUSHES), leaving out `except`.
+   */
+  #pushDeparture(wire: unknown, reachable: Set<string>, except: string[]): Promise<void>[] {
     const deadline = 4 * Math.max(this.config.departureWindowMs, 100)
-    for (const peer of unreached) {
-      this.#state.scope.spawn(this.#exchange.pushDeparture(peer, d.wire, AbortSignal.timeout(deadline)))
-    }
+    return [...new Set(this.#ctx.libp2p.getConnections().map((c) => c.remotePeer.toString()))]
+      .filter((p) => !reachable.has(p) && !except.includes(p))
+      .slice(0, MAX_DEPARTURE_PUSHES)
+      .map((peer) => this.#exchange.pushDeparture(peer, wire, AbortSignal.timeout(deadline)))
   }
 
   /** A peer that is not in the catalog is forgotten by libp2p too once its last connection closes. */
