@@ -103,8 +103,8 @@ export class Announcements {
 
   /** Publishes a signed departure, then leaves the transport the departure window to flush it. */
   publishDeparture(departure: unknown): Promise<void> {
-    const { ctx, config } = this.#state
-    return ctx.libp2p.services.pubsub.publish(this.#topic, departureMessage(departure)).then(async () => {
+    const { config } = this.#state
+    return this.#publishDeparture(departure).then(async () => {
       // Let the transport flush before the connections close.
       if (config.departureWindowMs > 0) await delay(config.departureWindowMs)
     })
@@ -118,9 +118,20 @@ export class Announcements {
    * again, which is fine.
    */
   relayDeparture(departure: unknown): void {
-    this.#state.ctx.libp2p.services.pubsub
-      .publish(this.#topic, departureMessage(departure))
-      .catch((err: Error) => this.#state.log('departure relay not published: %s', err.message))
+    this.#publishDeparture(departure).catch((err: Error) =>
+      this.#state.log('departure relay not published: %s', err.message),
+    )
+  }
+
+  /**
+   * A departure's gossip message. Unlike an announcement's, its nonce is fixed: the departed node and
+   * the nodes relaying its departure publish the very same bytes, one gossip message.
+   */
+  #publishDeparture(departure: unknown): Promise<unknown> {
+    return this.#state.ctx.libp2p.services.pubsub.publish(
+      this.#topic,
+      encodeCanonical([MSG_DEPARTURE, departure, DEPARTURE_NONCE]),
+    )
   }
 
   readonly #onSubscriptionChange = (
@@ -189,14 +200,6 @@ export class Announcements {
     }
     return ingestion.reject('malformed', sender)
   }
-}
-
-/**
- * A departure's gossip message. Unlike an announcement's, its nonce is fixed: the departed node and
- * the nodes relaying its departure publish the very same bytes, one gossip message.
- */
-function departureMessage(departure: unknown): Uint8Array {
-  return encodeCanonical([MSG_DEPARTURE, departure, DEPARTURE_NONCE])
 }
 
 const DEPARTURE_NONCE = new Uint8Array(8)
