@@ -442,7 +442,7 @@ export class Discovery {
     return [...new Set(this.#ctx.libp2p.getConnections().map((c) => c.remotePeer.toString()))]
       .filter((p) => !reachable.has(p) && !except.includes(p))
       .slice(0, MAX_DEPARTURE_PUSHES)
-      .map((peer) => this.#exchange.pushDeparture(peer, wire, AbortSignal.timeout(deadline)))
+      .map((peer) => this.#exchange.pushDeparture(peer, wire, deadline))
   }
 
   /** A peer that is not in the catalog is forgotten by libp2p too once its last connection closes. */

@@ -1,4 +1,4 @@
-import { type AbortOptions, anySignal, raceSignal } from '../primitives/abort.ts'
+import { type AbortOptions, anySignal, deadline as deadlineOf, raceSignal } from '../primitives/abort.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import { DecodeError, MosaikError } from '../primitives/errors.ts'
 import { peerOfAddress } from '../transport/addresses.ts'
@@ -61,8 +61,8 @@ export class CatalogExchange {
   /** A full, bidirectional catalog exchange with one peer (see Discovery.syncWith). */
   async syncWith(peer: string, options: AbortOptions = {}): Promise<void> {
     const { ctx, config, scope, stats, synced } = this.#state
-    const deadline = AbortSignal.timeout(config.requestTimeoutMs)
-    const signal = anySignal(options.signal, scope.signal, deadline)
+    const deadline = deadlineOf(config.requestTimeoutMs, scope)
+    const signal = anySignal(options.signal, scope.signal, deadline.signal)
     stats.syncsInitiated++
     let link: Link | undefined
     // Mark the peer before dialing, so the new connection does not trigger a second, redundant sync.
@@ -77,21 +77,24 @@ export class CatalogExchange {
     } catch (err) {
       stats.syncsFailed++
       // The remote learns why; the close frame flushes in the background, the caller does not wait.
-      if (link) link.beginClose(...closeCodeOf(err, deadline, scope.signal))
+      if (link) link.beginClose(...closeCodeOf(err, deadline.signal, scope.signal))
       throw err instanceof MosaikError ? err : new SyncError(peer, err as Error)
+    } finally {
+      deadline.clear()
     }
   }
 
   /** Pings a peer: measures the round trip and refreshes its entry from the reply (see Discovery.ping). */
   async ping(peerId: string, options: AbortOptions = {}): Promise<number> {
     const { ctx, config, scope, stats, store, rtt: rtts, entryLimits } = this.#state
-    const deadline = AbortSignal.timeout(config.requestTimeoutMs)
-    const signal = anySignal(options.signal, scope.signal, deadline)
-    const link = await ctx.openLink(peerId, this.#pingProtocol, {
-      signal,
-      link: pingClientLinkOptions(config.maxEntryBytes),
-    })
+    const deadline = deadlineOf(config.requestTimeoutMs, scope)
+    const signal = anySignal(options.signal, scope.signal, deadline.signal)
+    let link: Link | undefined
     try {
+      link = await ctx.openLink(peerId, this.#pingProtocol, {
+        signal,
+        link: pingClientLinkOptions(config.maxEntryBytes),
+      })
       const started = performance.now()
       await link.send([DISCOVERY_WIRE_VERSION, ctx.networkId.bytes], { signal })
       const reply = await link.recv({ signal })
@@ -107,23 +110,30 @@ export class CatalogExchange {
       await link.close(CloseCode.Success)
       return rtt
     } catch (err) {
-      link.beginClose(...closeCodeOf(err, deadline, scope.signal))
+      link?.beginClose(...closeCodeOf(err, deadline.signal, scope.signal))
       throw err
+    } finally {
+      deadline.clear()
     }
   }
 
   /** Hands our departure to one peer over a catalog sync that carries nothing else. */
-  async pushDeparture(peer: string, departure: unknown, signal: AbortSignal): Promise<void> {
-    const { ctx } = this.#state
-    const link = await ctx.openLink(peer, this.#syncProtocol, { signal, link: this.#syncLink() })
+  async pushDeparture(peer: string, departure: unknown, timeoutMs: number): Promise<void> {
+    const { ctx, scope } = this.#state
+    const deadline = deadlineOf(timeoutMs, scope)
+    const signal = anySignal(deadline.signal, scope.signal)
+    let link: Link | undefined
     try {
+      link = await ctx.openLink(peer, this.#syncProtocol, { signal, link: this.#syncLink() })
       await link.send([DISCOVERY_WIRE_VERSION, ctx.networkId.bytes, 0, 1], { signal })
       await link.send([departure], { signal })
       // The peer answers with its catalog; take it, then close cleanly.
       await this.#receiveSnapshot(link, signal)
       await link.close(CloseCode.Success)
     } catch {
-      link.abort('departure push failed')
+      link?.abort('departure push failed')
+    } finally {
+      deadline.clear()
     }
   }
 
@@ -173,6 +183,7 @@ export class CatalogExchange {
       limit: this.#syncs,
       deadlineMs: config.requestTimeoutMs,
       signal: scope.signal,
+      timers: scope,
     }
     return serveExchange(link, options, async (signal) => {
       stats.syncsAccepted++
@@ -194,6 +205,7 @@ export class CatalogExchange {
       limit: this.#pings,
       deadlineMs: config.requestTimeoutMs,
       signal: scope.signal,
+      timers: scope,
     }
     return serveExchange(link, options, async (signal) => {
       const hello = await link.recv({ signal })

@@ -1,5 +1,6 @@
-import { anySignal } from '../primitives/abort.ts'
+import { anySignal, deadline as deadlineOf } from '../primitives/abort.ts'
 import { DecodeError, FrameTooLargeError, MosaikError } from '../primitives/errors.ts'
+import type { Timers } from '../primitives/time.ts'
 import { CloseCode, LinkClosedError } from '../transport/close.ts'
 import type { Link, LinkOptions } from '../transport/link.ts'
 import { EntryLimitError } from './entry.ts'
@@ -86,7 +87,7 @@ export class ConcurrencyLimit {
  */
 export async function serveExchange(
   link: Link,
-  options: { limit: ConcurrencyLimit; deadlineMs: number; signal: AbortSignal },
+  options: { limit: ConcurrencyLimit; deadlineMs: number; signal: AbortSignal; timers: Timers },
   exchange: (signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
   const release = options.limit.enter(link.remotePeer)
@@ -94,13 +95,14 @@ export async function serveExchange(
     await link.close(CloseCode.TooManyStreams, 'too many concurrent exchanges')
     return
   }
-  const deadline = AbortSignal.timeout(options.deadlineMs)
+  const deadline = deadlineOf(options.deadlineMs, options.timers)
   try {
-    await exchange(anySignal(options.signal, deadline))
+    await exchange(anySignal(options.signal, deadline.signal))
   } catch (err) {
-    const [code, reason] = closeCodeOf(err, deadline, options.signal)
+    const [code, reason] = closeCodeOf(err, deadline.signal, options.signal)
     await link.close(code, reason)
   } finally {
+    deadline.clear()
     release()
   }
 }

@@ -1,5 +1,5 @@
 import type { Connection } from '@libp2p/interface'
-import { delay } from '../primitives/abort.ts'
+import { anySignal, deadline, delay } from '../primitives/abort.ts'
 import { Backoff, jittered } from '../primitives/backoff.ts'
 import type { Watch } from '../primitives/watch.ts'
 import { hostKey } from '../transport/hosts.ts'
@@ -173,11 +173,13 @@ export class Neighbours {
     const id = candidates[Math.floor(Math.random() * candidates.length)]!.id
     this.#dialing.set(id, now)
     const stagger = scope.setTimeout(() => this.scheduleMaintenance(), DIAL_STAGGER_MS)
+    const timeout = deadline(config.requestTimeoutMs, scope)
     scope.spawn(
       ctx
-        .dialPeer(id, { signal: AbortSignal.timeout(config.requestTimeoutMs) })
+        .dialPeer(id, { signal: anySignal(timeout.signal, scope.signal) })
         .catch(() => {})
         .finally(() => {
+          timeout.clear()
           this.#dialing.delete(id)
           stagger()
           this.scheduleMaintenance()
