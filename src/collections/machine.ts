@@ -205,11 +205,17 @@ export class CommandReader {
 
   /** A byte string, as its `bytesKey` string. */
   bytesString(): string {
+    const start = this.bytesStart()
+    return this.#strings.slice(start, this.at)
+  }
+
+  /** A byte string: returns where its bytes start (they end at `at`). */
+  bytesStart(): number {
     const n = this.head(2)
     const start = this.at
     this.at += n
     if (this.at > this.bytes.length) throw UNUSUAL
-    return this.#strings.slice(start, this.at)
+    return start
   }
 
   bytesStringOrNull(): string | null {

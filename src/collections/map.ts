@@ -12,15 +12,9 @@ import {
   type ValueType,
   type Version,
 } from './base.ts'
-import {
-  type CommandReader,
-  decodeCommand,
-  SNAPSHOT_FORMAT,
-  scanItems,
-  varintLength,
-  writeVarint,
-} from './machine.ts'
-import { keyBytes, Latin1Slicer } from './values.ts'
+import { ByteTable } from './byte-table.ts'
+import { type CommandReader, decodeCommand } from './machine.ts'
+import { keyBytes } from './values.ts'
 
 /** Options of a replicated Map: codecs (and schemas) for keys and values. */
 export interface MapOptions<K, V> extends CollectionOptions {
@@ -32,30 +26,43 @@ export interface MapOptions<K, V> extends CollectionOptions {
 
 /**
  * A byte string of a command: as writers propose it, or (decoded from the log) already as its
- * `bytesKey` string, which is all the replica keeps of it.
+ * `bytesKey` string.
  */
 type Bin = Uint8Array | string
 
+/** The pairs of an `extend` read from the log: `[key start, key end, value start, value end]` each. */
+interface Ranges {
+  readonly bytes: Uint8Array
+  readonly ranges: Int32Array
+}
+
 type MapCommand =
   | readonly ['set', Bin, Bin]
-  | readonly ['extend', (readonly [Bin, Bin])[]]
+  | readonly ['extend', (readonly [Bin, Bin])[] | Ranges]
   | readonly ['remove', Bin[]]
   | readonly ['cas', Bin, Bin | null, Bin | null]
   | readonly ['clear']
 
 /**
- * Map commands: canonical CBOR whose byte strings are read straight into strings, without a general
- * decoder and without a Uint8Array per byte string (see CommandReader).
+ * Map commands: canonical CBOR whose byte strings are read straight into strings or ranges, without
+ * a general decoder and without a Uint8Array per byte string (see CommandReader).
  */
 const mapCommands: Codec<MapCommand> = {
   encode: (c) => encodeCanonical(c.map((x, i) => (i === 0 ? x : binBytes(x)))),
   decode: (bytes) => decodeCommand(bytes, readMapCommand),
 }
 
-/** Byte strings held as strings go back to bytes (writers propose bytes: this is for completeness). */
+/** Byte strings held as strings or ranges go back to bytes (writers propose bytes: for completeness). */
 function binBytes(x: unknown): unknown {
   if (typeof x === 'string') return keyBytes(x)
-  return Array.isArray(x) ? x.map(binBytes) : x
+  if (Array.isArray(x)) return x.map(binBytes)
+  if (x instanceof Uint8Array || x === null) return x
+  const { bytes, ranges } = x as Ranges
+  const pairs: Uint8Array[][] = []
+  for (let j = 0; j < ranges.length; j += 4) {
+    pairs.push([bytes.slice(ranges[j], ranges[j + 1]), bytes.slice(ranges[j + 2], ranges[j + 3])])
+  }
+  return pairs
 }
 
 function readMapCommand(r: CommandReader): MapCommand {
@@ -64,12 +71,17 @@ function readMapCommand(r: CommandReader): MapCommand {
   if (name === 'set' && n === 3) return ['set', r.bytesString(), r.bytesString()]
   if (name === 'extend' && n === 2) {
     const count = r.head(4)
-    const list: (readonly [Bin, Bin])[] = []
-    for (let i = 0; i < count; i++) {
+    // A pair takes at least three bytes: a larger count is a lie the strict decoder rejects.
+    if (count * 3 > r.bytes.length - r.at) r.unusual()
+    const ranges = new Int32Array(count * 4)
+    for (let i = 0, j = 0; i < count; i++, j += 4) {
       r.array(2)
-      list.push([r.bytesString(), r.bytesString()])
+      ranges[j] = r.bytesStart()
+      ranges[j + 1] = r.at
+      ranges[j + 2] = r.bytesStart()
+      ranges[j + 3] = r.at
     }
-    return ['extend', list]
+    return ['extend', { bytes: r.bytes, ranges }]
   }
   if (name === 'remove' && n === 2) {
     const count = r.head(4)
@@ -85,43 +97,22 @@ function readMapCommand(r: CommandReader): MapCommand {
 /** The `bytesKey` string of a command's byte string. */
 const keyOf = (b: Bin): string => (typeof b === 'string' ? b : bytesKey(b))
 
-const NONE: unique symbol = Symbol('none')
-
-/**
- * An entry whose key or value was read as an object: kept so that reads return the same object until
- * the entry changes (as a value decoded once would). Other entries are just their value's bytes.
- */
-class Decoded {
-  /** The value's canonical bytes, as a `bytesKey` string. */
-  readonly bytes: string
-  value: unknown
-  key: unknown
-
-  constructor(bytes: string, value: unknown, key: unknown) {
-    this.bytes = bytes
-    this.value = value
-    this.key = key
-  }
-}
-
-/** One entry: its value's canonical bytes as a `bytesKey` string, or those bytes with decoded parts. */
-type Slot = string | Decoded
-
 const isObject = (v: unknown): boolean => (typeof v === 'object' && v !== null) || typeof v === 'function'
 
 /**
  * The Map replica: entries keyed by canonical key bytes, iterated in insertion order (the same on
- * every replica, since every replica applies the same commands in the same order). An entry holds
- * only its key's and value's bytes as strings; keys and values are decoded when read, and kept when
- * they decode to objects.
+ * every replica, since every replica applies the same commands in the same order). Entries are bytes
+ * in a ByteTable; keys and values are decoded when read, and kept when they decode to objects, so
+ * reads return the same object until the entry changes.
  */
 export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
-  /** Canonical key bytes (`bytesKey`) to the entry. */
-  entries = new Map<string, Slot>()
+  /**
+   * The entries. A restore or a clear replaces it and closes the old one (iterators over it stop); a
+   * compaction replaces it and leaves the old one as it was (iterators over it go on).
+   */
+  table = new ByteTable()
   readonly codecs = { command: mapCommands }
   protected readonly arity = 2
-  /** Whether some entry may keep a decoded key (until then, setting an entry needs no lookup). */
-  #keysKept = false
   readonly #keys: ValueCodec<K>
   readonly #values: ValueCodec<V>
 
@@ -132,135 +123,94 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
   }
 
   applyCommand(c: MapCommand): unknown {
+    const t = this.table
     switch (c[0]) {
       case 'set':
-        this.#set(keyOf(c[1]), keyOf(c[2]))
+        t.set(keyOf(c[1]), keyOf(c[2]))
         return
-      case 'extend':
-        for (const [k, v] of c[1]) this.#set(keyOf(k), keyOf(v))
+      case 'extend': {
+        const pairs = c[1]
+        if (Array.isArray(pairs)) for (const [k, v] of pairs) t.set(keyOf(k), keyOf(v))
+        else {
+          const { bytes, ranges } = pairs as Ranges
+          t.reserve(ranges.length / 4, bytes.length)
+          for (let j = 0; j < ranges.length; j += 4) {
+            t.setBytes(bytes, ranges[j]!, ranges[j + 1]!, ranges[j + 2]!, ranges[j + 3]!)
+          }
+        }
         return
+      }
       case 'remove':
-        for (const k of c[1]) this.entries.delete(keyOf(k))
+        for (const k of c[1]) {
+          const i = t.find(keyOf(k))
+          if (i >= 0) t.delete(i)
+        }
+        this.table = t.compacted()
         return
       case 'cas': {
         // Compare-and-swap on encoded bytes: (none, none) no-op; (none, v) insert if absent;
         // (e, v) replace if equal; (e, none) delete if equal. Returns whether it applied.
         const [, k, expected, next] = c
         const id = keyOf(k)
-        const current = this.entries.get(id)
-        const matches =
-          expected === null
-            ? current === undefined
-            : current !== undefined && valueBytes(current) === keyOf(expected)
+        const i = t.find(id)
+        const matches = expected === null ? i < 0 : i >= 0 && t.valueEquals(i, keyOf(expected))
         if (!matches) return false
-        if (next === null) this.entries.delete(id)
-        else this.#set(id, keyOf(next))
+        if (next !== null) t.set(id, keyOf(next))
+        else if (i >= 0) {
+          t.delete(i)
+          this.table = t.compacted()
+        }
         return true
       }
       case 'clear':
-        this.entries.clear()
-        this.#keysKept = false
+        t.close()
+        this.table = new ByteTable()
         return
     }
   }
 
-  #set(id: string, value: string): void {
-    if (this.#keysKept) {
-      // A key read as an object stays the same object; the value is new.
-      const slot = this.entries.get(id)
-      if (slot instanceof Decoded && slot.key !== NONE) {
-        this.entries.set(id, new Decoded(value, NONE, slot.key))
-        return
-      }
-    }
-    this.entries.set(id, value)
-  }
-
-  /** The decoded value of the entry `id`, whose slot is `slot`. */
-  valueAt(id: string, slot: Slot): V {
-    if (slot instanceof Decoded) {
-      if (slot.value === NONE) slot.value = this.#values.decodeKey(slot.bytes)
-      return slot.value as V
-    }
-    const value = this.#values.decodeKey(slot)
-    if (isObject(value)) this.entries.set(id, new Decoded(slot, value, NONE))
+  /** The decoded value of entry `i` of `table`. */
+  valueAt(table: ByteTable, i: number): V {
+    const kept = table.values.get(i)
+    if (kept !== undefined) return kept as V
+    const value = this.#values.decodeKey(table.valueString(i))
+    if (isObject(value)) table.values.set(i, value)
     return value
   }
 
-  /** The decoded key of the entry `id`, whose slot is `slot`. */
-  keyAt(id: string, slot: Slot): K {
-    if (slot instanceof Decoded) {
-      if (slot.key === NONE) {
-        slot.key = this.#keys.decodeKey(id)
-        this.#keysKept = true
-      }
-      return slot.key as K
-    }
-    const key = this.#keys.decodeKey(id)
-    if (isObject(key)) {
-      this.entries.set(id, new Decoded(slot, NONE, key))
-      this.#keysKept = true
-    }
+  /** The decoded key of entry `i` of `table`. */
+  keyAt(table: ByteTable, i: number): K {
+    const kept = table.keys.get(i)
+    if (kept !== undefined) return kept as K
+    const key = this.#keys.decodeKey(table.keyString(i))
+    if (isObject(key)) table.keys.set(i, key)
     return key
   }
 
-  /** Packs the entries straight from their strings: the same bytes as `packItems` of the items. */
+  /** The table's bytes are the snapshot: the same as `packItems` of the items. */
   override snapshot(): Uint8Array {
-    let size = 2
-    for (const [id, slot] of this.entries) {
-      const v = valueBytes(slot)
-      size += varintLength(id.length) + id.length + varintLength(v.length) + v.length
-    }
-    const out = new Uint8Array(size)
-    out[0] = SNAPSHOT_FORMAT
-    out[1] = this.arity
-    let at = 2
-    for (const [id, slot] of this.entries) {
-      at = writeString(out, at, id)
-      at = writeString(out, at, valueBytes(slot))
-    }
-    return out
+    return this.table.snapshot()
   }
 
   protected snapshotItems(): Uint8Array[][] {
+    const t = this.table
     const out: Uint8Array[][] = []
-    for (const [id, slot] of this.entries) out.push([keyBytes(id), keyBytes(valueBytes(slot))])
+    for (let i = 0; i < t.end; i++) if (t.isLive(i)) out.push(t.entryBytes(i))
     return out
   }
 
   protected override restoreSnapshot(snapshot: Uint8Array): void {
-    const entries = new Map<string, Slot>()
-    if (snapshot.length > 0) {
-      const strings = new Latin1Slicer(snapshot)
-      let key: string | undefined
-      scanItems(this.arity, snapshot, (start, end) => {
-        const s = strings.slice(start, end)
-        if (key === undefined) key = s
-        else {
-          entries.set(key, s)
-          key = undefined
-        }
-      })
-    }
-    this.entries = entries
-    this.#keysKept = false
+    const table = ByteTable.fromSnapshot(snapshot)
+    this.table.close()
+    this.table = table
   }
 
   protected restoreItems(items: Uint8Array[][]): void {
-    this.entries = new Map()
-    this.#keysKept = false
-    for (const [k, v] of items) this.#set(bytesKey(k!), bytesKey(v!))
+    const table = new ByteTable()
+    for (const [k, v] of items) table.set(bytesKey(k!), bytesKey(v!))
+    this.table.close()
+    this.table = table
   }
-}
-
-function valueBytes(slot: Slot): string {
-  return typeof slot === 'string' ? slot : slot.bytes
-}
-
-function writeString(out: Uint8Array, at: number, s: string): number {
-  at = writeVarint(out, at, s.length)
-  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i)
-  return at
 }
 
 /** Read access to a replicated Map, on any replica. Reads are synchronous and local. */
@@ -283,7 +233,7 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
 
   /** Number of entries. */
   get size(): number {
-    return this.machine.entries.size
+    return this.machine.table.size
   }
 
   /** True when the map has no entries. */
@@ -293,35 +243,42 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
 
   /** The value of `key`, or undefined. */
   get(key: K): V | undefined {
-    const id = this.#id(key)
-    const slot = this.machine.entries.get(id)
-    return slot === undefined ? undefined : this.machine.valueAt(id, slot)
+    const table = this.machine.table
+    const i = table.find(this.#id(key))
+    return i < 0 ? undefined : this.machine.valueAt(table, i)
   }
 
   /** True when the map holds `key`. */
   has(key: K): boolean {
-    return this.machine.entries.has(this.#id(key))
+    return this.machine.table.find(this.#id(key)) >= 0
   }
 
-  /** Keys in insertion order (the same on every replica). */
+  /**
+   * Keys in insertion order (the same on every replica).
+   *
+   * Gotchas: like a JS Map's, iterators see entries set and deleted while they run, until a `clear`
+   * (they stop) or until enough deletions compact the table (they go on over the entries as they
+   * were then).
+   */
   *keys(): IterableIterator<K> {
     const m = this.machine
-    for (const [id, slot] of m.entries) yield m.keyAt(id, slot)
+    const table = m.table
+    for (let i = 0; i < table.end && !table.closed; i++) if (table.isLive(i)) yield m.keyAt(table, i)
   }
 
   /** Values in the insertion order of their keys. */
   *values(): IterableIterator<V> {
     const m = this.machine
-    for (const [id, slot] of m.entries) yield m.valueAt(id, slot)
+    const table = m.table
+    for (let i = 0; i < table.end && !table.closed; i++) if (table.isLive(i)) yield m.valueAt(table, i)
   }
 
   /** `[key, value]` pairs in insertion order. */
   *entries(): IterableIterator<[K, V]> {
     const m = this.machine
-    for (const [id, slot] of m.entries) {
-      const key = m.keyAt(id, slot)
-      // Reading the key may have replaced the slot: read the value from the current one.
-      yield [key, m.valueAt(id, m.entries.get(id) ?? slot)]
+    const table = m.table
+    for (let i = 0; i < table.end && !table.closed; i++) {
+      if (table.isLive(i)) yield [m.keyAt(table, i), m.valueAt(table, i)]
     }
   }
 
@@ -332,11 +289,7 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
 
   /** Calls `fn` for every entry, in insertion order. */
   forEach(fn: (value: V, key: K) => void): void {
-    const m = this.machine
-    for (const [id, slot] of m.entries) {
-      const key = m.keyAt(id, slot)
-      fn(m.valueAt(id, m.entries.get(id) ?? slot), key)
-    }
+    for (const [key, value] of this.entries()) fn(value, key)
   }
 
   #id(key: K): string {

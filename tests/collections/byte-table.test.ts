@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest'
+import { ByteTable } from '../../src/collections/byte-table.ts'
+import { packItems, unpackItems } from '../../src/collections/machine.ts'
+import { latin1 } from '../../src/collections/values.ts'
+import { DecodeError } from '../../src/primitives/errors.ts'
+import { prng } from '../support/prng.ts'
+
+const bytesOf = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
+const latin1Of = (b: Uint8Array): string => latin1(b, 0, b.length)
+
+/** The live entries of a table, in order, as `bytesKey` strings. */
+function entriesOf(t: ByteTable): [string, string][] {
+  const out: [string, string][] = []
+  for (let i = 0; i < t.end; i++) if (t.isLive(i)) out.push([t.keyString(i), t.valueString(i)])
+  return out
+}
+
+/** A byte string of 0-40 bytes over a small alphabet (so keys repeat), any byte value in places. */
+function randomBytes(next: () => number): string {
+  const n = Math.floor(next() * 40)
+  let s = ''
+  for (let i = 0; i < n; i++) s += String.fromCharCode(next() < 0.1 ? Math.floor(next() * 256) : 97 + (i % 3))
+  return s
+}
+
+describe('ByteTable', () => {
+  it('behaves as a JS Map of byte strings under random sets, deletes, compactions and restores', () => {
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const next = prng(seed)
+      const keys = Array.from({ length: 300 }, () => randomBytes(next))
+      const model = new Map<string, string>()
+      let t = new ByteTable()
+      for (let op = 0; op < 6000; op++) {
+        const key = keys[Math.floor(next() * keys.length)]!
+        const r = next()
+        if (r < 0.45) {
+          const value = randomBytes(next)
+          model.set(key, value)
+          t.set(key, value)
+        } else if (r < 0.7) {
+          // The same through a range of a larger buffer.
+          const value = randomBytes(next)
+          const buffer = bytesOf(`<${key}|${value}>`)
+          model.set(key, value)
+          t.setBytes(buffer, 1, 1 + key.length, 2 + key.length, 2 + key.length + value.length)
+        } else if (r < 0.95) {
+          model.delete(key)
+          const i = t.find(key)
+          if (i >= 0) t.delete(i)
+        } else if (r < 0.97) {
+          t = t.compacted()
+        } else {
+          t = ByteTable.fromSnapshot(t.snapshot())
+        }
+        if (op % 500 === 0 || op === 5999) {
+          expect(t.size, `seed ${seed} op ${op}`).toBe(model.size)
+          expect(entriesOf(t), `seed ${seed} op ${op}`).toEqual([...model])
+          for (const k of keys) {
+            const i = t.find(k)
+            expect(i >= 0 ? t.valueString(i) : undefined).toBe(model.get(k))
+          }
+        }
+      }
+    }
+  })
+
+  it('keeps an entry in its place when its value is replaced, and moves it to the end when re-added', () => {
+    const t = new ByteTable()
+    t.set('a', '1')
+    t.set('b', '2')
+    t.set('c', '3')
+    t.set('a', 'one')
+    expect(entriesOf(t)).toEqual([
+      ['a', 'one'],
+      ['b', '2'],
+      ['c', '3'],
+    ])
+    t.delete(t.find('a'))
+    t.set('a', 'again')
+    expect(entriesOf(t)).toEqual([
+      ['b', '2'],
+      ['c', '3'],
+      ['a', 'again'],
+    ])
+  })
+
+  it('holds 100k entries, packs them in the snapshot format and reads that back in place', () => {
+    const t = new ByteTable()
+    for (let i = 0; i < 100_000; i++) t.set(`fill-${i}`, String.fromCharCode(0x1a) + String(i))
+    expect(t.size).toBe(100_000)
+    expect(t.valueString(t.find('fill-77777'))).toBe('\x1a77777')
+    const packed = t.snapshot()
+    expect(packed.subarray(0, 12)).toEqual(Uint8Array.from([1, 2, 6, ...bytesOf('fill-0'), 2, 0x1a, 0x30]))
+    expect(unpackItems(2, packed).map(([k, v]) => [latin1Of(k!), latin1Of(v!)])).toEqual(entriesOf(t))
+    const back = ByteTable.fromSnapshot(packed)
+    expect(entriesOf(back)).toEqual(entriesOf(t))
+    // Replaced and removed entries leave garbage: the packed form is built from the live records.
+    t.set('fill-5', 'five')
+    t.delete(t.find('fill-6'))
+    back.set('fill-5', 'five')
+    back.delete(back.find('fill-6'))
+    expect(entriesOf(ByteTable.fromSnapshot(t.snapshot()))).toEqual(entriesOf(back))
+    expect(t.snapshot()).toEqual(back.snapshot())
+  })
+
+  it('reads a snapshot that lists a key twice as setting it twice, and refuses a damaged one', () => {
+    const packed = packItems(2, [
+      [bytesOf('a'), bytesOf('1')],
+      [bytesOf('b'), bytesOf('2')],
+      [bytesOf('a'), bytesOf('3')],
+    ])
+    expect(entriesOf(ByteTable.fromSnapshot(packed))).toEqual([
+      ['a', '3'],
+      ['b', '2'],
+    ])
+    expect(() => ByteTable.fromSnapshot(packed.subarray(0, packed.length - 1))).toThrow(DecodeError)
+    expect(() => ByteTable.fromSnapshot(Uint8Array.of(9, 2))).toThrow(DecodeError)
+    expect(ByteTable.fromSnapshot(new Uint8Array(0)).size).toBe(0)
+  })
+
+  it('forgets decoded values when an entry changes, and keeps decoded keys', () => {
+    const t = new ByteTable()
+    t.set('k', 'v')
+    const i = t.find('k')
+    t.keys.set(i, { key: true })
+    t.values.set(i, { value: true })
+    t.set('k', 'w')
+    expect(t.values.has(i)).toBe(false)
+    expect(t.keys.get(i)).toEqual({ key: true })
+    t.delete(i)
+    expect(t.keys.has(i)).toBe(false)
+  })
+
+  it('lets iterators of a compacted table go on over the entries as they were', () => {
+    const t = new ByteTable()
+    for (let i = 0; i < 200; i++) t.set(`k${i}`, `v${i}`)
+    for (let i = 0; i < 150; i++) t.delete(t.find(`k${i}`))
+    const next = t.compacted()
+    expect(next).not.toBe(t)
+    expect(t.closed).toBe(false)
+    expect(entriesOf(next)).toEqual(entriesOf(t))
+    expect(next.end).toBe(50)
+  })
+})
