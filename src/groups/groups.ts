@@ -1,5 +1,5 @@
 import type { Discovery } from '../discovery/discovery.ts'
-import { anySignal } from '../primitives/abort.ts'
+import { anySignal, deadline as deadlineOf } from '../primitives/abort.ts'
 import { toHex } from '../primitives/bytes.ts'
 import { Digest } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
@@ -213,7 +213,8 @@ export class Groups {
 
   /** Inbound bonds: authenticated against the group's secret, then handed to its worker. */
   async #accept(link: Link): Promise<void> {
-    const signal = anySignal(this.#ctx.scope.signal, AbortSignal.timeout(this.#options.handshakeTimeoutMs))
+    const deadline = deadlineOf(this.#options.handshakeTimeoutMs, this.#ctx.scope)
+    const signal = anySignal(this.#ctx.scope.signal, deadline.signal)
     const peer = link.remotePeer
     const decide = async (groupId: Uint8Array): Promise<AcceptDecision> => {
       const entry = this.#groups.get(toHex(groupId))
@@ -242,6 +243,8 @@ export class Groups {
           (err as Error).message,
         )
       }
+    } finally {
+      deadline.clear()
     }
   }
 

@@ -1,5 +1,5 @@
 import type { PeerEntry } from '../discovery/entry.ts'
-import { anySignal, delay } from '../primitives/abort.ts'
+import { anySignal, deadline as deadlineOf, delay } from '../primitives/abort.ts'
 import type { Backoff } from '../primitives/backoff.ts'
 import type { StreamId } from '../primitives/digest.ts'
 import { ClosedError } from '../primitives/errors.ts'
@@ -150,11 +150,13 @@ export class Receiver {
   async #session(): Promise<LinkClose> {
     const owner = this.#owner
     const { ctx, handshakeTimeoutMs } = owner.host
-    const signal = anySignal(this.signal, AbortSignal.timeout(handshakeTimeoutMs))
+    const deadline = deadlineOf(handshakeTimeoutMs, owner.host.scope)
+    const signal = anySignal(this.signal, deadline.signal)
     let link: Link
     try {
       link = await ctx.openLink(this.peerId, owner.host.protocol, { signal })
     } catch (err) {
+      deadline.clear()
       return {
         code: CloseCode.UnexpectedClose,
         reason: `dial failed: ${(err as Error).message}`,
@@ -163,6 +165,7 @@ export class Receiver {
     }
     this.link = link
     if (this.cancelled) {
+      deadline.clear()
       link.beginClose(CloseCode.Success, 'consumer closed')
       return link.closeInfo!
     }
@@ -182,6 +185,8 @@ export class Receiver {
         reason: `handshake: ${(err as Error).message}`,
         remote: false,
       }
+    } finally {
+      deadline.clear()
     }
     owner.connected(this)
     await owner.read(this, link)

@@ -1,6 +1,6 @@
 import type { Catalog, PeerInfo } from '../discovery/catalog.ts'
 import type { Discovery } from '../discovery/discovery.ts'
-import type { AbortOptions } from '../primitives/abort.ts'
+import { type AbortOptions, deadline as deadlineOf } from '../primitives/abort.ts'
 import type { Codec } from '../primitives/codec.ts'
 import type { StreamId } from '../primitives/digest.ts'
 import {
@@ -337,9 +337,11 @@ export class Sink<T> {
     let tickets: TicketDecision | undefined
     try {
       if (this.#require.length > 0 && peer.rtt === undefined) {
+        const deadline = deadlineOf(this.#host.handshakeTimeoutMs, this.#host.ctx.scope)
         await this.#host.discovery
-          .ping(peer.id, { signal: AbortSignal.timeout(this.#host.handshakeTimeoutMs) })
+          .ping(peer.id, { signal: deadline.signal })
           .catch(noop)
+          .finally(deadline.clear)
         record.peer = this.#host.discovery.catalog().get(peer.id) ?? peer
       }
       if (this.#tickets.required) tickets = await this.#tickets.authorize(record.peer.entry)

@@ -1,7 +1,7 @@
 import type { Discovery } from '../discovery/discovery.ts'
 import { compareVersions } from '../discovery/entry.ts'
 import { ConcurrencyLimit } from '../discovery/limits.ts'
-import { anySignal } from '../primitives/abort.ts'
+import { anySignal, deadline as deadlineOf } from '../primitives/abort.ts'
 import type { BackoffOptions } from '../primitives/backoff.ts'
 import { toHex } from '../primitives/bytes.ts'
 import { Digest, type StreamId } from '../primitives/digest.ts'
@@ -219,19 +219,21 @@ export class Streams {
     const release = this.#handshakes.enter(link.remotePeer)
     if (!release) return this.#refuse(link, CloseCode.TooManyStreams, 'too many handshakes in progress')
     let message: unknown
-    const deadline = AbortSignal.timeout(this.#handshakeTimeoutMs)
+    const deadline = deadlineOf(this.#handshakeTimeoutMs, this.#scope)
     try {
-      message = await link.recv({ signal: anySignal(this.#scope.signal, deadline) })
+      message = await link.recv({ signal: anySignal(this.#scope.signal, deadline.signal) })
     } catch {
       release()
       if (link.closeInfo?.remote) return
       // The link closes an oversized or malformed handshake itself (FrameTooLarge, ProtocolViolation).
       if (!link.isClosed) {
-        if (deadline.aborted) link.beginClose(CloseCode.Timeout, 'no handshake in time')
+        if (deadline.signal.aborted) link.beginClose(CloseCode.Timeout, 'no handshake in time')
         else link.beginClose(CloseCode.GracefulShutdown, 'node closing')
       }
       this.#count(link.closeInfo?.code ?? CloseCode.Timeout)
       return
+    } finally {
+      deadline.clear()
     }
     release()
     const parsed = parseHandshake(message, this.#ctx.networkId)

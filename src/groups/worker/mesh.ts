@@ -1,6 +1,6 @@
 import type { Discovery } from '../../discovery/discovery.ts'
 import { type PeerEntry, SignedPeerEntry } from '../../discovery/entry.ts'
-import { anySignal } from '../../primitives/abort.ts'
+import { anySignal, deadline as deadlineOf } from '../../primitives/abort.ts'
 import { Backoff } from '../../primitives/backoff.ts'
 import type { GroupId } from '../../primitives/digest.ts'
 import { DecodeError } from '../../primitives/errors.ts'
@@ -221,8 +221,9 @@ export class BondMesh implements GroupTransport {
   async #dial(peer: string): Promise<void> {
     this.#dialing.add(peer)
     let link: Link | undefined
+    const deadline = deadlineOf(this.#config.handshakeTimeoutMs, this.#timers)
     try {
-      const signal = anySignal(this.#scope.signal, AbortSignal.timeout(this.#config.handshakeTimeoutMs))
+      const signal = anySignal(this.#scope.signal, deadline.signal)
       link = await this.#ctx.openLink(peer, this.#protocol, { signal })
       const info = await initiateBond(link, this.secrets(), signal)
       this.#dialBackoff.delete(peer)
@@ -247,6 +248,7 @@ export class BondMesh implements GroupTransport {
         this.#log('bond with %s failed: %s', peer, (err as Error).message)
       }
     } finally {
+      deadline.clear()
       this.#dialing.delete(peer)
     }
     if (!this.#bonds.has(peer)) this.#scope.setTimeout(() => this.reconcileBonds(), 50)
