@@ -18,8 +18,7 @@
  * - `#slots`: open addressing with linear probing over entry numbers + 1 (0 empty, -1 removed).
  *
  * Gotchas:
- * - Keys and values are bytes. Callers hold them as `bytesKey` strings (one char per byte) or as
- *   ranges of a buffer; both hash and compare the same.
+ * - Keys and values are bytes, given as buffers or ranges of one; the table copies them.
  * - The table never writes below the end of its arena: a restored snapshot is read in place, and must
  *   not change afterwards.
  * - Removed entries keep their number until `compacted()` returns a new table; iterators of the old
@@ -89,7 +88,7 @@ export class ByteTable {
       let s = h & mask
       let held = -1
       for (let e = slots[s]!; e !== EMPTY; e = slots[s]!) {
-        if (hashes[e - 1] === h && t.#keyEqualsBytes(e - 1, bytes, keyStart, keyEnd)) {
+        if (hashes[e - 1] === h && t.#keyEquals(e - 1, bytes, keyStart, keyEnd)) {
           held = e - 1
           break
         }
@@ -133,33 +132,26 @@ export class ByteTable {
     return i < this.#count && this.#keyLength[i]! >= 0
   }
 
-  /** The entry of `key` (held as a `bytesKey` string), or -1. */
-  find(key: string): number {
-    return this.#find(key, hashString(key))
+  /** The entry of the key `key[start..end)`, or -1. */
+  find(key: Uint8Array, start = 0, end = key.length): number {
+    return this.#find(key, start, end, hashBytes(key, start, end))
   }
 
-  /** Sets `key` to `value` (both `bytesKey` strings); a key already held keeps its place. */
-  set(key: string, value: string): void {
-    const h = hashString(key)
-    const i = this.#find(key, h)
-    let at = this.#record(i, key.length, value.length)
-    if (i < 0) this.#insert(at, key.length, value.length, h)
-    at = writeVarint(this.#arena, at, key.length)
-    for (let k = 0; k < key.length; k++) this.#arena[at + k] = key.charCodeAt(k)
-    at = writeVarint(this.#arena, at + key.length, value.length)
-    for (let k = 0; k < value.length; k++) this.#arena[at + k] = value.charCodeAt(k)
+  /** Sets `key` to `value`; a key already held keeps its place. */
+  set(key: Uint8Array, value: Uint8Array): void {
+    this.setRanges(key, 0, key.length, value, 0, value.length)
   }
 
-  /** Sets the key `bytes[ks..ke)` to the value `bytes[vs..ve)`; a key already held keeps its place. */
-  setBytes(bytes: Uint8Array, ks: number, ke: number, vs: number, ve: number): void {
-    const h = hashBytes(bytes, ks, ke)
-    const i = this.#findBytes(bytes, ks, ke, h)
+  /** Sets the key `key[ks..ke)` to the value `value[vs..ve)` (often the same buffer). */
+  setRanges(key: Uint8Array, ks: number, ke: number, value: Uint8Array, vs: number, ve: number): void {
+    const h = hashBytes(key, ks, ke)
+    const i = this.#find(key, ks, ke, h)
     let at = this.#record(i, ke - ks, ve - vs)
     if (i < 0) this.#insert(at, ke - ks, ve - vs, h)
     at = writeVarint(this.#arena, at, ke - ks)
-    copy(bytes, ks, ke, this.#arena, at)
+    copy(key, ks, ke, this.#arena, at)
     at = writeVarint(this.#arena, at + ke - ks, ve - vs)
-    copy(bytes, vs, ve, this.#arena, at)
+    copy(value, vs, ve, this.#arena, at)
   }
 
   /** Makes room for `entries` more entries and `bytes` more arena bytes (a batch about to be set). */
@@ -197,12 +189,12 @@ export class ByteTable {
     return latin1(this.#arena, at, at + this.#valueLength[i]!)
   }
 
-  /** Whether entry `i`'s value is the bytes of `value` (a `bytesKey` string). */
-  valueEquals(i: number, value: string): boolean {
+  /** Whether entry `i`'s value is `value`. */
+  valueEquals(i: number, value: Uint8Array): boolean {
     const n = this.#valueLength[i]!
     if (n !== value.length) return false
     const at = this.#valueStart(i)
-    for (let k = 0; k < n; k++) if (this.#arena[at + k] !== value.charCodeAt(k)) return false
+    for (let k = 0; k < n; k++) if (this.#arena[at + k] !== value[k]) return false
     return true
   }
 
@@ -267,21 +259,12 @@ export class ByteTable {
     return lengthOfVarint(k) + k + lengthOfVarint(v) + v
   }
 
-  #find(key: string, h: number): number {
+  #find(key: Uint8Array, start: number, end: number, h: number): number {
     const mask = this.#slots.length - 1
     for (let s = h & mask; ; s = (s + 1) & mask) {
       const e = this.#slots[s]!
       if (e === EMPTY) return -1
-      if (e > 0 && this.#hash[e - 1] === h && this.#keyEqualsString(e - 1, key)) return e - 1
-    }
-  }
-
-  #findBytes(bytes: Uint8Array, start: number, end: number, h: number): number {
-    const mask = this.#slots.length - 1
-    for (let s = h & mask; ; s = (s + 1) & mask) {
-      const e = this.#slots[s]!
-      if (e === EMPTY) return -1
-      if (e > 0 && this.#hash[e - 1] === h && this.#keyEqualsBytes(e - 1, bytes, start, end)) return e - 1
+      if (e > 0 && this.#hash[e - 1] === h && this.#keyEquals(e - 1, key, start, end)) return e - 1
     }
   }
 
@@ -380,15 +363,7 @@ export class ByteTable {
     return to
   }
 
-  #keyEqualsString(i: number, key: string): boolean {
-    const n = this.#keyLength[i]!
-    if (n !== key.length) return false
-    const at = this.#keyStart(i)
-    for (let k = 0; k < n; k++) if (this.#arena[at + k] !== key.charCodeAt(k)) return false
-    return true
-  }
-
-  #keyEqualsBytes(i: number, bytes: Uint8Array, start: number, end: number): boolean {
+  #keyEquals(i: number, bytes: Uint8Array, start: number, end: number): boolean {
     const n = this.#keyLength[i]!
     if (n !== end - start) return false
     const at = this.#keyStart(i)
@@ -413,13 +388,6 @@ function copy(from: Uint8Array, start: number, end: number, to: Uint8Array, at: 
 function hashBytes(bytes: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5
   for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193)
-  return finish(h)
-}
-
-/** `hashBytes` of the bytes a `bytesKey` string holds. */
-function hashString(s: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
   return finish(h)
 }
 

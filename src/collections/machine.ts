@@ -6,7 +6,6 @@ import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
 import { decodeCanonical } from '../primitives/codec.ts'
 import { Digest, type StoreId } from '../primitives/digest.ts'
 import { DecodeError } from '../primitives/errors.ts'
-import { Latin1Slicer } from './values.ts'
 
 /**
  * The state machine behind a collection. Commands are canonical-CBOR arrays whose user values are
@@ -157,19 +156,17 @@ const UNUSUAL: unique symbol = Symbol('unusual command')
 
 /**
  * Reads canonical CBOR commands of known shapes without a general decoder: byte strings come out as
- * their `bytesKey` strings, with no Uint8Array each. Only shortest-form definite lengths are read;
- * anything else (another shape, a longer form, trailing bytes) makes `decodeCommand` fall back to
- * the strict decoder, so a command decodes to what that decoder returns (byte strings as strings),
+ * views of the command's bytes (or only their offsets), not copies. Only shortest-form definite
+ * lengths are read; anything else (another shape, a longer form, trailing bytes) makes
+ * `decodeCommand` fall back to the strict decoder, so a command decodes to what that decoder returns,
  * or fails as it does.
  */
 export class CommandReader {
   readonly bytes: Uint8Array
   at = 0
-  readonly #strings: Latin1Slicer
 
   constructor(bytes: Uint8Array) {
     this.bytes = bytes
-    this.#strings = new Latin1Slicer(bytes)
   }
 
   /** The argument of a header of `major` type in its shortest form. */
@@ -203,14 +200,14 @@ export class CommandReader {
     if (this.head(4) !== n) throw UNUSUAL
   }
 
-  /** A byte string, as its `bytesKey` string. */
-  bytesString(): string {
-    const start = this.bytesStart()
-    return this.#strings.slice(start, this.at)
+  /** A byte string, as a view of the command's bytes. */
+  byteString(): Uint8Array {
+    const start = this.byteStringStart()
+    return this.bytes.subarray(start, this.at)
   }
 
   /** A byte string: returns where its bytes start (they end at `at`). */
-  bytesStart(): number {
+  byteStringStart(): number {
     const n = this.head(2)
     const start = this.at
     this.at += n
@@ -218,12 +215,12 @@ export class CommandReader {
     return start
   }
 
-  bytesStringOrNull(): string | null {
+  byteStringOrNull(): Uint8Array | null {
     if (this.bytes[this.at] === 0xf6) {
       this.at++
       return null
     }
-    return this.bytesString()
+    return this.byteString()
   }
 
   /** A short ASCII text (a command's name). */

@@ -2,7 +2,6 @@ import type { AbortOptions } from '../primitives/abort.ts'
 import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
-  bytesKey,
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
@@ -14,7 +13,6 @@ import {
 } from './base.ts'
 import { ByteTable } from './byte-table.ts'
 import { type CommandReader, decodeCommand } from './machine.ts'
-import { keyBytes } from './values.ts'
 
 /** Options of a replicated Map: codecs (and schemas) for keys and values. */
 export interface MapOptions<K, V> extends CollectionOptions {
@@ -24,12 +22,6 @@ export interface MapOptions<K, V> extends CollectionOptions {
   value?: ValueType<V>
 }
 
-/**
- * A byte string of a command: as writers propose it, or (decoded from the log) already as its
- * `bytesKey` string.
- */
-type Bin = Uint8Array | string
-
 /** The pairs of an `extend` read from the log: `[key start, key end, value start, value end]` each. */
 interface Ranges {
   readonly bytes: Uint8Array
@@ -37,27 +29,26 @@ interface Ranges {
 }
 
 type MapCommand =
-  | readonly ['set', Bin, Bin]
-  | readonly ['extend', (readonly [Bin, Bin])[] | Ranges]
-  | readonly ['remove', Bin[]]
-  | readonly ['cas', Bin, Bin | null, Bin | null]
+  | readonly ['set', Uint8Array, Uint8Array]
+  | readonly ['extend', (readonly [Uint8Array, Uint8Array])[] | Ranges]
+  | readonly ['remove', Uint8Array[]]
+  | readonly ['cas', Uint8Array, Uint8Array | null, Uint8Array | null]
   | readonly ['clear']
 
 /**
- * Map commands: canonical CBOR whose byte strings are read straight into strings or ranges, without
- * a general decoder and without a Uint8Array per byte string (see CommandReader).
+ * Map commands: canonical CBOR whose byte strings are read as views or ranges of the command's bytes,
+ * without a general decoder (see CommandReader).
  */
 const mapCommands: Codec<MapCommand> = {
-  encode: (c) => encodeCanonical(c.map((x, i) => (i === 0 ? x : binBytes(x)))),
+  encode: (c) =>
+    c[0] === 'extend' && !Array.isArray(c[1])
+      ? encodeCanonical(['extend', pairsOf(c[1])])
+      : encodeCanonical(c),
   decode: (bytes) => decodeCommand(bytes, readMapCommand),
 }
 
-/** Byte strings held as strings or ranges go back to bytes (writers propose bytes: for completeness). */
-function binBytes(x: unknown): unknown {
-  if (typeof x === 'string') return keyBytes(x)
-  if (Array.isArray(x)) return x.map(binBytes)
-  if (x instanceof Uint8Array || x === null) return x
-  const { bytes, ranges } = x as Ranges
+/** The pairs of ranges as byte strings (writers propose pairs: this is for completeness). */
+function pairsOf({ bytes, ranges }: Ranges): Uint8Array[][] {
   const pairs: Uint8Array[][] = []
   for (let j = 0; j < ranges.length; j += 4) {
     pairs.push([bytes.slice(ranges[j], ranges[j + 1]), bytes.slice(ranges[j + 2], ranges[j + 3])])
@@ -68,7 +59,7 @@ function binBytes(x: unknown): unknown {
 function readMapCommand(r: CommandReader): MapCommand {
   const n = r.head(4)
   const name = r.name()
-  if (name === 'set' && n === 3) return ['set', r.bytesString(), r.bytesString()]
+  if (name === 'set' && n === 3) return ['set', r.byteString(), r.byteString()]
   if (name === 'extend' && n === 2) {
     const count = r.head(4)
     // A pair takes at least three bytes: a larger count is a lie the strict decoder rejects.
@@ -76,26 +67,23 @@ function readMapCommand(r: CommandReader): MapCommand {
     const ranges = new Int32Array(count * 4)
     for (let i = 0, j = 0; i < count; i++, j += 4) {
       r.array(2)
-      ranges[j] = r.bytesStart()
+      ranges[j] = r.byteStringStart()
       ranges[j + 1] = r.at
-      ranges[j + 2] = r.bytesStart()
+      ranges[j + 2] = r.byteStringStart()
       ranges[j + 3] = r.at
     }
     return ['extend', { bytes: r.bytes, ranges }]
   }
   if (name === 'remove' && n === 2) {
     const count = r.head(4)
-    const keys: Bin[] = []
-    for (let i = 0; i < count; i++) keys.push(r.bytesString())
+    const keys: Uint8Array[] = []
+    for (let i = 0; i < count; i++) keys.push(r.byteString())
     return ['remove', keys]
   }
-  if (name === 'cas' && n === 4) return ['cas', r.bytesString(), r.bytesStringOrNull(), r.bytesStringOrNull()]
+  if (name === 'cas' && n === 4) return ['cas', r.byteString(), r.byteStringOrNull(), r.byteStringOrNull()]
   if (name === 'clear' && n === 1) return ['clear']
   return r.unusual()
 }
-
-/** The `bytesKey` string of a command's byte string. */
-const keyOf = (b: Bin): string => (typeof b === 'string' ? b : bytesKey(b))
 
 const isObject = (v: unknown): boolean => (typeof v === 'object' && v !== null) || typeof v === 'function'
 
@@ -126,23 +114,23 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
     const t = this.table
     switch (c[0]) {
       case 'set':
-        t.set(keyOf(c[1]), keyOf(c[2]))
+        t.set(c[1], c[2])
         return
       case 'extend': {
         const pairs = c[1]
-        if (Array.isArray(pairs)) for (const [k, v] of pairs) t.set(keyOf(k), keyOf(v))
+        if (Array.isArray(pairs)) for (const [k, v] of pairs) t.set(k, v)
         else {
           const { bytes, ranges } = pairs as Ranges
           t.reserve(ranges.length / 4, bytes.length)
           for (let j = 0; j < ranges.length; j += 4) {
-            t.setBytes(bytes, ranges[j]!, ranges[j + 1]!, ranges[j + 2]!, ranges[j + 3]!)
+            t.setRanges(bytes, ranges[j]!, ranges[j + 1]!, bytes, ranges[j + 2]!, ranges[j + 3]!)
           }
         }
         return
       }
       case 'remove':
         for (const k of c[1]) {
-          const i = t.find(keyOf(k))
+          const i = t.find(k)
           if (i >= 0) t.delete(i)
         }
         this.table = t.compacted()
@@ -151,11 +139,10 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
         // Compare-and-swap on encoded bytes: (none, none) no-op; (none, v) insert if absent;
         // (e, v) replace if equal; (e, none) delete if equal. Returns whether it applied.
         const [, k, expected, next] = c
-        const id = keyOf(k)
-        const i = t.find(id)
-        const matches = expected === null ? i < 0 : i >= 0 && t.valueEquals(i, keyOf(expected))
+        const i = t.find(k)
+        const matches = expected === null ? i < 0 : i >= 0 && t.valueEquals(i, expected)
         if (!matches) return false
-        if (next !== null) t.set(id, keyOf(next))
+        if (next !== null) t.set(k, next)
         else if (i >= 0) {
           t.delete(i)
           this.table = t.compacted()
@@ -207,7 +194,7 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
 
   protected restoreItems(items: Uint8Array[][]): void {
     const table = new ByteTable()
-    for (const [k, v] of items) table.set(bytesKey(k!), bytesKey(v!))
+    for (const [k, v] of items) table.set(k!, v!)
     this.table.close()
     this.table = table
   }
@@ -244,13 +231,14 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
   /** The value of `key`, or undefined. */
   get(key: K): V | undefined {
     const table = this.machine.table
-    const i = table.find(this.#id(key))
+    // Keys compare by canonical bytes: objects are fine as keys.
+    const i = table.find(this.keyCodec.encodeUnchecked(key))
     return i < 0 ? undefined : this.machine.valueAt(table, i)
   }
 
   /** True when the map holds `key`. */
   has(key: K): boolean {
-    return this.machine.table.find(this.#id(key)) >= 0
+    return this.machine.table.find(this.keyCodec.encodeUnchecked(key)) >= 0
   }
 
   /**
@@ -290,11 +278,6 @@ export class MapReader<K, V> extends CollectionHandle<MapMachine<K, V>> implemen
   /** Calls `fn` for every entry, in insertion order. */
   forEach(fn: (value: V, key: K) => void): void {
     for (const [key, value] of this.entries()) fn(value, key)
-  }
-
-  #id(key: K): string {
-    // Keys compare by canonical bytes: objects are fine as keys.
-    return bytesKey(this.keyCodec.encodeUnchecked(key))
   }
 }
 

@@ -161,36 +161,6 @@ const WINDOWS_1252 = new TextDecoder('latin1')
 const UTF_16LE = new TextDecoder('utf-16le')
 const ABOVE_LATIN1 = /[\u0100-\uffff]/
 
-/** V8 copies a slice of a string shorter than this; a longer one is a view of the whole string. */
-const SLICE_COPIES_BELOW = 13
-/** Buffers at least this long are decoded whole and sliced (measured: 5× slower for a 20-byte `set`). */
-const WHOLE_FROM = 256
-
-/**
- * `latin1` of many ranges of one buffer. Short ranges (most keys and values) are sliced out of one
- * string of the whole buffer: a flat copy each, where building them byte by byte makes a chain of
- * one-character pieces that V8 flattens again when a Map hashes it (together half the cost of
- * applying a 1000-entry `extend`). Longer ranges are built on their own: V8 would make their slices
- * views that keep the whole string alive.
- */
-export class Latin1Slicer {
-  readonly #bytes: Uint8Array
-  #whole: string | undefined
-
-  constructor(bytes: Uint8Array) {
-    this.#bytes = bytes
-  }
-
-  slice(start: number, end: number): string {
-    // A small buffer (a single `set`) is cheaper read range by range than decoded whole first.
-    if (end - start >= SLICE_COPIES_BELOW || this.#bytes.length < WHOLE_FROM) {
-      return latin1(this.#bytes, start, end)
-    }
-    this.#whole ??= latin1(this.#bytes, 0, this.#bytes.length)
-    return this.#whole.slice(start, end)
-  }
-}
-
 /** The bytes of a `bytesKey` string. */
 export function keyBytes(key: string): Uint8Array {
   const out = new Uint8Array(key.length)

@@ -36,16 +36,16 @@ describe('ByteTable', () => {
         if (r < 0.45) {
           const value = randomBytes(next)
           model.set(key, value)
-          t.set(key, value)
+          t.set(bytesOf(key), bytesOf(value))
         } else if (r < 0.7) {
           // The same through a range of a larger buffer.
           const value = randomBytes(next)
           const buffer = bytesOf(`<${key}|${value}>`)
           model.set(key, value)
-          t.setBytes(buffer, 1, 1 + key.length, 2 + key.length, 2 + key.length + value.length)
+          t.setRanges(buffer, 1, 1 + key.length, buffer, 2 + key.length, 2 + key.length + value.length)
         } else if (r < 0.95) {
           model.delete(key)
-          const i = t.find(key)
+          const i = t.find(bytesOf(key))
           if (i >= 0) t.delete(i)
         } else if (r < 0.97) {
           t = t.compacted()
@@ -56,7 +56,7 @@ describe('ByteTable', () => {
           expect(t.size, `seed ${seed} op ${op}`).toBe(model.size)
           expect(entriesOf(t), `seed ${seed} op ${op}`).toEqual([...model])
           for (const k of keys) {
-            const i = t.find(k)
+            const i = t.find(bytesOf(k))
             expect(i >= 0 ? t.valueString(i) : undefined).toBe(model.get(k))
           }
         }
@@ -66,17 +66,17 @@ describe('ByteTable', () => {
 
   it('keeps an entry in its place when its value is replaced, and moves it to the end when re-added', () => {
     const t = new ByteTable()
-    t.set('a', '1')
-    t.set('b', '2')
-    t.set('c', '3')
-    t.set('a', 'one')
+    t.set(bytesOf('a'), bytesOf('1'))
+    t.set(bytesOf('b'), bytesOf('2'))
+    t.set(bytesOf('c'), bytesOf('3'))
+    t.set(bytesOf('a'), bytesOf('one'))
     expect(entriesOf(t)).toEqual([
       ['a', 'one'],
       ['b', '2'],
       ['c', '3'],
     ])
-    t.delete(t.find('a'))
-    t.set('a', 'again')
+    t.delete(t.find(bytesOf('a')))
+    t.set(bytesOf('a'), bytesOf('again'))
     expect(entriesOf(t)).toEqual([
       ['b', '2'],
       ['c', '3'],
@@ -86,19 +86,20 @@ describe('ByteTable', () => {
 
   it('holds 100k entries, packs them in the snapshot format and reads that back in place', () => {
     const t = new ByteTable()
-    for (let i = 0; i < 100_000; i++) t.set(`fill-${i}`, String.fromCharCode(0x1a) + String(i))
+    for (let i = 0; i < 100_000; i++)
+      t.set(bytesOf(`fill-${i}`), bytesOf(String.fromCharCode(0x1a) + String(i)))
     expect(t.size).toBe(100_000)
-    expect(t.valueString(t.find('fill-77777'))).toBe('\x1a77777')
+    expect(t.valueString(t.find(bytesOf('fill-77777')))).toBe('\x1a77777')
     const packed = t.snapshot()
     expect(packed.subarray(0, 12)).toEqual(Uint8Array.from([1, 2, 6, ...bytesOf('fill-0'), 2, 0x1a, 0x30]))
     expect(unpackItems(2, packed).map(([k, v]) => [latin1Of(k!), latin1Of(v!)])).toEqual(entriesOf(t))
     const back = ByteTable.fromSnapshot(packed)
     expect(entriesOf(back)).toEqual(entriesOf(t))
     // Replaced and removed entries leave garbage: the packed form is built from the live records.
-    t.set('fill-5', 'five')
-    t.delete(t.find('fill-6'))
-    back.set('fill-5', 'five')
-    back.delete(back.find('fill-6'))
+    t.set(bytesOf('fill-5'), bytesOf('five'))
+    t.delete(t.find(bytesOf('fill-6')))
+    back.set(bytesOf('fill-5'), bytesOf('five'))
+    back.delete(back.find(bytesOf('fill-6')))
     expect(entriesOf(ByteTable.fromSnapshot(t.snapshot()))).toEqual(entriesOf(back))
     expect(t.snapshot()).toEqual(back.snapshot())
   })
@@ -120,11 +121,11 @@ describe('ByteTable', () => {
 
   it('forgets decoded values when an entry changes, and keeps decoded keys', () => {
     const t = new ByteTable()
-    t.set('k', 'v')
-    const i = t.find('k')
+    t.set(bytesOf('k'), bytesOf('v'))
+    const i = t.find(bytesOf('k'))
     t.keys.set(i, { key: true })
     t.values.set(i, { value: true })
-    t.set('k', 'w')
+    t.set(bytesOf('k'), bytesOf('w'))
     expect(t.values.has(i)).toBe(false)
     expect(t.keys.get(i)).toEqual({ key: true })
     t.delete(i)
@@ -133,8 +134,8 @@ describe('ByteTable', () => {
 
   it('lets iterators of a compacted table go on over the entries as they were', () => {
     const t = new ByteTable()
-    for (let i = 0; i < 200; i++) t.set(`k${i}`, `v${i}`)
-    for (let i = 0; i < 150; i++) t.delete(t.find(`k${i}`))
+    for (let i = 0; i < 200; i++) t.set(bytesOf(`k${i}`), bytesOf(`v${i}`))
+    for (let i = 0; i < 150; i++) t.delete(t.find(bytesOf(`k${i}`)))
     const next = t.compacted()
     expect(next).not.toBe(t)
     expect(t.closed).toBe(false)
