@@ -6,7 +6,7 @@
  * in `Map.set` (about 350 ns per entry on a 2-core server, 40 ms for 100k, four times the transfer of
  * the same bytes) and in the 200k strings it built for it. Here the bytes stay in one buffer in the
  * collections' snapshot format, indexed by offset: restoring a snapshot reads it in place and only
- * builds the index, and taking one is a single copy while no entry was replaced or removed.
+ * builds the index, and taking one is a view of that buffer while no entry was replaced or removed.
  *
  * Layout:
  * - `#arena`: the snapshot header `[format][arity 2]`, then one record per entry,
@@ -58,7 +58,8 @@ export class ByteTable {
 
   /**
    * The table a packed snapshot (see `snapshot()`) holds, read in place. Throws DecodeError (from
-   * `scanItems`) on bytes that are not one; a key listed twice keeps its first place and its last value, as setting it did.
+   * `scanItems`) on bytes that are not one. A key listed twice keeps its first place and its last
+   * value, as setting it twice does.
    */
   static fromSnapshot(snapshot: Uint8Array): ByteTable {
     const t = new ByteTable()
@@ -332,7 +333,10 @@ export class ByteTable {
     this.#filled = this.#live
   }
 
-  /** Room for `n` more arena bytes: a new arena half as large again as needed, compacted when it holds garbage. */
+  /**
+   * Room for `n` more arena bytes: a new arena half as large again as needed, compacted when it holds
+   * garbage.
+   */
   #ensureArena(n: number): void {
     if (this.#used + n <= this.#arena.length) return
     const arena = new Uint8Array(Math.max(256, Math.ceil((this.#used - this.#garbage + n) * 1.5)))
