@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import { DecodeError } from '../../platform/node/index.ts'
 import { ByteTable } from '../../src/collections/byte-table.ts'
 import { packItems, unpackItems } from '../../src/collections/machine.ts'
 import { latin1 } from '../../src/collections/values.ts'
-import { DecodeError } from '../../src/primitives/errors.ts'
 import { prng } from '../support/prng.ts'
 
 const bytesOf = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
