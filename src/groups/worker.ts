@@ -83,6 +83,8 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     entriesPulled: 0,
     compactions: 0,
     forwarded: 0,
+    proposals: 0,
+    proposedCommands: 0,
     strongReads: 0,
   }
   readonly node: RaftNode

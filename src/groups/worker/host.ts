@@ -64,6 +64,13 @@ export interface WorkerStats {
   compactions: number
   /** Commands this member forwarded to the leader. */
   forwarded: number
+  /**
+   * Raft proposals this member made as leader. Commands that arrive in one turn (its own callers' and
+   * forwarded ones) share one: `proposedCommands / proposals` is how well writes batch.
+   */
+  proposals: number
+  /** Commands in those proposals. */
+  proposedCommands: number
   /** Strong reads served (locally or through the leader). */
   strongReads: number
 }

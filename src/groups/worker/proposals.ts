@@ -291,6 +291,8 @@ export class Proposals {
       for (const q of batch) q.done(undefined)
       return
     }
+    this.#host.stats.proposals++
+    this.#host.stats.proposedCommands += all.length
     let next = result.first
     for (const q of batch) {
       const first = next
