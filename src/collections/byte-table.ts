@@ -199,13 +199,6 @@ export class ByteTable {
     return true
   }
 
-  /** The key and value bytes of entry `i` (copies). */
-  entryBytes(i: number): [Uint8Array, Uint8Array] {
-    const k = this.#keyStart(i)
-    const v = this.#valueStart(i)
-    return [this.#arena.slice(k, k + this.#keyLength[i]!), this.#arena.slice(v, v + this.#valueLength[i]!)]
-  }
-
   /**
    * The entries in the collections' snapshot format: `[format][arity 2]` and, in entry order,
    * `[varint key length][key][varint value length][value]` each. While no entry was replaced or

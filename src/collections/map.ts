@@ -12,7 +12,7 @@ import {
   type Version,
 } from './base.ts'
 import { ByteTable } from './byte-table.ts'
-import { type CommandReader, decodeCommand } from './machine.ts'
+import { type CommandReader, decodeCommand, unpackItems } from './machine.ts'
 
 /** Options of a replicated Map: codecs (and schemas) for keys and values. */
 export interface MapOptions<K, V> extends CollectionOptions {
@@ -179,11 +179,9 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
     return this.table.snapshot()
   }
 
+  /** Not used (`snapshot()` is the table's bytes): the items of those bytes, as the base class asks. */
   protected snapshotItems(): Uint8Array[][] {
-    const t = this.table
-    const out: Uint8Array[][] = []
-    for (let i = 0; i < t.end; i++) if (t.isLive(i)) out.push(t.entryBytes(i))
-    return out
+    return unpackItems(this.arity, this.table.snapshot())
   }
 
   protected override restoreSnapshot(snapshot: Uint8Array): void {
