@@ -72,47 +72,18 @@ export class ByteTable {
     t.reserve(items / ARITY, 0)
     t.#arena = bytes
     t.#used = bytes.length
-    // The arrays have room for every entry (reserved above), so the loop keeps them in locals.
-    const slots = t.#slots
-    const mask = slots.length - 1
-    const hashes = t.#hash
-    const at = t.#at
-    const keyLengths = t.#keyLength
-    const valueLengths = t.#valueLength
-    let count = 0
     for (let record = HEADER; record < bytes.length; ) {
       const keyLength = readLength(bytes, record)
-      const keyStart = record + lengthOfVarint(keyLength)
+      const keyStart = record + varintLength(keyLength)
       const keyEnd = keyStart + keyLength
       const valueLength = readLength(bytes, keyEnd)
       const h = hashBytes(bytes, keyStart, keyEnd)
-      let s = h & mask
-      let held = -1
-      for (let e = slots[s]!; e !== EMPTY; e = slots[s]!) {
-        if (hashes[e - 1] === h && t.#keyEquals(e - 1, bytes, keyStart, keyEnd)) {
-          held = e - 1
-          break
-        }
-        s = (s + 1) & mask
-      }
-      if (held >= 0) {
-        // Listed again: the later record holds the value, the entry keeps its place.
-        t.#garbage += t.#recordLength(held)
-        at[held] = record
-        valueLengths[held] = valueLength
-      } else {
-        slots[s] = count + 1
-        at[count] = record
-        keyLengths[count] = keyLength
-        valueLengths[count] = valueLength
-        hashes[count] = h
-        count++
-      }
-      record = keyEnd + lengthOfVarint(valueLength) + valueLength
+      const i = t.#find(bytes, keyStart, keyEnd, h)
+      // A key listed again: the later record holds the value, the entry keeps its place.
+      if (i >= 0) t.#moveTo(i, record, valueLength)
+      else t.#insert(record, keyLength, valueLength, h)
+      record = keyEnd + varintLength(valueLength) + valueLength
     }
-    t.#count = count
-    t.#live = count
-    t.#filled = count
     return t
   }
 
@@ -215,20 +186,15 @@ export class ByteTable {
   /** This table without its removed entries, when they are most of it: a new table, or this one. */
   compacted(): ByteTable {
     if (this.#count - this.#live <= Math.max(64, this.#live)) return this
-    const next = new ByteTable()
-    next.reserve(this.#live, this.#used - this.#garbage)
-    for (let i = 0; i < this.#count; i++) {
-      const k = this.#keyLength[i]!
-      if (k < 0) continue
-      const n = next.#count
-      const length = this.#recordLength(i)
-      copy(this.#arena, this.#at[i]!, this.#at[i]! + length, next.#arena, next.#used)
-      next.#insert(next.#used, k, this.#valueLength[i]!, this.#hash[i]!)
-      next.#used += length
+    const next = ByteTable.fromSnapshot(this.snapshot())
+    // Live entries keep their order, so entry `i` becomes the number of live entries before it.
+    for (let i = 0, n = 0; i < this.#count; i++) {
+      if (this.#keyLength[i]! < 0) continue
       const key = this.keys.get(i)
       if (key !== undefined) next.keys.set(n, key)
       const value = this.values.get(i)
       if (value !== undefined) next.values.set(n, value)
+      n++
     }
     return next
   }
@@ -239,18 +205,18 @@ export class ByteTable {
   }
 
   #keyStart(i: number): number {
-    return this.#at[i]! + lengthOfVarint(this.#keyLength[i]!)
+    return this.#at[i]! + varintLength(this.#keyLength[i]!)
   }
 
   #valueStart(i: number): number {
     const k = this.#keyLength[i]!
-    return this.#at[i]! + lengthOfVarint(k) + k + lengthOfVarint(this.#valueLength[i]!)
+    return this.#at[i]! + varintLength(k) + k + varintLength(this.#valueLength[i]!)
   }
 
   #recordLength(i: number): number {
     const k = this.#keyLength[i]!
     const v = this.#valueLength[i]!
-    return lengthOfVarint(k) + k + lengthOfVarint(v) + v
+    return varintLength(k) + k + varintLength(v) + v
   }
 
   #find(key: Uint8Array, start: number, end: number, h: number): number {
@@ -268,17 +234,20 @@ export class ByteTable {
    * value; the caller writes the record.
    */
   #record(i: number, keyLength: number, valueLength: number): number {
-    const length = lengthOfVarint(keyLength) + keyLength + lengthOfVarint(valueLength) + valueLength
+    const length = varintLength(keyLength) + keyLength + varintLength(valueLength) + valueLength
     this.#ensureArena(length)
     const at = this.#used
     this.#used += length
-    if (i >= 0) {
-      this.#garbage += this.#recordLength(i)
-      this.#at[i] = at
-      this.#valueLength[i] = valueLength
-      this.values.delete(i)
-    }
+    if (i >= 0) this.#moveTo(i, at, valueLength)
     return at
+  }
+
+  /** Points entry `i` at a new record of its key with a value of `valueLength`; the old one is garbage. */
+  #moveTo(i: number, at: number, valueLength: number): void {
+    this.#garbage += this.#recordLength(i)
+    this.#at[i] = at
+    this.#valueLength[i] = valueLength
+    this.values.delete(i)
   }
 
   /** Adds a new entry whose record is at `at`. */
@@ -368,8 +337,6 @@ export class ByteTable {
     return true
   }
 }
-
-const lengthOfVarint = (n: number): number => (n < 0x80 ? 1 : varintLength(n))
 
 /** The varint at `at` of bytes `scanItems` accepted. */
 const readLength = (bytes: Uint8Array, at: number): number =>

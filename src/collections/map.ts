@@ -12,7 +12,7 @@ import {
   type Version,
 } from './base.ts'
 import { ByteTable } from './byte-table.ts'
-import { type CommandReader, decodeCommand, unpackItems } from './machine.ts'
+import { type CommandReader, decodeCommand, packItems, unpackItems } from './machine.ts'
 
 /** Options of a replicated Map: codecs (and schemas) for keys and values. */
 export interface MapOptions<K, V> extends CollectionOptions {
@@ -131,9 +131,8 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
       case 'remove':
         for (const k of c[1]) {
           const i = t.find(k)
-          if (i >= 0) t.delete(i)
+          if (i >= 0) this.#delete(i)
         }
-        this.table = t.compacted()
         return
       case 'cas': {
         // Compare-and-swap on encoded bytes: (none, none) no-op; (none, v) insert if absent;
@@ -143,10 +142,7 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
         const matches = expected === null ? i < 0 : i >= 0 && t.valueEquals(i, expected)
         if (!matches) return false
         if (next !== null) t.set(k, next)
-        else if (i >= 0) {
-          t.delete(i)
-          this.table = t.compacted()
-        }
+        else if (i >= 0) this.#delete(i)
         return true
       }
       case 'clear':
@@ -154,6 +150,12 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
         this.table = new ByteTable()
         return
     }
+  }
+
+  /** Removes entry `i`; the table is compacted once removed entries are most of it. */
+  #delete(i: number): void {
+    this.table.delete(i)
+    this.table = this.table.compacted()
   }
 
   /** The decoded value of entry `i` of `table`. */
@@ -190,11 +192,9 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
     this.table = table
   }
 
+  /** Not used (`restoreSnapshot` reads the bytes): the items packed, as the base class asks. */
   protected restoreItems(items: Uint8Array[][]): void {
-    const table = new ByteTable()
-    for (const [k, v] of items) table.set(k!, v!)
-    this.table.close()
-    this.table = table
+    this.restoreSnapshot(packItems(this.arity, items))
   }
 }
 
