@@ -4,7 +4,7 @@ import type { Backoff } from '../primitives/backoff.ts'
 import type { StreamId } from '../primitives/digest.ts'
 import { ClosedError } from '../primitives/errors.ts'
 import { CloseCode, type LinkClose } from '../transport/close.ts'
-import type { Link } from '../transport/link.ts'
+import { Link } from '../transport/link.ts'
 import type { ChannelRecord } from './channel.ts'
 import type { ConsumerHost, RetryPolicy } from './consumer.ts'
 import { handshakeMessage, isStartStream } from './wire.ts'
@@ -149,14 +149,29 @@ export class Receiver {
   /** One connection: dial, handshake, then read until the link closes. Returns how it closed. */
   async #session(): Promise<LinkClose> {
     const owner = this.#owner
-    const { ctx, handshakeTimeoutMs } = owner.host
-    const deadline = deadlineOf(handshakeTimeoutMs, owner.host.scope)
-    const signal = anySignal(this.signal, deadline.signal)
+    const deadline = deadlineOf(owner.host.handshakeTimeoutMs, owner.host.scope)
+    let connected: Link | LinkClose
+    try {
+      connected = await this.#connect(anySignal(this.signal, deadline.signal))
+    } finally {
+      deadline.clear()
+    }
+    if (!(connected instanceof Link)) return connected
+    const link = connected
+    owner.connected(this)
+    await owner.read(this, link)
+    if (!link.closeInfo) link.beginClose(CloseCode.Success, 'consumer closed')
+    return link.closeInfo ?? { code: CloseCode.UnexpectedClose, reason: 'link ended', remote: false }
+  }
+
+  /** Dials and handshakes within `signal`: the link ready to read, or how it closed. */
+  async #connect(signal: AbortSignal): Promise<Link | LinkClose> {
+    const owner = this.#owner
+    const { ctx } = owner.host
     let link: Link
     try {
       link = await ctx.openLink(this.peerId, owner.host.protocol, { signal })
     } catch (err) {
-      deadline.clear()
       return {
         code: CloseCode.UnexpectedClose,
         reason: `dial failed: ${(err as Error).message}`,
@@ -165,7 +180,6 @@ export class Receiver {
     }
     this.link = link
     if (this.cancelled) {
-      deadline.clear()
       link.beginClose(CloseCode.Success, 'consumer closed')
       return link.closeInfo!
     }
@@ -185,12 +199,7 @@ export class Receiver {
         reason: `handshake: ${(err as Error).message}`,
         remote: false,
       }
-    } finally {
-      deadline.clear()
     }
-    owner.connected(this)
-    await owner.read(this, link)
-    if (!link.closeInfo) link.beginClose(CloseCode.Success, 'consumer closed')
-    return link.closeInfo ?? { code: CloseCode.UnexpectedClose, reason: 'link ended', remote: false }
+    return link
   }
 }
