@@ -2,6 +2,7 @@ import type { Discovery } from '../../discovery/discovery.ts'
 import { type PeerEntry, SignedPeerEntry } from '../../discovery/entry.ts'
 import { anySignal, deadline as deadlineOf } from '../../primitives/abort.ts'
 import { Backoff } from '../../primitives/backoff.ts'
+import { equalBytes } from '../../primitives/bytes.ts'
 import type { GroupId } from '../../primitives/digest.ts'
 import { DecodeError } from '../../primitives/errors.ts'
 import type { Scope } from '../../primitives/scope.ts'
@@ -327,9 +328,14 @@ export class BondMesh implements GroupTransport {
 
   async #onBondFormed(body: unknown): Promise<void> {
     try {
-      const signed = await SignedPeerEntry.fromWire(body)
-      if (signed.entry.peerId === this.#ctx.peerId || this.#bonds.has(signed.entry.peerId)) return
-      await this.#discovery.insertSigned(signed)
+      // Every new bond is announced to every member, mostly with an entry the catalog already holds:
+      // the signature is checked only for an entry that would change something.
+      const { entry, bytes } = SignedPeerEntry.parse(body)
+      if (entry.peerId === this.#ctx.peerId || this.#bonds.has(entry.peerId)) return
+      const held = this.#discovery.signedEntry(entry.peerId)
+      if (held === undefined || !equalBytes(held.bytes, bytes)) {
+        await this.#discovery.insertSigned(await SignedPeerEntry.fromWire(body))
+      }
       this.reconcileBonds()
     } catch {}
   }
