@@ -78,6 +78,7 @@ export class Proposals {
   /** Resolves once a leader assigned the commands their indices (not committed yet). */
   async assign(encoded: Uint8Array[], commands: unknown[], options: AbortOptions = {}): Promise<Assigned> {
     const host = this.#host
+    this.terms.retain()
     // The common case first, with no timer or signal to set up: this node leads.
     if (host.status.value.role === 'leader' && !options.signal?.aborted) {
       const assigned = await this.#enqueue(encoded)
