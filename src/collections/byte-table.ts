@@ -66,10 +66,8 @@ export class ByteTable {
     if (snapshot.length === 0) return t
     // Read in place when the bytes are a whole buffer; a view would keep a larger one alive.
     const bytes = snapshot.byteLength === snapshot.buffer.byteLength ? snapshot : snapshot.slice()
-    // The first pass checks the format and counts; the second builds the index without a callback.
-    let items = 0
-    scanItems(ARITY, bytes, () => items++)
-    t.reserve(items / ARITY, 0)
+    // The first pass checks the format and counts; the second builds the index.
+    t.reserve(scanItems(ARITY, bytes) / ARITY, 0)
     t.#arena = bytes
     t.#used = bytes.length
     for (let record = HEADER; record < bytes.length; ) {
@@ -77,14 +75,37 @@ export class ByteTable {
       const keyStart = record + varintLength(keyLength)
       const keyEnd = keyStart + keyLength
       const valueLength = readLength(bytes, keyEnd)
-      const h = hashBytes(bytes, keyStart, keyEnd)
-      const i = t.#find(bytes, keyStart, keyEnd, h)
-      // A key listed again: the later record holds the value, the entry keeps its place.
-      if (i >= 0) t.#moveTo(i, record, valueLength)
-      else t.#insert(record, keyLength, valueLength, h)
+      t.#restoreRecord(record, keyStart, keyEnd, valueLength)
       record = keyEnd + varintLength(valueLength) + valueLength
     }
     return t
+  }
+
+  /**
+   * Indexes the arena's record at `record` while restoring: one probe both finds a key listed again
+   * (the later record holds the value, the entry keeps its place) and the empty slot of a new one
+   * (no slot is DELETED yet, and `reserve` made room).
+   */
+  #restoreRecord(record: number, keyStart: number, keyEnd: number, valueLength: number): void {
+    const arena = this.#arena
+    const h = hashBytes(arena, keyStart, keyEnd)
+    const mask = this.#slots.length - 1
+    let s = h & mask
+    for (let e = this.#slots[s]!; e !== EMPTY; e = this.#slots[s]!) {
+      if (this.#hash[e - 1] === h && this.#keyEquals(e - 1, arena, keyStart, keyEnd)) {
+        this.#moveTo(e - 1, record, valueLength)
+        return
+      }
+      s = (s + 1) & mask
+    }
+    const i = this.#count++
+    this.#at[i] = record
+    this.#keyLength[i] = keyEnd - keyStart
+    this.#valueLength[i] = valueLength
+    this.#hash[i] = h
+    this.#live++
+    this.#slots[s] = i + 1
+    this.#filled++
   }
 
   get size(): number {

@@ -101,13 +101,14 @@ export function unpackItems(arity: number, bytes: Uint8Array): Uint8Array[][] {
 
 /**
  * Reads the header of each item of a packed snapshot: calls `item(start, end)` for each byte string
- * in order. Throws DecodeError on a snapshot `unpackItems` would reject.
+ * in order, and returns how many there are (without `item`, it only checks and counts). Throws
+ * DecodeError on a snapshot `unpackItems` would reject.
  */
 export function scanItems(
   arity: number,
   bytes: Uint8Array,
-  item: (start: number, end: number) => void,
-): void {
+  item?: (start: number, end: number) => void,
+): number {
   if (bytes[0] !== SNAPSHOT_FORMAT || bytes[1] !== arity)
     throw new DecodeError('unknown collection snapshot format')
   let at = 2
@@ -129,11 +130,12 @@ export function scanItems(
       if (bytes[at - 1]! >= 0x80) throw new DecodeError('malformed collection snapshot')
     }
     if (at + n > bytes.length) throw new DecodeError('truncated collection snapshot')
-    item(at, at + n)
+    item?.(at, at + n)
     at += n
     count++
   }
   if (count % arity !== 0) throw new DecodeError('truncated collection snapshot')
+  return count
 }
 
 /** Writes `n` as a varint at `at` of `out`; returns the position after it. */
