@@ -20,6 +20,9 @@ export interface ApplyContext {
  *   same state on every member.
  * - `snapshot()` must encode the state deterministically (the same state gives the same bytes), because
  *   a catching-up member may fetch one snapshot in chunks from several peers and check its hash.
+ * - Snapshot bytes are handed over, not copied (they are the whole state): `snapshot()` returns bytes
+ *   the machine never writes to again (a fresh encoding, or a view of bytes it only appends after), and
+ *   `restore()` must not modify the bytes it is given. The log store keeps them too.
  * - `signature` is part of the GroupId: change it whenever the command semantics change, so nodes
  *   running different versions never share a group.
  */

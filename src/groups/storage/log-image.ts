@@ -97,7 +97,7 @@ export class LogImage {
     const s = this.snapshot
     if (s === undefined) return undefined
     const out: StoredSnapshot = { meta: structuredClone(s.meta) }
-    if (s.data !== undefined) out.data = s.data.slice()
+    if (s.data !== undefined) out.data = s.data
     return out
   }
 
@@ -134,7 +134,7 @@ export class LogImage {
     checkSnapshotMeta(meta)
     if (data !== undefined) checkSnapshotData(data)
     const stored: StoredSnapshot = { meta: decodeCanonical(encodeCanonical(meta)) as SnapshotMeta }
-    if (data !== undefined) stored.data = data.slice()
+    if (data !== undefined) stored.data = data
     this.snapshot = stored
     return stored
   }
@@ -142,7 +142,7 @@ export class LogImage {
   installSnapshot(meta: SnapshotMeta, data: Uint8Array): StoredSnapshot & { data: Uint8Array } {
     checkSnapshotMeta(meta)
     checkSnapshotData(data)
-    const stored = { meta: decodeCanonical(encodeCanonical(meta)) as SnapshotMeta, data: data.slice() }
+    const stored = { meta: decodeCanonical(encodeCanonical(meta)) as SnapshotMeta, data }
     const hs = copyHardState(hardStateAfterInstall(this.hardState(), meta))
     this.snapshot = stored
     this.view.resetTo(meta.index, meta.term)

@@ -61,7 +61,7 @@ export interface LogStore {
   hardState(): HardState
   /** The metadata of the latest snapshot saved, if any. */
   snapshot(): SnapshotMeta | undefined
-  /** The latest snapshot and its payload, if any. */
+  /** The latest snapshot and its payload, if any (the payload may be the stored bytes: do not modify). */
   readSnapshot(): Promise<
     | {
         /** What the snapshot covers. */
@@ -90,7 +90,9 @@ export interface LogStore {
   saveHardState(state: HardState): Promise<void>
   /**
    * Saves a snapshot (replacing the previous one), written atomically. It does not compact the log: call
-   * `compact(meta.index)` (or lower, to keep a tail for lagging followers) afterwards.
+   * `compact(meta.index)` (or lower, to keep a tail for lagging followers) afterwards. Unlike entries,
+   * `data` may be kept as given, not copied: it is a whole state (megabytes), and nobody modifies it
+   * afterwards (see `StateMachine.snapshot`).
    */
   saveSnapshot(meta: SnapshotMeta, data?: Uint8Array): Promise<void>
   /**
@@ -105,7 +107,7 @@ export interface LogStore {
    * never a snapshot with the old log or a log without its snapshot. The snapshot may lie before, inside
    * or past the current log; entries after `meta.index` are dropped too, whatever their term (they may
    * conflict with the leader that sent the snapshot). A bad `meta` or `data` rejects with
-   * `InvalidArgumentError` and changes nothing.
+   * `InvalidArgumentError` and changes nothing. `data` may be kept as given, like `saveSnapshot`'s.
    *
    * Use it instead of `saveSnapshot` + `compact` + `truncateFrom` when the snapshot did not come from this
    * log: three durable steps would leave a store whose snapshot and log disagree if the node crashed
