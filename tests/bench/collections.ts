@@ -29,15 +29,19 @@ async function rawTransfer(bytes: number): Promise<number> {
 }
 
 /**
- * The JS heap and the typed arrays' buffers (kept outside it), after collecting garbage: what a
- * replica's entries occupy. V8 frees array buffers after the collection that found them dead, so
- * this collects a few times, letting the event loop turn in between.
+ * Collects garbage until the typed arrays' buffers are freed too: V8 frees array buffers after the
+ * collection that found them dead, so this collects a few times, letting the event loop turn between.
  */
-async function memoryInUse(): Promise<number> {
+async function collectGarbage(): Promise<void> {
   for (let i = 0; i < 4; i++) {
     globalThis.gc?.()
     await new Promise((resolve) => setImmediate(resolve))
   }
+}
+
+/** The JS heap and the typed arrays' buffers (kept outside it), after collecting garbage. */
+async function memoryInUse(): Promise<number> {
+  await collectGarbage()
   const { heapUsed, arrayBuffers } = process.memoryUsage()
   return heapUsed + arrayBuffers
 }
@@ -51,7 +55,7 @@ async function plainMapBytesPerEntry(n: number): Promise<number> {
   return per
 }
 
-const CATCH_UP_ROUNDS = 3
+const CATCH_UP_ROUNDS = 5
 
 export async function benchCollections(): Promise<Row[]> {
   const section = 'collections (memory transport)'
@@ -134,12 +138,18 @@ export async function benchCollections(): Promise<Row[]> {
       () => w.when.online(),
     )
   }
-  // Three readers in turn, each from an empty replica; the median against the median of three raw
-  // transfers (one sample of each swung from 60 to 178 ms and from 9 to 26 ms between runs).
+  // Readers in turn, each from an empty replica; the median against the median of as many raw
+  // transfers (one sample of each swung from 60 to 178 ms and from 9 to 26 ms between runs). Each
+  // round of both starts after a collection: the previous reader's megabytes are otherwise still held
+  // when the next one allocates, and on a VM where memory touched for the first time is slow (3.7 ms
+  // per MB on the bench machine, against 0.06 ms for memory in reuse) whether V8 had collected them
+  // decided the figure: a round took 150 page faults or 3 500, and eight runs of the same code read
+  // 2.5-7.4x.
   const catchUps: number[] = []
   let reader: MapReader<string, number> | undefined
   for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
     await reader?.close()
+    await collectGarbage()
     const t = performance.now()
     reader = collections.Map.reader<string, number>(nets[3]!, 'bench-map')
     await reader.when.reaches(w.version)
@@ -151,7 +161,10 @@ export async function benchCollections(): Promise<Row[]> {
     [...w.entries()].map(([k, v]) => [encodeCanonical(k), encodeCanonical(v)]),
   ).length
   const raws: number[] = []
-  for (let round = 0; round < CATCH_UP_ROUNDS; round++) raws.push(await rawTransfer(snapshotBytes))
+  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
+    await collectGarbage()
+    raws.push(await rawTransfer(snapshotBytes))
+  }
   const raw = median(raws)
   rows.push({
     section,
