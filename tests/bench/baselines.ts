@@ -1,5 +1,6 @@
 import { Network, OfflineError } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
+import type { Link } from '../../src/transport/link.ts'
 
 /** Baselines shared by the group and collection benches: raw Links on the memory transport. */
 export const memAddr = (): string => `/memory/${toHex(randomBytes(8))}`
@@ -85,25 +86,81 @@ export async function rawRoundTripLink(): Promise<RoundTrips> {
  */
 export async function interleavedLatencies(
   op: () => Promise<unknown>,
-  options: { warmUp: number; rounds: number; n: number },
-): Promise<{ ours: number[]; raw: number[] }> {
+  options: { warmUp: number; rounds: number; n: number; floor?: RoundTrips },
+): Promise<{ ours: number[]; raw: number[]; floor: number[] }> {
   const rtt = await rawRoundTripLink()
   try {
     await rtt.sample(options.warmUp)
+    await options.floor?.sample(options.warmUp)
     for (let i = 0; i < options.warmUp; i++) await op()
     const ours: number[] = []
     const raw: number[] = []
+    const floor: number[] = []
     for (let round = 0; round < options.rounds; round++) {
       raw.push(...(await rtt.sample(options.n)))
+      if (options.floor) floor.push(...(await options.floor.sample(options.n)))
       for (let i = 0; i < options.n; i++) {
         const t = performance.now()
         await op()
         ours.push(performance.now() - t)
       }
     }
-    return { ours, raw }
+    return { ours, raw, floor }
   } finally {
     await rtt.close()
+  }
+}
+
+/**
+ * The messages of a write to a 3-member group through each member in turn, over raw Links with
+ * nothing on top: what such writes cannot beat, whatever the protocol's own cost. Through the leader:
+ * an append to both followers and their acks (4 messages); through a follower: the forward, the
+ * leader's appends and acks, then its answer (6). Every node is in this process, so the CPU of every
+ * message counts, as it does for the group's own.
+ */
+export async function rawCommitPattern(): Promise<RoundTrips> {
+  const [leader, b, c] = (await memoryNetworks(3)) as [Network, Network, Network]
+  const echo = leader.context.protocol('bench-echo/1')
+  for (const n of [b, c]) {
+    await n.context.handle(echo, async (link) => {
+      for await (const msg of link) link.sendBytes(msg).catch(() => {})
+    })
+  }
+  const toB = await leader.context.openLink(b.addresses[0]!, echo)
+  const toC = await leader.context.openLink(c.addresses[0]!, echo)
+  const payload = new Uint8Array(64)
+  const roundTrip = async (link: Link) => {
+    await link.sendBytes(payload)
+    await link.recvBytes()
+  }
+  const replicate = () => Promise.all([roundTrip(toB), roundTrip(toC)])
+  const forward = leader.context.protocol('bench-forward/1')
+  await leader.context.handle(forward, async (link) => {
+    for await (const msg of link) {
+      await replicate()
+      link.sendBytes(msg).catch(() => {})
+    }
+  })
+  const forwards = [
+    await b.context.openLink(leader.addresses[0]!, forward),
+    await c.context.openLink(leader.addresses[0]!, forward),
+  ]
+  let turn = 0
+  return {
+    async sample(n) {
+      const out: number[] = []
+      for (let i = 0; i < n; i++) {
+        const t = performance.now()
+        const via = turn++ % 3
+        await (via === 0 ? replicate() : roundTrip(forwards[via - 1]!))
+        out.push(performance.now() - t)
+      }
+      return out
+    },
+    async close() {
+      await Promise.all([...forwards, toB, toC].map((l) => l.close()))
+      await Promise.all([leader, b, c].map((n) => n.close()))
+    },
   }
 }
 
