@@ -104,6 +104,31 @@ describe('ByteTable', () => {
     expect(t.snapshot()).toEqual(back.snapshot())
   })
 
+  it('never changes snapshot bytes it handed out, which log stores keep without a copy', () => {
+    const next = prng(7)
+    const t = new ByteTable()
+    for (let i = 0; i < 2000; i++) t.set(bytesOf(`k${i}`), bytesOf(`v${i % 10}`))
+    const restored = ByteTable.fromSnapshot(t.snapshot().slice())
+    const taken: Uint8Array[] = []
+    const copies: Uint8Array[] = []
+    for (let round = 0; round < 20; round++) {
+      for (const table of [t, restored]) {
+        // Whenever nothing was replaced or removed, the snapshot is a view of the table's own bytes.
+        taken.push(table.snapshot())
+        copies.push(taken.at(-1)!.slice())
+        // Same-length replacements, longer ones, deletions, new keys and the growth they cause.
+        for (let i = 0; i < 200; i++) {
+          const key = bytesOf(`k${Math.floor(next() * 3000)}`)
+          const at = table.find(key)
+          if (next() < 0.2 && at >= 0) table.delete(at)
+          else
+            table.set(key, next() < 0.5 ? bytesOf(`v${Math.floor(next() * 10)}`) : bytesOf(randomBytes(next)))
+        }
+      }
+    }
+    expect(taken).toEqual(copies)
+  })
+
   it('reads a snapshot that lists a key twice as setting it twice, and refuses a damaged one', () => {
     const packed = packItems(2, [
       [bytesOf('a'), bytesOf('1')],
