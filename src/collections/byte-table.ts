@@ -1,6 +1,6 @@
 /**
- * A hash table from byte strings to byte strings, in insertion order, kept in typed arrays: the
- * replica of a collection Map.
+ * A hash table from byte strings to byte strings (or of byte strings alone), in insertion order,
+ * kept in typed arrays: the replica of a collection Map (or Set).
  *
  * Why not a JS `Map<string, string>`: a replica catching up on 100k entries spent most of its time
  * in `Map.set` (about 350 ns per entry on a 2-core server, 40 ms for 100k, four times the transfer of
@@ -9,8 +9,9 @@
  * builds the index, and taking one is a view of that buffer while no entry was replaced or removed.
  *
  * Layout:
- * - `#arena`: the snapshot header `[format][arity 2]`, then one record per entry,
- *   `[varint key length][key][varint value length][value]`, appended. Replacing a value appends a new
+ * - `#arena`: the snapshot header `[format][arity]`, then one record per entry,
+ *   `[varint key length][key][varint value length][value]` (arity 2, a Map) or
+ *   `[varint key length][key]` (arity 1, a Set: every value is empty), appended. Replacing a value appends a new
  *   record; removing leaves a gap. Both count as garbage, which compacting the arena (copying the live
  *   records in entry order) reclaims.
  * - Entry `i` (insertion order, never reordered): `#at[i]` its record's offset, `#keyLength[i]`
@@ -32,11 +33,12 @@ import { latin1 } from './values.ts'
 const EMPTY = 0
 const DELETED = -1
 const MIN_SLOTS = 16
-const ARITY = 2
 const HEADER = 2
 
 export class ByteTable {
-  #arena: Uint8Array = Uint8Array.of(SNAPSHOT_FORMAT, ARITY)
+  /** 2: keys and values; 1: keys alone. */
+  readonly #arity: 1 | 2
+  #arena: Uint8Array
   #used = HEADER
   /** Arena bytes of records no entry refers to (replaced or removed). */
   #garbage = 0
@@ -56,27 +58,32 @@ export class ByteTable {
   /** Set when this table was cleared: iterators over it stop. */
   #closed = false
 
+  constructor(arity: 1 | 2 = 2) {
+    this.#arity = arity
+    this.#arena = Uint8Array.of(SNAPSHOT_FORMAT, arity)
+  }
+
   /**
    * The table a packed snapshot (see `snapshot()`) holds, read in place. Throws DecodeError (from
    * `scanItems`) on bytes that are not one. A key listed twice keeps its first place and its last
    * value, as setting it twice does.
    */
-  static fromSnapshot(snapshot: Uint8Array): ByteTable {
-    const t = new ByteTable()
+  static fromSnapshot(snapshot: Uint8Array, arity: 1 | 2 = 2): ByteTable {
+    const t = new ByteTable(arity)
     if (snapshot.length === 0) return t
     // Read in place when the bytes are a whole buffer; a view would keep a larger one alive.
     const bytes = snapshot.byteLength === snapshot.buffer.byteLength ? snapshot : snapshot.slice()
     // The first pass checks the format and counts; the second builds the index.
-    t.reserve(scanItems(ARITY, bytes) / ARITY, 0)
+    t.reserve(scanItems(arity, bytes) / arity, 0)
     t.#arena = bytes
     t.#used = bytes.length
     for (let record = HEADER; record < bytes.length; ) {
       const keyLength = readLength(bytes, record)
       const keyStart = record + varintLength(keyLength)
       const keyEnd = keyStart + keyLength
-      const valueLength = readLength(bytes, keyEnd)
+      const valueLength = arity === 2 ? readLength(bytes, keyEnd) : 0
       t.#restoreRecord(record, keyStart, keyEnd, valueLength)
-      record = keyEnd + varintLength(valueLength) + valueLength
+      record = keyEnd + (arity === 2 ? varintLength(valueLength) + valueLength : 0)
     }
     return t
   }
@@ -130,20 +137,26 @@ export class ByteTable {
     return this.#find(key, start, end, hashBytes(key, start, end))
   }
 
-  /** Sets `key` to `value`; a key already held keeps its place. */
-  set(key: Uint8Array, value: Uint8Array): void {
+  /** Sets `key` to `value` (none in a table of keys alone); a key already held keeps its place. */
+  set(key: Uint8Array, value: Uint8Array = EMPTY_BYTES): void {
     this.setRanges(key, 0, key.length, value, 0, value.length)
   }
 
-  /** Sets the key `key[ks..ke)` to the value `value[vs..ve)` (often the same buffer). */
+  /**
+   * Sets the key `key[ks..ke)` to the value `value[vs..ve)` (often the same buffer). In a table of
+   * keys alone the value is ignored, and a key already held stays as it is.
+   */
   setRanges(key: Uint8Array, ks: number, ke: number, value: Uint8Array, vs: number, ve: number): void {
     const h = hashBytes(key, ks, ke)
     const i = this.#find(key, ks, ke, h)
-    let at = this.#record(i, ke - ks, ve - vs)
-    if (i < 0) this.#insert(at, ke - ks, ve - vs, h)
+    if (i >= 0 && this.#arity === 1) return
+    const valueLength = this.#arity === 2 ? ve - vs : 0
+    let at = this.#record(i, ke - ks, valueLength)
+    if (i < 0) this.#insert(at, ke - ks, valueLength, h)
     at = writeVarint(this.#arena, at, ke - ks)
     copy(key, ks, ke, this.#arena, at)
-    at = writeVarint(this.#arena, at + ke - ks, ve - vs)
+    if (this.#arity === 1) return
+    at = writeVarint(this.#arena, at + ke - ks, valueLength)
     copy(value, vs, ve, this.#arena, at)
   }
 
@@ -170,6 +183,27 @@ export class ByteTable {
     this.#live--
     this.keys.delete(i)
     this.values.delete(i)
+  }
+
+  /**
+   * Entry `i`'s key decoded by `codec`, kept when it decodes to an object (so reads return the same
+   * object until the entry changes).
+   */
+  decodedKey<T>(i: number, codec: KeyDecoder<T>): T {
+    const kept = this.keys.get(i)
+    if (kept !== undefined) return kept as T
+    const key = codec.decodeKey(this.keyString(i))
+    if (isObject(key)) this.keys.set(i, key)
+    return key
+  }
+
+  /** Entry `i`'s value decoded by `codec`, kept like `decodedKey`'s (until the value is replaced). */
+  decodedValue<T>(i: number, codec: KeyDecoder<T>): T {
+    const kept = this.values.get(i)
+    if (kept !== undefined) return kept as T
+    const value = codec.decodeKey(this.valueString(i))
+    if (isObject(value)) this.values.set(i, value)
+    return value
   }
 
   keyString(i: number): string {
@@ -207,7 +241,7 @@ export class ByteTable {
   /** This table without its removed entries, when they are most of it: a new table, or this one. */
   compacted(): ByteTable {
     if (this.#count - this.#live <= Math.max(64, this.#live)) return this
-    const next = ByteTable.fromSnapshot(this.snapshot())
+    const next = ByteTable.fromSnapshot(this.snapshot(), this.#arity)
     // Live entries keep their order, so entry `i` becomes the number of live entries before it.
     for (let i = 0, n = 0; i < this.#count; i++) {
       if (this.#keyLength[i]! < 0) continue
@@ -235,9 +269,12 @@ export class ByteTable {
   }
 
   #recordLength(i: number): number {
-    const k = this.#keyLength[i]!
-    const v = this.#valueLength[i]!
-    return varintLength(k) + k + varintLength(v) + v
+    return this.#recordBytes(this.#keyLength[i]!, this.#valueLength[i]!)
+  }
+
+  /** Bytes of a record with a key of `k` bytes and a value of `v`. */
+  #recordBytes(k: number, v: number): number {
+    return varintLength(k) + k + (this.#arity === 2 ? varintLength(v) + v : 0)
   }
 
   #find(key: Uint8Array, start: number, end: number, h: number): number {
@@ -255,7 +292,7 @@ export class ByteTable {
    * value; the caller writes the record.
    */
   #record(i: number, keyLength: number, valueLength: number): number {
-    const length = varintLength(keyLength) + keyLength + varintLength(valueLength) + valueLength
+    const length = this.#recordBytes(keyLength, valueLength)
     this.#ensureArena(length)
     const at = this.#used
     this.#used += length
@@ -337,7 +374,7 @@ export class ByteTable {
    */
   #copyLive(out: Uint8Array, move: boolean): number {
     out[0] = SNAPSHOT_FORMAT
-    out[1] = ARITY
+    out[1] = this.#arity
     let to = HEADER
     for (let i = 0; i < this.#count; i++) {
       if (this.#keyLength[i]! < 0) continue
@@ -358,6 +395,15 @@ export class ByteTable {
     return true
   }
 }
+
+const EMPTY_BYTES = new Uint8Array(0)
+
+/** What decodes a key or value from its `bytesKey` string (a ValueCodec). */
+interface KeyDecoder<T> {
+  decodeKey(key: string): T
+}
+
+const isObject = (v: unknown): boolean => (typeof v === 'object' && v !== null) || typeof v === 'function'
 
 /** The varint at `at` of bytes `scanItems` accepted. */
 const readLength = (bytes: Uint8Array, at: number): number =>

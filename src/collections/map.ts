@@ -85,8 +85,6 @@ function readMapCommand(r: CommandReader): MapCommand {
   return r.unusual()
 }
 
-const isObject = (v: unknown): boolean => (typeof v === 'object' && v !== null) || typeof v === 'function'
-
 /**
  * The Map replica: entries keyed by canonical key bytes, iterated in insertion order (the same on
  * every replica, since every replica applies the same commands in the same order). Entries are bytes
@@ -160,20 +158,12 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
 
   /** The decoded value of entry `i` of `table`. */
   valueAt(table: ByteTable, i: number): V {
-    const kept = table.values.get(i)
-    if (kept !== undefined) return kept as V
-    const value = this.#values.decodeKey(table.valueString(i))
-    if (isObject(value)) table.values.set(i, value)
-    return value
+    return table.decodedValue(i, this.#values)
   }
 
   /** The decoded key of entry `i` of `table`. */
   keyAt(table: ByteTable, i: number): K {
-    const kept = table.keys.get(i)
-    if (kept !== undefined) return kept as K
-    const key = this.#keys.decodeKey(table.keyString(i))
-    if (isObject(key)) table.keys.set(i, key)
-    return key
+    return table.decodedKey(i, this.#keys)
   }
 
   /** The table's bytes are the snapshot: the same as `packItems` of the items. */
