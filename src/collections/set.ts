@@ -7,11 +7,13 @@ import {
   type CollectionOptions,
   type CollectionRole,
   type CollectionsComponents,
-  Lazy,
   ValueCodec,
   type ValueType,
   type Version,
 } from './base.ts'
+import { ByteTable } from './byte-table.ts'
+import { packItems, unpackItems } from './machine.ts'
+import { keyBytes } from './values.ts'
 
 export interface SetOptions<T> extends CollectionOptions {
   /** How members are encoded and validated (default: canonical CBOR); members compare by encoded bytes. */
@@ -24,9 +26,17 @@ type SetCommand =
   | readonly ['remove', Uint8Array[]]
   | readonly ['clear']
 
-/** The Set replica: members keyed by canonical bytes, in insertion order. */
+/**
+ * The Set replica: members as canonical bytes in a ByteTable of keys alone, in insertion order (the
+ * same on every replica). Members are decoded when read, and kept when they decode to objects, so
+ * reads return the same object until the member is removed.
+ */
 export class SetMachine<T> extends CollectionMachine<SetCommand> {
-  readonly members = new Map<string, Lazy<T>>()
+  /**
+   * The members. A restore or a clear replaces it and closes the old one (iterators over it stop); a
+   * compaction replaces it and leaves the old one as it was (iterators over it go on).
+   */
+  table = new ByteTable(1)
   protected readonly arity = 1
   readonly #codec: ValueCodec<T>
 
@@ -35,35 +45,55 @@ export class SetMachine<T> extends CollectionMachine<SetCommand> {
     this.#codec = codec
   }
 
-  #add(bytes: Uint8Array): void {
-    const id = bytesKey(bytes)
-    if (!this.members.has(id)) this.members.set(id, new Lazy(bytes, this.#codec))
-  }
-
   applyCommand(c: SetCommand): unknown {
     switch (c[0]) {
       case 'add':
-        this.#add(c[1])
+        this.table.set(c[1])
         return
       case 'extend':
-        for (const b of c[1]) this.#add(b)
+        this.table.reserve(c[1].length, 0)
+        for (const b of c[1]) this.table.set(b)
         return
       case 'remove':
-        for (const b of c[1]) this.members.delete(bytesKey(b))
+        for (const b of c[1]) {
+          const i = this.table.find(b)
+          if (i < 0) continue
+          this.table.delete(i)
+          // Compacted once removed members are most of it.
+          this.table = this.table.compacted()
+        }
         return
       case 'clear':
-        this.members.clear()
+        this.table.close()
+        this.table = new ByteTable(1)
         return
     }
   }
 
-  protected snapshotItems(): Uint8Array[][] {
-    return [...this.members.values()].map((m) => [m.bytes])
+  /** The table's bytes are the snapshot: the same as `packItems` of the members. */
+  override snapshot(): Uint8Array {
+    return this.table.snapshot()
   }
 
+  /** Not used (`snapshot()` is the table's bytes): the items of those bytes, as the base class asks. */
+  protected snapshotItems(): Uint8Array[][] {
+    return unpackItems(this.arity, this.table.snapshot())
+  }
+
+  protected override restoreSnapshot(snapshot: Uint8Array): void {
+    const table = ByteTable.fromSnapshot(snapshot, 1)
+    this.table.close()
+    this.table = table
+  }
+
+  /** Not used (`restoreSnapshot` reads the bytes): the items packed, as the base class asks. */
   protected restoreItems(items: Uint8Array[][]): void {
-    this.members.clear()
-    for (const [b] of items) this.#add(b!)
+    this.restoreSnapshot(packItems(this.arity, items))
+  }
+
+  /** The decoded member `i` of `table`. */
+  memberAt(table: ByteTable, i: number): T {
+    return table.decodedKey(i, this.#codec)
   }
 }
 
@@ -84,7 +114,7 @@ export class SetReader<T> extends CollectionHandle<SetMachine<T>> implements Ite
 
   /** Number of members. */
   get size(): number {
-    return this.machine.members.size
+    return this.machine.table.size
   }
 
   /** True when the set has no members. */
@@ -94,22 +124,31 @@ export class SetReader<T> extends CollectionHandle<SetMachine<T>> implements Ite
 
   /** True when `value` is a member (compared by encoded bytes). */
   has(value: T): boolean {
-    return this.machine.members.has(bytesKey(this.codec.encodeUnchecked(value)))
+    return this.machine.table.find(this.codec.encodeUnchecked(value)) >= 0
   }
 
   /** True when every member of this set is in `other` (compared by encoded bytes). */
   isSubsetOf(other: Iterable<T> | SetReader<T>): boolean {
-    const theirs =
+    const ours = this.machine.table
+    const theirs: { has(member: string): boolean } =
       other instanceof SetReader
-        ? (other as SetReader<T>).machine.members
-        : new Map([...other].map((v) => [bytesKey(this.codec.encodeUnchecked(v)), true]))
-    for (const id of this.machine.members.keys()) if (!theirs.has(id)) return false
+        ? { has: (member) => (other as SetReader<T>).machine.table.find(keyBytes(member)) >= 0 }
+        : new Set([...other].map((v) => bytesKey(this.codec.encodeUnchecked(v))))
+    for (let i = 0; i < ours.end; i++) if (ours.isLive(i) && !theirs.has(ours.keyString(i))) return false
     return true
   }
 
-  /** The members, in insertion order (the same on every replica). */
+  /**
+   * The members, in insertion order (the same on every replica).
+   *
+   * Gotchas: like a JS Set's, iterators see members added and removed while they run, until a `clear`
+   * (they stop) or until enough removals compact the table (they go on over the members as they were
+   * then).
+   */
   *values(): IterableIterator<T> {
-    for (const m of this.machine.members.values()) yield m.value
+    const m = this.machine
+    const table = m.table
+    for (let i = 0; i < table.end && !table.closed; i++) if (table.isLive(i)) yield m.memberAt(table, i)
   }
 
   /** The same as `values()`. */
