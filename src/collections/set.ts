@@ -1,4 +1,5 @@
 import type { AbortOptions } from '../primitives/abort.ts'
+import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
   bytesKey,
@@ -12,7 +13,7 @@ import {
   type Version,
 } from './base.ts'
 import { ByteTable } from './byte-table.ts'
-import { packItems, unpackItems } from './machine.ts'
+import { type CommandReader, decodeCommand, packItems, unpackItems } from './machine.ts'
 import { keyBytes } from './values.ts'
 
 export interface SetOptions<T> extends CollectionOptions {
@@ -20,11 +21,61 @@ export interface SetOptions<T> extends CollectionOptions {
   value?: ValueType<T>
 }
 
+/** The members of an `extend` read from the log: `[start, end]` of each in `bytes`. */
+interface Ranges {
+  readonly bytes: Uint8Array
+  readonly ranges: Int32Array
+}
+
 type SetCommand =
   | readonly ['add', Uint8Array]
-  | readonly ['extend', Uint8Array[]]
+  | readonly ['extend', Uint8Array[] | Ranges]
   | readonly ['remove', Uint8Array[]]
   | readonly ['clear']
+
+/**
+ * Set commands: canonical CBOR whose byte strings are read as views or ranges of the command's bytes,
+ * without a general decoder (see CommandReader).
+ */
+const setCommands: Codec<SetCommand> = {
+  encode: (c) =>
+    c[0] === 'extend' && !Array.isArray(c[1])
+      ? encodeCanonical(['extend', membersOf(c[1] as Ranges)])
+      : encodeCanonical(c),
+  decode: (bytes) => decodeCommand(bytes, readSetCommand),
+}
+
+/** The members of ranges as byte strings (writers propose lists: this is for completeness). */
+function membersOf({ bytes, ranges }: Ranges): Uint8Array[] {
+  const members: Uint8Array[] = []
+  for (let j = 0; j < ranges.length; j += 2) members.push(bytes.slice(ranges[j], ranges[j + 1]))
+  return members
+}
+
+function readSetCommand(r: CommandReader): SetCommand {
+  const n = r.head(4)
+  const name = r.name()
+  if (name === 'add' && n === 2) return ['add', r.byteString()]
+  if (name === 'extend' && n === 2) {
+    const count = r.head(4)
+    // A member takes a byte at least: a larger count is a lie the strict decoder rejects.
+    if (count > r.bytes.length - r.at) r.unusual()
+    const ranges = new Int32Array(count * 2)
+    for (let j = 0; j < ranges.length; j += 2) {
+      ranges[j] = r.byteStringStart()
+      ranges[j + 1] = r.at
+    }
+    return ['extend', { bytes: r.bytes, ranges }]
+  }
+  if (name === 'remove' && n === 2) {
+    const count = r.head(4)
+    const members: Uint8Array[] = []
+    for (let i = 0; i < count; i++) members.push(r.byteString())
+    return ['remove', members]
+  }
+  if (name === 'clear' && n === 1) return ['clear']
+  return r.unusual()
+}
 
 /**
  * The Set replica: members as canonical bytes in a ByteTable of keys alone, in insertion order (the
@@ -37,6 +88,7 @@ export class SetMachine<T> extends CollectionMachine<SetCommand> {
    * compaction replaces it and leaves the old one as it was (iterators over it go on).
    */
   table = new ByteTable(1)
+  readonly codecs = { command: setCommands }
   protected readonly arity = 1
   readonly #codec: ValueCodec<T>
 
@@ -50,10 +102,18 @@ export class SetMachine<T> extends CollectionMachine<SetCommand> {
       case 'add':
         this.table.set(c[1])
         return
-      case 'extend':
-        this.table.reserve(c[1].length, 0)
-        for (const b of c[1]) this.table.set(b)
+      case 'extend': {
+        const t = this.table
+        const members = c[1]
+        if (Array.isArray(members)) for (const b of members) t.set(b)
+        else {
+          const { bytes, ranges } = members as Ranges
+          t.reserve(ranges.length / 2, bytes.length)
+          for (let j = 0; j < ranges.length; j += 2)
+            t.setRanges(bytes, ranges[j]!, ranges[j + 1]!, bytes, 0, 0)
+        }
         return
+      }
       case 'remove':
         for (const b of c[1]) {
           const i = this.table.find(b)

@@ -1,9 +1,10 @@
 /** The packed snapshot format collections share: items of byte strings, each behind a varint length. */
 import { serialize } from 'node:v8'
 import { describe, expect, it } from 'vitest'
-import { DecodeError } from '../../platform/node/index.ts'
+import { DecodeError, Digest } from '../../platform/node/index.ts'
 import { CommandReader, packItems, SNAPSHOT_FORMAT, unpackItems } from '../../src/collections/machine.ts'
-import { keyBytes, latin1 } from '../../src/collections/values.ts'
+import { SetMachine } from '../../src/collections/set.ts'
+import { keyBytes, latin1, ValueCodec } from '../../src/collections/values.ts'
 
 const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill)
 
@@ -67,5 +68,38 @@ describe('byte strings as latin1 strings', () => {
     expect([a, b]).toEqual([high, low])
     expect(a.buffer).toBe(command.buffer)
     expect(r.at).toBe(command.length)
+  })
+})
+
+describe('Set commands', () => {
+  const commands = new SetMachine(Digest.zero(), new ValueCodec<string>()).codecs.command
+  const [a, b, c] = ['a', 'bb', ''].map((s) => new TextEncoder().encode(s))
+
+  it('read the members of an extend as ranges of the command, and the others as views', () => {
+    const extend = commands.encode(['extend', [a!, b!, c!]])
+    const decoded = commands.decode(extend)
+    expect(decoded[0]).toBe('extend')
+    const { bytes, ranges } = decoded[1] as { bytes: Uint8Array; ranges: Int32Array }
+    expect(bytes).toBe(extend)
+    expect([0, 2, 4].map((j) => bytes.slice(ranges[j], ranges[j + 1]))).toEqual([a, b, c])
+    // Encoded again, ranges are the list they were read from: the same bytes.
+    expect(commands.encode(decoded)).toEqual(extend)
+    const others: Parameters<typeof commands.encode>[0][] = [['add', b!], ['remove', [a!, c!]], ['clear']]
+    for (const command of others) {
+      expect(commands.decode(commands.encode(command))).toEqual(command)
+    }
+  })
+
+  it('leave a command in another form to the strict decoder, which refuses a malformed one', () => {
+    // ["add", h'61'] with the array header in a longer form than canonical: the reader gives up, and
+    // the strict decoder refuses the non-minimal header.
+    const longer = new Uint8Array([0x98, 0x02, 0x63, 0x61, 0x64, 0x64, 0x41, 0x61])
+    expect(() => commands.decode(longer)).toThrow(DecodeError)
+    const trailing = new Uint8Array([...commands.encode(['add', a!]), 0x00])
+    expect(() => commands.decode(trailing)).toThrow(DecodeError)
+    // An extend claiming more members than it has bytes for.
+    expect(() =>
+      commands.decode(new Uint8Array([0x82, 0x66, ...new TextEncoder().encode('extend'), 0x99, 0xff, 0xff])),
+    ).toThrow(DecodeError)
   })
 })
