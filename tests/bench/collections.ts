@@ -1,4 +1,4 @@
-import { collections } from '../../platform/node/index.ts'
+import { collections, type Network } from '../../platform/node/index.ts'
 import type { MapReader, MapWriter } from '../../src/collections/map.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
 import {
@@ -214,6 +214,50 @@ export async function benchCollections(): Promise<Row[]> {
     baselineName: 'a plain JS Map of the same entries',
     baseline: plain,
   })
+  rows.push(await setCatchUp(nets, section))
   await Promise.all(nets.map((n) => n.close()))
   return rows
+}
+
+/**
+ * A Set of 100k members, added in batches of 1 000 through the first of its three writers: a new
+ * reader on the fourth node catches up (from the log, which holds fewer entries than a compaction
+ * needs), against the raw transfer of the same members.
+ */
+async function setCatchUp(nets: Network[], section: string): Promise<Row> {
+  const writers = nets.slice(0, 3).map((n) => collections.Set.writer<string>(n, 'bench-set'))
+  await Promise.all(writers.map((x) => x.when.online()))
+  const w = writers[0]!
+  for (let i = 0; i < 100_000; i += 1000) {
+    const batch = Array.from({ length: 1000 }, (_, k) => `member-${i + k}`)
+    await resendWhileOffline(
+      () => w.extend(batch),
+      () => w.when.online(),
+    )
+  }
+  await Promise.all(writers.map((x) => x.when.reaches(w.version)))
+  const catchUps: number[] = []
+  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
+    await collectGarbage()
+    const t = performance.now()
+    const reader = collections.Set.reader<string>(nets[3]!, 'bench-set')
+    await reader.when.reaches(w.version)
+    catchUps.push(performance.now() - t)
+    await reader.close()
+  }
+  const bytes = encodeCanonical([...w].map((m) => encodeCanonical(m))).length
+  const raws: number[] = []
+  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
+    await collectGarbage()
+    raws.push(await rawTransfer(bytes))
+  }
+  await Promise.all(writers.map((x) => x.close()))
+  return {
+    section,
+    name: `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-member Set`,
+    value: median(catchUps),
+    unit: 'ms',
+    baselineName: `raw transfer of the same ${(bytes / 1e6).toFixed(1)} MB over one stream`,
+    baseline: median(raws),
+  }
 }
