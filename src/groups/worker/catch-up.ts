@@ -84,6 +84,12 @@ export class CatchUp {
     const host = this.#host
     try {
       let next = from
+      // A gap wider than the compaction interval reaches below what members keep (each compacts every
+      // `snapshotEvery` entries): ask for a snapshot at once, not after a fetch round that says so.
+      // A member configured otherwise only makes this cost a snapshot where entries would have done.
+      if (to - from >= host.config.snapshotEvery && (await this.fetchSnapshot(from))) {
+        next = host.node.status().commitIndex + 1
+      }
       while (next <= to && !host.closedOrHalted()) {
         const clusterId = host.node.status().clusterId
         if (clusterId === undefined) return
