@@ -3,7 +3,6 @@ import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
   CollectionHandle,
-  CollectionMachine,
   type CollectionOptions,
   type CollectionRole,
   type CollectionsComponents,
@@ -11,8 +10,9 @@ import {
   type ValueType,
   type Version,
 } from './base.ts'
-import { ByteTable } from './byte-table.ts'
-import { type CommandReader, decodeCommand, packItems, unpackItems } from './machine.ts'
+import type { ByteTable } from './byte-table.ts'
+import { type CommandReader, decodeCommand } from './machine.ts'
+import { TableMachine } from './table-machine.ts'
 
 /** Options of a replicated Map: codecs (and schemas) for keys and values. */
 export interface MapOptions<K, V> extends CollectionOptions {
@@ -91,19 +91,13 @@ function readMapCommand(r: CommandReader): MapCommand {
  * in a ByteTable; keys and values are decoded when read, and kept when they decode to objects, so
  * reads return the same object until the entry changes.
  */
-export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
-  /**
-   * The entries. A restore or a clear replaces it and closes the old one (iterators over it stop); a
-   * compaction replaces it and leaves the old one as it was (iterators over it go on).
-   */
-  table = new ByteTable()
+export class MapMachine<K, V> extends TableMachine<MapCommand> {
   readonly codecs = { command: mapCommands }
-  protected readonly arity = 2
   readonly #keys: ValueCodec<K>
   readonly #values: ValueCodec<V>
 
   constructor(storeId: StoreId, keys: ValueCodec<K>, values: ValueCodec<V>) {
-    super('map', storeId)
+    super('map', storeId, 2)
     this.#keys = keys
     this.#values = values
   }
@@ -129,7 +123,7 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
       case 'remove':
         for (const k of c[1]) {
           const i = t.find(k)
-          if (i >= 0) this.#delete(i)
+          if (i >= 0) this.removeAt(i)
         }
         return
       case 'cas': {
@@ -140,20 +134,13 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
         const matches = expected === null ? i < 0 : i >= 0 && t.valueEquals(i, expected)
         if (!matches) return false
         if (next !== null) t.set(k, next)
-        else if (i >= 0) this.#delete(i)
+        else if (i >= 0) this.removeAt(i)
         return true
       }
       case 'clear':
-        t.close()
-        this.table = new ByteTable()
+        this.clearTable()
         return
     }
-  }
-
-  /** Removes entry `i`; the table is compacted once removed entries are most of it. */
-  #delete(i: number): void {
-    this.table.delete(i)
-    this.table = this.table.compacted()
   }
 
   /** The decoded value of entry `i` of `table`. */
@@ -164,27 +151,6 @@ export class MapMachine<K, V> extends CollectionMachine<MapCommand> {
   /** The decoded key of entry `i` of `table`. */
   keyAt(table: ByteTable, i: number): K {
     return table.decodedKey(i, this.#keys)
-  }
-
-  /** The table's bytes are the snapshot: the same as `packItems` of the items. */
-  override snapshot(): Uint8Array {
-    return this.table.snapshot()
-  }
-
-  /** Not used (`snapshot()` is the table's bytes): the items of those bytes, as the base class asks. */
-  protected snapshotItems(): Uint8Array[][] {
-    return unpackItems(this.arity, this.table.snapshot())
-  }
-
-  protected override restoreSnapshot(snapshot: Uint8Array): void {
-    const table = ByteTable.fromSnapshot(snapshot)
-    this.table.close()
-    this.table = table
-  }
-
-  /** Not used (`restoreSnapshot` reads the bytes): the items packed, as the base class asks. */
-  protected restoreItems(items: Uint8Array[][]): void {
-    this.restoreSnapshot(packItems(this.arity, items))
   }
 }
 

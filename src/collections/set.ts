@@ -4,7 +4,6 @@ import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
   bytesKey,
   CollectionHandle,
-  CollectionMachine,
   type CollectionOptions,
   type CollectionRole,
   type CollectionsComponents,
@@ -12,8 +11,9 @@ import {
   type ValueType,
   type Version,
 } from './base.ts'
-import { ByteTable } from './byte-table.ts'
-import { type CommandReader, decodeCommand, packItems, unpackItems } from './machine.ts'
+import type { ByteTable } from './byte-table.ts'
+import { type CommandReader, decodeCommand } from './machine.ts'
+import { TableMachine } from './table-machine.ts'
 import { keyBytes } from './values.ts'
 
 export interface SetOptions<T> extends CollectionOptions {
@@ -82,18 +82,12 @@ function readSetCommand(r: CommandReader): SetCommand {
  * same on every replica). Members are decoded when read, and kept when they decode to objects, so
  * reads return the same object until the member is removed.
  */
-export class SetMachine<T> extends CollectionMachine<SetCommand> {
-  /**
-   * The members. A restore or a clear replaces it and closes the old one (iterators over it stop); a
-   * compaction replaces it and leaves the old one as it was (iterators over it go on).
-   */
-  table = new ByteTable(1)
+export class SetMachine<T> extends TableMachine<SetCommand> {
   readonly codecs = { command: setCommands }
-  protected readonly arity = 1
   readonly #codec: ValueCodec<T>
 
   constructor(storeId: StoreId, codec: ValueCodec<T>) {
-    super('set', storeId)
+    super('set', storeId, 1)
     this.#codec = codec
   }
 
@@ -117,38 +111,13 @@ export class SetMachine<T> extends CollectionMachine<SetCommand> {
       case 'remove':
         for (const b of c[1]) {
           const i = this.table.find(b)
-          if (i < 0) continue
-          this.table.delete(i)
-          // Compacted once removed members are most of it.
-          this.table = this.table.compacted()
+          if (i >= 0) this.removeAt(i)
         }
         return
       case 'clear':
-        this.table.close()
-        this.table = new ByteTable(1)
+        this.clearTable()
         return
     }
-  }
-
-  /** The table's bytes are the snapshot: the same as `packItems` of the members. */
-  override snapshot(): Uint8Array {
-    return this.table.snapshot()
-  }
-
-  /** Not used (`snapshot()` is the table's bytes): the items of those bytes, as the base class asks. */
-  protected snapshotItems(): Uint8Array[][] {
-    return unpackItems(this.arity, this.table.snapshot())
-  }
-
-  protected override restoreSnapshot(snapshot: Uint8Array): void {
-    const table = ByteTable.fromSnapshot(snapshot, 1)
-    this.table.close()
-    this.table = table
-  }
-
-  /** Not used (`restoreSnapshot` reads the bytes): the items packed, as the base class asks. */
-  protected restoreItems(items: Uint8Array[][]): void {
-    this.restoreSnapshot(packItems(this.arity, items))
   }
 
   /** The decoded member `i` of `table`. */
