@@ -121,8 +121,9 @@ export class MapMachine<K, V> extends TableMachine<MapCommand> {
         return
       }
       case 'remove':
+        // Each removal may compact the table into a new one: look every key up in the current one.
         for (const k of c[1]) {
-          const i = t.find(k)
+          const i = this.table.find(k)
           if (i >= 0) this.removeAt(i)
         }
         return

@@ -447,6 +447,22 @@ describe('collections::map', () => {
     expect(r.size).toBe(2)
   })
 
+  it('remove_many past a compaction: one command removing most keys removes exactly those', async () => {
+    const [n0, n1] = pool.nets
+    const w = writer(n0!)
+    const r = reader(n1!)
+    await online(w, r)
+    const keys = Array.from({ length: 200 }, (_, i) => i)
+    await reach(await w.extend(keys.map((k) => [k, k * 10] as [number, number])), r)
+    // Removed entries become most of the table after the 101st key: it is compacted mid-command.
+    await reach(await w.removeMany(keys.slice(0, 150)), r)
+    for (const m of [w, r]) {
+      expect(m.size).toBe(50)
+      expect([...m.keys()]).toEqual(keys.slice(150))
+      expect(m.get(175)).toBe(1750)
+    }
+  })
+
   it('compare_exchange_success: replaces the value when the expected one matches', async () => {
     const [n0, n1] = pool.nets
     const w = writer(n0!)
