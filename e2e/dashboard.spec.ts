@@ -147,7 +147,13 @@ describe.skipIf(skipReason !== undefined)('the dashboard of `npm start`', () => 
       const leader = await field(page, 'leader')
       const term = Number(await field(page, 'term'))
       expect(term).toBeGreaterThan(0)
-      expect(Number(await field(page, 'commit-index'))).toBeGreaterThan(0)
+      // The leader shows as soon as the page's observer hears from it; what it applied follows once
+      // it caught up, a moment later.
+      await page.waitForFunction(
+        () => Number(document.querySelector('[data-testid="commit-index"]')?.textContent) > 0,
+        undefined,
+        { timeout: secs(30) },
+      )
 
       // The collections: the status Map has an entry per node, the queue has jobs.
       await page.waitForFunction(
