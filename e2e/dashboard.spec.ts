@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Consumer, Network } from '../platform/node/index.ts'
 import { secs, within } from '../tests/support/time.ts'
 import { chromiumPath, skipReason } from './support/browser.ts'
 
@@ -53,6 +54,25 @@ const alive = (pid: number) => {
     return false
   }
 }
+
+/** What the page's consumer of the price stream knows of its channels, for a failure's report. */
+const priceChannels = (page: Page) =>
+  page
+    .evaluate(() => {
+      const { prices, net } = (
+        globalThis as never as { dashboard: { prices: Consumer<unknown>; net: Network } }
+      ).dashboard
+      const channels = prices.producers().map((c) => ({
+        producer: c.producerId,
+        state: c.state,
+        startedAt: c.peer.startedAt,
+        datums: c.stats.datums,
+        lastClose: c.lastClose && `${c.lastClose.code} ${c.lastClose.reason}`,
+      }))
+      const catalog = [...net.discovery.catalog().peers()].map((p) => `${p.id} started ${p.startedAt}`)
+      return JSON.stringify({ at: Date.now(), channels, catalog }, null, 1)
+    })
+    .catch((err: unknown) => `(unavailable: ${err})`)
 
 /** A dashboard field's text. */
 const field = async (page: Page, id: string) =>
@@ -194,7 +214,10 @@ describe.skipIf(skipReason !== undefined)('the dashboard of `npm start`', () => 
       )
       await page.screenshot({ path: `${ARTIFACTS}dashboard-after-kill.png`, fullPage: true })
     } catch (err) {
-      console.error(`start script output:\n${output}\npage logs:\n${pageLogs.slice(-30).join('\n')}`)
+      console.error(
+        `start script output:\n${output}\npage logs:\n${pageLogs.slice(-30).join('\n')}\n` +
+          `the page's price channels:\n${await priceChannels(page)}`,
+      )
       throw err
     }
   })

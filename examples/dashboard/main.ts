@@ -63,7 +63,8 @@ const net = await Network.create({
   allowPrivateAddresses: true, // the demo runs on loopback
 })
 text('self', net.peerId)
-;(globalThis as Record<string, unknown>).dashboard = { net }
+const debug: Record<string, unknown> = { net }
+;(globalThis as Record<string, unknown>).dashboard = debug
 
 // ---- names and tags -----------------------------------------------------------------------------------
 
@@ -93,6 +94,7 @@ const nameOf = (id: string | undefined): string => {
 // ---- the stream ---------------------------------------------------------------------------------------
 
 const prices = net.streams.consumer(Prices)
+debug.prices = prices
 const first = new Map<string, number>()
 const last = new Map<string, number>()
 let latency = 0
