@@ -1,5 +1,5 @@
 import type { AbortOptions } from '../primitives/abort.ts'
-import { compareBytes, equalBytes, u64be } from '../primitives/bytes.ts'
+import { compareBytes, u64be } from '../primitives/bytes.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
 import {
@@ -13,6 +13,8 @@ import {
   type ValueType,
   type Version,
 } from './base.ts'
+import { BucketList, type Linked } from './priority-buckets.ts'
+import { keyBytes } from './values.ts'
 
 export interface PriorityQueueOptions<P, K, V> extends CollectionOptions {
   /** How priorities are encoded and validated (default: canonical CBOR). */
@@ -66,19 +68,53 @@ type PqCommand =
   | readonly ['removeRange', Bound, Bound]
   | readonly ['clear']
 
-interface Slot<P, K, V> {
-  priority: P
-  key: K
-  value: V
-  pb: Uint8Array
-  kb: Uint8Array
-  vb: Uint8Array
-  id: string
-}
+type Codecs<P, K, V> = { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> }
 
-interface Bucket<P, K, V> {
+const UNDECODED: unique symbol = Symbol('undecoded')
+
+/**
+ * One entry. Its bytes are kept as latin1 strings (one byte per character: a fraction of a typed
+ * array's overhead), the key and value decoded when first read; the priority is decoded at once, as
+ * the order needs it.
+ */
+class Slot<P, K, V> implements Linked<P> {
+  prev: this | undefined = undefined
+  next: this | undefined = undefined
+  #key: K | typeof UNDECODED = UNDECODED
+  #value: V | typeof UNDECODED = UNDECODED
+
+  /** The decoded priority. */
   priority: P
-  slots: Map<string, Slot<P, K, V>>
+  /** The priority's bytes. */
+  p: string
+  /** The key's bytes: the entry's id in `byKey`. */
+  readonly id: string
+  /** The value's bytes. */
+  v: string
+  readonly codecs: Codecs<P, K, V>
+
+  constructor(priority: P, p: string, id: string, v: string, codecs: Codecs<P, K, V>) {
+    this.priority = priority
+    this.p = p
+    this.id = id
+    this.v = v
+    this.codecs = codecs
+  }
+
+  get key(): K {
+    if (this.#key === UNDECODED) this.#key = this.codecs.k.decodeKey(this.id)
+    return this.#key
+  }
+
+  get value(): V {
+    if (this.#value === UNDECODED) this.#value = this.codecs.v.decodeKey(this.v)
+    return this.#value
+  }
+
+  setValue(v: string): void {
+    this.v = v
+    this.#value = UNDECODED
+  }
 }
 
 export function defaultCompare(a: unknown, b: unknown): number {
@@ -97,15 +133,15 @@ export function defaultCompare(a: unknown, b: unknown): number {
 export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> {
   readonly byKey = new Map<string, Slot<P, K, V>>()
   /** Buckets in ascending priority. */
-  buckets: Bucket<P, K, V>[] = []
+  readonly buckets: BucketList<P, Slot<P, K, V>>
   readonly capacity: number
   protected readonly arity = 3
-  readonly #codecs: { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> }
+  readonly #codecs: Codecs<P, K, V>
   readonly #compare: (a: P, b: P) => number
 
   constructor(
     storeId: StoreId,
-    codecs: { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> },
+    codecs: Codecs<P, K, V>,
     capacity: number,
     compare: ((a: P, b: P) => number) | undefined,
   ) {
@@ -118,66 +154,33 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
       const c = compare ? compare(a, b) : defaultCompare(a, b)
       return Number.isNaN(c) ? compareBytes(codec.encodeUnchecked(a), codec.encodeUnchecked(b)) : c
     }
-  }
-
-  /** Index of the bucket with `priority`, or the bitwise complement of where it would go. */
-  #find(priority: P): number {
-    let lo = 0
-    let hi = this.buckets.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      const c = this.#compare(this.buckets[mid]!.priority, priority)
-      if (c === 0) return mid
-      if (c < 0) lo = mid + 1
-      else hi = mid - 1
-    }
-    return ~lo
-  }
-
-  #unlink(slot: Slot<P, K, V>): void {
-    const i = this.#find(slot.priority)
-    if (i < 0) return
-    const bucket = this.buckets[i]!
-    bucket.slots.delete(slot.id)
-    if (bucket.slots.size === 0) this.buckets.splice(i, 1)
-  }
-
-  #link(slot: Slot<P, K, V>): void {
-    let i = this.#find(slot.priority)
-    if (i < 0) {
-      i = ~i
-      this.buckets.splice(i, 0, { priority: slot.priority, slots: new Map() })
-    }
-    this.buckets[i]!.slots.set(slot.id, slot)
+    this.buckets = new BucketList(this.#compare)
   }
 
   #insert(pb: Uint8Array, kb: Uint8Array, vb: Uint8Array): void {
     const id = bytesKey(kb)
-    const old = this.byKey.get(id)
-    if (old) this.#unlink(old)
-    const slot: Slot<P, K, V> = {
-      priority: this.#codecs.p.decode(pb),
-      key: old ? old.key : this.#codecs.k.decode(kb),
-      value: this.#codecs.v.decode(vb),
-      pb,
-      kb,
-      vb,
-      id,
+    const priority = this.#codecs.p.decode(pb)
+    let slot = this.byKey.get(id)
+    if (slot) {
+      // Inserting a held key moves it to the end of its (new) bucket, with the new value.
+      this.buckets.unlink(slot)
+      slot.priority = priority
+      slot.p = bytesKey(pb)
+      slot.setValue(bytesKey(vb))
+    } else {
+      slot = new Slot(priority, bytesKey(pb), id, bytesKey(vb), this.#codecs)
+      this.byKey.set(id, slot)
     }
-    this.byKey.set(id, slot)
-    this.#link(slot)
-    while (this.byKey.size > this.capacity) {
-      const lowest = this.buckets[0]!
-      const victim = [...lowest.slots.values()].pop()!
-      this.#remove(victim.id)
-    }
+    this.buckets.link(slot)
+    // Past capacity, the newest entry of the lowest bucket goes.
+    while (this.byKey.size > this.capacity) this.#remove(this.buckets.first!.tail!.id)
   }
 
   #remove(id: string): void {
     const slot = this.byKey.get(id)
     if (!slot) return
     this.byKey.delete(id)
-    this.#unlink(slot)
+    this.buckets.unlink(slot)
   }
 
   #inRange(p: P, low: Bound, high: Bound): boolean {
@@ -203,27 +206,24 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
       case 'updatePriority': {
         const slot = this.byKey.get(bytesKey(c[1]))
         if (!slot) return false
-        this.#unlink(slot)
-        slot.pb = c[2]
-        slot.priority = this.#codecs.p.decode(c[2])
-        this.#link(slot)
+        const priority = this.#codecs.p.decode(c[2])
+        this.buckets.unlink(slot)
+        slot.p = bytesKey(c[2])
+        slot.priority = priority
+        this.buckets.link(slot)
         return true
       }
       case 'updateValue': {
         const slot = this.byKey.get(bytesKey(c[1]))
         if (!slot) return false
-        slot.vb = c[2]
-        slot.value = this.#codecs.v.decode(c[2])
+        slot.setValue(bytesKey(c[2]))
         return true
       }
       case 'cas': {
         const slot = this.byKey.get(bytesKey(c[1]))
-        if (!slot || !equalBytes(slot.vb, c[2])) return false
+        if (!slot || slot.v !== bytesKey(c[2])) return false
         if (c[3] === null) this.#remove(slot.id)
-        else {
-          slot.vb = c[3]
-          slot.value = this.#codecs.v.decode(c[3])
-        }
+        else slot.setValue(bytesKey(c[3]))
         return true
       }
       case 'remove':
@@ -231,37 +231,34 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
         return
       case 'removeRange': {
         const [, low, high] = c
-        const keep: Bucket<P, K, V>[] = []
-        for (const bucket of this.buckets) {
-          if (this.#inRange(bucket.priority, low, high))
-            for (const id of bucket.slots.keys()) this.byKey.delete(id)
-          else keep.push(bucket)
-        }
-        this.buckets = keep
+        for (const slot of this.buckets.removeWhere((p) => this.#inRange(p, low, high)))
+          this.byKey.delete(slot.id)
         return
       }
       case 'clear':
         this.byKey.clear()
-        this.buckets = []
+        this.buckets.clear()
         return
     }
   }
 
+  /** Entries by ascending priority, the oldest first among equals. */
   *ascending(): IterableIterator<Slot<P, K, V>> {
-    for (const b of this.buckets) yield* b.slots.values()
+    for (const b of this.buckets.ascending()) for (let s = b.head; s; s = s.next) yield s
   }
 
+  /** Entries by descending priority, the newest first among equals. */
   *descending(): IterableIterator<Slot<P, K, V>> {
-    for (let i = this.buckets.length - 1; i >= 0; i--) yield* [...this.buckets[i]!.slots.values()].reverse()
+    for (const b of this.buckets.descending()) for (let s = b.tail; s; s = s.prev) yield s
   }
 
   protected snapshotItems(): Uint8Array[][] {
-    return [...this.ascending()].map((s) => [s.pb, s.kb, s.vb])
+    return [...this.ascending()].map((s) => [keyBytes(s.p), keyBytes(s.id), keyBytes(s.v)])
   }
 
   protected restoreItems(items: Uint8Array[][]): void {
     this.byKey.clear()
-    this.buckets = []
+    this.buckets.clear()
     for (const [pb, kb, vb] of items) this.#insert(pb!, kb!, vb!)
   }
 }
@@ -331,33 +328,41 @@ export class PriorityQueueReader<P, K, V> extends CollectionHandle<PriorityQueue
 
   /** The entry of lowest priority (the first inserted among equals). */
   getMin(): QueueEntry<P, K, V> | undefined {
-    const slot = this.machine.buckets[0]?.slots.values().next().value
+    const slot = this.machine.buckets.first?.head
     return slot && toEntry(slot)
   }
 
   /** The entry of highest priority (the first inserted among equals). */
   getMax(): QueueEntry<P, K, V> | undefined {
-    const buckets = this.machine.buckets
-    const slot = buckets[buckets.length - 1]?.slots.values().next().value
+    const slot = this.machine.buckets.last?.head
     return slot && toEntry(slot)
   }
 
   /** The lowest priority in the queue, or undefined when empty. */
   get minPriority(): P | undefined {
-    return this.machine.buckets[0]?.priority
+    return this.machine.buckets.first?.priority
   }
 
   /** The highest priority in the queue, or undefined when empty. */
   get maxPriority(): P | undefined {
-    return this.machine.buckets[this.machine.buckets.length - 1]?.priority
+    return this.machine.buckets.last?.priority
   }
 
-  /** Entries by ascending priority. */
+  /**
+   * Entries by ascending priority, the first inserted first among equals.
+   *
+   * Gotchas: an iteration that spans a change to the queue (it awaits between entries while commands
+   * apply) may skip or repeat entries; take `[...queue.ascending()]` first when the loop awaits.
+   */
   *ascending(): IterableIterator<QueueEntry<P, K, V>> {
     for (const s of this.machine.ascending()) yield toEntry(s)
   }
 
-  /** Entries by descending priority. */
+  /**
+   * Entries by descending priority, the last inserted first among equals.
+   *
+   * Gotchas: as for `ascending()`, an iteration that spans a change may skip or repeat entries.
+   */
   *descending(): IterableIterator<QueueEntry<P, K, V>> {
     for (const s of this.machine.descending()) yield toEntry(s)
   }
