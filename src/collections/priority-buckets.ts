@@ -101,6 +101,12 @@ export class BucketList<P, E extends Linked<P>> {
     this.#chunks = []
   }
 
+  /** Calls `fn` on every entry, by ascending priority, the oldest first among equals (no generator). */
+  forEachEntry(fn: (entry: E) => void): void {
+    for (const chunk of this.#chunks)
+      for (const bucket of chunk) for (let e = bucket.head; e; e = e.next) fn(e)
+  }
+
   /** Buckets by ascending priority. */
   *ascending(): IterableIterator<Bucket<P, E>> {
     for (const chunk of this.#chunks) yield* chunk
@@ -120,7 +126,12 @@ export class BucketList<P, E extends Linked<P>> {
       this.#chunks.push([bucket])
       return bucket
     }
-    const [c, i] = this.#locate(priority)
+    // Priorities at or past the highest (a restore, which goes in order; timestamps): no search.
+    const c0 = this.#chunks.length - 1
+    const tail = this.#chunks[c0]!
+    const order = this.#compare(tail[tail.length - 1]!.priority, priority)
+    if (order === 0) return tail[tail.length - 1]!
+    const [c, i] = order < 0 ? [c0, ~tail.length] : this.#locate(priority)
     const chunk = this.#chunks[c]!
     if (i >= 0) return chunk[i]!
     const bucket: Bucket<P, E> = { priority, head: undefined, tail: undefined }

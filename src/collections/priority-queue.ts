@@ -1,11 +1,9 @@
 import type { AbortOptions } from '../primitives/abort.ts'
-import { compareBytes, u64be } from '../primitives/bytes.ts'
-import type { DigestLike, StoreId } from '../primitives/digest.ts'
+import type { DigestLike } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
 import {
   bytesKey,
   CollectionHandle,
-  CollectionMachine,
   type CollectionOptions,
   type CollectionRole,
   type CollectionsComponents,
@@ -13,8 +11,7 @@ import {
   type ValueType,
   type Version,
 } from './base.ts'
-import { BucketList, type Linked } from './priority-buckets.ts'
-import { keyBytes } from './values.ts'
+import { type Bound, PriorityQueueMachine, type Slot } from './priority-queue-machine.ts'
 
 export interface PriorityQueueOptions<P, K, V> extends CollectionOptions {
   /** How priorities are encoded and validated (default: canonical CBOR). */
@@ -55,212 +52,6 @@ export interface QueueEntry<P, K, V> {
   key: K
   /** The entry's value. */
   value: V
-}
-
-type Bound = readonly [Uint8Array, boolean] | null
-type PqCommand =
-  | readonly ['insert', Uint8Array, Uint8Array, Uint8Array]
-  | readonly ['extend', (readonly [Uint8Array, Uint8Array, Uint8Array])[]]
-  | readonly ['updatePriority', Uint8Array, Uint8Array]
-  | readonly ['updateValue', Uint8Array, Uint8Array]
-  | readonly ['cas', Uint8Array, Uint8Array, Uint8Array | null]
-  | readonly ['remove', Uint8Array[]]
-  | readonly ['removeRange', Bound, Bound]
-  | readonly ['clear']
-
-type Codecs<P, K, V> = { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> }
-
-const UNDECODED: unique symbol = Symbol('undecoded')
-
-/**
- * One entry. Its bytes are kept as latin1 strings (one byte per character: a fraction of a typed
- * array's overhead), the key and value decoded when first read; the priority is decoded at once, as
- * the order needs it.
- */
-class Slot<P, K, V> implements Linked<P> {
-  prev: this | undefined = undefined
-  next: this | undefined = undefined
-  #key: K | typeof UNDECODED = UNDECODED
-  #value: V | typeof UNDECODED = UNDECODED
-
-  /** The decoded priority. */
-  priority: P
-  /** The priority's bytes. */
-  p: string
-  /** The key's bytes: the entry's id in `byKey`. */
-  readonly id: string
-  /** The value's bytes. */
-  v: string
-  readonly codecs: Codecs<P, K, V>
-
-  constructor(priority: P, p: string, id: string, v: string, codecs: Codecs<P, K, V>) {
-    this.priority = priority
-    this.p = p
-    this.id = id
-    this.v = v
-    this.codecs = codecs
-  }
-
-  get key(): K {
-    if (this.#key === UNDECODED) this.#key = this.codecs.k.decodeKey(this.id)
-    return this.#key
-  }
-
-  get value(): V {
-    if (this.#value === UNDECODED) this.#value = this.codecs.v.decodeKey(this.v)
-    return this.#value
-  }
-
-  setValue(v: string): void {
-    this.v = v
-    this.#value = UNDECODED
-  }
-}
-
-export function defaultCompare(a: unknown, b: unknown): number {
-  if ((typeof a === 'number' || typeof a === 'bigint') && (typeof b === 'number' || typeof b === 'bigint')) {
-    return a < b ? -1 : a > b ? 1 : 0
-  }
-  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0
-  return Number.NaN
-}
-
-/**
- * The PriorityQueue replica (mosaik's DEPQ): unique keys, each with a priority and a value, ordered by
- * priority. Buckets of equal priority keep insertion order; over capacity, the most recently inserted
- * entry of the lowest bucket is evicted (possibly the one just inserted), the same on every replica.
- */
-export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> {
-  readonly byKey = new Map<string, Slot<P, K, V>>()
-  /** Buckets in ascending priority. */
-  readonly buckets: BucketList<P, Slot<P, K, V>>
-  readonly capacity: number
-  protected readonly arity = 3
-  readonly #codecs: Codecs<P, K, V>
-  readonly #compare: (a: P, b: P) => number
-
-  constructor(
-    storeId: StoreId,
-    codecs: Codecs<P, K, V>,
-    capacity: number,
-    compare: ((a: P, b: P) => number) | undefined,
-  ) {
-    // The capacity is part of the signature: replicas that evict differently must never share a group.
-    super('depq', storeId, u64be(Number.isFinite(capacity) ? capacity : Number.MAX_SAFE_INTEGER))
-    this.capacity = capacity
-    this.#codecs = codecs
-    const codec = codecs.p
-    this.#compare = (a, b) => {
-      const c = compare ? compare(a, b) : defaultCompare(a, b)
-      return Number.isNaN(c) ? compareBytes(codec.encodeUnchecked(a), codec.encodeUnchecked(b)) : c
-    }
-    this.buckets = new BucketList(this.#compare)
-  }
-
-  #insert(pb: Uint8Array, kb: Uint8Array, vb: Uint8Array): void {
-    const id = bytesKey(kb)
-    const priority = this.#codecs.p.decode(pb)
-    let slot = this.byKey.get(id)
-    if (slot) {
-      // Inserting a held key moves it to the end of its (new) bucket, with the new value.
-      this.buckets.unlink(slot)
-      slot.priority = priority
-      slot.p = bytesKey(pb)
-      slot.setValue(bytesKey(vb))
-    } else {
-      slot = new Slot(priority, bytesKey(pb), id, bytesKey(vb), this.#codecs)
-      this.byKey.set(id, slot)
-    }
-    this.buckets.link(slot)
-    // Past capacity, the newest entry of the lowest bucket goes.
-    while (this.byKey.size > this.capacity) this.#remove(this.buckets.first!.tail!.id)
-  }
-
-  #remove(id: string): void {
-    const slot = this.byKey.get(id)
-    if (!slot) return
-    this.byKey.delete(id)
-    this.buckets.unlink(slot)
-  }
-
-  #inRange(p: P, low: Bound, high: Bound): boolean {
-    if (low) {
-      const c = this.#compare(p, this.#codecs.p.decode(low[0]))
-      if (c < 0 || (c === 0 && !low[1])) return false
-    }
-    if (high) {
-      const c = this.#compare(p, this.#codecs.p.decode(high[0]))
-      if (c > 0 || (c === 0 && !high[1])) return false
-    }
-    return true
-  }
-
-  applyCommand(c: PqCommand): unknown {
-    switch (c[0]) {
-      case 'insert':
-        this.#insert(c[1], c[2], c[3])
-        return
-      case 'extend':
-        for (const [p, k, v] of c[1]) this.#insert(p, k, v)
-        return
-      case 'updatePriority': {
-        const slot = this.byKey.get(bytesKey(c[1]))
-        if (!slot) return false
-        const priority = this.#codecs.p.decode(c[2])
-        this.buckets.unlink(slot)
-        slot.p = bytesKey(c[2])
-        slot.priority = priority
-        this.buckets.link(slot)
-        return true
-      }
-      case 'updateValue': {
-        const slot = this.byKey.get(bytesKey(c[1]))
-        if (!slot) return false
-        slot.setValue(bytesKey(c[2]))
-        return true
-      }
-      case 'cas': {
-        const slot = this.byKey.get(bytesKey(c[1]))
-        if (!slot || slot.v !== bytesKey(c[2])) return false
-        if (c[3] === null) this.#remove(slot.id)
-        else slot.setValue(bytesKey(c[3]))
-        return true
-      }
-      case 'remove':
-        for (const kb of c[1]) this.#remove(bytesKey(kb))
-        return
-      case 'removeRange': {
-        const [, low, high] = c
-        for (const slot of this.buckets.removeWhere((p) => this.#inRange(p, low, high)))
-          this.byKey.delete(slot.id)
-        return
-      }
-      case 'clear':
-        this.byKey.clear()
-        this.buckets.clear()
-        return
-    }
-  }
-
-  /** Entries by ascending priority, the oldest first among equals. */
-  *ascending(): IterableIterator<Slot<P, K, V>> {
-    for (const b of this.buckets.ascending()) for (let s = b.head; s; s = s.next) yield s
-  }
-
-  /** Entries by descending priority, the newest first among equals. */
-  *descending(): IterableIterator<Slot<P, K, V>> {
-    for (const b of this.buckets.descending()) for (let s = b.tail; s; s = s.prev) yield s
-  }
-
-  protected snapshotItems(): Uint8Array[][] {
-    return [...this.ascending()].map((s) => [keyBytes(s.p), keyBytes(s.id), keyBytes(s.v)])
-  }
-
-  protected restoreItems(items: Uint8Array[][]): void {
-    this.byKey.clear()
-    this.buckets.clear()
-    for (const [pb, kb, vb] of items) this.#insert(pb!, kb!, vb!)
-  }
 }
 
 const toEntry = <P, K, V>(s: Slot<P, K, V>): QueueEntry<P, K, V> => ({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { cbor, Digest } from '../../platform/node/index.ts'
 import { CHUNK } from '../../src/collections/priority-buckets.ts'
-import { PriorityQueueMachine } from '../../src/collections/priority-queue.ts'
+import { PriorityQueueMachine } from '../../src/collections/priority-queue-machine.ts'
 import { ValueCodec } from '../../src/collections/values.ts'
 import { prng } from '../support/prng.ts'
 
@@ -85,6 +85,10 @@ const codecs = { p: new ValueCodec<number>(), k: new ValueCodec<string>(), v: ne
 const enc = (x: unknown) => cbor.encode(x)
 const replica = (capacity: number) =>
   new PriorityQueueMachine<number, string, number>(Digest.from('pq-model'), codecs, capacity, undefined)
+/** Applies a command as it comes out of the log: encoded, then read back by the replica's codec. */
+const apply = (q: PriorityQueueMachine<number, string, number>, command: Command) =>
+  q.applyCommand(q.codecs.command.decode(q.codecs.command.encode(command)))
+type Command = Parameters<PriorityQueueMachine<number, string, number>['applyCommand']>[0]
 const entries = (it: Iterable<{ priority: number; key: string; value: number }>) =>
   [...it].map((s) => ({ p: s.priority, k: s.key, v: s.value }))
 
@@ -117,18 +121,18 @@ describe('PriorityQueue replica', () => {
         const r = next()
         if (r < 0.35) {
           model.insert(p, k, v)
-          q.applyCommand(['insert', enc(p), enc(k), enc(v)])
+          apply(q, ['insert', enc(p), enc(k), enc(v)])
         } else if (r < 0.45) {
           const batch = Array.from(
             { length: 1 + pick(30) },
             () => [pick(priorities), keys[pick(keys.length)]!, pick(9)] as const,
           )
           for (const [bp, bk, bv] of batch) model.insert(bp, bk, bv)
-          q.applyCommand(['extend', batch.map(([bp, bk, bv]) => [enc(bp), enc(bk), enc(bv)] as const)])
+          apply(q, ['extend', batch.map(([bp, bk, bv]) => [enc(bp), enc(bk), enc(bv)] as const)])
         } else if (r < 0.6) {
-          expect(q.applyCommand(['updatePriority', enc(k), enc(p)])).toBe(model.updatePriority(k, p))
+          expect(apply(q, ['updatePriority', enc(k), enc(p)])).toBe(model.updatePriority(k, p))
         } else if (r < 0.67) {
-          expect(q.applyCommand(['updateValue', enc(k), enc(v)])).toBe(model.setValue(k, v))
+          expect(apply(q, ['updateValue', enc(k), enc(v)])).toBe(model.setValue(k, v))
         } else if (r < 0.74) {
           const expected = model.byKey.get(k)?.v ?? 0
           const guess = next() < 0.7 ? expected : expected + 1
@@ -136,23 +140,23 @@ describe('PriorityQueue replica', () => {
           const held = model.byKey.get(k)?.v === guess
           if (held && removes) model.remove(k)
           else if (held) model.setValue(k, v)
-          expect(q.applyCommand(['cas', enc(k), enc(guess), removes ? null : enc(v)])).toBe(held)
+          expect(apply(q, ['cas', enc(k), enc(guess), removes ? null : enc(v)])).toBe(held)
         } else if (r < 0.9) {
           const ks = Array.from({ length: pick(4) }, () => keys[pick(keys.length)]!)
           for (const x of ks) model.remove(x)
-          q.applyCommand(['remove', ks.map(enc)])
+          apply(q, ['remove', ks.map(enc)])
         } else if (r < 0.94) {
           const lo = next() < 0.3 ? undefined : pick(priorities)
           const hi = next() < 0.3 ? undefined : (lo ?? 0) + pick(Math.max(2, priorities >> 6))
           model.removeRange(lo, hi)
-          q.applyCommand([
+          apply(q, [
             'removeRange',
             lo === undefined ? null : [enc(lo), true],
             hi === undefined ? null : [enc(hi), false],
           ])
         } else if (r < 0.941) {
           model.removeRange(undefined, undefined)
-          q.applyCommand(['clear'])
+          apply(q, ['clear'])
         } else {
           const restored = replica(capacity)
           restored.restore(q.snapshot())

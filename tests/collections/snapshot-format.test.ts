@@ -3,6 +3,7 @@ import { serialize } from 'node:v8'
 import { describe, expect, it } from 'vitest'
 import { DecodeError, Digest } from '../../platform/node/index.ts'
 import { CommandReader, packItems, SNAPSHOT_FORMAT, unpackItems } from '../../src/collections/machine.ts'
+import { PriorityQueueMachine } from '../../src/collections/priority-queue-machine.ts'
 import { SetMachine } from '../../src/collections/set.ts'
 import { keyBytes, latin1, ValueCodec } from '../../src/collections/values.ts'
 
@@ -101,5 +102,54 @@ describe('Set commands', () => {
     expect(() =>
       commands.decode(new Uint8Array([0x82, 0x66, ...new TextEncoder().encode('extend'), 0x99, 0xff, 0xff])),
     ).toThrow(DecodeError)
+  })
+})
+
+describe('PriorityQueue commands', () => {
+  const codec = new ValueCodec<string>()
+  const commands = new PriorityQueueMachine(Digest.zero(), { p: codec, k: codec, v: codec }, 10, undefined)
+    .codecs.command
+  const [a, b, c] = ['a', 'bb', ''].map((s) => new TextEncoder().encode(s))
+
+  it('read the triples of an extend as ranges of the command, an insert as views, the others strictly', () => {
+    const extend = commands.encode([
+      'extend',
+      [
+        [a!, b!, c!],
+        [c!, a!, b!],
+      ],
+    ])
+    const decoded = commands.decode(extend)
+    expect(decoded[0]).toBe('extend')
+    const { bytes, ranges } = decoded[1] as { bytes: Uint8Array; ranges: Int32Array }
+    expect(bytes).toBe(extend)
+    expect([0, 2, 4, 6, 8, 10].map((j) => bytes.slice(ranges[j], ranges[j + 1]))).toEqual([a, b, c, c, a, b])
+    // Encoded again, ranges are the list they were read from: the same bytes.
+    expect(commands.encode(decoded)).toEqual(extend)
+    const insert = commands.encode(['insert', a!, b!, c!])
+    const read = commands.decode(insert)
+    expect(read).toEqual(['insert', a, b, c])
+    expect((read[1] as Uint8Array).buffer).toBe(insert.buffer)
+    const others: Parameters<typeof commands.encode>[0][] = [
+      ['updatePriority', a!, b!],
+      ['updateValue', a!, c!],
+      ['cas', a!, b!, null],
+      ['remove', [a!, c!]],
+      ['removeRange', [a!, true], null],
+      ['clear'],
+    ]
+    for (const command of others) expect(commands.decode(commands.encode(command))).toEqual(command)
+  })
+
+  it('leave a command in another form to the strict decoder, which refuses a malformed one', () => {
+    const trailing = new Uint8Array([...commands.encode(['insert', a!, b!, c!]), 0x00])
+    expect(() => commands.decode(trailing)).toThrow(DecodeError)
+    // An extend claiming more triples than it has bytes for.
+    expect(() =>
+      commands.decode(new Uint8Array([0x82, 0x66, ...new TextEncoder().encode('extend'), 0x99, 0xff, 0xff])),
+    ).toThrow(DecodeError)
+    // A triple of two: the reader gives up, and the strict decoder returns what it holds.
+    const pair = commands.encode(['extend', [[a!, b!] as never]])
+    expect(commands.decode(pair)).toEqual(['extend', [[a, b]]])
   })
 })

@@ -1,0 +1,331 @@
+/**
+ * The PriorityQueue replica: its commands, how they are read from the log, and the machine that applies
+ * them (see priority-queue.ts for the handles users hold).
+ */
+import { compareBytes, u64be } from '../primitives/bytes.ts'
+import { type Codec, encodeCanonical } from '../primitives/codec.ts'
+import type { StoreId } from '../primitives/digest.ts'
+import { bytesKey, CollectionMachine, type ValueCodec } from './base.ts'
+import {
+  type CommandReader,
+  decodeCommand,
+  packItems,
+  SNAPSHOT_FORMAT,
+  scanItems,
+  unpackItems,
+  varintLength,
+  writeVarint,
+} from './machine.ts'
+import { BucketList, type Linked } from './priority-buckets.ts'
+import { latin1 } from './values.ts'
+
+export type Bound = readonly [Uint8Array, boolean] | null
+
+/** The triples of an `extend` read from the log: `[start, end]` of priority, key and value each. */
+interface Ranges {
+  readonly bytes: Uint8Array
+  readonly ranges: Int32Array
+}
+
+type PqCommand =
+  | readonly ['insert', Uint8Array, Uint8Array, Uint8Array]
+  | readonly ['extend', (readonly [Uint8Array, Uint8Array, Uint8Array])[] | Ranges]
+  | readonly ['updatePriority', Uint8Array, Uint8Array]
+  | readonly ['updateValue', Uint8Array, Uint8Array]
+  | readonly ['cas', Uint8Array, Uint8Array, Uint8Array | null]
+  | readonly ['remove', Uint8Array[]]
+  | readonly ['removeRange', Bound, Bound]
+  | readonly ['clear']
+
+/**
+ * PriorityQueue commands: canonical CBOR whose inserts are read as views or ranges of the command's
+ * bytes, without a general decoder (see CommandReader); the rarer commands go to the strict decoder.
+ */
+const pqCommands: Codec<PqCommand> = {
+  encode: (c) =>
+    c[0] === 'extend' && !Array.isArray(c[1])
+      ? encodeCanonical(['extend', triplesOf(c[1])])
+      : encodeCanonical(c),
+  decode: (bytes) => decodeCommand(bytes, readPqCommand),
+}
+
+/** The triples of ranges as byte strings (writers propose triples: this is for completeness). */
+function triplesOf({ bytes, ranges }: Ranges): Uint8Array[][] {
+  const triples: Uint8Array[][] = []
+  for (let j = 0; j < ranges.length; j += 6) {
+    triples.push([
+      bytes.slice(ranges[j], ranges[j + 1]),
+      bytes.slice(ranges[j + 2], ranges[j + 3]),
+      bytes.slice(ranges[j + 4], ranges[j + 5]),
+    ])
+  }
+  return triples
+}
+
+function readPqCommand(r: CommandReader): PqCommand {
+  const n = r.head(4)
+  const name = r.name()
+  if (name === 'insert' && n === 4) return ['insert', r.byteString(), r.byteString(), r.byteString()]
+  if (name === 'extend' && n === 2) {
+    const count = r.head(4)
+    // A triple takes at least four bytes: a larger count is a lie the strict decoder rejects.
+    if (count * 4 > r.bytes.length - r.at) r.unusual()
+    const ranges = new Int32Array(count * 6)
+    for (let i = 0, j = 0; i < count; i++, j += 6) {
+      r.array(3)
+      for (let f = 0; f < 6; f += 2) {
+        ranges[j + f] = r.byteStringStart()
+        ranges[j + f + 1] = r.at
+      }
+    }
+    return ['extend', { bytes: r.bytes, ranges }]
+  }
+  return r.unusual()
+}
+
+export type Codecs<P, K, V> = { p: ValueCodec<P>; k: ValueCodec<K>; v: ValueCodec<V> }
+
+const UNDECODED: unique symbol = Symbol('undecoded')
+
+/**
+ * One entry. Its bytes are kept as latin1 strings (one byte per character: a fraction of a typed
+ * array's overhead), the key and value decoded when first read; the priority is decoded at once, as
+ * the order needs it.
+ */
+export class Slot<P, K, V> implements Linked<P> {
+  prev: this | undefined = undefined
+  next: this | undefined = undefined
+  #key: K | typeof UNDECODED = UNDECODED
+  #value: V | typeof UNDECODED = UNDECODED
+
+  /** The decoded priority. */
+  priority: P
+  /** The priority's bytes. */
+  p: string
+  /** The key's bytes: the entry's id in `byKey`. */
+  readonly id: string
+  /** The value's bytes. */
+  v: string
+  readonly codecs: Codecs<P, K, V>
+
+  constructor(priority: P, p: string, id: string, v: string, codecs: Codecs<P, K, V>) {
+    this.priority = priority
+    this.p = p
+    this.id = id
+    this.v = v
+    this.codecs = codecs
+  }
+
+  get key(): K {
+    if (this.#key === UNDECODED) this.#key = this.codecs.k.decodeKey(this.id)
+    return this.#key
+  }
+
+  get value(): V {
+    if (this.#value === UNDECODED) this.#value = this.codecs.v.decodeKey(this.v)
+    return this.#value
+  }
+
+  setValue(v: string): void {
+    this.v = v
+    this.#value = UNDECODED
+  }
+}
+
+export function defaultCompare(a: unknown, b: unknown): number {
+  if ((typeof a === 'number' || typeof a === 'bigint') && (typeof b === 'number' || typeof b === 'bigint')) {
+    return a < b ? -1 : a > b ? 1 : 0
+  }
+  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0
+  return Number.NaN
+}
+
+/**
+ * The PriorityQueue replica (mosaik's DEPQ): unique keys, each with a priority and a value, ordered by
+ * priority. Buckets of equal priority keep insertion order; over capacity, the most recently inserted
+ * entry of the lowest bucket is evicted (possibly the one just inserted), the same on every replica.
+ */
+export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> {
+  readonly codecs = { command: pqCommands }
+  readonly byKey = new Map<string, Slot<P, K, V>>()
+  /** Buckets in ascending priority. */
+  readonly buckets: BucketList<P, Slot<P, K, V>>
+  readonly capacity: number
+  protected readonly arity = 3
+  readonly #codecs: Codecs<P, K, V>
+  readonly #compare: (a: P, b: P) => number
+
+  constructor(
+    storeId: StoreId,
+    codecs: Codecs<P, K, V>,
+    capacity: number,
+    compare: ((a: P, b: P) => number) | undefined,
+  ) {
+    // The capacity is part of the signature: replicas that evict differently must never share a group.
+    super('depq', storeId, u64be(Number.isFinite(capacity) ? capacity : Number.MAX_SAFE_INTEGER))
+    this.capacity = capacity
+    this.#codecs = codecs
+    const codec = codecs.p
+    this.#compare = (a, b) => {
+      const c = compare ? compare(a, b) : defaultCompare(a, b)
+      return Number.isNaN(c) ? compareBytes(codec.encodeUnchecked(a), codec.encodeUnchecked(b)) : c
+    }
+    this.buckets = new BucketList(this.#compare)
+  }
+
+  /** Inserts or replaces an entry given as its bytes' `bytesKey` strings. */
+  #insert(p: string, id: string, v: string): void {
+    const priority = this.#codecs.p.decodeKey(p)
+    let slot = this.byKey.get(id)
+    if (slot) {
+      // Inserting a held key moves it to the end of its (new) bucket, with the new value.
+      this.buckets.unlink(slot)
+      slot.priority = priority
+      slot.p = p
+      slot.setValue(v)
+    } else {
+      slot = new Slot(priority, p, id, v, this.#codecs)
+      this.byKey.set(id, slot)
+    }
+    this.buckets.link(slot)
+    // Past capacity, the newest entry of the lowest bucket goes.
+    while (this.byKey.size > this.capacity) this.#remove(this.buckets.first!.tail!.id)
+  }
+
+  #remove(id: string): void {
+    const slot = this.byKey.get(id)
+    if (!slot) return
+    this.byKey.delete(id)
+    this.buckets.unlink(slot)
+  }
+
+  #inRange(p: P, low: Bound, high: Bound): boolean {
+    if (low) {
+      const c = this.#compare(p, this.#codecs.p.decode(low[0]))
+      if (c < 0 || (c === 0 && !low[1])) return false
+    }
+    if (high) {
+      const c = this.#compare(p, this.#codecs.p.decode(high[0]))
+      if (c > 0 || (c === 0 && !high[1])) return false
+    }
+    return true
+  }
+
+  applyCommand(c: PqCommand): unknown {
+    switch (c[0]) {
+      case 'insert':
+        this.#insert(bytesKey(c[1]), bytesKey(c[2]), bytesKey(c[3]))
+        return
+      case 'extend': {
+        if (Array.isArray(c[1])) {
+          for (const [p, k, v] of c[1]) this.#insert(bytesKey(p), bytesKey(k), bytesKey(v))
+          return
+        }
+        const { bytes, ranges } = c[1] as Ranges
+        for (let j = 0; j < ranges.length; j += 6) {
+          this.#insert(
+            latin1(bytes, ranges[j]!, ranges[j + 1]!),
+            latin1(bytes, ranges[j + 2]!, ranges[j + 3]!),
+            latin1(bytes, ranges[j + 4]!, ranges[j + 5]!),
+          )
+        }
+        return
+      }
+      case 'updatePriority': {
+        const slot = this.byKey.get(bytesKey(c[1]))
+        if (!slot) return false
+        const p = bytesKey(c[2])
+        const priority = this.#codecs.p.decodeKey(p)
+        this.buckets.unlink(slot)
+        slot.p = p
+        slot.priority = priority
+        this.buckets.link(slot)
+        return true
+      }
+      case 'updateValue': {
+        const slot = this.byKey.get(bytesKey(c[1]))
+        if (!slot) return false
+        slot.setValue(bytesKey(c[2]))
+        return true
+      }
+      case 'cas': {
+        const slot = this.byKey.get(bytesKey(c[1]))
+        if (!slot || slot.v !== bytesKey(c[2])) return false
+        if (c[3] === null) this.#remove(slot.id)
+        else slot.setValue(bytesKey(c[3]))
+        return true
+      }
+      case 'remove':
+        for (const kb of c[1]) this.#remove(bytesKey(kb))
+        return
+      case 'removeRange': {
+        const [, low, high] = c
+        for (const slot of this.buckets.removeWhere((p) => this.#inRange(p, low, high)))
+          this.byKey.delete(slot.id)
+        return
+      }
+      case 'clear':
+        this.byKey.clear()
+        this.buckets.clear()
+        return
+    }
+  }
+
+  /** Entries by ascending priority, the oldest first among equals. */
+  *ascending(): IterableIterator<Slot<P, K, V>> {
+    for (const b of this.buckets.ascending()) for (let s = b.head; s; s = s.next) yield s
+  }
+
+  /** Entries by descending priority, the newest first among equals. */
+  *descending(): IterableIterator<Slot<P, K, V>> {
+    for (const b of this.buckets.descending()) for (let s = b.tail; s; s = s.prev) yield s
+  }
+
+  /** The entries in ascending order, packed (`packItems` of their bytes) straight from their strings. */
+  override snapshot(): Uint8Array {
+    let size = 2
+    this.buckets.forEachEntry((s) => {
+      size += fieldSize(s.p) + fieldSize(s.id) + fieldSize(s.v)
+    })
+    const out = new Uint8Array(size)
+    out[0] = SNAPSHOT_FORMAT
+    out[1] = this.arity
+    let at = 2
+    this.buckets.forEachEntry((s) => {
+      at = writeField(out, at, s.p)
+      at = writeField(out, at, s.id)
+      at = writeField(out, at, s.v)
+    })
+    return out
+  }
+
+  /** Reads a snapshot's byte strings as ranges, each kept as a string (no view per byte string). */
+  protected override restoreSnapshot(snapshot: Uint8Array): void {
+    const fields: string[] = []
+    if (snapshot.length > 0)
+      scanItems(this.arity, snapshot, (start, end) => void fields.push(latin1(snapshot, start, end)))
+    this.byKey.clear()
+    this.buckets.clear()
+    for (let i = 0; i < fields.length; i += 3) this.#insert(fields[i]!, fields[i + 1]!, fields[i + 2]!)
+  }
+
+  /** Not used (`snapshot()` writes the strings): the items of those bytes, as the base class asks. */
+  protected snapshotItems(): Uint8Array[][] {
+    return unpackItems(this.arity, this.snapshot())
+  }
+
+  /** Not used (`restoreSnapshot` reads ranges): restores packed items. */
+  protected restoreItems(items: Uint8Array[][]): void {
+    this.restoreSnapshot(packItems(this.arity, items))
+  }
+}
+
+/** Bytes a `bytesKey` string takes in a snapshot, with its length. */
+const fieldSize = (s: string): number => varintLength(s.length) + s.length
+
+/** Writes the length and bytes of a `bytesKey` string at `at`; returns the position after them. */
+function writeField(out: Uint8Array, at: number, s: string): number {
+  at = writeVarint(out, at, s.length)
+  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i)
+  return at
+}
