@@ -1,6 +1,7 @@
 import { collections, type Network } from '../../platform/node/index.ts'
 import type { MapReader, MapWriter } from '../../src/collections/map.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
+import { prng } from '../support/prng.ts'
 import {
   interleavedLatencies,
   memoryNetworks,
@@ -215,6 +216,7 @@ export async function benchCollections(): Promise<Row[]> {
     baseline: plain,
   })
   rows.push(await setCatchUp(nets, section))
+  rows.push(await queueCatchUp(nets, section))
   await Promise.all(nets.map((n) => n.close()))
   return rows
 }
@@ -255,6 +257,61 @@ async function setCatchUp(nets: Network[], section: string): Promise<Row> {
   return {
     section,
     name: `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-member Set`,
+    value: median(catchUps),
+    unit: 'ms',
+    baselineName: `raw transfer of the same ${(bytes / 1e6).toFixed(1)} MB over one stream`,
+    baseline: median(raws),
+  }
+}
+
+/**
+ * A PriorityQueue of 100k entries at random priorities (mostly one entry per priority, the queue's
+ * worst case for ordering), inserted in batches of 1 000 through the first of its three writers: a new
+ * reader on the fourth node catches up from the log, against the raw transfer of the same triples.
+ */
+async function queueCatchUp(nets: Network[], section: string): Promise<Row> {
+  const writers = nets
+    .slice(0, 3)
+    .map((n) => collections.PriorityQueue.writer<number, string, number>(n, 'bench-pq'))
+  await Promise.all(writers.map((x) => x.when.online()))
+  const w = writers[0]!
+  const next = prng(1)
+  for (let i = 0; i < 100_000; i += 1000) {
+    const batch = Array.from(
+      { length: 1000 },
+      (_, k) => [Math.floor(next() * 1e9), `job-${i + k}`, i + k] as const,
+    )
+    await resendWhileOffline(
+      () => w.extend(batch),
+      () => w.when.online(),
+    )
+  }
+  await Promise.all(writers.map((x) => x.when.reaches(w.version)))
+  const catchUps: number[] = []
+  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
+    await collectGarbage()
+    const t = performance.now()
+    const reader = collections.PriorityQueue.reader<number, string, number>(nets[3]!, 'bench-pq')
+    await reader.when.reaches(w.version)
+    catchUps.push(performance.now() - t)
+    await reader.close()
+  }
+  const bytes = encodeCanonical(
+    [...w.ascending()].map((e) => [
+      encodeCanonical(e.priority),
+      encodeCanonical(e.key),
+      encodeCanonical(e.value),
+    ]),
+  ).length
+  const raws: number[] = []
+  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
+    await collectGarbage()
+    raws.push(await rawTransfer(bytes))
+  }
+  await Promise.all(writers.map((x) => x.close()))
+  return {
+    section,
+    name: `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-entry PriorityQueue`,
     value: median(catchUps),
     unit: 'ms',
     baselineName: `raw transfer of the same ${(bytes / 1e6).toFixed(1)} MB over one stream`,
