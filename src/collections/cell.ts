@@ -1,7 +1,7 @@
 import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
-import { equalBytes } from '../primitives/bytes.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
+  bytesKey,
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
@@ -41,7 +41,7 @@ export class CellMachine<T> extends CollectionMachine<CellCommand> {
       case 'write':
         // Once: the first committed write wins; later writes commit (and move the version) but change nothing.
         if (this.#once && this.current !== undefined) return false
-        this.current = new Lazy(c[1], this.#codec)
+        this.current = new Lazy(bytesKey(c[1]), this.#codec)
         return true
       case 'cas': {
         if (this.#once) return false
@@ -49,9 +49,9 @@ export class CellMachine<T> extends CollectionMachine<CellCommand> {
         const matches =
           expected === null
             ? this.current === undefined
-            : this.current !== undefined && equalBytes(this.current.bytes, expected)
+            : this.current !== undefined && this.current.text === bytesKey(expected)
         if (!matches) return false
-        this.current = next === null ? undefined : new Lazy(next, this.#codec)
+        this.current = next === null ? undefined : new Lazy(bytesKey(next), this.#codec)
         return true
       }
       case 'clear':
@@ -66,7 +66,7 @@ export class CellMachine<T> extends CollectionMachine<CellCommand> {
 
   protected restoreItems(items: Uint8Array[][]): void {
     const b = items[0]?.[0]
-    this.current = b === undefined ? undefined : new Lazy(b, this.#codec)
+    this.current = b === undefined ? undefined : new Lazy(bytesKey(b), this.#codec)
   }
 }
 

@@ -148,6 +148,18 @@ export function writeVarint(out: Uint8Array, at: number, n: number): number {
   return at + varint.encodingLength(n)
 }
 
+/** Bytes a `bytesKey` string takes in a packed snapshot, with its length. */
+export function packedSize(s: string): number {
+  return varintLength(s.length) + s.length
+}
+
+/** Writes the length and bytes of a `bytesKey` string at `at`; returns the position after them. */
+export function writePacked(out: Uint8Array, at: number, s: string): number {
+  at = writeVarint(out, at, s.length)
+  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i)
+  return at
+}
+
 /** Bytes of the varint of `n`. */
 export function varintLength(n: number): number {
   return n < 0x80 ? 1 : varint.encodingLength(n)

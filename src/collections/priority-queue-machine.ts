@@ -9,12 +9,12 @@ import { bytesKey, CollectionMachine, type ValueCodec } from './base.ts'
 import {
   type CommandReader,
   decodeCommand,
+  packedSize,
   packItems,
   SNAPSHOT_FORMAT,
   scanItems,
   unpackItems,
-  varintLength,
-  writeVarint,
+  writePacked,
 } from './machine.ts'
 import { BucketList, type Linked } from './priority-buckets.ts'
 import { latin1 } from './values.ts'
@@ -285,16 +285,16 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
   override snapshot(): Uint8Array {
     let size = 2
     this.buckets.forEachEntry((s) => {
-      size += fieldSize(s.p) + fieldSize(s.id) + fieldSize(s.v)
+      size += packedSize(s.p) + packedSize(s.id) + packedSize(s.v)
     })
     const out = new Uint8Array(size)
     out[0] = SNAPSHOT_FORMAT
     out[1] = this.arity
     let at = 2
     this.buckets.forEachEntry((s) => {
-      at = writeField(out, at, s.p)
-      at = writeField(out, at, s.id)
-      at = writeField(out, at, s.v)
+      at = writePacked(out, at, s.p)
+      at = writePacked(out, at, s.id)
+      at = writePacked(out, at, s.v)
     })
     return out
   }
@@ -318,14 +318,4 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
   protected restoreItems(items: Uint8Array[][]): void {
     this.restoreSnapshot(packItems(this.arity, items))
   }
-}
-
-/** Bytes a `bytesKey` string takes in a snapshot, with its length. */
-const fieldSize = (s: string): number => varintLength(s.length) + s.length
-
-/** Writes the length and bytes of a `bytesKey` string at `at`; returns the position after them. */
-function writeField(out: Uint8Array, at: number, s: string): number {
-  at = writeVarint(out, at, s.length)
-  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i)
-  return at
 }

@@ -168,19 +168,31 @@ export function keyBytes(key: string): Uint8Array {
   return out
 }
 
-/** A value kept as its canonical bytes and decoded on first read (replicas often hold far more than they read). */
+/**
+ * A value kept as its canonical bytes, held as a `bytesKey` string (one byte per character: far less
+ * than a typed array of its own), and decoded on first read (replicas often hold far more than they
+ * read).
+ */
 export class Lazy<T> {
-  readonly bytes: Uint8Array
+  /** The value's canonical bytes as a `bytesKey` string. */
+  readonly text: string
   readonly #codec: ValueCodec<T>
-  #decoded: { value: T } | undefined
+  #value: T | typeof UNDECODED = UNDECODED
 
-  constructor(bytes: Uint8Array, codec: ValueCodec<T>) {
-    this.bytes = bytes
+  constructor(text: string, codec: ValueCodec<T>) {
+    this.text = text
     this.#codec = codec
   }
 
+  /** The value's canonical bytes (a new array each time). */
+  get bytes(): Uint8Array {
+    return keyBytes(this.text)
+  }
+
   get value(): T {
-    this.#decoded ??= { value: this.#codec.decode(this.bytes) }
-    return this.#decoded.value
+    if (this.#value === UNDECODED) this.#value = this.#codec.decodeKey(this.text)
+    return this.#value
   }
 }
+
+const UNDECODED: unique symbol = Symbol('undecoded')

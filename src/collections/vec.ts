@@ -1,7 +1,8 @@
 import type { AbortOptions } from '../primitives/abort.ts'
-import { equalBytes } from '../primitives/bytes.ts'
+import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
+  bytesKey,
   CollectionHandle,
   CollectionMachine,
   type CollectionOptions,
@@ -13,16 +14,33 @@ import {
   type ValueType,
   type Version,
 } from './base.ts'
+import {
+  type CommandReader,
+  decodeCommand,
+  packedSize,
+  packItems,
+  SNAPSHOT_FORMAT,
+  scanItems,
+  unpackItems,
+  writePacked,
+} from './machine.ts'
+import { latin1 } from './values.ts'
 
 export interface VecOptions<T> extends CollectionOptions {
   /** How elements are encoded and validated (default: canonical CBOR, no schema). */
   value?: ValueType<T>
 }
 
+/** The elements of an `extend` read from the log: `[start, end]` of each in `bytes`. */
+interface Ranges {
+  readonly bytes: Uint8Array
+  readonly ranges: Int32Array
+}
+
 type VecCommand =
   | readonly ['pushBack' | 'pushFront', Uint8Array]
   | readonly ['insert', number, Uint8Array]
-  | readonly ['extend', Uint8Array[]]
+  | readonly ['extend', Uint8Array[] | Ranges]
   | readonly ['popBack' | 'popFront' | 'clear']
   | readonly ['remove', number]
   | readonly ['swap', number, number]
@@ -30,8 +48,46 @@ type VecCommand =
 
 const INSERT_OUT_OF_RANGE = 'insert-out-of-range'
 
-/** The Vec replica: an array of values with their bytes. */
+/**
+ * Vec commands: canonical CBOR whose pushes and extends are read as views or ranges of the command's
+ * bytes, without a general decoder (see CommandReader); the others go to the strict decoder.
+ */
+const vecCommands: Codec<VecCommand> = {
+  encode: (c) =>
+    c[0] === 'extend' && !Array.isArray(c[1])
+      ? encodeCanonical(['extend', elementsOf(c[1] as Ranges)])
+      : encodeCanonical(c),
+  decode: (bytes) => decodeCommand(bytes, readVecCommand),
+}
+
+/** The elements of ranges as byte strings (writers propose lists: this is for completeness). */
+function elementsOf({ bytes, ranges }: Ranges): Uint8Array[] {
+  const elements: Uint8Array[] = []
+  for (let j = 0; j < ranges.length; j += 2) elements.push(bytes.slice(ranges[j], ranges[j + 1]))
+  return elements
+}
+
+function readVecCommand(r: CommandReader): VecCommand {
+  const n = r.head(4)
+  const name = r.name()
+  if ((name === 'pushBack' || name === 'pushFront') && n === 2) return [name, r.byteString()]
+  if (name === 'extend' && n === 2) {
+    const count = r.head(4)
+    // An element takes a byte at least: a larger count is a lie the strict decoder rejects.
+    if (count > r.bytes.length - r.at) r.unusual()
+    const ranges = new Int32Array(count * 2)
+    for (let j = 0; j < ranges.length; j += 2) {
+      ranges[j] = r.byteStringStart()
+      ranges[j + 1] = r.at
+    }
+    return ['extend', { bytes: r.bytes, ranges }]
+  }
+  return r.unusual()
+}
+
+/** The Vec replica: an array of values with their bytes, each decoded when first read. */
 export class VecMachine<T> extends CollectionMachine<VecCommand> {
+  readonly codecs = { command: vecCommands }
   items: Lazy<T>[] = []
   protected readonly arity = 1
   readonly #codec: ValueCodec<T>
@@ -42,7 +98,7 @@ export class VecMachine<T> extends CollectionMachine<VecCommand> {
   }
 
   #item(bytes: Uint8Array): Lazy<T> {
-    return new Lazy(bytes, this.#codec)
+    return new Lazy(bytesKey(bytes), this.#codec)
   }
 
   applyCommand(c: VecCommand): unknown {
@@ -59,9 +115,16 @@ export class VecMachine<T> extends CollectionMachine<VecCommand> {
         if (!Number.isSafeInteger(c[1]) || c[1] < 0 || c[1] > items.length) return INSERT_OUT_OF_RANGE
         items.splice(c[1], 0, this.#item(c[2]))
         return
-      case 'extend':
-        for (const b of c[1]) items.push(this.#item(b))
+      case 'extend': {
+        if (Array.isArray(c[1])) {
+          for (const b of c[1]) items.push(this.#item(b))
+          return
+        }
+        const { bytes, ranges } = c[1] as Ranges
+        for (let j = 0; j < ranges.length; j += 2)
+          items.push(new Lazy(latin1(bytes, ranges[j]!, ranges[j + 1]!), this.#codec))
         return
+      }
       case 'popBack':
         items.pop()
         return
@@ -88,12 +151,36 @@ export class VecMachine<T> extends CollectionMachine<VecCommand> {
     }
   }
 
-  protected snapshotItems(): Uint8Array[][] {
-    return this.items.map((i) => [i.bytes])
+  /** The elements, packed (`packItems` of their bytes) straight from their strings. */
+  override snapshot(): Uint8Array {
+    let size = 2
+    for (const item of this.items) size += packedSize(item.text)
+    const out = new Uint8Array(size)
+    out[0] = SNAPSHOT_FORMAT
+    out[1] = this.arity
+    let at = 2
+    for (const item of this.items) at = writePacked(out, at, item.text)
+    return out
   }
 
+  /** Reads a snapshot's byte strings as ranges, each kept as a string (no view per element). */
+  protected override restoreSnapshot(snapshot: Uint8Array): void {
+    const items: Lazy<T>[] = []
+    if (snapshot.length > 0)
+      scanItems(this.arity, snapshot, (start, end) => {
+        items.push(new Lazy(latin1(snapshot, start, end), this.#codec))
+      })
+    this.items = items
+  }
+
+  /** Not used (`snapshot()` writes the strings): the items of those bytes, as the base class asks. */
+  protected snapshotItems(): Uint8Array[][] {
+    return unpackItems(this.arity, this.snapshot())
+  }
+
+  /** Not used (`restoreSnapshot` reads ranges): restores packed items. */
   protected restoreItems(items: Uint8Array[][]): void {
-    this.items = items.map(([b]) => this.#item(b!))
+    this.restoreSnapshot(packItems(this.arity, items))
   }
 }
 
@@ -153,8 +240,8 @@ export class VecReader<T> extends CollectionHandle<VecMachine<T>> implements Ite
 
   /** The first index holding a value equal (by encoded bytes) to `value`, or -1. */
   indexOf(value: T): number {
-    const bytes = this.codec.encodeUnchecked(value)
-    return this.machine.items.findIndex((i) => equalBytes(i.bytes, bytes))
+    const text = bytesKey(this.codec.encodeUnchecked(value))
+    return this.machine.items.findIndex((i) => i.text === text)
   }
 
   /** The elements, first to last. */

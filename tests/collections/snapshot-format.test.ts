@@ -6,6 +6,7 @@ import { CommandReader, packItems, SNAPSHOT_FORMAT, unpackItems } from '../../sr
 import { PriorityQueueMachine } from '../../src/collections/priority-queue-machine.ts'
 import { SetMachine } from '../../src/collections/set.ts'
 import { keyBytes, latin1, ValueCodec } from '../../src/collections/values.ts'
+import { VecMachine } from '../../src/collections/vec.ts'
 
 const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill)
 
@@ -151,5 +152,72 @@ describe('PriorityQueue commands', () => {
     // A triple of two: the reader gives up, and the strict decoder returns what it holds.
     const pair = commands.encode(['extend', [[a!, b!] as never]])
     expect(commands.decode(pair)).toEqual(['extend', [[a, b]]])
+  })
+})
+
+describe('PriorityQueue snapshots', () => {
+  it('pack exactly the triples of their entries in ascending order', () => {
+    const codec = new ValueCodec<number>()
+    const q = new PriorityQueueMachine(Digest.zero(), { p: codec, k: codec, v: codec }, 10, undefined)
+    const e = (n: number) => codec.encodeUnchecked(n)
+    q.applyCommand([
+      'extend',
+      [
+        [e(5), e(1), e(10)],
+        [e(-1), e(2), e(20)],
+        [e(5), e(3), e(300)],
+      ],
+    ])
+    expect(q.snapshot()).toEqual(
+      packItems(3, [
+        [e(-1), e(2), e(20)],
+        [e(5), e(1), e(10)],
+        [e(5), e(3), e(300)],
+      ]),
+    )
+  })
+})
+
+describe('Vec commands and snapshots', () => {
+  const codec = new ValueCodec<string>()
+  const vec = () => new VecMachine(Digest.zero(), codec)
+  const commands = vec().codecs.command
+  const [a, b, c] = ['a', 'bb', ''].map((s) => codec.encodeUnchecked(s))
+
+  it('read the elements of an extend as ranges of the command, a push as a view, the others strictly', () => {
+    const extend = commands.encode(['extend', [a!, b!, c!]])
+    const decoded = commands.decode(extend)
+    const { bytes, ranges } = decoded[1] as { bytes: Uint8Array; ranges: Int32Array }
+    expect(bytes).toBe(extend)
+    expect([0, 2, 4].map((j) => bytes.slice(ranges[j], ranges[j + 1]))).toEqual([a, b, c])
+    expect(commands.encode(decoded)).toEqual(extend)
+    const push = commands.encode(['pushFront', b!])
+    expect(commands.decode(push)).toEqual(['pushFront', b])
+    const others: Parameters<typeof commands.encode>[0][] = [
+      ['pushBack', a!],
+      ['insert', 1, c!],
+      ['popFront'],
+      ['remove', 0],
+      ['swap', 0, 1],
+      ['truncate', 2],
+      ['clear'],
+    ]
+    for (const command of others) expect(commands.decode(commands.encode(command))).toEqual(command)
+    const trailing = new Uint8Array([...commands.encode(['pushBack', a!]), 0x00])
+    expect(() => commands.decode(trailing)).toThrow(DecodeError)
+  })
+
+  it('pack exactly the items of their elements, and read them back, from the log or from a snapshot', () => {
+    const v = vec()
+    v.applyCommand(commands.decode(commands.encode(['extend', [a!, b!]])))
+    v.applyCommand(['pushFront', c!])
+    const snapshot = v.snapshot()
+    expect(snapshot).toEqual(packItems(1, [[c!], [a!], [b!]]))
+    const restored = vec()
+    restored.restore(snapshot)
+    expect(restored.items.map((i) => i.value)).toEqual(['', 'a', 'bb'])
+    expect(restored.snapshot()).toEqual(snapshot)
+    expect(() => restored.restore(packItems(2, [[a!, b!]]))).toThrow(DecodeError)
+    expect(restored.items.map((i) => i.value)).toEqual(['', 'a', 'bb'])
   })
 })
