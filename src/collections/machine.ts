@@ -256,6 +256,46 @@ export class CommandReader {
   }
 }
 
+/**
+ * The byte strings of a list in a command, as ranges of the command's bytes: `[start, end]` of each
+ * byte string, `arity` of them per item. Replicas apply them without a view or a copy per string.
+ */
+export interface ByteRanges {
+  readonly bytes: Uint8Array
+  readonly ranges: Int32Array
+}
+
+/**
+ * Reads a list of items as ranges: an item of arity 1 is a byte string, a larger one an array of
+ * `arity` byte strings.
+ */
+export function readRanges(r: CommandReader, arity: number): ByteRanges {
+  const count = r.head(4)
+  // An item takes a byte per byte string at least, and a header when it is an array: a larger count
+  // is a lie the strict decoder rejects.
+  if (count * (arity === 1 ? 1 : arity + 1) > r.bytes.length - r.at) r.unusual()
+  const ranges = new Int32Array(count * arity * 2)
+  for (let j = 0; j < ranges.length; ) {
+    if (arity > 1) r.array(arity)
+    for (let f = 0; f < arity; f++, j += 2) {
+      ranges[j] = r.byteStringStart()
+      ranges[j + 1] = r.at
+    }
+  }
+  return { bytes: r.bytes, ranges }
+}
+
+/** The items of ranges as copies of their byte strings: a list of byte strings for arity 1, else of arrays. */
+export function itemsOfRanges({ bytes, ranges }: ByteRanges, arity: number): (Uint8Array | Uint8Array[])[] {
+  const items: (Uint8Array | Uint8Array[])[] = []
+  for (let j = 0; j < ranges.length; j += arity * 2) {
+    const item: Uint8Array[] = []
+    for (let f = 0; f < arity * 2; f += 2) item.push(bytes.slice(ranges[j + f], ranges[j + f + 1]))
+    items.push(arity === 1 ? item[0]! : item)
+  }
+  return items
+}
+
 /** Decodes a command with `read`, or with the strict CBOR decoder when `read` finds it unusual. */
 export function decodeCommand<C>(bytes: Uint8Array, read: (r: CommandReader) => C): C {
   const r = new CommandReader(bytes)

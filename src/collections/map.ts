@@ -11,7 +11,7 @@ import {
   type Version,
 } from './base.ts'
 import type { ByteTable } from './byte-table.ts'
-import { type CommandReader, decodeCommand } from './machine.ts'
+import { type ByteRanges, type CommandReader, decodeCommand, itemsOfRanges, readRanges } from './machine.ts'
 import { TableMachine } from './table-machine.ts'
 
 /** Options of a replicated Map: codecs (and schemas) for keys and values. */
@@ -22,15 +22,9 @@ export interface MapOptions<K, V> extends CollectionOptions {
   value?: ValueType<V>
 }
 
-/** The pairs of an `extend` read from the log: `[key start, key end, value start, value end]` each. */
-interface Ranges {
-  readonly bytes: Uint8Array
-  readonly ranges: Int32Array
-}
-
 type MapCommand =
   | readonly ['set', Uint8Array, Uint8Array]
-  | readonly ['extend', (readonly [Uint8Array, Uint8Array])[] | Ranges]
+  | readonly ['extend', (readonly [Uint8Array, Uint8Array])[] | ByteRanges]
   | readonly ['remove', Uint8Array[]]
   | readonly ['cas', Uint8Array, Uint8Array | null, Uint8Array | null]
   | readonly ['clear']
@@ -42,38 +36,16 @@ type MapCommand =
 const mapCommands: Codec<MapCommand> = {
   encode: (c) =>
     c[0] === 'extend' && !Array.isArray(c[1])
-      ? encodeCanonical(['extend', pairsOf(c[1])])
+      ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, 2)])
       : encodeCanonical(c),
   decode: (bytes) => decodeCommand(bytes, readMapCommand),
-}
-
-/** The pairs of ranges as byte strings (writers propose pairs: this is for completeness). */
-function pairsOf({ bytes, ranges }: Ranges): Uint8Array[][] {
-  const pairs: Uint8Array[][] = []
-  for (let j = 0; j < ranges.length; j += 4) {
-    pairs.push([bytes.slice(ranges[j], ranges[j + 1]), bytes.slice(ranges[j + 2], ranges[j + 3])])
-  }
-  return pairs
 }
 
 function readMapCommand(r: CommandReader): MapCommand {
   const n = r.head(4)
   const name = r.name()
   if (name === 'set' && n === 3) return ['set', r.byteString(), r.byteString()]
-  if (name === 'extend' && n === 2) {
-    const count = r.head(4)
-    // A pair takes at least three bytes: a larger count is a lie the strict decoder rejects.
-    if (count * 3 > r.bytes.length - r.at) r.unusual()
-    const ranges = new Int32Array(count * 4)
-    for (let i = 0, j = 0; i < count; i++, j += 4) {
-      r.array(2)
-      ranges[j] = r.byteStringStart()
-      ranges[j + 1] = r.at
-      ranges[j + 2] = r.byteStringStart()
-      ranges[j + 3] = r.at
-    }
-    return ['extend', { bytes: r.bytes, ranges }]
-  }
+  if (name === 'extend' && n === 2) return ['extend', readRanges(r, 2)]
   if (name === 'remove' && n === 2) {
     const count = r.head(4)
     const keys: Uint8Array[] = []
@@ -112,7 +84,7 @@ export class MapMachine<K, V> extends TableMachine<MapCommand> {
         const pairs = c[1]
         if (Array.isArray(pairs)) for (const [k, v] of pairs) t.set(k, v)
         else {
-          const { bytes, ranges } = pairs as Ranges
+          const { bytes, ranges } = pairs as ByteRanges
           t.reserve(ranges.length / 4, bytes.length)
           for (let j = 0; j < ranges.length; j += 4) {
             t.setRanges(bytes, ranges[j]!, ranges[j + 1]!, bytes, ranges[j + 2]!, ranges[j + 3]!)

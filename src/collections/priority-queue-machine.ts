@@ -7,10 +7,13 @@ import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { StoreId } from '../primitives/digest.ts'
 import { bytesKey, CollectionMachine, type ValueCodec } from './base.ts'
 import {
+  type ByteRanges,
   type CommandReader,
   decodeCommand,
+  itemsOfRanges,
   packedSize,
   packItems,
+  readRanges,
   SNAPSHOT_FORMAT,
   scanItems,
   unpackItems,
@@ -21,15 +24,9 @@ import { latin1 } from './values.ts'
 
 export type Bound = readonly [Uint8Array, boolean] | null
 
-/** The triples of an `extend` read from the log: `[start, end]` of priority, key and value each. */
-interface Ranges {
-  readonly bytes: Uint8Array
-  readonly ranges: Int32Array
-}
-
 type PqCommand =
   | readonly ['insert', Uint8Array, Uint8Array, Uint8Array]
-  | readonly ['extend', (readonly [Uint8Array, Uint8Array, Uint8Array])[] | Ranges]
+  | readonly ['extend', (readonly [Uint8Array, Uint8Array, Uint8Array])[] | ByteRanges]
   | readonly ['updatePriority', Uint8Array, Uint8Array]
   | readonly ['updateValue', Uint8Array, Uint8Array]
   | readonly ['cas', Uint8Array, Uint8Array, Uint8Array | null]
@@ -44,42 +41,16 @@ type PqCommand =
 const pqCommands: Codec<PqCommand> = {
   encode: (c) =>
     c[0] === 'extend' && !Array.isArray(c[1])
-      ? encodeCanonical(['extend', triplesOf(c[1])])
+      ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, 3)])
       : encodeCanonical(c),
   decode: (bytes) => decodeCommand(bytes, readPqCommand),
-}
-
-/** The triples of ranges as byte strings (writers propose triples: this is for completeness). */
-function triplesOf({ bytes, ranges }: Ranges): Uint8Array[][] {
-  const triples: Uint8Array[][] = []
-  for (let j = 0; j < ranges.length; j += 6) {
-    triples.push([
-      bytes.slice(ranges[j], ranges[j + 1]),
-      bytes.slice(ranges[j + 2], ranges[j + 3]),
-      bytes.slice(ranges[j + 4], ranges[j + 5]),
-    ])
-  }
-  return triples
 }
 
 function readPqCommand(r: CommandReader): PqCommand {
   const n = r.head(4)
   const name = r.name()
   if (name === 'insert' && n === 4) return ['insert', r.byteString(), r.byteString(), r.byteString()]
-  if (name === 'extend' && n === 2) {
-    const count = r.head(4)
-    // A triple takes at least four bytes: a larger count is a lie the strict decoder rejects.
-    if (count * 4 > r.bytes.length - r.at) r.unusual()
-    const ranges = new Int32Array(count * 6)
-    for (let i = 0, j = 0; i < count; i++, j += 6) {
-      r.array(3)
-      for (let f = 0; f < 6; f += 2) {
-        ranges[j + f] = r.byteStringStart()
-        ranges[j + f + 1] = r.at
-      }
-    }
-    return ['extend', { bytes: r.bytes, ranges }]
-  }
+  if (name === 'extend' && n === 2) return ['extend', readRanges(r, 3)]
   return r.unusual()
 }
 
@@ -221,7 +192,7 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
           for (const [p, k, v] of c[1]) this.#insert(bytesKey(p), bytesKey(k), bytesKey(v))
           return
         }
-        const { bytes, ranges } = c[1] as Ranges
+        const { bytes, ranges } = c[1] as ByteRanges
         for (let j = 0; j < ranges.length; j += 6) {
           this.#insert(
             latin1(bytes, ranges[j]!, ranges[j + 1]!),

@@ -12,7 +12,7 @@ import {
   type Version,
 } from './base.ts'
 import type { ByteTable } from './byte-table.ts'
-import { type CommandReader, decodeCommand } from './machine.ts'
+import { type ByteRanges, type CommandReader, decodeCommand, itemsOfRanges, readRanges } from './machine.ts'
 import { TableMachine } from './table-machine.ts'
 import { keyBytes } from './values.ts'
 
@@ -21,15 +21,9 @@ export interface SetOptions<T> extends CollectionOptions {
   value?: ValueType<T>
 }
 
-/** The members of an `extend` read from the log: `[start, end]` of each in `bytes`. */
-interface Ranges {
-  readonly bytes: Uint8Array
-  readonly ranges: Int32Array
-}
-
 type SetCommand =
   | readonly ['add', Uint8Array]
-  | readonly ['extend', Uint8Array[] | Ranges]
+  | readonly ['extend', Uint8Array[] | ByteRanges]
   | readonly ['remove', Uint8Array[]]
   | readonly ['clear']
 
@@ -40,33 +34,16 @@ type SetCommand =
 const setCommands: Codec<SetCommand> = {
   encode: (c) =>
     c[0] === 'extend' && !Array.isArray(c[1])
-      ? encodeCanonical(['extend', membersOf(c[1] as Ranges)])
+      ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, 1)])
       : encodeCanonical(c),
   decode: (bytes) => decodeCommand(bytes, readSetCommand),
-}
-
-/** The members of ranges as byte strings (writers propose lists: this is for completeness). */
-function membersOf({ bytes, ranges }: Ranges): Uint8Array[] {
-  const members: Uint8Array[] = []
-  for (let j = 0; j < ranges.length; j += 2) members.push(bytes.slice(ranges[j], ranges[j + 1]))
-  return members
 }
 
 function readSetCommand(r: CommandReader): SetCommand {
   const n = r.head(4)
   const name = r.name()
   if (name === 'add' && n === 2) return ['add', r.byteString()]
-  if (name === 'extend' && n === 2) {
-    const count = r.head(4)
-    // A member takes a byte at least: a larger count is a lie the strict decoder rejects.
-    if (count > r.bytes.length - r.at) r.unusual()
-    const ranges = new Int32Array(count * 2)
-    for (let j = 0; j < ranges.length; j += 2) {
-      ranges[j] = r.byteStringStart()
-      ranges[j + 1] = r.at
-    }
-    return ['extend', { bytes: r.bytes, ranges }]
-  }
+  if (name === 'extend' && n === 2) return ['extend', readRanges(r, 1)]
   if (name === 'remove' && n === 2) {
     const count = r.head(4)
     const members: Uint8Array[] = []
@@ -101,7 +78,7 @@ export class SetMachine<T> extends TableMachine<SetCommand> {
         const members = c[1]
         if (Array.isArray(members)) for (const b of members) t.set(b)
         else {
-          const { bytes, ranges } = members as Ranges
+          const { bytes, ranges } = members as ByteRanges
           t.reserve(ranges.length / 2, bytes.length)
           for (let j = 0; j < ranges.length; j += 2)
             t.setRanges(bytes, ranges[j]!, ranges[j + 1]!, bytes, 0, 0)

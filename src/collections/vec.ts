@@ -15,10 +15,13 @@ import {
   type Version,
 } from './base.ts'
 import {
+  type ByteRanges,
   type CommandReader,
   decodeCommand,
+  itemsOfRanges,
   packedSize,
   packItems,
+  readRanges,
   SNAPSHOT_FORMAT,
   scanItems,
   unpackItems,
@@ -31,16 +34,10 @@ export interface VecOptions<T> extends CollectionOptions {
   value?: ValueType<T>
 }
 
-/** The elements of an `extend` read from the log: `[start, end]` of each in `bytes`. */
-interface Ranges {
-  readonly bytes: Uint8Array
-  readonly ranges: Int32Array
-}
-
 type VecCommand =
   | readonly ['pushBack' | 'pushFront', Uint8Array]
   | readonly ['insert', number, Uint8Array]
-  | readonly ['extend', Uint8Array[] | Ranges]
+  | readonly ['extend', Uint8Array[] | ByteRanges]
   | readonly ['popBack' | 'popFront' | 'clear']
   | readonly ['remove', number]
   | readonly ['swap', number, number]
@@ -55,33 +52,16 @@ const INSERT_OUT_OF_RANGE = 'insert-out-of-range'
 const vecCommands: Codec<VecCommand> = {
   encode: (c) =>
     c[0] === 'extend' && !Array.isArray(c[1])
-      ? encodeCanonical(['extend', elementsOf(c[1] as Ranges)])
+      ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, 1)])
       : encodeCanonical(c),
   decode: (bytes) => decodeCommand(bytes, readVecCommand),
-}
-
-/** The elements of ranges as byte strings (writers propose lists: this is for completeness). */
-function elementsOf({ bytes, ranges }: Ranges): Uint8Array[] {
-  const elements: Uint8Array[] = []
-  for (let j = 0; j < ranges.length; j += 2) elements.push(bytes.slice(ranges[j], ranges[j + 1]))
-  return elements
 }
 
 function readVecCommand(r: CommandReader): VecCommand {
   const n = r.head(4)
   const name = r.name()
   if ((name === 'pushBack' || name === 'pushFront') && n === 2) return [name, r.byteString()]
-  if (name === 'extend' && n === 2) {
-    const count = r.head(4)
-    // An element takes a byte at least: a larger count is a lie the strict decoder rejects.
-    if (count > r.bytes.length - r.at) r.unusual()
-    const ranges = new Int32Array(count * 2)
-    for (let j = 0; j < ranges.length; j += 2) {
-      ranges[j] = r.byteStringStart()
-      ranges[j + 1] = r.at
-    }
-    return ['extend', { bytes: r.bytes, ranges }]
-  }
+  if (name === 'extend' && n === 2) return ['extend', readRanges(r, 1)]
   return r.unusual()
 }
 
@@ -120,7 +100,7 @@ export class VecMachine<T> extends CollectionMachine<VecCommand> {
           for (const b of c[1]) items.push(this.#item(b))
           return
         }
-        const { bytes, ranges } = c[1] as Ranges
+        const { bytes, ranges } = c[1] as ByteRanges
         for (let j = 0; j < ranges.length; j += 2)
           items.push(new Lazy(latin1(bytes, ranges[j]!, ranges[j + 1]!), this.#codec))
         return
