@@ -1,4 +1,4 @@
-import { collections, type Network } from '../../platform/node/index.ts'
+import { collections, type Network, type Version } from '../../platform/node/index.ts'
 import type { MapReader, MapWriter } from '../../src/collections/map.ts'
 import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { prng } from '../support/prng.ts'
@@ -222,6 +222,32 @@ export async function benchCollections(): Promise<Row[]> {
 }
 
 /**
+ * A new reader catching up, `CATCH_UP_ROUNDS` times from an empty replica, against as many raw
+ * transfers of `bytes`: the medians, each round after a collection (see the Map's catch-up above).
+ */
+async function catchUpAgainstRaw(
+  open: () => { when: { reaches(v: Version): Promise<unknown> }; close(): Promise<void> },
+  version: Version,
+  bytes: number,
+): Promise<{ catchUp: number; raw: number }> {
+  const catchUps: number[] = []
+  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
+    await collectGarbage()
+    const t = performance.now()
+    const reader = open()
+    await reader.when.reaches(version)
+    catchUps.push(performance.now() - t)
+    await reader.close()
+  }
+  const raws: number[] = []
+  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
+    await collectGarbage()
+    raws.push(await rawTransfer(bytes))
+  }
+  return { catchUp: median(catchUps), raw: median(raws) }
+}
+
+/**
  * A Set of 100k members, added in batches of 1 000 through the first of its three writers: a new
  * reader on the fourth node catches up (from the log, which holds fewer entries than a compaction
  * needs), against the raw transfer of the same members.
@@ -238,29 +264,20 @@ async function setCatchUp(nets: Network[], section: string): Promise<Row> {
     )
   }
   await Promise.all(writers.map((x) => x.when.reaches(w.version)))
-  const catchUps: number[] = []
-  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
-    await collectGarbage()
-    const t = performance.now()
-    const reader = collections.Set.reader<string>(nets[3]!, 'bench-set')
-    await reader.when.reaches(w.version)
-    catchUps.push(performance.now() - t)
-    await reader.close()
-  }
   const bytes = encodeCanonical([...w].map((m) => encodeCanonical(m))).length
-  const raws: number[] = []
-  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
-    await collectGarbage()
-    raws.push(await rawTransfer(bytes))
-  }
+  const { catchUp, raw } = await catchUpAgainstRaw(
+    () => collections.Set.reader<string>(nets[3]!, 'bench-set'),
+    w.version,
+    bytes,
+  )
   await Promise.all(writers.map((x) => x.close()))
   return {
     section,
     name: `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-member Set`,
-    value: median(catchUps),
+    value: catchUp,
     unit: 'ms',
     baselineName: `raw transfer of the same ${(bytes / 1e6).toFixed(1)} MB over one stream`,
-    baseline: median(raws),
+    baseline: raw,
   }
 }
 
@@ -287,15 +304,6 @@ async function queueCatchUp(nets: Network[], section: string): Promise<Row> {
     )
   }
   await Promise.all(writers.map((x) => x.when.reaches(w.version)))
-  const catchUps: number[] = []
-  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
-    await collectGarbage()
-    const t = performance.now()
-    const reader = collections.PriorityQueue.reader<number, string, number>(nets[3]!, 'bench-pq')
-    await reader.when.reaches(w.version)
-    catchUps.push(performance.now() - t)
-    await reader.close()
-  }
   const bytes = encodeCanonical(
     [...w.ascending()].map((e) => [
       encodeCanonical(e.priority),
@@ -303,18 +311,18 @@ async function queueCatchUp(nets: Network[], section: string): Promise<Row> {
       encodeCanonical(e.value),
     ]),
   ).length
-  const raws: number[] = []
-  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
-    await collectGarbage()
-    raws.push(await rawTransfer(bytes))
-  }
+  const { catchUp, raw } = await catchUpAgainstRaw(
+    () => collections.PriorityQueue.reader<number, string, number>(nets[3]!, 'bench-pq'),
+    w.version,
+    bytes,
+  )
   await Promise.all(writers.map((x) => x.close()))
   return {
     section,
     name: `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-entry PriorityQueue`,
-    value: median(catchUps),
+    value: catchUp,
     unit: 'ms',
     baselineName: `raw transfer of the same ${(bytes / 1e6).toFixed(1)} MB over one stream`,
-    baseline: median(raws),
+    baseline: raw,
   }
 }
