@@ -6,6 +6,7 @@ import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
 import { decodeCanonical } from '../primitives/codec.ts'
 import { Digest, type StoreId } from '../primitives/digest.ts'
 import { DecodeError } from '../primitives/errors.ts'
+import { latin1 } from './values.ts'
 
 /**
  * The state machine behind a collection. Commands are canonical-CBOR arrays whose user values are
@@ -148,16 +149,31 @@ export function writeVarint(out: Uint8Array, at: number, n: number): number {
   return at + varint.encodingLength(n)
 }
 
-/** Bytes a `bytesKey` string takes in a packed snapshot, with its length. */
-export function packedSize(s: string): number {
-  return varintLength(s.length) + s.length
+/**
+ * Packs items whose byte strings a replica holds as `bytesKey` strings, the same bytes `packItems`
+ * writes: `each` gives every string in order, and is called twice (to size, then to write).
+ */
+export function packStrings(arity: number, each: (field: (s: string) => void) => void): Uint8Array {
+  let size = 2
+  each((s) => {
+    size += varintLength(s.length) + s.length
+  })
+  const out = new Uint8Array(size)
+  out[0] = SNAPSHOT_FORMAT
+  out[1] = arity
+  let at = 2
+  each((s) => {
+    at = writeVarint(out, at, s.length)
+    for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i)
+  })
+  return out
 }
 
-/** Writes the length and bytes of a `bytesKey` string at `at`; returns the position after them. */
-export function writePacked(out: Uint8Array, at: number, s: string): number {
-  at = writeVarint(out, at, s.length)
-  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i)
-  return at
+/** The byte strings of a packed snapshot as `bytesKey` strings, in order; refuses what `scanItems` refuses. */
+export function unpackStrings(arity: number, bytes: Uint8Array): string[] {
+  const fields: string[] = []
+  if (bytes.length > 0) scanItems(arity, bytes, (start, end) => void fields.push(latin1(bytes, start, end)))
+  return fields
 }
 
 /** Bytes of the varint of `n`. */

@@ -11,13 +11,11 @@ import {
   type CommandReader,
   decodeCommand,
   itemsOfRanges,
-  packedSize,
   packItems,
+  packStrings,
   readRanges,
-  SNAPSHOT_FORMAT,
-  scanItems,
   unpackItems,
-  writePacked,
+  unpackStrings,
 } from './machine.ts'
 import { BucketList, type Linked } from './priority-buckets.ts'
 import { latin1 } from './values.ts'
@@ -254,27 +252,18 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
 
   /** The entries in ascending order, packed (`packItems` of their bytes) straight from their strings. */
   override snapshot(): Uint8Array {
-    let size = 2
-    this.buckets.forEachEntry((s) => {
-      size += packedSize(s.p) + packedSize(s.id) + packedSize(s.v)
-    })
-    const out = new Uint8Array(size)
-    out[0] = SNAPSHOT_FORMAT
-    out[1] = this.arity
-    let at = 2
-    this.buckets.forEachEntry((s) => {
-      at = writePacked(out, at, s.p)
-      at = writePacked(out, at, s.id)
-      at = writePacked(out, at, s.v)
-    })
-    return out
+    return packStrings(this.arity, (field) =>
+      this.buckets.forEachEntry((s) => {
+        field(s.p)
+        field(s.id)
+        field(s.v)
+      }),
+    )
   }
 
-  /** Reads a snapshot's byte strings as ranges, each kept as a string (no view per byte string). */
+  /** Reads a snapshot's byte strings as strings (no view per byte string). */
   protected override restoreSnapshot(snapshot: Uint8Array): void {
-    const fields: string[] = []
-    if (snapshot.length > 0)
-      scanItems(this.arity, snapshot, (start, end) => void fields.push(latin1(snapshot, start, end)))
+    const fields = unpackStrings(this.arity, snapshot)
     this.byKey.clear()
     this.buckets.clear()
     for (let i = 0; i < fields.length; i += 3) this.#insert(fields[i]!, fields[i + 1]!, fields[i + 2]!)

@@ -19,13 +19,11 @@ import {
   type CommandReader,
   decodeCommand,
   itemsOfRanges,
-  packedSize,
   packItems,
+  packStrings,
   readRanges,
-  SNAPSHOT_FORMAT,
-  scanItems,
   unpackItems,
-  writePacked,
+  unpackStrings,
 } from './machine.ts'
 import { latin1 } from './values.ts'
 
@@ -133,24 +131,14 @@ export class VecMachine<T> extends CollectionMachine<VecCommand> {
 
   /** The elements, packed (`packItems` of their bytes) straight from their strings. */
   override snapshot(): Uint8Array {
-    let size = 2
-    for (const item of this.items) size += packedSize(item.text)
-    const out = new Uint8Array(size)
-    out[0] = SNAPSHOT_FORMAT
-    out[1] = this.arity
-    let at = 2
-    for (const item of this.items) at = writePacked(out, at, item.text)
-    return out
+    return packStrings(this.arity, (field) => {
+      for (const item of this.items) field(item.text)
+    })
   }
 
-  /** Reads a snapshot's byte strings as ranges, each kept as a string (no view per element). */
+  /** Reads a snapshot's byte strings as strings (no view per element). */
   protected override restoreSnapshot(snapshot: Uint8Array): void {
-    const items: Lazy<T>[] = []
-    if (snapshot.length > 0)
-      scanItems(this.arity, snapshot, (start, end) => {
-        items.push(new Lazy(latin1(snapshot, start, end), this.#codec))
-      })
-    this.items = items
+    this.items = unpackStrings(this.arity, snapshot).map((text) => new Lazy(text, this.#codec))
   }
 
   /** Not used (`snapshot()` writes the strings): the items of those bytes, as the base class asks. */
