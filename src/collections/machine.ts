@@ -3,7 +3,7 @@
  */
 import * as varint from 'uint8-varint'
 import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
-import { decodeCanonical } from '../primitives/codec.ts'
+import { type Codec, decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type StoreId } from '../primitives/digest.ts'
 import { DecodeError } from '../primitives/errors.ts'
 import { latin1 } from './values.ts'
@@ -310,6 +310,23 @@ export function itemsOfRanges({ bytes, ranges }: ByteRanges, arity: number): (Ui
     items.push(arity === 1 ? item[0]! : item)
   }
   return items
+}
+
+/**
+ * A collection's command codec: canonical CBOR out, with an `extend` that holds ranges (as read from
+ * the log) written as its items of `extendArity` byte strings; in, `read` through `decodeCommand`.
+ */
+export function commandCodec<C extends readonly unknown[]>(
+  extendArity: number,
+  read: (r: CommandReader) => C,
+): Codec<C> {
+  return {
+    encode: (c) =>
+      c[0] === 'extend' && !Array.isArray(c[1])
+        ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, extendArity)])
+        : encodeCanonical(c),
+    decode: (bytes) => decodeCommand(bytes, read),
+  }
 }
 
 /** Decodes a command with `read`, or with the strict CBOR decoder when `read` finds it unusual. */

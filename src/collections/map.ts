@@ -1,5 +1,4 @@
 import type { AbortOptions } from '../primitives/abort.ts'
-import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
   CollectionHandle,
@@ -11,7 +10,7 @@ import {
   type Version,
 } from './base.ts'
 import type { ByteTable } from './byte-table.ts'
-import { type ByteRanges, type CommandReader, decodeCommand, itemsOfRanges, readRanges } from './machine.ts'
+import { type ByteRanges, type CommandReader, commandCodec, readRanges } from './machine.ts'
 import { TableMachine } from './table-machine.ts'
 
 /** Options of a replicated Map: codecs (and schemas) for keys and values. */
@@ -33,13 +32,7 @@ type MapCommand =
  * Map commands: canonical CBOR whose byte strings are read as views or ranges of the command's bytes,
  * without a general decoder (see CommandReader).
  */
-const mapCommands: Codec<MapCommand> = {
-  encode: (c) =>
-    c[0] === 'extend' && !Array.isArray(c[1])
-      ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, 2)])
-      : encodeCanonical(c),
-  decode: (bytes) => decodeCommand(bytes, readMapCommand),
-}
+const mapCommands = commandCodec<MapCommand>(2, readMapCommand)
 
 function readMapCommand(r: CommandReader): MapCommand {
   const n = r.head(4)

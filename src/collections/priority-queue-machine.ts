@@ -3,14 +3,12 @@
  * them (see priority-queue.ts for the handles users hold).
  */
 import { compareBytes, u64be } from '../primitives/bytes.ts'
-import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { StoreId } from '../primitives/digest.ts'
 import { bytesKey, CollectionMachine, type ValueCodec } from './base.ts'
 import {
   type ByteRanges,
   type CommandReader,
-  decodeCommand,
-  itemsOfRanges,
+  commandCodec,
   packItems,
   packStrings,
   readRanges,
@@ -36,13 +34,7 @@ type PqCommand =
  * PriorityQueue commands: canonical CBOR whose inserts are read as views or ranges of the command's
  * bytes, without a general decoder (see CommandReader); the rarer commands go to the strict decoder.
  */
-const pqCommands: Codec<PqCommand> = {
-  encode: (c) =>
-    c[0] === 'extend' && !Array.isArray(c[1])
-      ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, 3)])
-      : encodeCanonical(c),
-  decode: (bytes) => decodeCommand(bytes, readPqCommand),
-}
+const pqCommands = commandCodec<PqCommand>(3, readPqCommand)
 
 function readPqCommand(r: CommandReader): PqCommand {
   const n = r.head(4)

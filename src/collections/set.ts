@@ -1,5 +1,4 @@
 import type { AbortOptions } from '../primitives/abort.ts'
-import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
   bytesKey,
@@ -12,7 +11,7 @@ import {
   type Version,
 } from './base.ts'
 import type { ByteTable } from './byte-table.ts'
-import { type ByteRanges, type CommandReader, decodeCommand, itemsOfRanges, readRanges } from './machine.ts'
+import { type ByteRanges, type CommandReader, commandCodec, readRanges } from './machine.ts'
 import { TableMachine } from './table-machine.ts'
 import { keyBytes } from './values.ts'
 
@@ -31,13 +30,7 @@ type SetCommand =
  * Set commands: canonical CBOR whose byte strings are read as views or ranges of the command's bytes,
  * without a general decoder (see CommandReader).
  */
-const setCommands: Codec<SetCommand> = {
-  encode: (c) =>
-    c[0] === 'extend' && !Array.isArray(c[1])
-      ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, 1)])
-      : encodeCanonical(c),
-  decode: (bytes) => decodeCommand(bytes, readSetCommand),
-}
+const setCommands = commandCodec<SetCommand>(1, readSetCommand)
 
 function readSetCommand(r: CommandReader): SetCommand {
   const n = r.head(4)

@@ -1,5 +1,4 @@
 import type { AbortOptions } from '../primitives/abort.ts'
-import { type Codec, encodeCanonical } from '../primitives/codec.ts'
 import type { DigestLike, StoreId } from '../primitives/digest.ts'
 import {
   bytesKey,
@@ -17,8 +16,7 @@ import {
 import {
   type ByteRanges,
   type CommandReader,
-  decodeCommand,
-  itemsOfRanges,
+  commandCodec,
   packItems,
   packStrings,
   readRanges,
@@ -47,13 +45,7 @@ const INSERT_OUT_OF_RANGE = 'insert-out-of-range'
  * Vec commands: canonical CBOR whose pushes and extends are read as views or ranges of the command's
  * bytes, without a general decoder (see CommandReader); the others go to the strict decoder.
  */
-const vecCommands: Codec<VecCommand> = {
-  encode: (c) =>
-    c[0] === 'extend' && !Array.isArray(c[1])
-      ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, 1)])
-      : encodeCanonical(c),
-  decode: (bytes) => decodeCommand(bytes, readVecCommand),
-}
+const vecCommands = commandCodec<VecCommand>(1, readVecCommand)
 
 function readVecCommand(r: CommandReader): VecCommand {
   const n = r.head(4)
