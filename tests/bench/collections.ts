@@ -223,13 +223,16 @@ export async function benchCollections(): Promise<Row[]> {
 
 /**
  * A new reader catching up, `CATCH_UP_ROUNDS` times from an empty replica, against as many raw
- * transfers of `bytes`: the medians, each round after a collection (see the Map's catch-up above).
+ * transfers of `bytes`: the row of their medians, each round after a collection (see the Map's
+ * catch-up above).
  */
 async function catchUpAgainstRaw(
+  section: string,
+  name: string,
   open: () => { when: { reaches(v: Version): Promise<unknown> }; close(): Promise<void> },
   version: Version,
   bytes: number,
-): Promise<{ catchUp: number; raw: number }> {
+): Promise<Row> {
   const catchUps: number[] = []
   for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
     await collectGarbage()
@@ -244,7 +247,14 @@ async function catchUpAgainstRaw(
     await collectGarbage()
     raws.push(await rawTransfer(bytes))
   }
-  return { catchUp: median(catchUps), raw: median(raws) }
+  return {
+    section,
+    name,
+    value: median(catchUps),
+    unit: 'ms',
+    baselineName: `raw transfer of the same ${(bytes / 1e6).toFixed(1)} MB over one stream`,
+    baseline: median(raws),
+  }
 }
 
 /**
@@ -265,20 +275,15 @@ async function setCatchUp(nets: Network[], section: string): Promise<Row> {
   }
   await Promise.all(writers.map((x) => x.when.reaches(w.version)))
   const bytes = encodeCanonical([...w].map((m) => encodeCanonical(m))).length
-  const { catchUp, raw } = await catchUpAgainstRaw(
+  const row = await catchUpAgainstRaw(
+    section,
+    `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-member Set`,
     () => collections.Set.reader<string>(nets[3]!, 'bench-set'),
     w.version,
     bytes,
   )
   await Promise.all(writers.map((x) => x.close()))
-  return {
-    section,
-    name: `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-member Set`,
-    value: catchUp,
-    unit: 'ms',
-    baselineName: `raw transfer of the same ${(bytes / 1e6).toFixed(1)} MB over one stream`,
-    baseline: raw,
-  }
+  return row
 }
 
 /**
@@ -311,18 +316,13 @@ async function queueCatchUp(nets: Network[], section: string): Promise<Row> {
       encodeCanonical(e.value),
     ]),
   ).length
-  const { catchUp, raw } = await catchUpAgainstRaw(
+  const row = await catchUpAgainstRaw(
+    section,
+    `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-entry PriorityQueue`,
     () => collections.PriorityQueue.reader<number, string, number>(nets[3]!, 'bench-pq'),
     w.version,
     bytes,
   )
   await Promise.all(writers.map((x) => x.close()))
-  return {
-    section,
-    name: `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-entry PriorityQueue`,
-    value: catchUp,
-    unit: 'ms',
-    baselineName: `raw transfer of the same ${(bytes / 1e6).toFixed(1)} MB over one stream`,
-    baseline: raw,
-  }
+  return row
 }
