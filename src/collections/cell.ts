@@ -8,6 +8,8 @@ import {
   type CollectionRole,
   type CollectionsComponents,
   Lazy,
+  packItems,
+  unpackItems,
   ValueCodec,
   type ValueType,
   type Version,
@@ -26,7 +28,6 @@ type CellCommand =
 /** The Cell replica (and the Once replica, which keeps only its first write). */
 export class CellMachine<T> extends CollectionMachine<CellCommand> {
   current: Lazy<T> | undefined
-  protected readonly arity = 1
   readonly #codec: ValueCodec<T>
   readonly #once: boolean
 
@@ -60,12 +61,13 @@ export class CellMachine<T> extends CollectionMachine<CellCommand> {
     }
   }
 
-  protected snapshotItems(): Uint8Array[][] {
-    return this.current === undefined ? [] : [[this.current.bytes]]
+  /** The value as the one item of one byte string, or no item. */
+  override snapshot(): Uint8Array {
+    return packItems(1, this.current === undefined ? [] : [[this.current.bytes]])
   }
 
-  protected restoreItems(items: Uint8Array[][]): void {
-    const b = items[0]?.[0]
+  protected override restoreSnapshot(snapshot: Uint8Array): void {
+    const b = snapshot.length === 0 ? undefined : unpackItems(1, snapshot)[0]?.[0]
     this.current = b === undefined ? undefined : new Lazy(bytesKey(b), this.#codec)
   }
 }

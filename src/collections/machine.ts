@@ -43,28 +43,22 @@ export abstract class CollectionMachine<Command extends readonly unknown[]>
   }
 
   /**
-   * The state as items of `arity` byte strings each, in the machine's deterministic order, packed as
-   * `[format][arity][varint length, bytes]…`: far cheaper to write and read than CBOR for 100k items,
-   * and the same bytes on every replica at the same version.
+   * The state as items of a fixed number of byte strings each, in the machine's deterministic order,
+   * packed as `packItems` packs them (`[format][arity][varint length, bytes]…`): far cheaper to write
+   * and read than CBOR for 100k items, and the same bytes on every replica at the same version.
    */
-  snapshot(): Uint8Array {
-    return packItems(this.arity, this.snapshotItems())
-  }
+  abstract snapshot(): Uint8Array
 
   restore(snapshot: Uint8Array): void {
     this.restoreSnapshot(snapshot)
     this.revision++
   }
 
-  /** Replaces the state with a snapshot's; machines with a faster path than items override it. */
-  protected restoreSnapshot(snapshot: Uint8Array): void {
-    this.restoreItems(snapshot.length === 0 ? [] : unpackItems(this.arity, snapshot))
-  }
-
-  /** How many byte strings make one item of this machine's snapshot. */
-  protected abstract readonly arity: number
-  protected abstract snapshotItems(): Uint8Array[][]
-  protected abstract restoreItems(items: Uint8Array[][]): void
+  /**
+   * Replaces the state with a snapshot's (empty bytes: the empty state); throws DecodeError, changing
+   * nothing, on bytes `unpackItems` would reject.
+   */
+  protected abstract restoreSnapshot(snapshot: Uint8Array): void
 }
 
 export const SNAPSHOT_FORMAT = 1

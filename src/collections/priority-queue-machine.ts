@@ -9,10 +9,8 @@ import {
   type ByteRanges,
   type CommandReader,
   commandCodec,
-  packItems,
   packStrings,
   readRanges,
-  unpackItems,
   unpackStrings,
 } from './machine.ts'
 import { BucketList, type Linked } from './priority-buckets.ts'
@@ -259,15 +257,5 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
     this.byKey.clear()
     this.buckets.clear()
     for (let i = 0; i < fields.length; i += 3) this.#insert(fields[i]!, fields[i + 1]!, fields[i + 2]!)
-  }
-
-  /** Not used (`snapshot()` writes the strings): the items of those bytes, as the base class asks. */
-  protected snapshotItems(): Uint8Array[][] {
-    return unpackItems(this.arity, this.snapshot())
-  }
-
-  /** Not used (`restoreSnapshot` reads ranges): restores packed items. */
-  protected restoreItems(items: Uint8Array[][]): void {
-    this.restoreSnapshot(packItems(this.arity, items))
   }
 }

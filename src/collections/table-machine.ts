@@ -1,6 +1,6 @@
 import type { StoreId } from '../primitives/digest.ts'
 import { ByteTable } from './byte-table.ts'
-import { CollectionMachine, packItems, unpackItems } from './machine.ts'
+import { CollectionMachine } from './machine.ts'
 
 /**
  * A collection machine whose state is one ByteTable (a Map's entries, a Set's members): its snapshot
@@ -38,19 +38,9 @@ export abstract class TableMachine<Command extends readonly unknown[]> extends C
     return this.table.snapshot()
   }
 
-  /** Not used (`snapshot()` is the table's bytes): the items of those bytes, as the base class asks. */
-  protected snapshotItems(): Uint8Array[][] {
-    return unpackItems(this.arity, this.table.snapshot())
-  }
-
   protected override restoreSnapshot(snapshot: Uint8Array): void {
     const table = ByteTable.fromSnapshot(snapshot, this.arity)
     this.table.close()
     this.table = table
-  }
-
-  /** Not used (`restoreSnapshot` reads the bytes): the items packed, as the base class asks. */
-  protected restoreItems(items: Uint8Array[][]): void {
-    this.restoreSnapshot(packItems(this.arity, items))
   }
 }

@@ -17,10 +17,8 @@ import {
   type ByteRanges,
   type CommandReader,
   commandCodec,
-  packItems,
   packStrings,
   readRanges,
-  unpackItems,
   unpackStrings,
 } from './machine.ts'
 import { latin1 } from './values.ts'
@@ -131,16 +129,6 @@ export class VecMachine<T> extends CollectionMachine<VecCommand> {
   /** Reads a snapshot's byte strings as strings (no view per element). */
   protected override restoreSnapshot(snapshot: Uint8Array): void {
     this.items = unpackStrings(this.arity, snapshot).map((text) => new Lazy(text, this.#codec))
-  }
-
-  /** Not used (`snapshot()` writes the strings): the items of those bytes, as the base class asks. */
-  protected snapshotItems(): Uint8Array[][] {
-    return unpackItems(this.arity, this.snapshot())
-  }
-
-  /** Not used (`restoreSnapshot` reads ranges): restores packed items. */
-  protected restoreItems(items: Uint8Array[][]): void {
-    this.restoreSnapshot(packItems(this.arity, items))
   }
 }
 
