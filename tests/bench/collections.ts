@@ -163,48 +163,23 @@ export async function benchCollections(): Promise<Row[]> {
       () => w.when.online(),
     )
   }
-  // Readers in turn, each from an empty replica; the median against the median of as many raw
-  // transfers (one sample of each swung from 60 to 178 ms and from 9 to 26 ms between runs). Each
-  // round of both starts after a collection: the previous reader's megabytes are otherwise still held
-  // when the next one allocates, and on a VM where memory touched for the first time is slow (3.7 ms
-  // per MB on the bench machine, against 0.06 ms for memory in reuse) whether V8 had collected them
-  // decided the figure: a round took 150 page faults or 3 500, and eight runs of the same code read
-  // 2.5-7.4x.
-  const catchUps: number[] = []
-  let reader: MapReader<string, number> | undefined
-  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
-    await reader?.close()
-    await collectGarbage()
-    const t = performance.now()
-    reader = collections.Map.reader<string, number>(nets[3]!, 'bench-map')
-    await reader.when.reaches(w.version)
-    catchUps.push(performance.now() - t)
-  }
-  if (reader === undefined) throw new Error('unreachable')
-  const catchUp = median(catchUps)
   const snapshotBytes = encodeCanonical(
     [...w.entries()].map(([k, v]) => [encodeCanonical(k), encodeCanonical(v)]),
   ).length
-  const raws: number[] = []
-  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
-    await collectGarbage()
-    raws.push(await rawTransfer(snapshotBytes))
-  }
-  const raw = median(raws)
-  rows.push({
+  const mapCatchUp: { row: Row; reader?: MapReader<string, number> } = await catchUpAgainstRaw(
     section,
-    name: `new reader catches up on a ${(reader.size / 1000).toFixed(0)}k-entry Map`,
-    value: catchUp,
-    unit: 'ms',
-    baselineName: `raw transfer of the same ${(snapshotBytes / 1e6).toFixed(1)} MB over one stream`,
-    baseline: raw,
-  })
+    `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-entry Map`,
+    () => collections.Map.reader<string, number>(nets[3]!, 'bench-map'),
+    w.version,
+    snapshotBytes,
+  )
+  rows.push(mapCatchUp.row)
   // The reader's footprint is what dropping it frees: the writers compact their logs as the snapshot
   // marker commits, so a heap taken before the reader existed would count their frees as its gain.
   const heapWithReader = await memoryInUse()
-  const entries = reader.size
-  await reader.close()
-  reader = undefined // a closed handle still holds its last state
+  const entries = w.size
+  await mapCatchUp.reader?.close()
+  delete mapCatchUp.reader // a closed handle still holds its last state
   const perEntry = (heapWithReader - (await memoryInUse())) / entries
   const plain = await plainMapBytesPerEntry(entries)
   rows.push({
@@ -221,33 +196,46 @@ export async function benchCollections(): Promise<Row[]> {
   return rows
 }
 
+/** A collection reader as the catch-up measurement opens it. */
+interface Reader {
+  when: { reaches(v: Version): Promise<unknown> }
+  close(): Promise<void>
+}
+
 /**
  * A new reader catching up, `CATCH_UP_ROUNDS` times from an empty replica, against as many raw
- * transfers of `bytes`: the row of their medians, each round after a collection (see the Map's
- * catch-up above).
+ * transfers of `bytes`: the row of their medians, and the last reader, still open.
+ *
+ * Each round of both starts after a collection: the previous reader's megabytes are otherwise still
+ * held when the next one allocates, and on a VM where memory touched for the first time is slow
+ * (3.7 ms per MB on the bench machine, against 0.06 ms for memory in reuse) whether V8 had collected
+ * them decided the figure: a round took 150 page faults or 3 500, and eight runs of the same code read
+ * 2.5-7.4x. One sample of each swung from 60 to 178 ms and from 9 to 26 ms between runs: hence medians.
  */
-async function catchUpAgainstRaw(
+async function catchUpAgainstRaw<R extends Reader>(
   section: string,
   name: string,
-  open: () => { when: { reaches(v: Version): Promise<unknown> }; close(): Promise<void> },
+  open: () => R,
   version: Version,
   bytes: number,
-): Promise<Row> {
+): Promise<{ row: Row; reader: R }> {
   const catchUps: number[] = []
+  let reader: R | undefined
   for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
+    await reader?.close()
     await collectGarbage()
     const t = performance.now()
-    const reader = open()
+    reader = open()
     await reader.when.reaches(version)
     catchUps.push(performance.now() - t)
-    await reader.close()
   }
+  if (reader === undefined) throw new Error('unreachable')
   const raws: number[] = []
   for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
     await collectGarbage()
     raws.push(await rawTransfer(bytes))
   }
-  return {
+  const row: Row = {
     section,
     name,
     value: median(catchUps),
@@ -255,6 +243,7 @@ async function catchUpAgainstRaw(
     baselineName: `raw transfer of the same ${(bytes / 1e6).toFixed(1)} MB over one stream`,
     baseline: median(raws),
   }
+  return { row, reader }
 }
 
 /**
@@ -275,14 +264,14 @@ async function setCatchUp(nets: Network[], section: string): Promise<Row> {
   }
   await Promise.all(writers.map((x) => x.when.reaches(w.version)))
   const bytes = encodeCanonical([...w].map((m) => encodeCanonical(m))).length
-  const row = await catchUpAgainstRaw(
+  const { row, reader } = await catchUpAgainstRaw(
     section,
     `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-member Set`,
     () => collections.Set.reader<string>(nets[3]!, 'bench-set'),
     w.version,
     bytes,
   )
-  await Promise.all(writers.map((x) => x.close()))
+  await Promise.all([reader, ...writers].map((x) => x.close()))
   return row
 }
 
@@ -316,13 +305,13 @@ async function queueCatchUp(nets: Network[], section: string): Promise<Row> {
       encodeCanonical(e.value),
     ]),
   ).length
-  const row = await catchUpAgainstRaw(
+  const { row, reader } = await catchUpAgainstRaw(
     section,
     `new reader catches up on a ${(w.size / 1000).toFixed(0)}k-entry PriorityQueue`,
     () => collections.PriorityQueue.reader<number, string, number>(nets[3]!, 'bench-pq'),
     w.version,
     bytes,
   )
-  await Promise.all(writers.map((x) => x.close()))
+  await Promise.all([reader, ...writers].map((x) => x.close()))
   return row
 }
