@@ -163,7 +163,10 @@ export function packStrings(arity: number, each: (field: (s: string) => void) =>
   return out
 }
 
-/** The byte strings of a packed snapshot as `bytesKey` strings, in order; refuses what `scanItems` refuses. */
+/**
+ * The byte strings of a packed snapshot as `bytesKey` strings, in order; refuses what `scanItems`
+ * refuses.
+ */
 export function unpackStrings(arity: number, bytes: Uint8Array): string[] {
   const fields: string[] = []
   if (bytes.length > 0) scanItems(arity, bytes, (start, end) => void fields.push(latin1(bytes, start, end)))
