@@ -138,8 +138,8 @@ export function bytesKey(bytes: Uint8Array): string {
 
 /** `bytesKey` of `bytes[start..end)`, without a view. */
 export function latin1(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= SHORT) return shortLatin1(bytes, start, end)
   if (end - start <= 16) {
-    // Short strings (most keys and values): cheaper char by char than through `apply`.
     let out = ''
     for (let i = start; i < end; i++) out += String.fromCharCode(bytes[i]!)
     return out
@@ -155,6 +155,44 @@ export function latin1(bytes: Uint8Array, start: number, end: number): string {
   const units = new Uint16Array(range.length)
   units.set(range)
   return UTF_16LE.decode(units)
+}
+
+/** The longest string V8 builds flat when two are joined; longer joins make a rope. */
+const SHORT = 12
+
+const char = String.fromCharCode
+
+/**
+ * Up to SHORT bytes (most keys, values and priorities) in one `fromCharCode` call: 4× faster for 10
+ * bytes than joining a character at a time, which also made a string per character (a PriorityQueue
+ * catch-up spent a quarter of its time collecting them).
+ */
+function shortLatin1(b: Uint8Array, s: number, e: number): string {
+  switch (e - s) {
+    case 0:
+      return ''
+    case 1:
+      return char(b[s]!)
+    case 2:
+      return char(b[s]!, b[s + 1]!)
+    case 3:
+      return char(b[s]!, b[s + 1]!, b[s + 2]!)
+    case 4:
+      return char(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!)
+    case 5:
+      return char(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!)
+    case 6:
+      return char(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!)
+    case 7:
+      return char(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!)
+    case 8:
+      return char(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!, b[s + 7]!)
+    default: {
+      // 9 to 12: eight, then the rest (still under SHORT joined, so still flat).
+      const head = char(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!, b[s + 7]!)
+      return head + shortLatin1(b, s + 8, e)
+    }
+  }
 }
 
 const WINDOWS_1252 = new TextDecoder('latin1')
