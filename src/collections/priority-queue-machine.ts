@@ -14,6 +14,7 @@ import {
   unpackStrings,
 } from './machine.ts'
 import { BucketList, type Linked } from './priority-buckets.ts'
+import { StringIndex } from './string-index.ts'
 import { latin1 } from './values.ts'
 
 export type Bound = readonly [Uint8Array, boolean] | null
@@ -106,7 +107,7 @@ export function defaultCompare(a: unknown, b: unknown): number {
  */
 export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> {
   readonly codecs = { command: pqCommands }
-  readonly byKey = new Map<string, Slot<P, K, V>>()
+  readonly byKey = new StringIndex<Slot<P, K, V>>()
   /** Buckets in ascending priority. */
   readonly buckets: BucketList<P, Slot<P, K, V>>
   readonly capacity: number
@@ -144,7 +145,7 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
       slot.setValue(v)
     } else {
       slot = new Slot(priority, p, id, v, this.#codecs)
-      this.byKey.set(id, slot)
+      this.byKey.add(slot)
     }
     this.buckets.link(slot)
     // Past capacity, the newest entry of the lowest bucket goes.
