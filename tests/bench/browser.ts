@@ -30,7 +30,7 @@ const WARM_UP = 50
 const BLOCK = 50
 const BULK = Number(process.env.BENCH_BROWSER_BULK ?? 5_000) // 1 KiB datums, about 5 MB
 /** A bulk transfer that has not finished by then fails the section with a reason instead of hanging. */
-const BULK_DEADLINE_MS = 120_000
+const BULK_DEADLINE_MS = Number(process.env.BENCH_BULK_DEADLINE_MS ?? 120_000)
 const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
 
 /** `work`, or an error naming `what` once BULK_DEADLINE_MS passed. */
@@ -122,10 +122,11 @@ async function joinInPage(
       // Only the connection under test stays, so mosaik and raw streams both run on it.
       const chosen = conns().find((c) => c.remoteAddr.toString().includes(want))!
       for (const c of conns()) if (c !== chosen) await c.close()
-      const sink = { bytes: 0, want: 0, done: () => {} }
+      const sink = { bytes: 0, want: 0, done: () => {}, stream: undefined as unknown }
       await net.libp2p.handle(
         SINK,
         (stream) => {
+          sink.stream = stream
           stream.addEventListener('message', (e) => {
             sink.bytes += e.data.byteLength
             if (sink.bytes >= sink.want) sink.done()
@@ -262,7 +263,21 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
     if (!stream.send(datum)) await stream.onDrain({ signal: AbortSignal.timeout(30_000) })
     if (i % 64 === 63) await new Promise((r) => setImmediate(r))
   }
-  await deadline(sunk, `raw, ${label}: the page did not receive ${BULK} KiB`)
+  await deadline(sunk, `raw, ${label}: the page did not receive ${BULK} KiB`).catch(async (err: Error) => {
+    const got = await page
+      .evaluate(() => {
+        const { sink } = (globalThis as Record<string, unknown>).bench as {
+          sink: { bytes: number; stream?: Stream }
+        }
+        const s = sink.stream
+        return `${sink.bytes}, its stream ${s ? `${s.status}, ${s.readStatus}, ${s.readBufferLength} bytes unread` : 'never opened'}`
+      })
+      .catch((e: Error) => e.message)
+    throw new Error(
+      `${err.message} (it received ${got} bytes; the node's stream: ${stream.status}, ${stream.writeStatus}, ` +
+        `${stream.writeBufferLength} bytes buffered; the connection: ${conn.status}, ${conn.streams.length} streams)`,
+    )
+  })
   const rawSecs = (performance.now() - t0) / 1000
   await stream.close().catch(() => {})
   return row(
