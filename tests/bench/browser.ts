@@ -270,12 +270,13 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
           sink: { bytes: number; stream?: Stream }
         }
         const s = sink.stream
-        return `${sink.bytes}, its stream ${s ? `${s.status}, ${s.readStatus}, ${s.readBufferLength} bytes unread` : 'never opened'}`
+        return `${sink.bytes} bytes; its stream: ${s ? `${s.status}, ${s.readStatus}, ${s.readBufferLength} bytes unread` : 'never opened'}`
       })
       .catch((e: Error) => e.message)
     throw new Error(
-      `${err.message} (it received ${got} bytes; the node's stream: ${stream.status}, ${stream.writeStatus}, ` +
-        `${stream.writeBufferLength} bytes buffered; the connection: ${conn.status}, ${conn.streams.length} streams)`,
+      `${err.message} (it received ${got}; the node's stream: ${stream.status}, ${stream.writeStatus}, ` +
+        `${stream.writeBufferLength} bytes buffered${channelBacklog(stream)}; the connection: ${conn.status}, ` +
+        `${conn.streams.length} streams)`,
     )
   })
   const rawSecs = (performance.now() - t0) / 1000
@@ -288,6 +289,12 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
     'raw libp2p 1 KiB writes',
     true,
   )
+}
+
+/** What a WebRTC stream's data channel holds unsent (its `channel` is not public API), if it has one. */
+function channelBacklog(stream: Stream): string {
+  const amount = (stream as { channel?: { bufferedAmount?: unknown } }).channel?.bufferedAmount
+  return typeof amount === 'number' ? `, ${amount} bytes in its data channel` : ''
 }
 
 function row(
