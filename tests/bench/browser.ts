@@ -49,27 +49,15 @@ export async function benchBrowser(): Promise<Row[]> {
   const rows: Row[] = []
   try {
     for (const path of ['relay', 'webrtc'] as const) {
-      // A fresh Node peer per path: with `/webrtc` only when the path is WebRTC.
-      const node = await cluster.addNode({
-        listen:
-          path === 'webrtc'
-            ? ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit', '/webrtc']
-            : ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit'],
-      })
-      serveRaw(node)
-      const page = await browser.page()
-      const target =
-        path === 'webrtc'
-          ? `${cluster.wsAddress}/p2p-circuit/webrtc/p2p/${node.peerId}`
-          : `${cluster.wsAddress}/p2p-circuit/p2p/${node.peerId}`
-      const joined = await joinInPage(page, cluster, node.peerId, target)
-      log(`${path}: the page reaches the node over ${joined.remoteAddr}`)
-      const label = path === 'webrtc' ? 'direct WebRTC' : 'through the relay (WebSockets + circuit)'
-      rows.push(...(await roundTrips(page, node, label)))
-      rows.push(await throughput(page, node, joined.pagePeer, label))
-      await page.context().close()
-      await node.close()
-      cluster.nodes.splice(cluster.nodes.indexOf(node), 1)
+      for (let attempt = 1; ; attempt++) {
+        try {
+          rows.push(...(await measurePath(browser, cluster, path)))
+          break
+        } catch (err) {
+          if (!(err instanceof RawStallError) || attempt === 2) throw err
+          log(`${err.message}; measuring the ${path} path again, on a fresh node, page and connection`)
+        }
+      }
     }
   } catch (err) {
     log(`browser connected: ${browser.browser.isConnected()}`)
@@ -82,6 +70,45 @@ export async function benchBrowser(): Promise<Row[]> {
     await cluster.close()
   }
   return rows
+}
+
+/**
+ * The raw libp2p baseline's bulk transfer stopped short, with mosaik's over the same connection done:
+ * a stall of libp2p's stream (3 of 21 runs on 2026-12-06, see tests/bench/NOTES.md), measured again.
+ */
+class RawStallError extends Error {}
+
+/** The round-trip and bulk rows of one path, on a fresh Node peer and page, both closed after. */
+async function measurePath(
+  browser: BrowserHarness,
+  cluster: Cluster,
+  path: 'relay' | 'webrtc',
+): Promise<Row[]> {
+  // A fresh Node peer per path: with `/webrtc` only when the path is WebRTC.
+  const node = await cluster.addNode({
+    listen:
+      path === 'webrtc'
+        ? ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit', '/webrtc']
+        : ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit'],
+  })
+  const page = await browser.page()
+  try {
+    serveRaw(node)
+    const target =
+      path === 'webrtc'
+        ? `${cluster.wsAddress}/p2p-circuit/webrtc/p2p/${node.peerId}`
+        : `${cluster.wsAddress}/p2p-circuit/p2p/${node.peerId}`
+    const joined = await joinInPage(page, cluster, node.peerId, target)
+    log(`${path}: the page reaches the node over ${joined.remoteAddr}`)
+    const label = path === 'webrtc' ? 'direct WebRTC' : 'through the relay (WebSockets + circuit)'
+    const rows = await roundTrips(page, node, label)
+    rows.push(await throughput(page, node, joined.pagePeer, label))
+    return rows
+  } finally {
+    await page.context().close()
+    await node.close()
+    cluster.nodes.splice(cluster.nodes.indexOf(node), 1)
+  }
 }
 
 /** The raw baselines' handlers on the Node peer: an echo, and nothing for the sink (the page sinks). */
@@ -273,7 +300,7 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
         return `${sink.bytes} bytes; its stream: ${s ? `${s.status}, ${s.readStatus}, ${s.readBufferLength} bytes unread` : 'never opened'}`
       })
       .catch((e: Error) => e.message)
-    throw new Error(
+    throw new RawStallError(
       `${err.message} (it received ${got}; the node's stream: ${stream.status}, ${stream.writeStatus}, ` +
         `${stream.writeBufferLength} bytes buffered${channelBacklog(stream)}; the connection: ${conn.status}, ` +
         `${conn.streams.length} streams)`,
