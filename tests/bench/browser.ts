@@ -29,7 +29,10 @@ const WARM_UP = 50
 /** Round trips of one kind before switching to the other. */
 const BLOCK = 50
 const BULK = Number(process.env.BENCH_BROWSER_BULK ?? 5_000) // 1 KiB datums, about 5 MB
-/** A bulk transfer that has not finished by then fails the section with a reason instead of hanging. */
+/**
+ * A bulk transfer that has not finished by then fails with a reason instead of hanging (a raw one has
+ * its path measured again, once: see RawStallError).
+ */
 const BULK_DEADLINE_MS = Number(process.env.BENCH_BULK_DEADLINE_MS ?? 120_000)
 const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
 
@@ -91,8 +94,9 @@ async function measurePath(
         ? ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit', '/webrtc']
         : ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit'],
   })
-  const page = await browser.page()
+  let page: Page | undefined
   try {
+    page = await browser.page()
     serveRaw(node)
     const target =
       path === 'webrtc'
@@ -105,7 +109,7 @@ async function measurePath(
     rows.push(await throughput(page, node, joined.pagePeer, label))
     return rows
   } finally {
-    await page.context().close()
+    await page?.context().close()
     await node.close()
     cluster.nodes.splice(cluster.nodes.indexOf(node), 1)
   }
