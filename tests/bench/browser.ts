@@ -76,8 +76,9 @@ export async function benchBrowser(): Promise<Row[]> {
 }
 
 /**
- * The raw libp2p baseline's bulk transfer stopped short, with mosaik's over the same connection done:
- * a stall of libp2p's stream (3 of 21 runs on 2026-12-06, see tests/bench/NOTES.md), measured again.
+ * The raw libp2p baseline's bulk transfer stopped short (no drain event, or the page short of bytes)
+ * after mosaik's over the same connection was done: a stall of libp2p's stream (3 of 21 runs on
+ * 2026-12-06, see tests/bench/NOTES.md), measured again.
  */
 class RawStallError extends Error {}
 
@@ -288,28 +289,23 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
   sunk.catch(() => {}) // awaited below; an earlier failure must not turn it into an unhandled rejection
   const stream = await conn.newStream(SINK, { runOnLimitedConnection: true })
   t0 = performance.now()
-  for (let i = 0; i < BULK; i++) {
-    // Bounded: on a busy machine a WebRTC data channel was seen never to report drain, and the bench
-    // must fail with a reason rather than hang.
-    if (!stream.send(datum)) await stream.onDrain({ signal: AbortSignal.timeout(30_000) })
-    if (i % 64 === 63) await new Promise((r) => setImmediate(r))
-  }
-  await deadline(sunk, `raw, ${label}: the page did not receive ${BULK} KiB`).catch(async (err: Error) => {
-    const got = await page
-      .evaluate(() => {
-        const { sink } = (globalThis as Record<string, unknown>).bench as {
-          sink: { bytes: number; stream?: Stream }
-        }
-        const s = sink.stream
-        return `${sink.bytes} bytes; its stream: ${s ? `${s.status}, ${s.readStatus}, ${s.readBufferLength} bytes unread` : 'never opened'}`
-      })
-      .catch((e: Error) => e.message)
+  try {
+    for (let i = 0; i < BULK; i++) {
+      // Bounded: on a busy machine a WebRTC data channel was seen never to report drain, and the bench
+      // must fail with a reason rather than hang.
+      if (!stream.send(datum)) {
+        await stream.onDrain({ signal: AbortSignal.timeout(30_000) }).catch(() => {
+          throw new Error("the node's stream reported no drain within 30 s")
+        })
+      }
+      if (i % 64 === 63) await new Promise((r) => setImmediate(r))
+    }
+    await deadline(sunk, `the page did not receive ${BULK} KiB`)
+  } catch (err) {
     throw new RawStallError(
-      `${err.message} (it received ${got}; the node's stream: ${stream.status}, ${stream.writeStatus}, ` +
-        `${stream.writeBufferLength} bytes buffered${channelBacklog(stream)}; the connection: ${conn.status}, ` +
-        `${conn.streams.length} streams)`,
+      `raw, ${label}: ${(err as Error).message} (${await rawState(page, stream, conn)})`,
     )
-  })
+  }
   const rawSecs = (performance.now() - t0) / 1000
   await stream.close().catch(() => {})
   return row(
@@ -322,10 +318,25 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
   )
 }
 
-/** What a WebRTC stream's data channel holds unsent (its `channel` is not public API), if it has one. */
-function channelBacklog(stream: Stream): string {
-  const amount = (stream as { channel?: { bufferedAmount?: unknown } }).channel?.bufferedAmount
-  return typeof amount === 'number' ? `, ${amount} bytes in its data channel` : ''
+/** How far a raw bulk transfer got: what the page received, and what each end's stream holds. */
+async function rawState(page: Page, stream: Stream, conn: Connection): Promise<string> {
+  const got = await page
+    .evaluate(() => {
+      const { sink } = (globalThis as Record<string, unknown>).bench as {
+        sink: { bytes: number; stream?: Stream }
+      }
+      const s = sink.stream
+      return `${sink.bytes} bytes; its stream: ${s ? `${s.status}, ${s.readStatus}, ${s.readBufferLength} bytes unread` : 'never opened'}`
+    })
+    .catch((e: Error) => e.message)
+  // A WebRTC stream's data channel (not public API) holds what it has not sent yet.
+  const channel = (stream as { channel?: { bufferedAmount?: unknown } }).channel?.bufferedAmount
+  return (
+    `the page received ${got}; the node's stream: ${stream.status}, ${stream.writeStatus}, ` +
+    `${stream.writeBufferLength} bytes buffered` +
+    (typeof channel === 'number' ? `, ${channel} bytes in its data channel` : '') +
+    `; the connection: ${conn.status}, ${conn.streams.length} streams`
+  )
 }
 
 function row(
