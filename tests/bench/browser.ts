@@ -82,30 +82,40 @@ export async function benchBrowser(): Promise<Row[]> {
  */
 class RawStallError extends Error {}
 
+/** What differs between the two paths: the Node peer's listen addresses, the page's dial, the label. */
+const PATHS = {
+  relay: {
+    listen: ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit'],
+    via: '/p2p-circuit',
+    label: 'through the relay (WebSockets + circuit)',
+  },
+  webrtc: {
+    listen: ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit', '/webrtc'],
+    via: '/p2p-circuit/webrtc',
+    label: 'direct WebRTC',
+  },
+} as const
+
 /** The round-trip and bulk rows of one path, on a fresh Node peer and page, both closed after. */
 async function measurePath(
   browser: BrowserHarness,
   cluster: Cluster,
-  path: 'relay' | 'webrtc',
+  path: keyof typeof PATHS,
 ): Promise<Row[]> {
+  const { listen, via, label } = PATHS[path]
   // A fresh Node peer per path: with `/webrtc` only when the path is WebRTC.
-  const node = await cluster.addNode({
-    listen:
-      path === 'webrtc'
-        ? ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit', '/webrtc']
-        : ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit'],
-  })
+  const node = await cluster.addNode({ listen: [...listen] })
   let page: Page | undefined
   try {
     page = await browser.page()
     serveRaw(node)
-    const target =
-      path === 'webrtc'
-        ? `${cluster.wsAddress}/p2p-circuit/webrtc/p2p/${node.peerId}`
-        : `${cluster.wsAddress}/p2p-circuit/p2p/${node.peerId}`
-    const joined = await joinInPage(page, cluster, node.peerId, target)
+    const joined = await joinInPage(
+      page,
+      cluster,
+      node.peerId,
+      `${cluster.wsAddress}${via}/p2p/${node.peerId}`,
+    )
     log(`${path}: the page reaches the node over ${joined.remoteAddr}`)
-    const label = path === 'webrtc' ? 'direct WebRTC' : 'through the relay (WebSockets + circuit)'
     const rows = await roundTrips(page, node, label)
     rows.push(await throughput(page, node, joined.pagePeer, label))
     return rows
