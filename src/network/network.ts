@@ -1,23 +1,18 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { gossipsub } from '@libp2p/gossipsub'
-import { identify } from '@libp2p/identify'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import { createLibp2p } from 'libp2p'
 import { Discovery, type DiscoveryOptions, discoveryConfig } from '../discovery/discovery.ts'
 import type { GroupsComponents } from '../groups/groups.ts'
 import { Groups, type GroupsOptions } from '../groups/index.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
-import { InvalidArgumentError, MosaikError } from '../primitives/errors.ts'
+import { InvalidArgumentError } from '../primitives/errors.ts'
 import { Scope } from '../primitives/scope.ts'
 import { Streams, type StreamsOptions } from '../streams/index.ts'
 import { checkPeerAddress } from '../transport/addresses.ts'
 import { type MosaikLibp2p, NetworkContext } from '../transport/context.ts'
-import { allowingPrivateDials, hostLimitingGater } from '../transport/hosts.ts'
 import { DEFAULT_MAX_FRAME_SIZE } from '../transport/link.ts'
-import { fastNoise } from './noise.ts'
+import { startLibp2p } from './libp2p-node.ts'
 import { currentPlatform, type DataDirLock, type Platform, type TransportFactory } from './platform.ts'
-import { lazyWindowYamux } from './yamux.ts'
 
 /**
  * Extra libp2p pieces a node runs beside its own: more transports and more services.
@@ -184,62 +179,7 @@ export class Network {
         : await generateKeyPair('Ed25519'))
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     await platform.prepare?.()
-    const listen = options.listen ?? platform.defaultListen()
-    const extra = options.libp2p ?? {}
-    for (const name of ['identify', 'pubsub']) {
-      if (extra.services && name in extra.services) {
-        throw new InvalidArgumentError(`libp2p service name '${name}' is reserved by the node`)
-      }
-    }
-
-    const libp2p = (await createLibp2p({
-      privateKey,
-      addresses: { listen, ...(options.announce ? { announce: options.announce } : {}) },
-      transports: [...platform.transports(), ...(extra.transports ?? [])],
-      connectionEncrypters: [fastNoise()],
-      streamMuxers: [lazyWindowYamux()],
-      connectionGater: hostLimitingGater(
-        {
-          maxConnectionsPerHost: options.maxConnectionsPerHost ?? 32,
-          limitLoopback: options.limitLoopback ?? false,
-        },
-        allowingPrivateDials(
-          options.connectionGater ?? platform.connectionGater?.(),
-          options.allowPrivateAddresses ?? false,
-        ),
-      ),
-      connectionManager: {
-        maxConnections: options.maxConnections ?? 300,
-        // Many nodes on one host (tests, relays) dial each other in bursts; libp2p's default of 5
-        // inbound connections per second per host would refuse them. What one host may hold at once
-        // is bounded by the gater instead (maxConnectionsPerHost, and 8 of them still upgrading).
-        inboundConnectionThreshold: Number.POSITIVE_INFINITY,
-        // Handshakes under way across all hosts; a stalled one is dropped after libp2p's 10 s
-        // inboundUpgradeTimeout.
-        maxIncomingPendingConnections: 64,
-      },
-      services: {
-        ...extra.services,
-        identify: identify(),
-        pubsub: gossipsub({
-          allowPublishToZeroTopicPeers: true,
-          // Discovery signs what it publishes itself (entries and departures are relayed and synced,
-          // so they must carry their own signatures); a second gossipsub signature per message would
-          // double the verification cost for nothing.
-          globalSignaturePolicy: 'StrictNoSign',
-          // No IP colocation penalty: gossipsub counts every peer seen from an IP for an hour (scores
-          // of departed peers are retained), so past ~10 nodes per host, NAT or loopback, across churn,
-          // it graylists them all and silently drops their announcements and departures. Nodes per
-          // host are bounded by the connection gater (maxConnectionsPerHost) and admission instead.
-          scoreParams: { IPColocationFactorWeight: 0 },
-          emitSelf: false,
-          runOnLimitedConnection: true,
-          maxInboundDataLength: maxFrameSize,
-        }),
-      },
-    }).catch((err: Error) => {
-      throw new MosaikError('BIND', `cannot start the node: ${err.message}`, { cause: err })
-    })) as MosaikLibp2p
+    const libp2p = await startLibp2p(options, platform, privateKey, maxFrameSize)
 
     const log = logger(`mosaik:${libp2p.peerId.toString().slice(-6)}:network`)
     const scope = new Scope((err) => log.error('background task failed: %s', (err as Error)?.stack ?? err))
