@@ -2,7 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { collections, defineStream, InvalidArgumentError, Network } from '../../platform/node/index.ts'
+import {
+  collections,
+  defineStream,
+  InvalidArgumentError,
+  MosaikError,
+  Network,
+} from '../../platform/node/index.ts'
 import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { listenOn, Nodes, uniqueNetwork } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
@@ -67,6 +73,45 @@ describe('network lifecycle', () => {
       await nodes.closeAll()
     }
     await backTo(baseline, secs(10))
+  })
+
+  it('refuses the libp2p service names it runs itself, and frees its data directory', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mosaik-reserved-'))
+    try {
+      const network = uniqueNetwork()
+      for (const name of ['identify', 'pubsub']) {
+        const create = Network.create({
+          network,
+          dataDir,
+          listen: listenOn('memory'),
+          libp2p: { services: { [name]: () => ({}) } },
+        })
+        await expect(create).rejects.toBeInstanceOf(InvalidArgumentError)
+        await expect(create).rejects.toThrow(`'${name}' is reserved`)
+      }
+      // The failed starts released the directory's lock: a node can still use it.
+      const net = await Network.create({ network, dataDir, listen: listenOn('memory') })
+      await net.close()
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  })
+
+  it('rejects with code BIND when it cannot listen, and frees its data directory', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mosaik-bind-'))
+    const first = await Network.create({ network: uniqueNetwork(), listen: listenOn('tcp') })
+    try {
+      const taken = first.addresses.find((a) => a.includes('/tcp/'))!.replace(/\/p2p\/.*$/, '')
+      const network = uniqueNetwork()
+      const create = Network.create({ network, dataDir, listen: [taken] })
+      await expect(create).rejects.toBeInstanceOf(MosaikError)
+      await expect(create).rejects.toMatchObject({ code: 'BIND' })
+      const net = await Network.create({ network, dataDir, listen: listenOn('tcp') })
+      await net.close()
+    } finally {
+      await first.close()
+      await rm(dataDir, { recursive: true, force: true })
+    }
   })
 
   it('close is idempotent and await using closes the node', async () => {
