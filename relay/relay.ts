@@ -13,15 +13,19 @@
  *   hand browsers the address printed by the running relay, or a WebSockets one.
  */
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
-import type { Connection } from '@libp2p/interface'
+import type { Connection, PrivateKey } from '@libp2p/interface'
 import { webRTCDirect } from '@libp2p/webrtc'
-import { Network, quicAvailable } from '../platform/node/index.ts'
-import { loadOrCreateWebRTCCertificate } from './certificate.ts'
+import { Network, type NetworkOptions, quicAvailable } from '../platform/node/index.ts'
+import { isBrowserDialable, isQuic } from './addresses.ts'
+import { loadOrCreateWebRTCCertificate, type WebRTCCertificate } from './certificate.ts'
 import { CircuitMeter } from './circuits.ts'
-import type { RelayConfig } from './config.ts'
-import { type HttpEndpoint, type Metric, startHttp } from './http.ts'
+import type { RelayConfig, RelayLimits } from './config.ts'
+import { type HttpEndpoint, startHttp } from './http.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import type { Log } from './log.ts'
+import { relayMetrics } from './metrics.ts'
+
+export { isBrowserDialable } from './addresses.ts'
 
 export interface Relay {
   readonly net: Network
@@ -43,94 +47,30 @@ export const RELAY_SERVICE = 'relay'
 const NO_DURATION_LIMIT_MS = 0xffffffff // the protocol's uint32 maximum
 const NO_DATA_LIMIT = 2n ** 64n - 1n // the protocol's uint64 maximum
 
+/** What the relay reads from the circuit-relay-v2 server: its reservation table. */
+interface RelayServer {
+  reservations: { size: number }
+}
+
 export async function startRelay(config: RelayConfig, log: Log): Promise<Relay> {
-  const { limits } = config
-  const identity = await loadOrCreateIdentity(config.identityFile)
-  if (identity.created) log.info('created identity', { file: config.identityFile })
-  if (identity.exposed) {
-    log.warn('identity file is readable by others: chmod 600 it', { file: config.identityFile })
-  }
-
-  const { certificate, created } = await loadOrCreateWebRTCCertificate(config.certificateFile)
-  if (created) log.info('created WebRTC-direct certificate', { file: config.certificateFile })
-
-  let listen = config.listen
-  if (!(await quicAvailable())) {
-    const dropped = listen.filter(isQuic)
-    listen = listen.filter((a) => !isQuic(a))
-    if (dropped.length > 0) log.warn('QUIC unavailable: not listening on QUIC', { dropped })
-  }
-
-  const limited = limits.circuitDurationSeconds > 0 || limits.circuitDataBytes > 0
+  const key = await loadIdentity(config.identityFile, log)
+  const certificate = await loadCertificate(config.certificateFile, log)
+  const listen = await usableListen(config.listen, log)
   const meter = new CircuitMeter({
-    maxCircuits: limits.maxCircuits,
-    maxBytesPerSecond: limits.maxBytesPerSecond,
+    maxCircuits: config.limits.maxCircuits,
+    maxBytesPerSecond: config.limits.maxBytesPerSecond,
   })
-  const net = await Network.create({
-    network: config.network,
-    tags: config.tags,
-    bootstrap: config.bootstrap,
-    listen,
-    announce: config.announce.length > 0 ? config.announce : undefined,
-    privateKey: identity.key,
-    maxConnections: limits.maxConnections,
-    maxConnectionsPerHost: limits.maxConnectionsPerHost,
-    connectionGater: meter.gater(),
-    libp2p: {
-      // webRTCDirect for browsers (the Node platform already brings the circuit relay transport, so
-      // the relay can dial peers reachable only through another relay).
-      transports: [webRTCDirect({ certificate })],
-      services: {
-        [RELAY_SERVICE]: circuitRelayServer({
-          reservations: {
-            maxReservations: limits.maxReservations,
-            reservationTtl: limits.reservationTtlSeconds * 1000,
-            applyDefaultLimit: limited,
-            defaultDurationLimit:
-              limits.circuitDurationSeconds > 0 ? limits.circuitDurationSeconds * 1000 : NO_DURATION_LIMIT_MS,
-            defaultDataLimit: limits.circuitDataBytes > 0 ? BigInt(limits.circuitDataBytes) : NO_DATA_LIMIT,
-          },
-          // Each circuit holds one HOP stream on its source's connection and one STOP stream on its
-          // destination's, for as long as it is open.
-          maxInboundHopStreams: limits.maxCircuitsPerPeer,
-          maxOutboundStopStreams: limits.maxCircuitsPerPeer,
-        }),
-      },
-    },
-  })
-  const server = (net.libp2p.services as Record<string, unknown>)[RELAY_SERVICE] as {
-    reservations: { size: number }
-  }
+  const net = await Network.create(networkOptions(config, listen, key, certificate, meter))
+  const server = (net.libp2p.services as Record<string, unknown>)[RELAY_SERVICE] as RelayServer
   if (!meter.attach(server)) log.warn('cannot measure relayed bytes with this circuit-relay-v2 version')
+  const unwatch = logActivity(net, log)
 
-  const offs = [
-    net.discovery.on('peer:discovered', (p) => log.info('peer discovered', { peer: p.id })),
-    net.discovery.on('peer:departed', (p) => log.info('peer departed', { peer: p.id, reason: p.reason })),
-  ]
-  const onOpen = (e: CustomEvent<Connection>) =>
-    log.debug('connection open', {
-      peer: e.detail.remotePeer.toString(),
-      addr: e.detail.remoteAddr.toString(),
-    })
-  net.libp2p.addEventListener('connection:open', onOpen)
-
-  const started = Date.now()
   let closing: Promise<void> | undefined
   let http: HttpEndpoint | undefined
   try {
-    if (config.httpPort !== undefined) {
-      http = await startHttp(config.httpHost, config.httpPort, {
-        health: () => ({
-          ok: closing === undefined && net.libp2p.status === 'started',
-          peerId: net.peerId,
-          peers: net.discovery.catalog().peers().length,
-          connections: net.libp2p.getConnections().length,
-          reservations: server.reservations.size,
-        }),
-        metrics: () => relayMetrics(net, server.reservations.size, meter, config, started),
-      })
-    }
+    http = await serveOperations(config, { net, server, meter, isClosing: () => closing !== undefined })
   } catch (err) {
+    // The node is up already: do not leave it running behind the error.
     await net.close()
     throw err
   }
@@ -144,98 +84,134 @@ export async function startRelay(config: RelayConfig, log: Log): Promise<Relay> 
     httpUrl: http?.url,
     meter,
     close() {
-      closing ??= (async () => {
-        for (const off of offs) off()
-        net.libp2p.removeEventListener('connection:open', onOpen)
-        meter.stop()
-        await net.close()
-        await http?.close()
-      })()
+      closing ??= shutdown(net, meter, http, unwatch)
       return closing
     },
   }
 }
 
-function isQuic(address: string): boolean {
-  return /\/quic(-v1)?(\/|$)/.test(address)
+/** The persistent identity, so the peer id (and every bootstrap address naming it) survives restarts. */
+async function loadIdentity(file: string, log: Log): Promise<PrivateKey> {
+  const identity = await loadOrCreateIdentity(file)
+  if (identity.created) log.info('created identity', { file })
+  if (identity.exposed) log.warn('identity file is readable by others: chmod 600 it', { file })
+  return identity.key
 }
 
-/** Browsers dial WebSockets (ws, wss, tls/ws) and WebRTC-direct; never TCP or QUIC. */
-export function isBrowserDialable(address: string): boolean {
-  return /\/(ws|wss)(\/|$)/.test(address) || address.includes('/webrtc-direct/')
+/** The persistent WebRTC-direct certificate, so the `/certhash/` browsers were given stays valid. */
+async function loadCertificate(file: string, log: Log): Promise<WebRTCCertificate> {
+  const { certificate, created } = await loadOrCreateWebRTCCertificate(file)
+  if (created) log.info('created WebRTC-direct certificate', { file })
+  return certificate
 }
 
-function transportOf(conn: Connection): string {
-  const a = conn.remoteAddr.toString()
-  if (a.includes('/p2p-circuit')) return 'circuit'
-  if (a.includes('/webrtc-direct')) return 'webrtc-direct'
-  if (a.includes('/webrtc')) return 'webrtc'
-  if (/\/(ws|wss)(\/|$)/.test(a)) return 'websockets'
-  if (isQuic(a)) return 'quic'
-  if (a.includes('/tcp/')) return 'tcp'
-  return 'other'
+/** The listen addresses this host can serve: QUIC ones are dropped where its native binding is missing. */
+async function usableListen(listen: string[], log: Log): Promise<string[]> {
+  if (await quicAvailable()) return listen
+  const dropped = listen.filter(isQuic)
+  if (dropped.length > 0) log.warn('QUIC unavailable: not listening on QUIC', { dropped })
+  return listen.filter((a) => !isQuic(a))
 }
 
-function relayMetrics(
-  net: Network,
-  reservations: number,
-  meter: CircuitMeter,
+/** A mosaik node with the relay's caps, the meter's gater, WebRTC-direct and the circuit-relay server. */
+function networkOptions(
   config: RelayConfig,
-  started: number,
-): Metric[] {
-  const byTransport = new Map<string, number>()
-  for (const conn of net.libp2p.getConnections()) {
-    const t = transportOf(conn)
-    byTransport.set(t, (byTransport.get(t) ?? 0) + 1)
+  listen: string[],
+  key: PrivateKey,
+  certificate: WebRTCCertificate,
+  meter: CircuitMeter,
+): NetworkOptions {
+  return {
+    network: config.network,
+    tags: config.tags,
+    bootstrap: config.bootstrap,
+    listen,
+    announce: config.announce.length > 0 ? config.announce : undefined,
+    privateKey: key,
+    maxConnections: config.limits.maxConnections,
+    maxConnectionsPerHost: config.limits.maxConnectionsPerHost,
+    connectionGater: meter.gater(),
+    libp2p: {
+      // webRTCDirect for browsers (the Node platform already brings the circuit relay transport, so
+      // the relay can dial peers reachable only through another relay).
+      transports: [webRTCDirect({ certificate })],
+      services: { [RELAY_SERVICE]: circuitRelayService(config.limits) },
+    },
   }
-  const memory = process.memoryUsage()
-  const gauge = (name: string, help: string, value: number): Metric => ({
-    name,
-    help,
-    type: 'gauge',
-    samples: [{ value }],
-  })
-  const counter = (name: string, help: string, value: number): Metric => ({
-    name,
-    help,
-    type: 'counter',
-    samples: [{ value }],
-  })
-  return [
-    gauge(
-      'mosaik_relay_catalog_peers',
-      'Peers in the discovery catalog (this node excluded).',
-      net.discovery.catalog().peers().length,
-    ),
-    {
-      name: 'mosaik_relay_connections',
-      help: 'Open libp2p connections by transport.',
-      type: 'gauge',
-      samples: [...byTransport].map(([transport, value]) => ({ labels: { transport }, value })),
+}
+
+/** libp2p's circuit-relay-v2 server, with its per-circuit limits off unless the operator set them. */
+function circuitRelayService(limits: RelayLimits) {
+  const limited = limits.circuitDurationSeconds > 0 || limits.circuitDataBytes > 0
+  return circuitRelayServer({
+    reservations: {
+      maxReservations: limits.maxReservations,
+      reservationTtl: limits.reservationTtlSeconds * 1000,
+      applyDefaultLimit: limited,
+      defaultDurationLimit:
+        limits.circuitDurationSeconds > 0 ? limits.circuitDurationSeconds * 1000 : NO_DURATION_LIMIT_MS,
+      defaultDataLimit: limits.circuitDataBytes > 0 ? BigInt(limits.circuitDataBytes) : NO_DATA_LIMIT,
     },
-    gauge('mosaik_relay_reservations', 'Circuit-relay reservations held.', reservations),
-    gauge('mosaik_relay_circuits_active', 'Relayed connections open.', meter.active),
-    counter('mosaik_relay_circuits_opened_total', 'Relayed connections opened.', meter.opened),
-    counter(
-      'mosaik_relay_circuits_refused_total',
-      'Relayed connections refused at max-circuits.',
-      meter.refused,
-    ),
-    counter('mosaik_relay_relayed_bytes_total', 'Bytes relayed, both directions.', meter.bytes),
-    counter(
-      'mosaik_relay_throttled_total',
-      'Times relayed traffic was paused at max-bytes-per-second.',
-      meter.throttled,
-    ),
-    {
-      name: 'mosaik_relay_limit',
-      help: 'Configured limits (0 = none).',
-      type: 'gauge',
-      samples: Object.entries(config.limits).map(([limit, value]) => ({ labels: { limit }, value })),
-    },
-    gauge('process_resident_memory_bytes', 'Resident set size in bytes.', memory.rss),
-    gauge('nodejs_heap_used_bytes', 'V8 heap in use, bytes.', memory.heapUsed),
-    gauge('nodejs_heap_total_bytes', 'V8 heap allocated, bytes.', memory.heapTotal),
-    gauge('process_uptime_seconds', 'Seconds since the relay started.', (Date.now() - started) / 1000),
+    // Each circuit holds one HOP stream on its source's connection and one STOP stream on its
+    // destination's, for as long as it is open.
+    maxInboundHopStreams: limits.maxCircuitsPerPeer,
+    maxOutboundStopStreams: limits.maxCircuitsPerPeer,
+  })
+}
+
+/** Logs peers arriving and leaving (info) and every connection opened (debug); returns the undo. */
+function logActivity(net: Network, log: Log): () => void {
+  const offs = [
+    net.discovery.on('peer:discovered', (p) => log.info('peer discovered', { peer: p.id })),
+    net.discovery.on('peer:departed', (p) => log.info('peer departed', { peer: p.id, reason: p.reason })),
   ]
+  const onOpen = (e: CustomEvent<Connection>) =>
+    log.debug('connection open', {
+      peer: e.detail.remotePeer.toString(),
+      addr: e.detail.remoteAddr.toString(),
+    })
+  net.libp2p.addEventListener('connection:open', onOpen)
+  return () => {
+    for (const off of offs) off()
+    net.libp2p.removeEventListener('connection:open', onOpen)
+  }
+}
+
+/** What /healthz and /metrics read. */
+interface Served {
+  net: Network
+  server: RelayServer
+  meter: CircuitMeter
+  /** `close()` was called: health turns 503 at once, before the node has stopped. */
+  isClosing(): boolean
+}
+
+/** /healthz and /metrics, unless the operator turned them off (`httpPort` undefined). */
+async function serveOperations(config: RelayConfig, served: Served): Promise<HttpEndpoint | undefined> {
+  if (config.httpPort === undefined) return undefined
+  const { net, server, meter } = served
+  const started = Date.now()
+  return startHttp(config.httpHost, config.httpPort, {
+    health: () => ({
+      ok: !served.isClosing() && net.libp2p.status === 'started',
+      peerId: net.peerId,
+      peers: net.discovery.catalog().peers().length,
+      connections: net.libp2p.getConnections().length,
+      reservations: server.reservations.size,
+    }),
+    metrics: () => relayMetrics(net, server.reservations.size, meter, config, started),
+  })
+}
+
+/** The endpoint goes last, so /healthz answers 503 rather than nothing while the node departs. */
+async function shutdown(
+  net: Network,
+  meter: CircuitMeter,
+  http: HttpEndpoint | undefined,
+  unwatch: () => void,
+): Promise<void> {
+  unwatch()
+  meter.stop()
+  await net.close()
+  await http?.close()
 }

@@ -1,0 +1,28 @@
+/**
+ * What a multiaddr says about its transport: which listen addresses need QUIC, which addresses a
+ * browser can dial, and the transport label /metrics counts connections by.
+ */
+import type { Connection } from '@libp2p/interface'
+
+const WEBSOCKETS = /\/(ws|wss)(\/|$)/
+
+export function isQuic(address: string): boolean {
+  return /\/quic(-v1)?(\/|$)/.test(address)
+}
+
+/** Browsers dial WebSockets (ws, wss, tls/ws) and WebRTC-direct; never TCP or QUIC. */
+export function isBrowserDialable(address: string): boolean {
+  return WEBSOCKETS.test(address) || address.includes('/webrtc-direct/')
+}
+
+/** The `transport` label of a connection; the most specific protocol wins (a circuit over TCP is 'circuit'). */
+export function transportOf(conn: Connection): string {
+  const a = conn.remoteAddr.toString()
+  if (a.includes('/p2p-circuit')) return 'circuit'
+  if (a.includes('/webrtc-direct')) return 'webrtc-direct'
+  if (a.includes('/webrtc')) return 'webrtc'
+  if (WEBSOCKETS.test(a)) return 'websockets'
+  if (isQuic(a)) return 'quic'
+  if (a.includes('/tcp/')) return 'tcp'
+  return 'other'
+}
