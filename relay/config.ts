@@ -150,6 +150,33 @@ const FLAGS: Record<string, FlagSpec> = {
 
 /** `'help'` when --help was asked for; otherwise the configuration, or a RelayConfigError. */
 export function parseConfig(argv: string[], env: Record<string, string | undefined>): RelayConfig | 'help' {
+  const given = parseArgv(argv)
+  if (given === 'help') return 'help'
+  const flags = new Flags(given, env)
+  // Validated in this order: of several bad flags, the first one here is the one reported.
+  const network = flags.one('network')
+  if (!network) throw new RelayConfigError('--network (or MOSAIK_RELAY_NETWORK) is required')
+  const logLevel = logLevelOf(flags)
+  const httpPort = httpPortOf(flags)
+  const limits = limitsOf(flags)
+  const identityFile = flags.one('identity') ?? 'mosaik-relay.key'
+  return {
+    network,
+    listen: flags.values('listen') ?? DEFAULT_LISTEN,
+    bootstrap: flags.values('bootstrap') ?? [],
+    tags: [...new Set(['role:relay', ...(flags.values('tag') ?? [])])],
+    identityFile,
+    certificateFile: flags.one('webrtc-certificate') ?? `${identityFile.replace(/\.key$/, '')}.webrtc.pem`,
+    announce: flags.values('announce') ?? [],
+    httpHost: flags.one('http-host') ?? '127.0.0.1',
+    httpPort,
+    limits,
+    logLevel,
+  }
+}
+
+/** Each flag on the command line with its values in order; 'help' as soon as -h or --help comes. */
+function parseArgv(argv: string[]): Map<string, string[]> | 'help' {
   const given = new Map<string, string[]>()
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
@@ -158,16 +185,32 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     const eq = arg.indexOf('=')
     const name = arg.slice(2, eq < 0 ? undefined : eq)
     if (!FLAGS[name]) throw new RelayConfigError(`unknown flag --${name} (see --help)`)
+    // `--flag=value`, or `--flag value` (the next argument is the value, even if it starts with --).
     const value = eq < 0 ? argv[++i] : arg.slice(eq + 1)
     if (value === undefined) throw new RelayConfigError(`--${name} needs a value`)
     const values = given.get(name) ?? []
     values.push(value)
     given.set(name, values)
   }
-  const get = (name: string): string[] | undefined => {
+  return given
+}
+
+/** The value of each flag: from the command line, else from its environment variable. */
+class Flags {
+  readonly #given: Map<string, string[]>
+  readonly #env: Record<string, string | undefined>
+
+  constructor(given: Map<string, string[]>, env: Record<string, string | undefined>) {
+    this.#given = given
+    this.#env = env
+  }
+
+  /** A list flag's values (repeated flags and commas both add), or a single flag's last value. */
+  values(name: string): string[] | undefined {
     const spec = FLAGS[name]!
-    const raw =
-      given.get(name) ?? (env[`MOSAIK_RELAY_${spec.env}`] ? [env[`MOSAIK_RELAY_${spec.env}`]!] : undefined)
+    const fromEnv = this.#env[`MOSAIK_RELAY_${spec.env}`]
+    // An empty variable counts as unset.
+    const raw = this.#given.get(name) ?? (fromEnv ? [fromEnv] : undefined)
     if (!raw) return undefined
     return spec.list
       ? raw
@@ -176,9 +219,14 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
           .filter(Boolean)
       : [raw[raw.length - 1]!.trim()]
   }
-  const one = (name: string) => get(name)?.[0]
-  const count = (name: string, fallback: number): number => {
-    const raw = one(name)
+
+  one(name: string): string | undefined {
+    return this.values(name)?.[0]
+  }
+
+  /** A whole number ≥ 0, or `fallback` when the flag is not set. */
+  count(name: string, fallback: number): number {
+    const raw = this.one(name)
     if (raw === undefined) return fallback
     const n = Number(raw)
     if (!Number.isSafeInteger(n) || n < 0) {
@@ -186,27 +234,42 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     }
     return n
   }
+}
 
-  const network = one('network')
-  if (!network) throw new RelayConfigError('--network (or MOSAIK_RELAY_NETWORK) is required')
-  const logLevel = (one('log-level') ?? 'info') as LogLevel
+function logLevelOf(flags: Flags): LogLevel {
+  const logLevel = (flags.one('log-level') ?? 'info') as LogLevel
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
     throw new RelayConfigError(`--log-level must be debug, info, warn or error, got '${logLevel}'`)
   }
-  const httpRaw = one('http-port') ?? '9464'
-  const httpPort = httpRaw === 'off' ? undefined : count('http-port', 9464)
+  return logLevel
+}
+
+/** The HTTP port, or undefined for `off`. */
+function httpPortOf(flags: Flags): number | undefined {
+  const httpRaw = flags.one('http-port') ?? '9464'
+  const httpPort = httpRaw === 'off' ? undefined : flags.count('http-port', 9464)
   if (httpPort !== undefined && httpPort > 65535) throw new RelayConfigError('--http-port must be ≤ 65535')
+  return httpPort
+}
+
+function limitsOf(flags: Flags): RelayLimits {
   const limits: RelayLimits = {
-    maxReservations: count('max-reservations', DEFAULT_LIMITS.maxReservations),
-    reservationTtlSeconds: count('reservation-ttl', DEFAULT_LIMITS.reservationTtlSeconds),
-    maxConnections: count('max-connections', DEFAULT_LIMITS.maxConnections),
-    maxConnectionsPerHost: count('max-connections-per-host', DEFAULT_LIMITS.maxConnectionsPerHost),
-    maxCircuits: count('max-circuits', DEFAULT_LIMITS.maxCircuits),
-    maxCircuitsPerPeer: count('max-circuits-per-peer', DEFAULT_LIMITS.maxCircuitsPerPeer),
-    circuitDurationSeconds: count('circuit-duration', DEFAULT_LIMITS.circuitDurationSeconds),
-    circuitDataBytes: count('circuit-data', DEFAULT_LIMITS.circuitDataBytes),
-    maxBytesPerSecond: count('max-bytes-per-second', DEFAULT_LIMITS.maxBytesPerSecond),
+    maxReservations: flags.count('max-reservations', DEFAULT_LIMITS.maxReservations),
+    reservationTtlSeconds: flags.count('reservation-ttl', DEFAULT_LIMITS.reservationTtlSeconds),
+    maxConnections: flags.count('max-connections', DEFAULT_LIMITS.maxConnections),
+    maxConnectionsPerHost: flags.count('max-connections-per-host', DEFAULT_LIMITS.maxConnectionsPerHost),
+    maxCircuits: flags.count('max-circuits', DEFAULT_LIMITS.maxCircuits),
+    maxCircuitsPerPeer: flags.count('max-circuits-per-peer', DEFAULT_LIMITS.maxCircuitsPerPeer),
+    circuitDurationSeconds: flags.count('circuit-duration', DEFAULT_LIMITS.circuitDurationSeconds),
+    circuitDataBytes: flags.count('circuit-data', DEFAULT_LIMITS.circuitDataBytes),
+    maxBytesPerSecond: flags.count('max-bytes-per-second', DEFAULT_LIMITS.maxBytesPerSecond),
   }
+  checkLimits(limits)
+  return limits
+}
+
+/** At 0 these would leave the relay unable to serve (no reservation, connection or circuit at all). */
+function checkLimits(limits: RelayLimits): void {
   for (const name of [
     'maxReservations',
     'reservationTtlSeconds',
@@ -218,19 +281,5 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   // libp2p sends the duration in a uint32 of milliseconds.
   if (limits.circuitDurationSeconds * 1000 > 0xffffffff) {
     throw new RelayConfigError('--circuit-duration must be below 4294967 seconds (49 days)')
-  }
-  const identityFile = one('identity') ?? 'mosaik-relay.key'
-  return {
-    network,
-    listen: get('listen') ?? DEFAULT_LISTEN,
-    bootstrap: get('bootstrap') ?? [],
-    tags: [...new Set(['role:relay', ...(get('tag') ?? [])])],
-    identityFile,
-    certificateFile: one('webrtc-certificate') ?? `${identityFile.replace(/\.key$/, '')}.webrtc.pem`,
-    announce: get('announce') ?? [],
-    httpHost: one('http-host') ?? '127.0.0.1',
-    httpPort,
-    limits,
-    logLevel,
   }
 }
