@@ -2,17 +2,15 @@ import { raceSignal } from '../../primitives/abort.ts'
 import { equalBytes, randomBytes, toHex } from '../../primitives/bytes.ts'
 import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
-import { Fifo } from '../../primitives/fifo.ts'
 import { sha256 } from '../../primitives/sha256.ts'
-import type { Timers } from '../../primitives/time.ts'
 import { Watch } from '../../primitives/watch.ts'
 import { BondMsg } from '../bond.ts'
 import { isBounded, parseEntry } from '../raft/messages.ts'
 import type { Entry, SnapshotMeta } from '../raft/types.ts'
 import { NOT_LEADER, Req, type WorkerHost } from './host.ts'
+import { hedged, SNAPSHOT_CHUNK, SnapshotDownload } from './snapshot-download.ts'
 
 const CATCH_UP_BATCH = 2000
-const SNAPSHOT_CHUNK = 256 * 1024
 const SNAPSHOT_TTL_MS = 30_000
 const FETCH_TIMEOUT_MS = 10_000
 
@@ -257,84 +255,71 @@ export class CatchUp {
       abandon: new AbortController(),
     }
     const abandoned = fetch.abandon.signal
-    // Every request of this fetch ends when it is abandoned, whatever its own timeout.
-    const request = (peer: string, kind: number, body: unknown, timeoutMs: number) =>
-      raceSignal(host.transport.request(peer, kind, body, timeoutMs), abandoned)
     this.#fetch = fetch
     try {
-      const index = await request(leader, Req.RequestSnapshot, null, host.config.forwardTimeoutMs)
+      const index = await this.#request(
+        fetch,
+        leader,
+        Req.RequestSnapshot,
+        null,
+        host.config.forwardTimeoutMs,
+      )
       if (typeof index !== 'number' || !isBounded(index) || index < minIndex) return false
-      fetch.index = index as number
+      fetch.index = index
+      const usable = (o: SnapshotOffer) =>
+        o.meta.index === index && (o.meta.clusterId === undefined || o.meta.clusterId === clusterId)
+      const { size, hash, meta } = await this.#firstOffer(fetch, usable)
+      const download = new SnapshotDownload(
+        size,
+        (peer, off) =>
+          hedged(
+            () =>
+              this.#request(fetch, peer, Req.FetchSnapshot, [index, off, SNAPSHOT_CHUNK], FETCH_TIMEOUT_MS),
+            2 * host.config.electionTimeoutMs,
+            host.rt,
+          ),
+        (peer) => host.transport.bonds.value.has(peer),
+      )
       // Offers arrive as members apply the snapshot marker: fetch from the first at once, and from
       // each member that offers the same snapshot later, as it does.
-      const usable = (o: SnapshotOffer) =>
-        o.meta.index === fetch.index && (o.meta.clusterId === undefined || o.meta.clusterId === clusterId)
-      const offered = host.rt.timeout(5000)
-      try {
-        await fetch.offerCount.until(() => [...fetch.offers.values()].some(usable), {
-          signal: AbortSignal.any([abandoned, offered.signal]),
-        })
-      } finally {
-        offered.clear()
-      }
-      const { size, hash, meta } = [...fetch.offers.values()].find(usable)!
-      const data = new Uint8Array(size)
-      const chunks = new Fifo<number>()
-      for (let off = 0; off < size; off += SNAPSHOT_CHUNK) chunks.push(off)
-      const total = chunks.length
-      let received = 0
-      let running = 0
-      // Bumped whenever a chunk arrives or a source stops.
-      const progress = new Watch(0)
-      const fetchFrom = async (source: SnapshotOffer) => {
-        running++
-        try {
-          while (chunks.length > 0 && host.transport.bonds.value.has(source.peer)) {
-            const off = chunks.shift()!
-            try {
-              const part = await hedged(
-                () =>
-                  request(
-                    source.peer,
-                    Req.FetchSnapshot,
-                    [fetch.index, off, SNAPSHOT_CHUNK],
-                    FETCH_TIMEOUT_MS,
-                  ),
-                2 * host.config.electionTimeoutMs,
-                host.rt,
-              )
-              if (!(part instanceof Uint8Array) || off + part.length > size)
-                throw new DecodeError('bad chunk')
-              data.set(part, off)
-              received++
-              progress.set(progress.value + 1)
-            } catch {
-              chunks.push(off)
-              return
-            }
-          }
-        } finally {
-          running--
-          progress.set(progress.value + 1)
-        }
-      }
-      const joined = new Set<string>()
       fetch.join = (o) => {
-        if (joined.has(o.peer) || !usable(o) || !equalBytes(o.hash, hash) || o.size !== size) return
-        joined.add(o.peer)
-        void fetchFrom(o)
+        if (usable(o) && equalBytes(o.hash, hash) && o.size === size) download.addSource(o.peer)
       }
       for (const o of fetch.offers.values()) fetch.join(o)
-      await progress.until(() => received === total || running === 0, { signal: abandoned })
-      if (received < total || abandoned.aborted || !equalBytes(snapshotHash(data), hash)) return false
+      const complete = await download.complete({ signal: abandoned })
+      if (!complete || abandoned.aborted || !equalBytes(snapshotHash(download.data), hash)) return false
       if (host.closedOrHalted() || host.node.status().clusterId !== clusterId) return false
-      return host.offerSnapshot(meta, data)
+      return host.offerSnapshot(meta, download.data)
     } catch (err) {
       host.log('snapshot fetch failed: %s', (err as Error).message)
       return false
     } finally {
       this.#fetch = undefined
     }
+  }
+
+  /** A request of `fetch`: it ends when the fetch is abandoned, whatever its own timeout. */
+  #request(
+    fetch: SnapshotFetch,
+    peer: string,
+    kind: number,
+    body: unknown,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    return raceSignal(this.#host.transport.request(peer, kind, body, timeoutMs), fetch.abandon.signal)
+  }
+
+  /** The first offer the fetch can use; rejects when none came within 5 s or the fetch was abandoned. */
+  async #firstOffer(fetch: SnapshotFetch, usable: (o: SnapshotOffer) => boolean): Promise<SnapshotOffer> {
+    const offered = this.#host.rt.timeout(5000)
+    try {
+      await fetch.offerCount.until(() => [...fetch.offers.values()].some(usable), {
+        signal: AbortSignal.any([fetch.abandon.signal, offered.signal]),
+      })
+    } finally {
+      offered.clear()
+    }
+    return [...fetch.offers.values()].find(usable)!
   }
 
   #armSweep(): void {
@@ -347,42 +332,6 @@ export class CatchUp {
       if (this.#served.size > 0) this.#armSweep()
     }, SNAPSHOT_TTL_MS)
   }
-}
-
-/**
- * Calls `call`, and once more if the first call has not settled after `hedgeMs`; resolves with the
- * first success, rejects when both failed. A chunk request or its answer lost on a bond that stays up
- * would otherwise hold the whole install for FETCH_TIMEOUT_MS (sized for a 256 KiB chunk on a slow
- * link), long after the network healed; the second request costs at most one chunk more.
- */
-function hedged<T>(call: () => Promise<T>, hedgeMs: number, timers: Timers): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let pending = 1
-    let settled = false
-    let cancelHedge = () => {}
-    const run = () => {
-      call().then(
-        (value) => {
-          if (settled) return
-          settled = true
-          cancelHedge()
-          resolve(value)
-        },
-        (err: unknown) => {
-          if (settled || --pending > 0) return
-          settled = true
-          cancelHedge()
-          reject(err)
-        },
-      )
-    }
-    run()
-    cancelHedge = timers.setTimeout(() => {
-      if (settled) return
-      pending++
-      run()
-    }, hedgeMs)
-  })
 }
 
 function isSnapshotMeta(v: unknown): v is SnapshotMeta {
