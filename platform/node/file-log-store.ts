@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type {
   HardState,
@@ -9,38 +8,12 @@ import type {
   SnapshotMeta,
   WriteBatch,
 } from '../../src/groups/storage/log-store.ts'
-import {
-  checkHardState,
-  checkIndex,
-  checkSnapshotData,
-  checkSnapshotMeta,
-  cloneValue,
-  decodeEntry,
-  encodeEntry,
-  hardStateAfterInstall,
-  initialHardState,
-  StorageError,
-} from '../../src/groups/storage/log-store.ts'
-import { LogView } from '../../src/groups/storage/log-view.ts'
-import { decodeCanonical, encodeCanonical } from '../../src/primitives/codec.ts'
+import { decodeEntry, StorageError } from '../../src/groups/storage/log-store.ts'
 import { ClosedError, InvalidArgumentError } from '../../src/primitives/errors.ts'
 import { type DirLock, lockDir } from './dir-lock.ts'
 import { Flusher, type Job } from './file-log-store/flusher.ts'
-import {
-  batchRecord,
-  type EntryLoc,
-  frameRecord,
-  headerRecord,
-  type InstalledRecord,
-  MAX_RECORD,
-  MiB,
-  newSegment,
-  REC_COMPACT,
-  REC_INSTALLED,
-  REC_SNAPSHOT,
-  readSnapshotFile,
-  type Segment,
-} from './file-log-store/format.ts'
+import { type EntryLoc, MiB, readSnapshotFile } from './file-log-store/format.ts'
+import { LogState } from './file-log-store/log-state.ts'
 import { EntryCache, readMissing, releaseReader } from './file-log-store/reads.ts'
 import { type Recovered, recover } from './file-log-store/recovery.ts'
 import { SnapshotWrites, writeSnapshotFile } from './file-log-store/snapshots.ts'
@@ -131,20 +104,9 @@ export class FileLogStore implements LogStore {
   /** The absolute path of the store's directory. */
   readonly dir: string
   readonly #fsync: boolean
-  readonly #segmentSize: number
 
-  // The view: every mutation is applied here at call time, in call order.
-  #view: LogView<EntryLoc>
-  #hardState: Uint8Array
-  #snapshot: SnapshotMeta | undefined
-  /** A snapshot the log was compacted against (recorded in COMPACT records and headers). */
-  #snapFloor: number | undefined
-
-  // Layout, decided at call time too: where the next record goes.
-  #segments: Segment[]
-  #tail: Segment
-  #tailPos: number
-  #tailHasRecords: boolean
+  // The log as callers see it, and where its records go: every mutation is applied there at call time.
+  readonly #log: LogState
 
   // The flusher: the only code that writes segments, one group of queued jobs at a time.
   readonly #flusher: Flusher
@@ -163,17 +125,9 @@ export class FileLogStore implements LogStore {
     this.dir = init.dir
     this.#lock = lock
     this.#fsync = options.fsync
-    this.#segmentSize = options.segmentSize
     this.#cache = new EntryCache(options.cacheBytes)
-    this.#view = init.view
-    this.#hardState = init.hardState
-    this.#snapshot = init.snapshot
-    this.#snapFloor = init.snapFloor
-    this.#segments = init.segments
-    this.#tail = init.segments.at(-1)!
-    this.#tailPos = init.tailPos
-    this.#tailHasRecords = init.tailHasRecords
-    this.#flusher = new Flusher(this.dir, this.#fsync, this.#tail, init.writeHandle, this.#cache, {
+    this.#log = new LogState(init, options.segmentSize, this.#cache)
+    this.#flusher = new Flusher(this.dir, this.#fsync, this.#log.tail, init.writeHandle, this.#cache, {
       failed: () => this.#failed,
       fail: (err) => this.#fail(err),
     })
@@ -220,23 +174,23 @@ export class FileLogStore implements LogStore {
   }
 
   firstIndex(): number {
-    return this.#view.firstIndex()
+    return this.#log.view.firstIndex()
   }
 
   lastIndex(): number {
-    return this.#view.lastIndex()
+    return this.#log.view.lastIndex()
   }
 
   term(index: number): number | undefined {
-    return this.#view.term(index)
+    return this.#log.view.term(index)
   }
 
   hardState(): HardState {
-    return decodeCanonical(this.#hardState) as HardState
+    return this.#log.hardState()
   }
 
   snapshot(): SnapshotMeta | undefined {
-    return this.#snapshot === undefined ? undefined : cloneValue(this.#snapshot)
+    return this.#log.snapshot()
   }
 
   async readSnapshot(): Promise<
@@ -249,7 +203,7 @@ export class FileLogStore implements LogStore {
     | undefined
   > {
     this.#checkUsable()
-    if (this.#snapshot === undefined) return undefined
+    if (!this.#log.hasSnapshot) return undefined
     await this.#snaps.chain
     this.#checkUsable()
     const s = await readSnapshotFile(this.dir)
@@ -259,7 +213,8 @@ export class FileLogStore implements LogStore {
 
   async entries(from: number, to: number, options?: ReadOptions): Promise<LogEntry[]> {
     this.#checkUsable()
-    const { first, last } = this.#view.clamp(from, to)
+    const view = this.#log.view
+    const { first, last } = view.clamp(from, to)
     if (first > last) return []
     const maxBytes = options?.maxBytes ?? Number.POSITIVE_INFINITY
     // Everything is decided synchronously: later mutations do not change what this call returns.
@@ -267,7 +222,7 @@ export class FileLogStore implements LogStore {
     const raw: (Uint8Array | undefined)[] = []
     let size = 0
     for (let i = first; i <= last; i++) {
-      const loc = this.#view.item(i)!
+      const loc = view.item(i)!
       if (locs.length > 0 && size + loc.len > maxBytes) break
       size += loc.len
       locs.push(loc)
@@ -280,49 +235,13 @@ export class FileLogStore implements LogStore {
   }
 
   // -------------------------------------------------------------------------------------------------
-  // Writes: validate, encode, lay out, apply to the view, then queue for the flusher.
+  // Writes: the log applies them at call time and lays them out; they are queued for the flusher.
 
   write(batch: WriteBatch): Promise<void> {
     try {
       this.#checkUsable()
-      const { hardState, truncateFrom, entries } = batch
-      if (truncateFrom !== undefined) checkIndex(truncateFrom, 'truncateFrom')
-      if (hardState !== undefined) checkHardState(hardState)
-      this.#view.checkWrite(entries, truncateFrom)
-      const list = entries ?? []
-      const encoded = list.map(encodeEntry)
-      const hs = hardState === undefined ? undefined : encodeCanonical(hardState)
-      const truncates = truncateFrom !== undefined && truncateFrom <= this.#view.lastIndex()
-      if (!truncates && encoded.length === 0 && hs === undefined) return this.#barrier()
-
-      const meta: { i?: number; n?: number; t?: number; h?: Uint8Array } = {}
-      if (encoded.length > 0) {
-        meta.i = list[0]!.index
-        meta.n = encoded.length
-      }
-      if (truncates) meta.t = truncateFrom
-      if (hs !== undefined) meta.h = hs
-      const { record, offsets } = batchRecord(encodeCanonical(meta), list, encoded)
-
-      const job = this.#layout(record)
-      if (truncates) this.#view.truncateFrom(truncateFrom)
-      const locs: EntryLoc[] = new Array(encoded.length)
-      for (let i = 0; i < encoded.length; i++) {
-        const bytes = encoded[i]!
-        const loc: EntryLoc = {
-          seg: job.seg,
-          pos: job.pos + offsets[i]!,
-          len: bytes.length,
-          bytes,
-          written: false,
-        }
-        locs[i] = loc
-        this.#view.push(list[i]!.term, loc)
-        this.#cache.add(loc)
-      }
-      if (hs !== undefined) this.#hardState = hs
-      job.locs = locs
-      return this.#enqueue(job)
+      const job = this.#log.write(batch)
+      return job === undefined ? this.#barrier() : this.#enqueue(job)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -343,12 +262,7 @@ export class FileLogStore implements LogStore {
   saveSnapshot(meta: SnapshotMeta, data?: Uint8Array): Promise<void> {
     try {
       this.#checkUsable()
-      checkSnapshotMeta(meta)
-      const record = frameRecord(
-        REC_SNAPSHOT,
-        encodeCanonical(data === undefined ? { m: meta } : { m: meta, d: data }),
-      )
-      this.#snapshot = cloneValue(meta)
+      const record = this.#log.saveSnapshot(meta, data)
       // written beside the log, but resolved after the log writes issued before it
       const earlier = this.#barrier()
       return this.#snaps.write(
@@ -367,42 +281,7 @@ export class FileLogStore implements LogStore {
   installSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
     try {
       this.#checkUsable()
-      checkSnapshotMeta(meta)
-      checkSnapshotData(data)
-      // encode everything before changing anything
-      const hs = encodeCanonical(hardStateAfterInstall(this.hardState(), meta))
-      const snapshot = cloneValue(meta)
-      const seg = newSegment(this.dir, this.#tail.seq + 1, meta.index)
-      const record = frameRecord(
-        REC_INSTALLED,
-        encodeCanonical({ m: meta, d: data, seg: seg.seq, hs } satisfies InstalledRecord),
-      )
-      const old = this.#segments
-      this.#view = new LogView<EntryLoc>()
-      this.#view.resetTo(meta.index, meta.term)
-      this.#hardState = hs
-      this.#snapshot = snapshot
-      this.#snapFloor = meta.index
-      this.#cache.clear()
-      const header = this.#headerRecord(seg)
-      this.#segments = [seg]
-      this.#tail = seg
-      this.#tailPos = header.length
-      this.#tailHasRecords = false
-      const job: Job = {
-        kind: 'install',
-        seg,
-        pos: 0,
-        header,
-        record,
-        old,
-        // after the snapshot files issued before it, so that this one wins
-        before: this.#snaps.chain,
-        done: Promise.withResolvers(),
-      }
-      // snapshot files issued after it are written after it
-      this.#snaps.chain = job.done.promise.catch(() => {})
-      return this.#enqueue(job)
+      return this.#enqueueRestart(this.#log.installSnapshot(meta, data))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -411,22 +290,11 @@ export class FileLogStore implements LogStore {
   compact(upToIndex: number): Promise<void> {
     try {
       this.#checkUsable()
-      checkIndex(upToIndex, 'upToIndex')
-      if (upToIndex <= this.#view.offset) return this.#barrier()
-      const snap = this.#snapshot
-      const term = this.#view.term(upToIndex) ?? (snap?.index === upToIndex ? snap.term : undefined)
-      // `s`: the snapshot is on disk before this record (see `before`), and must stay
-      const record: { upTo: number; term: number | null; s?: number } = {
-        upTo: upToIndex,
-        term: term ?? null,
-      }
-      if (snap !== undefined) record.s = snap.index
-      const job = this.#layout(frameRecord(REC_COMPACT, encodeCanonical(record)))
-      this.#view.compact(upToIndex, term)
-      if (snap !== undefined) this.#snapFloor = snap.index
+      const job = this.#log.compact(upToIndex)
+      if (job === undefined) return this.#barrier()
       // the compaction must not be on disk before the snapshot that covers it
       if (this.#snaps.pending > 0) job.before = this.#snaps.chain
-      job.after = () => this.#deleteObsoleteSegments(upToIndex, job.seg)
+      job.after = () => this.#log.deleteObsolete(upToIndex, job.seg, () => this.#flusher.writeSeg)
       return this.#enqueue(job)
     } catch (err) {
       return Promise.reject(err)
@@ -436,30 +304,7 @@ export class FileLogStore implements LogStore {
   reset(): Promise<void> {
     try {
       this.#checkUsable()
-      const old = this.#segments
-      this.#view = new LogView<EntryLoc>()
-      this.#hardState = encodeCanonical(initialHardState())
-      this.#snapshot = undefined
-      this.#snapFloor = undefined
-      this.#cache.clear()
-      const seg = newSegment(this.dir, this.#tail.seq + 1, 0)
-      const header = this.#headerRecord(seg)
-      this.#segments = [seg]
-      this.#tail = seg
-      this.#tailPos = header.length
-      this.#tailHasRecords = false
-      const job: Job = {
-        kind: 'reset',
-        seg,
-        pos: 0,
-        header,
-        old,
-        before: this.#snaps.chain,
-        done: Promise.withResolvers(),
-      }
-      // snapshot writes issued after the reset must land after it
-      this.#snaps.chain = job.done.promise.catch(() => {})
-      return this.#enqueue(job)
+      return this.#enqueueRestart(this.#log.reset())
     } catch (err) {
       return Promise.reject(err)
     }
@@ -478,7 +323,7 @@ export class FileLogStore implements LogStore {
       try {
         await this.#flusher.close()
       } finally {
-        for (const seg of this.#segments) {
+        for (const seg of this.#log.segments) {
           seg.deleted = true
           releaseReader(seg)
         }
@@ -493,73 +338,28 @@ export class FileLogStore implements LogStore {
   }
 
   // -------------------------------------------------------------------------------------------------
-  // Layout and queueing
+  // Queueing
 
-  /** Places `record` after everything queued so far, starting a new segment when the tail is full. */
-  #layout(record: Uint8Array): Job {
-    if (record.length > MAX_RECORD) {
-      throw new InvalidArgumentError(
-        `a write of ${record.length} bytes exceeds the limit of ${MAX_RECORD} bytes`,
-      )
-    }
-    let header: Uint8Array | undefined
-    if (this.#tailHasRecords && this.#tailPos >= this.#segmentSize) {
-      const seg = newSegment(this.dir, this.#tail.seq + 1, this.#view.lastIndex())
-      header = this.#headerRecord(seg)
-      this.#segments.push(seg)
-      this.#tail = seg
-      this.#tailPos = header.length
-    }
-    const job: Job = {
-      kind: 'append',
-      seg: this.#tail,
-      pos: this.#tailPos,
-      record,
-      done: Promise.withResolvers(),
-    }
-    if (header !== undefined) job.header = header
-    this.#tailPos += record.length
-    this.#tailHasRecords = true
-    return job
-  }
-
-  /** The header of a segment started now: the state the records after it apply to. */
-  #headerRecord(seg: Segment): Uint8Array {
-    return headerRecord(seg.seq, this.#view, this.#hardState, this.#snapFloor)
+  /**
+   * Queues a job that starts the log over (reset, install). It is written after the snapshot files
+   * issued before it, so that an installed snapshot wins, and before those issued after it.
+   */
+  #enqueueRestart(job: Job): Promise<void> {
+    job.before = this.#snaps.chain
+    this.#snaps.chain = job.done.promise.catch(() => {})
+    return this.#enqueue(job)
   }
 
   /** Resolves once every job queued before it is done. */
   #barrier(): Promise<void> {
     if (this.#flusher.idle) return Promise.resolve()
-    return this.#enqueue({
-      kind: 'barrier',
-      seg: this.#tail,
-      pos: this.#tailPos,
-      done: Promise.withResolvers(),
-    })
+    return this.#enqueue(this.#log.barrier())
   }
 
   #enqueue(job: Job): Promise<void> {
     // a write does not wait for an earlier snapshot to be written, but it resolves after it
     if (this.#snaps.unresolved > 0) job.waitSnap = this.#snaps.resolved
     return this.#flusher.enqueue(job)
-  }
-
-  /**
-   * Deletes the oldest segments once the compaction to `upTo` is durable (it is in `durableSeg`): a
-   * segment goes when its successor is durable and starts at or below `upTo`, so replay from that
-   * successor's header, then its records, rebuilds the same log.
-   */
-  async #deleteObsoleteSegments(upTo: number, durableSeg: Segment): Promise<void> {
-    while (this.#segments.length >= 2) {
-      const first = this.#segments[0]!
-      const next = this.#segments[1]!
-      if (next.seq > durableSeg.seq || next.baseLast > upTo || first === this.#flusher.writeSeg) break
-      this.#segments.shift()
-      first.deleted = true
-      releaseReader(first)
-      await rm(first.path, { force: true })
-    }
   }
 
   #fail(err: unknown): StorageError {

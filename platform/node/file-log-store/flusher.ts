@@ -130,15 +130,7 @@ export class Flusher {
           group = []
           continue
         }
-        let n = 1
-        while (
-          n < this.#queue.length &&
-          this.#queue[n]!.kind !== 'reset' &&
-          this.#queue[n]!.kind !== 'install' &&
-          this.#queue[n]!.before === undefined
-        )
-          n++
-        group = this.#queue.splice(0, n)
+        group = this.#takeGroup()
         await this.#writeGroup(group)
         for (const job of group) {
           if (job.locs !== undefined) for (const loc of job.locs) loc.written = true
@@ -157,6 +149,22 @@ export class Flusher {
     } finally {
       this.#flushing = false
     }
+  }
+
+  /**
+   * Takes the jobs at the head of the queue that can share one write and one fdatasync: up to a reset
+   * or an install (written alone), or a job that must wait for something first.
+   */
+  #takeGroup(): Job[] {
+    let n = 1
+    while (
+      n < this.#queue.length &&
+      this.#queue[n]!.kind !== 'reset' &&
+      this.#queue[n]!.kind !== 'install' &&
+      this.#queue[n]!.before === undefined
+    )
+      n++
+    return this.#queue.splice(0, n)
   }
 
   /** Resolves a durable job, after any snapshot it must follow and after the jobs before it. */
