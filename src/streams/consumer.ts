@@ -2,7 +2,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { Catalog, PeerInfo } from '../discovery/catalog.ts'
 import type { Discovery } from '../discovery/discovery.ts'
 import { compareVersions } from '../discovery/entry.ts'
-import { type AbortOptions, raceSignal } from '../primitives/abort.ts'
+import type { AbortOptions } from '../primitives/abort.ts'
 import { Backoff, type BackoffOptions } from '../primitives/backoff.ts'
 import type { Codec } from '../primitives/codec.ts'
 import type { DigestLike, StreamId } from '../primitives/digest.ts'
@@ -12,9 +12,8 @@ import type { Scope } from '../primitives/scope.ts'
 import { Watch } from '../primitives/watch.ts'
 import { TicketGate } from '../tickets/gate.ts'
 import { type TicketValidator, validatorList } from '../tickets/ticket.ts'
-import { CloseCode, type LinkClose } from '../transport/close.ts'
+import type { LinkClose } from '../transport/close.ts'
 import type { Logger, NetworkContext } from '../transport/context.ts'
-import type { Link } from '../transport/link.ts'
 import {
   type ChannelInfo,
   ChannelRecord,
@@ -24,9 +23,9 @@ import {
   predicates,
 } from './channel.ts'
 import { ChannelConditions, When } from './conditions.ts'
+import { DatumReader } from './datum-reader.ts'
 import { Inbox } from './inbox.ts'
 import { Receiver, type ReceiverOwner, type Rejection } from './receiver.ts'
-import { unpackBatch } from './wire.ts'
 
 /** How a consumer picks producers and reconnects. Every field is optional. */
 export interface ConsumerOptions {
@@ -139,8 +138,6 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   /** Awaitable conditions on the producers (`when.subscribed()`, `when.online()`...). */
   readonly when: When
   readonly #host: ConsumerHost
-  readonly #codec: Codec<T>
-  readonly #schema: StandardSchemaV1<unknown, T> | undefined
   readonly #require: PeerPredicate[]
   readonly #tickets: TicketGate
   readonly #backoff: BackoffOptions
@@ -152,6 +149,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   /** Producers pinged once for an RTT sample before their first evaluation. */
   readonly #probed = new Set<string>()
   readonly #inbox: Inbox<T>
+  readonly #reader: DatumReader<T>
   readonly #owner: ReceiverOwner
   #online: boolean
   #connectedSince: number | undefined
@@ -172,19 +170,21 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     }
     this.#host = host
     this.streamId = streamId
-    this.#codec = codec
-    this.#schema = schema
     this.#require = predicates(options.require)
     this.#tickets = new TicketGate(validatorList(options.requireTicket), () =>
       this.onCatalog(this.#host.discovery.catalog()),
     )
     this.#backoff = { ...host.backoff, ...options.backoff }
     this.#inbox = new Inbox(bufferSize)
+    this.#reader = new DatumReader(this.#inbox, codec, schema, {
+      accept: (rx, value, size) => this.#accept(rx, value, size),
+      invalid: (rx, err) => this.#invalid(rx, err),
+    })
     this.#owner = {
       host,
       streamId,
       connected: (rx) => this.#connected(rx),
-      read: (rx, link) => this.#read(rx, link),
+      read: (rx, link) => this.#reader.read(rx, link),
       disconnected: (rx, close, retry) => this.#disconnected(rx, close, retry),
       refused: (rx, anyNewerVersion) => this.#refused(rx, anyNewerVersion),
     }
@@ -265,83 +265,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
 
   // ---- receiving -------------------------------------------------------------------------------
 
-  /** Reads batches off one link while the buffer has room; the link's credit does the rest. */
-  async #read(rx: Receiver, link: Link): Promise<void> {
-    while (!rx.cancelled) {
-      if (this.#inbox.full) {
-        // A closed link ends the session even while the buffer is full: the channel state must say
-        // so, and the reconnect policy must run, whether or not the application reads.
-        if (link.isClosed) return
-        await raceSignal(Promise.race([this.#inbox.room(), link.closed]), rx.signal).catch(noop)
-        continue
-      }
-      let batch = link.tryRecvBytes()
-      if (batch === undefined) {
-        try {
-          batch = await link.recvBytes()
-        } catch {
-          return
-        }
-      }
-      rx.gotData = true
-      const result = this.#ingest(rx, batch)
-      const ok = result === true || result === false ? result : await result
-      if (!ok) {
-        link.beginClose(CloseCode.ProtocolViolation, 'malformed datum batch')
-        return
-      }
-    }
-  }
-
-  /** Splits a batch and delivers its datums in order; false when the batch framing is broken. */
-  #ingest(rx: Receiver, batch: Uint8Array): boolean | Promise<boolean> {
-    let tail: Promise<void> | undefined
-    const ok = unpackBatch(batch, (bytes) => {
-      tail = tail === undefined ? this.#deliver(rx, bytes) : tail.then(() => this.#deliver(rx, bytes))
-    })
-    return tail === undefined ? ok : tail.then(() => ok)
-  }
-
-  /** Decodes and validates one datum; returns a promise only when the schema validates asynchronously. */
-  #deliver(rx: Receiver, bytes: Uint8Array): Promise<void> | undefined {
-    let value: T
-    try {
-      value = this.#codec.decode(bytes)
-    } catch (err) {
-      this.#invalid(rx, err)
-      return undefined
-    }
-    const schema = this.#schema
-    if (schema === undefined) {
-      this.#accept(rx, value, bytes.length)
-      return undefined
-    }
-    let result: StandardSchemaV1.Result<T> | Promise<StandardSchemaV1.Result<T>>
-    try {
-      result = schema['~standard'].validate(value)
-    } catch (err) {
-      this.#invalid(rx, err)
-      return undefined
-    }
-    if (result instanceof Promise) {
-      return result.then(
-        (r) => this.#validated(rx, r, bytes.length),
-        (err) => this.#invalid(rx, err),
-      )
-    }
-    this.#validated(rx, result, bytes.length)
-    return undefined
-  }
-
-  #validated(rx: Receiver, result: StandardSchemaV1.Result<T>, size: number): void {
-    if (result.issues) {
-      const message = result.issues.map((i) => i.message).join('; ')
-      this.#invalid(rx, new DecodeError(`datum fails the schema: ${message}`))
-      return
-    }
-    this.#accept(rx, result.value, size)
-  }
-
+  /** A datum decoded and valid: counted and buffered, unless its channel or the consumer is gone. */
   #accept(rx: Receiver, value: T, size: number): void {
     if (this.#closed || rx.cancelled) return
     rx.record.datums++
@@ -351,6 +275,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     this.#inbox.push(value)
   }
 
+  /** A datum the codec or the schema refused: counted and reported, never delivered. */
   #invalid(rx: Receiver, err: unknown): void {
     this.#stats.invalid++
     const error = err instanceof Error ? err : new DecodeError(String(err))
@@ -367,61 +292,40 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
    */
   onCatalog(catalog: Catalog): void {
     if (this.#closed) return
-    let changed = false
+    let connectedEntryChanged = false
     for (const peer of catalog.peers()) {
       const rx = this.#receivers.get(peer.id)
       if (!peer.streams.has(this.streamId)) {
         if (rx) this.#drop(rx, 'producer stopped advertising the stream')
         this.#rejected.delete(peer.id)
-        continue
+      } else if (rx) {
+        if (this.#refresh(rx, peer)) connectedEntryChanged = true
+      } else {
+        this.#subscribeIfEligible(peer, catalog)
       }
-      if (rx) {
-        const previous = rx.record.peer
-        rx.record.peer = peer
-        if (!passesAll(this.#require, peer)) {
-          this.#drop(rx, 'require no longer holds')
-          continue
-        }
-        if (this.#tickets.status(peer.entry) === 'invalid') {
-          this.#drop(rx, 'tickets no longer valid')
-          continue
-        }
-        if (peer.entry !== previous.entry && rx.record.state === ChannelState.Connected) changed = true
-        if (peer.startedAt !== previous.startedAt) this.#restarted(rx, peer)
-        continue
-      }
-      const rejection = this.#rejected.get(peer.id)
-      let syncFirst = false
-      if (rejection) {
-        const producerChanged = rejection.anyNewerVersion
-          ? compareVersions(peer.version, rejection.producer.version) > 0
-          : rejection.producer.startedAt !== peer.startedAt || !rejection.producer.sameContent(peer.entry)
-        const localChanged = !rejection.local.sameContent(catalog.local.entry)
-        if (!producerChanged && !localChanged) continue
-        this.#rejected.delete(peer.id)
-        // Our entry changed (say, a new tag): make sure the producer has it before it judges us again.
-        syncFirst = !producerChanged
-      }
-      if (this.#require.length > 0 && peer.rtt === undefined && !this.#probed.has(peer.id)) {
-        this.#probed.add(peer.id)
-        this.#host.discovery
-          .ping(peer.id)
-          .catch(noop)
-          .finally(() => this.onCatalog(this.#host.discovery.catalog()))
-        continue
-      }
-      if (!passesAll(this.#require, peer)) continue
-      // A pending check calls onCatalog again when it is done.
-      if (this.#tickets.status(peer.entry) !== 'valid') continue
-      this.#spawn(peer, syncFirst)
     }
-    for (const rx of [...this.#receivers.values()]) {
-      if (!catalog.has(rx.peerId)) this.#drop(rx, 'producer left the catalog')
+    this.#forgetDeparted(catalog)
+    if (connectedEntryChanged) this.#channelsChanged()
+  }
+
+  /**
+   * Takes a subscribed producer's new entry, and drops it when it no longer passes `require` or its
+   * tickets. True when the entry of a connected producer changed (conditions may now read otherwise).
+   */
+  #refresh(rx: Receiver, peer: PeerInfo): boolean {
+    const previous = rx.record.peer
+    rx.record.peer = peer
+    if (!passesAll(this.#require, peer)) {
+      this.#drop(rx, 'require no longer holds')
+      return false
     }
-    for (const id of [...this.#rejected.keys()]) if (!catalog.has(id)) this.#rejected.delete(id)
-    for (const id of [...this.#probed]) if (!catalog.has(id)) this.#probed.delete(id)
-    if (this.#tickets.required) this.#tickets.prune((id) => catalog.has(id))
-    if (changed) this.#channelsChanged()
+    if (this.#tickets.status(peer.entry) === 'invalid') {
+      this.#drop(rx, 'tickets no longer valid')
+      return false
+    }
+    const connectedEntryChanged = peer.entry !== previous.entry && rx.record.state === ChannelState.Connected
+    if (peer.startedAt !== previous.startedAt) this.#restarted(rx, peer)
+    return connectedEntryChanged
   }
 
   /**
@@ -437,11 +341,63 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
     rx.wake()
   }
 
+  /** Subscribes to a producer advertising the stream once it passes `require` and its tickets. */
+  #subscribeIfEligible(peer: PeerInfo, catalog: Catalog): void {
+    const approach = this.#approach(peer, catalog)
+    if (approach === 'wait') return
+    if (this.#probeRttFirst(peer)) return
+    if (!passesAll(this.#require, peer)) return
+    // A pending check calls onCatalog again when it is done.
+    if (this.#tickets.status(peer.entry) !== 'valid') return
+    this.#spawn(peer, approach === 'sync')
+  }
+
+  /**
+   * How to approach a producer not subscribed to: 'wait' while it refused us and neither entry changed
+   * since, 'sync' (catalogs first) when only ours did, else 'dial'.
+   */
+  #approach(peer: PeerInfo, catalog: Catalog): 'wait' | 'sync' | 'dial' {
+    const rejection = this.#rejected.get(peer.id)
+    if (!rejection) return 'dial'
+    const producerChanged = rejection.anyNewerVersion
+      ? compareVersions(peer.version, rejection.producer.version) > 0
+      : rejection.producer.startedAt !== peer.startedAt || !rejection.producer.sameContent(peer.entry)
+    const localChanged = !rejection.local.sameContent(catalog.local.entry)
+    if (!producerChanged && !localChanged) return 'wait'
+    this.#rejected.delete(peer.id)
+    // Our entry changed (say, a new tag): make sure the producer has it before it judges us again.
+    return producerChanged ? 'dial' : 'sync'
+  }
+
+  /**
+   * Pings a producer whose RTT was never measured, once, so a `require` predicate such as `rttBelow`
+   * sees a measurement. True when a ping went out: onCatalog runs again once it is done.
+   */
+  #probeRttFirst(peer: PeerInfo): boolean {
+    if (this.#require.length === 0 || peer.rtt !== undefined || this.#probed.has(peer.id)) return false
+    this.#probed.add(peer.id)
+    this.#host.discovery
+      .ping(peer.id)
+      .catch(noop)
+      .finally(() => this.onCatalog(this.#host.discovery.catalog()))
+    return true
+  }
+
   #spawn(peer: PeerInfo, syncFirst: boolean): void {
     const record = new ChannelRecord(this.streamId, peer.id, this.#host.ctx.peerId, peer)
     const rx = new Receiver(record, new Backoff(this.#backoff, this.#host.ctx.now), this.#owner)
     this.#receivers.set(peer.id, rx)
     this.#host.scope.spawn(rx.run(syncFirst))
+  }
+
+  /** Drops the receivers of producers gone from the catalog, and forgets what was kept about them. */
+  #forgetDeparted(catalog: Catalog): void {
+    for (const rx of [...this.#receivers.values()]) {
+      if (!catalog.has(rx.peerId)) this.#drop(rx, 'producer left the catalog')
+    }
+    for (const id of [...this.#rejected.keys()]) if (!catalog.has(id)) this.#rejected.delete(id)
+    for (const id of [...this.#probed]) if (!catalog.has(id)) this.#probed.delete(id)
+    if (this.#tickets.required) this.#tickets.prune((id) => catalog.has(id))
   }
 
   /** Stops a receiver for a local reason (not a refusal): it may be recreated by a later catalog change. */
