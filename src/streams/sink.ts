@@ -95,20 +95,7 @@ export class Sink<T> {
   readonly #stats = { datums: 0, bytes: 0, undelivered: 0, dropped: 0, lagging: 0, rejected: 0 }
 
   constructor(host: SinkHost, streamId: StreamId, codec: Codec<T>, options: ProducerOptions<T>) {
-    const bufferSize = options.bufferSize ?? DEFAULT_BUFFER_SIZE
-    const maxConsumers = options.maxConsumers ?? Number.POSITIVE_INFINITY
-    if (!Number.isInteger(bufferSize) || bufferSize < 1) {
-      throw new InvalidArgumentError(`bufferSize must be a positive integer, got ${bufferSize}`)
-    }
-    if (!(maxConsumers >= 0)) throw new InvalidArgumentError(`maxConsumers must be ≥ 0, got ${maxConsumers}`)
-    const perPeer = options.maxSubscriptionsPerPeer ?? DEFAULT_SUBSCRIPTIONS_PER_PEER
-    const perHost = options.maxSubscriptionsPerHost ?? DEFAULT_SUBSCRIPTIONS_PER_HOST
-    for (const [name, n] of [
-      ['maxSubscriptionsPerPeer', perPeer],
-      ['maxSubscriptionsPerHost', perHost],
-    ] as const) {
-      if (!(n >= 1)) throw new InvalidArgumentError(`${name} must be ≥ 1, got ${n}`)
-    }
+    const { bufferSize, maxConsumers, perPeer, perHost } = checkedSizes(options)
     this.#host = host
     this.streamId = streamId
     this.#codec = codec
@@ -120,16 +107,7 @@ export class Sink<T> {
     this.#bufferSize = bufferSize
     const lagTimeoutMs = options.lagTimeoutMs ?? DEFAULT_LAG_TIMEOUT_MS
     this.#probation = new Probation(lagTimeoutMs)
-    this.#lag = new LagWatch(
-      this.#subs,
-      { bufferSize, lagTimeoutMs, probation: this.#probation, now: host.ctx.now, timers: host.ctx.scope },
-      {
-        lagged: (sub, now, reason) => this.#lagged(sub, now, reason),
-        checked: () => {
-          if (this.#waiters.pending) this.#wake()
-        },
-      },
-    )
+    this.#lag = this.#newLagWatch(bufferSize, lagTimeoutMs)
     this.#disconnectLagging = options.disconnectLagging ?? true
     this.#limits = new SubscriptionLimits(
       {
@@ -148,6 +126,21 @@ export class Sink<T> {
     const base = new ChannelConditions(source)
     this.#onlineCondition = options.onlineWhen ? options.onlineWhen(base) : base.minimumOf(1)
     this.#online = this.#onlineCondition.isMet
+  }
+
+  /** The lag watch over this sink's subscriptions; a laggard found may make room for waiting sends. */
+  #newLagWatch(bufferSize: number, lagTimeoutMs: number): LagWatch {
+    const host = this.#host
+    return new LagWatch(
+      this.#subs,
+      { bufferSize, lagTimeoutMs, probation: this.#probation, now: host.ctx.now, timers: host.ctx.scope },
+      {
+        lagged: (sub, now, reason) => this.#lagged(sub, now, reason),
+        checked: () => {
+          if (this.#waiters.pending) this.#wake()
+        },
+      },
+    )
   }
 
   get closed(): boolean {
@@ -336,35 +329,53 @@ export class Sink<T> {
     this.#connecting.add(sub)
     let tickets: TicketDecision | undefined
     try {
-      if (this.#require.length > 0 && peer.rtt === undefined) {
-        const deadline = deadlineOf(this.#host.handshakeTimeoutMs, this.#host.ctx.scope)
-        await this.#host.discovery
-          .ping(peer.id, { signal: deadline.signal })
-          .catch(noop)
-          .finally(deadline.clear)
-        record.peer = this.#host.discovery.catalog().get(peer.id) ?? peer
-      }
+      if (this.#require.length > 0 && peer.rtt === undefined) await this.#measureRtt(record)
       if (this.#tickets.required) tickets = await this.#tickets.authorize(record.peer.entry)
     } finally {
       this.#connecting.delete(sub)
     }
-    if (link.isClosed) return
+    if (!this.#mayStart(sub, tickets)) return
+    await this.#start(sub)
+  }
+
+  /** Pings a consumer never measured (within the handshake timeout) and takes its refreshed entry. */
+  async #measureRtt(record: ChannelRecord): Promise<void> {
+    const peer = record.peer
+    const deadline = deadlineOf(this.#host.handshakeTimeoutMs, this.#host.ctx.scope)
+    await this.#host.discovery.ping(peer.id, { signal: deadline.signal }).catch(noop).finally(deadline.clear)
+    record.peer = this.#host.discovery.catalog().get(peer.id) ?? peer
+  }
+
+  /**
+   * The checks after the RTT probe and the tickets, which took time: the link or the sink may have
+   * closed, and capacity, `require` or the tickets may refuse. False when the subscription was ended.
+   */
+  #mayStart(sub: Subscription, tickets: TicketDecision | undefined): boolean {
+    const { link, record } = sub
+    const peerId = record.peerId
+    if (link.isClosed) return false
     if (this.#closed) {
       link.beginClose(CloseCode.GracefulShutdown, 'producer closed')
-      return
+      return false
     }
     if (this.#subs.length >= this.#maxConsumers) {
-      this.#refuse(link, peer.id, CloseCode.StreamNoCapacity, `at most ${this.#maxConsumers} consumers`)
-      return
+      this.#refuse(link, peerId, CloseCode.StreamNoCapacity, `at most ${this.#maxConsumers} consumers`)
+      return false
     }
     if (!passesAll(this.#require, record.peer)) {
-      this.#refuse(link, peer.id, CloseCode.StreamNotAllowed, 'require failed')
-      return
+      this.#refuse(link, peerId, CloseCode.StreamNotAllowed, 'require failed')
+      return false
     }
     if (tickets && !tickets.ok) {
-      this.#refuse(link, peer.id, CloseCode.StreamNotAllowed, `ticket refused: ${tickets.error.code}`)
-      return
+      this.#refuse(link, peerId, CloseCode.StreamNotAllowed, `ticket refused: ${tickets.error.code}`)
+      return false
     }
+    return true
+  }
+
+  /** Sends StartStream and adds the subscription to the fan-out. */
+  async #start(sub: Subscription): Promise<void> {
+    const { link, record } = sub
     await link.send(startStreamMessage(this.#host.ctx.networkId, this.streamId))
     sub.dataFrom = link.bytesSent
     record.state = ChannelState.Connected
@@ -463,4 +474,23 @@ export class Sink<T> {
     this.#changes.close(new ClosedError('producer is closed'))
     this.events.removeAllListeners()
   }
+}
+
+/** The option sizes a sink needs, defaulted and checked; throws InvalidArgumentError on a bad one. */
+function checkedSizes<T>(options: ProducerOptions<T>) {
+  const bufferSize = options.bufferSize ?? DEFAULT_BUFFER_SIZE
+  const maxConsumers = options.maxConsumers ?? Number.POSITIVE_INFINITY
+  if (!Number.isInteger(bufferSize) || bufferSize < 1) {
+    throw new InvalidArgumentError(`bufferSize must be a positive integer, got ${bufferSize}`)
+  }
+  if (!(maxConsumers >= 0)) throw new InvalidArgumentError(`maxConsumers must be ≥ 0, got ${maxConsumers}`)
+  const perPeer = options.maxSubscriptionsPerPeer ?? DEFAULT_SUBSCRIPTIONS_PER_PEER
+  const perHost = options.maxSubscriptionsPerHost ?? DEFAULT_SUBSCRIPTIONS_PER_HOST
+  for (const [name, n] of [
+    ['maxSubscriptionsPerPeer', perPeer],
+    ['maxSubscriptionsPerHost', perHost],
+  ] as const) {
+    if (!(n >= 1)) throw new InvalidArgumentError(`${name} must be ≥ 1, got ${n}`)
+  }
+  return { bufferSize, maxConsumers, perPeer, perHost }
 }
