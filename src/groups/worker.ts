@@ -6,16 +6,16 @@ import type { Logger } from '../transport/context.ts'
 import { BondMsg } from './bond.ts'
 import type { ConsensusConfig } from './config.ts'
 import { RaftContractError } from './raft/errors.ts'
-import { parseEntry } from './raft/messages.ts'
-import { RaftNode } from './raft/raft.ts'
+import type { RaftNode } from './raft/raft.ts'
 import type { Preference, RaftStatus, Ready, SnapshotMeta } from './raft/types.ts'
 import type { StateMachine } from './state-machine.ts'
 import type { LogStore } from './storage/log-store.ts'
 import { decodeRaftMessage, encodeRaftMessage } from './wire.ts'
 import { Applier } from './worker/applier.ts'
 import { CatchUp, type CatchUpHost } from './worker/catch-up.ts'
+import { restoreCore } from './worker/core.ts'
 import { CommitUnknownError, GroupDivergedError, GroupTerminatedError } from './worker/errors.ts'
-import { Req, type Route, SELF, type WorkerStats } from './worker/host.ts'
+import { noWorkerStats, Req, type Route, SELF, type WorkerStats } from './worker/host.ts'
 import { RaftOutbox } from './worker/outbox.ts'
 import { Pacer, TickTimer } from './worker/pacing.ts'
 import { type IndexRange, Proposals } from './worker/proposals.ts'
@@ -77,16 +77,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
    * amount. False once it is first online (or rejoins a rival cluster from scratch).
    */
   readonly restored = new Watch(false)
-  readonly stats: WorkerStats = {
-    snapshotsInstalled: 0,
-    snapshotsServed: 0,
-    entriesPulled: 0,
-    compactions: 0,
-    forwarded: 0,
-    proposals: 0,
-    proposedCommands: 0,
-    strongReads: 0,
-  }
+  readonly stats: WorkerStats = noWorkerStats()
   readonly node: RaftNode
   readonly rt: Runtime
   readonly transport: GroupTransport
@@ -149,27 +140,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     const applier = new Applier(init.stateMachine, init.log)
     const loaded = await init.store.load()
     if (loaded.snapshot && loaded.snapshotData) init.stateMachine.restore(loaded.snapshotData)
-    const c = init.consensus
-    const node = new RaftNode({
-      id: init.id,
-      preference: init.preference,
-      random: init.runtime.random,
-      timing: {
-        heartbeatMs: c.heartbeatMs,
-        electionTimeoutMs: c.electionTimeoutMs,
-        electionJitterMs: c.electionJitterMs,
-        bootstrapDelayMs: c.bootstrapDelayMs,
-        voterUnreachableMs: c.voterUnreachableMs,
-      },
-      maxVoters: c.maxVoters,
-      bootstrapExpect: c.bootstrapExpect,
-      now: init.runtime.now(),
-      persisted: {
-        hardState: loaded.hardState,
-        snapshot: loaded.snapshot,
-        entries: loaded.entries.map(parseEntry),
-      },
-    })
+    const node = restoreCore(init, loaded)
     const worker = new GroupWorker(init, node, loaded.snapshot?.index ?? 0, applier)
     if (loaded.snapshot) worker.#proposals.snapshotAt(loaded.snapshot.index, loaded.snapshot.term)
     init.transport.start({

@@ -74,3 +74,17 @@ export interface WorkerStats {
   /** Strong reads served (locally or through the leader). */
   strongReads: number
 }
+
+/** Stats of a worker that has done nothing yet. */
+export function noWorkerStats(): WorkerStats {
+  return {
+    snapshotsInstalled: 0,
+    snapshotsServed: 0,
+    entriesPulled: 0,
+    compactions: 0,
+    forwarded: 0,
+    proposals: 0,
+    proposedCommands: 0,
+    strongReads: 0,
+  }
+}
