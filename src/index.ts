@@ -10,6 +10,7 @@
 
 export * from './collections/index.ts'
 export { type Catalog, type PeerInfo, type RejectReason, rttBelow } from './discovery/catalog.ts'
+export type { Departure } from './discovery/departure.ts'
 export {
   type BootstrapState,
   type BootstrapStatus,
@@ -25,7 +26,6 @@ export {
 } from './discovery/discovery.ts'
 export {
   DEFAULT_ENTRY_LIMITS,
-  type Departure,
   DigestSet,
   EntryLimitError,
   type EntryLimits,

@@ -1,9 +1,9 @@
 import { equalBytes } from '../primitives/bytes.ts'
 import type { NetworkId } from '../primitives/digest.ts'
 import { Admission, type Provenance } from './admission.ts'
+import type { Departure } from './departure.ts'
 import {
   compareVersions,
-  type Departure,
   type DigestSet,
   type EntryVersion,
   type PeerEntry,

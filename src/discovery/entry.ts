@@ -1,12 +1,10 @@
-import type { PrivateKey, PublicKey } from '@libp2p/interface'
-import { blake3 } from '@noble/hashes/blake3.js'
-import { compareBytes, concatBytes, equalBytes, utf8 } from '../primitives/bytes.ts'
+import type { PrivateKey } from '@libp2p/interface'
+import { compareBytes, equalBytes, utf8 } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
-import { type SignatureCheck, signatureCheckFor } from '../primitives/ed25519.ts'
 import { DecodeError, describeValue, InvalidSignatureError, MosaikError } from '../primitives/errors.ts'
 import { type Expiration, type TicketValidator, validateTicket, validateTickets } from '../tickets/ticket.ts'
-import { peerIdOf } from '../transport/peer-ids.ts'
+import { MAX_PEER_ID_LENGTH, SIGNATURE_LENGTH, signatureCheckOf, signingInput } from './signing.ts'
 
 /**
  * A peer entry is what a node tells the network about itself: its addresses, role tags, the streams
@@ -42,9 +40,6 @@ export const MAX_ADDRESS_LENGTH = 512
 export const MAX_TAGS = 64
 /** Most tickets in one entry. */
 export const MAX_TICKETS = 16
-/** Longest peer id string (an Ed25519 id is 52 characters). */
-const MAX_PEER_ID_LENGTH = 128
-const SIGNATURE_LENGTH = 64
 
 /** The version of a peer entry: a newer run (`start`) wins, then a later `update` within the run. */
 export interface EntryVersion {
@@ -344,7 +339,7 @@ export class UnsupportedEntryVersionError extends DecodeError {
   }
 }
 
-function isDigestBytes(v: unknown): v is Uint8Array {
+export function isDigestBytes(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array && v.length === 32
 }
 
@@ -359,12 +354,6 @@ function isStringArray(v: unknown): v is string[] {
 // ---- signatures ------------------------------------------------------------------------------------
 
 const ENTRY_DOMAIN = utf8('mosaik/peer-entry/v1')
-const DEPARTURE_DOMAIN = utf8('mosaik/departure/v1')
-
-/** What is signed: a domain tag and the blake3 digest of the bytes, so no signature is valid twice. */
-function signingInput(domain: Uint8Array, bytes: Uint8Array): Uint8Array {
-  return concatBytes(domain, blake3(bytes))
-}
 
 /**
  * A peer entry with the signature of the peer it describes. The signed bytes are kept exactly as
@@ -449,88 +438,4 @@ export interface UnverifiedEntry {
   readonly bytes: Uint8Array
   readonly signature: Uint8Array
   verify(): Promise<SignedPeerEntry>
-}
-
-/** The public key embedded in an Ed25519 peer id; throws DecodeError for ids that carry none. */
-export function publicKeyOf(peerId: string): PublicKey {
-  let key: PublicKey | undefined
-  try {
-    key = peerIdOf(peerId).publicKey
-  } catch (err) {
-    throw new DecodeError(`invalid peer id ${peerId}`, { cause: err })
-  }
-  if (!key) throw new DecodeError(`peer id ${peerId} does not embed a public key`)
-  return key
-}
-
-/**
- * The check of signatures by `peerId`'s key, kept with the key: a node checks every entry version of
- * every peer it learns, and building the check costs a third of one. The key belongs to the PeerId
- * that `peerIdOf` remembers, so a check lives as long as that (bounded) cache keeps its peer.
- * Throws like `publicKeyOf`.
- */
-function signatureCheckOf(peerId: string): SignatureCheck {
-  const key = publicKeyOf(peerId)
-  let check = signatureChecks.get(key)
-  if (check === undefined) {
-    check = signatureCheckFor(key)
-    signatureChecks.set(key, check)
-  }
-  return check
-}
-
-const signatureChecks = new WeakMap<PublicKey, SignatureCheck>()
-
-/** A signed notice that a node is leaving, so peers drop it at once instead of waiting for the purge. */
-export interface Departure {
-  /** The departing peer. */
-  readonly peerId: string
-  /** The network it leaves. */
-  readonly network: NetworkId
-  /** The version of its last entry: older entries of the peer are dropped with it. */
-  readonly lastVersion: EntryVersion
-  /** When it left, in ms since the epoch. */
-  readonly timestamp: number
-  /** The peer's signature over the other fields. */
-  readonly signature: Uint8Array
-}
-
-function departureBytes(d: Omit<Departure, 'signature'>): Uint8Array {
-  return encodeCanonical([d.network.bytes, d.peerId, d.lastVersion.start, d.lastVersion.update, d.timestamp])
-}
-
-export async function signDeparture(d: Omit<Departure, 'signature'>, key: PrivateKey): Promise<Departure> {
-  return { ...d, signature: await key.sign(signingInput(DEPARTURE_DOMAIN, departureBytes(d))) }
-}
-
-export async function verifyDeparture(d: Departure): Promise<boolean> {
-  return signatureCheckOf(d.peerId)(signingInput(DEPARTURE_DOMAIN, departureBytes(d)), d.signature)
-}
-
-export function departureToWire(d: Departure): unknown {
-  return [d.network.bytes, d.peerId, d.lastVersion.start, d.lastVersion.update, d.timestamp, d.signature]
-}
-
-export function departureFromWire(v: unknown): Departure {
-  if (
-    !Array.isArray(v) ||
-    v.length !== 6 ||
-    !isDigestBytes(v[0]) ||
-    typeof v[1] !== 'string' ||
-    v[1].length > MAX_PEER_ID_LENGTH ||
-    !Number.isSafeInteger(v[2]) ||
-    !Number.isSafeInteger(v[3]) ||
-    !Number.isSafeInteger(v[4]) ||
-    !(v[5] instanceof Uint8Array) ||
-    v[5].length !== SIGNATURE_LENGTH
-  ) {
-    throw new DecodeError('malformed departure')
-  }
-  return {
-    network: Digest.fromBytes(v[0]),
-    peerId: v[1],
-    lastVersion: { start: v[2], update: v[3] },
-    timestamp: v[4],
-    signature: v[5],
-  }
 }

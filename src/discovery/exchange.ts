@@ -4,7 +4,8 @@ import { DecodeError, MosaikError } from '../primitives/errors.ts'
 import { peerOfAddress } from '../transport/addresses.ts'
 import { CloseCode } from '../transport/close.ts'
 import type { Link } from '../transport/link.ts'
-import { departureToWire, SignedPeerEntry } from './entry.ts'
+import { departureToWire } from './departure.ts'
+import { SignedPeerEntry } from './entry.ts'
 import type { Ingestion } from './ingest.ts'
 import {
   ConcurrencyLimit,

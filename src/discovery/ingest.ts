@@ -5,14 +5,12 @@ import { hostKey } from '../transport/hosts.ts'
 import { peerIdOf } from '../transport/peer-ids.ts'
 import type { Provenance } from './admission.ts'
 import type { RejectReason, UpsertResult } from './catalog.ts'
+import { type Departure, departureFromWire, verifyDeparture } from './departure.ts'
 import {
-  type Departure,
-  departureFromWire,
   EntryLimitError,
   SignedPeerEntry,
   UnsupportedEntryVersionError,
   type UnverifiedEntry,
-  verifyDeparture,
 } from './entry.ts'
 import type { DiscoveryState } from './state.ts'
 

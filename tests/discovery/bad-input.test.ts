@@ -11,7 +11,7 @@ import {
   type RejectReason,
   SignedPeerEntry,
 } from '../../platform/node/index.ts'
-import { departureToWire, signDeparture } from '../../src/discovery/entry.ts'
+import { departureToWire, signDeparture } from '../../src/discovery/departure.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { nextEvent } from '../support/events.ts'

@@ -10,7 +10,7 @@ import {
   SignedPeerEntry,
 } from '../../platform/node/index.ts'
 import { toPeerInfo } from '../../src/discovery/catalog.ts'
-import { signDeparture, verifyDeparture } from '../../src/discovery/entry.ts'
+import { signDeparture, verifyDeparture } from '../../src/discovery/departure.ts'
 import { RttTracker } from '../../src/discovery/rtt.ts'
 
 async function freshEntry(now = 1_000_000) {

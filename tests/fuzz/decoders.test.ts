@@ -12,7 +12,7 @@ import {
   PeerEntry,
   SignedPeerEntry,
 } from '../../platform/node/index.ts'
-import { departureFromWire, departureToWire, signDeparture } from '../../src/discovery/entry.ts'
+import { departureFromWire, departureToWire, signDeparture } from '../../src/discovery/departure.ts'
 import { DISCOVERY_WIRE_VERSION } from '../../src/discovery/sync.ts'
 import { BOND_PROTOCOL_VERSION, Bond, BondMsg } from '../../src/groups/bond.ts'
 import { MAX_TERM_OR_INDEX, parseEntry, parseMessage } from '../../src/groups/raft/messages.ts'
