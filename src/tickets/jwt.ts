@@ -156,60 +156,19 @@ export class Jwt implements TicketValidator {
     return new Jwt({ ...this.policy, ...change })
   }
 
+  /**
+   * The checks run in mosaik's order, each refusing with its own code; when a token has several faults,
+   * the first check that fails decides the error.
+   */
   async validate(data: Uint8Array, entry: PeerEntry, now = Date.now()): Promise<Expiration> {
     const p = this.policy
-    let token: string
-    try {
-      token = fromUtf8(data)
-    } catch {
-      throw refuse('TICKET_MALFORMED', 'ticket is not UTF-8')
-    }
-    if (token.split('.').length !== 3) throw refuse('TICKET_MALFORMED', 'a JWT has three parts')
-    let alg: string | undefined
-    try {
-      alg = decodeProtectedHeader(token).alg
-    } catch {
-      throw refuse('TICKET_MALFORMED', 'bad JWT header')
-    }
-    const keys = p.keys.filter((k) => k.alg === alg)
-    if (keys.length === 0) throw refuse('TICKET_UNSUPPORTED_ALGORITHM', `no key for algorithm ${String(alg)}`)
-    const claims = await verifyWithAny(token, keys)
-    const skew = p.clockSkewMs ?? 0
-    if (p.issuers?.length && !(typeof claims.iss === 'string' && p.issuers.includes(claims.iss))) {
-      throw refuse('TICKET_WRONG_ISSUER', `issuer ${JSON.stringify(claims.iss)} is not accepted`)
-    }
-    const subject = p.subject ?? entry.peerId
-    if (claims.sub !== subject) throw refuse('TICKET_WRONG_SUBJECT', `subject is not ${subject}`)
-    const nbf = numericDate(claims, 'nbf')
-    if (nbf !== undefined && nbf * 1000 > now + skew)
-      throw refuse('TICKET_NOT_YET_VALID', 'ticket is not valid yet')
-    const exp = numericDate(claims, 'exp')
-    if (exp === undefined && !p.allowNonExpiring) throw refuse('TICKET_NO_EXPIRY', 'ticket has no exp')
-    if (exp !== undefined && exp * 1000 + skew <= now) throw refuse('TICKET_EXPIRED', 'ticket has expired')
-    const iat = numericDate(claims, 'iat')
-    if (p.maxLifetimeMs !== undefined) {
-      if (exp === undefined || iat === undefined || (exp - iat) * 1000 > p.maxLifetimeMs) {
-        throw refuse('TICKET_LIFETIME_TOO_LONG', `ticket lifetime exceeds ${p.maxLifetimeMs} ms`)
-      }
-    }
-    let expiration = exp === undefined ? Expiration.never() : Expiration.at(exp * 1000 + skew)
-    if (p.maxAgeMs !== undefined) {
-      if (iat === undefined || now - iat * 1000 > p.maxAgeMs + skew) {
-        throw refuse('TICKET_TOO_OLD', `ticket is older than ${p.maxAgeMs} ms`)
-      }
-      expiration = expiration.min(Expiration.at(iat * 1000 + p.maxAgeMs + skew))
-    }
-    if (p.audiences?.length) {
-      const aud = typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : []
-      if (!aud.some((a) => typeof a === 'string' && p.audiences!.includes(a))) {
-        throw refuse('TICKET_WRONG_AUDIENCE', 'ticket is not for an accepted audience')
-      }
-    }
-    for (const [name, value] of Object.entries(p.claims ?? {})) {
-      if (!(name in claims) || stableJson(claims[name]) !== stableJson(value)) {
-        throw refuse('TICKET_CLAIM_MISMATCH', `claim ${name} does not match`)
-      }
-    }
+    const token = tokenOf(data)
+    const claims = await verifyWithAny(token, keysForAlgorithm(token, p.keys))
+    checkIssuer(p, claims)
+    checkSubject(claims, p.subject ?? entry.peerId)
+    const expiration = checkTimes(p, claims, now)
+    checkAudience(p, claims)
+    checkClaims(p, claims)
     return expiration
   }
 
@@ -329,11 +288,110 @@ function refuse(code: TicketErrorCode, message: string): InvalidTicketError {
   return new InvalidTicketError(code, `JWT ticket refused: ${message}`)
 }
 
+/** A token's claims, as the verified payload holds them. */
+type Claims = Record<string, unknown>
+
+/** The compact JWT in `data`: UTF-8 text in three parts. */
+function tokenOf(data: Uint8Array): string {
+  let token: string
+  try {
+    token = fromUtf8(data)
+  } catch {
+    throw refuse('TICKET_MALFORMED', 'ticket is not UTF-8')
+  }
+  if (token.split('.').length !== 3) throw refuse('TICKET_MALFORMED', 'a JWT has three parts')
+  return token
+}
+
+/** The configured keys for the algorithm the token's header names; none is a refusal. */
+function keysForAlgorithm(token: string, keys: readonly JwtVerifyingKey[]): JwtVerifyingKey[] {
+  let alg: string | undefined
+  try {
+    alg = decodeProtectedHeader(token).alg
+  } catch {
+    throw refuse('TICKET_MALFORMED', 'bad JWT header')
+  }
+  const matching = keys.filter((k) => k.alg === alg)
+  if (matching.length === 0)
+    throw refuse('TICKET_UNSUPPORTED_ALGORITHM', `no key for algorithm ${String(alg)}`)
+  return matching
+}
+
+function checkIssuer(p: JwtPolicy, claims: Claims): void {
+  if (p.issuers?.length && !(typeof claims.iss === 'string' && p.issuers.includes(claims.iss))) {
+    throw refuse('TICKET_WRONG_ISSUER', `issuer ${JSON.stringify(claims.iss)} is not accepted`)
+  }
+}
+
+function checkSubject(claims: Claims, subject: string): void {
+  if (claims.sub !== subject) throw refuse('TICKET_WRONG_SUBJECT', `subject is not ${subject}`)
+}
+
+/**
+ * nbf, then exp, then lifetime and age; returns when the ticket expires. Each date is read (and refused
+ * if it is not a number) only once the checks before it passed, so that order decides the error too.
+ */
+function checkTimes(p: JwtPolicy, claims: Claims, now: number): Expiration {
+  const skew = p.clockSkewMs ?? 0
+  checkNotBefore(claims, now, skew)
+  const exp = checkExpiry(p, claims, now, skew)
+  const iat = numericDate(claims, 'iat')
+  if (p.maxLifetimeMs !== undefined) checkLifetime(p.maxLifetimeMs, exp, iat)
+  const expiration = exp === undefined ? Expiration.never() : Expiration.at(exp * 1000 + skew)
+  if (p.maxAgeMs === undefined) return expiration
+  return expiration.min(ageLimit(p.maxAgeMs, iat, now, skew))
+}
+
+function checkNotBefore(claims: Claims, now: number, skew: number): void {
+  const nbf = numericDate(claims, 'nbf')
+  if (nbf !== undefined && nbf * 1000 > now + skew)
+    throw refuse('TICKET_NOT_YET_VALID', 'ticket is not valid yet')
+}
+
+/** The `exp` claim, required unless the policy allows non-expiring tickets, and not yet reached. */
+function checkExpiry(p: JwtPolicy, claims: Claims, now: number, skew: number): number | undefined {
+  const exp = numericDate(claims, 'exp')
+  if (exp === undefined && !p.allowNonExpiring) throw refuse('TICKET_NO_EXPIRY', 'ticket has no exp')
+  if (exp !== undefined && exp * 1000 + skew <= now) throw refuse('TICKET_EXPIRED', 'ticket has expired')
+  return exp
+}
+
+/** A maximum lifetime needs both `exp` and `iat`: a ticket missing one of them is refused. */
+function checkLifetime(maxLifetimeMs: number, exp: number | undefined, iat: number | undefined): void {
+  if (exp === undefined || iat === undefined || (exp - iat) * 1000 > maxLifetimeMs) {
+    throw refuse('TICKET_LIFETIME_TOO_LONG', `ticket lifetime exceeds ${maxLifetimeMs} ms`)
+  }
+}
+
+/** Refuses a ticket issued more than `maxAgeMs` ago (or without `iat`); else when it gets too old. */
+function ageLimit(maxAgeMs: number, iat: number | undefined, now: number, skew: number): Expiration {
+  if (iat === undefined || now - iat * 1000 > maxAgeMs + skew) {
+    throw refuse('TICKET_TOO_OLD', `ticket is older than ${maxAgeMs} ms`)
+  }
+  return Expiration.at(iat * 1000 + maxAgeMs + skew)
+}
+
+/** `aud` (one string or an array) must name one of the accepted audiences, if any are configured. */
+function checkAudience(p: JwtPolicy, claims: Claims): void {
+  const accepted = p.audiences
+  if (!accepted?.length) return
+  const aud = typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : []
+  if (!aud.some((a) => typeof a === 'string' && accepted.includes(a))) {
+    throw refuse('TICKET_WRONG_AUDIENCE', 'ticket is not for an accepted audience')
+  }
+}
+
+/** Required custom claims compare as JSON with sorted keys, so key order does not matter. */
+function checkClaims(p: JwtPolicy, claims: Claims): void {
+  for (const [name, value] of Object.entries(p.claims ?? {})) {
+    if (!(name in claims) || stableJson(claims[name]) !== stableJson(value)) {
+      throw refuse('TICKET_CLAIM_MISMATCH', `claim ${name} does not match`)
+    }
+  }
+}
+
 /** Verifies the signature with the first key that accepts it; returns the claims. */
-async function verifyWithAny(
-  token: string,
-  keys: readonly JwtVerifyingKey[],
-): Promise<Record<string, unknown>> {
+async function verifyWithAny(token: string, keys: readonly JwtVerifyingKey[]): Promise<Claims> {
   for (const key of keys) {
     let material: CryptoKey | Uint8Array
     try {
@@ -360,12 +418,12 @@ async function verifyWithAny(
     if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
       throw refuse('TICKET_MALFORMED', 'payload is not a JSON object')
     }
-    return claims as Record<string, unknown>
+    return claims as Claims
   }
   throw refuse('TICKET_BAD_SIGNATURE', 'no configured key verifies the signature')
 }
 
-function numericDate(claims: Record<string, unknown>, name: string): number | undefined {
+function numericDate(claims: Claims, name: string): number | undefined {
   const v = claims[name]
   if (v === undefined) return undefined
   if (typeof v !== 'number' || !Number.isFinite(v))
