@@ -76,15 +76,31 @@ export function readStored(
   name: string,
   stored: { meta: unknown; snap: unknown; keys: IDBValidKey[]; values: unknown[] },
 ): StoredState {
-  const corrupt = (what: string) => new CorruptLogError(`IndexedDB log store ${name}: ${what}`)
   const { meta, snap, keys, values } = stored
-  if (meta === undefined) {
-    if (keys.length > 0 || snap !== undefined) throw corrupt('entries or a snapshot without a meta record')
-    return { view: new LogView<Uint8Array>(), hardState: encodeCanonical(initialHardState()) }
-  }
+  if (meta === undefined) return emptyState(name, keys, snap)
+  const m = checkedMeta(name, meta)
+  checkStoredHardState(name, m.hs)
+  const snapshot = readSnapshot(name, m, snap)
+  const view = readEntries(name, m, keys, values)
+  return snapshot === undefined ? { view, hardState: m.hs } : { view, hardState: m.hs, snapshot }
+}
+
+function corrupt(name: string, what: string, options?: ErrorOptions): CorruptLogError {
+  return new CorruptLogError(`IndexedDB log store ${name}: ${what}`, options)
+}
+
+/** A store without `meta` must hold nothing else: `meta` is written with (or before) all the rest. */
+function emptyState(name: string, keys: IDBValidKey[], snap: unknown): StoredState {
+  if (keys.length > 0 || snap !== undefined)
+    throw corrupt(name, 'entries or a snapshot without a meta record')
+  return { view: new LogView<Uint8Array>(), hardState: encodeCanonical(initialHardState()) }
+}
+
+/** The meta record, checked to be one this version writes, with consistent bounds. */
+function checkedMeta(name: string, meta: unknown): MetaRecord {
   const m = meta as Partial<MetaRecord>
-  if (m === null || typeof m !== 'object') throw corrupt('the meta record is not an object')
-  if (m.v !== FORMAT) throw corrupt(`unknown format ${String(m.v)} (written by another version?)`)
+  if (m === null || typeof m !== 'object') throw corrupt(name, 'the meta record is not an object')
+  if (m.v !== FORMAT) throw corrupt(name, `unknown format ${String(m.v)} (written by another version?)`)
   if (
     !isIndex(m.offset) ||
     !isIndex(m.last) ||
@@ -92,47 +108,59 @@ export function readStored(
     (m.offsetTerm !== null && !isIndex(m.offsetTerm)) ||
     !(m.hs instanceof Uint8Array)
   ) {
-    throw corrupt('the meta record is malformed')
+    throw corrupt(name, 'the meta record is malformed')
   }
-  let hardState: HardState
+  return m as MetaRecord
+}
+
+/** The hard state is kept encoded (the store hands out the bytes), but must decode to a valid one. */
+function checkStoredHardState(name: string, hs: Uint8Array): void {
   try {
-    hardState = decodeCanonical(m.hs) as HardState
-    checkHardState(hardState)
+    checkHardState(decodeCanonical(hs) as HardState)
   } catch (err) {
-    throw new CorruptLogError(`IndexedDB log store ${name}: the stored hard state is malformed`, {
-      cause: err,
-    })
+    throw corrupt(name, 'the stored hard state is malformed', { cause: err })
   }
-  let snapshot: StoredSnapshot | undefined
-  if (m.snap !== undefined) {
-    try {
-      snapshot = { meta: decodeCanonical(m.snap) as SnapshotMeta }
-      checkSnapshotMeta(snapshot.meta)
-    } catch (err) {
-      throw new CorruptLogError(`IndexedDB log store ${name}: the stored snapshot metadata is malformed`, {
-        cause: err,
-      })
-    }
-    if (m.snapData) {
-      if (!(snap instanceof Uint8Array)) throw corrupt('the snapshot payload is missing')
-      snapshot.data = snap
-    }
+}
+
+/** The snapshot `meta` names, if any; its payload comes from the `snap` record when `meta` says so. */
+function readSnapshot(name: string, m: MetaRecord, snap: unknown): StoredSnapshot | undefined {
+  if (m.snap === undefined) return undefined
+  let snapshot: StoredSnapshot
+  try {
+    snapshot = { meta: decodeCanonical(m.snap) as SnapshotMeta }
+    checkSnapshotMeta(snapshot.meta)
+  } catch (err) {
+    throw corrupt(name, 'the stored snapshot metadata is malformed', { cause: err })
   }
+  if (m.snapData) {
+    if (!(snap instanceof Uint8Array)) throw corrupt(name, 'the snapshot payload is missing')
+    snapshot.data = snap
+  }
+  return snapshot
+}
+
+/** The entries after the compaction point: exactly those `meta` counts, under consecutive keys. */
+function readEntries(
+  name: string,
+  m: MetaRecord,
+  keys: IDBValidKey[],
+  values: unknown[],
+): LogView<Uint8Array> {
   if (keys.length !== m.last - m.offset || keys.length !== values.length) {
-    throw corrupt(`meta says entries ${m.offset + 1}..${m.last}, the database holds ${keys.length}`)
+    throw corrupt(name, `meta says entries ${m.offset + 1}..${m.last}, the database holds ${keys.length}`)
   }
   const view = new LogView<Uint8Array>()
   view.resetTo(m.offset, m.offsetTerm ?? undefined)
   for (let i = 0; i < keys.length; i++) {
     const index = m.offset + 1 + i
     const v = values[i] as Partial<EntryRecord> | null
-    if (keys[i] !== index) throw corrupt(`entry ${index} is missing (found key ${String(keys[i])})`)
+    if (keys[i] !== index) throw corrupt(name, `entry ${index} is missing (found key ${String(keys[i])})`)
     if (v === null || typeof v !== 'object' || !isIndex(v.t) || !(v.b instanceof Uint8Array)) {
-      throw corrupt(`entry ${index} is malformed`)
+      throw corrupt(name, `entry ${index} is malformed`)
     }
     view.push(v.t, v.b)
   }
-  return snapshot === undefined ? { view, hardState: m.hs } : { view, hardState: m.hs, snapshot }
+  return view
 }
 
 function isIndex(n: unknown): n is number {
