@@ -92,15 +92,7 @@ export function takeReady(s: NodeState): Ready {
   if (rival !== undefined) rd.rival = rival
   if (statusChanged(s)) {
     rd.status = status(s)
-    const r = s.reported
-    r.role = s.role
-    r.term = s.term
-    r.leader = s.leader
-    r.online = s.online
-    r.catchingUp = s.isCatchingUp()
-    r.halted = s.halted
-    r.config = s.log.config()
-    r.membersVersion = s.membersVersion
+    noteStatusReported(s)
   }
   s.readyOutstanding = true
   return rd
@@ -131,4 +123,17 @@ export function statusChanged(s: NodeState): boolean {
     r.config !== s.log.config() ||
     r.membersVersion !== s.membersVersion
   )
+}
+
+/** Remembers what the status just reported shows: the fields `statusChanged` compares, one for one. */
+function noteStatusReported(s: NodeState): void {
+  const r = s.reported
+  r.role = s.role
+  r.term = s.term
+  r.leader = s.leader
+  r.online = s.online
+  r.catchingUp = s.isCatchingUp()
+  r.halted = s.halted
+  r.config = s.log.config()
+  r.membersVersion = s.membersVersion
 }
