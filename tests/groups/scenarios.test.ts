@@ -174,6 +174,30 @@ describe('groups (ports of mosaik tests/groups)', () => {
     },
   )
 
+  // Beyond mosaik: a member more than 1 000 committed entries behind, with the log still whole, pulls
+  // them in windows from several members at once instead of waiting for the leader's appends alone.
+  it('a member far behind an uncompacted log pulls the entries it misses from several members', async () => {
+    const opts = { consensus: { ...fastConsensus, snapshotEvery: 1_000_000 } }
+    const n0 = await nodes.create()
+    const [g0] = await joinAll([n0], undefined, opts)
+    await within(T, g0!.when.isLeader())
+    const n1 = await nodes.create({ bootstrap: n0.addresses })
+    const [g1] = await joinAll([n1], undefined, opts)
+    await within(T, g1!.when.online())
+    let last = 0
+    for (let i = 0; i < 3000; i++) last = await g0!.execute({ inc: 1 })
+    const n2 = await nodes.create({ bootstrap: n0.addresses })
+    const [g2] = await joinAll([n2], undefined, opts)
+    await within(secs(20), g2!.when.applied().reaches(last), 'n2 catches up')
+    expect((await g2!.query('value')).result).toBe(3000)
+    expect(g2!.stats.snapshotsInstalled).toBe(0)
+    // More than one window (2 000 entries each) was pulled, so more than one member served them.
+    expect(g2!.stats.entriesPulled).toBeGreaterThan(2000)
+    await within(T, g2!.when.online())
+    const after = await g2!.execute({ inc: 1 })
+    for (const g of [g0, g1, g2]) await within(T, g!.when.applied().reaches(after))
+  })
+
   // execute::no_catchup_weak_query
   it('executes and weak queries through leader and followers survive a leader kill', async () => {
     const nets = await nodes.star(3)
