@@ -89,50 +89,81 @@ export class CatchUp {
         next = host.node.status().commitIndex + 1
       }
       while (next <= to && !host.closedOrHalted()) {
-        const clusterId = host.node.status().clusterId
-        if (clusterId === undefined) return
-        const leader = host.node.status().leader
-        const peers = [...host.transport.bonds.value.keys()]
-        peers.sort((a, b) => Number(a === leader) - Number(b === leader))
-        if (peers.length === 0) return
-        let compacted = false
-        const windows = peers.map((peer, i) => {
-          const start = next + i * CATCH_UP_BATCH
-          if (start > to) return Promise.resolve([] as Entry[])
-          return host.transport
-            .request(
-              peer,
-              Req.FetchEntries,
-              [start, Math.min(to, start + CATCH_UP_BATCH - 1), clusterId],
-              FETCH_TIMEOUT_MS,
-            )
-            .then((r) => {
-              if (!Array.isArray(r) || r.length !== 2 || !Array.isArray(r[1])) return [] as Entry[]
-              if (typeof r[0] === 'number' && r[0] > start) compacted = true
-              return r[1].map(parseEntry)
-            })
-            .catch(() => [] as Entry[])
-        })
-        let progressed = false
-        for (const w of windows) {
-          const entries = await w
-          if (host.closedOrHalted() || host.node.status().clusterId !== clusterId) return
-          if (entries.length === 0 || entries[0]!.index !== next) break
-          host.node.appendCommitted(entries, host.rt.now())
-          next = entries[entries.length - 1]!.index + 1
-          progressed = true
-          host.stats.entriesPulled += entries.length
-          host.kick()
+        const round = await this.#pullRound(next, to)
+        if (round === undefined) return
+        if (round.next > next) {
+          next = round.next
+          continue
         }
-        if (progressed) continue
         // The members compacted what we need: take a snapshot instead, then pull what follows it.
-        if (!compacted || !(await this.fetchSnapshot(next))) return
+        if (!round.compacted || !(await this.fetchSnapshot(next))) return
         next = host.node.status().commitIndex + 1
       }
     } catch (err) {
       host.log('catch-up stopped: %s', (err as Error).message)
     } finally {
       this.#running = false
+    }
+  }
+
+  /**
+   * One round of a pull: consecutive windows of entries from `next` on, one per bonded member (the
+   * leader's last, as it is the busiest), fed to the core in order until one falls short. Says how far
+   * the core got and whether a member had compacted past its window; undefined when the pull must stop
+   * (no cluster yet, no member, or this member left the cluster or stopped meanwhile).
+   */
+  async #pullRound(next: number, to: number): Promise<{ next: number; compacted: boolean } | undefined> {
+    const host = this.#host
+    const { clusterId, leader } = host.node.status()
+    if (clusterId === undefined) return undefined
+    const peers = [...host.transport.bonds.value.keys()]
+    peers.sort((a, b) => Number(a === leader) - Number(b === leader))
+    if (peers.length === 0) return undefined
+    let compacted = false
+    const windows = peers.map(async (peer, i) => {
+      const start = next + i * CATCH_UP_BATCH
+      if (start > to) return [] as Entry[]
+      const window = await this.#fetchWindow(peer, start, Math.min(to, start + CATCH_UP_BATCH - 1), clusterId)
+      if (window.firstKept > start) compacted = true
+      return window.entries
+    })
+    for (const w of windows) {
+      const entries = await w
+      if (host.closedOrHalted() || host.node.status().clusterId !== clusterId) return undefined
+      if (entries.length === 0 || entries[0]!.index !== next) break
+      host.node.appendCommitted(entries, host.rt.now())
+      next = entries[entries.length - 1]!.index + 1
+      host.stats.entriesPulled += entries.length
+      host.kick()
+    }
+    return { next, compacted }
+  }
+
+  /** Committed entries `start ..= end` from `peer`, with the first index it still keeps; none on failure. */
+  async #fetchWindow(
+    peer: string,
+    start: number,
+    end: number,
+    clusterId: string,
+  ): Promise<{ entries: Entry[]; firstKept: number }> {
+    const none = { entries: [], firstKept: start }
+    let r: unknown
+    try {
+      r = await this.#host.transport.request(
+        peer,
+        Req.FetchEntries,
+        [start, end, clusterId],
+        FETCH_TIMEOUT_MS,
+      )
+    } catch {
+      return none
+    }
+    if (!Array.isArray(r) || r.length !== 2 || !Array.isArray(r[1])) return none
+    const firstKept = typeof r[0] === 'number' ? r[0] : start
+    try {
+      return { entries: r[1].map(parseEntry), firstKept }
+    } catch {
+      return { entries: [], firstKept }
     }
   }
 
