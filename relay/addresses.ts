@@ -3,12 +3,12 @@
  * browser can dial, and the transport label /metrics counts connections by.
  */
 import type { Connection } from '@libp2p/interface'
+import { isQuicAddress } from '../platform/node/quic.ts'
 
 const WEBSOCKETS = /\/(ws|wss)(\/|$)/
 
-export function isQuic(address: string): boolean {
-  return /\/quic(-v1)?(\/|$)/.test(address)
-}
+/** Whether a multiaddr needs QUIC: the platform's own test, which decides what it can listen on. */
+export const isQuic = isQuicAddress
 
 /** Browsers dial WebSockets (ws, wss, tls/ws) and WebRTC-direct; never TCP or QUIC. */
 export function isBrowserDialable(address: string): boolean {

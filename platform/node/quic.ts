@@ -52,9 +52,14 @@ export function quicTransports(): TransportFactory[] {
   return loaded ? [loaded()] : []
 }
 
+/** Whether a multiaddr needs QUIC (`/quic` or `/quic-v1`). */
+export function isQuicAddress(address: string): boolean {
+  return /\/quic(-v1)?(\/|$)/.test(address)
+}
+
 /** Drops `/quic` and `/quic-v1` addresses when QUIC has not loaded. */
 export function withoutUnavailableQuic(addresses: string[]): string[] {
-  return loaded ? addresses : addresses.filter((a) => !/\/quic(-v1)?(\/|$)/.test(a))
+  return loaded ? addresses : addresses.filter((a) => !isQuicAddress(a))
 }
 
 function warn(message: string): void {
