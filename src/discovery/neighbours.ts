@@ -164,10 +164,13 @@ export class Neighbours {
     const { ctx, config, scope } = this.#state
     const peers = this.#state.catalog().signedPeers()
     const connected = peers.filter((p) => ctx.isConnected(p.id)).length
-    if (config.targetNeighbors - connected - this.#dialing.size <= 0) return
-    // One dial at a time (see DIAL_STAGGER_MS); a slow one no longer holds the next back.
+    // One dial at a time (see DIAL_STAGGER_MS). A dial older than that no longer counts against the
+    // target: a blackholed address would otherwise hold the last missing neighbour back for the whole
+    // request timeout once inbound connections had filled the rest. If it still succeeds, the node
+    // overshoots by one, which the connection manager's limits absorb.
     const now = ctx.now()
     for (const startedAt of this.#dialing.values()) if (now - startedAt < DIAL_STAGGER_MS) return
+    if (connected >= config.targetNeighbors) return
     const candidates = peers.filter((p) => !this.#dialing.has(p.id) && !ctx.isConnected(p.id))
     if (candidates.length === 0) return
     const id = candidates[Math.floor(Math.random() * candidates.length)]!.id
