@@ -1,18 +1,26 @@
 import { describe, expect, it } from 'vitest'
-import { hedged, SNAPSHOT_CHUNK, SnapshotDownload } from '../../src/groups/worker/snapshot-download.ts'
+import {
+  hedged,
+  MAX_HEDGES,
+  SNAPSHOT_CHUNK,
+  SnapshotDownload,
+} from '../../src/groups/worker/snapshot-download.ts'
 import type { Timers } from '../../src/primitives/time.ts'
 
 /** Timers a test fires by hand: `fire()` runs every timer not cancelled. */
 function manualTimers() {
   const armed = new Set<() => void>()
+  const delays: number[] = []
   const timers: Timers = {
-    setTimeout(fn) {
+    setTimeout(fn, ms) {
       armed.add(fn)
+      delays.push(ms)
       return () => armed.delete(fn)
     },
   }
   return {
     timers,
+    delays,
     get armed() {
       return armed.size
     },
@@ -56,6 +64,20 @@ describe('hedged requests', () => {
     attempts[1]!.resolve('second')
     attempts[0]!.resolve('first')
     expect(await result).toBe('second')
+  })
+
+  it('hedges again at doubling delays while nothing settles, at most MAX_HEDGES times', async () => {
+    const t = manualTimers()
+    const attempts = Array.from({ length: MAX_HEDGES + 1 }, () => deferred<string>())
+    let calls = 0
+    const result = hedged(() => attempts[calls++]!.promise, 100, t.timers)
+    for (let i = 0; i < MAX_HEDGES + 2; i++) t.fire()
+    // The answer of the first call and then of the first hedge were lost: a later hedge answers.
+    expect(calls).toBe(MAX_HEDGES + 1)
+    expect(t.delays).toEqual(Array.from({ length: MAX_HEDGES }, (_, i) => 100 * 2 ** i))
+    expect(t.armed).toBe(0)
+    attempts[MAX_HEDGES]!.resolve('late hedge')
+    expect(await result).toBe('late hedge')
   })
 
   it('rejects once every call failed, with the last error', async () => {

@@ -77,18 +77,26 @@ export class SnapshotDownload {
   }
 }
 
+/** Most extra calls {@link hedged} makes for one request. */
+export const MAX_HEDGES = 3
+
 /**
- * Calls `call`, and once more if the first call has not settled after `hedgeMs`; resolves with the
- * first success, rejects when both failed. A chunk request or its answer lost on a bond that stays up
+ * Calls `call`, and again each time the calls so far have not settled after `hedgeMs`, then twice
+ * that, then four times (at most {@link MAX_HEDGES} extra calls); resolves with the first success,
+ * rejects when every call made failed. A chunk request or its answer lost on a bond that stays up
  * would otherwise hold the whole install for the request's timeout (sized for a 256 KiB chunk on a
- * slow link), long after the network healed; the second request costs at most one chunk more.
+ * slow link), long after the network healed. One hedge was not enough: a short cut that swallowed the
+ * answer and then, a partition later, the hedge held an install for the whole timeout. The doubling
+ * bounds what a merely slow link pays to a few chunks more.
  */
 export function hedged<T>(call: () => Promise<T>, hedgeMs: number, timers: Timers): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let pending = 1
+    let pending = 0
+    let hedges = 0
     let settled = false
     let cancelHedge = () => {}
     const run = () => {
+      pending++
       call().then(
         (value) => {
           if (settled) return
@@ -104,11 +112,15 @@ export function hedged<T>(call: () => Promise<T>, hedgeMs: number, timers: Timer
         },
       )
     }
+    const armHedge = (delayMs: number) => {
+      cancelHedge = timers.setTimeout(() => {
+        if (settled) return
+        hedges++
+        run()
+        if (hedges < MAX_HEDGES) armHedge(2 * delayMs)
+      }, delayMs)
+    }
     run()
-    cancelHedge = timers.setTimeout(() => {
-      if (settled) return
-      pending++
-      run()
-    }, hedgeMs)
+    armHedge(hedgeMs)
   })
 }
