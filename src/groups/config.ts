@@ -34,6 +34,12 @@ export interface ConsensusOptions {
   /** Handshake timeout for new bonds (default 2 s). */
   handshakeTimeoutMs?: number
   /**
+   * A member that learns it is more than this many committed entries behind pulls them from several
+   * members at once, in windows of 2 000, instead of taking them from the leader's appends one batch at a
+   * time (default 1000). A gap of `snapshotEvery` or more takes a snapshot instead.
+   */
+  catchUpThreshold?: number
+  /**
    * How many members a new group waits for before it forms (default 1). The first of them founds it
    * with all of them as voters, so a member started alone, or cut off at start-up, cannot found a
    * second history of its own. Set it to the number of nodes an operator starts at once (Consul's
@@ -70,6 +76,7 @@ export function consensusConfig(options: ConsensusOptions = {}): ConsensusConfig
     maxMissedHeartbeats: options.maxMissedHeartbeats ?? 10,
     snapshotEvery: options.snapshotEvery ?? 10_000,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000,
+    catchUpThreshold: options.catchUpThreshold ?? 1000,
     bootstrapExpect: options.bootstrapExpect ?? 1,
     maxForwardedCommands: options.maxForwardedCommands ?? 4096,
     maxForwardedBytes: options.maxForwardedBytes ?? 16 * 1024 * 1024,

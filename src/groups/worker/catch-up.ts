@@ -10,6 +10,7 @@ import type { Entry, SnapshotMeta } from '../raft/types.ts'
 import { NOT_LEADER, Req, type WorkerHost } from './host.ts'
 import { hedged, SNAPSHOT_CHUNK, SnapshotDownload } from './snapshot-download.ts'
 
+/** The most entries one fetch asks for (and one member serves). */
 const CATCH_UP_BATCH = 2000
 const SNAPSHOT_TTL_MS = 30_000
 const FETCH_TIMEOUT_MS = 10_000
@@ -108,9 +109,10 @@ export class CatchUp {
 
   /**
    * One round of a pull: consecutive windows of entries from `next` on, one per bonded member (the
-   * leader's last, as it is the busiest), fed to the core in order until one falls short. Says how far
-   * the core got and whether a member had compacted past its window; undefined when the pull must stop
-   * (no cluster yet, no member, or this member left the cluster or stopped meanwhile).
+   * leader's last, as it is the busiest), the gap split evenly among them up to CATCH_UP_BATCH each,
+   * fed to the core in order until one falls short. Says how far the core got and whether a member had
+   * compacted past its window; undefined when the pull must stop (no cluster yet, no member, or this
+   * member left the cluster or stopped meanwhile).
    */
   async #pullRound(next: number, to: number): Promise<{ next: number; compacted: boolean } | undefined> {
     const host = this.#host
@@ -120,10 +122,11 @@ export class CatchUp {
     peers.sort((a, b) => Number(a === leader) - Number(b === leader))
     if (peers.length === 0) return undefined
     let compacted = false
+    const size = Math.min(CATCH_UP_BATCH, Math.ceil((to - next + 1) / peers.length))
     const windows = peers.map(async (peer, i) => {
-      const start = next + i * CATCH_UP_BATCH
+      const start = next + i * size
       if (start > to) return [] as Entry[]
-      const window = await this.#fetchWindow(peer, start, Math.min(to, start + CATCH_UP_BATCH - 1), clusterId)
+      const window = await this.#fetchWindow(peer, start, Math.min(to, start + size - 1), clusterId)
       if (window.firstKept > start) compacted = true
       return window.entries
     })

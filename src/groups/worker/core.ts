@@ -25,6 +25,7 @@ export function restoreCore(
       voterUnreachableMs: c.voterUnreachableMs,
     },
     maxVoters: c.maxVoters,
+    catchUpThreshold: c.catchUpThreshold,
     bootstrapExpect: c.bootstrapExpect,
     now: init.runtime.now(),
     persisted: {
