@@ -514,6 +514,8 @@ export class GroupSim {
   readonly acked = new Set<number>()
   readonly failed = new Set<number>()
   readonly unknown = new Set<number>()
+  /** Catch-up counters of the incarnations that crashed (see {@link GroupSim.catchUpStats}). */
+  readonly #retired = { entriesPulled: 0, snapshotsInstalled: 0 }
   readonly #groupId = Digest.fromParts('group-sim')
   readonly #netPrng: Prng
   readonly #clientPrng: Prng
@@ -609,6 +611,16 @@ export class GroupSim {
     return [...this.members.values()].filter(
       (m) => m.alive && m.worker !== undefined && !m.worker.halted && !m.worker.closed,
     )
+  }
+
+  /** Entries pulled and snapshots installed by catch-ups, over every incarnation of every member. */
+  catchUpStats(): { entriesPulled: number; snapshotsInstalled: number } {
+    const total = { ...this.#retired }
+    for (const m of this.members.values()) {
+      total.entriesPulled += m.worker?.stats.entriesPulled ?? 0
+      total.snapshotsInstalled += m.worker?.stats.snapshotsInstalled ?? 0
+    }
+    return total
   }
 
   halted(): SimMember[] {
@@ -737,6 +749,10 @@ export class GroupSim {
     const m = this.member(id)
     if (!m.alive) return
     this.#trace(`crash ${id}#${m.incarnation}`)
+    if (m.worker) {
+      this.#retired.entriesPulled += m.worker.stats.entriesPulled
+      this.#retired.snapshotsInstalled += m.worker.stats.snapshotsInstalled
+    }
     m.alive = false
     m.incarnation++
     m.runtime?.kill()

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { replayHint, runScenario, scenario } from './scenarios.ts'
 
-/** Seeds per scenario in the default suite (7 scenarios: 2 030 seeds); `npm run sim -- --runs N` runs more. */
+/** Seeds per scenario in the default suite (8 scenarios: 2 320 seeds); `npm run sim -- --runs N` runs more. */
 export const SEEDS = Number(process.env.GROUP_SIM_SEEDS ?? 290)
 
 /**
@@ -24,10 +24,12 @@ export function simulate(names: readonly string[]): void {
           const failures: string[] = []
           let acked = 0
           let ops = 0
+          let took = 0
           for (let seed = 1; seed <= SEEDS; seed++) {
             const result = await runScenario(s, seed)
             acked += result.stats.acked
             ops += result.stats.ops
+            if (s.exercises?.took(result)) took++
             if (result.problems.length > 0) {
               failures.push(
                 `seed ${seed}: ${result.problems.slice(0, 4).join('; ')} (${replayHint(name, seed)})`,
@@ -38,6 +40,9 @@ export function simulate(names: readonly string[]): void {
           // The runs did real work: clients wrote and had writes acknowledged in every seed on average.
           expect(acked).toBeGreaterThan(SEEDS * 5)
           expect(ops).toBeGreaterThan(SEEDS * 10)
+          if (s.exercises) {
+            expect(took, `seeds with ${s.exercises.what}`).toBeGreaterThanOrEqual(SEEDS * s.exercises.share)
+          }
         },
         SCENARIO_TIMEOUT_MS,
       )

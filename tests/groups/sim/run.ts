@@ -31,6 +31,7 @@ for (const s of chosen) {
   let events = 0
   let ops = 0
   let failed = 0
+  let took = 0
   for (let seed = first; seed < first + runs; seed++) {
     let result: Awaited<ReturnType<typeof runScenario>>
     try {
@@ -44,6 +45,7 @@ for (const s of chosen) {
       continue
     }
     events += result.stats.events
+    if (s.exercises?.took(result)) took++
     ops += result.stats.ops
     worstRecovery = Math.max(worstRecovery, result.stats.recoveryMs ?? Number.POSITIVE_INFINITY)
     if (result.problems.length > 0) {
@@ -57,7 +59,8 @@ for (const s of chosen) {
   const secs = (performance.now() - t0) / 1000
   console.log(
     `${s.name}: ${runs} seeds, ${failed} failed, ${secs.toFixed(1)} s (${((secs * 1000) / runs).toFixed(0)} ms/seed), ` +
-      `${events} events, ${ops} client calls, worst recovery ${worstRecovery.toFixed(0)} ms`,
+      `${events} events, ${ops} client calls, worst recovery ${worstRecovery.toFixed(0)} ms` +
+      (s.exercises ? `, ${s.exercises.what} in ${took} seeds` : ''),
   )
 }
 

@@ -32,6 +32,9 @@ export interface RunResult {
     simMs: number
     recoveryMs: number | undefined
     halted: number
+    /** Entries pulled and snapshots installed by catch-ups, every member and incarnation. */
+    entriesPulled: number
+    snapshotsInstalled: number
   }
   sim: GroupSim
 }
@@ -48,6 +51,11 @@ export interface Scenario {
   rival?: boolean
   /** After converging: scenario-specific checks. */
   check?(gs: GroupSim): void
+  /**
+   * The path the scenario is for, and the share of seeds that must take it: without this, a change that
+   * stops the faults from reaching that path would leave the scenario passing while testing nothing.
+   */
+  exercises?: { what: string; took(result: RunResult): boolean; share: number }
 }
 
 function startAll(gs: GroupSim, prng: Prng, withinMs: number): void {
@@ -191,6 +199,69 @@ export const SCENARIOS: Scenario[] = [
       })
       return span
     },
+  },
+  {
+    name: 'catch-up',
+    describe:
+      'a member cut off or down while the others write comes back far behind and pulls what it missed ' +
+      'from several members, while members fail under it',
+    options: (_seed, prng) => ({
+      nodes: 3 + prng.int(3),
+      consensus: {
+        catchUpThreshold: 2 + prng.int(10),
+        // Half the seeds compact rarely, so a pull finds every entry in the logs; the others compact
+        // often enough that a pull meets a compacted log and turns to a snapshot.
+        snapshotEvery: prng.chance(0.5) ? 10_000 : 30 + prng.int(90),
+      },
+      clients: { thinkMs: [0, 6], writeRatio: 0.85 },
+      network: { dropRate: 0.005, duplicateRate: 0.01 },
+      clockSkew: 0.05,
+    }),
+    span: 3400,
+    script: (gs, prng, span) => {
+      startAll(gs, prng, 200)
+      every(prng, 500, span - 300, [400, 900], (t) => {
+        gs.at(t, () => {
+          const leader = leaderOf(gs)?.id
+          const followers = gs.ids.filter((id) => id !== leader && gs.member(id).alive)
+          if (followers.length === 0) return
+          const victim = prng.pick(followers)
+          const back = t + prng.between(150, 700)
+          if (leader !== undefined && prng.chance(0.3)) {
+            // The leader goes too, cut off with the victim: it keeps appending writes it cannot commit,
+            // and after the heal it holds them (until the new leader replaces them) while members pull.
+            gs.partition([leader, victim])
+            gs.at(back, () => gs.heal())
+          } else if (prng.chance(0.5)) {
+            gs.partition([victim])
+            gs.at(back, () => gs.heal())
+          } else {
+            gs.crash(victim)
+            gs.at(back, () => gs.start(victim))
+          }
+          // While it pulls: one of the members it pulls from fails, or the link from one to it, or
+          // the victim itself once more.
+          const during = back + prng.between(2, 80)
+          if (during >= span || prng.chance(0.3)) return
+          const server = prng.pick(gs.ids.filter((id) => id !== victim))
+          switch (prng.int(3)) {
+            case 0:
+              gs.at(during, () => gs.crash(server))
+              gs.at(during + prng.between(50, 400), () => gs.start(server))
+              break
+            case 1:
+              gs.at(during, () => gs.oneWay(server, victim))
+              gs.at(during + prng.between(50, 400), () => gs.heal())
+              break
+            default:
+              gs.at(during, () => gs.crash(victim))
+              gs.at(during + prng.between(20, 300), () => gs.start(victim))
+          }
+        })
+      })
+      return span
+    },
+    exercises: { what: 'pulled entries', took: (r) => r.stats.entriesPulled > 0, share: 0.5 },
   },
   {
     name: 'rival',
@@ -375,6 +446,7 @@ export async function runScenario(
       simMs: gs.now,
       recoveryMs,
       halted: gs.halted().length,
+      ...gs.catchUpStats(),
     },
     sim: gs,
   }
