@@ -514,6 +514,8 @@ export class GroupSim {
   readonly acked = new Set<number>()
   readonly failed = new Set<number>()
   readonly unknown = new Set<number>()
+  /** What a scenario's script saw happen, for its check that the faults reached the path it tests. */
+  readonly observed = new Set<string>()
   /** Catch-up counters of the incarnations that crashed (see {@link GroupSim.catchUpStats}). */
   readonly #retired = { entriesPulled: 0, snapshotsInstalled: 0 }
   readonly #groupId = Digest.fromParts('group-sim')

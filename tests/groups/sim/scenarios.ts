@@ -264,6 +264,59 @@ export const SCENARIOS: Scenario[] = [
     exercises: { what: 'pulled entries', took: (r) => r.stats.entriesPulled > 0, share: 0.5 },
   },
   {
+    name: 'replace-voter',
+    describe:
+      'voters stay down past voterUnreachableMs under write load: the leader replaces them with learners, ' +
+      'and they come back as learners, while members fail and links cut',
+    options: (_seed, prng) => ({
+      nodes: 4 + prng.int(3),
+      consensus: { maxVoters: 3, voterUnreachableMs: 400 + prng.int(600), snapshotEvery: 40 + prng.int(200) },
+      clients: { thinkMs: [0, 10], writeRatio: 0.8 },
+      network: { dropRate: 0.005 },
+      clockSkew: 0.05,
+    }),
+    span: 4000,
+    script: (gs, prng, span) => {
+      startAll(gs, prng, 300)
+      // The voter sets leaders report, so the check below sees that replacements happened.
+      every(prng, 0, span, [40, 80], (t) =>
+        gs.at(t, () => {
+          const voters = leaderOf(gs)?.worker?.status.value.voters
+          if (voters) gs.observed.add([...voters].sort().join(','))
+        }),
+      )
+      every(prng, 600, span - 300, [500, 1100], (t) => {
+        gs.at(t, () => {
+          const leader = leaderOf(gs)
+          if (!leader) return
+          const voters = leader.worker!.status.value.voters.filter((id) => gs.member(id).alive)
+          // Most often a follower voter, sometimes the leader itself; down long enough to be replaced
+          // or not quite.
+          const followers = voters.filter((id) => id !== leader.id)
+          const pick = followers.length === 0 || prng.chance(0.25) ? leader.id : prng.pick(followers)
+          const back = t + prng.between(200, 2000)
+          if (prng.chance(0.7)) {
+            gs.crash(pick)
+            gs.at(back, () => gs.start(pick))
+          } else {
+            gs.partition([pick])
+            gs.at(back, () => gs.heal())
+          }
+          // While the voter set changes: another member fails for a moment (within the faulty phase:
+          // the final heal must find every member up).
+          const at = t + prng.between(100, 900)
+          if (prng.chance(0.3) && at < span) {
+            const other = prng.pick(gs.ids.filter((id) => id !== pick))
+            gs.at(at, () => gs.crash(other))
+            gs.at(at + prng.between(50, 500), () => gs.start(other))
+          }
+        })
+      })
+      return span
+    },
+    exercises: { what: 'voter sets changed', took: (r) => r.sim.observed.size > 1, share: 0.5 },
+  },
+  {
     name: 'rival',
     describe: 'two sides that cannot learn of each other form apart, then meet: nothing acknowledged is lost',
     rival: true,
