@@ -366,7 +366,11 @@ export class SimTransport implements GroupTransport {
     if (gen === undefined) {
       views.delete(peer)
       this.#failPending((p) => p.peer === peer)
-    } else views.set(peer, { peer, id: String(gen), observer: false })
+    } else {
+      // The bond handshake carries each side's preference (see mesh.ts).
+      const observer = this.#sim.member(peer).preference === 'observer'
+      views.set(peer, { peer, id: String(gen), observer })
+    }
     this.bonds.set(views)
     this.#lastPending = this.formationPending()
     this.#handlers!.membersChanged()
@@ -475,6 +479,8 @@ export interface SimMember {
   readonly disk: MemoryLogStore
   readonly prng: Prng
   readonly rate: number
+  /** How it takes part in elections (collection readers are observers). */
+  preference: Preference
   incarnation: number
   alive: boolean
   everStarted: boolean
@@ -555,6 +561,7 @@ export class GroupSim {
         disk: new MemoryLogStore(),
         prng,
         rate,
+        preference: 'normal',
         incarnation: 0,
         alive: false,
         everStarted: false,
@@ -668,9 +675,11 @@ export class GroupSim {
   // Members
 
   /** Starts (or restarts from its disk) a member; its client starts with it. */
-  start(id: string, preference: Preference = 'normal'): void {
+  start(id: string, preference?: Preference): void {
     const m = this.member(id)
     if (m.alive) return
+    // A restart keeps the preference the member first started with, as a restarted process would.
+    if (preference !== undefined) m.preference = preference
     m.alive = true
     m.everStarted = true
     const incarnation = ++m.incarnation
@@ -697,7 +706,7 @@ export class GroupSim {
       stateMachine: machine,
       store: handle,
       consensus: this.config,
-      preference,
+      preference: m.preference,
       transport,
       runtime,
       log: this.#logger(id),

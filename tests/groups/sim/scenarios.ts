@@ -317,6 +317,51 @@ export const SCENARIOS: Scenario[] = [
     exercises: { what: 'voter sets changed', took: (r) => r.sim.observed.size > 1, share: 0.5 },
   },
   {
+    name: 'observers',
+    describe:
+      'observers (as collection readers are) and reluctant members join a group of voters, and all of ' +
+      'them crash, restart and get cut off while clients write through every one',
+    options: (_seed, prng) => ({
+      nodes: 5 + prng.int(2),
+      consensus: { snapshotEvery: prng.chance(0.5) ? 10_000 : 20 + prng.int(60) },
+      clients: { thinkMs: [0, 12], writeRatio: 0.7 },
+      network: { dropRate: 0.005, duplicateRate: 0.01 },
+      clockSkew: 0.1,
+    }),
+    span: 3400,
+    script: (gs, prng, span) => {
+      // Three voters to be; the rest observe or are reluctant, and start at any time.
+      const [a, b, c, ...rest] = prng.shuffle(gs.ids)
+      for (const id of [a!, b!, c!]) gs.at(prng.between(0, 200), () => gs.start(id, 'normal'))
+      for (const id of rest) {
+        const preference = prng.chance(0.7) ? 'observer' : 'reluctant'
+        gs.at(prng.between(0, span * 0.6), () => gs.start(id, preference))
+      }
+      every(prng, 500, span - 200, [250, 700], (t) => {
+        gs.at(t, () => {
+          const alive = gs.ids.filter((id) => gs.member(id).alive)
+          if (alive.length === 0) return
+          const victim = prng.pick(alive)
+          const back = t + prng.between(50, 1200)
+          if (prng.chance(0.6)) {
+            gs.crash(victim)
+            gs.at(back, () => gs.start(victim))
+          } else {
+            gs.partition([victim])
+            gs.at(back, () => gs.heal())
+          }
+        })
+      })
+      return span
+    },
+    check: (gs) => {
+      for (const m of gs.running()) {
+        const { isVoter } = m.worker!.node.status()
+        if (m.preference === 'observer' && isVoter) gs.problems.push(`observer ${m.id} is a voter`)
+      }
+    },
+  },
+  {
     name: 'rival',
     describe: 'two sides that cannot learn of each other form apart, then meet: nothing acknowledged is lost',
     rival: true,
