@@ -95,6 +95,10 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   readonly #tick: TickTimer
   #driving = false
   #again = false
+  /** True while a Ready taken from the core is being handled (between `ready()` and `advance()`). */
+  #handling = false
+  /** Calls into the core that must wait until no Ready is being handled (see offerSnapshot). */
+  readonly #betweenReadys: (() => void)[] = []
   #lastSnapshotIndex: number
   /** A verified snapshot the core accepted, installed by the next Ready. */
   #incoming: { meta: SnapshotMeta; data: Uint8Array } | undefined
@@ -256,12 +260,23 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     return (await this.#proposals.assign([this.#applier.internalPayload(payload)], [])).last
   }
 
-  offerSnapshot(meta: SnapshotMeta, data: Uint8Array): boolean {
-    if (this.closedOrHalted() || this.#incoming) return false
-    if (!this.node.restoreSnapshot(meta, this.rt.now())) return false
-    this.#incoming = { meta, data }
-    this.#kick()
-    return true
+  /**
+   * The core rebases its log on the snapshot, so not while a Ready is being handled: that Ready's
+   * committed entries would then be applied, described to a snapshot requester and compacted against
+   * a log that no longer holds them (the Ready waits for the disk long enough for a download to end).
+   */
+  offerSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<boolean> {
+    return new Promise((resolve) => {
+      const offer = () => {
+        if (this.closedOrHalted() || this.#incoming) return resolve(false)
+        if (!this.node.restoreSnapshot(meta, this.rt.now())) return resolve(false)
+        this.#incoming = { meta, data }
+        this.#kick()
+        resolve(true)
+      }
+      if (this.#handling) this.#betweenReadys.push(offer)
+      else offer()
+    })
   }
 
   // =================================================================================================
@@ -284,7 +299,15 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     try {
       do {
         this.#again = false
-        while (!this.closedOrHalted() && this.node.hasReady()) await this.#handleReady(this.node.ready())
+        while (!this.closedOrHalted() && this.node.hasReady()) {
+          this.#handling = true
+          try {
+            await this.#handleReady(this.node.ready())
+          } finally {
+            this.#handling = false
+            for (const call of this.#betweenReadys.splice(0)) call()
+          }
+        }
       } while (this.#again && !this.closedOrHalted())
     } finally {
       this.#driving = false

@@ -53,10 +53,11 @@ export interface CatchUpHost extends WorkerHost {
   /** Proposes an internal command (as leader); resolves with its index. */
   proposeInternal(payload: Uint8Array): Promise<number>
   /**
-   * Offers a verified snapshot to the core; true when it accepted it (the worker then installs it in
-   * the store and the state machine in its next Ready, before anything that follows).
+   * Offers a verified snapshot to the core, once no Ready is being handled; true when it accepted it
+   * (the worker then installs it in the store and the state machine in its next Ready, before anything
+   * that follows).
    */
-  offerSnapshot(meta: SnapshotMeta, data: Uint8Array): boolean
+  offerSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<boolean>
 }
 
 /**
@@ -323,7 +324,7 @@ export class CatchUp {
       const complete = await download.complete({ signal: abandoned })
       if (!complete || abandoned.aborted || !equalBytes(snapshotHash(download.data), hash)) return false
       if (host.closedOrHalted() || host.node.status().clusterId !== clusterId) return false
-      return host.offerSnapshot(meta, download.data)
+      return await host.offerSnapshot(meta, download.data)
     } catch (err) {
       host.log('snapshot fetch failed: %s', (err as Error).message)
       return false
