@@ -1,7 +1,9 @@
 /**
  * Deterministic simulation of the SHIPPING group worker: N real `GroupWorker`s, each over a virtual
  * `Runtime` on the Simulation's clock and a `SimTransport` over a seeded message network, with a
- * `MemoryLogStore` per node that survives crashes (the "disk"). Clients on every node write and read
+ * `SimDisk` per node that survives crashes: a write becomes durable after a simulated fsync of 0.5–10
+ * ms (slower than the network, as on most machines), and a crash keeps a random prefix of the writes
+ * still in flight. Clients on every node write and read
  * strongly from the moment its worker starts; every call goes into a History for the linearizability
  * checker. Nothing here reads the real clock or Math.random, so a seed replays a run exactly.
  *
@@ -25,13 +27,17 @@ import {
   Digest,
   decodeCanonical,
   encodeCanonical,
+  type HardState,
   type LoadedLog,
+  type LogEntry,
   type LogStore,
   MemoryLogStore,
   type Preference,
+  type SnapshotMeta,
   type StateMachine,
 } from '../../platform/node/index.ts'
 import { BondMsg, BondRequestError, RequestRefusedError } from '../../src/groups/bond.ts'
+import type { WriteBatch } from '../../src/groups/storage/log-store.ts'
 import type { Runtime } from '../../src/groups/worker/runtime.ts'
 import type { BondView, GroupTransport, TransportHandlers } from '../../src/groups/worker/transport.ts'
 import { GroupWorker } from '../../src/groups/worker.ts'
@@ -168,79 +174,152 @@ export class SimRuntime implements Runtime {
 // ---------------------------------------------------------------------------------------------------
 // Disks
 
+type DiskOp = (store: MemoryLogStore) => Promise<void>
+
+/** A member's disk: the mutations that became durable, in order; it outlives the member's processes. */
+export class SimDisk {
+  readonly #durable: DiskOp[] = []
+
+  persist(op: DiskOp): void {
+    this.#durable.push(op)
+  }
+
+  /** What a process starting now finds: every durable mutation replayed on an empty store. */
+  async image(): Promise<MemoryLogStore> {
+    const store = new MemoryLogStore()
+    for (const op of this.#durable) await op(store).catch(() => {})
+    return store
+  }
+}
+
 /**
- * One incarnation's handle on a node's disk (a MemoryLogStore that outlives the process). Its writes
- * complete synchronously, so whatever the worker wrote is durable; once the process crashed the
- * handle refuses everything, and closing it leaves the disk to the next incarnation.
+ * One incarnation's handle on its member's disk (see SimDisk). As in
+ * FileLogStore, a mutation applies at once to what this incarnation reads, and becomes durable later,
+ * in call order, after a simulated fsync: its promise resolves only then. A crash keeps a random prefix
+ * of the mutations still in flight (written, its caller not told yet) and loses the rest, so a worker
+ * that sent what it had not persisted loses it here as it would on a machine. Once the process
+ * crashed the handle refuses everything; closing it leaves the disk to the next incarnation.
  */
 class DiskHandle implements LogStore {
   readonly durable = true
-  readonly #disk: MemoryLogStore
+  readonly #disk: SimDisk
+  readonly #sim: Simulation
+  readonly #prng: Prng
+  /** What this incarnation reads: the disk as loaded, with every mutation since applied at call time. */
+  #view: MemoryLogStore | undefined
+  /** Mutations applied to the view and not yet to the disk, oldest first. */
+  readonly #inFlight: { apply: DiskOp; durable: () => void }[] = []
   #open = true
 
-  constructor(disk: MemoryLogStore) {
+  constructor(disk: SimDisk, sim: Simulation, prng: Prng) {
     this.#disk = disk
+    this.#sim = sim
+    this.#prng = prng
   }
 
+  /** The process crashed: a prefix of the mutations in flight reached the disk, the rest did not. */
   kill(): void {
+    if (!this.#open) return
     this.#open = false
+    for (const op of this.#inFlight) {
+      if (!this.#prng.chance(0.5)) break
+      this.#disk.persist(op.apply)
+    }
+    this.#inFlight.length = 0
   }
 
-  #d(): MemoryLogStore {
+  #v(): MemoryLogStore {
     if (!this.#open) throw new ClosedError('the process crashed')
-    return this.#disk
+    if (!this.#view) throw new Error('the store is read before it was loaded')
+    return this.#view
   }
 
-  load(): Promise<LoadedLog> {
-    return this.#d().load()
+  /** Applies a mutation to the view now and to the disk after the mutations before it. */
+  #mutate(apply: DiskOp): Promise<void> {
+    const atView = apply(this.#v())
+    const { promise, resolve } = Promise.withResolvers<void>()
+    this.#inFlight.push({ apply, durable: resolve })
+    if (this.#inFlight.length === 1) this.#flushSoon()
+    return atView.then(() => promise)
+  }
+
+  /** One fsync: it makes durable what was written when it began (a group commit, as FileLogStore's). */
+  #flushSoon(): void {
+    const count = this.#inFlight.length
+    this.#sim.after(this.#prng.between(0.5, 10), () => {
+      if (!this.#open) return
+      for (const op of this.#inFlight.splice(0, count)) {
+        this.#disk.persist(op.apply)
+        op.durable()
+      }
+      if (this.#inFlight.length > 0) this.#flushSoon()
+    })
+  }
+
+  async load(): Promise<LoadedLog> {
+    if (!this.#open) throw new ClosedError('the process crashed')
+    this.#view = await this.#disk.image()
+    return this.#view.load()
   }
   firstIndex(): number {
-    return this.#d().firstIndex()
+    return this.#v().firstIndex()
   }
   lastIndex(): number {
-    return this.#d().lastIndex()
+    return this.#v().lastIndex()
   }
   term(index: number) {
-    return this.#d().term(index)
+    return this.#v().term(index)
   }
   entries(...args: Parameters<LogStore['entries']>) {
-    return this.#d().entries(...args)
+    return this.#v().entries(...args)
   }
   hardState() {
-    return this.#d().hardState()
+    return this.#v().hardState()
   }
   snapshot() {
-    return this.#d().snapshot()
+    return this.#v().snapshot()
   }
   readSnapshot() {
-    return this.#d().readSnapshot()
+    return this.#v().readSnapshot()
   }
-  write(...args: Parameters<LogStore['write']>) {
-    return this.#d().write(...args)
+  // Arguments are copied at call time: the disk applies them later, whatever the caller does with them.
+  write(batch: WriteBatch) {
+    const copy = structuredClone(batch)
+    return this.#mutate((store) => store.write(copy))
   }
-  append(...args: Parameters<LogStore['append']>) {
-    return this.#d().append(...args)
+  append(entries: readonly LogEntry[]) {
+    const copy = structuredClone(entries)
+    return this.#mutate((store) => store.append(copy))
   }
   truncateFrom(index: number) {
-    return this.#d().truncateFrom(index)
+    return this.#mutate((store) => store.truncateFrom(index))
   }
-  saveHardState(...args: Parameters<LogStore['saveHardState']>) {
-    return this.#d().saveHardState(...args)
+  saveHardState(state: HardState) {
+    const copy = structuredClone(state)
+    return this.#mutate((store) => store.saveHardState(copy))
   }
-  saveSnapshot(...args: Parameters<LogStore['saveSnapshot']>) {
-    return this.#d().saveSnapshot(...args)
+  saveSnapshot(meta: SnapshotMeta, data?: Uint8Array) {
+    const copy = structuredClone({ meta, data })
+    return this.#mutate((store) => store.saveSnapshot(copy.meta, copy.data))
   }
-  installSnapshot(...args: Parameters<LogStore['installSnapshot']>) {
-    return this.#d().installSnapshot(...args)
+  installSnapshot(meta: SnapshotMeta, data: Uint8Array) {
+    const copy = structuredClone({ meta, data })
+    return this.#mutate((store) => store.installSnapshot(copy.meta, copy.data))
   }
   compact(index: number) {
-    return this.#d().compact(index)
+    return this.#mutate((store) => store.compact(index))
   }
   reset() {
-    return this.#d().reset()
+    return this.#mutate((store) => store.reset())
   }
+  /** A clean close: what is in flight reaches the disk, as a process that exits normally would. */
   async close(): Promise<void> {
+    if (!this.#open) return
     this.#open = false
+    for (const op of this.#inFlight.splice(0)) {
+      this.#disk.persist(op.apply)
+      op.durable()
+    }
   }
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
@@ -476,7 +555,7 @@ export const SIM_CONSENSUS: ConsensusOptions = {
 
 export interface SimMember {
   readonly id: string
-  readonly disk: MemoryLogStore
+  readonly disk: SimDisk
   readonly prng: Prng
   readonly rate: number
   /** How it takes part in elections (collection readers are observers). */
@@ -558,7 +637,7 @@ export class GroupSim {
       const rate = skew > 0 ? Math.exp(prng.between(-Math.log1p(skew), Math.log1p(skew))) : 1
       const member: SimMember = {
         id,
-        disk: new MemoryLogStore(),
+        disk: new SimDisk(),
         prng,
         rate,
         preference: 'normal',
@@ -685,7 +764,7 @@ export class GroupSim {
     const incarnation = ++m.incarnation
     const runtime = new SimRuntime(this.sim, m.prng.fork(), m.rate)
     const transport = new SimTransport(this, id, runtime)
-    const handle = new DiskHandle(m.disk)
+    const handle = new DiskHandle(m.disk, this.sim, m.prng.fork())
     const machine = new ListMachine(
       (values, ctx) => this.#onApply(m, values, ctx),
       (before, after) => this.#onRestore(m, before, after),
