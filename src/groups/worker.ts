@@ -20,6 +20,7 @@ import { RaftOutbox } from './worker/outbox.ts'
 import { Pacer, TickTimer } from './worker/pacing.ts'
 import { type IndexRange, Proposals } from './worker/proposals.ts'
 import { StrongReads } from './worker/reads.ts'
+import { ReadyGate } from './worker/ready-gate.ts'
 import type { Runtime } from './worker/runtime.ts'
 import type { BondView, GroupTransport } from './worker/transport.ts'
 
@@ -95,10 +96,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   readonly #tick: TickTimer
   #driving = false
   #again = false
-  /** True while a Ready taken from the core is being handled (between `ready()` and `advance()`). */
-  #handling = false
-  /** Calls into the core that must wait until no Ready is being handled (see offerSnapshot). */
-  readonly #betweenReadys: (() => void)[] = []
+  readonly #gate = new ReadyGate()
   #lastSnapshotIndex: number
   /** A verified snapshot the core accepted, installed by the next Ready. */
   #incoming: { meta: SnapshotMeta; data: Uint8Array } | undefined
@@ -260,22 +258,14 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     return (await this.#proposals.assign([this.#applier.internalPayload(payload)], [])).last
   }
 
-  /**
-   * The core rebases its log on the snapshot, so not while a Ready is being handled: that Ready's
-   * committed entries would then be applied, described to a snapshot requester and compacted against
-   * a log that no longer holds them (the Ready waits for the disk long enough for a download to end).
-   */
+  /** The core rebases its log on the snapshot: never under a Ready being handled (see ReadyGate). */
   offerSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<boolean> {
-    return new Promise((resolve) => {
-      const offer = () => {
-        if (this.closedOrHalted() || this.#incoming) return resolve(false)
-        if (!this.node.restoreSnapshot(meta, this.rt.now())) return resolve(false)
-        this.#incoming = { meta, data }
-        this.#kick()
-        resolve(true)
-      }
-      if (this.#handling) this.#betweenReadys.push(offer)
-      else offer()
+    return this.#gate.run(() => {
+      if (this.closedOrHalted() || this.#incoming) return false
+      if (!this.node.restoreSnapshot(meta, this.rt.now())) return false
+      this.#incoming = { meta, data }
+      this.#kick()
+      return true
     })
   }
 
@@ -300,13 +290,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       do {
         this.#again = false
         while (!this.closedOrHalted() && this.node.hasReady()) {
-          this.#handling = true
-          try {
-            await this.#handleReady(this.node.ready())
-          } finally {
-            this.#handling = false
-            for (const call of this.#betweenReadys.splice(0)) call()
-          }
+          await this.#gate.handle(() => this.#handleReady(this.node.ready()))
         }
       } while (this.#again && !this.closedOrHalted())
     } finally {
