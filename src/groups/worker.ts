@@ -290,7 +290,12 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       do {
         this.#again = false
         while (!this.closedOrHalted() && this.node.hasReady()) {
-          await this.#gate.handle(() => this.#handleReady(this.node.ready()))
+          this.#gate.begin()
+          try {
+            await this.#handleReady(this.node.ready())
+          } finally {
+            this.#gate.end()
+          }
         }
       } while (this.#again && !this.closedOrHalted())
     } finally {

@@ -9,21 +9,26 @@
  * milliseconds a snapshot download finished inside that window and the member failed.
  *
  * Gotchas: the held calls run in the order they came, after the Ready, before the next one is taken;
- * they run even when handling it failed, so each must check for itself that the worker still runs.
+ * they run even when handling it failed (`end` belongs in a `finally`), so each must check for itself
+ * that the worker still runs.
  */
 export class ReadyGate {
   #handling = false
   readonly #held: (() => void)[] = []
 
-  /** Handles one Ready with `task`, then runs what was held back meanwhile. */
-  async handle(task: () => Promise<void>): Promise<void> {
+  /**
+   * A Ready was taken from the core. The loop calls this and `end` around its own await, not through a
+   * wrapper: one more promise per Ready shifted how requests interleave with the loop enough to change
+   * which forwards a leader refuses under a flood.
+   */
+  begin(): void {
     this.#handling = true
-    try {
-      await task()
-    } finally {
-      this.#handling = false
-      for (const call of this.#held.splice(0)) call()
-    }
+  }
+
+  /** That Ready is done (handled or failed): runs what was held back meanwhile, in order. */
+  end(): void {
+    this.#handling = false
+    for (const call of this.#held.splice(0)) call()
   }
 
   /** Runs `call` now, or once the Ready being handled is done; resolves with its result. */
