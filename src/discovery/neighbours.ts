@@ -162,14 +162,14 @@ export class Neighbours {
    */
   #maintainNeighbors(): void {
     const { ctx, config, scope } = this.#state
-    const peers = this.#state.catalog().signedPeers()
-    const connected = peers.filter((p) => ctx.isConnected(p.id)).length
     // One dial at a time (see DIAL_STAGGER_MS). A dial older than that no longer counts against the
     // target: a blackholed address would otherwise hold the last missing neighbour back for the whole
     // request timeout once inbound connections had filled the rest. If it still succeeds, the node
     // overshoots by one, which the connection manager's limits absorb.
     const now = ctx.now()
     for (const startedAt of this.#dialing.values()) if (now - startedAt < DIAL_STAGGER_MS) return
+    const peers = this.#state.catalog().signedPeers()
+    const connected = peers.filter((p) => ctx.isConnected(p.id)).length
     if (connected >= config.targetNeighbors) return
     const candidates = peers.filter((p) => !this.#dialing.has(p.id) && !ctx.isConnected(p.id))
     if (candidates.length === 0) return
