@@ -35,8 +35,9 @@ export interface ConsensusOptions {
   handshakeTimeoutMs?: number
   /**
    * A member that learns it is more than this many committed entries behind pulls them from several
-   * members at once, in windows of 2 000, instead of taking them from the leader's appends one batch at a
-   * time (default 1000). A gap of `snapshotEvery` or more takes a snapshot instead.
+   * members at once, the gap split among them in windows of up to 2 000, instead of taking them from the
+   * leader's appends one batch at a time (default 1000). A gap of `snapshotEvery` or more takes a
+   * snapshot instead.
    */
   catchUpThreshold?: number
   /**
