@@ -3,7 +3,7 @@ import type { GroupId } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
 import type { RaftStatus } from './raft/types.ts'
 import type { CommandOf, QueryOf, ResultOf, StateMachine } from './state-machine.ts'
-import type { Consistency, GroupDivergedError, GroupWorker, IndexRange, QueryResult } from './worker.ts'
+import type { Consistency, GroupHaltError, GroupWorker, IndexRange, QueryResult } from './worker.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: the command, query and result types are inferred per machine
 type AnyMachine = StateMachine<any, any, any>
@@ -220,10 +220,17 @@ export class GroupConditions {
   }
 
   /**
-   * Resolves with the GroupDivergedError once this member halted: its cluster met a rival history that
-   * won, and it holds committed commands that joining would discard (see GroupDivergedError).
+   * Resolves with the error once this member halted: it takes no further part in the group until the
+   * node restarts, writes and strong reads fail with that error, and weak reads still show the local
+   * state. The error is one of:
+   * - GroupDivergedError: its cluster met a rival history that won, and it holds committed commands
+   *   that joining would discard;
+   * - StorageError: its log store failed a write (a full or failing disk). Calls waiting here failed
+   *   (CommitUnknownError for commands a leader may have taken), and the other members go on without
+   *   it. Restart the node once the disk is fixed: it rejoins from what its store holds;
+   * - GroupFailedError: anything else the worker could not recover from (its `cause` says what).
    */
-  async halted(options?: AbortOptions): Promise<GroupDivergedError> {
+  async halted(options?: AbortOptions): Promise<GroupHaltError> {
     await this.#worker.status.until((s) => s.halted, options)
     return this.#worker.halted!
   }

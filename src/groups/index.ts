@@ -5,13 +5,23 @@ export { GroupKey } from './key.ts'
 export { LeaderNotReadyError, NotLeaderError } from './raft/errors.ts'
 export type { Preference, RaftStatus, Role } from './raft/types.ts'
 export type { ApplyContext, StateMachine } from './state-machine.ts'
-export type { HardState, LoadedLog, LogEntry, LogStore, SnapshotMeta } from './storage/log-store.ts'
+export {
+  CorruptLogError,
+  type HardState,
+  type LoadedLog,
+  type LogEntry,
+  type LogStore,
+  type SnapshotMeta,
+  StorageError,
+} from './storage/log-store.ts'
 export { MemoryLogStore } from './storage/memory.ts'
 export {
   CommitUnknownError,
   type Consistency,
   GroupBusyError,
   GroupDivergedError,
+  GroupFailedError,
+  type GroupHaltError,
   GroupTerminatedError,
   type IndexRange,
   type QueryResult,

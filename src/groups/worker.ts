@@ -9,12 +9,18 @@ import { RaftContractError } from './raft/errors.ts'
 import type { RaftNode } from './raft/raft.ts'
 import type { Preference, RaftStatus, Ready, SnapshotMeta } from './raft/types.ts'
 import type { StateMachine } from './state-machine.ts'
-import type { LogStore } from './storage/log-store.ts'
+import { type LogStore, StorageError } from './storage/log-store.ts'
 import { decodeRaftMessage, encodeRaftMessage } from './wire.ts'
+import type { Consistency, GroupHaltError, QueryResult, WorkerInit } from './worker/api.ts'
 import { Applier } from './worker/applier.ts'
 import { CatchUp, type CatchUpHost } from './worker/catch-up.ts'
 import { restoreCore } from './worker/core.ts'
-import { CommitUnknownError, GroupDivergedError, GroupTerminatedError } from './worker/errors.ts'
+import {
+  CommitUnknownError,
+  GroupDivergedError,
+  GroupFailedError,
+  GroupTerminatedError,
+} from './worker/errors.ts'
 import { noWorkerStats, Req, type Route, SELF, type WorkerStats } from './worker/host.ts'
 import { RaftOutbox } from './worker/outbox.ts'
 import { Pacer, TickTimer } from './worker/pacing.ts'
@@ -24,39 +30,15 @@ import { ReadyGate } from './worker/ready-gate.ts'
 import type { Runtime } from './worker/runtime.ts'
 import type { BondView, GroupTransport } from './worker/transport.ts'
 
+export type { Consistency, GroupHaltError, QueryResult, WorkerInit } from './worker/api.ts'
 export {
   CommitUnknownError,
   GroupBusyError,
   GroupDivergedError,
+  GroupFailedError,
   GroupTerminatedError,
 } from './worker/errors.ts'
 export type { IndexRange } from './worker/proposals.ts'
-
-/** Consistency of a query: 'weak' reads the local replica; 'strong' is linearizable (ReadIndex). */
-export type Consistency = 'weak' | 'strong'
-
-/** A query result with the committed index it was read at. */
-export interface QueryResult<R> {
-  /** What the state machine's `query` returned. */
-  result: R
-  /** The committed index the replica had applied when it answered. */
-  at: number
-}
-
-export interface WorkerInit<C, Q, R> {
-  /** This node's peer id. */
-  id: string
-  groupId: GroupId
-  stateMachine: StateMachine<C, Q, R>
-  store: LogStore
-  consensus: ConsensusConfig
-  preference: Preference
-  transport: GroupTransport
-  runtime: Runtime
-  log: Logger
-  /** Called once if the worker halts (see GroupDivergedError). */
-  onHalt?: (error: GroupDivergedError) => void
-}
 
 /**
  * Drives one group on one node: a RaftNode (the IO-less core), its LogStore, the state machine, and a
@@ -91,7 +73,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   readonly #reads: StrongReads
   readonly #catchUp: CatchUp
   readonly #outbox: RaftOutbox
-  readonly #onHalt: ((error: GroupDivergedError) => void) | undefined
+  readonly #onHalt: ((error: GroupHaltError) => void) | undefined
   readonly #pacer: Pacer
   readonly #tick: TickTimer
   #driving = false
@@ -101,7 +83,8 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   /** A verified snapshot the core accepted, installed by the next Ready. */
   #incoming: { meta: SnapshotMeta; data: Uint8Array } | undefined
   #closed = false
-  #halted: GroupDivergedError | undefined
+  readonly #stopping = new AbortController()
+  #halted: GroupHaltError | undefined
   #restoredIndex = 0
 
   private constructor(
@@ -246,6 +229,10 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     if (this.#halted) throw this.#halted
   }
 
+  get stopped(): AbortSignal {
+    return this.#stopping.signal
+  }
+
   closedOrHalted(): boolean {
     return this.#closed || this.#halted !== undefined
   }
@@ -281,7 +268,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     }
     this.#driving = true
     this.#pacer.schedule(() => {
-      this.#drive().catch((err) => this.log.error('group worker failed: %s', (err as Error).stack))
+      this.#drive().catch((err) => this.#fail(err))
     })
   }
 
@@ -410,8 +397,8 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   #onMessage(peer: string, kind: number, body: unknown): void {
     if (this.#closed) return
     if (this.#halted) {
-      // A halted member still tells fellows that missed it that their cluster lost.
-      if (kind !== BondMsg.Raft) return
+      // A member halted by a rival still tells fellows that missed it that their cluster lost.
+      if (kind !== BondMsg.Raft || !(this.#halted instanceof GroupDivergedError)) return
       this.node.step(decodeRaftMessage(body, peer, this.id), this.rt.now())
       for (const m of this.node.haltedMessages()) this.#outbox.send(m)
       return
@@ -468,22 +455,41 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
    * taking part, keep the store, and tell the operator (GroupDivergedError, `status.halted`).
    */
   async #halt(rd: Ready): Promise<void> {
-    const { ours, theirs } = rd.rival!
-    const error = new GroupDivergedError(
-      `this member's cluster ${ours.clusterId} (commit ${ours.commit}) met cluster ${theirs.clusterId} ` +
-        `(commit ${theirs.commit}) of the same group, which wins; joining it would discard commands committed ` +
-        'here, so this member stopped and kept its data',
-      ours,
-      theirs,
+    const error = GroupDivergedError.lostTo(rd.rival!)
+    // The transport stays open until close(): fellows that missed the news learn it from this member.
+    this.#stop(error, () => error, this.node.status())
+  }
+
+  /**
+   * The Ready loop failed, most often because the store refused a write (a full or failing disk): the
+   * store no longer knows what reached the disk, and the core's state is ahead of it. Nothing of that
+   * Ready was sent, so stop at once (fail-stop, as etcd does): calls waiting here fail, the bonds close
+   * so the others elect or replace without this member, and a restart recovers what is durable.
+   */
+  #fail(err: unknown): void {
+    if (this.closedOrHalted()) return
+    const error = err instanceof StorageError ? err : GroupFailedError.of(err)
+    this.#stop(
+      error,
+      (commands) =>
+        new CommitUnknownError(commands, `this member stopped before the commit was seen: ${error.message}`, {
+          cause: error,
+        }),
+      { ...this.node.status(), role: 'follower', leader: undefined, online: false, halted: true },
     )
-    this.log.error('%s', error.message)
+    this.#spawn(this.transport.close())
+  }
+
+  /** Stops taking part for good: nothing more is sent or ticked, and every call waiting here fails. */
+  #stop(error: GroupHaltError, pending: (commands: unknown[]) => Error, status: RaftStatus): void {
+    this.log.error('this member stopped taking part in the group: %s', error.message)
     this.#halted = error
+    this.#stopping.abort(error)
     this.#tick.disarm()
     this.#outbox.clear()
-    this.#proposals.failAll(() => error)
+    this.#proposals.failAll(pending)
     this.#reads.dropAll()
-    this.status.set(this.node.status())
-    // The transport stays open until close(): fellows that missed the news learn it from this member.
+    this.status.set(status)
     this.#onHalt?.(error)
   }
 
@@ -494,7 +500,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     return this.#closed
   }
 
-  get halted(): GroupDivergedError | undefined {
+  get halted(): GroupHaltError | undefined {
     return this.#halted
   }
 
@@ -502,6 +508,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#stopping.abort(new GroupTerminatedError())
     this.#tick.disarm()
     // Followers learn the last commit index before the bonds close.
     this.#outbox.flush()

@@ -369,9 +369,10 @@ export interface RaftStatus {
   /** Waiting for a snapshot or a parallel catch-up; such a node never campaigns. */
   catchingUp: boolean
   /**
-   * The node met a rival cluster that wins while its own committed log holds commands (`RivalReport`
-   * outcome 'halt'): it takes no further part (no vote, no campaign, no leading, no bootstrap) until
-   * the process restarts.
+   * The node takes no further part (no vote, no campaign, no leading, no bootstrap) until the process
+   * restarts: it met a rival cluster that wins while its own committed log holds commands
+   * (`RivalReport` outcome 'halt'), or its worker stopped it because its log store failed
+   * (`Group.when.halted()` says which).
    */
   halted: boolean
 }

@@ -1,4 +1,5 @@
 import { MosaikError } from '../../primitives/errors.ts'
+import type { ClusterStanding } from '../raft/types.ts'
 
 /**
  * The command was accepted by a leader but its commit was not observed: it may or may not take
@@ -38,6 +39,17 @@ export class GroupDivergedError extends MosaikError {
     this.ours = ours
     this.theirs = theirs
   }
+
+  /** For a member whose cluster lost to `theirs` while holding committed commands. @internal */
+  static lostTo({ ours, theirs }: { ours: ClusterStanding; theirs: ClusterStanding }): GroupDivergedError {
+    return new GroupDivergedError(
+      `this member's cluster ${ours.clusterId} (commit ${ours.commit}) met cluster ${theirs.clusterId} ` +
+        `(commit ${theirs.commit}) of the same group, which wins; joining it would discard commands committed ` +
+        'here, so this member stopped and kept its data',
+      ours,
+      theirs,
+    )
+  }
 }
 
 /**
@@ -52,5 +64,23 @@ export class GroupBusyError<T = unknown> extends MosaikError {
   constructor(value: T, message: string, options?: ErrorOptions) {
     super('GROUP_BUSY', message, options)
     this.value = value
+  }
+}
+
+/**
+ * This member's group worker failed with an error it cannot recover from while it runs (the `cause`:
+ * a broken state-machine contract or a defect), so it stopped taking part, as it does when its log
+ * store fails (that halt's error is the store's StorageError itself). The store keeps what reached it:
+ * restart the node to rejoin from there.
+ */
+export class GroupFailedError extends MosaikError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('GROUP_FAILED', message, options)
+  }
+
+  /** Wraps what stopped the worker. @internal */
+  static of(cause: unknown): GroupFailedError {
+    const what = cause instanceof Error ? cause.message : String(cause)
+    return new GroupFailedError(`this member's group worker failed: ${what}`, { cause })
   }
 }

@@ -46,6 +46,8 @@ export interface WorkerHost {
   route(signal: AbortSignal): Promise<Route>
   /** Waits for the status to change or a heartbeat period to pass: the pause between two tries. */
   pause(signal: AbortSignal): Promise<void>
+  /** Aborts once the worker closes or halts: ends the waits that only its progress would end. */
+  readonly stopped: AbortSignal
   /** Throws when the worker is closed or halted. */
   assertRunning(): void
   closedOrHalted(): boolean

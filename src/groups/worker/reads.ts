@@ -33,7 +33,7 @@ export class StrongReads {
   async readPoint(what: unknown, options: AbortOptions = {}): Promise<void> {
     const host = this.#host
     const deadline = host.rt.timeout(host.config.queryTimeoutMs)
-    const signal = anySignal(options.signal, deadline.signal)
+    const signal = anySignal(options.signal, deadline.signal, host.stopped)
     try {
       while (true) {
         const index = await this.#readIndex(what, signal)
@@ -44,6 +44,7 @@ export class StrongReads {
         await host.pause(signal)
       }
     } catch (err) {
+      if (host.stopped.aborted) host.assertRunning()
       if (options.signal?.aborted || !signal.aborted) throw err
       throw new OfflineError(
         what,

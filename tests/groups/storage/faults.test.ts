@@ -26,8 +26,14 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { FileLogStore, type FileLogStoreOptions } from '../../../platform/node/file-log-store.ts'
-import { DataDirLockedError, type HardState, MemoryLogStore, Network } from '../../../platform/node/index.ts'
-import { CorruptLogError, StorageError } from '../../../src/groups/storage/log-store.ts'
+import {
+  CorruptLogError,
+  DataDirLockedError,
+  type HardState,
+  MemoryLogStore,
+  Network,
+  StorageError,
+} from '../../../platform/node/index.ts'
 import { listenOn, uniqueNetwork } from '../../support/nodes.ts'
 import { applyOp, Workload } from './fixtures/crash-workload.ts'
 import { meta, random, range } from './log-store-compliance.ts'

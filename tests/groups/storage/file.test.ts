@@ -18,12 +18,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FileLogStoreOptions } from '../../../platform/node/file-log-store.ts'
 import { FileLogStore } from '../../../platform/node/file-log-store.ts'
 import {
+  CorruptLogError,
   DataDirLockedError,
   encodeCanonical,
   type LogStore,
   MemoryLogStore,
+  StorageError,
 } from '../../../platform/node/index.ts'
-import { CorruptLogError, StorageError } from '../../../src/groups/storage/log-store.ts'
 import { equalBytes } from '../../../src/primitives/bytes.ts'
 import { secs, within } from '../../support/time.ts'
 import type { Mix } from './fixtures/crash-workload.ts'

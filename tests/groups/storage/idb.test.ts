@@ -11,11 +11,12 @@ import { databaseName, lockBrowserDataDir, openBrowserLogStore } from '../../../
 import { lockByName } from '../../../platform/browser/web-lock.ts'
 import {
   ClosedError,
+  CorruptLogError,
   DataDirLockedError,
   InvalidArgumentError,
   type LogStore,
+  StorageError,
 } from '../../../platform/node/index.ts'
-import { CorruptLogError, StorageError } from '../../../src/groups/storage/log-store.ts'
 import { secs, within } from '../../support/time.ts'
 import { indices, meta, random, range, runLogStoreCompliance } from './log-store-compliance.ts'
 

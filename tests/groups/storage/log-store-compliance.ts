@@ -6,8 +6,8 @@ import {
   type LogEntry,
   type LogStore,
   type SnapshotMeta,
+  StorageError,
 } from '../../../platform/node/index.ts'
-import { StorageError } from '../../../src/groups/storage/log-store.ts'
 
 /**
  * One backing store (a directory, a database) that stores can be opened over, again and again.
