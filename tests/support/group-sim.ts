@@ -35,6 +35,7 @@ import {
   type Preference,
   type SnapshotMeta,
   type StateMachine,
+  StorageError,
 } from '../../platform/node/index.ts'
 import { BondMsg, BondRequestError, RequestRefusedError } from '../../src/groups/bond.ts'
 import type { WriteBatch } from '../../src/groups/storage/log-store.ts'
@@ -208,8 +209,12 @@ class DiskHandle implements LogStore {
   /** What this incarnation reads: the disk as loaded, with every mutation since applied at call time. */
   #view: MemoryLogStore | undefined
   /** Mutations applied to the view and not yet to the disk, oldest first. */
-  readonly #inFlight: { apply: DiskOp; durable: () => void }[] = []
+  readonly #inFlight: { apply: DiskOp; durable: () => void; failed: (err: Error) => void }[] = []
   #open = true
+  /** Set once the disk failed a write (see failWrites): every mutation since is refused with it. */
+  #failed: StorageError | undefined
+  /** Mutations that failed because the disk had failed: in flight when it did, or refused since. */
+  failedWrites = 0
 
   constructor(disk: SimDisk, sim: Simulation, prng: Prng) {
     this.#disk = disk
@@ -228,6 +233,23 @@ class DiskHandle implements LogStore {
     this.#inFlight.length = 0
   }
 
+  /**
+   * The disk fails (full, or an fsync error), as FileLogStore meets it: the mutations in flight reach
+   * it or not (a random prefix) and fail with StorageError, and so does every later one, though reads
+   * go on from what this incarnation holds. A restart reads what reached the disk.
+   */
+  failWrites(): void {
+    if (!this.#open || this.#failed) return
+    this.#failed = new StorageError('the simulated disk failed a write')
+    let kept = true
+    for (const op of this.#inFlight.splice(0)) {
+      kept &&= this.#prng.chance(0.5)
+      if (kept) this.#disk.persist(op.apply)
+      this.failedWrites++
+      op.failed(this.#failed)
+    }
+  }
+
   #v(): MemoryLogStore {
     if (!this.#open) throw new ClosedError('the process crashed')
     if (!this.#view) throw new Error('the store is read before it was loaded')
@@ -236,9 +258,13 @@ class DiskHandle implements LogStore {
 
   /** Applies a mutation to the view now and to the disk after the mutations before it. */
   #mutate(apply: DiskOp): Promise<void> {
+    if (this.#failed && this.#open) {
+      this.failedWrites++
+      return Promise.reject(this.#failed)
+    }
     const atView = apply(this.#v())
-    const { promise, resolve } = Promise.withResolvers<void>()
-    this.#inFlight.push({ apply, durable: resolve })
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    this.#inFlight.push({ apply, durable: resolve, failed: reject })
     if (this.#inFlight.length === 1) this.#flushSoon()
     return atView.then(() => promise)
   }
@@ -861,6 +887,14 @@ export class GroupSim {
     this.#refreshAll()
   }
 
+  /** A member's disk starts failing writes (see DiskHandle.failWrites) until its process restarts. */
+  failDisk(id: string): void {
+    const m = this.member(id)
+    if (!m.handle) return
+    this.#trace(`disk fails ${id}#${m.incarnation}`)
+    m.handle.failWrites()
+  }
+
   restart(id: string): void {
     this.crash(id)
     this.start(id)
@@ -1275,8 +1309,9 @@ export class GroupSim {
     log.error = (formatter: string, ...args: unknown[]) => {
       const text = format(formatter, args)
       this.#trace(`${id} ERROR: ${text}`)
-      // The only errors a healthy worker logs: a halt after losing a rivalry.
-      if (!text.includes('stopped and kept its data')) this.problems.push(`${id} logged an error: ${text}`)
+      // The only errors a healthy worker logs: a halt after losing a rivalry, or on a failed disk.
+      const expected = text.includes('stopped and kept its data') || text.includes('disk failed a write')
+      if (!expected) this.problems.push(`${id} logged an error: ${text}`)
     }
     return log
   }

@@ -373,6 +373,61 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: 'disk-failure',
+    describe:
+      "a member's disk starts failing writes (full, or an fsync error) while clients write, the leader's " +
+      'too: it stops at once and fails what waits on it, the others go on, and it rejoins after a restart',
+    options: (_seed, prng) => ({
+      nodes: 3 + 2 * prng.int(2),
+      consensus: { snapshotEvery: prng.chance(0.5) ? 10_000 : 16 + prng.int(48) },
+      clients: { thinkMs: [0, 10], writeRatio: 0.7 },
+      network: { dropRate: 0.005 },
+      clockSkew: 0.05,
+    }),
+    span: 3400,
+    script: (gs, prng, span) => {
+      startAll(gs, prng, 300)
+      every(prng, 500, span - 400, [300, 800], (t) => {
+        gs.at(t, () => {
+          const running = gs.running()
+          // Keep a majority writing most of the time, but not always.
+          if (running.length <= Math.ceil(gs.ids.length / 2) && prng.chance(0.8)) return
+          const leader = leaderOf(gs)
+          const victim = leader && prng.chance(0.4) ? leader : prng.pick(running)
+          if (!victim) return
+          const { incarnation, handle } = victim
+          gs.failDisk(victim.id)
+          // The operator notices, fixes the disk and restarts the process (within the faulty phase).
+          const back = Math.min(span - 60, t + prng.between(200, 1200))
+          gs.at(back, () => {
+            if (victim.incarnation !== incarnation) return
+            const halted = victim.worker?.halted
+            if (halted) {
+              if (halted.code !== 'STORAGE')
+                gs.problems.push(`${victim.id} halted with ${halted.code}, not STORAGE`)
+              gs.observed.add('stopped')
+              const waiting = gs.ops.filter((o) => o.client === victim.id && o.outcome === 'pending')
+              if (waiting.length > 0) {
+                const calls = waiting.map((o) => `${o.input.kind} since ${o.callAt.toFixed(0)}`).join(', ')
+                gs.problems.push(`calls still wait on ${victim.id}, stopped by its disk: ${calls}`)
+              }
+            } else if (handle && handle.failedWrites > 0) {
+              gs.problems.push(`${victim.id} goes on after ${handle.failedWrites} failed disk writes`)
+            }
+            gs.crash(victim.id)
+            gs.at(back + prng.between(20, 300), () => gs.start(victim.id))
+          })
+        })
+      })
+      return span
+    },
+    exercises: {
+      what: 'members stopped by their disk',
+      took: (r) => r.sim.observed.has('stopped'),
+      share: 0.5,
+    },
+  },
+  {
     name: 'rival',
     describe: 'two sides that cannot learn of each other form apart, then meet: nothing acknowledged is lost',
     rival: true,
@@ -538,7 +593,9 @@ export async function runScenario(
       )
     }
   }
-  gs.checkOutcome(reference, { linearizable: !s.rival, keptBy: gs.halted() })
+  // Members that lost a rivalry keep their data; one stopped by its disk counts for nothing.
+  const keptBy = gs.halted().filter((m) => m.worker!.halted!.code === 'GROUP_DIVERGED')
+  gs.checkOutcome(reference, { linearizable: !s.rival, keptBy })
   if (s.check && gs.problems.length === 0) s.check(gs)
 
   return {
