@@ -5,6 +5,8 @@ import {
   type Group,
   GroupBusyError,
   GroupKey,
+  type LogStore,
+  MemoryLogStore,
   type Network,
 } from '../../platform/node/index.ts'
 import { BondMsg, initiateBond } from '../../src/groups/bond.ts'
@@ -27,7 +29,10 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
   afterEach(() => nodes.closeAll())
 
   /** A leader and two followers, all voters (commits and reads need a round trip). */
-  async function pair(consensus: ConsensusOptions = {}): Promise<{
+  async function pair(
+    consensus: ConsensusOptions = {},
+    leaderStorage?: LogStore,
+  ): Promise<{
     nets: Network[]
     leader: Group<Counter>
     follower: Group<Counter>
@@ -39,7 +44,11 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
     // would muddle the counts.
     const timing = { bootstrapDelayMs: fastConsensus.bootstrapDelayMs, electionTimeoutMs: 1500 }
     const options = { key, consensus: { ...timing, ...consensus } }
-    const leader = await nets[0]!.groups.join({ ...options, stateMachine: new Counter() })
+    const leader = await nets[0]!.groups.join({
+      ...options,
+      stateMachine: new Counter(),
+      storage: leaderStorage,
+    })
     await within(T, leader.when.isLeader(), 'leader')
     const followers = await Promise.all(
       nets.slice(1).map((n) => n.groups.join({ ...options, stateMachine: new Counter() })),
@@ -49,6 +58,39 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
     await within(T, follower.when.online(), 'follower online')
     await within(T, leader.when.voters(3), 'followers promoted')
     return { nets, leader, follower }
+  }
+
+  /**
+   * A store whose writes wait while it is held: the leader appends but applies nothing, so whatever
+   * it accepts stays pending there, however the forwards interleave with its Ready loop. Hold it only
+   * briefly: the leader sends nothing meanwhile, heartbeats included.
+   */
+  function holdableStore(): { store: LogStore; hold(): void; release(): void } {
+    const inner = new MemoryLogStore()
+    let gate: PromiseWithResolvers<void> | undefined
+    const store = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'write') {
+          return async (...args: Parameters<LogStore['write']>) => {
+            while (gate) await gate.promise
+            return target.write(...args)
+          }
+        }
+        const value = Reflect.get(target, prop, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    return {
+      store,
+      hold: () => {
+        gate ??= Promise.withResolvers<void>()
+      },
+      release: () => {
+        const held = gate
+        gate = undefined
+        held?.resolve()
+      },
+    }
   }
 
   /** A hand-made bond to the leader (holding the secret) that speaks raw frames. */
@@ -102,12 +144,29 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
 
   it('a flood of forwards from one bond gets BUSY past the limit; another member keeps committing', async () => {
     const limit = 64
-    const { nets, leader, follower } = await pair({ maxForwardedCommands: limit })
+    const disk = holdableStore()
+    // Elections slower still: the leader sends no heartbeat while its disk is held.
+    const { nets, leader, follower } = await pair(
+      { maxForwardedCommands: limit, electionTimeoutMs: 4000 },
+      disk.store,
+    )
     const raw = await rawBond(nets[0]!, leader.id)
     const term = leader.status.term
     const flood = 2000
-    const replies = Array.from({ length: flood }, () => raw.request(Req.Forward, [encode({ inc: 1 })]))
-    // While the flood is answered, the honest follower's writes commit one after another, promptly.
+    const forwards = () => Array.from({ length: flood }, () => raw.request(Req.Forward, [encode({ inc: 1 })]))
+    // 1. With the leader's disk held, nothing it accepts is applied: exactly `limit` forwards are
+    //    accepted and the rest refused with BUSY, whatever the timing.
+    disk.hold()
+    const held = await within(T, Promise.all(forwards()), 'every forward answered while the disk is held')
+    disk.release()
+    const busyHeld = held.filter(([ok, body]) => !ok && typeof body === 'string' && body.startsWith(BUSY))
+    expect(held.filter(refused).length + held.filter(([ok]) => ok).length).toBe(flood)
+    if (leader.status.term === term) {
+      expect(held.filter(([ok]) => ok).length).toBe(limit)
+      expect(busyHeld.length).toBe(flood - limit)
+    }
+    // 2. Another flood while the honest follower's writes commit one after another, promptly.
+    const replies = forwards()
     const latencies: number[] = []
     const honest = (async () => {
       for (let i = 0; i < 20; i++) {
@@ -116,13 +175,11 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
         latencies.push(performance.now() - start)
       }
     })()
-    const answers = await within(T, Promise.all(replies), 'every forward answered')
+    const answers = [...held, ...(await within(T, Promise.all(replies), 'every forward answered'))]
     await within(T, honest, 'honest writes')
     const accepted = answers.filter(([ok]) => ok).length
-    const busy = answers.filter(([ok, body]) => !ok && typeof body === 'string' && body.startsWith(BUSY))
     // Nothing but acceptance or a refusal: no forward was dropped unanswered or failed otherwise.
-    expect(accepted + answers.filter(refused).length).toBe(flood)
-    expect(busy.length).toBeGreaterThan(0)
+    expect(accepted + answers.filter(refused).length).toBe(2 * flood)
     expect(accepted).toBeGreaterThanOrEqual(limit)
     expect(Math.max(...latencies)).toBeLessThan(secs(2))
     // Every acknowledged forward commits, and so does every honest write.
