@@ -174,21 +174,31 @@ export class Groups {
       validators,
     })
     const hex = groupId.toString()
-    const worker = await GroupWorker.start({
-      id: this.#ctx.peerId,
-      groupId,
-      stateMachine: options.stateMachine,
-      store,
-      consensus,
-      preference,
-      transport: mesh,
-      runtime: systemRuntime(scope),
-      log: this.#ctx.log(`group:${groupId.short()}`),
-      // A halted member leaves the catalog's view of the group, so nobody waits to bond with it.
-      onHalt: () => {
-        this.#discovery.updateLocal((e) => ({ groups: e.groups.without([groupId]) })).catch(() => {})
-      },
-    })
+    let worker: GroupWorker<unknown, unknown, unknown>
+    try {
+      worker = await GroupWorker.start({
+        id: this.#ctx.peerId,
+        groupId,
+        stateMachine: options.stateMachine,
+        store,
+        consensus,
+        preference,
+        transport: mesh,
+        runtime: systemRuntime(scope),
+        log: this.#ctx.log(`group:${groupId.short()}`),
+        // A halted member leaves the catalog's view of the group, so nobody waits to bond with it.
+        onHalt: () => {
+          this.#discovery.updateLocal((e) => ({ groups: e.groups.without([groupId]) })).catch(() => {})
+        },
+      })
+    } catch (err) {
+      // A store that cannot be read (CorruptLogError) or written: release what the join took, so
+      // the operator can repair the store and join again in the same process.
+      await mesh.close().catch(() => {})
+      await scope.close().catch(() => {})
+      await store.close().catch(() => {})
+      throw err
+    }
     const entry: JoinedGroup = { worker, mesh, handles: 0, scope }
     this.#groups.set(hex, entry)
     await this.#discovery.updateLocal((e) => ({ groups: e.groups.with([groupId]) }))

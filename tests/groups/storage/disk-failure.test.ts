@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   CommitUnknownError,
+  CorruptLogError,
   decodeCanonical,
   encodeCanonical,
   FileLogStore,
@@ -172,4 +173,31 @@ describe('a member whose disk fails writes', () => {
       for (const o of others) expect((await o.query('values', 'strong')).result).toEqual(values)
     })
   }
+
+  it('a store that cannot be loaded: the join fails with its error and releases it; repaired, the node joins', async () => {
+    const net = await nodes.create()
+    const path = join(dir, 'n0')
+    const written = await FileLogStore.open(path)
+    const g = await joinWith(net, written)
+    await within(T, g.when.isLeader(), 'a lone leader')
+    const first = await g.execute({ add: 1 })
+    await g.close()
+    // The store's recovery refuses what it reads (as it does on damage a torn write cannot explain).
+    const store = await FileLogStore.open(path)
+    const damaged = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'load')
+          return () => Promise.reject(new CorruptLogError('segment 1: bad checksum at byte 20'))
+        const value = Reflect.get(target, prop, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    await expect(joinWith(net, damaged)).rejects.toBeInstanceOf(CorruptLogError)
+    // Released: the directory opens again (a store still open would hold its lock), and the group joins.
+    const repaired = await FileLogStore.open(path)
+    const again = await joinWith(net, repaired)
+    await within(T, again.when.isLeader(), 'leads again')
+    await within(T, again.when.applied().reaches(first))
+    expect((await again.query('values')).result).toEqual([1])
+  })
 })
