@@ -193,7 +193,22 @@ function checkPartition<S, I, O>(
   }
 
   const linearized = new Uint32Array(Math.ceil(ops.length / 32) || 1)
-  const cache = new Map<string, S[]>()
+  // The set of placed operations is hashed incrementally (Zobrist: a random word per operation, XORed
+  // in and out), so a step costs no pass over the whole set; the cache compares sets only on a hash hit.
+  const zobrist = zobristWords(ops.length)
+  let h1 = 0
+  let h2 = 0
+  const place = (id: number) => {
+    setBit(linearized, id)
+    h1 ^= zobrist[2 * id]!
+    h2 ^= zobrist[2 * id + 1]!
+  }
+  const unplace = (id: number) => {
+    clearBit(linearized, id)
+    h1 ^= zobrist[2 * id]!
+    h2 ^= zobrist[2 * id + 1]!
+  }
+  const cache = new Map<string, { bits: Uint32Array; state: S }[]>()
   const stack: { call: Node; state: S }[] = []
   let state = model.init()
   let entry = head.next
@@ -207,19 +222,23 @@ function checkPartition<S, I, O>(
       const result = model.step(state, op.input)
       const matches = result.ok && (op.return === undefined || outputMatches(result.output, op.output as O))
       if (matches) {
-        setBit(linearized, entry.id)
-        const key = `${bitsKey(linearized)}|${model.hash(result.state)}`
+        place(entry.id)
+        const key = `${h1}.${h2}|${model.hash(result.state)}`
         const seen = cache.get(key)
-        if (seen === undefined || !seen.some((s) => model.equal(s, result.state))) {
-          if (seen === undefined) cache.set(key, [result.state])
-          else seen.push(result.state)
+        if (
+          seen === undefined ||
+          !seen.some((s) => sameBits(s.bits, linearized) && model.equal(s.state, result.state))
+        ) {
+          const visited = { bits: linearized.slice(), state: result.state }
+          if (seen === undefined) cache.set(key, [visited])
+          else seen.push(visited)
           stack.push({ call: entry, state })
           state = result.state
           lift(entry)
           entry = head.next
           continue
         }
-        clearBit(linearized, entry.id)
+        unplace(entry.id)
       }
       entry = entry.next
     } else {
@@ -227,7 +246,7 @@ function checkPartition<S, I, O>(
       const top = stack.pop()
       if (top === undefined) return false
       state = top.state
-      clearBit(linearized, top.call.id)
+      unplace(top.call.id)
       unlift(top.call)
       entry = top.call.next
     }
@@ -259,8 +278,22 @@ function clearBit(bits: Uint32Array, i: number): void {
   bits[i >>> 5]! &= ~(1 << (i & 31))
 }
 
-function bitsKey(bits: Uint32Array): string {
-  return bits.join(',')
+function sameBits(a: Uint32Array, b: Uint32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** Two pseudo-random words per operation (xorshift32, fixed seed: a check is deterministic). */
+function zobristWords(n: number): Uint32Array {
+  const words = new Uint32Array(2 * n)
+  let x = 0x9e3779b9
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    words[i] = x >>> 0
+  }
+  return words
 }
 
 function deepEqual(a: unknown, b: unknown): boolean {
