@@ -428,6 +428,44 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: 'busy',
+    describe:
+      'several clients call through each member against small limits on forwarded commands and reads, ' +
+      'while members crash and get cut off: a write refused with BUSY never takes effect',
+    options: (_seed, prng) => ({
+      nodes: 3 + prng.int(3),
+      consensus: {
+        maxForwardedCommands: 1 + prng.int(4),
+        maxForwardedReads: 1 + prng.int(2),
+        snapshotEvery: prng.chance(0.5) ? 10_000 : 30 + prng.int(90),
+      },
+      clients: { thinkMs: [0, 5], writeRatio: 0.7, perMember: 3 + prng.int(3) },
+      network: { dropRate: 0.005, duplicateRate: 0.01 },
+      clockSkew: 0.05,
+    }),
+    span: 3000,
+    script: (gs, prng, span) => {
+      startAll(gs, prng, 200)
+      every(prng, 500, span - 200, [300, 900], (t) => {
+        gs.at(t, () => {
+          const alive = gs.ids.filter((id) => gs.member(id).alive)
+          if (alive.length <= Math.ceil(gs.ids.length / 2)) return
+          const victim = prng.pick(alive)
+          const back = t + prng.between(50, 800)
+          if (prng.chance(0.5)) {
+            gs.crash(victim)
+            gs.at(back, () => gs.start(victim))
+          } else {
+            gs.partition([victim])
+            gs.at(back, () => gs.heal())
+          }
+        })
+      })
+      return span
+    },
+    exercises: { what: 'writes refused with BUSY', took: (r) => r.sim.observed.has('busy'), share: 0.5 },
+  },
+  {
     name: 'rival',
     describe: 'two sides that cannot learn of each other form apart, then meet: nothing acknowledged is lost',
     rival: true,
