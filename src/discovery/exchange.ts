@@ -1,4 +1,4 @@
-import { type AbortOptions, anySignal, deadline as deadlineOf, raceSignal } from '../primitives/abort.ts'
+import { type AbortOptions, deadline as deadlineOf, linkSignals, raceSignal } from '../primitives/abort.ts'
 import { equalBytes } from '../primitives/bytes.ts'
 import { DecodeError, MosaikError } from '../primitives/errors.ts'
 import { peerOfAddress } from '../transport/addresses.ts'
@@ -63,7 +63,8 @@ export class CatalogExchange {
   async syncWith(peer: string, options: AbortOptions = {}): Promise<void> {
     const { ctx, config, scope, stats, synced } = this.#state
     const deadline = deadlineOf(config.requestTimeoutMs, scope)
-    const signal = anySignal(options.signal, scope.signal, deadline.signal)
+    const linked = linkSignals(options.signal, scope.signal, deadline.signal)
+    const signal = linked.signal
     stats.syncsInitiated++
     let link: Link | undefined
     // Mark the peer before dialing, so the new connection does not trigger a second, redundant sync.
@@ -81,6 +82,7 @@ export class CatalogExchange {
       if (link) link.beginClose(...closeCodeOf(err, deadline.signal, scope.signal))
       throw err instanceof MosaikError ? err : new SyncError(peer, err as Error)
     } finally {
+      linked.clear()
       deadline.clear()
     }
   }
@@ -89,7 +91,8 @@ export class CatalogExchange {
   async ping(peerId: string, options: AbortOptions = {}): Promise<number> {
     const { ctx, config, scope, stats, store, rtt: rtts, entryLimits } = this.#state
     const deadline = deadlineOf(config.requestTimeoutMs, scope)
-    const signal = anySignal(options.signal, scope.signal, deadline.signal)
+    const linked = linkSignals(options.signal, scope.signal, deadline.signal)
+    const signal = linked.signal
     let link: Link | undefined
     try {
       link = await ctx.openLink(peerId, this.#pingProtocol, {
@@ -114,6 +117,7 @@ export class CatalogExchange {
       link?.beginClose(...closeCodeOf(err, deadline.signal, scope.signal))
       throw err
     } finally {
+      linked.clear()
       deadline.clear()
     }
   }
@@ -122,7 +126,8 @@ export class CatalogExchange {
   async pushDeparture(peer: string, departure: unknown, timeoutMs: number): Promise<void> {
     const { ctx, scope } = this.#state
     const deadline = deadlineOf(timeoutMs, scope)
-    const signal = anySignal(deadline.signal, scope.signal)
+    const linked = linkSignals(deadline.signal, scope.signal)
+    const signal = linked.signal
     let link: Link | undefined
     try {
       link = await ctx.openLink(peer, this.#syncProtocol, { signal, link: this.#syncLink() })
@@ -134,6 +139,7 @@ export class CatalogExchange {
     } catch {
       link?.abort('departure push failed')
     } finally {
+      linked.clear()
       deadline.clear()
     }
   }

@@ -1,4 +1,4 @@
-import { anySignal, deadline as deadlineOf } from '../primitives/abort.ts'
+import { deadline as deadlineOf, linkSignals } from '../primitives/abort.ts'
 import { DecodeError, FrameTooLargeError, MosaikError } from '../primitives/errors.ts'
 import type { Timers } from '../primitives/time.ts'
 import { CloseCode, LinkClosedError } from '../transport/close.ts'
@@ -96,12 +96,14 @@ export async function serveExchange(
     return
   }
   const deadline = deadlineOf(options.deadlineMs, options.timers)
+  const linked = linkSignals(options.signal, deadline.signal)
   try {
-    await exchange(anySignal(options.signal, deadline.signal))
+    await exchange(linked.signal)
   } catch (err) {
     const [code, reason] = closeCodeOf(err, deadline.signal, options.signal)
     await link.close(code, reason)
   } finally {
+    linked.clear()
     deadline.clear()
     release()
   }

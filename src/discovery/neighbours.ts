@@ -1,5 +1,5 @@
 import type { Connection } from '@libp2p/interface'
-import { anySignal, deadline, delay } from '../primitives/abort.ts'
+import { deadline, delay, linkSignals } from '../primitives/abort.ts'
 import { Backoff, jittered } from '../primitives/backoff.ts'
 import type { Watch } from '../primitives/watch.ts'
 import { hostKey } from '../transport/hosts.ts'
@@ -177,11 +177,13 @@ export class Neighbours {
     this.#dialing.set(id, now)
     const stagger = scope.setTimeout(() => this.scheduleMaintenance(), DIAL_STAGGER_MS)
     const timeout = deadline(config.requestTimeoutMs, scope)
+    const linked = linkSignals(timeout.signal, scope.signal)
     scope.spawn(
       ctx
-        .dialPeer(id, { signal: anySignal(timeout.signal, scope.signal) })
+        .dialPeer(id, { signal: linked.signal })
         .catch(() => {})
         .finally(() => {
+          linked.clear()
           timeout.clear()
           this.#dialing.delete(id)
           stagger()

@@ -1,5 +1,5 @@
 import type { Discovery } from '../discovery/discovery.ts'
-import { anySignal, deadline as deadlineOf } from '../primitives/abort.ts'
+import { deadline as deadlineOf, linkSignals } from '../primitives/abort.ts'
 import { toHex } from '../primitives/bytes.ts'
 import { Digest } from '../primitives/digest.ts'
 import { InvalidArgumentError } from '../primitives/errors.ts'
@@ -224,7 +224,8 @@ export class Groups {
   /** Inbound bonds: authenticated against the group's secret, then handed to its worker. */
   async #accept(link: Link): Promise<void> {
     const deadline = deadlineOf(this.#options.handshakeTimeoutMs, this.#ctx.scope)
-    const signal = anySignal(this.#ctx.scope.signal, deadline.signal)
+    const linked = linkSignals(this.#ctx.scope.signal, deadline.signal)
+    const signal = linked.signal
     const peer = link.remotePeer
     const decide = async (groupId: Uint8Array): Promise<AcceptDecision> => {
       const entry = this.#groups.get(toHex(groupId))
@@ -254,6 +255,7 @@ export class Groups {
         )
       }
     } finally {
+      linked.clear()
       deadline.clear()
     }
   }

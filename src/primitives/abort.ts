@@ -103,9 +103,43 @@ export function deadline(ms: number, timers?: Timers): Deadline {
   return { signal: controller.signal, clear: () => clearTimeout(timer as Parameters<typeof clearTimeout>[0]) }
 }
 
-/** A signal that aborts when any of the given signals does. */
-export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+/** A signal that aborts when any of its sources does, and the release of its listeners on them. */
+export interface LinkedSignal {
+  readonly signal: AbortSignal
+  /** Removes its listeners from the sources; the signal then aborts only if it already has. Idempotent. */
+  clear(): void
+}
+
+const noop = () => {}
+
+/**
+ * A signal that aborts, with the same reason, as soon as any of `signals` does (missing ones skipped).
+ *
+ * When to use: a call bound to several lifetimes at once (the caller's signal, a scope, a deadline).
+ * Clear it when the call ends, in a `finally`, as a Deadline.
+ *
+ * Gotchas: this is not `AbortSignal.any`. In Node (24.21 measured here) a long-lived source, such as a
+ * scope's or a worker's signal, keeps every signal `any` derived from it once anything listened to
+ * that one, even after the listener is removed: 0.6–1.2 KB per call, never collected (300 000 calls:
+ * 185–378 MB). A ping, a catalog sync, a strong read and a reconnect each made one. Here the listeners
+ * are plain ones on the sources, removed by `clear()` or when it aborts.
+ */
+export function linkSignals(...signals: (AbortSignal | undefined)[]): LinkedSignal {
   const present = signals.filter((s): s is AbortSignal => s !== undefined)
-  if (present.length === 1) return present[0]!
-  return AbortSignal.any(present)
+  if (present.length === 1) return { signal: present[0]!, clear: noop }
+  const controller = new AbortController()
+  const aborted = present.find((s) => s.aborted)
+  if (aborted || present.length === 0) {
+    if (aborted) controller.abort(aborted.reason)
+    return { signal: controller.signal, clear: noop }
+  }
+  const clear = () => {
+    for (const s of present) s.removeEventListener('abort', onAbort)
+  }
+  const onAbort = (event: Event) => {
+    clear()
+    controller.abort((event.target as AbortSignal).reason)
+  }
+  for (const s of present) s.addEventListener('abort', onAbort)
+  return { signal: controller.signal, clear }
 }

@@ -1,5 +1,5 @@
 import type { PeerEntry } from '../discovery/entry.ts'
-import { anySignal, deadline as deadlineOf, delay } from '../primitives/abort.ts'
+import { deadline as deadlineOf, delay, linkSignals } from '../primitives/abort.ts'
 import type { Backoff } from '../primitives/backoff.ts'
 import type { StreamId } from '../primitives/digest.ts'
 import { ClosedError } from '../primitives/errors.ts'
@@ -96,7 +96,9 @@ export class Receiver {
   async sleep(ms: number): Promise<void> {
     const wake = new AbortController()
     this.#wake = wake
-    await delay(ms, anySignal(this.signal, wake.signal)).catch(noop)
+    const linked = linkSignals(this.signal, wake.signal)
+    await delay(ms, linked.signal).catch(noop)
+    linked.clear()
     this.#wake = undefined
   }
 
@@ -151,9 +153,11 @@ export class Receiver {
     const owner = this.#owner
     const deadline = deadlineOf(owner.host.handshakeTimeoutMs, owner.host.scope)
     let connected: Link | LinkClose
+    const linked = linkSignals(this.signal, deadline.signal)
     try {
-      connected = await this.#connect(anySignal(this.signal, deadline.signal))
+      connected = await this.#connect(linked.signal)
     } finally {
+      linked.clear()
       deadline.clear()
     }
     if (!(connected instanceof Link)) return connected

@@ -1,7 +1,7 @@
 import type { Discovery } from '../discovery/discovery.ts'
 import { compareVersions } from '../discovery/entry.ts'
 import { ConcurrencyLimit } from '../discovery/limits.ts'
-import { anySignal, deadline as deadlineOf } from '../primitives/abort.ts'
+import { deadline as deadlineOf, linkSignals } from '../primitives/abort.ts'
 import type { BackoffOptions } from '../primitives/backoff.ts'
 import { toHex } from '../primitives/bytes.ts'
 import { Digest, type StreamId } from '../primitives/digest.ts'
@@ -220,8 +220,9 @@ export class Streams {
     if (!release) return this.#refuse(link, CloseCode.TooManyStreams, 'too many handshakes in progress')
     let message: unknown
     const deadline = deadlineOf(this.#handshakeTimeoutMs, this.#scope)
+    const linked = linkSignals(this.#scope.signal, deadline.signal)
     try {
-      message = await link.recv({ signal: anySignal(this.#scope.signal, deadline.signal) })
+      message = await link.recv({ signal: linked.signal })
     } catch {
       release()
       if (link.closeInfo?.remote) return
@@ -233,6 +234,7 @@ export class Streams {
       this.#count(link.closeInfo?.code ?? CloseCode.Timeout)
       return
     } finally {
+      linked.clear()
       deadline.clear()
     }
     release()

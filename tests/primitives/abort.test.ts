@@ -1,6 +1,7 @@
+import { getEventListeners } from 'node:events'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { AbortError, TimeoutError } from '../../platform/node/index.ts'
-import { abortable, anySignal, deadline, delay, raceSignal } from '../../src/primitives/abort.ts'
+import { abortable, deadline, delay, linkSignals, raceSignal } from '../../src/primitives/abort.ts'
 import { Inbox } from '../../src/streams/inbox.ts'
 import { SendQueue } from '../../src/streams/send-queue.ts'
 
@@ -124,17 +125,40 @@ describe('abort helpers', () => {
     }
   })
 
-  it('anySignal aborts when any of its signals does, and skips missing ones', () => {
+  it('linkSignals aborts with the reason of whichever source aborts first, and skips missing ones', () => {
     const a = new AbortController()
     const b = new AbortController()
-    const only = anySignal(undefined, a.signal)
-    expect(only).toBe(a.signal)
-    const both = anySignal(a.signal, undefined, b.signal)
-    expect(both.aborted).toBe(false)
+    const only = linkSignals(undefined, a.signal)
+    expect(only.signal).toBe(a.signal)
+    const both = linkSignals(a.signal, undefined, b.signal)
+    expect(both.signal.aborted).toBe(false)
     b.abort(new TimeoutError())
-    expect(both.aborted).toBe(true)
-    expect(both.reason).toBeInstanceOf(TimeoutError)
+    expect(both.signal.aborted).toBe(true)
+    expect(both.signal.reason).toBeInstanceOf(TimeoutError)
+    // Its listener left the source that did not abort.
+    expect(getEventListeners(a.signal, 'abort')).toHaveLength(0)
+    const late = linkSignals(a.signal, b.signal)
+    expect(late.signal.aborted).toBe(true)
+    expect(late.signal.reason).toBeInstanceOf(TimeoutError)
   })
+
+  it('linkSignals leaves nothing on a long-lived source once cleared (AbortSignal.any keeps what it made)', () => {
+    const scope = new AbortController()
+    for (let i = 0; i < 1000; i++) {
+      const call = deadline(10_000)
+      const linked = linkSignals(scope.signal, call.signal)
+      linked.signal.addEventListener('abort', () => {})
+      linked.clear()
+      call.clear()
+    }
+    expect(getEventListeners(scope.signal, 'abort')).toHaveLength(0)
+    // Cleared, it no longer follows its sources.
+    const linked = linkSignals(scope.signal, new AbortController().signal)
+    linked.clear()
+    scope.abort()
+    expect(linked.signal.aborted).toBe(false)
+  })
+
   it('deadline aborts with a TimeoutError like AbortSignal.timeout, and clear drops its timer', () => {
     const late = deadline(50)
     vi.advanceTimersByTime(49)

@@ -1,4 +1,4 @@
-import { raceSignal } from '../../primitives/abort.ts'
+import { linkSignals, raceSignal } from '../../primitives/abort.ts'
 import { equalBytes, randomBytes, toHex } from '../../primitives/bytes.ts'
 import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
@@ -347,11 +347,11 @@ export class CatchUp {
   /** The first offer the fetch can use; rejects when none came within 5 s or the fetch was abandoned. */
   async #firstOffer(fetch: SnapshotFetch, usable: (o: SnapshotOffer) => boolean): Promise<SnapshotOffer> {
     const offered = this.#host.rt.timeout(5000)
+    const linked = linkSignals(fetch.abandon.signal, offered.signal)
     try {
-      await fetch.offerCount.until(() => [...fetch.offers.values()].some(usable), {
-        signal: AbortSignal.any([fetch.abandon.signal, offered.signal]),
-      })
+      await fetch.offerCount.until(() => [...fetch.offers.values()].some(usable), { signal: linked.signal })
     } finally {
+      linked.clear()
       offered.clear()
     }
     return [...fetch.offers.values()].find(usable)!

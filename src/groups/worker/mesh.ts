@@ -1,6 +1,6 @@
 import type { Discovery } from '../../discovery/discovery.ts'
 import { type PeerEntry, SignedPeerEntry } from '../../discovery/entry.ts'
-import { anySignal, deadline as deadlineOf } from '../../primitives/abort.ts'
+import { deadline as deadlineOf, linkSignals } from '../../primitives/abort.ts'
 import { Backoff } from '../../primitives/backoff.ts'
 import { equalBytes } from '../../primitives/bytes.ts'
 import type { GroupId } from '../../primitives/digest.ts'
@@ -223,8 +223,9 @@ export class BondMesh implements GroupTransport {
     this.#dialing.add(peer)
     let link: Link | undefined
     const deadline = deadlineOf(this.#config.handshakeTimeoutMs, this.#timers)
+    const linked = linkSignals(this.#scope.signal, deadline.signal)
     try {
-      const signal = anySignal(this.#scope.signal, deadline.signal)
+      const signal = linked.signal
       link = await this.#ctx.openLink(peer, this.#protocol, { signal })
       const info = await initiateBond(link, this.secrets(), signal)
       this.#dialBackoff.delete(peer)
@@ -249,6 +250,7 @@ export class BondMesh implements GroupTransport {
         this.#log('bond with %s failed: %s', peer, (err as Error).message)
       }
     } finally {
+      linked.clear()
       deadline.clear()
       this.#dialing.delete(peer)
     }

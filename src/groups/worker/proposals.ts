@@ -1,4 +1,4 @@
-import { type AbortOptions, anySignal, raceSignal } from '../../primitives/abort.ts'
+import { type AbortOptions, linkSignals, raceSignal } from '../../primitives/abort.ts'
 import { DecodeError, OfflineError } from '../../primitives/errors.ts'
 import { BondRequestError, RequestRefusedError } from '../bond.ts'
 import { isBounded } from '../raft/messages.ts'
@@ -85,7 +85,8 @@ export class Proposals {
       if (assigned) return assigned
     }
     const deadline = host.rt.timeout(host.config.forwardTimeoutMs)
-    const signal = anySignal(options.signal, deadline.signal)
+    const linked = linkSignals(options.signal, deadline.signal)
+    const signal = linked.signal
     try {
       while (true) {
         const route = await host.route(signal)
@@ -106,6 +107,7 @@ export class Proposals {
         },
       )
     } finally {
+      linked.clear()
       deadline.clear()
     }
   }

@@ -1,4 +1,4 @@
-import { type AbortOptions, anySignal, raceSignal } from '../../primitives/abort.ts'
+import { type AbortOptions, linkSignals, raceSignal } from '../../primitives/abort.ts'
 import { OfflineError } from '../../primitives/errors.ts'
 import { RequestRefusedError } from '../bond.ts'
 import { isBounded } from '../raft/messages.ts'
@@ -33,7 +33,8 @@ export class StrongReads {
   async readPoint(what: unknown, options: AbortOptions = {}): Promise<void> {
     const host = this.#host
     const deadline = host.rt.timeout(host.config.queryTimeoutMs)
-    const signal = anySignal(options.signal, deadline.signal, host.stopped)
+    const linked = linkSignals(options.signal, deadline.signal, host.stopped)
+    const signal = linked.signal
     try {
       while (true) {
         const index = await this.#readIndex(what, signal)
@@ -54,6 +55,7 @@ export class StrongReads {
         },
       )
     } finally {
+      linked.clear()
       deadline.clear()
     }
   }
