@@ -36,6 +36,7 @@ import {
   OfflineError,
   type Producer,
 } from '../../platform/node/index.ts'
+import { deadline, linkSignals } from '../../src/primitives/abort.ts'
 import { listenOn, type Transport, uniqueNetwork } from '../support/nodes.ts'
 
 /** `npm run soak` passes --expose-gc; under vitest the flag is set here. */
@@ -150,7 +151,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const stop = new AbortController()
   const loops: Promise<void>[] = []
   const closers: (() => Promise<void>)[] = []
-  const signal = () => AbortSignal.any([stop.signal, AbortSignal.timeout(options.timeoutMs)])
+  /** Runs `wait` bounded by the stop and the timeout, and leaves no listener on `stop` behind. */
+  const bounded = async <T>(wait: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    const timeout = deadline(options.timeoutMs)
+    const linked = linkSignals(stop.signal, timeout.signal)
+    try {
+      return await wait(linked.signal)
+    } finally {
+      linked.clear()
+      timeout.clear()
+    }
+  }
   /** Records an error, unless the loop it came from was being stopped (`halt`). */
   const fail =
     (what: string, halt: AbortSignal = stop.signal) =>
@@ -163,7 +174,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   try {
     const first = await open()
     const stable = [first, ...(await Promise.all([1, 2, 3].map(() => open(first.addresses))))]
-    await Promise.all(stable.map((n) => n.discovery.when.peers(3, () => true, { signal: signal() })))
+    await bounded((signal) =>
+      Promise.all(stable.map((n) => n.discovery.when.peers(3, () => true, { signal }))),
+    )
     const [n0, n1, n2, n3] = stable as [Network, Network, Network, Network]
 
     // ---- streams: two producers, two steady consumers ---------------------------------------------
@@ -196,7 +209,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const writers = [n0, n1, n2].map((n) => collections.Map.writer<string, number>(n, MAP, { consensus }))
     const reader = collections.Map.reader<string, number>(n3, MAP, { consensus })
     closers.push(...writers.map((w) => () => w.close()), () => reader.close())
-    await Promise.all([...writers, reader].map((h) => h.when.online({ signal: signal() })))
+    await bounded((signal) => Promise.all([...writers, reader].map((h) => h.when.online({ signal }))))
     const write = (w: MapWriter<string, number>, offset: number) =>
       (async () => {
         let n = offset
@@ -215,7 +228,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const read = (r: MapReader<string, number>, halt = stop.signal) =>
       (async () => {
         while (!halt.aborted) {
-          await r.when.reaches(latest, { signal: signal() })
+          await bounded((signal) => r.when.reaches(latest, { signal }))
           for (let i = 0; i < 20; i++) r.get(`k${i}`)
           if (r.size > KEYS) fail('reader', halt)(new Error(`${r.size} keys`))
           counts.reads++
@@ -257,12 +270,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const c = host.streams.consumer(Ticks)
       const halt = new AbortController()
       churnConsumer = { c, halt, loop: Promise.resolve() }
-      await c.recv({ signal: signal() })
-      churnConsumer.loop = consume(c, AbortSignal.any([stop.signal, halt.signal]))
+      await bounded((signal) => c.recv({ signal }))
+      churnConsumer.loop = consume(c, linkSignals(stop.signal, halt.signal).signal)
       // A Map reader opens, catches up, reads and closes.
       const r = collections.Map.reader<string, number>(n3, MAP, { consensus })
       try {
-        await r.when.reaches(latest, { signal: signal() })
+        await bounded((signal) => r.when.reaches(latest, { signal }))
         if (r.size === 0 || r.size > KEYS) fail('churn reader')(new Error(`${r.size} keys`))
         counts.reads++
       } finally {
@@ -277,9 +290,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         const nr = collections.Map.reader<string, number>(net, MAP, { consensus })
         const halt = new AbortController()
         churnNode = { net, p, c: nc, r: nr, halt, loops: [] }
-        await nr.when.reaches(latest, { signal: signal() })
-        await nc.recv({ signal: signal() })
-        const h = AbortSignal.any([stop.signal, halt.signal])
+        await bounded((signal) => nr.when.reaches(latest, { signal }))
+        await bounded((signal) => nc.recv({ signal }))
+        const h = linkSignals(stop.signal, halt.signal).signal
         churnNode.loops.push(produce(net, p, 2, h), consume(nc, h), read(nr, h))
       }
       counts.churns++

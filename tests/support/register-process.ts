@@ -11,6 +11,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises'
 import { GroupKey, Network } from '../../platform/node/index.ts'
+import { linkSignals } from '../../src/primitives/abort.ts'
 import { Register } from '../groups/support.ts'
 import { serve } from './child.ts'
 
@@ -62,9 +63,9 @@ async function client(): Promise<void> {
   while (!stop.signal.aborted) {
     // No leader known: a user would wait for one rather than send into the void.
     if (group.leader === undefined) {
-      await group.when
-        .leaderElected({ signal: AbortSignal.any([stop.signal, AbortSignal.timeout(1000)]) })
-        .catch(() => {})
+      const linked = linkSignals(stop.signal, AbortSignal.timeout(1000))
+      await group.when.leaderElected({ signal: linked.signal }).catch(() => {})
+      linked.clear()
       continue
     }
     const value = `h${host}-${++n}`
