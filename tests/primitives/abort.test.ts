@@ -1,4 +1,7 @@
 import { getEventListeners } from 'node:events'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { AbortError, TimeoutError } from '../../platform/node/index.ts'
 import { abortable, deadline, delay, linkSignals, raceSignal } from '../../src/primitives/abort.ts'
@@ -157,6 +160,17 @@ describe('abort helpers', () => {
     linked.clear()
     scope.abort()
     expect(linked.signal.aborted).toBe(false)
+  })
+
+  it('no code the SDK ships calls AbortSignal.any', () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url))
+    const calls = ['src', 'platform', 'relay'].flatMap((dir) =>
+      readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.ts'))
+        .filter((f) => readFileSync(join(root, dir, f), 'utf8').includes('AbortSignal.any('))
+        .map((f) => `${dir}/${f}`),
+    )
+    expect(calls).toEqual([])
   })
 
   it('deadline aborts with a TimeoutError like AbortSignal.timeout, and clear drops its timer', () => {
