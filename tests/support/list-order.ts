@@ -24,7 +24,7 @@ export type ListOp = Operation<
 export function checkListInOrder(ops: readonly ListOp[], order: readonly number[]): string | undefined {
   const m = order.length
   const position = new Map<number, number>()
-  order.forEach((v, i) => position.set(v, i + 1))
+  for (const [i, v] of order.entries()) position.set(v, i + 1)
   // The point of write i lies strictly after lower[i] and strictly before upper[i] (1-based).
   const lower = new Float64Array(m + 2).fill(Number.NEGATIVE_INFINITY)
   const upper = new Float64Array(m + 2).fill(Number.POSITIVE_INFINITY)
