@@ -33,13 +33,13 @@ export class StrongReads {
   async readPoint(what: unknown, options: AbortOptions = {}): Promise<void> {
     const host = this.#host
     const deadline = host.rt.timeout(host.config.queryTimeoutMs)
-    const linked = linkSignals(options.signal, deadline.signal, host.stopped)
+    const linked = linkSignals(options.signal, deadline.signal)
     const signal = linked.signal
     try {
       while (true) {
         const index = await this.#readIndex(what, signal)
         if (index !== undefined) {
-          await host.applied.until((a) => a >= index, { signal })
+          if (host.applied.value < index) await this.#untilApplied(index, signal)
           return
         }
         await host.pause(signal)
@@ -57,6 +57,20 @@ export class StrongReads {
     } finally {
       linked.clear()
       deadline.clear()
+    }
+  }
+
+  /**
+   * Waits for the replica to apply the read point; a worker that stops meanwhile (halted, closed)
+   * never will, so its stop ends the wait. Linked only here: most reads find the point applied.
+   */
+  async #untilApplied(index: number, signal: AbortSignal): Promise<void> {
+    const host = this.#host
+    const linked = linkSignals(signal, host.stopped)
+    try {
+      await host.applied.until((a) => a >= index, { signal: linked.signal })
+    } finally {
+      linked.clear()
     }
   }
 
