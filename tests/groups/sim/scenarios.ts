@@ -66,6 +66,17 @@ function leaderOf(gs: GroupSim): SimMember | undefined {
   return gs.running().find((m) => m.worker!.status.value.role === 'leader')
 }
 
+/** Takes `id` down until `back`: its process crashes (with probability `crash`), or it is cut off. */
+function downUntil(gs: GroupSim, prng: Prng, id: string, back: number, crash: number): void {
+  if (prng.chance(crash)) {
+    gs.crash(id)
+    gs.at(back, () => gs.start(id))
+  } else {
+    gs.partition([id])
+    gs.at(back, () => gs.heal())
+  }
+}
+
 /** Schedules `action` at random times in [from, to) every [gapLo, gapHi) ms. */
 function every(prng: Prng, from: number, to: number, gap: [number, number], action: (t: number) => void) {
   for (let t = from + prng.between(gap[0], gap[1]); t < to; t += prng.between(gap[0], gap[1])) action(t)
@@ -306,13 +317,7 @@ export const SCENARIOS: Scenario[] = [
           const followers = voters.filter((id) => id !== leader.id)
           const pick = followers.length === 0 || prng.chance(0.25) ? leader.id : prng.pick(followers)
           const back = t + prng.between(200, 2000)
-          if (prng.chance(0.7)) {
-            gs.crash(pick)
-            gs.at(back, () => gs.start(pick))
-          } else {
-            gs.partition([pick])
-            gs.at(back, () => gs.heal())
-          }
+          downUntil(gs, prng, pick, back, 0.7)
           // While the voter set changes: another member fails for a moment (within the faulty phase:
           // the final heal must find every member up).
           const at = t + prng.between(100, 900)
@@ -354,13 +359,7 @@ export const SCENARIOS: Scenario[] = [
           if (alive.length === 0) return
           const victim = prng.pick(alive)
           const back = t + prng.between(50, 1200)
-          if (prng.chance(0.6)) {
-            gs.crash(victim)
-            gs.at(back, () => gs.start(victim))
-          } else {
-            gs.partition([victim])
-            gs.at(back, () => gs.heal())
-          }
+          downUntil(gs, prng, victim, back, 0.6)
         })
       })
       return span
@@ -452,13 +451,7 @@ export const SCENARIOS: Scenario[] = [
           if (alive.length <= Math.ceil(gs.ids.length / 2)) return
           const victim = prng.pick(alive)
           const back = t + prng.between(50, 800)
-          if (prng.chance(0.5)) {
-            gs.crash(victim)
-            gs.at(back, () => gs.start(victim))
-          } else {
-            gs.partition([victim])
-            gs.at(back, () => gs.heal())
-          }
+          downUntil(gs, prng, victim, back, 0.5)
         })
       })
       return span
