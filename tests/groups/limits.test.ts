@@ -14,6 +14,7 @@ import { BUSY, NOT_LEADER, Req } from '../../src/groups/worker/host.ts'
 import { concatBytes } from '../../src/primitives/bytes.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { Nodes } from '../support/nodes.ts'
+import { intercept } from '../support/stores.ts'
 import { secs, within } from '../support/time.ts'
 import { Counter, type CounterCommand, fastConsensus } from './support.ts'
 
@@ -68,18 +69,14 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
   function holdableStore(): { store: LogStore; hold(): void; release(): void } {
     const inner = new MemoryLogStore()
     let gate: PromiseWithResolvers<void> | undefined
-    const store = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === 'write') {
-          return async (...args: Parameters<LogStore['write']>) => {
+    const store = intercept(inner, (name) =>
+      name === 'write'
+        ? async (...args: Parameters<LogStore['write']>) => {
             while (gate) await gate.promise
-            return target.write(...args)
+            return inner.write(...args)
           }
-        }
-        const value = Reflect.get(target, prop, target)
-        return typeof value === 'function' ? value.bind(target) : value
-      },
-    })
+        : undefined,
+    )
     return {
       store,
       hold: () => {

@@ -22,6 +22,7 @@ import {
   StorageError,
 } from '../../../platform/node/index.ts'
 import { Nodes } from '../../support/nodes.ts'
+import { intercept } from '../../support/stores.ts'
 import { secs, within } from '../../support/time.ts'
 import { fastConsensus } from '../support.ts'
 
@@ -60,18 +61,14 @@ const MUTATIONS = new Set<PropertyKey>([
 function failable(store: FileLogStore): { store: LogStore; fail(): void; refused: () => number } {
   let failing = false
   let refused = 0
-  const proxy = new Proxy(store, {
-    get(target, prop) {
-      if (failing && MUTATIONS.has(prop)) {
-        return () => {
+  const proxy = intercept(store, (name) =>
+    failing && MUTATIONS.has(name)
+      ? () => {
           refused++
           return Promise.reject(new StorageError('EIO: i/o error, write'))
         }
-      }
-      const value = Reflect.get(target, prop, target)
-      return typeof value === 'function' ? value.bind(target) : value
-    },
-  })
+      : undefined,
+  )
   return { store: proxy, fail: () => (failing = true), refused: () => refused }
 }
 
@@ -184,14 +181,11 @@ describe('a member whose disk fails writes', () => {
     await g.close()
     // The store's recovery refuses what it reads (as it does on damage a torn write cannot explain).
     const store = await FileLogStore.open(path)
-    const damaged = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'load')
-          return () => Promise.reject(new CorruptLogError('segment 1: bad checksum at byte 20'))
-        const value = Reflect.get(target, prop, target)
-        return typeof value === 'function' ? value.bind(target) : value
-      },
-    })
+    const damaged = intercept(store, (name) =>
+      name === 'load'
+        ? () => Promise.reject(new CorruptLogError('segment 1: bad checksum at byte 20'))
+        : undefined,
+    )
     await expect(joinWith(net, damaged)).rejects.toBeInstanceOf(CorruptLogError)
     // Released: the directory opens again (a store still open would hold its lock), and the group joins.
     const repaired = await FileLogStore.open(path)
