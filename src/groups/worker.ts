@@ -310,7 +310,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     // 4. Everything else.
     if (rd.rival && rd.rival.outcome !== 'keep') {
       if (rd.rival.outcome === 'rejoin') await this.#rejoin(rd)
-      else await this.#halt(rd)
+      else this.#halt(rd)
       return
     }
     if (rd.status) {
@@ -454,7 +454,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
    * Another cluster won, but this node holds committed commands that joining it would discard: stop
    * taking part, keep the store, and tell the operator (GroupDivergedError, `status.halted`).
    */
-  async #halt(rd: Ready): Promise<void> {
+  #halt(rd: Ready): void {
     const error = GroupDivergedError.lostTo(rd.rival!)
     // The transport stays open until close(): fellows that missed the news learn it from this member.
     this.#stop(error, () => error, this.node.status())
