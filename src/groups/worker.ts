@@ -23,10 +23,9 @@ import {
 } from './worker/errors.ts'
 import { noWorkerStats, Req, type Route, SELF, type WorkerStats } from './worker/host.ts'
 import { RaftOutbox } from './worker/outbox.ts'
-import { Pacer, TickTimer } from './worker/pacing.ts'
 import { type IndexRange, Proposals } from './worker/proposals.ts'
 import { StrongReads } from './worker/reads.ts'
-import { ReadyGate } from './worker/ready-gate.ts'
+import { ReadyLoop } from './worker/ready-loop.ts'
 import type { Runtime } from './worker/runtime.ts'
 import type { BondView, GroupTransport } from './worker/transport.ts'
 
@@ -43,7 +42,8 @@ export type { IndexRange } from './worker/proposals.ts'
 /**
  * Drives one group on one node: a RaftNode (the IO-less core), its LogStore, the state machine, and a
  * transport to the other members. It executes the core's Ready batches in the order the core requires
- * (persist, then send, then apply) and hands proposals, strong reads and catch-up to their parts.
+ * (persist, then send, then apply), when its ReadyLoop says, and hands proposals, strong reads and
+ * catch-up to their parts.
  * Time, timers and the network are injected (`Runtime`, `GroupTransport`), so the deterministic
  * simulation runs this very class.
  */
@@ -74,11 +74,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   readonly #catchUp: CatchUp
   readonly #outbox: RaftOutbox
   readonly #onHalt: ((error: GroupHaltError) => void) | undefined
-  readonly #pacer: Pacer
-  readonly #tick: TickTimer
-  #driving = false
-  #again = false
-  readonly #gate = new ReadyGate()
+  readonly #loop: ReadyLoop
   #lastSnapshotIndex: number
   /** A verified snapshot the core accepted, installed by the next Ready. */
   #incoming: { meta: SnapshotMeta; data: Uint8Array } | undefined
@@ -105,8 +101,13 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.node = node
     this.#onHalt = init.onHalt
     this.#lastSnapshotIndex = lastSnapshotIndex
-    this.#pacer = new Pacer(init.runtime)
-    this.#tick = new TickTimer(init.runtime)
+    this.#loop = new ReadyLoop({
+      node,
+      rt: init.runtime,
+      stopped: () => this.closedOrHalted(),
+      handle: (rd) => this.#handleReady(rd),
+      fail: (err) => this.#fail(err),
+    })
     this.status = new Watch(node.status(), () => false)
     this.applied = new Watch(lastSnapshotIndex)
     this.#proposals = new Proposals(this)
@@ -136,11 +137,10 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     worker.#membersChanged()
     // Replay what the store holds as committed before returning, so a restarted member shows its last
     // state at once, before it hears from anyone.
-    worker.#driving = true
-    await worker.#drive()
+    await worker.#loop.runNow()
     worker.#restoredIndex = worker.applied.value
     worker.restored.set(worker.#restoredIndex > 0 && !worker.status.value.online)
-    worker.#kick()
+    worker.#loop.kick()
     return worker
   }
 
@@ -167,7 +167,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   async execute(commands: C[], options: AbortOptions = {}): Promise<IndexRange> {
     const assigned = await this.feed(commands, options)
     await this.#proposals.awaitCommit(assigned, commands, options)
-    await this.#pacer.breathe()
+    await this.#loop.breathe()
     return { first: assigned.first, last: assigned.last }
   }
 
@@ -206,7 +206,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   // What the parts share (WorkerHost)
 
   kick(): void {
-    this.#kick()
+    this.#loop.kick()
   }
 
   async route(signal: AbortSignal): Promise<Route> {
@@ -247,49 +247,17 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
 
   /** The core rebases its log on the snapshot: never under a Ready being handled (see ReadyGate). */
   offerSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<boolean> {
-    return this.#gate.run(() => {
+    return this.#loop.gate.run(() => {
       if (this.closedOrHalted() || this.#incoming) return false
       if (!this.node.restoreSnapshot(meta, this.rt.now())) return false
       this.#incoming = { meta, data }
-      this.#kick()
+      this.#loop.kick()
       return true
     })
   }
 
   // =================================================================================================
-  // Driving the core
-
-  /** Runs the Ready loop soon (see Pacer); calls made while it runs make it go around again. */
-  #kick(): void {
-    if (this.closedOrHalted()) return
-    if (this.#driving) {
-      this.#again = true
-      return
-    }
-    this.#driving = true
-    this.#pacer.schedule(() => {
-      this.#drive().catch((err) => this.#fail(err))
-    })
-  }
-
-  async #drive(): Promise<void> {
-    try {
-      do {
-        this.#again = false
-        while (!this.closedOrHalted() && this.node.hasReady()) {
-          this.#gate.begin()
-          try {
-            await this.#handleReady(this.node.ready())
-          } finally {
-            this.#gate.end()
-          }
-        }
-      } while (this.#again && !this.closedOrHalted())
-    } finally {
-      this.#driving = false
-      this.#armTick()
-    }
-  }
+  // Handling the core's Ready batches (when: see ReadyLoop)
 
   async #handleReady(rd: Ready): Promise<void> {
     const store = this.store
@@ -344,23 +312,6 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.stats.snapshotsInstalled++
   }
 
-  /** Keeps the tick timer armed for the core's next tick (see TickTimer). */
-  #armTick(): void {
-    if (this.closedOrHalted()) {
-      this.#tick.disarm()
-      return
-    }
-    const wait = Math.min(1000, Math.max(0, this.node.nextTickAt() - this.rt.now()))
-    this.#tick.arm(wait, this.#onTick)
-  }
-
-  readonly #onTick = (): void => {
-    if (this.closedOrHalted()) return
-    this.node.tick(this.rt.now())
-    this.#kick()
-    if (!this.#driving) this.#armTick()
-  }
-
   /** The worker's own log commands, as the applier meets them. */
   readonly #internal = {
     snapshotMarker: (index: number, requester: string) => this.#catchUp.onSnapshotMarker(index, requester),
@@ -391,7 +342,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     }))
     this.node.setMembers(members, now)
     this.node.setBootstrapHold(this.transport.formationPending(), now)
-    this.#kick()
+    this.#loop.kick()
   }
 
   #onMessage(peer: string, kind: number, body: unknown): void {
@@ -405,7 +356,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     }
     if (kind === BondMsg.Raft) {
       this.node.step(decodeRaftMessage(body, peer, this.id), this.rt.now())
-      this.#kick()
+      this.#loop.kick()
     } else if (kind === BondMsg.SnapshotOffer) this.#catchUp.onOffer(peer, body)
   }
 
@@ -447,7 +398,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.#reads.dropAll()
     this.#outbox.clear()
     this.node.reset(this.rt.now(), rd.rival!.theirs)
-    this.#kick()
+    this.#loop.kick()
   }
 
   /**
@@ -485,7 +436,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     this.log.error('this member stopped taking part in the group: %s', error.message)
     this.#halted = error
     this.#stopping.abort(error)
-    this.#tick.disarm()
+    this.#loop.stop()
     this.#outbox.clear()
     this.#proposals.failAll(pending)
     this.#reads.dropAll()
@@ -509,7 +460,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     if (this.#closed) return
     this.#closed = true
     this.#stopping.abort(new GroupTerminatedError())
-    this.#tick.disarm()
+    this.#loop.stop()
     // Followers learn the last commit index before the bonds close.
     this.#outbox.flush()
     await this.transport.close()
