@@ -20,6 +20,7 @@ import { Cluster } from '../../e2e/support/cluster.ts'
 import { codecs, defineStream, type Network } from '../../platform/node/index.ts'
 import { raceSignal } from '../../src/primitives/abort.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
+import { drained } from './drain.ts'
 import { percentile, type Row } from './table.ts'
 
 const ECHO = '/mosaik-bench/echo/1'
@@ -304,7 +305,7 @@ async function throughput(page: Page, node: Network, pagePeer: string, label: st
       // Bounded: on a busy machine a WebRTC data channel was seen never to report drain, and the bench
       // must fail with a reason rather than hang.
       if (!stream.send(datum)) {
-        await stream.onDrain({ signal: AbortSignal.timeout(30_000) }).catch(() => {
+        await drained(stream, AbortSignal.timeout(30_000)).catch(() => {
           throw new Error("the node's stream reported no drain within 30 s")
         })
       }

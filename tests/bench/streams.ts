@@ -12,6 +12,7 @@ import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { codecs, defineStream, Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { packBatch, varintLength } from '../../src/streams/wire.ts'
+import { drained } from './drain.ts'
 import { median, percentile, type Row } from './table.ts'
 
 type Transport = 'memory' | 'quic' | 'tcp'
@@ -106,7 +107,7 @@ async function rawSend(stream: Stream, datum: Uint8Array, count: number): Promis
   for (let sent = 0; sent < count; ) {
     const k = Math.min(per, count - sent)
     const chunk = packBatch(group, 0, k, k * (datum.length + varintLength(datum.length)))
-    if (!stream.send(chunk)) await stream.onDrain()
+    if (!stream.send(chunk)) await drained(stream)
     sent += k
     await yieldMacrotask()
   }
