@@ -1,24 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Pacer, TickTimer } from '../../src/groups/worker/pacing.ts'
-import type { Runtime } from '../../src/groups/worker/runtime.ts'
-import { ManualTime } from '../support/time.ts'
-
-/** A runtime whose clock, timers and macrotasks move only when the test says so. */
-function manualRuntime() {
-  const time = new ManualTime()
-  const tasks: (() => void)[] = []
-  const rt: Runtime = {
-    now: () => time.now(),
-    setTimeout: (fn, ms) => time.setTimeout(fn, ms),
-    macrotask: (fn) => void tasks.push(fn),
-    timeout: () => ({ signal: new AbortController().signal, clear: () => {} }),
-    random: () => 0.5,
-  }
-  const runMacrotasks = () => {
-    for (const fn of tasks.splice(0)) fn()
-  }
-  return { rt, time, tasks, runMacrotasks }
-}
+import { manualRuntime } from '../support/time.ts'
 
 const microtasksDrained = () => new Promise<void>((resolve) => setImmediate(resolve))
 

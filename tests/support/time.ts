@@ -3,6 +3,7 @@
  * them (TIME_FACTOR=3 npm test) without editing tests. Tests never sleep to wait for the network: they
  * await the SDK's own conditions, bounded by these timeouts.
  */
+import type { Runtime } from '../../src/groups/worker/runtime.ts'
 import type { Clock, Timers } from '../../src/primitives/time.ts'
 
 export const TIME_FACTOR = Number(process.env.TIME_FACTOR ?? '1') || 1
@@ -67,4 +68,21 @@ export class ManualTime implements Clock, Timers {
     }
     this.#now = until
   }
+}
+
+/** A group worker's runtime whose clock, timers and macrotasks move only when the test says so. */
+export function manualRuntime() {
+  const time = new ManualTime()
+  const tasks: (() => void)[] = []
+  const rt: Runtime = {
+    now: () => time.now(),
+    setTimeout: (fn, ms) => time.setTimeout(fn, ms),
+    macrotask: (fn) => void tasks.push(fn),
+    timeout: () => ({ signal: new AbortController().signal, clear: () => {} }),
+    random: () => 0.5,
+  }
+  const runMacrotasks = () => {
+    for (const fn of tasks.splice(0)) fn()
+  }
+  return { rt, time, tasks, runMacrotasks }
 }

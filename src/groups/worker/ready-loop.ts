@@ -4,9 +4,9 @@ import { Pacer, TickTimer } from './pacing.ts'
 import { ReadyGate } from './ready-gate.ts'
 import type { Runtime } from './runtime.ts'
 
-/** What the loop drives: the core, and the worker's handling of each Ready. */
+/** What the loop drives: the core's Ready and tick calls, and the worker's handling of each Ready. */
 export interface ReadyLoopInit {
-  readonly node: RaftNode
+  readonly node: Pick<RaftNode, 'hasReady' | 'ready' | 'tick' | 'nextTickAt'>
   readonly rt: Runtime
   /** Closed or halted: the loop neither runs nor ticks any more. */
   stopped(): boolean
@@ -21,8 +21,8 @@ export interface ReadyLoopInit {
  * at a time, and on the core's own tick timer.
  *
  * Why one loop: a Ready must be handled in full (persisted, sent, applied, advanced) before the next is
- * taken, and handling waits for the disk. A kick while the loop runs only makes it go around again, so
- * every change stepped into the core meanwhile is picked up without a second loop overtaking the first.
+ * taken, and handling waits for the disk. A kick while the loop runs starts nothing: the running loop
+ * picks up every change stepped into the core meanwhile, and no second loop overtakes the first.
  *
  * Gotchas: the loop runs in a microtask, or a macrotask when microtasks alone ran too long (Pacer).
  * Calls into the core that must not happen while a Ready is being handled go through `gate`. The tick
@@ -35,7 +35,6 @@ export class ReadyLoop {
   readonly #pacer: Pacer
   readonly #tick: TickTimer
   #driving = false
-  #again = false
 
   constructor(init: ReadyLoopInit) {
     this.#init = init
@@ -43,13 +42,12 @@ export class ReadyLoop {
     this.#tick = new TickTimer(init.rt)
   }
 
-  /** Runs the loop soon (see Pacer); a kick while it runs makes it go around again. */
+  /**
+   * Runs the loop soon (see Pacer). A kick while it runs needs nothing more: the loop asks the core for
+   * another Ready after each one it handled, and only ends when there is none.
+   */
   kick(): void {
-    if (this.#init.stopped()) return
-    if (this.#driving) {
-      this.#again = true
-      return
-    }
+    if (this.#init.stopped() || this.#driving) return
     this.#driving = true
     this.#pacer.schedule(() => {
       this.#drive().catch((err) => this.#init.fail(err))
@@ -75,17 +73,14 @@ export class ReadyLoop {
   async #drive(): Promise<void> {
     const init = this.#init
     try {
-      do {
-        this.#again = false
-        while (!init.stopped() && init.node.hasReady()) {
-          this.gate.begin()
-          try {
-            await init.handle(init.node.ready())
-          } finally {
-            this.gate.end()
-          }
+      while (!init.stopped() && init.node.hasReady()) {
+        this.gate.begin()
+        try {
+          await init.handle(init.node.ready())
+        } finally {
+          this.gate.end()
         }
-      } while (this.#again && !init.stopped())
+      }
     } finally {
       this.#driving = false
       this.#armTick()
