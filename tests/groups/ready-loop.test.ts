@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Ready } from '../../src/groups/raft/types.ts'
 import { ReadyLoop } from '../../src/groups/worker/ready-loop.ts'
+import type { Runtime } from '../../src/groups/worker/runtime.ts'
 import { manualRuntime, ms, within } from '../support/time.ts'
 
 const microtasksDrained = () => new Promise<void>((resolve) => setImmediate(resolve))
@@ -34,6 +35,26 @@ function fakeCore() {
 
 const idOf = (rd: Ready) => (rd as unknown as { id: string }).id
 
+/** A loop over `core` that handles each Ready with `handle`; it runs until `stopped` says otherwise. */
+function loopOver(
+  core: ReturnType<typeof fakeCore>,
+  rt: Runtime,
+  handle: (rd: Ready) => Promise<void>,
+  options: { stopped?: () => boolean; fail?: (err: unknown) => void } = {},
+): ReadyLoop {
+  return new ReadyLoop({
+    node: core.node,
+    rt,
+    stopped: options.stopped ?? (() => false),
+    handle,
+    fail:
+      options.fail ??
+      ((err) => {
+        throw err
+      }),
+  })
+}
+
 describe('ReadyLoop', () => {
   it('handles one Ready at a time, and one that appears while another is handled comes next', async () => {
     const { rt } = manualRuntime()
@@ -41,22 +62,14 @@ describe('ReadyLoop', () => {
     const handled: string[] = []
     let inHandler = 0
     let release: (() => void) | undefined
-    const loop = new ReadyLoop({
-      node: core.node,
-      rt,
-      stopped: () => false,
-      handle: async (rd) => {
-        inHandler++
-        expect(inHandler).toBe(1)
-        handled.push(idOf(rd))
-        // The first Ready waits for its disk; a message stepped in meanwhile adds the second.
-        if (idOf(rd) === 'a') await new Promise<void>((r) => (release = r))
-        core.advance()
-        inHandler--
-      },
-      fail: (err) => {
-        throw err
-      },
+    const loop = loopOver(core, rt, async (rd) => {
+      inHandler++
+      expect(inHandler).toBe(1)
+      handled.push(idOf(rd))
+      // The first Ready waits for its disk; a message stepped in meanwhile adds the second.
+      if (idOf(rd) === 'a') await new Promise<void>((r) => (release = r))
+      core.advance()
+      inHandler--
     })
     core.queued.push('a')
     loop.kick()
@@ -76,19 +89,11 @@ describe('ReadyLoop', () => {
     const core = fakeCore()
     const order: string[] = []
     let release: (() => void) | undefined
-    const loop = new ReadyLoop({
-      node: core.node,
-      rt,
-      stopped: () => false,
-      handle: async () => {
-        order.push('handling')
-        await new Promise<void>((r) => (release = r))
-        core.advance()
-        order.push('handled')
-      },
-      fail: (err) => {
-        throw err
-      },
+    const loop = loopOver(core, rt, async () => {
+      order.push('handling')
+      await new Promise<void>((r) => (release = r))
+      core.advance()
+      order.push('handled')
     })
     core.queued.push('a')
     loop.kick()
@@ -105,18 +110,10 @@ describe('ReadyLoop', () => {
     const { rt } = manualRuntime()
     const core = fakeCore()
     const handled: string[] = []
-    const loop = new ReadyLoop({
-      node: core.node,
-      rt,
-      stopped: () => false,
-      handle: async (rd) => {
-        handled.push(idOf(rd))
-        if (idOf(rd) === 'a') core.queued.push('b')
-        core.advance()
-      },
-      fail: (err) => {
-        throw err
-      },
+    const loop = loopOver(core, rt, async (rd) => {
+      handled.push(idOf(rd))
+      if (idOf(rd) === 'a') core.queued.push('b')
+      core.advance()
     })
     core.queued.push('a')
     await loop.runNow()
@@ -128,13 +125,11 @@ describe('ReadyLoop', () => {
     const core = fakeCore()
     const failures: unknown[] = []
     let stopped = false
-    const loop = new ReadyLoop({
-      node: core.node,
-      rt,
+    const failing = async () => {
+      throw new Error('disk full')
+    }
+    const loop = loopOver(core, rt, failing, {
       stopped: () => stopped,
-      handle: async () => {
-        throw new Error('disk full')
-      },
       fail: (err) => {
         failures.push(err)
         stopped = true
@@ -155,17 +150,9 @@ describe('ReadyLoop', () => {
     const { rt, time } = manualRuntime()
     const core = fakeCore()
     const handled: string[] = []
-    const loop = new ReadyLoop({
-      node: core.node,
-      rt,
-      stopped: () => false,
-      handle: async (rd) => {
-        handled.push(idOf(rd))
-        core.advance()
-      },
-      fail: (err) => {
-        throw err
-      },
+    const loop = loopOver(core, rt, async (rd) => {
+      handled.push(idOf(rd))
+      core.advance()
     })
     await loop.runNow() // arms the tick timer for the core's deadline (100)
     time.advance(99)
