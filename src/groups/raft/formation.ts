@@ -7,6 +7,9 @@
  * - only when it sees `expect` fresh non-observer members, itself included; those, this node and the
  *   smallest others, are the first voters (etcd's initial cluster, Consul's `bootstrap_expect`), so
  *   with `expect` > 1 no node alone forms a cluster that acknowledges writes by itself;
+ * - only when every bonded non-observer member said within `quietMs` that it is fresh (its roll-call):
+ *   a member bonded but not heard from yet may be the leader of a cluster formed before, whose hello
+ *   has not arrived, or never will if it crashed right after the bond formed;
  * - the smallest id first: `delayMs` after the member set last changed, times one plus the number of
  *   smaller member ids, so its leadership reaches the others before their turn;
  * - a later turn only while every smaller member said within `quietMs` that it is waiting (the
@@ -99,17 +102,20 @@ export class Formation {
     if (this.#preferred !== undefined && now < this.#preferred.until) return undefined
     let rank = 0
     let eligible = 1
-    let smallerAllWaiting = true
     for (const [other, member] of members) {
       if (member.observer) continue
       eligible++
+      // Every bonded member must have said lately that it is fresh: one that has not may lead a cluster
+      // of its own, its greeting not arrived yet (or lost when it crashed right after the bond formed),
+      // and a cluster founded with it as a voter would be a rival history.
+      const call = this.#rollCall.get(other)
+      if (call === undefined || now - call.at > this.#quietMs) return undefined
       if (other < id) {
         rank++
-        const call = this.#rollCall.get(other)
-        if (call === undefined || !call.waiting || now - call.at > this.#quietMs) smallerAllWaiting = false
+        if (!call.waiting) return undefined
       }
     }
-    if (eligible < this.#expect || !smallerAllWaiting) return undefined
+    if (eligible < this.#expect) return undefined
     return this.#membersChangedAt + this.#delayMs * (1 + rank)
   }
 

@@ -95,19 +95,48 @@ describe('group formation', () => {
     expect(c.violations).toEqual([])
   })
 
-  it('a later turn needs every smaller member to say it waits: behind a cut the bonds have not noticed, no second cluster forms', () => {
+  it('behind a cut the bonds have not noticed, neither side bootstraps: each may be a cluster the other has not heard of', () => {
     const c = cluster({ nodes: ids(2), members: 'manual' })
     c.setMembers('n1', [{ id: 'n2', observer: false }])
     c.setMembers('n2', [{ id: 'n1', observer: false }])
-    // Both still count the other as a bonded member, but nothing gets through.
+    // Both still count the other as a bonded member, but nothing gets through: n1 never hears n2 say
+    // it is fresh, and n2 never hears n1 say it waits.
     c.cut('n1', 'n2')
     c.run(6000)
-    expect(c.node('n1').status().clusterId).toBeDefined()
+    expect(c.node('n1').status().clusterId).toBeUndefined()
     expect(c.node('n2').status().clusterId).toBeUndefined()
     c.heal()
     c.run(3000)
     expect(clusters(c).size).toBe(1)
-    expect(c.node('n2').status().leader).toBe('n1')
+    expect(c.node('n2').status().leader).toBe(c.node('n1').status().leader)
+    expect(c.leaders()).toHaveLength(1)
+    expect(c.violations).toEqual([])
+  })
+
+  it('a member bonded but never heard from is not counted as fresh: it may lead a cluster formed before it bonded', () => {
+    // n2 formed a cluster alone before n1 existed; n1 bonds with it, but n2 crashes before its hello
+    // arrives. n1 must not found a second cluster with n2 as a voter: it waits, and joins n2's
+    // cluster once n2 is back, so nothing n2 committed alone is lost.
+    const c = cluster({ nodes: ids(2), members: 'manual' })
+    c.crash('n1')
+    c.run(1500)
+    const first = c.node('n2').status().clusterId
+    expect(first).toBeDefined()
+    expect(c.propose('n2', 'alone').ok).toBe(true)
+    c.run(100)
+    c.restart('n1')
+    c.cut('n2', 'n1')
+    c.setMembers('n1', [{ id: 'n2', observer: false }])
+    c.crash('n2')
+    c.run(3000)
+    expect(c.node('n1').status().clusterId).toBeUndefined()
+    c.heal()
+    c.restart('n2')
+    c.setMembers('n1', [{ id: 'n2', observer: false }])
+    c.setMembers('n2', [{ id: 'n1', observer: false }])
+    c.run(3000)
+    expect(clusters(c)).toEqual(new Set([first]))
+    expect(c.committedByCluster.size).toBe(1)
     expect(c.violations).toEqual([])
   })
 
