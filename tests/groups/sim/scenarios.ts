@@ -203,8 +203,9 @@ export const SCENARIOS: Scenario[] = [
             return
           }
           const alive = gs.ids.filter((id) => gs.member(id).alive)
-          // Keep a majority alive most of the time, but not always.
+          // Keep a majority alive most of the time, but not always (and nothing to crash when all are down).
           if (alive.length <= Math.ceil(gs.ids.length / 2) && prng.chance(0.8)) return
+          if (alive.length === 0) return
           const leader = leaderOf(gs)
           const victim = leader && prng.chance(0.4) ? leader.id : prng.pick(alive)
           gs.crash(victim)
