@@ -147,8 +147,14 @@ export class StrongReads {
         return raceSignal(promise, signal).finally(() => this.#pending.delete(id))
       }
       if (result.error.code !== 'LEADER_NOT_READY') return undefined
-      // A new leader must commit an entry of its term before it may serve reads: wait for it.
-      await host.applied.changed({ signal })
+      // A new leader must commit an entry of its term before it may serve reads: wait for it, or for
+      // the worker to stop (a stopped worker applies nothing more).
+      const linked = linkSignals(signal, host.stopped)
+      try {
+        await host.applied.changed({ signal: linked.signal })
+      } finally {
+        linked.clear()
+      }
     }
   }
 }
