@@ -13,9 +13,10 @@
  * - the smallest id first: `delayMs` after the member set last changed, times one plus the number of
  *   smaller member ids, so its leadership reaches the others before their turn;
  * - a later turn only while every smaller member said within `quietMs` that it is waiting (the
- *   roll-call, `FreshMessage`): the later turns guard against a smaller member that cannot act (held
- *   back by members it cannot reach), never against one that is silent. Silence may be a partition
- *   the bond has not noticed yet, behind which that member formed a cluster and acknowledges writes.
+ *   roll-call, `FreshMessage`): held back by members it cannot reach, not merely waiting for its own
+ *   turn. The later turns guard against a smaller member that cannot act, never against one that is
+ *   silent. Silence may be a partition the bond has not noticed yet, behind which that member formed a
+ *   cluster and acknowledges writes.
  * A node reset after losing a rivalry never bootstraps, and for a while joins only the winner.
  */
 
@@ -56,6 +57,16 @@ export class Formation {
   /** Forgets the roll-calls of members that left (so churn does not grow memory). */
   forgetAbsent(members: ReadonlyMap<string, unknown>): void {
     for (const id of this.#rollCall.keys()) if (!members.has(id)) this.#rollCall.delete(id)
+  }
+
+  /**
+   * What this node's roll-call says: it is held back (by members it has not bonded with), so it cannot
+   * act, and larger members may take their later turns. Not waiting for its own turn, or for a member
+   * to speak: a node that waits only for that may act the moment it hears it, and a larger member
+   * taking its turn meanwhile would found a second cluster.
+   */
+  get waiting(): boolean {
+    return this.#held
   }
 
   /** Holds bootstrapping back, or releases it; true when a fresh node's delay must start over. */

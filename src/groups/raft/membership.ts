@@ -14,7 +14,7 @@ import type { ClusterStanding, FreshMessage, Message } from './types.ts'
 
 /**
  * A fresh member's roll-call to the others (see formation.ts): alive, still fresh, and whether it is
- * waiting (it cannot bootstrap now). Observers never bootstrap and never call.
+ * waiting (held back, see `Formation.waiting`). Observers never bootstrap and never call.
  */
 export function callRoll(s: NodeState, waiting: boolean): void {
   s.rollCallDue = s.now + s.timing.heartbeatMs

@@ -104,7 +104,7 @@ export class RaftNode {
     if (s.isFresh()) {
       const at = bootstrapAt(s)
       if (at !== undefined && now >= at) bootstrap(s)
-      else if (now >= s.rollCallDue) callRoll(s, at === undefined)
+      else if (now >= s.rollCallDue) callRoll(s, s.formation.waiting)
       return
     }
     if (now >= s.electionDeadline) {

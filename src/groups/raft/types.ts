@@ -246,10 +246,11 @@ export interface ConcedeMessage extends MessageBase {
 
 /**
  * A fresh member's roll-call, sent every heartbeat period to the other members while it has no
- * cluster: it is alive, still fresh, and `waiting` (it cannot bootstrap now: held back, too few
- * members, or a smaller member's turn). A fresh member only takes a later bootstrap turn when every
- * smaller member said recently that it is waiting; silence (a partition the bond has not noticed yet)
- * or a member about to bootstrap stops it (formation.ts).
+ * cluster: it is alive, still fresh, and `waiting`: held back by members it has not bonded with, so
+ * it cannot act (not merely waiting for its turn, which it may take the moment it hears the member it
+ * waits for). A fresh member only takes a later bootstrap turn when every smaller member said recently
+ * that it is waiting; silence (a partition the bond has not noticed yet) or a member about to
+ * bootstrap stops it (formation.ts).
  */
 export interface FreshMessage extends MessageBase {
   type: 'fresh'

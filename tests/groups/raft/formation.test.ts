@@ -149,4 +149,28 @@ describe('group formation', () => {
     expect(clusters(c).size).toBe(1)
     expect(c.violations).toEqual([])
   })
+  it('a member waiting only for its own turn does not say it waits: no larger member takes a turn past it', () => {
+    // n1 is held; n2 does not hear n1 (a cut), so it waits for n1's roll-call to take its turn. Were
+    // it to say it waits, n3 would take a later turn, and n2 would found a second cluster the moment
+    // it heard n1.
+    const c = cluster({ nodes: ids(3), members: 'manual' })
+    for (const id of ids(3)) {
+      c.setMembers(
+        id,
+        ids(3)
+          .filter((other) => other !== id)
+          .map((other) => ({ id: other, observer: false })),
+      )
+    }
+    c.withCore('n1', (core, now) => core.setBootstrapHold(true, now))
+    c.cut('n1', 'n2')
+    c.run(4000)
+    for (const id of ids(3)) expect(c.node(id).status().clusterId, id).toBeUndefined()
+    c.heal()
+    c.run(4000)
+    expect(clusters(c).size).toBe(1)
+    expect(c.committedByCluster.size).toBeLessThanOrEqual(1)
+    expect(c.leaders().map((n) => n.id)).toEqual(['n2'])
+    expect(c.violations).toEqual([])
+  })
 })
