@@ -39,7 +39,9 @@ export class StrongReads {
       while (true) {
         const index = await this.#readIndex(what, signal)
         if (index !== undefined) {
-          if (host.applied.value < index) await this.#untilApplied(index, signal)
+          if (host.applied.value < index) {
+            await this.#whileRunning(signal, (s) => host.applied.until((a) => a >= index, { signal: s }))
+          }
           return
         }
         await host.pause(signal)
@@ -61,14 +63,14 @@ export class StrongReads {
   }
 
   /**
-   * Waits for the replica to apply the read point; a worker that stops meanwhile (halted, closed)
-   * never will, so its stop ends the wait. Linked only here: most reads find the point applied.
+   * Waits on the replica's applied index (`wait`) until `signal` aborts or the worker stops: a stopped
+   * worker (halted, closed) applies nothing more. Linked only while a read waits for its replica,
+   * which most reads never do.
    */
-  async #untilApplied(index: number, signal: AbortSignal): Promise<void> {
-    const host = this.#host
-    const linked = linkSignals(signal, host.stopped)
+  async #whileRunning(signal: AbortSignal, wait: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+    const linked = linkSignals(signal, this.#host.stopped)
     try {
-      await host.applied.until((a) => a >= index, { signal: linked.signal })
+      await wait(linked.signal)
     } finally {
       linked.clear()
     }
@@ -147,14 +149,8 @@ export class StrongReads {
         return raceSignal(promise, signal).finally(() => this.#pending.delete(id))
       }
       if (result.error.code !== 'LEADER_NOT_READY') return undefined
-      // A new leader must commit an entry of its term before it may serve reads: wait for it, or for
-      // the worker to stop (a stopped worker applies nothing more).
-      const linked = linkSignals(signal, host.stopped)
-      try {
-        await host.applied.changed({ signal: linked.signal })
-      } finally {
-        linked.clear()
-      }
+      // A new leader must commit an entry of its term before it may serve reads: wait for it.
+      await this.#whileRunning(signal, (s) => host.applied.changed({ signal: s }))
     }
   }
 }
