@@ -24,7 +24,7 @@ import type { Link } from '../transport/link.ts'
  * connection, and fresh nonces make a recorded handshake useless. Each side sends group data only after
  * the other has proven the secret, so a node with the wrong secret learns nothing of the group.
  */
-export const BOND_PROTOCOL_VERSION = 2
+export const BOND_PROTOCOL_VERSION = 3
 const PROOF_DOMAIN = 'mosaik/group-bond/v1'
 const NONCE_BYTES = 32
 

@@ -393,7 +393,15 @@ const raftMessage: fc.Arbitrary<Message> = fc
           }),
         })
         .map((f) => ({ ...base, type: 'concede' as const, ...f })),
-      fc.record({ waiting: fc.boolean() }).map((f) => ({ ...base, type: 'fresh' as const, ...f })),
+      fc
+        .record({
+          waiting: fc.boolean(),
+          incarnation: fc.nat(),
+          round: fc.nat(),
+          heardIncarnation: fc.nat(),
+          heardRound: fc.nat(),
+        })
+        .map((f) => ({ ...base, type: 'fresh' as const, ...f })),
     )
   }) as fc.Arbitrary<Message>
 

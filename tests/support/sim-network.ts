@@ -229,6 +229,8 @@ export class SimNetwork<M> {
   readonly #cut = new Set<string>()
   /** Extra drop rates of messages from or to particular endpoints (a slow or lossy node). */
   readonly #lossy = new Map<string, number>()
+  /** Messages a test loses on purpose, for losses no partition can make (one way, or by kind). */
+  #lose: ((message: M, from: string, to: string) => boolean) | undefined
   sent = 0
   delivered = 0
 
@@ -249,6 +251,7 @@ export class SimNetwork<M> {
   send(from: string, to: string, message: M): void {
     this.sent++
     if (!this.connected(from, to)) return
+    if (this.#lose?.(message, from, to)) return
     const c = this.conditions
     if (this.#prng.chance(c.dropRate)) return
     if (this.#lossy.size > 0) {
@@ -283,6 +286,11 @@ export class SimNetwork<M> {
   setDropRate(id: string, rate: number): void {
     if (rate > 0) this.#lossy.set(id, rate)
     else this.#lossy.delete(id)
+  }
+
+  /** Loses every message sent while `lose` says so (undefined: none). */
+  lose(lose: ((message: M, from: string, to: string) => boolean) | undefined): void {
+    this.#lose = lose
   }
 
   /** Cuts the link between two endpoints (both directions). */

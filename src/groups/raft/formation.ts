@@ -16,11 +16,16 @@
  *   roll-call, `FreshMessage`): held back by members it cannot reach, not merely waiting for its own
  *   turn. The later turns guard against a smaller member that cannot act, never against one that is
  *   silent. Silence may be a partition the bond has not noticed yet, behind which that member formed a
- *   cluster and acknowledges writes.
+ *   cluster and acknowledges writes;
+ * - only once every larger member has heard that it no longer waits: a larger member that still
+ *   believes it waits may take its later turn at the very moment this node takes its own. A release
+ *   starts a new round of roll-calls, and each roll-call echoes the round it last heard from its
+ *   recipient; this node acts only on an echo of its current round, sent by a member still fresh.
+ *   Rounds are ordered, so a stale "waiting" delivered late is ignored (the transport may reorder).
  * A node reset after losing a rivalry never bootstraps, and for a while joins only the winner.
  */
 
-import type { ClusterStanding } from './types.ts'
+import type { ClusterStanding, RollCall } from './types.ts'
 
 export class Formation {
   readonly #expect: number
@@ -29,14 +34,26 @@ export class Formation {
   readonly #preferMs: number
   /** How recent a smaller member's roll-call must be for a later turn. */
   readonly #quietMs: number
-  /** The latest roll-call of each fresh member: when, and whether it was waiting. */
-  readonly #rollCall = new Map<string, { at: number; waiting: boolean }>()
+  /** The latest roll-call of each fresh member (its highest round), and when it arrived. */
+  readonly #rollCall = new Map<string, RollCall & { at: number }>()
+  readonly #random: () => number
+  /** Drawn on first use, so that a node of a cluster never draws it (and its random stream stays). */
+  #incarnation = 0
+  #round = 1
   #held = false
   #heardOfEstablished = false
   #membersChangedAt: number
   #preferred: { clusterId: string; until: number } | undefined
 
-  constructor(options: { expect: number; delayMs: number; preferMs: number; quietMs: number; now: number }) {
+  constructor(options: {
+    expect: number
+    delayMs: number
+    preferMs: number
+    quietMs: number
+    now: number
+    random: () => number
+  }) {
+    this.#random = options.random
     this.#expect = Math.max(1, options.expect)
     this.#delayMs = options.delayMs
     this.#preferMs = options.preferMs
@@ -49,9 +66,30 @@ export class Formation {
     this.#membersChangedAt = now
   }
 
-  /** A fresh member's roll-call. */
-  heardFresh(from: string, waiting: boolean, now: number): void {
-    this.#rollCall.set(from, { at: now, waiting })
+  /** A fresh member's roll-call; one of an earlier round than the latest heard is stale and ignored. */
+  heardFresh(from: string, call: RollCall, now: number): void {
+    const latest = this.#rollCall.get(from)
+    if (latest !== undefined && latest.incarnation === call.incarnation && call.round < latest.round) return
+    this.#rollCall.set(from, {
+      waiting: call.waiting,
+      incarnation: call.incarnation,
+      round: call.round,
+      heardIncarnation: call.heardIncarnation,
+      heardRound: call.heardRound,
+      at: now,
+    })
+  }
+
+  /** This node's roll-call to member `to`. */
+  callTo(to: string): RollCall {
+    const heard = this.#rollCall.get(to)
+    return {
+      waiting: this.waiting,
+      incarnation: this.#ownIncarnation(),
+      round: this.#round,
+      heardIncarnation: heard?.incarnation ?? 0,
+      heardRound: heard?.round ?? 0,
+    }
   }
 
   /** Forgets the roll-calls of members that left (so churn does not grow memory). */
@@ -69,10 +107,19 @@ export class Formation {
     return this.#held
   }
 
-  /** Holds bootstrapping back, or releases it; true when a fresh node's delay must start over. */
+  #ownIncarnation(): number {
+    if (this.#incarnation === 0) this.#incarnation = 1 + Math.floor(this.#random() * 0xffff_fffe)
+    return this.#incarnation
+  }
+
+  /**
+   * Holds bootstrapping back, or releases it; true when a fresh node's delay must start over. A
+   * release starts a new round of roll-calls, which the larger members must echo before this node acts.
+   */
   hold(hold: boolean): boolean {
     if (hold === this.#held) return false
     this.#held = hold
+    if (!hold) this.#round++
     return !hold
   }
 
@@ -124,6 +171,9 @@ export class Formation {
       if (other < id) {
         rank++
         if (!call.waiting) return undefined
+      } else if (call.heardIncarnation !== this.#ownIncarnation() || call.heardRound !== this.#round) {
+        // It may still believe this node waits, and take its later turn at the same moment.
+        return undefined
       }
     }
     if (eligible < this.#expect) return undefined

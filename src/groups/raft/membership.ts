@@ -13,14 +13,15 @@ import type { ClusterStanding, FreshMessage, Message } from './types.ts'
 // Formation
 
 /**
- * A fresh member's roll-call to the others (see formation.ts): alive, still fresh, and whether it is
- * waiting (held back, see `Formation.waiting`). Observers never bootstrap and never call.
+ * A fresh member's roll-call to the others (see formation.ts): alive, still fresh, whether it is
+ * waiting (held back, see `Formation.waiting`), and the round of the recipient's it heard last.
+ * Observers never bootstrap and never call.
  */
-export function callRoll(s: NodeState, waiting: boolean): void {
+export function callRoll(s: NodeState): void {
   s.rollCallDue = s.now + s.timing.heartbeatMs
   if (s.preference === 'observer') return
   for (const [to, member] of s.members) {
-    if (!member.observer) s.send<FreshMessage>({ type: 'fresh', to, waiting })
+    if (!member.observer) s.send<FreshMessage>({ type: 'fresh', to, ...s.formation.callTo(to) })
   }
 }
 
@@ -30,7 +31,7 @@ export function callRoll(s: NodeState, waiting: boolean): void {
  */
 export function onFresh(s: NodeState, m: FreshMessage): void {
   if (m.clusterId !== '') return
-  if (s.isFresh()) s.formation.heardFresh(m.from, m.waiting, s.now)
+  if (s.isFresh()) s.formation.heardFresh(m.from, m, s.now)
   else s.rivals.sayHello(m.from, s.now)
 }
 

@@ -299,7 +299,7 @@ const MESSAGE_FIELDS = {
   snapshot: { index, snapshotTerm: index },
   hello: { commit: index, lastIndex: index, lastTerm: index, commands: bool, leader: strOrNull },
   concede: { winner: standing },
-  fresh: { waiting: bool },
+  fresh: { waiting: bool, incarnation: index, round: index, heardIncarnation: index, heardRound: index },
 } as const satisfies {
   [K in MessageType]: FieldsOf<Extract<Message, { type: K }>, MessageBaseField>
 }

@@ -104,7 +104,7 @@ export class RaftNode {
     if (s.isFresh()) {
       const at = bootstrapAt(s)
       if (at !== undefined && now >= at) bootstrap(s)
-      else if (now >= s.rollCallDue) callRoll(s, s.formation.waiting)
+      else if (now >= s.rollCallDue) callRoll(s)
       return
     }
     if (now >= s.electionDeadline) {

@@ -134,6 +134,7 @@ export class NodeState {
       preferMs: this.timing.bootstrapDelayMs + 2 * this.timing.electionTimeoutMs,
       quietMs: this.timing.electionTimeoutMs,
       now: this.now,
+      random: this.random,
     })
 
     this.log = new RaftLog(init.persisted)

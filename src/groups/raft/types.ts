@@ -245,16 +245,30 @@ export interface ConcedeMessage extends MessageBase {
 }
 
 /**
+ * A roll-call (the fields of `FreshMessage`): whether the caller waits, which of its rounds this is,
+ * and the round it last heard from the recipient (0 and 0 for none).
+ */
+export interface RollCall {
+  waiting: boolean
+  /** Random per start of the node, so that rounds of an earlier run never pass for current ones. */
+  incarnation: number
+  /** Starts at 1 and grows by one at each release from a hold. */
+  round: number
+  heardIncarnation: number
+  heardRound: number
+}
+
+/**
  * A fresh member's roll-call, sent every heartbeat period to the other members while it has no
  * cluster: it is alive, still fresh, and `waiting`: held back by members it has not bonded with, so
  * it cannot act (not merely waiting for its turn, which it may take the moment it hears the member it
  * waits for). A fresh member only takes a later bootstrap turn when every smaller member said recently
  * that it is waiting; silence (a partition the bond has not noticed yet) or a member about to
- * bootstrap stops it (formation.ts).
+ * bootstrap stops it. A member released from waiting acts only once every larger member has echoed
+ * the round of roll-calls its release began (`heardIncarnation`, `heardRound`; formation.ts).
  */
-export interface FreshMessage extends MessageBase {
+export interface FreshMessage extends MessageBase, RollCall {
   type: 'fresh'
-  waiting: boolean
 }
 
 export type Message =

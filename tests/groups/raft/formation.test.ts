@@ -4,6 +4,7 @@
  * a cluster that acknowledges writes by itself, and staggered starts form one cluster.
  */
 import { describe, expect, it } from 'vitest'
+import { Formation } from '../../../src/groups/raft/formation.ts'
 import { RaftCluster, type RaftClusterOptions } from '../../support/sim-network.ts'
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `n${i + 1}`)
@@ -172,5 +173,90 @@ describe('group formation', () => {
     expect(c.committedByCluster.size).toBeLessThanOrEqual(1)
     expect(c.leaders().map((n) => n.id)).toEqual(['n2'])
     expect(c.violations).toEqual([])
+  })
+
+  it('a member released just before a larger one takes its later turn waits until that member heard of the release', () => {
+    // n1 is held, so n2 takes a later turn; n1 is released 50 ms before it does. n2 never hears the
+    // release (n1's messages are lost), and n1 hears n2's roll-calls but not yet its cluster. Were n1
+    // to take its own turn, each would lead a cluster: it must wait for n2 to echo its new round.
+    const start = () => {
+      const c = cluster({ nodes: ids(2), members: 'manual' })
+      c.setMembers('n1', [{ id: 'n2', observer: false }])
+      c.setMembers('n2', [{ id: 'n1', observer: false }])
+      c.withCore('n1', (core, now) => core.setBootstrapHold(true, now))
+      return c
+    }
+    const probe = start()
+    expect(probe.runUntil(() => probe.leaders().length > 0, 3000)).toBe(true)
+    expect(probe.leaders().map((n) => n.id)).toEqual(['n2'])
+    const turn = probe.now
+
+    const c = start()
+    c.run(turn - 50 - c.now)
+    c.withCore('n1', (core, now) => core.setBootstrapHold(false, now))
+    c.net.lose((wire, from) => from === 'n1' || wire.kind !== 'raft' || wire.message.type !== 'fresh')
+    c.run(1000)
+    expect(c.node('n2').status().clusterId).toBeDefined()
+    expect(c.node('n1').status().clusterId).toBeUndefined()
+    c.net.lose(undefined)
+    c.run(1000)
+    expect(clusters(c).size).toBe(1)
+    expect(c.committedByCluster.size).toBeLessThanOrEqual(1)
+    expect(c.violations).toEqual([])
+  })
+})
+
+describe('formation roll-calls', () => {
+  const members = new Map([['n1', { observer: false }]])
+  const fresh = (now = 0) =>
+    new Formation({ expect: 1, delayMs: 100, preferMs: 0, quietMs: 100, now, random: () => 0.5 })
+  const call = (round: number, waiting: boolean) => ({
+    waiting,
+    incarnation: 7,
+    round,
+    heardIncarnation: 0,
+    heardRound: 0,
+  })
+
+  it('a smaller member that waits lets a larger one take a later turn', () => {
+    const n2 = fresh()
+    n2.heardFresh('n1', call(1, true), 10)
+    expect(n2.bootstrapAt('n2', members, false, 20)).toBe(200)
+  })
+
+  it('a stale "waiting" from an earlier round, delivered late, is ignored', () => {
+    const n2 = fresh()
+    n2.heardFresh('n1', call(2, false), 10)
+    n2.heardFresh('n1', call(1, true), 12)
+    expect(n2.bootstrapAt('n2', members, false, 20)).toBeUndefined()
+    // Its echo to n1 names the newest round it heard.
+    expect(n2.callTo('n1')).toMatchObject({ heardIncarnation: 7, heardRound: 2 })
+  })
+
+  it('a restarted member (a new incarnation) is heard from its first round', () => {
+    const n2 = fresh()
+    n2.heardFresh('n1', call(5, false), 10)
+    n2.heardFresh('n1', { ...call(1, true), incarnation: 8 }, 12)
+    expect(n2.bootstrapAt('n2', members, false, 20)).toBe(200)
+  })
+
+  it('a released member acts only on an echo of its current round from every larger member', () => {
+    const n1 = fresh()
+    const larger = new Map([['n2', { observer: false }]])
+    n1.hold(true)
+    const held = n1.callTo('n2')
+    expect(held).toMatchObject({ waiting: true, round: 1 })
+    n1.hold(false)
+    const released = n1.callTo('n2')
+    expect(released).toMatchObject({ waiting: false, round: 2, incarnation: held.incarnation })
+    const echo = (round: number) => ({
+      ...call(1, false),
+      heardIncarnation: held.incarnation,
+      heardRound: round,
+    })
+    n1.heardFresh('n2', echo(1), 10)
+    expect(n1.bootstrapAt('n1', larger, false, 20)).toBeUndefined()
+    n1.heardFresh('n2', echo(2), 30)
+    expect(n1.bootstrapAt('n1', larger, false, 40)).toBe(100)
   })
 })

@@ -56,7 +56,16 @@ const MESSAGES: Message[] = [
   { ...base, type: 'hello', commit: 8, lastIndex: 9, lastTerm: 7, commands: false, leader: 'A' },
   { ...base, type: 'hello', commit: 0, lastIndex: 0, lastTerm: 0, commands: false, leader: null },
   { ...base, type: 'concede', winner },
-  { ...base, clusterId: '', type: 'fresh', waiting: true },
+  {
+    ...base,
+    clusterId: '',
+    type: 'fresh',
+    waiting: true,
+    incarnation: 0x9e3779b9,
+    round: 2,
+    heardIncarnation: 0,
+    heardRound: 0,
+  },
 ]
 
 /** The bytes of MESSAGES as the positional encoder wrote them when this test was written. */
@@ -72,7 +81,7 @@ const PINNED: string[] = [
   '880707626331080907f46141',
   '880707626331000000f4f6',
   '840807626331a566636f6d6d69740968636f6d6d616e6473f5686c6173745465726d0369636c75737465724964626332696c617374496e6465780b',
-  '84090760f5',
+  '88090760f51a9e3779b9020000',
 ]
 
 describe('raft wire form', () => {
