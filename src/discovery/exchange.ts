@@ -99,10 +99,10 @@ export class CatalogExchange {
         signal,
         link: pingClientLinkOptions(config.maxEntryBytes),
       })
-      const started = performance.now()
+      const started = ctx.clock.now()
       await link.send([DISCOVERY_WIRE_VERSION, ctx.networkId.bytes], { signal })
       const reply = await link.recv({ signal })
-      const rtt = performance.now() - started
+      const rtt = ctx.clock.now() - started
       stats.pings++
       rtts.record(link.remotePeer, rtt)
       store.rttChanged()

@@ -111,11 +111,10 @@ export class Neighbours {
    */
   async #bootstrapFrom(address: string): Promise<void> {
     const { scope, log, events } = this.#state
-    const backoff = new Backoff({
-      initialMs: 100,
-      maxIntervalMs: 5000,
-      maxElapsedMs: Number.POSITIVE_INFINITY,
-    })
+    const backoff = new Backoff(
+      { initialMs: 100, maxIntervalMs: 5000, maxElapsedMs: Number.POSITIVE_INFINITY },
+      () => this.#state.ctx.clock.now(),
+    )
     let failures = 0
     while (!scope.closed) {
       try {

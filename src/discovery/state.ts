@@ -78,6 +78,7 @@ export interface DiscoveryComponents
     | 'peerId'
     | 'privateKey'
     | 'now'
+    | 'clock'
     | 'scope'
     | 'log'
     | 'protocol'

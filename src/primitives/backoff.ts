@@ -1,3 +1,5 @@
+import { systemClock } from './time.ts'
+
 /**
  * Exponential backoff with jitter (the defaults of mosaik's reconnect policy: 500 ms initial delay,
  * ×1.5, ±50 % jitter, at most 60 s between attempts, giving up after 5 minutes).
@@ -18,7 +20,8 @@ export class Backoff {
   #startedAt: number
   readonly #now: () => number
 
-  constructor(options: BackoffOptions = {}, now: () => number = Date.now) {
+  /** `now`: monotonic milliseconds (the system's by default), so a wall-clock jump cannot end it early. */
+  constructor(options: BackoffOptions = {}, now: () => number = systemClock.now) {
     this.#opts = {
       initialMs: options.initialMs ?? 500,
       multiplier: options.multiplier ?? 1.5,

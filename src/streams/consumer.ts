@@ -103,7 +103,7 @@ export interface ConsumerEvents {
 
 /** What a consumer needs from the Streams subsystem. */
 export interface ConsumerHost {
-  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId' | 'now' | 'openLink'>
+  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId' | 'clock' | 'openLink'>
   readonly discovery: Discovery
   readonly log: Logger
   /** Owns the receivers' reconnect loops. */
@@ -214,7 +214,8 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
   get stats(): ConsumerStats {
     return {
       ...this.#stats,
-      uptime: this.#connectedSince === undefined ? undefined : Date.now() - this.#connectedSince,
+      uptime:
+        this.#connectedSince === undefined ? undefined : this.#host.ctx.clock.now() - this.#connectedSince,
     }
   }
 
@@ -225,7 +226,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
 
   /** The producers this consumer is connected to or (re)connecting to. */
   producers(): ChannelInfo[] {
-    const now = Date.now()
+    const now = this.#host.ctx.clock.now()
     return [...this.#receivers.values()].map((rx) => rx.record.info(now))
   }
 
@@ -390,7 +391,7 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
 
   #spawn(peer: PeerInfo, syncFirst: boolean): void {
     const record = new ChannelRecord(this.streamId, peer.id, this.#host.ctx.peerId, peer)
-    const rx = new Receiver(record, new Backoff(this.#backoff, this.#host.ctx.now), this.#owner)
+    const rx = new Receiver(record, new Backoff(this.#backoff, () => this.#host.ctx.clock.now()), this.#owner)
     this.#receivers.set(peer.id, rx)
     this.#host.scope.spawn(rx.run(syncFirst))
   }
@@ -413,10 +414,10 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
 
   #connected(rx: Receiver): void {
     rx.record.state = ChannelState.Connected
-    rx.record.connectedAt = Date.now()
+    rx.record.connectedAt = this.#host.ctx.clock.now()
     this.#connectedSince ??= rx.record.connectedAt
     this.#channelsChanged()
-    this.#events.emit('producer:connected', rx.record.info(Date.now()))
+    this.#events.emit('producer:connected', rx.record.info(this.#host.ctx.clock.now()))
   }
 
   #disconnected(rx: Receiver, close: LinkClose, retry: RetryPolicy): void {
@@ -428,7 +429,11 @@ export class Consumer<T> implements AsyncIterable<T>, AsyncDisposable {
       this.#channelsChanged()
     }
     if (!this.#closed)
-      this.#events.emit('producer:disconnected', { info: rx.record.info(Date.now()), close, retry })
+      this.#events.emit('producer:disconnected', {
+        info: rx.record.info(this.#host.ctx.clock.now()),
+        close,
+        retry,
+      })
   }
 
   /** Remembers a refusal so the pair is not retried until an entry changes. */

@@ -39,7 +39,7 @@ import { startStreamMessage } from './wire.ts'
 
 /** What a sink needs from the Streams subsystem. */
 export interface SinkHost {
-  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId' | 'now' | 'scope'>
+  readonly ctx: Pick<NetworkContext, 'peerId' | 'networkId' | 'clock' | 'scope'>
   readonly discovery: Discovery
   readonly log: Logger
   /** The largest encoded datum a batch frame can carry. */
@@ -115,7 +115,7 @@ export class Sink<T> {
         perHost,
         probation: this.#probation,
         handshakeTimeoutMs: host.handshakeTimeoutMs,
-        now: host.ctx.now,
+        now: () => host.ctx.clock.now(),
         timers: host.ctx.scope,
       },
       (link, peerId, code, reason) => this.#refuse(link, peerId, code, reason),
@@ -133,7 +133,13 @@ export class Sink<T> {
     const host = this.#host
     return new LagWatch(
       this.#subs,
-      { bufferSize, lagTimeoutMs, probation: this.#probation, now: host.ctx.now, timers: host.ctx.scope },
+      {
+        bufferSize,
+        lagTimeoutMs,
+        probation: this.#probation,
+        now: () => host.ctx.clock.now(),
+        timers: host.ctx.scope,
+      },
       {
         lagged: (sub, now, reason) => this.#lagged(sub, now, reason),
         checked: () => {
@@ -156,7 +162,7 @@ export class Sink<T> {
   }
 
   consumers(): ChannelInfo[] {
-    const now = Date.now()
+    const now = this.#host.ctx.clock.now()
     return [...this.#connecting, ...this.#subs].map((s) => s.record.info(now))
   }
 
@@ -379,7 +385,7 @@ export class Sink<T> {
     await link.send(startStreamMessage(this.#host.ctx.networkId, this.streamId))
     sub.dataFrom = link.bytesSent
     record.state = ChannelState.Connected
-    record.connectedAt = Date.now()
+    record.connectedAt = this.#host.ctx.clock.now()
     this.#subs.push(sub)
     link.closed.then((close) => this.#removed(sub, close))
     // Consumers never send after the handshake; a message now is a protocol violation.
@@ -387,7 +393,7 @@ export class Sink<T> {
       .recvBytes()
       .then(() => this.#terminate(sub, CloseCode.ProtocolViolation, 'consumers do not send data'), noop)
     this.#channelsChanged()
-    this.events.emit('consumer:connected', record.info(Date.now()))
+    this.events.emit('consumer:connected', record.info(this.#host.ctx.clock.now()))
   }
 
   #refuse(link: Link, peerId: string, code: number, reason: string): void {
@@ -412,7 +418,7 @@ export class Sink<T> {
     sub.record.state = ChannelState.Terminated
     sub.record.lastClose = close
     this.#channelsChanged()
-    this.events.emit('consumer:disconnected', { info: sub.record.info(Date.now()), close })
+    this.events.emit('consumer:disconnected', { info: sub.record.info(this.#host.ctx.clock.now()), close })
   }
 
   #channelsChanged(): void {

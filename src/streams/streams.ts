@@ -49,7 +49,7 @@ export const HANDSHAKES_TOTAL = 256
 export interface StreamsComponents
   extends Pick<
     NetworkContext,
-    'networkId' | 'peerId' | 'now' | 'scope' | 'log' | 'protocol' | 'linkOptions' | 'openLink' | 'handle'
+    'networkId' | 'peerId' | 'clock' | 'scope' | 'log' | 'protocol' | 'linkOptions' | 'openLink' | 'handle'
   > {
   readonly libp2p: Pick<MosaikLibp2p, 'unhandle'>
 }

@@ -7,6 +7,7 @@ import type { AbortOptions } from '../primitives/abort.ts'
 import type { NetworkId } from '../primitives/digest.ts'
 import { ClosedError, InvalidArgumentError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
+import { type Clock, systemClock } from '../primitives/time.ts'
 import { stripPeer } from './addresses.ts'
 import { Link, type LinkOptions } from './link.ts'
 import { peerIdOf } from './peer-ids.ts'
@@ -29,7 +30,10 @@ export class NetworkContext {
   readonly peerId: string
   readonly libp2p: MosaikLibp2p
   readonly privateKey: PrivateKey
+  /** Wall-clock milliseconds since the epoch: for what other nodes compare (entry timestamps). */
   readonly now: () => number
+  /** Monotonic milliseconds: for durations (round trips, timeouts, backoff, uptime). */
+  readonly clock: Clock
   readonly linkOptions: LinkOptions
   readonly scope: Scope
   /** The node keeps its peer id across restarts (a given key, or one kept under `dataDir`). */
@@ -44,6 +48,7 @@ export class NetworkContext {
     libp2p: MosaikLibp2p
     privateKey: PrivateKey
     now: () => number
+    clock?: Clock
     linkOptions: LinkOptions
     scope: Scope
     stableIdentity?: boolean
@@ -53,6 +58,7 @@ export class NetworkContext {
     this.peerId = init.libp2p.peerId.toString()
     this.privateKey = init.privateKey
     this.now = init.now
+    this.clock = init.clock ?? systemClock
     this.linkOptions = init.linkOptions
     this.scope = init.scope
     this.stableIdentity = init.stableIdentity ?? false

@@ -238,11 +238,10 @@ export class BondMesh implements GroupTransport {
         await this.#discovery.syncWith(peer).catch(() => {})
       } else if (code !== CloseCode.GroupAlreadyBonded) {
         const entry = this.#dialBackoff.get(peer) ?? {
-          backoff: new Backoff({
-            initialMs: 200,
-            maxIntervalMs: 5000,
-            maxElapsedMs: Number.POSITIVE_INFINITY,
-          }),
+          backoff: new Backoff(
+            { initialMs: 200, maxIntervalMs: 5000, maxElapsedMs: Number.POSITIVE_INFINITY },
+            () => this.#clock.now(),
+          ),
           until: 0,
         }
         entry.until = this.#clock.now() + (entry.backoff.next() ?? 5000)
