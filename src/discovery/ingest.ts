@@ -193,7 +193,7 @@ export class Ingestion {
   /** A token bucket per peer, so one peer cannot flood the catalog with versions of its entry. */
   #allowUpdate(peerId: string): boolean {
     const rate = this.#state.config.maxUpdatesPerSecond
-    const now = this.#state.ctx.now()
+    const now = this.#state.ctx.clock.now()
     const bucket = this.#updateBuckets.get(peerId) ?? { tokens: rate * 2, at: now }
     bucket.tokens = Math.min(rate * 2, bucket.tokens + ((now - bucket.at) / 1000) * rate)
     bucket.at = now

@@ -165,7 +165,7 @@ export class Neighbours {
     // target: a blackholed address would otherwise hold the last missing neighbour back for the whole
     // request timeout once inbound connections had filled the rest. If it still succeeds, the node
     // overshoots by one, which the connection manager's limits absorb.
-    const now = ctx.now()
+    const now = ctx.clock.now()
     for (const startedAt of this.#dialing.values()) if (now - startedAt < DIAL_STAGGER_MS) return
     const peers = this.#state.catalog().signedPeers()
     const connected = peers.filter((p) => ctx.isConnected(p.id)).length
