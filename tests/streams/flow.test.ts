@@ -107,6 +107,32 @@ describe.each<Transport>(['memory', 'quic'])('flow control over %s', (transport)
     expect(slow.buffered).toBeLessThanOrEqual(16 + 32)
   })
 
+  it('times a lagging consumer on the monotonic clock: a wall clock that stands still does not keep it', async () => {
+    // The producer's node reads a wall clock that never moves (a VM paused and resumed, a clock set
+    // back): the lag timeout must still run out, on the clock that measures durations.
+    const frozen = Date.now()
+    const n0 = await nodes.create({ clock: () => frozen })
+    const lagTimeoutMs = ms(300)
+    const p = n0.streams.producer(Bytes, { bufferSize: 64, lagTimeoutMs })
+    const [f, s] = await consumersOf(n0, 2)
+    const fast = f!.streams.consumer(Bytes)
+    const slow = s!.streams.consumer(Bytes, { bufferSize: 16, backoff: { initialMs: secs(30) } })
+    await within(secs(10), p.when.subscribed().minimumOf(2).wait(), 'two subscribers')
+    const tooSlow = producerEvent(p, 'consumer:disconnected', (e) => e.info.consumerId === s!.peerId)
+
+    const N = 2000
+    const read = readInOrder(fast, N)
+    const sent = (async () => {
+      for (let i = 0; i < N; i++) await p.send(datum(i, 1024))
+    })()
+    await within(secs(10), Promise.all([sent, read]), 'the fast consumer read all, past the slow one')
+    expect((await within(secs(5), tooSlow, 'the slow consumer dropped')).close.code).toBe(
+      CloseCode.StreamTooSlow,
+    )
+    expect(p.stats.lagging).toBe(1)
+    expect(slow.stats.datums).toBe(slow.buffered)
+  })
+
   it('with disconnectLagging off, a lagging consumer stays subscribed and its drops are counted', async () => {
     const n0 = await nodes.create()
     const p = n0.streams.producer(Bytes, { bufferSize: 64, lagTimeoutMs: ms(200), disconnectLagging: false })
