@@ -244,6 +244,15 @@ describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (trans
     expect(a!.discovery.rtt(b!.peerId)).toBe(rtt)
     expect(a!.discovery.catalog().get(b!.peerId)?.rtt).toBe(rtt)
   })
+
+  it('ping times the round trip on the monotonic clock, whatever the wall clock does', async () => {
+    const frozen = Date.now()
+    const [a, b] = await nodes.star(2, { clock: () => frozen })
+    await within(secs(5), a!.discovery.when.peers(1))
+    const rtt = await a!.discovery.ping(b!.peerId)
+    expect(rtt).toBeGreaterThan(0)
+    expect(rtt).toBeLessThan(secs(5))
+  })
 })
 
 describe('maxRtt filter', () => {
