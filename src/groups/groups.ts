@@ -27,7 +27,7 @@ import { GroupWorker } from './worker.ts'
 export interface GroupsComponents
   extends Pick<
     NetworkContext,
-    'networkId' | 'peerId' | 'scope' | 'log' | 'protocol' | 'openLink' | 'handle' | 'stableIdentity'
+    'networkId' | 'peerId' | 'clock' | 'scope' | 'log' | 'protocol' | 'openLink' | 'handle' | 'stableIdentity'
   > {
   /**
    * Opens (creating if needed) the durable log store `name`; undefined when group logs live in memory
@@ -167,6 +167,7 @@ export class Groups {
       ctx: this.#ctx,
       discovery: this.#discovery,
       scope,
+      clock: this.#ctx.clock,
       groupId,
       key: options.key,
       preference,
@@ -184,7 +185,7 @@ export class Groups {
         consensus,
         preference,
         transport: mesh,
-        runtime: systemRuntime(scope),
+        runtime: systemRuntime(scope, this.#ctx.clock),
         log: this.#ctx.log(`group:${groupId.short()}`),
         // A halted member leaves the catalog's view of the group, so nobody waits to bond with it.
         onHalt: () => {

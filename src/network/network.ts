@@ -260,6 +260,7 @@ function groupsComponents(
   return {
     networkId: ctx.networkId,
     peerId: ctx.peerId,
+    clock: ctx.clock,
     scope: ctx.scope,
     stableIdentity: ctx.stableIdentity,
     log: (component) => ctx.log(component),

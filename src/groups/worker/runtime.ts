@@ -21,10 +21,10 @@ export interface Runtime extends Clock, Timers {
   random(): number
 }
 
-/** The system's clock and timers; timers belong to `scope` and stop when it closes. */
-export function systemRuntime(scope: Scope): Runtime {
+/** The node's clock and the system's timers; timers belong to `scope` and stop when it closes. */
+export function systemRuntime(scope: Scope, clock: Clock = systemClock): Runtime {
   return {
-    now: systemClock.now,
+    now: () => clock.now(),
     setTimeout: (fn, ms) => scope.setTimeout(fn, ms),
     macrotask,
     // not the scope's timers: a deadline fires after the scope closed too, as AbortSignal.timeout did
