@@ -11,7 +11,7 @@ import {
 import { bigIntDecoder, bigIntEncoder, bigNegIntDecoder, mapDecoder, setDecoder } from 'cborg/taglib'
 import { compareBytes, fromUtf8, utf8 } from './bytes.ts'
 import { GIVE_UP, readCanonical } from './cbor-reader.ts'
-import { writeCanonical } from './cbor-writer.ts'
+import { writeCanonical, writeCanonicalShared } from './cbor-writer.ts'
 import { DecodeError, MosaikError } from './errors.ts'
 
 /**
@@ -126,6 +126,14 @@ const decodeOptions: DecodeOptions = {
  */
 export function encodeCanonical(value: unknown): Uint8Array {
   return writeCanonical(value) ?? encodeCanonicalSlow(value)
+}
+
+/**
+ * encodeCanonical for bytes that are sent soon and then dropped: small results may be views into a
+ * shared buffer (see writeCanonicalShared), so do not keep them; copy them first.
+ */
+export function encodeCanonicalShared(value: unknown): Uint8Array {
+  return writeCanonicalShared(value) ?? encodeCanonicalSlow(value)
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { type AbortOptions, abortable } from '../primitives/abort.ts'
-import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
+import { decodeCanonical, encodeCanonicalShared } from '../primitives/codec.ts'
 import { FrameTooLargeError } from '../primitives/errors.ts'
 import { Fifo } from '../primitives/fifo.ts'
 import { systemTimers, type Timers } from '../primitives/time.ts'
@@ -193,7 +193,8 @@ export class Link {
 
   /** Encodes `value` as canonical CBOR and sends it. */
   send(value: unknown, options?: AbortOptions): Promise<void> {
-    return this.sendBytes(encodeCanonical(value), options)
+    // Bytes in a shared slab: handed to the transport now, or copied before they wait for credit.
+    return this.#send(encodeCanonicalShared(value), options, true)
   }
 
   /**
@@ -201,6 +202,10 @@ export class Link {
    * remote has granted no credit or the transport buffer is above its high-water mark.
    */
   sendBytes(payload: Uint8Array, options?: AbortOptions): Promise<void> {
+    return this.#send(payload, options, false)
+  }
+
+  #send(payload: Uint8Array, options: AbortOptions | undefined, shared: boolean): Promise<void> {
     if (this.#close) return Promise.reject(new LinkClosedError(this.#close))
     if (payload.length > this.#maxFrameSize) {
       return Promise.reject(new FrameTooLargeError(payload.length, this.#maxFrameSize))
@@ -209,6 +214,8 @@ export class Link {
       this.#writeMessage(payload)
       return Promise.resolve()
     }
+    // A shared slab must not stay pinned while a slow reader holds back the credit.
+    if (shared) payload = payload.slice()
     return abortable<void>(options?.signal, (resolve, reject) => {
       const pending: PendingSend = { payload, resolve, reject }
       this.#sendQueue.push(pending)
@@ -436,7 +443,7 @@ export class Link {
 
   async #closeNow(code: number, reason: string): Promise<void> {
     this.#finish({ code, reason, remote: false })
-    this.#writeFrame(KIND_CLOSE, encodeCanonical([code, reason]))
+    this.#writeFrame(KIND_CLOSE, encodeCanonicalShared([code, reason]))
     this.#flush()
     if (this.stream.status !== 'open') return
     // The remote answers our CLOSE by ending its side; reset the stream if it never does. The same

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DecodeError, decodeCanonical, encodeCanonical, MosaikError } from '../../platform/node/index.ts'
 import { equalBytes, toHex } from '../../src/primitives/bytes.ts'
-import { encodeCanonicalSlow } from '../../src/primitives/codec.ts'
+import { encodeCanonicalShared, encodeCanonicalSlow } from '../../src/primitives/codec.ts'
 import { INTS, KEYS, nestedArrays, prng, randomValue, withoutUndefined } from './support.ts'
 
 describe('canonical codec', () => {
@@ -248,5 +248,23 @@ describe('canonical codec: direct writer', () => {
     encodeCanonical('x'.repeat(5000))
     expect(toHex(first)).toBe(toHex(copy))
     expect(first.byteLength).toBe(first.buffer.byteLength)
+  })
+
+  it('shares slabs only for bytes to send: the same bytes, none overwritten, large ones apart', () => {
+    const next = prng(7)
+    const values = Array.from({ length: 3000 }, () => randomValue(next, 3))
+    // Enough of them to fill several slabs: every result must survive the encodes after it.
+    const shared = values.map((v) => encodeCanonicalShared(v))
+    for (let i = 0; i < values.length; i++) {
+      expect(toHex(shared[i]!), `value ${i}`).toBe(toHex(encodeCanonical(values[i])))
+    }
+    const small = encodeCanonicalShared({ term: 1, entries: [[1, 1, 0, new Uint8Array(100)]] })
+    expect(small.byteLength).toBeLessThan(small.buffer.byteLength)
+    expect(small.byteOffset % 8).toBe(0)
+    const large = encodeCanonicalShared(new Uint8Array(10_000))
+    expect(large.byteLength).toBe(large.buffer.byteLength)
+    // Outside the direct writer's subset it is cborg's bytes, as for encodeCanonical.
+    const map = new Map([[1, 'a']])
+    expect(toHex(encodeCanonicalShared(map))).toBe(toHex(encodeCanonical(map)))
   })
 })
