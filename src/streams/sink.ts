@@ -1,7 +1,7 @@
 import type { Catalog, PeerInfo } from '../discovery/catalog.ts'
 import type { Discovery } from '../discovery/discovery.ts'
 import { type AbortOptions, deadline as deadlineOf } from '../primitives/abort.ts'
-import type { Codec } from '../primitives/codec.ts'
+import { type Codec, cbor, encodeCanonicalShared } from '../primitives/codec.ts'
 import type { StreamId } from '../primitives/digest.ts'
 import {
   abortReason,
@@ -182,7 +182,9 @@ export class Sink<T> {
   encode(datum: T): Uint8Array {
     let bytes: Uint8Array
     try {
-      bytes = this.#codec.encode(datum)
+      // The default codec's bytes may share a slab: they wait in bounded queues until a batch copies
+      // them, then they are dropped (see encodeCanonicalShared).
+      bytes = this.#codec === cbor ? encodeCanonicalShared(datum) : this.#codec.encode(datum)
     } catch (err) {
       if (err instanceof MosaikError) throw err
       throw new MosaikError('ENCODE', `datum cannot be encoded: ${(err as Error).message}`, { cause: err })

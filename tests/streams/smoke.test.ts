@@ -27,6 +27,18 @@ describe.each<Transport>(['memory', 'quic'])('streams smoke over %s', (transport
     expect(p.stats.datums).toBe(100)
   })
 
+  it('a burst under the default codec, queued in one turn across many encode buffers, arrives intact', async () => {
+    const [n0, n1] = await nodes.star(2)
+    const Records = defineStream<{ id: number; body: string }>('Records')
+    const p = n0!.streams.producer(Records, { bufferSize: 4096 })
+    const c = n1!.streams.consumer(Records, { bufferSize: 4096 })
+    await within(secs(10), p.when.subscribed().wait(), 'subscribed')
+    // 3 000 datums of ~120 bytes, all encoded before the first flush: more than any one slab holds.
+    const sent = Array.from({ length: 3000 }, (_, id) => ({ id, body: `${id}:`.padEnd(100, 'x') }))
+    for (const d of sent) p.trySend(d)
+    expect(await take(c, sent.length)).toEqual(sent)
+  })
+
   it('subscription_triggers_catalog_sync: a producer known only unsigned is synced, then subscribed', async () => {
     const n0 = await nodes.create({ tags: ['tag1', 'tag2', 'tag3'] })
     const n1 = await nodes.create()
