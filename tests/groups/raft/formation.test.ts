@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { Formation } from '../../../src/groups/raft/formation.ts'
-import { RaftCluster, type RaftClusterOptions } from '../../support/sim-network.ts'
+import { RaftCluster, type RaftClusterOptions } from '../../support/raft-cluster.ts'
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `n${i + 1}`)
 

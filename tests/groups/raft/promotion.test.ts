@@ -4,7 +4,7 @@
  * so learners are promoted under full write load, and a learner that cannot keep up is not.
  */
 import { describe, expect, it } from 'vitest'
-import { RaftCluster, type RaftClusterOptions } from '../../support/sim-network.ts'
+import { RaftCluster, type RaftClusterOptions } from '../../support/raft-cluster.ts'
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `n${i + 1}`)
 

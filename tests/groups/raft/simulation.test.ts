@@ -25,7 +25,8 @@ import {
   type RegisterInput,
   registerModel,
 } from '../../support/linearizability.ts'
-import { Prng, RaftCluster, type SimRaftNode, type SimStateMachine } from '../../support/sim-network.ts'
+import { RaftCluster, type SimRaftNode, type SimStateMachine } from '../../support/raft-cluster.ts'
+import { Prng } from '../../support/sim-network.ts'
 
 const RUNS = Number(process.env.RAFT_SIM_RUNS ?? '2000')
 /** Replays from this seed in every scenario (otherwise each scenario has its own seed range). */

@@ -11,7 +11,7 @@ import {
   parseMessage,
 } from '../../../src/groups/raft/index.ts'
 import { decodeRaftMessage, encodeRaftMessage } from '../../../src/groups/wire.ts'
-import { RaftCluster } from '../../support/sim-network.ts'
+import { RaftCluster } from '../../support/raft-cluster.ts'
 
 const ids = ['n1', 'n2', 'n3']
 
