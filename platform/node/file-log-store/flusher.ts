@@ -1,8 +1,8 @@
 /**
  * The flusher of FileLogStore: the only code that writes segments, one group of queued jobs at a time.
  * Writes are group-committed: while one group is being written and fsynced, later jobs queue, and the
- * next flush writes all of them with one `write` and one fdatasync. Resets and installs are written
- * alone. The store decides where every record goes (see `Job`) before it is queued.
+ * next flush writes all of them with one `write` and one fdatasync (none when every record of the group
+ * only raises the commit index). Resets and installs are written alone. The store decides where every record goes (see `Job`) before it is queued.
  */
 import type { FileHandle } from 'node:fs/promises'
 import { open, rm } from 'node:fs/promises'
@@ -38,6 +38,11 @@ export interface Job {
   after?: () => Promise<void>
   /** reset, install: the segments to delete. */
   old?: Segment[]
+  /**
+   * False for a record that needs no fdatasync of its own (a hard state that only raises commit): it
+   * is written with its group, and the next synced write makes it durable with everything before.
+   */
+  sync?: boolean
   done: PromiseWithResolvers<void>
 }
 
@@ -226,7 +231,7 @@ export class Flusher {
       }
       i = j
     }
-    if (this.#fsync && wrote) {
+    if (this.#fsync && wrote && (created !== undefined || group.some((job) => job.sync !== false))) {
       await this.#writeHandle!.datasync()
       if (created !== undefined) await fsyncDir(this.#dir)
     }

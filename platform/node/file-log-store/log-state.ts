@@ -121,7 +121,11 @@ export class LogState {
     const job = this.#append(record)
     if (truncates) this.#view.truncateFrom(truncateFrom)
     job.locs = this.#pushEntries(job, list, encoded, offsets)
-    if (hs !== undefined) this.#hardState = hs
+    if (hs !== undefined) {
+      const commitOnly = encoded.length === 0 && !truncates && onlyCommitMoved(this.hardState(), hardState!)
+      if (commitOnly) job.sync = false
+      this.#hardState = hs
+    }
     return job
   }
 
@@ -279,4 +283,13 @@ export class LogState {
   #headerRecord(seg: Segment): Uint8Array {
     return headerRecord(seg.seq, this.#view, this.#hardState, this.#snapFloor)
   }
+}
+
+/**
+ * Whether `next` differs from `prev` only by its commit index. Such a hard state need not be durable
+ * before the write resolves (etcd's MustSync rule): after a crash the commit index may be older, and
+ * the leader tells it again; the term and the vote, which keep one leader per term, are never lost.
+ */
+function onlyCommitMoved(prev: HardState, next: HardState): boolean {
+  return prev.term === next.term && prev.vote === next.vote
 }

@@ -19,7 +19,10 @@ export type { HardState, MembershipConfig, SnapshotMeta }
  * `entries`, ...) at once, in call order, so the worker can pipeline: issue batch N+1 while batch N is
  * still being made durable. The returned promise resolves once the mutation is durable (for a durable
  * store: written and fsynced), and promises resolve in call order, so a resolved write implies that every
- * earlier one is durable too. A rejected validation (a gap in the log, a bad index) changes nothing. An
+ * earlier one is durable too. One exception, etcd's: a batch whose only change is a hard state that
+ * raises `commit` (same term and vote) may resolve once written, before it is fsynced; the next
+ * durable write covers it. After a crash such a store may hold an older commit index, which the leader
+ * tells the member again; entries, terms and votes are never lost. A rejected validation (a gap in the log, a bad index) changes nothing. An
  * I/O failure poisons the store: that operation and every later one reject with a `StorageError`, and the
  * node must restart from what is on disk.
  *

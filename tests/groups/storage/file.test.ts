@@ -3,7 +3,9 @@ import {
   appendFile,
   copyFile,
   cp,
+  type FileHandle,
   mkdtemp,
+  open,
   readdir,
   readFile,
   rm,
@@ -14,7 +16,7 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FileLogStoreOptions } from '../../../platform/node/file-log-store.ts'
 import { FileLogStore } from '../../../platform/node/file-log-store.ts'
 import {
@@ -431,6 +433,33 @@ describe('FileLogStore', () => {
       await expect(s.append([entry(12, 1)])).rejects.toBe(err)
       await expect(s.saveHardState({ term: 1, vote: null, commit: 0 })).rejects.toBe(err)
       await s.close()
+    })
+
+    it('fsyncs entries, terms and votes, but not a hard state that only raises commit', async () => {
+      const s = await openStore()
+      // Every FileHandle shares one prototype: count the store's fdatasync calls on it.
+      const probe = await open(join(dir, 'probe'), 'w')
+      const datasync = vi.spyOn(Object.getPrototypeOf(probe) as FileHandle, 'datasync')
+      await probe.close()
+      try {
+        await s.write({ hardState: { term: 1, vote: 'a', commit: 0 }, entries: range(1, 3, 1, 10) })
+        const synced = datasync.mock.calls.length
+        expect(synced).toBeGreaterThan(0)
+        await s.write({ hardState: { term: 1, vote: 'a', commit: 2 } })
+        await s.write({ hardState: { term: 1, vote: 'a', commit: 3 } })
+        expect(datasync.mock.calls.length).toBe(synced)
+        // a new vote must be durable before it is acknowledged, and so must an entry
+        await s.write({ hardState: { term: 2, vote: 'b', commit: 3 } })
+        expect(datasync.mock.calls.length).toBe(synced + 1)
+        await s.write({ hardState: { term: 2, vote: 'b', commit: 3 }, entries: [entry(4, 2)] })
+        expect(datasync.mock.calls.length).toBe(synced + 2)
+      } finally {
+        datasync.mockRestore()
+      }
+      await s.close()
+      const again = await openStore()
+      expect(again.hardState()).toEqual({ term: 2, vote: 'b', commit: 3 })
+      expect(again.lastIndex()).toBe(4)
     })
 
     it('refuses to open a directory twice in one process', async () => {
