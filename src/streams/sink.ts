@@ -182,8 +182,8 @@ export class Sink<T> {
   encode(datum: T): Uint8Array {
     let bytes: Uint8Array
     try {
-      // The default codec's bytes may share a slab: they wait in bounded queues until a batch copies
-      // them, then they are dropped (see encodeCanonicalShared).
+      // The default codec's bytes may share a slab: they only wait (in the subscriptions' queues, at
+      // most bufferSize each, or with a send() still waiting) until a batch copies them.
       bytes = this.#codec === cbor ? encodeCanonicalShared(datum) : this.#codec.encode(datum)
     } catch (err) {
       if (err instanceof MosaikError) throw err

@@ -2,7 +2,8 @@
  * The flusher of FileLogStore: the only code that writes segments, one group of queued jobs at a time.
  * Writes are group-committed: while one group is being written and fsynced, later jobs queue, and the
  * next flush writes all of them with one `write` and one fdatasync (none when every record of the group
- * only raises the commit index). Resets and installs are written alone. The store decides where every record goes (see `Job`) before it is queued.
+ * only raises the commit index). Resets and installs are written alone. The store decides where every
+ * record goes (see `Job`) before it is queued.
  */
 import type { FileHandle } from 'node:fs/promises'
 import { open, rm } from 'node:fs/promises'
