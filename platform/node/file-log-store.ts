@@ -352,7 +352,7 @@ export class FileLogStore implements LogStore {
 
   /** Resolves once every job queued before it is done. */
   #barrier(): Promise<void> {
-    if (this.#flusher.idle) return Promise.resolve()
+    if (this.#flusher.idle && !this.#flusher.unsynced) return Promise.resolve()
     return this.#enqueue(this.#log.barrier())
   }
 

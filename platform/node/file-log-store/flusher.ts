@@ -67,6 +67,8 @@ export class Flusher {
   #writeHandle: FileHandle | undefined
   /** Set while a resolution waits for a snapshot: later jobs resolve after it, keeping call order. */
   #gate: Promise<void> | undefined
+  /** Records were written without an fdatasync since the last one (hard states that only raise commit). */
+  #unsynced = false
 
   /** `seg` is the last segment of the log, open for writing with `handle`. */
   constructor(
@@ -93,6 +95,11 @@ export class Flusher {
   /** True when no job is queued or being written. */
   get idle(): boolean {
     return this.#queue.length === 0 && !this.#flushing
+  }
+
+  /** True when written records wait for an fdatasync: a barrier must make them durable. */
+  get unsynced(): boolean {
+    return this.#unsynced
   }
 
   /** Queues `job`; the promise is its `done`. */
@@ -232,9 +239,14 @@ export class Flusher {
       }
       i = j
     }
-    if (this.#fsync && wrote && (created !== undefined || group.some((job) => job.sync !== false))) {
-      await this.#writeHandle!.datasync()
+    const mustSync = created !== undefined || group.some((job) => job.sync !== false)
+    if (this.#fsync && mustSync && (wrote || this.#unsynced) && this.#writeHandle !== undefined) {
+      // also makes durable what earlier groups wrote without an fdatasync
+      await this.#writeHandle.datasync()
+      this.#unsynced = false
       if (created !== undefined) await fsyncDir(this.#dir)
+    } else if (this.#fsync && wrote) {
+      this.#unsynced = true
     }
     // once its header is durable (rare: a segment holds 64 MiB by default)
     if (created !== undefined) await writeManifest(this.#dir, { top: created.seq }, this.#fsync)

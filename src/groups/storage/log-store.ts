@@ -21,7 +21,7 @@ export type { HardState, MembershipConfig, SnapshotMeta }
  * store: written and fsynced), and promises resolve in call order, so a resolved write implies that every
  * earlier one is durable too. One exception, etcd's: a batch whose only change is a hard state that
  * raises `commit` (same term and vote) may resolve once written, before it is fsynced; the next
- * durable write covers it. After a crash such a store may hold an older commit index, which the leader
+ * durable write, or a barrier, covers it. After a crash such a store may hold an older commit index, which the leader
  * tells the member again; entries, terms and votes are never lost. A rejected validation (a gap in the
  * log, a bad index) changes nothing. An I/O failure poisons the store: that operation and every later
  * one reject with a `StorageError`, and the node must restart from what is on disk.

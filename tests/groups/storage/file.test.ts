@@ -435,7 +435,7 @@ describe('FileLogStore', () => {
       await s.close()
     })
 
-    it('fsyncs entries, terms and votes, but not a hard state that only raises commit', async () => {
+    it('fsyncs entries, terms and votes, and a barrier, but not a hard state that only raises commit', async () => {
       const s = await openStore()
       // Every FileHandle shares one prototype: count the store's fdatasync calls on it.
       const probe = await open(join(dir, 'probe'), 'w')
@@ -448,11 +448,16 @@ describe('FileLogStore', () => {
         await s.write({ hardState: { term: 1, vote: 'a', commit: 2 } })
         await s.write({ hardState: { term: 1, vote: 'a', commit: 3 } })
         expect(datasync.mock.calls.length).toBe(synced)
+        // a barrier makes them durable; a second one finds nothing left to sync
+        await s.write({})
+        expect(datasync.mock.calls.length).toBe(synced + 1)
+        await s.write({})
+        expect(datasync.mock.calls.length).toBe(synced + 1)
         // a new vote must be durable before it is acknowledged, and so must an entry
         await s.write({ hardState: { term: 2, vote: 'b', commit: 3 } })
-        expect(datasync.mock.calls.length).toBe(synced + 1)
-        await s.write({ hardState: { term: 2, vote: 'b', commit: 3 }, entries: [entry(4, 2)] })
         expect(datasync.mock.calls.length).toBe(synced + 2)
+        await s.write({ hardState: { term: 2, vote: 'b', commit: 3 }, entries: [entry(4, 2)] })
+        expect(datasync.mock.calls.length).toBe(synced + 3)
       } finally {
         datasync.mockRestore()
       }
