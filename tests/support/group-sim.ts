@@ -50,6 +50,8 @@ export interface GroupSimOptions {
   discoveryMs?: readonly [number, number]
   /** How long forming a bond takes (default [2, 20]). */
   dialMs?: readonly [number, number]
+  /** How long each fsync of a member's disk takes (default [0.5, 10]). */
+  fsyncMs?: readonly [number, number]
   clients?: Partial<ClientOptions>
   /** Check that every node applies the same value at each list position (off for rival clusters). */
   checkApplyOrder?: boolean
@@ -226,7 +228,7 @@ export class GroupSim {
     const incarnation = ++m.incarnation
     const runtime = new SimRuntime(this.sim, m.prng.fork(), m.rate)
     const transport = new SimTransport(this.#bonds, id, runtime)
-    const handle = new DiskHandle(m.disk, this.sim, m.prng.fork())
+    const handle = new DiskHandle(m.disk, this.sim, m.prng.fork(), this.options.fsyncMs)
     const machine = new ListMachine(
       (values, ctx) => this.#onApply(m, values, ctx),
       (before, after) => this.#onRestore(m, before, after),

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { replayHint, runScenario, scenario } from './scenarios.ts'
 
-/** Seeds per scenario in the default suite (12 scenarios: 3 480 seeds); `npm run sim -- --runs N` runs more. */
+/** Seeds per scenario in the default suite (13 scenarios: 3 770 seeds); `npm run sim -- --runs N` runs more. */
 export const SEEDS = Number(process.env.GROUP_SIM_SEEDS ?? 290)
 
 /**

@@ -82,6 +82,9 @@ function every(prng: Prng, from: number, to: number, gap: [number, number], acti
   for (let t = from + prng.between(gap[0], gap[1]); t < to; t += prng.between(gap[0], gap[1])) action(t)
 }
 
+/** Per run of `power-loss`: how often a leader stood while the writers that lost power were still down. */
+const elected = new WeakMap<GroupSim, number>()
+
 export const SCENARIOS: Scenario[] = [
   {
     name: 'staggered',
@@ -221,6 +224,57 @@ export const SCENARIOS: Scenario[] = [
         })
       })
       return span
+    },
+  },
+  {
+    name: 'power-loss',
+    describe:
+      'a minority of voters falls behind a cut while the others write; the power fails on all the others ' +
+      'at once, and one comes back and elects a leader with the lagging voters before the rest return',
+    options: (_seed, prng) => ({
+      nodes: 3 + 2 * prng.int(2),
+      consensus: { snapshotEvery: 16 + prng.int(48) },
+      clients: { thinkMs: [0, 5], writeRatio: 0.9, perMember: 4 },
+      // Slow disks: what a follower has acknowledged may still be in flight to its disk for a while.
+      fsyncMs: [2, 40],
+      clockSkew: 0.05,
+    }),
+    span: 7000,
+    script: (gs, prng, span) => {
+      startAll(gs, prng, 100)
+      // What each acknowledged write then has is the disks of the two sides: the members that acked it
+      // and lost power, and the lagging ones that never had it. The one that returns first must hold
+      // it, or the lagging ones elect it away.
+      every(prng, 0, span - 1500, [1400, 1800], (t) => {
+        gs.at(t, () => {
+          const lagging = prng.shuffle(gs.ids).slice(0, (gs.ids.length - 1) / 2)
+          const writers = gs.ids.filter((id) => !lagging.includes(id))
+          gs.partition(lagging)
+          const outage = t + prng.between(30, 200)
+          gs.at(outage, () => {
+            // Mostly a follower returns first: what it acknowledged, the leader counted.
+            const leader = leaderOf(gs)?.id
+            const followers = writers.filter((id) => id !== leader)
+            const first = prng.pick(followers.length > 0 && prng.chance(0.8) ? followers : writers)
+            for (const id of writers) gs.crash(id)
+            gs.at(outage + prng.between(5, 50), () => {
+              gs.start(first)
+              gs.heal()
+            })
+            const rest = outage + prng.between(700, 1200)
+            gs.at(rest, () => {
+              if (leaderOf(gs) !== undefined) elected.set(gs, (elected.get(gs) ?? 0) + 1)
+              for (const id of writers) if (id !== first) gs.start(id)
+            })
+          })
+        })
+      })
+      return span
+    },
+    exercises: {
+      what: 'a leader elected by the lagging voters and one restarted writer, the other writers down',
+      took: (result) => (elected.get(result.sim) ?? 0) > 0,
+      share: 0.5,
     },
   },
   {

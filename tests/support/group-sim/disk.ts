@@ -52,10 +52,13 @@ export class DiskHandle implements LogStore {
   /** Mutations that failed because the disk had failed: in flight when it did, or refused since. */
   failedWrites = 0
 
-  constructor(disk: SimDisk, sim: Simulation, prng: Prng) {
+  readonly #fsyncMs: readonly [number, number]
+
+  constructor(disk: SimDisk, sim: Simulation, prng: Prng, fsyncMs: readonly [number, number] = [0.5, 10]) {
     this.#disk = disk
     this.#sim = sim
     this.#prng = prng
+    this.#fsyncMs = fsyncMs
   }
 
   /** The process crashed: a prefix of the mutations in flight reached the disk, the rest did not. */
@@ -108,7 +111,7 @@ export class DiskHandle implements LogStore {
   /** One fsync: it makes durable what was written when it began (a group commit, as FileLogStore's). */
   #flushSoon(): void {
     const count = this.#inFlight.length
-    this.#sim.after(this.#prng.between(0.5, 10), () => {
+    this.#sim.after(this.#prng.between(this.#fsyncMs[0], this.#fsyncMs[1]), () => {
       if (!this.#open) return
       for (const op of this.#inFlight.splice(0, count)) {
         this.#disk.persist(op.apply)
