@@ -3,7 +3,7 @@ import { DecodeError, OfflineError } from '../../primitives/errors.ts'
 import { BondRequestError, RequestRefusedError } from '../bond.ts'
 import { isBounded } from '../raft/messages.ts'
 import { AppliedTerms } from './applied-terms.ts'
-import { CommitUnknownError, GroupBusyError } from './errors.ts'
+import { CommitUnknownError, GroupBusyError, GroupTerminatedError } from './errors.ts'
 import { BUSY, NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
 
 /** The index range a batch of commands was assigned. */
@@ -319,6 +319,20 @@ export class Proposals {
         })
       }
       throw new OfflineError(commands, `the leader refused the commands: ${err.message}`, { cause: err })
+    }
+    const stopped = this.#host.stopped
+    if (stopped.aborted) {
+      // This member stopped (closed, or halted by its disk) with the forward in flight, and closing its
+      // bonds failed the request: what stopped it is the reason, as for the commands awaiting commit.
+      const cause = stopped.reason as Error
+      if (cause instanceof GroupTerminatedError || (err instanceof BondRequestError && !err.sent)) throw cause
+      throw new CommitUnknownError(
+        commands,
+        `this member stopped before the commit was seen: ${cause.message}`,
+        {
+          cause,
+        },
+      )
     }
     if (err instanceof BondRequestError && !err.sent) return undefined
     if (err instanceof DecodeError) throw new CommitUnknownError(commands, err.message)
