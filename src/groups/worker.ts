@@ -261,15 +261,17 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
 
   async #handleReady(rd: Ready): Promise<void> {
     const store = this.store
-    // 1. Persist, before any message of this Ready leaves the node. A snapshot the core accepted
-    //    replaces the store's log in one atomic step, and the state machine only after that.
+    // 1. Persist, before any message of this Ready leaves the node, unless the core says a leader's
+    //    messages may leave first (then its followers write their disks while it writes its own). A
+    //    snapshot the core accepted replaces the store's log in one atomic step, the state machine after.
+    if (rd.sendBeforePersist) for (const m of rd.messages) this.#outbox.send(m)
     if (rd.snapshot) await this.#installSnapshot(rd.snapshot)
     if (rd.truncateFrom !== undefined || rd.entries.length > 0 || rd.hardState) {
       await store.write({ hardState: rd.hardState, truncateFrom: rd.truncateFrom, entries: rd.entries })
     }
     if (this.closedOrHalted()) return
     // 2. Send.
-    for (const m of rd.messages) this.#outbox.send(m)
+    if (!rd.sendBeforePersist) for (const m of rd.messages) this.#outbox.send(m)
     // 3. Apply.
     if (rd.committedEntries.length > 0) {
       this.#applier.apply(rd.committedEntries, this.#proposals.terms, this.#internal)
@@ -414,8 +416,10 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   /**
    * The Ready loop failed, most often because the store refused a write (a full or failing disk): the
    * store no longer knows what reached the disk, and the core's state is ahead of it. Nothing of that
-   * Ready was sent, so stop at once (fail-stop, as etcd does): calls waiting here fail, the bonds close
-   * so the others elect or replace without this member, and a restart recovers what is durable.
+   * Ready that depends on the write was sent (a leader's appends may have left: a new leader may still
+   * commit them), so stop at once (fail-stop, as etcd does): calls waiting here fail with their outcome
+   * open, the bonds close so the others elect or replace without this member, and a restart recovers
+   * what is durable.
    */
   #fail(err: unknown): void {
     if (this.closedOrHalted()) return

@@ -47,7 +47,7 @@ export { DEFAULT_TIMING } from './state.ts'
  *     const rd = node.ready()
  *     // 1. if rd.snapshot: reset the store to it; drop entries ≥ rd.truncateFrom;
  *     //    persist rd.entries and rd.hardState (durably)
- *     // 2. send rd.messages
+ *     // 2. send rd.messages (when rd.sendBeforePersist, already before or while doing 1)
  *     // 3. apply rd.committedEntries (commands only); serve rd.readStates once applied ≥ index
  *     // 4. act on rd.snapshotNeeded / rd.catchUp / rd.rival / rd.status
  *     node.advance(rd)

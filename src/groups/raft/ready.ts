@@ -5,7 +5,7 @@
 import { RaftContractError } from './errors.ts'
 import { flush } from './leader.ts'
 import type { NodeState } from './state.ts'
-import type { Message, RaftStatus, Ready } from './types.ts'
+import type { HardState, Message, RaftStatus, Ready } from './types.ts'
 
 export function status(s: NodeState): RaftStatus {
   const config = s.log.config()
@@ -66,6 +66,7 @@ export function takeReady(s: NodeState): Ready {
     committedEntries: s.log.takeUnapplied(),
     readStates: s.readStates,
     droppedReads: s.droppedReads,
+    sendBeforePersist: false,
   }
   s.messages = []
   s.readStates = []
@@ -75,6 +76,7 @@ export function takeReady(s: NodeState): Ready {
     rd.snapshot = s.restoredSnapshot
     s.restoredSnapshot = undefined
   }
+  const before = s.reported.hardState
   if (hardStateChanged(s)) {
     rd.hardState = s.hardState()
     s.reported.hardState = rd.hardState
@@ -94,8 +96,25 @@ export function takeReady(s: NodeState): Ready {
     rd.status = status(s)
     noteStatusReported(s)
   }
+  // Everything below the first entry this Ready persists was persisted by earlier ones.
+  const persisted = (rd.entries[0]?.index ?? s.log.lastIndex() + 1) - 1
+  rd.sendBeforePersist =
+    s.role === 'leader' &&
+    rd.snapshot === undefined &&
+    rd.truncateFrom === undefined &&
+    rd.rival === undefined &&
+    s.log.committed <= persisted &&
+    (rd.hardState === undefined || sameBacking(before, rd.hardState))
   s.readyOutstanding = true
   return rd
+}
+
+/**
+ * Whether two hard states hold the same term and vote: between them only the commit index moved. A
+ * leader's Ready is always such (a node becomes leader only in a term it persisted as a candidate).
+ */
+function sameBacking(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && (a.abstained ?? false) === (b.abstained ?? false)
 }
 
 export function advance(s: NodeState, rd: Ready): void {

@@ -400,6 +400,18 @@ export interface RaftStatus {
  */
 export interface Ready {
   messages: Message[]
+  /**
+   * The messages may leave while `entries` and `hardState` are being written, rather than after, so
+   * the leader writes its disk while its followers write theirs (Raft thesis §10.2.1). Set only on a
+   * leader's Ready whose hard state moves at most the commit index, and whose commit index (hence
+   * that of every message in it) the entries persisted by earlier Readies already cover.
+   *
+   * Why that is safe: a crash may lose this Ready's entries on the leader, but no member has been told
+   * they are committed; that news leaves only in a later Ready, taken once this one is persisted. (A
+   * lone voter commits what it appends at once, so its Readies persist first.) The worker still applies
+   * `committedEntries` only after persisting.
+   */
+  sendBeforePersist: boolean
   hardState?: HardState
   /** The worker installed a snapshot (`restoreSnapshot`): the store restarts from it. */
   snapshot?: SnapshotMeta

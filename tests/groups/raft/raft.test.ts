@@ -156,6 +156,7 @@ class Bench {
         const rd = core.ready()
         node.readies.push(rd)
         const disk = node.disk
+        if (rd.sendBeforePersist) checkSendsEarly(rd, disk)
         if (rd.snapshot !== undefined) {
           disk.snapshot = rd.snapshot
           disk.entries = []
@@ -203,6 +204,25 @@ class Bench {
   leaders(): string[] {
     return [...this.nodes].filter(([, n]) => n.core?.status().role === 'leader').map(([id]) => id)
   }
+}
+
+/**
+ * What makes a Ready's early send safe, checked on every Ready of every test: no message in it tells of
+ * a commit beyond what the node's disk already holds, and it persists no new vote.
+ */
+function checkSendsEarly(rd: Ready, disk: BenchNode['disk']): void {
+  const durable = disk.entries.at(-1)?.index ?? disk.snapshot?.index ?? 0
+  for (const m of rd.messages) {
+    if ('commit' in m && typeof m.commit === 'number' && m.commit > durable)
+      throw new Error(
+        `${m.type} to ${m.to} sent early tells of commit ${m.commit} past the disk's ${durable}`,
+      )
+  }
+  if (
+    rd.hardState &&
+    (rd.hardState.term !== disk.hardState.term || rd.hardState.vote !== disk.hardState.vote)
+  )
+    throw new Error('a Ready that sends early persists a new term or vote')
 }
 
 /** Filters: messages that do not touch any of `ids`. */
@@ -702,6 +722,81 @@ describe('replication and commitment', () => {
       .node(follower)
       .applied.flatMap((e) => (e.kind === 'command' ? [new TextDecoder().decode(e.data)] : []))
     expect(texts).toEqual(['one', 'two', 'three'])
+  })
+})
+
+describe("the leader's parallel disk write", () => {
+  it('a leader sends its appends while it persists them; a crash before the write loses them, and no member applies them', () => {
+    const bench = new Bench(['a', 'b', 'c'], { voters: ['a', 'b', 'c'], preference: { b: 'reluctant' } })
+    bench.run(300)
+    const [leader] = bench.leaders()
+    propose(bench, leader!, 'before')
+    bench.run(50)
+    const core = bench.core(leader!)
+    const committed = core.status().commitIndex
+    expect(core.propose([new TextEncoder().encode('lost')], bench.now).ok).toBe(true)
+    const rd = core.ready()
+    expect(rd.sendBeforePersist).toBe(true)
+    const lost = rd.entries.at(-1)!.index
+    expect(lost).toBe(committed + 1)
+    const toB = rd.messages.filter((m) => m.to === 'b' && m.type === 'append')
+    expect(toB.some((m) => m.type === 'append' && m.entries.some((e) => e.index === lost))).toBe(true)
+    // Only b receives the append, and the leader crashes before its write: the entry is on b alone.
+    bench.crash(leader!)
+    bench.outbox.push(...toB)
+    bench.deliver()
+    expect(bench.core('b').status().lastIndex).toBe(lost)
+    // The leader comes back without it, and with the other follower elects a leader whose own entry
+    // takes that index; b is cut off meanwhile, then rejoins and is overwritten.
+    bench.start(leader!)
+    bench.run(600, isolating('b'))
+    bench.run(300)
+    const [next] = bench.leaders()
+    expect(next).not.toBe('b')
+    for (const id of ['a', 'b', 'c']) {
+      const at = bench.node(id).applied.find((e) => e.index === lost)
+      expect(at?.term).toBeGreaterThan(rd.entries.at(-1)!.term)
+      expect(
+        bench
+          .node(id)
+          .applied.some((e) => e.kind === 'command' && new TextDecoder().decode(e.data) === 'lost'),
+      ).toBe(false)
+    }
+  })
+
+  it('persists first on a candidate, a follower and a lone voter, whose messages depend on the write', () => {
+    const bench = new Bench(['a', 'b', 'c'], { voters: ['a', 'b', 'c'] })
+    bench.run(300)
+    const [leader] = bench.leaders()
+    propose(bench, leader!, 'x')
+    bench.run(50)
+    for (const [id, node] of bench.nodes) {
+      for (const rd of node.readies) {
+        if (!rd.sendBeforePersist) continue
+        // Only the leader's Readies of its own term send early, never those that won it the term.
+        expect(id).toBe(leader)
+        expect(rd.hardState === undefined || rd.hardState.term === bench.core(id).status().term).toBe(true)
+      }
+      if (id !== leader) expect(node.readies.some((rd) => rd.sendBeforePersist)).toBe(false)
+    }
+    expect(bench.node(leader!).readies.some((rd) => rd.sendBeforePersist)).toBe(true)
+    // A lone voter commits what it appends at once: its messages (to a learner here) tell of it.
+    const lone = new Bench(['a'], { disks: { a: { term: 1, entries: [config(['a'])] } } })
+    lone.run(300)
+    expect(lone.leaders()).toEqual(['a'])
+    lone.core('a').setMembers(
+      [
+        { id: 'a', observer: false },
+        { id: 'l', observer: true },
+      ],
+      lone.now,
+    )
+    lone.settle()
+    lone.core('a').propose([new Uint8Array([1])], lone.now)
+    const rd = lone.core('a').ready()
+    expect(rd.entries.length).toBe(1)
+    expect(rd.hardState?.commit).toBe(rd.entries[0]!.index)
+    expect(rd.sendBeforePersist).toBe(false)
   })
 })
 
