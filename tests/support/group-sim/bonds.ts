@@ -11,6 +11,7 @@
 
 import { decodeCanonical, encodeCanonical } from '../../../platform/node/index.ts'
 import { BondMsg } from '../../../src/groups/bond.ts'
+import { decodeRaftMessage } from '../../../src/groups/wire.ts'
 import type { Prng, Simulation } from '../sim-network.ts'
 import type { SimMember } from './members.ts'
 import type { BondNetwork, NetConditions, SimTransport } from './transport.ts'
@@ -45,6 +46,8 @@ export interface SimBondsInit {
   mix(text: string): void
   /** A frame delivered, for the trace (only called when tracing). */
   traceFrame?(from: string, to: string, kind: number, body: unknown): void
+  /** Every frame a member sends, when it sends it (delivered or not). */
+  sent?(from: string, to: string, kind: number, body: unknown): void
   problem(text: string): void
 }
 
@@ -56,6 +59,8 @@ export class SimBonds implements BondNetwork {
   /** Directed links that drop everything, as "from>to". */
   readonly #blocked = new Set<string>()
   readonly #lastDelivery = new Map<string, number>()
+  /** Who led each term of each cluster, as the appends and heartbeats sent show (Raft's election safety). */
+  readonly #leaders = new Map<string, string>()
   #discoverySplit: Map<string, number> | undefined
   #genCounter = 0
 
@@ -180,6 +185,8 @@ export class SimBonds implements BondNetwork {
     // twice, are dropped or duplicated on a live bond; requests, responses and offers are lost only
     // with the bond (or a cut direction).
     const raft = kind === BondMsg.Raft
+    if (raft) this.#checkOneLeader(from, to, body)
+    this.#init.sent?.(from, to, kind, body)
     if (this.#blocked.has(`${from}>${to}`) || (raft && prng.chance(c.dropRate))) return
     const copies = raft && prng.chance(c.duplicateRate) ? 2 : 1
     const pair = this.#pair(from, to)
@@ -204,6 +211,21 @@ export class SimBonds implements BondNetwork {
         }
       })
     }
+  }
+
+  /**
+   * Only a leader sends appends and heartbeats, and a term has at most one leader in a cluster: a
+   * member that voted twice in a term (a vote sent before it was durable, then lost in a crash) shows
+   * here as a second sender, whether or not the two leaders ever commit.
+   */
+  #checkOneLeader(from: string, to: string, body: unknown): void {
+    const m = decodeRaftMessage(body, from, to)
+    if (m.type !== 'append' && m.type !== 'heartbeat') return
+    const key = `${m.clusterId}/${m.term}`
+    const leader = this.#leaders.get(key)
+    if (leader === undefined) this.#leaders.set(key, from)
+    else if (leader !== from)
+      this.#init.problem(`two leaders in term ${m.term} of cluster ${m.clusterId}: ${leader} and ${from}`)
   }
 
   /**
