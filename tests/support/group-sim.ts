@@ -22,6 +22,7 @@ import {
   Digest,
   type Preference,
 } from '../../platform/node/index.ts'
+import type { WriteBatch } from '../../src/groups/storage/log-store.ts'
 import { GroupWorker } from '../../src/groups/worker.ts'
 import type { Logger } from '../../src/transport/context.ts'
 import { FAST_CONSENSUS } from './consensus.ts'
@@ -131,8 +132,14 @@ export class GroupSim {
             this.traceLines.push(`${this.now.toFixed(3)} ${from}>${to} ${describeFrame(kind, body)}`)
         : undefined,
       problem: (text) => this.problems.push(text),
+      sent: (from, to, kind, body) => {
+        for (const watch of this.sendWatchers) watch(from, to, kind, body)
+      },
     })
   }
+
+  /** Called with every frame a member sends, as it sends it: for checks of what may leave a member. */
+  readonly sendWatchers: ((from: string, to: string, kind: number, body: unknown) => void)[] = []
 
   get ids(): string[] {
     return [...this.members.keys()]
@@ -322,6 +329,14 @@ export class GroupSim {
     if (!m.handle) return
     this.#trace(`disk fails ${id}#${m.incarnation}`)
     m.handle.failWrites()
+  }
+
+  /** A member's disk hangs at the first write `select` picks (see DiskHandle.hangAt), until it restarts. */
+  hangDiskAt(id: string, select: (batch: WriteBatch) => boolean): void {
+    const m = this.member(id)
+    if (!m.handle) return
+    this.#trace(`disk hangs at a write ${id}#${m.incarnation}`)
+    m.handle.hangAt(select)
   }
 
   restart(id: string): void {

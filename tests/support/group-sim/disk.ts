@@ -47,6 +47,8 @@ export class DiskHandle implements LogStore {
   /** Mutations applied to the view and not yet to the disk, oldest first. */
   readonly #inFlight: { apply: DiskOp; durable: () => void; failed: (err: Error) => void }[] = []
   #open = true
+  /** Set once the disk hangs (see hangAt): no write becomes durable any more, and none is told it did. */
+  #hung = false
   /** Set once the disk failed a write (see failWrites): every mutation since is refused with it. */
   #failed: StorageError | undefined
   /** Mutations that failed because the disk had failed: in flight when it did, or refused since. */
@@ -70,6 +72,18 @@ export class DiskHandle implements LogStore {
       this.#disk.persist(op.apply)
     }
     this.#inFlight.length = 0
+  }
+
+  /** Set by `hangAt`: the write that makes the disk hang. */
+  #hangAt: ((batch: WriteBatch) => boolean) | undefined
+
+  /**
+   * The disk hangs at the first write `batch` selects: that write, every one in flight and every one
+   * after it waits forever, as behind an fsync that never returns. What this incarnation already reads
+   * stays readable.
+   */
+  hangAt(select: (batch: WriteBatch) => boolean): void {
+    this.#hangAt = select
   }
 
   /**
@@ -112,7 +126,7 @@ export class DiskHandle implements LogStore {
   #flushSoon(): void {
     const count = this.#inFlight.length
     this.#sim.after(this.#prng.between(this.#fsyncMs[0], this.#fsyncMs[1]), () => {
-      if (!this.#open) return
+      if (!this.#open || this.#hung) return
       for (const op of this.#inFlight.splice(0, count)) {
         this.#disk.persist(op.apply)
         op.durable()
@@ -149,6 +163,7 @@ export class DiskHandle implements LogStore {
   }
   // Arguments are copied at call time: the disk applies them later, whatever the caller does with them.
   write(batch: WriteBatch) {
+    if (this.#hangAt?.(batch)) this.#hung = true
     const copy = structuredClone(batch)
     return this.#mutate((store) => store.write(copy))
   }
