@@ -111,7 +111,7 @@ describe('mosaik-relay', () => {
     expect(first.browserAddresses).toHaveLength(2)
     expect(first.browserAddresses.some((a) => a.includes('/ws/'))).toBe(true)
     expect(first.browserAddresses.some((a) => a.includes('/webrtc-direct/certhash/'))).toBe(true)
-    expect(first.stdout).toContain('browsers dial:')
+    await within(secs(10), first.printed('browsers dial:'), 'the summary on stdout')
     expect(await within(secs(20), first.terminate(), 'relay exit')).toBe(0)
 
     // Configured through the environment this time.

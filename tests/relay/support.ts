@@ -118,6 +118,27 @@ export class RelayProcess {
     return match
   }
 
+  /**
+   * Resolves once stdout holds `text`. The relay prints its summary to stdout just after its `ready`
+   * log line on stderr, and the two pipes deliver in no set order; rejects if it exits first.
+   */
+  printed(text: string): Promise<void> {
+    const out = this.child.stdout!
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!this.stdout.includes(text)) return
+        out.off('data', check)
+        resolve()
+      }
+      out.on('data', check)
+      check()
+      void this.exited.then(() => {
+        out.off('data', check)
+        if (!this.stdout.includes(text)) reject(new Error(`relay exited without printing ${text}`))
+      })
+    })
+  }
+
   /** SIGTERM, then the exit code. */
   async terminate(): Promise<number | null> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM')
