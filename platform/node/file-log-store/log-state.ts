@@ -5,6 +5,7 @@
  * disk, and the flusher writes each record where it was placed.
  */
 import { rm } from 'node:fs/promises'
+import { onlyCommitMoved } from '../../../src/groups/raft/ready.ts'
 import type { HardState, LogEntry, SnapshotMeta, WriteBatch } from '../../../src/groups/storage/log-store.ts'
 import {
   checkHardState,
@@ -283,13 +284,4 @@ export class LogState {
   #headerRecord(seg: Segment): Uint8Array {
     return headerRecord(seg.seq, this.#view, this.#hardState, this.#snapFloor)
   }
-}
-
-/**
- * Whether `next` differs from `prev` only by its commit index. Such a hard state need not be durable
- * before the write resolves (etcd's MustSync rule): after a crash the commit index may be older, and
- * the leader tells it again; the term and the vote, which keep one leader per term, are never lost.
- */
-function onlyCommitMoved(prev: HardState, next: HardState): boolean {
-  return prev.term === next.term && prev.vote === next.vote
 }

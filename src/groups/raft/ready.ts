@@ -104,17 +104,24 @@ export function takeReady(s: NodeState): Ready {
     rd.truncateFrom === undefined &&
     rd.rival === undefined &&
     s.log.committed <= persisted &&
-    (rd.hardState === undefined || sameBacking(before, rd.hardState))
+    (rd.hardState === undefined || onlyCommitMoved(before, rd.hardState))
   s.readyOutstanding = true
   return rd
 }
 
 /**
- * Whether two hard states hold the same term and vote: between them only the commit index moved. A
- * leader's Ready is always such (a node becomes leader only in a term it persisted as a candidate).
+ * Whether `next` differs from `prev` only by its commit index: the term and the vote, which keep one
+ * leader per term, are the same. Such a hard state may leave in messages before it is durable (a
+ * leader's Ready, `sendBeforePersist`; a node becomes leader only in a term it persisted as a
+ * candidate), and a store need not fsync it before its write resolves (etcd's MustSync rule): after a
+ * crash the commit index may be older, and the leader tells it again.
  */
-function sameBacking(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && (a.abstained ?? false) === (b.abstained ?? false)
+export function onlyCommitMoved(prev: HardState, next: HardState): boolean {
+  return (
+    prev.term === next.term &&
+    prev.vote === next.vote &&
+    (prev.abstained ?? false) === (next.abstained ?? false)
+  )
 }
 
 export function advance(s: NodeState, rd: Ready): void {
