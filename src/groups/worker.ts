@@ -424,14 +424,13 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   #fail(err: unknown): void {
     if (this.closedOrHalted()) return
     const error = err instanceof StorageError ? err : GroupFailedError.of(err)
-    this.#stop(
-      error,
-      (commands) =>
-        new CommitUnknownError(commands, `this member stopped before the commit was seen: ${error.message}`, {
-          cause: error,
-        }),
-      { ...this.node.status(), role: 'follower', leader: undefined, online: false, halted: true },
-    )
+    this.#stop(error, (commands) => CommitUnknownError.stopped(commands, error), {
+      ...this.node.status(),
+      role: 'follower',
+      leader: undefined,
+      online: false,
+      halted: true,
+    })
     this.#spawn(this.transport.close())
   }
 

@@ -13,6 +13,17 @@ export class CommitUnknownError<T = unknown> extends MosaikError {
     super('COMMIT_UNKNOWN', message, options)
     this.value = value
   }
+
+  /** For commands still open when their member stopped because of `cause`. @internal */
+  static stopped<T>(commands: T, cause: Error): CommitUnknownError<T> {
+    return new CommitUnknownError(
+      commands,
+      `this member stopped before the commit was seen: ${cause.message}`,
+      {
+        cause,
+      },
+    )
+  }
 }
 
 /** The group handle (or its node) was closed. */

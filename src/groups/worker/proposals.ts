@@ -326,13 +326,7 @@ export class Proposals {
       // bonds failed the request: what stopped it is the reason, as for the commands awaiting commit.
       const cause = stopped.reason as Error
       if (cause instanceof GroupTerminatedError || (err instanceof BondRequestError && !err.sent)) throw cause
-      throw new CommitUnknownError(
-        commands,
-        `this member stopped before the commit was seen: ${cause.message}`,
-        {
-          cause,
-        },
-      )
+      throw CommitUnknownError.stopped(commands, cause)
     }
     if (err instanceof BondRequestError && !err.sent) return undefined
     if (err instanceof DecodeError) throw new CommitUnknownError(commands, err.message)
