@@ -41,8 +41,9 @@ async function hangAt(
   const target = pick(members, leader!)
   let hung: WriteBatch | undefined
   gs.hangDiskAt(target.id, (batch) => {
-    if (hung === undefined && hangs(batch, target.id)) hung = structuredClone(batch)
-    return hung !== undefined
+    if (!hangs(batch, target.id)) return false
+    hung = structuredClone(batch)
+    return true
   })
   const frames: Message[] = []
   gs.sendWatchers.push((from, to, kind, body) => {

@@ -74,7 +74,7 @@ export class DiskHandle implements LogStore {
     this.#inFlight.length = 0
   }
 
-  /** Set by `hangAt`: the write that makes the disk hang. */
+  /** Set by `hangAt` until it picks a write: which write makes the disk hang. */
   #hangAt: ((batch: WriteBatch) => boolean) | undefined
 
   /**
@@ -163,7 +163,10 @@ export class DiskHandle implements LogStore {
   }
   // Arguments are copied at call time: the disk applies them later, whatever the caller does with them.
   write(batch: WriteBatch) {
-    if (this.#hangAt?.(batch)) this.#hung = true
+    if (this.#hangAt?.(batch)) {
+      this.#hung = true
+      this.#hangAt = undefined
+    }
     const copy = structuredClone(batch)
     return this.#mutate((store) => store.write(copy))
   }
