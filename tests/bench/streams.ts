@@ -1,18 +1,17 @@
 /**
  * Streams benchmarks: every figure next to raw libp2p on the same nodes, transport and framing,
- * measured in the same run. Both ends run in this process (sender and receiver share one core's event
- * loop), so figures are loopback figures.
+ * measured in the same run. Both ends run in this process (sender and receiver share one event loop),
+ * so figures are loopback figures; streams-remote.ts measures QUIC with the consumer in another process.
  */
-import { setImmediate as yieldMacrotask } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import type { Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { codecs, defineStream, Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { packBatch, varintLength } from '../../src/streams/wire.ts'
-import { drained } from './drain.ts'
+import { countRecords, rawSend } from './raw-records.ts'
+import { twoProcessRows } from './streams-remote.ts'
 import { median, percentile, type Row } from './table.ts'
 
 type Transport = 'memory' | 'quic' | 'tcp'
@@ -100,53 +99,13 @@ async function streamLatency(a: Network, b: Network, samples: number): Promise<n
 
 // ---- raw libp2p baseline -------------------------------------------------------------------------
 
-/** Frames `count` datums as varint-prefixed records, packed into 32 KiB writes like the SDK's batches. */
-async function rawSend(stream: Stream, datum: Uint8Array, count: number): Promise<void> {
-  const per = Math.max(1, Math.floor((32 * 1024) / (datum.length + varintLength(datum.length))))
-  const group = Array.from({ length: per }, () => datum)
-  for (let sent = 0; sent < count; ) {
-    const k = Math.min(per, count - sent)
-    const chunk = packBatch(group, 0, k, k * (datum.length + varintLength(datum.length)))
-    if (!stream.send(chunk)) await drained(stream)
-    sent += k
-    await yieldMacrotask()
-  }
-}
-
 /** Seconds for `count` datums over raw libp2p streams from a to every b, decoded by each receiver. */
 async function rawRun(a: Network, bs: Network[], size: number, count: number): Promise<number> {
   const protocol = `/bench/raw/${toHex(randomBytes(4))}`
   const done = bs.map(async (b) => {
     const { promise, resolve } = Promise.withResolvers<void>()
     await b.libp2p.handle(protocol, (stream) => {
-      let n = 0
-      let pending: Uint8Array = new Uint8Array(0)
-      stream.addEventListener('message', (evt) => {
-        let records = 0
-        // the SDK's batch framing: count records by walking the varints
-        const bytes = evt.data.subarray()
-        pending = concat(pending, bytes)
-        let off = 0
-        while (off < pending.length) {
-          let len = 0
-          let shift = 1
-          let byte = 0
-          const start = off
-          do {
-            if (off >= pending.length) break
-            byte = pending[off++]!
-            len += (byte & 0x7f) * shift
-            shift *= 128
-          } while (byte >= 0x80)
-          if (byte >= 0x80 || off + len > pending.length) {
-            off = start
-            break
-          }
-          off += len
-          records++
-        }
-        pending = pending.subarray(off)
-        n += records
+      countRecords(stream, (n) => {
         if (n >= count) resolve()
       })
     })
@@ -163,14 +122,6 @@ async function rawRun(a: Network, bs: Network[], size: number, count: number): P
   for (const s of streams) s.abort(new Error('done'))
   await Promise.all(bs.map((b) => b.libp2p.unhandle(protocol)))
   return secs
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
 }
 
 /** Round trips (ms) of 64 B length-prefixed ping-pong on one raw libp2p stream. */
@@ -464,6 +415,7 @@ export async function lazyRows(transport: Transport, lazyNodes = 10, linksPerNod
 export async function benchStreams(): Promise<Row[]> {
   const rows: Row[] = []
   for (const transport of ['quic', 'memory'] as const) rows.push(...(await transportRows(transport)))
+  rows.push(...(await twoProcessRows()))
   rows.push(...(await fanOutRows('quic', 10)))
   rows.push(...(await fanOutRows('memory', 10)))
   rows.push(...(await heapRows()))
