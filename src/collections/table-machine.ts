@@ -36,7 +36,7 @@ export abstract class TableMachine<Command extends readonly unknown[]> extends C
       entries += ranges.length / (2 * this.arity)
       bytes += buffer.length
     }
-    if (entries > 1) this.table.reserve(entries, bytes)
+    if (entries > 0) this.table.reserve(entries, bytes)
     return super.applyBatch(commands, ctxs)
   }
 
