@@ -67,7 +67,7 @@ class RemoteConsumer {
   }
 
   async close(): Promise<void> {
-    if (this.#child.exitCode !== null) return
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return
     const exited = new Promise((resolve) => this.#child.once('exit', resolve))
     this.#child.send({ kind: 'exit' } satisfies ConsumerCommand)
     const timer = setTimeout(() => this.#child.kill('SIGKILL'), 5000)
