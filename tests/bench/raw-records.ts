@@ -5,6 +5,7 @@
  */
 import { setImmediate as yieldMacrotask } from 'node:timers/promises'
 import type { Stream } from '@libp2p/interface'
+import { concatBytes } from '../../src/primitives/bytes.ts'
 import { packBatch, varintLength } from '../../src/streams/wire.ts'
 import { drained } from './drain.ts'
 
@@ -29,7 +30,8 @@ export function countRecords(stream: Stream, onCount: (received: number) => void
   let received = 0
   let pending: Uint8Array = new Uint8Array(0)
   stream.addEventListener('message', (evt) => {
-    pending = concat(pending, evt.data.subarray())
+    const bytes = evt.data.subarray()
+    pending = pending.length === 0 ? bytes : concatBytes(pending, bytes)
     let off = 0
     let records = 0
     while (off < pending.length) {
@@ -55,12 +57,4 @@ export function countRecords(stream: Stream, onCount: (received: number) => void
     received += records
     onCount(received)
   })
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
 }
