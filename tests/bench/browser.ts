@@ -23,7 +23,7 @@ import { raceSignal } from '../../src/primitives/abort.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
 import { packBatch, varintLength } from '../../src/streams/wire.ts'
 import { drained } from './drain.ts'
-import { percentile, type Row } from './table.ts'
+import { log, percentile, type Row } from './table.ts'
 
 const ECHO = '/mosaik-bench/echo/1'
 const SINK = '/mosaik-bench/sink/1'
@@ -37,8 +37,6 @@ const BULK = Number(process.env.BENCH_BROWSER_BULK ?? 5_000) // 1 KiB datums, ab
  * its path measured again, once: see RawStallError).
  */
 const BULK_DEADLINE_MS = Number(process.env.BENCH_BULK_DEADLINE_MS ?? 120_000)
-const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
-
 /** `work`, or an error naming `what` once BULK_DEADLINE_MS passed. */
 function deadline<T>(work: Promise<T>, what: string): Promise<T> {
   return raceSignal(work, AbortSignal.timeout(BULK_DEADLINE_MS)).catch((err: unknown) => {

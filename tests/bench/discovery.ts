@@ -6,7 +6,7 @@ import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
-import { median, type Row } from './table.ts'
+import { log, median, type Row } from './table.ts'
 
 const memAddr = () => `/memory/${toHex(randomBytes(8))}`
 
@@ -116,9 +116,9 @@ export async function benchDiscovery(): Promise<Row[]> {
     const base: { mesh: number; propagate: number }[] = []
     for (let i = 0; i < runs; i++) {
       ours.push(await catalogConvergence(n))
-      process.stderr.write(`  discovery n=${n} run ${i}: ${JSON.stringify(ours.at(-1))}\n`)
+      log(`discovery n=${n} run ${i}: ${JSON.stringify(ours.at(-1))}`)
       base.push(await gossipsubBaseline(n))
-      process.stderr.write(`  gossipsub n=${n} run ${i}: ${JSON.stringify(base.at(-1))}\n`)
+      log(`gossipsub n=${n} run ${i}: ${JSON.stringify(base.at(-1))}`)
     }
     rows.push({
       section: 'discovery (memory)',

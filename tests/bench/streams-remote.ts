@@ -17,7 +17,7 @@ import { codecs, defineStream, Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { rawSend } from './raw-records.ts'
 import type { ConsumerCommand, ConsumerReport } from './remote-consumer.ts'
-import { median, type Row } from './table.ts'
+import { log, median, type Row } from './table.ts'
 
 const SIZES = [
   { size: 64, label: '64 B', count: 600_000 },
@@ -26,8 +26,6 @@ const SIZES = [
 ]
 /** Interleaved pairs per size: one pair swings by ±15 % between processes on the bench machine. */
 const ROUNDS = 5
-
-const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
 
 /** The child process and the one report each command waits for. */
 class RemoteConsumer {

@@ -12,7 +12,7 @@ import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { packBatch, varintLength } from '../../src/streams/wire.ts'
 import { countRecords, rawSend } from './raw-records.ts'
 import { twoProcessRows } from './streams-remote.ts'
-import { median, percentile, type Row } from './table.ts'
+import { log, median, percentile, type Row } from './table.ts'
 
 type Transport = 'memory' | 'quic' | 'tcp'
 
@@ -22,8 +22,6 @@ const listenOn = (t: Transport) =>
     : t === 'tcp'
       ? ['/ip4/127.0.0.1/tcp/0']
       : ['/ip4/127.0.0.1/udp/0/quic-v1']
-
-const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
 
 /** `npm run bench` passes --expose-gc; run directly, the flag is set here. */
 const gc: () => void =

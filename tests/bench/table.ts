@@ -1,3 +1,6 @@
+/** A progress line on stderr: stdout carries the section's rows. */
+export const log = (msg: string) => process.stderr.write(`  ${msg}\n`)
+
 /** One row of the benchmark table: a figure next to its baseline measured in the same run. */
 export interface Row {
   section: string
