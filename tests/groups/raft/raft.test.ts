@@ -673,6 +673,37 @@ describe('replication and commitment', () => {
     expect(answers).toMatchObject([{ from: f, reject: true }])
   })
 
+  it('asks no answer of a commit notice to a follower whose entries are still in flight', () => {
+    const bench = new Bench(['a', 'b', 'c'], { voters: ['a', 'b', 'c'] })
+    bench.run(300)
+    const [leader] = bench.leaders()
+    const [fast, slow] = ['a', 'b', 'c'].filter((id) => id !== leader) as [string, string]
+    const from = bench.sent.length
+    propose(bench, leader!, 'x')
+    // Everything to `slow` is in flight (held back, in order) while `fast` answers and the leader commits.
+    const inFlight: Message[] = []
+    while (bench.outbox.length > 0) {
+      inFlight.push(...bench.outbox.filter((m) => m.to === slow))
+      bench.outbox = bench.outbox.filter((m) => m.to !== slow)
+      bench.deliver((m) => m.to !== slow, 1)
+    }
+    expect(bench.core(leader!).status().commitIndex).toBe(bench.core(leader!).status().lastIndex)
+    expect(bench.sent.slice(from).filter((m) => m.type === 'appendResponse' && m.from === fast)).toHaveLength(
+      1,
+    )
+    bench.outbox.push(...inFlight)
+    bench.deliver()
+    const sent = bench.sent.slice(from)
+    const toSlow = sent.filter((m): m is AppendMessage => m.type === 'append' && m.to === slow)
+    expect(toSlow.map((m) => [m.entries.length, m.quiet])).toEqual([
+      [1, false],
+      [0, true],
+    ])
+    // One answer, to the entries: the notice's would only repeat it.
+    expect(sent.filter((m) => m.type === 'appendResponse' && m.from === slow)).toHaveLength(1)
+    expect(bench.core(slow).status().commitIndex).toBe(bench.core(leader!).status().commitIndex)
+  })
+
   it('pipelines many entries in bounded batches and tells followers the commit promptly', () => {
     const bench = new Bench(['a', 'b', 'c'], { voters: ['a', 'b', 'c'], raft: { maxEntriesPerAppend: 16 } })
     bench.run(300)
