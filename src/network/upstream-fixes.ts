@@ -8,6 +8,10 @@ export const upstreamFixes = {
   noiseDecodersReplaced: 0,
   /** Secured connections without the expected `decoder` field (left as Noise made them). */
   noiseDecodersKept: 0,
+  /** Secured connections whose outgoing messages leave in one buffer each (length and ciphertext). */
+  noiseEncodersJoined: 0,
+  /** Secured connections without the expected `encrypt` method (left as Noise made them). */
+  noiseEncodersKept: 0,
   /** yamux streams that send window updates at half the window. */
   yamuxStreamsLazy: 0,
   /** yamux muxers or streams without the expected internals (left as yamux made them). */

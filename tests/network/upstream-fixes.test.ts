@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { Socket } from 'node:net'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { upstreamFixes } from '../../src/network/upstream-fixes.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { Nodes, type Transport } from '../support/nodes.ts'
@@ -7,7 +8,7 @@ import { secs, within } from '../support/time.ts'
 /**
  * The Noise and yamux wrappers (src/network/noise.ts, yamux.ts) replace library internals. These tests
  * fail when a libp2p upgrade renamed them (the fix would silently stop applying), and check that data
- * still flows whole through both where the windows fill up.
+ * still flows whole through both where the windows fill up, and leaves a message per socket write.
  */
 describe.each<Transport>(['memory', 'tcp'])('Noise and yamux fixes over %s', (transport) => {
   const nodes = new Nodes(transport)
@@ -36,6 +37,8 @@ describe.each<Transport>(['memory', 'tcp'])('Noise and yamux fixes over %s', (tr
     expect(upstreamFixes.noiseDecodersReplaced).toBeGreaterThan(before.noiseDecodersReplaced)
     expect(upstreamFixes.yamuxStreamsLazy).toBeGreaterThan(before.yamuxStreamsLazy)
     expect(upstreamFixes.noiseDecodersKept).toBe(0)
+    expect(upstreamFixes.noiseEncodersJoined).toBeGreaterThan(before.noiseEncodersJoined)
+    expect(upstreamFixes.noiseEncodersKept).toBe(0)
     expect(upstreamFixes.yamuxStreamsKept).toBe(0)
   })
 
@@ -63,5 +66,22 @@ describe.each<Transport>(['memory', 'tcp'])('Noise and yamux fixes over %s', (tr
       if (i % 16 === 0) await new Promise((resolve) => setImmediate(resolve))
     }
     await within(secs(10), writer)
+  })
+
+  it.runIf(transport === 'tcp')('writes each transport message to the socket in one piece', async () => {
+    const { client, server } = await pair()
+    const write = vi.spyOn(Socket.prototype, 'write')
+    try {
+      for (let i = 0; i < 50; i++) {
+        await client.send(`ping ${i}`)
+        expect(await within(secs(5), server.recv())).toBe(`ping ${i}`)
+      }
+      // Noise's 2-byte length prefix used to leave as a write (a TCP segment) of its own.
+      const sizes = write.mock.calls.map(([chunk]) => (chunk as Uint8Array).byteLength)
+      expect(sizes.length).toBeGreaterThanOrEqual(50)
+      expect(sizes.filter((n) => n === 2)).toEqual([])
+    } finally {
+      write.mockRestore()
+    }
   })
 })
