@@ -10,11 +10,10 @@
  * credit: on one thread that reads as 0.71-0.86× raw for 1 KiB datums, where between two processes
  * the same code reads 0.88-1.03×. Both rows are kept: one is the loopback figure, one is a deployment's.
  */
-import { type ChildProcess, fork } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { codecs, defineStream, Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
+import { BenchChild } from './child.ts'
 import { rawSend } from './raw-records.ts'
 import type { ConsumerCommand, ConsumerReport } from './remote-consumer.ts'
 import { log, median, type Row } from './table.ts'
@@ -27,59 +26,15 @@ const SIZES = [
 /** Interleaved pairs per size: one pair swings by ±15 % between processes on the bench machine. */
 const ROUNDS = 5
 
-/** The child process and the one report each command waits for. */
-class RemoteConsumer {
-  readonly #child: ChildProcess
-  readonly #exited: Promise<never>
-
-  constructor(bootstrap: string, network: string) {
-    this.#child = fork(fileURLToPath(new URL('./remote-consumer.ts', import.meta.url)), [bootstrap], {
-      execArgv: process.execArgv,
-      env: { ...process.env, MOSAIK_BENCH_NETWORK: network },
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    })
-    this.#exited = new Promise((_, reject) => {
-      this.#child.once('exit', (code) => reject(new Error(`the remote consumer exited with ${code}`)))
-    })
-    this.#exited.catch(() => {})
-  }
-
-  /** The next report of `kind`, or a rejection if the child exits first. */
-  next<K extends ConsumerReport['kind']>(kind: K): Promise<Extract<ConsumerReport, { kind: K }>> {
-    const report = new Promise<Extract<ConsumerReport, { kind: K }>>((resolve) => {
-      const onMessage = (m: ConsumerReport) => {
-        if (m.kind !== kind) return
-        this.#child.off('message', onMessage)
-        resolve(m as Extract<ConsumerReport, { kind: K }>)
-      }
-      this.#child.on('message', onMessage)
-    })
-    return Promise.race([report, this.#exited])
-  }
-
-  /** Sends `command` and waits for the child to say it is ready for the data. */
-  async ask(command: ConsumerCommand): Promise<void> {
-    const ready = this.next('ready')
-    this.#child.send(command)
-    await ready
-  }
-
-  async close(): Promise<void> {
-    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return
-    const exited = new Promise((resolve) => this.#child.once('exit', resolve))
-    this.#child.send({ kind: 'exit' } satisfies ConsumerCommand)
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 5000)
-    await exited
-    clearTimeout(timer)
-  }
-}
+/** The consuming node in its child process. */
+type RemoteConsumer = BenchChild<ConsumerCommand, ConsumerReport>
 
 /** Datums per second from `a`'s producer to the child's consumer. */
 async function oursRate(a: Network, remote: RemoteConsumer, datum: Uint8Array, count: number) {
   const stream = `remote-${toHex(randomBytes(4))}`
   const producer = a.streams.producer(defineStream<Uint8Array>(stream, { codec: codecs.raw }))
   try {
-    await remote.ask({ kind: 'subscribe', stream, count })
+    await remote.ask({ kind: 'subscribe', stream, count }, 'ready')
     await producer.when.subscribed()
     const done = remote.next('done')
     const t0 = performance.now()
@@ -94,7 +49,7 @@ async function oursRate(a: Network, remote: RemoteConsumer, datum: Uint8Array, c
 /** Datums per second over a raw libp2p stream from `a` to the child, in the same framing. */
 async function rawRate(a: Network, remote: RemoteConsumer, peerId: string, datum: Uint8Array, count: number) {
   const protocol = `/bench/raw-remote/${toHex(randomBytes(4))}`
-  await remote.ask({ kind: 'raw', protocol, count })
+  await remote.ask({ kind: 'raw', protocol, count }, 'ready')
   const stream = await a.libp2p.dialProtocol(peerIdFromString(peerId), protocol)
   try {
     const done = remote.next('done')
@@ -114,7 +69,13 @@ export async function twoProcessRows(): Promise<Row[]> {
     listen: ['/ip4/127.0.0.1/udp/0/quic-v1'],
     discovery: { departureWindowMs: 0 },
   })
-  const remote = new RemoteConsumer(a.addresses[0]!, network)
+  const remote: RemoteConsumer = new BenchChild(
+    new URL('./remote-consumer.ts', import.meta.url),
+    [a.addresses[0]!],
+    {
+      MOSAIK_BENCH_NETWORK: network,
+    },
+  )
   try {
     const { peerId } = await remote.next('up')
     await a.discovery.when.peer(peerId)
