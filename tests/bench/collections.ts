@@ -9,6 +9,7 @@ import {
   rawPipelined,
   resendWhileOffline,
 } from './baselines.ts'
+import { threeProcessRows } from './collections-remote.ts'
 import { median, percentile, type Row } from './table.ts'
 
 /** One stream, same transport: how long the same bytes take to cross without any protocol on top. */
@@ -187,6 +188,8 @@ export async function benchCollections(): Promise<Row[]> {
   rows.push(await setCatchUp(nets, section))
   rows.push(await queueCatchUp(nets, section))
   await Promise.all(nets.map((n) => n.close()))
+  // The sequential inserts again with each writer in a process of its own, as on three hosts.
+  rows.push(...(await threeProcessRows('tcp')))
   return rows
 }
 

@@ -1,0 +1,146 @@
+/**
+ * `Map.set` with each of the three writers in a process of its own, as on three hosts: sequential
+ * inserts through each writer (PER_WRITER at a time, one writer after the other: one leads, two
+ * forward), against raw Link round trips between two of the same processes, interleaved in the same
+ * run. Over TCP, which every Node has; the QUIC binding's own thread hops make its loopback round
+ * trip twice as long, which would flatter the ratio.
+ *
+ * Why separate processes: in the in-process rows (collections.ts) the three replicas share one event
+ * loop, so an insert costs the CPU of every message at both of its ends, one after the other, where
+ * raw Link's round trip costs two. Even the protocol's own messages over raw Links read 0.43× a round
+ * trip there. Between processes each replica works on its own loop, as it does in a deployment, and
+ * the round trip includes the hops between processes that a write's messages pay too. On a 2-core
+ * machine the three processes still share the cores.
+ */
+import { collections, Network } from '../../platform/node/index.ts'
+import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
+import { BenchChild } from './child.ts'
+import { log, median, percentile, type Row } from './table.ts'
+
+/** What the parent asks. */
+export type WriterCommand = { kind: 'sets'; n: number } | { kind: 'exit' }
+
+/** What this process tells its parent. */
+export type WriterReport =
+  | { kind: 'up'; peerId: string; address: string }
+  | { kind: 'online' }
+  | { kind: 'latencies'; ms: number[] }
+
+/** The protocol a node echoes raw Links on. */
+export const ECHO_PROTOCOL = 'bench-echo/1'
+
+/** Listen addresses of the multi-process rows, by transport. */
+export const listenOn = (transport: string): string[] =>
+  transport === 'quic' ? ['/ip4/127.0.0.1/udp/0/quic-v1'] : ['/ip4/127.0.0.1/tcp/0']
+
+/** `n` sequential inserts through `writer` with fresh keys; their latencies (ms). */
+export async function sequentialSets(
+  writer: { set(key: string, value: number): Promise<unknown> },
+  prefix: string,
+  n: number,
+): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    await writer.set(`${prefix}-${i}`, i)
+    out.push(performance.now() - t)
+  }
+  return out
+}
+
+/** Interleaved rounds, and inserts through each writer per round. */
+const ROUNDS = 7
+const PER_WRITER = 300
+
+/** Sequential inserts per second over a round's latencies (ms). */
+const rate = (ms: number[]) => (1000 * ms.length) / ms.reduce((a, b) => a + b, 0)
+
+export async function threeProcessRows(transport: 'tcp' | 'quic'): Promise<Row[]> {
+  const network = `bench-${toHex(randomBytes(4))}`
+  const store = `bench-seq-${toHex(randomBytes(4))}`
+  const a = await Network.create({
+    network,
+    listen: listenOn(transport),
+    discovery: { departureWindowMs: 0 },
+  })
+  const env = { MOSAIK_BENCH_NETWORK: network, MOSAIK_BENCH_TRANSPORT: transport, MOSAIK_BENCH_STORE: store }
+  const script = new URL('./remote-writer.ts', import.meta.url)
+  const children = [0, 1].map(
+    () => new BenchChild<WriterCommand, WriterReport>(script, [a.addresses[0]!], env),
+  )
+  try {
+    const ups = await Promise.all(children.map((c) => c.next('up')))
+    const onlines = children.map((c) => c.next('online'))
+    await a.discovery.when.peers(2)
+    const writer = collections.Map.writer<string, number>(a, store)
+    await writer.when.online()
+    await Promise.all(onlines)
+    const echo = await a.context.openLink(ups[0]!.address, a.context.protocol(ECHO_PROTOCOL))
+    const payload = new Uint8Array(64)
+    const roundTrips = async (n: number) => {
+      const out: number[] = []
+      for (let i = 0; i < n; i++) {
+        const t = performance.now()
+        await echo.sendBytes(payload)
+        await echo.recvBytes()
+        out.push(performance.now() - t)
+      }
+      return out
+    }
+    let batch = 0
+    const inserts = async (n: number) => {
+      const x = await sequentialSets(writer, `a-${batch++}`, n)
+      const y = (await children[0]!.ask({ kind: 'sets', n }, 'latencies')).ms
+      const z = (await children[1]!.ask({ kind: 'sets', n }, 'latencies')).ms
+      return [...x, ...y, ...z]
+    }
+    // warm-up: JIT in all three processes, and the connections' windows
+    await roundTrips(3000)
+    await inserts(1000)
+    const ours: number[][] = []
+    const raw: number[][] = []
+    for (let round = 0; round < ROUNDS; round++) {
+      raw.push(await roundTrips(3 * PER_WRITER))
+      ours.push(await inserts(PER_WRITER))
+    }
+    await echo.close()
+    await writer.close()
+    const section = `collections (3 processes, ${transport})`
+    log(
+      `${section}: Map.set ${median(ours.map(rate)).toFixed(0)}/s, raw ${median(raw.map(rate)).toFixed(0)}/s`,
+    )
+    const allOurs = ours.flat()
+    const allRaw = raw.flat()
+    const baselineName = 'raw Link 64 B round trips between two of the processes'
+    return [
+      {
+        section,
+        name: 'Map.set latency p50, 3 writers',
+        value: median(allOurs),
+        unit: 'ms',
+        baselineName: `${baselineName}, p50`,
+        baseline: median(allRaw),
+      },
+      {
+        section,
+        name: 'Map.set latency p99, 3 writers',
+        value: percentile(allOurs, 99),
+        unit: 'ms',
+        baselineName: `${baselineName}, p99`,
+        baseline: percentile(allRaw, 99),
+      },
+      {
+        section,
+        name: 'Map.set sequential',
+        value: median(ours.map(rate)),
+        unit: 'inserts/s',
+        baselineName: `${baselineName}, sequential`,
+        baseline: median(raw.map(rate)),
+        higherIsBetter: true,
+      },
+    ]
+  } finally {
+    await Promise.all(children.map((c) => c.close()))
+    await a.close()
+  }
+}
