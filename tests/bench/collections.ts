@@ -276,7 +276,9 @@ async function catchUpAgainstRaw<R extends Reader>(
   bytes: number,
 ): Promise<{ row: Row; reader: R }> {
   const catchUps: number[] = []
+  const raws: number[] = []
   let reader: R | undefined
+  // Interleaved, so that a noisy spell of the machine hits both sides.
   for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
     await reader?.close()
     await collectGarbage()
@@ -284,13 +286,10 @@ async function catchUpAgainstRaw<R extends Reader>(
     reader = open()
     await reader.when.reaches(version)
     catchUps.push(performance.now() - t)
-  }
-  if (reader === undefined) throw new Error('unreachable')
-  const raws: number[] = []
-  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
     await collectGarbage()
     raws.push(await rawTransfer(bytes))
   }
+  if (reader === undefined) throw new Error('unreachable')
   const row: Row = {
     section,
     name,
