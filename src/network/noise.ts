@@ -18,7 +18,8 @@ interface Encrypting {
 }
 
 /**
- * libp2p's Noise, with the frame decoder of its secured connections kept from throwing.
+ * libp2p's Noise, with two fixes to its secured connections: the frame decoder kept from throwing, and
+ * each outgoing message handed on in one piece.
  *
  * `@libp2p/noise` cuts the incoming byte stream into transport messages with `@libp2p/utils`'
  * LengthPrefixedDecoder, whose loop learns that its buffer is empty by catching the RangeError the
@@ -29,12 +30,11 @@ interface Encrypting {
  * bytes, exactly as after the RangeError. Everything else (handshake, ciphers, limits, the bytes
  * already buffered) stays Noise's own.
  *
- *
- * It also hands each outgoing transport message to the connection in one piece. Noise encrypts a
- * write into its 2-byte length and its ciphertext, two buffers, and TCP writes each with a syscall
- * of its own (WebSockets sends each as a message of its own): with Nagle off, a 2-byte segment and
- * then the rest, two wake-ups of the reader for every message. Joined, a Raft round trip between two
- * processes over TCP takes one segment each way.
+ * The wrapper also hands each outgoing transport message to the connection in one piece. Noise
+ * encrypts a write into its 2-byte length and its ciphertext, two buffers, and TCP writes each with a
+ * syscall of its own (WebSockets sends each as a message of its own): with Nagle off, a 2-byte
+ * segment and then the rest, two wake-ups of the reader for every message. Joined, a Raft round trip
+ * between two processes over TCP takes one segment each way.
  *
  * Gotchas: `decoder.lengthDecoder` and `encrypt` belong to Noise's EncryptedMessageStream and
  * @libp2p/utils, not to their public API. A connection without them is left as Noise made it (correct,
