@@ -62,20 +62,20 @@ export interface RoundTrips {
 
 export async function rawRoundTripLink(): Promise<RoundTrips> {
   const { link, close } = await echoPair()
+  return { sample: (n) => echoRoundTrips(link, n), close }
+}
+
+/** Latencies (ms) of `n` sequential 64-byte round trips over `link`, whose other end echoes. */
+export async function echoRoundTrips(link: Link, n: number): Promise<number[]> {
   const payload = new Uint8Array(64)
-  return {
-    async sample(n) {
-      const out: number[] = []
-      for (let i = 0; i < n; i++) {
-        const t = performance.now()
-        await link.sendBytes(payload)
-        await link.recvBytes()
-        out.push(performance.now() - t)
-      }
-      return out
-    },
-    close,
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    await link.sendBytes(payload)
+    await link.recvBytes()
+    out.push(performance.now() - t)
   }
+  return out
 }
 
 /**

@@ -14,6 +14,7 @@
  */
 import { collections, Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
+import { echoRoundTrips } from './baselines.ts'
 import { BenchChild } from './child.ts'
 import { log, median, percentile, type Row } from './table.ts'
 
@@ -76,17 +77,7 @@ export async function threeProcessRows(transport: 'tcp' | 'quic'): Promise<Row[]
     await writer.when.online()
     await Promise.all(onlines)
     const echo = await a.context.openLink(ups[0]!.address, a.context.protocol(ECHO_PROTOCOL))
-    const payload = new Uint8Array(64)
-    const roundTrips = async (n: number) => {
-      const out: number[] = []
-      for (let i = 0; i < n; i++) {
-        const t = performance.now()
-        await echo.sendBytes(payload)
-        await echo.recvBytes()
-        out.push(performance.now() - t)
-      }
-      return out
-    }
+    const roundTrips = (n: number) => echoRoundTrips(echo, n)
     let batch = 0
     const inserts = async (n: number) => {
       const x = await sequentialSets(writer, `a-${batch++}`, n)
