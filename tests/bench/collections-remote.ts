@@ -14,7 +14,7 @@
  */
 import { collections, Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
-import { echoRoundTrips } from './baselines.ts'
+import { echoRoundTrips, resendWhileOffline } from './baselines.ts'
 import { BenchChild } from './child.ts'
 import { log, median, percentile, type Row } from './table.ts'
 
@@ -34,16 +34,22 @@ export const ECHO_PROTOCOL = 'bench-echo/1'
 export const listenOn = (transport: string): string[] =>
   transport === 'quic' ? ['/ip4/127.0.0.1/udp/0/quic-v1'] : ['/ip4/127.0.0.1/tcp/0']
 
-/** `n` sequential inserts through `writer` with fresh keys; their latencies (ms). */
+/**
+ * `n` sequential inserts through `writer` with fresh keys; their latencies (ms). An insert refused
+ * by a leader change is sent again (see resendWhileOffline), and its time counts.
+ */
 export async function sequentialSets(
-  writer: { set(key: string, value: number): Promise<unknown> },
+  writer: { set(key: string, value: number): Promise<unknown>; when: { online(): Promise<unknown> } },
   prefix: string,
   n: number,
 ): Promise<number[]> {
   const out: number[] = []
   for (let i = 0; i < n; i++) {
     const t = performance.now()
-    await writer.set(`${prefix}-${i}`, i)
+    await resendWhileOffline(
+      () => writer.set(`${prefix}-${i}`, i),
+      () => writer.when.online(),
+    )
     out.push(performance.now() - t)
   }
   return out
@@ -79,12 +85,12 @@ export async function threeProcessRows(transport: 'tcp' | 'quic'): Promise<Row[]
     const echo = await a.context.openLink(ups[0]!.address, a.context.protocol(ECHO_PROTOCOL))
     const roundTrips = (n: number) => echoRoundTrips(echo, n)
     let batch = 0
-    const inserts = async (n: number) => {
-      const x = await sequentialSets(writer, `a-${batch++}`, n)
-      const y = (await children[0]!.ask({ kind: 'sets', n }, 'latencies')).ms
-      const z = (await children[1]!.ask({ kind: 'sets', n }, 'latencies')).ms
-      return [...x, ...y, ...z]
-    }
+    /** `n` inserts through each writer, ours first, one writer after the other. */
+    const inserts = async (n: number) => [
+      ...(await sequentialSets(writer, `a-${batch++}`, n)),
+      ...(await children[0]!.ask({ kind: 'sets', n }, 'latencies')).ms,
+      ...(await children[1]!.ask({ kind: 'sets', n }, 'latencies')).ms,
+    ]
     // warm-up: JIT in all three processes, and the connections' windows
     await roundTrips(3000)
     await inserts(1000)
