@@ -7,7 +7,7 @@
  *
  * Why separate processes: in the in-process rows (collections.ts) the three replicas share one event
  * loop, so an insert costs the CPU of every message at both of its ends, one after the other, where
- * raw Link's round trip costs two. Even the protocol's own messages over raw Links read 0.43× a round
+ * raw Link's round trip costs two. Even the protocol's own messages over raw Links read 0.29–0.46× a round
  * trip there. Between processes each replica works on its own loop, as it does in a deployment, and
  * the round trip includes the hops between processes that a write's messages pay too. On a 2-core
  * machine the three processes still share the cores.
@@ -30,9 +30,8 @@ export type WriterReport =
 /** The protocol a node echoes raw Links on. */
 export const ECHO_PROTOCOL = 'bench-echo/1'
 
-/** Listen addresses of the multi-process rows, by transport. */
-export const listenOn = (transport: string): string[] =>
-  transport === 'quic' ? ['/ip4/127.0.0.1/udp/0/quic-v1'] : ['/ip4/127.0.0.1/tcp/0']
+/** Where each of the three processes listens: TCP on loopback (see the header for why not QUIC). */
+export const LISTEN = ['/ip4/127.0.0.1/tcp/0']
 
 /**
  * `n` sequential inserts through `writer` with fresh keys; their latencies (ms). An insert refused
@@ -62,15 +61,15 @@ const PER_WRITER = 300
 /** Sequential inserts per second over a round's latencies (ms). */
 const rate = (ms: number[]) => (1000 * ms.length) / ms.reduce((a, b) => a + b, 0)
 
-export async function threeProcessRows(transport: 'tcp' | 'quic'): Promise<Row[]> {
+export async function threeProcessRows(): Promise<Row[]> {
   const network = `bench-${toHex(randomBytes(4))}`
   const store = `bench-seq-${toHex(randomBytes(4))}`
   const a = await Network.create({
     network,
-    listen: listenOn(transport),
+    listen: LISTEN,
     discovery: { departureWindowMs: 0 },
   })
-  const env = { MOSAIK_BENCH_NETWORK: network, MOSAIK_BENCH_TRANSPORT: transport, MOSAIK_BENCH_STORE: store }
+  const env = { MOSAIK_BENCH_NETWORK: network, MOSAIK_BENCH_STORE: store }
   const script = new URL('./remote-writer.ts', import.meta.url)
   const children = [0, 1].map(
     () => new BenchChild<WriterCommand, WriterReport>(script, [a.addresses[0]!], env),
@@ -102,7 +101,7 @@ export async function threeProcessRows(transport: 'tcp' | 'quic'): Promise<Row[]
     }
     await echo.close()
     await writer.close()
-    const section = `collections (3 processes, ${transport})`
+    const section = 'collections (3 processes, tcp)'
     log(
       `${section}: Map.set ${median(ours.map(rate)).toFixed(0)}/s, raw ${median(raw.map(rate)).toFixed(0)}/s`,
     )

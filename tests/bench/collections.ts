@@ -189,7 +189,7 @@ export async function benchCollections(): Promise<Row[]> {
   rows.push(await queueCatchUp(nets, section))
   await Promise.all(nets.map((n) => n.close()))
   // The sequential inserts again with each writer in a process of its own, as on three hosts.
-  rows.push(...(await threeProcessRows('tcp')))
+  rows.push(...(await threeProcessRows()))
   return rows
 }
 

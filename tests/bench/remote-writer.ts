@@ -8,7 +8,7 @@
 import { collections, Network } from '../../platform/node/index.ts'
 import {
   ECHO_PROTOCOL,
-  listenOn,
+  LISTEN,
   sequentialSets,
   type WriterCommand,
   type WriterReport,
@@ -21,7 +21,7 @@ process.on('disconnect', () => process.exit(0))
 
 const node = await Network.create({
   network: process.env.MOSAIK_BENCH_NETWORK ?? 'bench-remote',
-  listen: listenOn(process.env.MOSAIK_BENCH_TRANSPORT ?? 'tcp'),
+  listen: LISTEN,
   bootstrap: [process.argv[2]!],
   discovery: { departureWindowMs: 0 },
 })
