@@ -7,10 +7,10 @@
  *
  * Why separate processes: in the in-process rows (collections.ts) the three replicas share one event
  * loop, so an insert costs the CPU of every message at both of its ends, one after the other, where
- * raw Link's round trip costs two. Even the protocol's own messages over raw Links read 0.29–0.46× a round
- * trip there. Between processes each replica works on its own loop, as it does in a deployment, and
- * the round trip includes the hops between processes that a write's messages pay too. On a 2-core
- * machine the three processes still share the cores.
+ * raw Link's round trip costs two. Even the protocol's own messages over raw Links read 0.29–0.46× a
+ * round trip there. Between processes each replica works on its own loop, as it does in a deployment,
+ * and the round trip includes the hops between processes that a write's messages pay too. On a
+ * 2-core machine the three processes still share the cores.
  */
 import { collections, Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
