@@ -16,7 +16,7 @@ import { collections, Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
 import { echoRoundTrips, resendWhileOffline } from './baselines.ts'
 import { BenchChild } from './child.ts'
-import { log, median, percentile, type Row } from './table.ts'
+import { log, median, percentile, type Row, sequentialRate } from './table.ts'
 
 /** What the parent asks. */
 export type WriterCommand = { kind: 'sets'; n: number } | { kind: 'exit' }
@@ -57,9 +57,6 @@ export async function sequentialSets(
 /** Interleaved rounds, and inserts through each writer per round. */
 const ROUNDS = 7
 const PER_WRITER = 300
-
-/** Sequential inserts per second over a round's latencies (ms). */
-const rate = (ms: number[]) => (1000 * ms.length) / ms.reduce((a, b) => a + b, 0)
 
 export async function threeProcessRows(): Promise<Row[]> {
   const network = `bench-${toHex(randomBytes(4))}`
@@ -103,7 +100,7 @@ export async function threeProcessRows(): Promise<Row[]> {
     await writer.close()
     const section = 'collections (3 processes, tcp)'
     log(
-      `${section}: Map.set ${median(ours.map(rate)).toFixed(0)}/s, raw ${median(raw.map(rate)).toFixed(0)}/s`,
+      `${section}: Map.set ${median(ours.map(sequentialRate)).toFixed(0)}/s, raw ${median(raw.map(sequentialRate)).toFixed(0)}/s`,
     )
     const allOurs = ours.flat()
     const allRaw = raw.flat()
@@ -128,10 +125,10 @@ export async function threeProcessRows(): Promise<Row[]> {
       {
         section,
         name: 'Map.set sequential',
-        value: median(ours.map(rate)),
+        value: median(ours.map(sequentialRate)),
         unit: 'inserts/s',
         baselineName: `${baselineName}, sequential`,
-        baseline: median(raw.map(rate)),
+        baseline: median(raw.map(sequentialRate)),
         higherIsBetter: true,
       },
     ]

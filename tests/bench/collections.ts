@@ -10,7 +10,7 @@ import {
   resendWhileOffline,
 } from './baselines.ts'
 import { threeProcessRows } from './collections-remote.ts'
-import { median, percentile, type Row } from './table.ts'
+import { median, percentile, type Row, sequentialRate } from './table.ts'
 
 /** One stream, same transport: how long the same bytes take to cross without any protocol on top. */
 async function rawTransfer(bytes: number): Promise<number> {
@@ -65,9 +65,6 @@ async function plainMapBytesPerEntry(n: number): Promise<number> {
 
 const CATCH_UP_ROUNDS = 5
 
-/** Operations per second of sequential latencies (ms). */
-const rate = (latencies: number[]) => 1000 / (latencies.reduce((a, b) => a + b, 0) / latencies.length)
-
 const SEQ_ROUNDS = 7
 const SEQ_PER_ROUND = 500
 
@@ -79,7 +76,7 @@ const SEQ_PER_ROUND = 500
 function roundRate(latencies: number[]): number {
   const rates: number[] = []
   for (let i = 0; i < latencies.length; i += SEQ_PER_ROUND)
-    rates.push(rate(latencies.slice(i, i + SEQ_PER_ROUND)))
+    rates.push(sequentialRate(latencies.slice(i, i + SEQ_PER_ROUND)))
   return median(rates)
 }
 

@@ -27,6 +27,10 @@ export function renderTable(rows: Row[]): string {
   return lines.join('\n')
 }
 
+/** Operations per second of sequential operations that took `latencies` (ms) one after the other. */
+export const sequentialRate = (latencies: readonly number[]): number =>
+  (1000 * latencies.length) / latencies.reduce((a, b) => a + b, 0)
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   return s.length === 0
