@@ -78,7 +78,7 @@ export class MapMachine<K, V> extends TableMachine<MapCommand> {
         if (Array.isArray(pairs)) for (const [k, v] of pairs) t.set(k, v)
         else {
           const { bytes, ranges } = pairs as ByteRanges
-          t.reserve(ranges.length / 4, bytes.length)
+          t.reserve(this.entriesIn(pairs as ByteRanges), bytes.length)
           for (let j = 0; j < ranges.length; j += 4) {
             t.setRanges(bytes, ranges[j]!, ranges[j + 1]!, bytes, ranges[j + 2]!, ranges[j + 3]!)
           }

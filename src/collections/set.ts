@@ -72,7 +72,7 @@ export class SetMachine<T> extends TableMachine<SetCommand> {
         if (Array.isArray(members)) for (const b of members) t.set(b)
         else {
           const { bytes, ranges } = members as ByteRanges
-          t.reserve(ranges.length / 2, bytes.length)
+          t.reserve(this.entriesIn(members as ByteRanges), bytes.length)
           for (let j = 0; j < ranges.length; j += 2)
             t.setRanges(bytes, ranges[j]!, ranges[j + 1]!, bytes, 0, 0)
         }

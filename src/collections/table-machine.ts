@@ -32,12 +32,17 @@ export abstract class TableMachine<Command extends readonly unknown[]> extends C
     let bytes = 0
     for (const c of commands) {
       if (c[0] !== 'extend' || Array.isArray(c[1])) continue
-      const { ranges, bytes: buffer } = c[1] as ByteRanges
-      entries += ranges.length / (2 * this.arity)
-      bytes += buffer.length
+      const r = c[1] as ByteRanges
+      entries += this.entriesIn(r)
+      bytes += r.bytes.length
     }
     if (entries > 0) this.table.reserve(entries, bytes)
     return super.applyBatch(commands, ctxs)
+  }
+
+  /** Entries an extend's ranges hold: two offsets for each key, two more for each value (a Map's). */
+  protected entriesIn(r: ByteRanges): number {
+    return r.ranges.length / (2 * this.arity)
   }
 
   /** Removes entry `i`; the table is compacted once removed entries are most of it. */
