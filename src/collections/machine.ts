@@ -6,6 +6,7 @@ import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
 import { type Codec, decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type StoreId } from '../primitives/digest.ts'
 import { DecodeError } from '../primitives/errors.ts'
+import { holdShape } from '../primitives/shapes.ts'
 import { latin1 } from './values.ts'
 
 /**
@@ -268,6 +269,9 @@ export class CommandReader {
     throw UNUSUAL
   }
 }
+
+// Every reader is dropped after its command: hold one, or a full collection deoptimizes the readers.
+holdShape(new CommandReader(new Uint8Array(0)))
 
 /**
  * The byte strings of a list in a command, as ranges of the command's bytes: `[start, end]` of each
