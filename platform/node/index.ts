@@ -3,7 +3,7 @@
  * in-process memory transport for tests) and on-disk identity. QUIC loads lazily (see quic.ts): where
  * its native binding is missing, nodes run on TCP and WebSockets.
  */
-import { createHash, createPublicKey, verify } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
@@ -13,7 +13,7 @@ import { memory } from '@libp2p/memory'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { type Platform, registerPlatform } from '../../src/network/platform.ts'
-import { registerNativeEd25519 } from '../../src/primitives/ed25519.ts'
+import { registerNativeEd25519, registerNativeEd25519Signer } from '../../src/primitives/ed25519.ts'
 import { registerNativeSha256 } from '../../src/primitives/sha256.ts'
 import { lockDir } from './dir-lock.ts'
 import { FileLogStore } from './file-log-store.ts'
@@ -89,4 +89,18 @@ registerNativeEd25519((raw) => {
   spki.set(raw, ED25519_SPKI_PREFIX.length)
   const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' })
   return (data, signature) => signature.length === 64 && verify(null, data, key, signature)
+})
+// An Ed25519 private key as PKCS #8 DER is this fixed prefix and the 32-byte seed.
+const ED25519_PKCS8_PREFIX = Uint8Array.from([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+])
+registerNativeEd25519Signer((raw) => {
+  const der = new Uint8Array(ED25519_PKCS8_PREFIX.length + 32)
+  der.set(ED25519_PKCS8_PREFIX)
+  der.set(raw.subarray(0, 32), ED25519_PKCS8_PREFIX.length)
+  const key = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' })
+  return (data) => {
+    const signature = sign(null, data, key)
+    return new Uint8Array(signature.buffer, signature.byteOffset, signature.length)
+  }
 })

@@ -2,6 +2,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { utf8 } from '../primitives/bytes.ts'
 import { encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type NetworkId } from '../primitives/digest.ts'
+import { signWith } from '../primitives/ed25519.ts'
 import { DecodeError } from '../primitives/errors.ts'
 import { type EntryVersion, isDigestBytes } from './entry.ts'
 import { MAX_PEER_ID_LENGTH, SIGNATURE_LENGTH, signatureCheckOf, signingInput } from './signing.ts'
@@ -27,7 +28,7 @@ function departureBytes(d: Omit<Departure, 'signature'>): Uint8Array {
 }
 
 export async function signDeparture(d: Omit<Departure, 'signature'>, key: PrivateKey): Promise<Departure> {
-  return { ...d, signature: await key.sign(signingInput(DEPARTURE_DOMAIN, departureBytes(d))) }
+  return { ...d, signature: await signWith(key, signingInput(DEPARTURE_DOMAIN, departureBytes(d))) }
 }
 
 export async function verifyDeparture(d: Departure): Promise<boolean> {

@@ -2,6 +2,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { compareBytes, equalBytes, utf8 } from '../primitives/bytes.ts'
 import { decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
+import { signWith } from '../primitives/ed25519.ts'
 import { DecodeError, describeValue, InvalidSignatureError, MosaikError } from '../primitives/errors.ts'
 import { type Expiration, type TicketValidator, validateTicket, validateTickets } from '../tickets/ticket.ts'
 import { MAX_PEER_ID_LENGTH, SIGNATURE_LENGTH, signatureCheckOf, signingInput } from './signing.ts'
@@ -376,7 +377,7 @@ export class SignedPeerEntry {
   /** Encodes `entry` canonically and signs it with the peer key `key`. */
   static async sign(entry: PeerEntry, key: PrivateKey): Promise<SignedPeerEntry> {
     const bytes = entry.encode()
-    const signature = await key.sign(signingInput(ENTRY_DOMAIN, bytes))
+    const signature = await signWith(key, signingInput(ENTRY_DOMAIN, bytes))
     return new SignedPeerEntry(entry, bytes, signature)
   }
 

@@ -1,7 +1,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { describe, expect, it } from 'vitest'
 import '../../platform/node/index.ts'
-import { signatureCheckFor } from '../../src/primitives/ed25519.ts'
+import { signatureCheckFor, signWith } from '../../src/primitives/ed25519.ts'
 
 describe('Ed25519 signature checks', () => {
   it('the native check accepts exactly what the key itself accepts', async () => {
@@ -39,5 +39,23 @@ describe('Ed25519 signature checks', () => {
     expect(await checkA(data, await a.sign(data))).toBe(true)
     expect(await checkB(data, await a.sign(data))).toBe(false)
     expect(await checkA(data, await b.sign(data))).toBe(false)
+  })
+
+  it('the native signer gives the signatures the key itself gives', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const other = await generateKeyPair('Ed25519')
+    const inputs = [
+      new Uint8Array(0),
+      new TextEncoder().encode('an entry to sign'),
+      new Uint8Array(5000).fill(7),
+    ]
+    for (const data of inputs) {
+      const signature = await signWith(key, data)
+      expect(signature).toEqual(Uint8Array.from(await key.sign(data)))
+      expect(await key.publicKey.verify(data, signature)).toBe(true)
+      expect(await other.publicKey.verify(data, signature)).toBe(false)
+    }
+    // Each key keeps its own signer: the second key signs as itself, not as the first.
+    expect(await signWith(other, inputs[1]!)).toEqual(Uint8Array.from(await other.sign(inputs[1]!)))
   })
 })
