@@ -34,16 +34,24 @@ export async function resendWhileOffline(send: () => Promise<unknown>, online: (
   }
 }
 
+/** The protocol bench nodes echo raw Links on. */
+export const ECHO_PROTOCOL = 'bench-echo/1'
+
+/** Has `node` echo every message of the Links opened to it on ECHO_PROTOCOL; returns that protocol's id. */
+export async function serveEcho(node: Network): Promise<string> {
+  const protocol = node.context.protocol(ECHO_PROTOCOL)
+  await node.context.handle(protocol, async (link) => {
+    for await (const msg of link) link.sendBytes(msg).catch(() => {})
+  })
+  return protocol
+}
+
 /** Two nodes and an echo Link between them; `close` releases everything. */
 async function echoPair() {
   const network = `bench-${toHex(randomBytes(4))}`
   const a = await Network.create({ network, listen: [memAddr()] })
   const b = await Network.create({ network, listen: [memAddr()] })
-  const protocol = b.context.protocol('bench-echo/1')
-  await b.context.handle(protocol, async (link) => {
-    for await (const msg of link) link.sendBytes(msg).catch(() => {})
-  })
-  const link = await a.context.openLink(b.addresses[0]!, protocol)
+  const link = await a.context.openLink(b.addresses[0]!, await serveEcho(b))
   return {
     link,
     close: async () => {
@@ -120,12 +128,8 @@ export async function interleavedLatencies(
  */
 export async function rawCommitPattern(): Promise<RoundTrips> {
   const [leader, b, c] = (await memoryNetworks(3)) as [Network, Network, Network]
-  const echo = leader.context.protocol('bench-echo/1')
-  for (const n of [b, c]) {
-    await n.context.handle(echo, async (link) => {
-      for await (const msg of link) link.sendBytes(msg).catch(() => {})
-    })
-  }
+  const echo = await serveEcho(b)
+  await serveEcho(c)
   const toB = await leader.context.openLink(b.addresses[0]!, echo)
   const toC = await leader.context.openLink(c.addresses[0]!, echo)
   const payload = new Uint8Array(64)

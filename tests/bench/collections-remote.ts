@@ -14,7 +14,7 @@
  */
 import { collections, Network } from '../../platform/node/index.ts'
 import { randomBytes, toHex } from '../../src/primitives/bytes.ts'
-import { echoRoundTrips, resendWhileOffline } from './baselines.ts'
+import { ECHO_PROTOCOL, echoRoundTrips, resendWhileOffline } from './baselines.ts'
 import { BenchChild } from './child.ts'
 import { log, median, percentile, type Row, sequentialRate } from './table.ts'
 
@@ -26,9 +26,6 @@ export type WriterReport =
   | { kind: 'up'; peerId: string; address: string }
   | { kind: 'online' }
   | { kind: 'latencies'; ms: number[] }
-
-/** The protocol a node echoes raw Links on. */
-export const ECHO_PROTOCOL = 'bench-echo/1'
 
 /** Where each of the three processes listens: TCP on loopback (see the header for why not QUIC). */
 export const LISTEN = ['/ip4/127.0.0.1/tcp/0']

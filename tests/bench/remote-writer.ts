@@ -6,13 +6,8 @@
  * Run by the bench only: `node remote-writer.ts <bootstrap address>`, with an IPC channel.
  */
 import { collections, Network } from '../../platform/node/index.ts'
-import {
-  ECHO_PROTOCOL,
-  LISTEN,
-  sequentialSets,
-  type WriterCommand,
-  type WriterReport,
-} from './collections-remote.ts'
+import { serveEcho } from './baselines.ts'
+import { LISTEN, sequentialSets, type WriterCommand, type WriterReport } from './collections-remote.ts'
 
 if (process.send === undefined) throw new Error('remote-writer runs as a child with an IPC channel')
 const send = (report: WriterReport) => process.send?.(report)
@@ -25,10 +20,7 @@ const node = await Network.create({
   bootstrap: [process.argv[2]!],
   discovery: { departureWindowMs: 0 },
 })
-const echo = node.context.protocol(ECHO_PROTOCOL)
-await node.context.handle(echo, async (link) => {
-  for await (const msg of link) link.sendBytes(msg).catch(() => {})
-})
+await serveEcho(node)
 const writer = collections.Map.writer<string, number>(node, process.env.MOSAIK_BENCH_STORE ?? 'bench-seq')
 let batch = 0
 process.on('message', (command: WriterCommand) => {
