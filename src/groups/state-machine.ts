@@ -23,6 +23,8 @@ export interface ApplyContext {
  * - Snapshot bytes are handed over, not copied (they are the whole state): `snapshot()` returns bytes
  *   the machine never writes to again (a fresh encoding, or a view of bytes it only appends after), and
  *   `restore()` must not modify the bytes it is given. The log store keeps them too.
+ * - The state changes only through `apply`, `applyBatch` and `restore`: a member hands out the snapshot
+ *   it took last, without taking another, while none of them ran since.
  * - `signature` is part of the GroupId: change it whenever the command semantics change, so nodes
  *   running different versions never share a group.
  */

@@ -125,7 +125,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     // The applier keeps the state before any command, so it comes before the store's snapshot.
     const applier = new Applier(init.stateMachine, init.log)
     const loaded = await init.store.load()
-    if (loaded.snapshot && loaded.snapshotData) init.stateMachine.restore(loaded.snapshotData)
+    if (loaded.snapshot && loaded.snapshotData) applier.restore(loaded.snapshotData)
     const node = restoreCore(init, loaded)
     const worker = new GroupWorker(init, node, loaded.snapshot?.index ?? 0, applier)
     if (loaded.snapshot) worker.#proposals.snapshotAt(loaded.snapshot.index, loaded.snapshot.term)
@@ -238,7 +238,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   }
 
   snapshotState(): Uint8Array {
-    return this.#applier.stateMachine.snapshot()
+    return this.#applier.snapshot()
   }
 
   async proposeInternal(payload: Uint8Array): Promise<number> {
@@ -308,7 +308,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
     }
     this.#incoming = undefined
     await this.store.installSnapshot(meta, incoming.data)
-    this.#applier.stateMachine.restore(incoming.data)
+    this.#applier.restore(incoming.data)
     this.#proposals.snapshotAt(meta.index, meta.term)
     this.#lastSnapshotIndex = meta.index
     this.stats.snapshotsInstalled++
@@ -320,7 +320,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   }
 
   async #compact(index: number): Promise<void> {
-    const data = this.#applier.stateMachine.snapshot()
+    const data = this.#applier.snapshot()
     const meta = this.node.compact(index)
     await this.store.saveSnapshot(meta, data)
     await this.store.compact(index)

@@ -198,6 +198,48 @@ describe('groups (ports of mosaik tests/groups)', () => {
     for (const g of [g0, g1, g2]) await within(T, g!.when.applied().reaches(after))
   })
 
+  // Beyond mosaik: observers opening at once on a quiet group (dashboards on a collection) each ask
+  // for a snapshot; a member serves them all from one snapshot of its state, and a command applied
+  // since makes it take a new one.
+  it('a member serves observers joining a quiet group from one snapshot until a command changes the state', async () => {
+    class CountingCounter extends Counter {
+      taken = 0
+      override snapshot(): Uint8Array {
+        this.taken++
+        return super.snapshot()
+      }
+    }
+    const opts = { consensus: { ...fastConsensus, snapshotEvery: 20 } }
+    const key = GroupKey.fromSecret('quiet')
+    const n0 = await nodes.create()
+    const sm0 = new CountingCounter()
+    const g0 = await n0.groups.join({ key, stateMachine: sm0, ...opts })
+    await within(T, g0.when.isLeader())
+    let last = 0
+    for (let i = 1; i <= 100; i++) last = await g0.execute({ inc: i })
+    const observe = async () => {
+      const n = await nodes.create({ bootstrap: n0.addresses })
+      const g = await n.groups.join({ key, stateMachine: new Counter(), preference: 'observer', ...opts })
+      return g
+    }
+    const takenBefore = sm0.taken
+    const servedBefore = g0.stats.snapshotsServed
+    const observers = await Promise.all([observe(), observe(), observe()])
+    for (const g of observers) {
+      await within(secs(20), g.when.applied().reaches(last), 'an observer catches up')
+      expect(g.stats.snapshotsInstalled).toBeGreaterThan(0)
+      expect((await g.query('value')).result).toBe(5050)
+    }
+    expect(g0.stats.snapshotsServed - servedBefore).toBeGreaterThanOrEqual(3)
+    expect(sm0.taken - takenBefore).toBeLessThanOrEqual(1)
+    // A command changes the state: the next observer gets a snapshot that holds it.
+    last = await g0.execute({ inc: 1000 })
+    const late = await observe()
+    await within(secs(20), late.when.applied().reaches(last), 'the late observer catches up')
+    expect(late.stats.snapshotsInstalled).toBeGreaterThan(0)
+    expect((await late.query('value')).result).toBe(6050)
+  })
+
   // execute::no_catchup_weak_query
   it('executes and weak queries through leader and followers survive a leader kill', async () => {
     const nets = await nodes.star(3)

@@ -21,8 +21,11 @@ export interface InternalCommands {
  * The state machine as the log sees it: what a proposal's payload holds, and how committed entries
  * reach the state machine (runs of user commands as batches, the worker's own commands in between).
  *
- * Gotchas: a command that fails to decode, or an `apply` that throws, is logged and skipped on this
- * replica only; every replica applies the same bytes, so a deterministic state machine skips it on all.
+ * Gotchas:
+ * - A command that fails to decode, or an `apply` that throws, is logged and skipped on this replica
+ *   only; every replica applies the same bytes, so a deterministic state machine skips it on all.
+ * - The state machine changes only through this applier (commands, `restore`, `reset`): `snapshot()`
+ *   hands out the bytes it took last while none of those happened since.
  */
 export class Applier<C, Q, R> {
   readonly stateMachine: StateMachine<C, Q, R>
@@ -30,6 +33,8 @@ export class Applier<C, Q, R> {
   readonly #initialState: Uint8Array
   readonly #command: Codec<C>
   readonly #log: Logger
+  /** The last snapshot taken, while the state is still the one it encodes. */
+  #taken: Uint8Array | undefined
 
   constructor(stateMachine: StateMachine<C, Q, R>, log: Logger) {
     this.stateMachine = stateMachine
@@ -50,7 +55,24 @@ export class Applier<C, Q, R> {
 
   /** Puts the state machine back where it was before any command. */
   reset(): void {
-    this.stateMachine.restore(this.#initialState)
+    this.restore(this.#initialState)
+  }
+
+  /** Replaces the whole state with a snapshot's. */
+  restore(data: Uint8Array): void {
+    this.#taken = undefined
+    this.stateMachine.restore(data)
+  }
+
+  /**
+   * The state machine's snapshot now, taken once per state. Log entries other than user commands
+   * (snapshot markers, no-ops, configuration changes) leave the state as it was: when several members
+   * catch up while no command is applied (dashboards opening on a quiet collection), each marker they
+   * ask for is served with the same bytes, not with a copy (and a hash) of the whole state each.
+   */
+  snapshot(): Uint8Array {
+    this.#taken ??= this.stateMachine.snapshot()
+    return this.#taken
   }
 
   /**
@@ -89,6 +111,7 @@ export class Applier<C, Q, R> {
 
   #applyRun(run: C[], ctxs: ApplyContext[], terms: AppliedTerms): void {
     const sm = this.stateMachine
+    this.#taken = undefined
     try {
       if (sm.applyBatch) {
         const results = sm.applyBatch(run, ctxs)

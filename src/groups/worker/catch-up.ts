@@ -71,6 +71,8 @@ export class CatchUp {
   #running = false
   #fetch: SnapshotFetch | undefined
   readonly #served = new Map<number, ServedSnapshot>()
+  /** Hashes of snapshot bytes offered: the state machine hands out the same bytes while its state holds. */
+  readonly #hashes = new WeakMap<Uint8Array, Uint8Array>()
   #sweepArmed = false
 
   constructor(host: CatchUpHost) {
@@ -223,7 +225,11 @@ export class CatchUp {
 
   #offer(requester: string, meta: SnapshotMeta, data: Uint8Array): void {
     const host = this.#host
-    const hash = snapshotHash(data)
+    let hash = this.#hashes.get(data)
+    if (hash === undefined) {
+      hash = snapshotHash(data)
+      this.#hashes.set(data, hash)
+    }
     this.#served.set(meta.index, { meta, data, hash, expires: host.rt.now() + SNAPSHOT_TTL_MS })
     this.#armSweep()
     host.stats.snapshotsServed++
