@@ -216,10 +216,14 @@ export class CatchUp {
     return host.proposeInternal(encodeCanonical(['snapshot', peer, toHex(randomBytes(8))]))
   }
 
-  /** Applying the snapshot marker: take a snapshot here and offer it to the member that asked. */
+  /**
+   * Applying the snapshot marker: take a snapshot here and offer it to the member that asked. Not
+   * when this member is not bonded with it: the offer could not reach it, and the snapshot would be
+   * held for nothing.
+   */
   onSnapshotMarker(index: number, requester: string): void {
     const host = this.#host
-    if (requester === host.id) return
+    if (requester === host.id || !host.transport.bonds.value.has(requester)) return
     this.#offer(requester, host.node.snapshotMeta(index), host.snapshotState())
   }
 
