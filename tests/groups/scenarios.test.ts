@@ -219,8 +219,7 @@ describe('groups (ports of mosaik tests/groups)', () => {
     for (let i = 1; i <= 100; i++) last = await g0.execute({ inc: i })
     const observe = async () => {
       const n = await nodes.create({ bootstrap: n0.addresses })
-      const g = await n.groups.join({ key, stateMachine: new Counter(), preference: 'observer', ...opts })
-      return g
+      return n.groups.join({ key, stateMachine: new Counter(), preference: 'observer', ...opts })
     }
     const takenBefore = sm0.taken
     const servedBefore = g0.stats.snapshotsServed
