@@ -58,7 +58,7 @@ export interface WorkerHost {
 export interface WorkerStats {
   /** Snapshots installed from peers (this member was behind a compacted log). */
   snapshotsInstalled: number
-  /** Snapshots taken for a catching-up member and offered to it. */
+  /** Snapshots offered to catching-up members (offers while the state holds share one snapshot). */
   snapshotsServed: number
   /** Committed entries pulled from peers in parallel while catching up. */
   entriesPulled: number
