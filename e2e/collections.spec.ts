@@ -22,6 +22,59 @@ describe.skipIf(skipReason !== undefined)('browser collections', () => {
     await cluster?.close()
   })
 
+  it('a page writes a Map as an observer, through the Node writers; it may not join a group as a voter', async () => {
+    const writers = cluster.peers
+    const store = 'e2e/page-writes'
+    await within(
+      secs(30),
+      Promise.all(writers.map((w) => w.call('mapOnline', { store, timeoutMs: secs(30) }))),
+      'the writers are online',
+    )
+    const page = await browser.page()
+    const result = await within(
+      secs(30),
+      page.evaluate(
+        async ({ network, bootstrap, store }) => {
+          const { Network, GroupKey, collections } = globalThis.mosaik
+          const net = await Network.create({ network, bootstrap, allowPrivateAddresses: true })
+          try {
+            // A page never votes (hidden tabs throttle timers): a voting preference is refused...
+            const refused = await net.groups
+              .join({
+                key: GroupKey.fromSecret('e2e/roles'),
+                stateMachine: {
+                  signature: 'e2e/noop',
+                  apply: () => null,
+                  query: () => null,
+                  snapshot: () => new Uint8Array(0),
+                  restore: () => {},
+                },
+                preference: 'normal',
+              })
+              .then(
+                () => 'joined',
+                (err: { code?: string; message: string }) => `${err.code}: ${err.message}`,
+              )
+            // ...and a collection writer joins as an observer that writes through the voters.
+            const mine = collections.Map.writer<string, number>(net, store)
+            await mine.when.online()
+            const version = await mine.set('from-page', 7)
+            await mine.close()
+            return { refused, version }
+          } finally {
+            await net.close()
+          }
+        },
+        { network: cluster.network, bootstrap: [cluster.wsAddress], store },
+      ),
+      'the page writes',
+    )
+    expect(result.refused).toMatch(/^INVALID_ARGUMENT: members on this runtime never vote/)
+    const seen = await writers[2]!.call('mapGet', { store, key: 'from-page', version: result.version })
+    expect(seen).toBe(7)
+    await page.close()
+  })
+
   it('a page reads a Map that Node writers change, reaching each version; a reload shows it without writers', async () => {
     const writers = cluster.peers
     const store = 'e2e/scores'

@@ -82,6 +82,12 @@ await serve(
     async mapSet(args) {
       return map(String(args.store)).set(String(args.key), Number(args.value))
     },
+    /** The value of `key` once this writer's replica reached `version`. */
+    async mapGet(args) {
+      const m = map(String(args.store))
+      await m.when.reaches(Number(args.version), timeout(args))
+      return m.get(String(args.key)) ?? null
+    },
   },
   () => net.close(),
 )

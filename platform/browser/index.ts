@@ -35,6 +35,8 @@ export const browserPlatform: Platform = {
   lockDataDir: lockBrowserDataDir,
   loadIdentity: loadBrowserIdentity,
   openLogStore: openBrowserLogStore,
+  // Hidden tabs throttle their timers: a page replicates groups and writes through them, never votes.
+  groupVoting: false,
 }
 
 registerPlatform(browserPlatform)

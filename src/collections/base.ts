@@ -59,8 +59,8 @@ export type CollectionRole = 'writer' | 'reader'
 
 /**
  * What every collection handle shares: the group (joined in the background), the version, the `when`
- * conditions and the `updated` events. Writers vote in the collection's group; readers join it as
- * observers and never vote.
+ * conditions and the `updated` events. Writers vote in the collection's group (a browser's write as
+ * observers); readers join it as observers and never vote.
  */
 export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   readonly storeId: StoreId
@@ -91,7 +91,8 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
       .join({
         key: GroupKey.fromSecret(this.storeId),
         stateMachine: this.#machine,
-        preference: role === 'writer' ? 'normal' : 'observer',
+        // Writers vote where the runtime allows it (not in a browser); readers never do.
+        preference: role === 'writer' ? undefined : 'observer',
         consensus: options.consensus,
         storage: options.storage,
         requireTicket: options.requireTicket,
@@ -162,8 +163,8 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   }
 
   /**
-   * Proposes one command. Resolves with its version once committed on this node; fails fast with
-   * OfflineError (carrying `valueBack`) when the group has no reachable leader.
+   * Proposes one command. Resolves with its version once committed on this node; fails with
+   * OfflineError (carrying `valueBack`) when no leader accepts it within the forward timeout.
    */
   async mutate(
     command: readonly unknown[],

@@ -26,10 +26,10 @@ export { type SetOptions, SetReader, SetWriter } from './set.ts'
 export { type VecOptions, VecReader, VecWriter } from './vec.ts'
 
 /**
- * Replicated collections: each instance is a group named by its store id. Writers vote in it; readers
- * join as observers and never vote. Reads are synchronous on the local replica; every mutation returns
- * a `Promise<Version>` that resolves once committed on this node, and any replica can
- * `await when.reaches(version)`.
+ * Replicated collections: each instance is a group named by its store id. Writers vote in it (except
+ * in a browser, where they write through the voters as observers); readers join as observers and never
+ * vote. Reads are synchronous on the local replica; every mutation returns a `Promise<Version>` that
+ * resolves once committed on this node, and any replica can `await when.reaches(version)`.
  *
  * When to use: shared state that every node reads locally and a few nodes write (registries,
  * configuration, order books, leaderboards).
@@ -51,7 +51,7 @@ export { type VecOptions, VecReader, VecWriter } from './vec.ts'
 export const collections = {
   /** Opens a replicated Map by store id. */
   Map: {
-    /** A handle that writes: this node votes in the collection's group. */
+    /** A handle that writes: this node votes in the collection's group (a browser writes as an observer). */
     writer: <K, V>(net: CollectionsComponents, storeId: DigestLike, options?: MapOptions<K, V>) =>
       new MapWriter<K, V>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
@@ -60,7 +60,7 @@ export const collections = {
   },
   /** Opens a replicated Vec (a list) by store id. */
   Vec: {
-    /** A handle that writes: this node votes in the collection's group. */
+    /** A handle that writes: this node votes in the collection's group (a browser writes as an observer). */
     writer: <T>(net: CollectionsComponents, storeId: DigestLike, options?: VecOptions<T>) =>
       new VecWriter<T>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
@@ -69,7 +69,7 @@ export const collections = {
   },
   /** Opens a replicated Set by store id. */
   Set: {
-    /** A handle that writes: this node votes in the collection's group. */
+    /** A handle that writes: this node votes in the collection's group (a browser writes as an observer). */
     writer: <T>(net: CollectionsComponents, storeId: DigestLike, options?: SetOptions<T>) =>
       new SetWriter<T>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
@@ -78,7 +78,7 @@ export const collections = {
   },
   /** Opens a replicated Cell (one value, or empty) by store id. */
   Cell: {
-    /** A handle that writes: this node votes in the collection's group. */
+    /** A handle that writes: this node votes in the collection's group (a browser writes as an observer). */
     writer: <T>(net: CollectionsComponents, storeId: DigestLike, options?: CellOptions<T>) =>
       new CellWriter<T>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
@@ -87,7 +87,7 @@ export const collections = {
   },
   /** Opens a replicated Once (a value written at most once) by store id. */
   Once: {
-    /** A handle that writes: this node votes in the collection's group. */
+    /** A handle that writes: this node votes in the collection's group (a browser writes as an observer). */
     writer: <T>(net: CollectionsComponents, storeId: DigestLike, options?: CellOptions<T>) =>
       new OnceWriter<T>(net, storeId, 'writer', options),
     /** A read-only handle: this node replicates as an observer and never votes. */
@@ -96,7 +96,7 @@ export const collections = {
   },
   /** Opens a replicated PriorityQueue by store id. */
   PriorityQueue: {
-    /** A handle that writes: this node votes in the collection's group. */
+    /** A handle that writes: this node votes in the collection's group (a browser writes as an observer). */
     writer: <P, K, V>(
       net: CollectionsComponents,
       storeId: DigestLike,

@@ -34,6 +34,8 @@ export interface GroupsComponents
    * (no `dataDir`, or a platform without durable storage).
    */
   readonly openLogStore: ((name: string) => Promise<LogStore>) | undefined
+  /** False on a runtime whose members never vote (browsers): they join as observers. */
+  readonly voting: boolean
 }
 
 /** Options of the groups subsystem, node-wide. */
@@ -55,7 +57,11 @@ export interface JoinOptions<M extends AnyMachine> {
   storage?: LogStore
   /** Raft timing and limits; the fields marked shared are part of the GroupId. */
   consensus?: ConsensusOptions
-  /** 'normal'; 'reluctant' (slower to stand for election); 'observer' (replicates, never votes). */
+  /**
+   * 'normal'; 'reluctant' (slower to stand for election); 'observer' (replicates, never votes). Default
+   * 'normal', and 'observer' in a browser, where a voting preference is refused: hidden tabs throttle
+   * their timers. An observer still executes commands (through the leader) and queries.
+   */
   preference?: Preference
   /**
    * Ticket validators every member must satisfy (an array: all of them); part of the GroupId, in
@@ -116,6 +122,11 @@ export class Groups {
    */
   async join<M extends AnyMachine>(options: JoinOptions<M>): Promise<Group<M>> {
     if (!options.key) throw new InvalidArgumentError('join needs a `key` (GroupKey)')
+    if (!this.#ctx.voting && options.preference !== undefined && options.preference !== 'observer') {
+      throw new InvalidArgumentError(
+        `members on this runtime never vote (a hidden browser tab throttles its timers): join with preference 'observer', the default here, not '${options.preference}'`,
+      )
+    }
     const consensus = consensusConfig(options.consensus)
     const validators = validatorList(options.requireTicket)
     const groupId = deriveGroupId(
@@ -152,7 +163,7 @@ export class Groups {
     validators: readonly TicketValidator[],
   ): Promise<JoinedGroup> {
     const store = options.storage ?? (await this.#openStore(groupId))
-    const preference = options.preference ?? 'normal'
+    const preference = options.preference ?? (this.#ctx.voting ? 'normal' : 'observer')
     if (!store.durable && this.#ctx.stableIdentity && preference !== 'observer') {
       // The same peer id back with an empty log and no record of its votes could vote twice in one
       // term or count as holding entries it lost: Raft's safety needs a voter's disk to survive it.

@@ -268,5 +268,6 @@ function groupsComponents(
     openLink: (peer, protocol, options) => ctx.openLink(peer, protocol, options),
     handle: (protocol, handler, options) => ctx.handle(protocol, handler, options),
     openLogStore: dataDir && openLogStore ? (name) => openLogStore(dataDir, name) : undefined,
+    voting: platform.groupVoting ?? true,
   }
 }

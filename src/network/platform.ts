@@ -40,6 +40,14 @@ export interface Platform {
   loadIdentity?(dataDir: string): Promise<PrivateKey>
   /** Opens (creating if needed) the durable log store `name` under `dataDir`. */
   openLogStore?(dataDir: string, name: string): Promise<LogStore>
+  /**
+   * False when members on this runtime must never vote in a group; default true. Then groups and
+   * collection writers join as observers, and a voting preference is refused.
+   *
+   * Why browsers set it: a hidden tab's timers run at most once a minute, so a voting tab would hold up
+   * elections and commits, and tabs come and go with their users.
+   */
+  readonly groupVoting?: boolean
 }
 
 /** A held `dataDir`; `release` is idempotent. */
