@@ -41,6 +41,22 @@ export interface ConsensusOptions {
    */
   catchUpThreshold?: number
   /**
+   * A member catching up asks another member for a window of entries or a chunk of a snapshot when the
+   * one it asked has not answered within this (default 10 s; mosaik: 5 s for snapshots, 25 s for
+   * log replay). Raise it for large snapshots over slow links.
+   */
+  catchUpFetchTimeoutMs?: number
+  /**
+   * A member that asked for a snapshot asks again when no member has offered one within this (default
+   * 5 s; mosaik's snapshot request timeout, 15 s).
+   */
+  snapshotOfferTimeoutMs?: number
+  /**
+   * How long a member keeps a snapshot it offered after the last chunk fetched from it (default 30 s;
+   * mosaik's snapshot TTL, 10 s). Each kept snapshot holds a copy of the state.
+   */
+  snapshotTtlMs?: number
+  /**
    * How many members a new group waits for before it forms (default 1). The first of them founds it
    * with all of them as voters, so a member started alone, or cut off at start-up, cannot found a
    * second history of its own. Set it to the number of nodes an operator starts at once (Consul's
@@ -78,6 +94,9 @@ export function consensusConfig(options: ConsensusOptions = {}): ConsensusConfig
     snapshotEvery: options.snapshotEvery ?? 10_000,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000,
     catchUpThreshold: options.catchUpThreshold ?? 1000,
+    catchUpFetchTimeoutMs: options.catchUpFetchTimeoutMs ?? 10_000,
+    snapshotOfferTimeoutMs: options.snapshotOfferTimeoutMs ?? 5000,
+    snapshotTtlMs: options.snapshotTtlMs ?? 30_000,
     bootstrapExpect: options.bootstrapExpect ?? 1,
     maxForwardedCommands: options.maxForwardedCommands ?? 4096,
     maxForwardedBytes: options.maxForwardedBytes ?? 16 * 1024 * 1024,

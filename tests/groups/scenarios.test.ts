@@ -200,7 +200,7 @@ describe('groups (ports of mosaik tests/groups)', () => {
 
   // Beyond mosaik: observers opening at once on a quiet group (dashboards on a collection) each ask
   // for a snapshot; a member serves them all from one snapshot of its state, and a command applied
-  // since makes it take a new one.
+  // since makes it take a new one. What it holds for them goes `snapshotTtlMs` after the last fetch.
   it('a member serves observers joining a quiet group from one snapshot until a command changes the state', async () => {
     class CountingCounter extends Counter {
       taken = 0
@@ -209,7 +209,7 @@ describe('groups (ports of mosaik tests/groups)', () => {
         return super.snapshot()
       }
     }
-    const opts = { consensus: { ...fastConsensus, snapshotEvery: 20 } }
+    const opts = { consensus: { ...fastConsensus, snapshotEvery: 20, snapshotTtlMs: secs(1) } }
     const key = GroupKey.fromSecret('quiet')
     const n0 = await nodes.create()
     const sm0 = new CountingCounter()
@@ -237,6 +237,12 @@ describe('groups (ports of mosaik tests/groups)', () => {
     await within(secs(20), late.when.applied().reaches(last), 'the late observer catches up')
     expect(late.stats.snapshotsInstalled).toBeGreaterThan(0)
     expect((await late.query('value')).result).toBe(6050)
+    expect(g0.stats.snapshotsHeld).toBeGreaterThan(0)
+    // Well before the default TTL of 30 s, the leader holds none of them any more.
+    const dropped = (async () => {
+      while (g0.stats.snapshotsHeld > 0) await new Promise((r) => setTimeout(r, 10))
+    })()
+    await within(T, dropped, 'the leader drops the snapshots it served')
   })
 
   // execute::no_catchup_weak_query

@@ -12,8 +12,6 @@ import { hedged, SNAPSHOT_CHUNK, SnapshotDownload } from './snapshot-download.ts
 
 /** The most entries one fetch asks for (and one member serves). */
 const CATCH_UP_BATCH = 2000
-const SNAPSHOT_TTL_MS = 30_000
-const FETCH_TIMEOUT_MS = 10_000
 
 /**
  * What members offering one snapshot agree on, and what the fetched bytes are checked against:
@@ -159,7 +157,7 @@ export class CatchUp {
         peer,
         Req.FetchEntries,
         [start, end, clusterId],
-        FETCH_TIMEOUT_MS,
+        this.#host.config.catchUpFetchTimeoutMs,
       )
     } catch {
       return none
@@ -234,7 +232,8 @@ export class CatchUp {
       hash = snapshotHash(data)
       this.#hashes.set(data, hash)
     }
-    this.#served.set(meta.index, { meta, data, hash, expires: host.rt.now() + SNAPSHOT_TTL_MS })
+    this.#served.set(meta.index, { meta, data, hash, expires: host.rt.now() + host.config.snapshotTtlMs })
+    host.stats.snapshotsHeld = this.#served.size
     this.#armSweep()
     host.stats.snapshotsServed++
     host.transport.send(requester, BondMsg.SnapshotOffer, [meta, data.length, hash])
@@ -247,7 +246,7 @@ export class CatchUp {
     const [index, offset, length] = body as [number, number, number]
     const served = this.#served.get(index)
     if (!served) throw new Error(`no snapshot at ${index}`)
-    served.expires = this.#host.rt.now() + SNAPSHOT_TTL_MS
+    served.expires = this.#host.rt.now() + this.#host.config.snapshotTtlMs
     return served.data.subarray(offset, offset + Math.min(length, SNAPSHOT_CHUNK))
   }
 
@@ -319,7 +318,13 @@ export class CatchUp {
         (peer, off) =>
           hedged(
             () =>
-              this.#request(fetch, peer, Req.FetchSnapshot, [index, off, SNAPSHOT_CHUNK], FETCH_TIMEOUT_MS),
+              this.#request(
+                fetch,
+                peer,
+                Req.FetchSnapshot,
+                [index, off, SNAPSHOT_CHUNK],
+                host.config.catchUpFetchTimeoutMs,
+              ),
             2 * host.config.electionTimeoutMs,
             host.rt,
           ),
@@ -354,9 +359,12 @@ export class CatchUp {
     return raceSignal(this.#host.transport.request(peer, kind, body, timeoutMs), fetch.abandon.signal)
   }
 
-  /** The first offer the fetch can use; rejects when none came within 5 s or the fetch was abandoned. */
+  /**
+   * The first offer the fetch can use; rejects when none came within `snapshotOfferTimeoutMs` or the
+   * fetch was abandoned.
+   */
   async #firstOffer(fetch: SnapshotFetch, usable: (o: SnapshotOffer) => boolean): Promise<SnapshotOffer> {
-    const offered = this.#host.rt.timeout(5000)
+    const offered = this.#host.rt.timeout(this.#host.config.snapshotOfferTimeoutMs)
     const linked = linkSignals(fetch.abandon.signal, offered.signal)
     try {
       await fetch.offerCount.until(() => [...fetch.offers.values()].some(usable), { signal: linked.signal })
@@ -367,15 +375,22 @@ export class CatchUp {
     return [...fetch.offers.values()].find(usable)!
   }
 
+  /** Drops each served snapshot once it expires (fetches push its expiry back). */
   #armSweep(): void {
-    if (this.#sweepArmed) return
+    if (this.#sweepArmed || this.#served.size === 0) return
     this.#sweepArmed = true
-    this.#host.rt.setTimeout(() => {
-      this.#sweepArmed = false
-      const now = this.#host.rt.now()
-      for (const [index, s] of this.#served) if (now > s.expires) this.#served.delete(index)
-      if (this.#served.size > 0) this.#armSweep()
-    }, SNAPSHOT_TTL_MS)
+    let first = Number.POSITIVE_INFINITY
+    for (const s of this.#served.values()) first = Math.min(first, s.expires)
+    this.#host.rt.setTimeout(
+      () => {
+        this.#sweepArmed = false
+        const now = this.#host.rt.now()
+        for (const [index, s] of this.#served) if (now >= s.expires) this.#served.delete(index)
+        this.#host.stats.snapshotsHeld = this.#served.size
+        this.#armSweep()
+      },
+      Math.max(0, first - this.#host.rt.now()) + 1,
+    )
   }
 }
 

@@ -60,6 +60,11 @@ export interface WorkerStats {
   snapshotsInstalled: number
   /** Snapshots offered to catching-up members (offers while the state holds share one snapshot). */
   snapshotsServed: number
+  /**
+   * Snapshots this member holds now for members fetching them: each keeps a copy of the state until
+   * `snapshotTtlMs` after the last chunk fetched from it (offers of one state share one copy).
+   */
+  snapshotsHeld: number
   /** Committed entries pulled from peers in parallel while catching up. */
   entriesPulled: number
   /** Log compactions (state-machine snapshots taken locally). */
@@ -82,6 +87,7 @@ export function noWorkerStats(): WorkerStats {
   return {
     snapshotsInstalled: 0,
     snapshotsServed: 0,
+    snapshotsHeld: 0,
     entriesPulled: 0,
     compactions: 0,
     forwarded: 0,
