@@ -4,8 +4,12 @@
  * so tests never see each other's state and no test pays for starting nodes.
  *
  * Not ported from mosaik's tests/collections: the `collection!` macro tests (`construct_from_macro` in
- * each file; the macro has no TypeScript counterpart) and auth.rs (10 tests of collections that
- * require JWT tickets: `CollectionConfig::require_ticket` has no counterpart here yet).
+ * each file; the macro has no TypeScript counterpart). auth.rs (collections that require JWT tickets,
+ * `CollectionConfig::require_ticket`, here the `requireTicket` option) is ported in
+ * tests/tickets/groups.test.ts: the six `*_auth_tickets` tests, `different_auths_produce_different_group_ids`
+ * and `collection_macro_with_multiple_tickets` (without the macro); the other two macro tests
+ * (`collection_macro_with_require_ticket`, `macros_different_validators_group_ids`) add nothing the
+ * ported ones do not check once the macro is gone.
  */
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import { collections, type Group, type Network, type Version } from '../../platform/node/index.ts'

@@ -130,7 +130,6 @@ describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (trans
     expect(DIAL_STAGGER_MS + secs(3)).toBeLessThan(requestTimeoutMs)
   })
 
-  // mosaik: discovery::catalog::manual_sync_trigger
   it("libp2p learns a peer's addresses when a dial needs them, not with every entry", async () => {
     const hub = await nodes.create()
     const one = { discovery: { targetNeighbors: 1 } }
@@ -148,6 +147,7 @@ describe.each<Transport>(['memory', 'quic'])('discovery catalog over %s', (trans
     expect(taught).toEqual(expect.arrayContaining([...c.addresses].map((a) => a.split('/p2p/')[0])))
   })
 
+  // mosaik: discovery::catalog::manual_sync_trigger
   it('an unsigned insert is replaced by the signed entry after a manual sync', async () => {
     const n0 = await nodes.create({ tags: ['tag1', 'tag2', 'tag3'] })
     await n0.discovery.updateLocal(() => ({ streams: ['a-stream'] }))
