@@ -92,6 +92,8 @@ export class BondMesh implements GroupTransport {
 
   start(handlers: TransportHandlers): void {
     this.#handlers = handlers
+    // No jitter (mosaik adds up to 150 ms): each member's period starts when it joins, and a ping goes
+    // only to a bond that carried nothing for a whole period, so members do not ping in step.
     this.#scope.every(
       () => this.#config.bondHeartbeatMs,
       () => this.#keepAlive(),
