@@ -16,6 +16,7 @@ export {
 } from './storage/log-store.ts'
 export { MemoryLogStore } from './storage/memory.ts'
 export {
+  CommandRefusedError,
   CommitUnknownError,
   type Consistency,
   GroupBusyError,

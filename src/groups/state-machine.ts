@@ -27,6 +27,11 @@ export interface ApplyContext {
  *   it took last, without taking another, while none of them ran since.
  * - `signature` is part of the GroupId: change it whenever the command semantics change, so nodes
  *   running different versions never share a group.
+ * - Any member can propose any bytes as a command (a secret admits it, not its commands): refuse what
+ *   is not a command in the command codec's `decode` (throw), or in `apply` (throw). The command is
+ *   then refused on every replica and its caller gets CommandRefusedError; the commands around it
+ *   apply as usual. `applyBatch` must not throw: it cannot say how far it got, so a throw stops the
+ *   member (GroupFailedError). Refuse bad commands before it runs.
  */
 export interface StateMachine<Command, Query, Result> {
   /** Names the machine and its version; part of the GroupId. */
@@ -42,10 +47,14 @@ export interface StateMachine<Command, Query, Result> {
   }
   /**
    * Applies one command. What it returns (if anything) is handed to the caller of `executeForResult`
-   * on this node; it must be deterministic like the state itself.
+   * on this node; it must be deterministic like the state itself. Throwing refuses the command (see
+   * the gotchas).
    */
   apply(command: Command, ctx: ApplyContext): unknown
-  /** Applies a run of commands; the default applies them one by one. Returns one result per command. */
+  /**
+   * Applies a run of commands; the default applies them one by one. Returns one result per command.
+   * Must not throw (see the gotchas).
+   */
   applyBatch?(commands: readonly Command[], ctxs: readonly ApplyContext[]): unknown[] | undefined
   /** Reads the current state; must not modify it. */
   query(query: Query): Result
@@ -58,3 +67,14 @@ export interface StateMachine<Command, Query, Result> {
 export type CommandOf<M> = M extends StateMachine<infer C, unknown, unknown> ? C : never
 export type QueryOf<M> = M extends StateMachine<unknown, infer Q, unknown> ? Q : never
 export type ResultOf<M> = M extends StateMachine<unknown, unknown, infer R> ? R : never
+
+/**
+ * A result of `applyBatch` that refuses its command, as a throw from `apply` does, for a batch that
+ * refuses one command and applies the rest: the SDK's collections use it. @internal
+ */
+export class CommandRefusal {
+  readonly reason: string
+  constructor(reason: string) {
+    this.reason = reason
+  }
+}

@@ -31,6 +31,7 @@ import type { BondView, GroupTransport } from './worker/transport.ts'
 
 export type { Consistency, GroupHaltError, QueryResult, WorkerInit } from './worker/api.ts'
 export {
+  CommandRefusedError,
   CommitUnknownError,
   GroupBusyError,
   GroupDivergedError,

@@ -14,6 +14,7 @@ const SHARED = [
   'ChannelState',
   'CloseCode',
   'ClosedError',
+  'CommandRefusedError',
   'CommitUnknownError',
   'Condition',
   'Consumer',

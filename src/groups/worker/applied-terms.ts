@@ -41,10 +41,24 @@ export class AppliedTerms {
     if (ring?.indices[slot] === index) ring.results[slot] = result
   }
 
+  /** The state machine refused the command at `index` (it did not decode, or `apply` threw). */
+  refuse(index: number, reason: string): void {
+    this.setResult(index, new Refusal(reason))
+  }
+
   result(index: number): unknown {
     const ring = this.#ring
     const slot = index % this.#size
-    return ring?.indices[slot] === index ? ring.results[slot] : undefined
+    const result = ring?.indices[slot] === index ? ring.results[slot] : undefined
+    return result instanceof Refusal ? undefined : result
+  }
+
+  /** Why the state machine refused the command at `index`; undefined when it did not (or is unknown). */
+  refusal(index: number): string | undefined {
+    const ring = this.#ring
+    const slot = index % this.#size
+    const result = ring?.indices[slot] === index ? ring.results[slot] : undefined
+    return result instanceof Refusal ? result.reason : undefined
   }
 
   get(index: number): number | undefined {
@@ -57,6 +71,14 @@ export class AppliedTerms {
   clear(): void {
     this.#ring?.indices.fill(-1)
     this.#ring?.results.fill(undefined)
+  }
+}
+
+/** A refused command's place in the results: never a value `apply` returned. */
+class Refusal {
+  readonly reason: string
+  constructor(reason: string) {
+    this.reason = reason
   }
 }
 

@@ -2,8 +2,9 @@ import { concatBytes } from '../../primitives/bytes.ts'
 import { type Codec, cborOf, decodeCanonical } from '../../primitives/codec.ts'
 import type { Logger } from '../../transport/context.ts'
 import type { Entry } from '../raft/types.ts'
-import type { ApplyContext, StateMachine } from '../state-machine.ts'
+import { type ApplyContext, CommandRefusal, type StateMachine } from '../state-machine.ts'
 import type { AppliedTerms } from './applied-terms.ts'
+import { GroupFailedError } from './errors.ts'
 
 /** Log payloads start with one byte: a user command, or the worker's own (e.g. "everyone snapshot here"). */
 const PAYLOAD_USER = 0
@@ -22,8 +23,12 @@ export interface InternalCommands {
  * reach the state machine (runs of user commands as batches, the worker's own commands in between).
  *
  * Gotchas:
- * - A command that fails to decode, or an `apply` that throws, is logged and skipped on this replica
- *   only; every replica applies the same bytes, so a deterministic state machine skips it on all.
+ * - A command that fails to decode, or whose `apply` throws, is refused: recorded in the terms (its
+ *   caller gets CommandRefusedError) and skipped, and the commands after it apply as usual. Every
+ *   replica applies the same bytes, so a deterministic state machine refuses it on all of them,
+ *   however the commits were split into batches.
+ * - `applyBatch` must not throw: it cannot say how far it got, so the replica's state is unknown and
+ *   the member stops (GroupFailedError) rather than go on from a state the others may not share.
  * - The state machine changes only through this applier (commands, `restore`, `reset`): `snapshot()`
  *   hands out the bytes it took last while none of those happened since.
  */
@@ -96,7 +101,9 @@ export class Applier<C, Q, R> {
         try {
           command = this.#command.decode(e.data.subarray(1))
         } catch (err) {
-          this.#log.error('undecodable command at %d skipped: %s', e.index, (err as Error).message)
+          const reason = `it does not decode: ${(err as Error).message}`
+          this.#log('command at %d refused: %s', e.index, reason)
+          terms.refuse(e.index, reason)
           continue
         }
         run.push(command)
@@ -112,18 +119,37 @@ export class Applier<C, Q, R> {
   #applyRun(run: C[], ctxs: ApplyContext[], terms: AppliedTerms): void {
     const sm = this.stateMachine
     this.#taken = undefined
-    try {
-      if (sm.applyBatch) {
-        const results = sm.applyBatch(run, ctxs)
-        if (results) for (let i = 0; i < ctxs.length; i++) terms.setResult(ctxs[i]!.index, results[i])
-      } else {
-        for (let i = 0; i < run.length; i++) {
-          const result = sm.apply(run[i]!, ctxs[i]!)
-          if (result !== undefined) terms.setResult(ctxs[i]!.index, result)
-        }
+    if (sm.applyBatch) {
+      let results: unknown[] | undefined
+      try {
+        results = sm.applyBatch(run, ctxs)
+      } catch (err) {
+        throw new GroupFailedError(
+          `the state machine's applyBatch threw on the commands at ${ctxs[0]!.index}..${ctxs.at(-1)!.index}, ` +
+            `so this replica's state is unknown: ${(err as Error).message}`,
+          { cause: err },
+        )
       }
-    } catch (err) {
-      this.#log.error('state machine failed to apply: %s', (err as Error).stack)
+      if (results === undefined) return
+      for (let i = 0; i < ctxs.length; i++) {
+        const result = results[i]
+        if (result instanceof CommandRefusal) terms.refuse(ctxs[i]!.index, result.reason)
+        else terms.setResult(ctxs[i]!.index, result)
+      }
+      return
+    }
+    for (let i = 0; i < run.length; i++) {
+      const index = ctxs[i]!.index
+      let result: unknown
+      try {
+        result = sm.apply(run[i]!, ctxs[i]!)
+      } catch (err) {
+        const reason = `apply threw: ${(err as Error).message}`
+        this.#log('command at %d refused: %s', index, reason)
+        terms.refuse(index, reason)
+        continue
+      }
+      if (result !== undefined) terms.setResult(index, result)
     }
   }
 

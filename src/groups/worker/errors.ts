@@ -26,6 +26,25 @@ export class CommitUnknownError<T = unknown> extends MosaikError {
   }
 }
 
+/**
+ * The group committed the command, but the state machine refused it: its bytes did not decode, or
+ * `apply` threw. Every replica applies the same bytes, so a deterministic state machine refuses it on
+ * all of them and it took no effect (beyond what `apply` changed before it threw). Retrying the same
+ * command is refused the same way. `value` holds the commands; `refused` says which, and why.
+ */
+export class CommandRefusedError<T = unknown> extends MosaikError {
+  /** The commands of the call. */
+  readonly value: T
+  /** The log index of each refused command, with the reason. */
+  readonly refused: readonly { index: number; reason: string }[]
+  constructor(value: T, refused: readonly { index: number; reason: string }[]) {
+    const what = refused.map((r) => `${r.index} (${r.reason})`).join(', ')
+    super('COMMAND_REFUSED', `the state machine refused the command at ${what}`)
+    this.value = value
+    this.refused = refused
+  }
+}
+
 /** The group handle (or its node) was closed. */
 export class GroupTerminatedError extends MosaikError {
   constructor(message = 'the group was closed') {

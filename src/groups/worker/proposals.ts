@@ -3,7 +3,7 @@ import { DecodeError, OfflineError } from '../../primitives/errors.ts'
 import { BondRequestError, RequestRefusedError } from '../bond.ts'
 import { isBounded } from '../raft/messages.ts'
 import { AppliedTerms } from './applied-terms.ts'
-import { CommitUnknownError, GroupBusyError, GroupTerminatedError } from './errors.ts'
+import { CommandRefusedError, CommitUnknownError, GroupBusyError, GroupTerminatedError } from './errors.ts'
 import { BUSY, NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
 
 /** The index range a batch of commands was assigned. */
@@ -58,7 +58,9 @@ interface PendingCommit extends Assigned {
  * election runs. It succeeds only once the entry applied at its last index carries the term it was
  * proposed in: that entry, and so the whole batch, is committed. Another term there means another
  * leader's entry took the slot (OfflineError: it never takes effect). An unknown term (the index was
- * covered by a snapshot, or nothing was seen in time) is CommitUnknownError, never success.
+ * covered by a snapshot, or nothing was seen in time) is CommitUnknownError, never success. A batch
+ * committed with a command the state machine refused fails with CommandRefusedError (the others in it
+ * took effect).
  */
 export class Proposals {
   readonly terms = new AppliedTerms(APPLIED_TERMS_KEPT)
@@ -262,7 +264,7 @@ export class Proposals {
       if (this.#floor.term === assigned.term) return undefined
       if (this.#floor.term < assigned.term) term = this.#floor.term
     }
-    if (term === assigned.term) return undefined
+    if (term === assigned.term) return this.#refusals(assigned, commands)
     if (term === undefined) {
       return new CommitUnknownError(
         commands,
@@ -270,6 +272,18 @@ export class Proposals {
       )
     }
     return new OfflineError(commands, 'a new leader replaced the commands before they were committed')
+  }
+
+  /** The commands of `assigned` the state machine refused, as the caller's error; none: undefined. */
+  #refusals(assigned: Assigned, commands: unknown[]): Error | undefined {
+    let refused: { index: number; reason: string }[] | undefined
+    for (let i = assigned.first; i <= assigned.last; i++) {
+      const reason = this.terms.refusal(i)
+      if (reason === undefined) continue
+      refused ??= []
+      refused.push({ index: i, reason })
+    }
+    return refused && new CommandRefusedError(commands, refused)
   }
 
   /** Queues for the next flush; all batches of one turn become one Raft proposal. */
