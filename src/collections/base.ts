@@ -8,7 +8,7 @@ import type { Group } from '../groups/group.ts'
 import type { Groups } from '../groups/groups.ts'
 import { GroupKey } from '../groups/key.ts'
 import type { LogStore } from '../groups/storage/log-store.ts'
-import { CommitUnknownError } from '../groups/worker.ts'
+import { CommandRefusedError, CommitUnknownError } from '../groups/worker.ts'
 import { type AbortOptions, abortable, raceSignal } from '../primitives/abort.ts'
 import { Digest, type DigestLike, type StoreId } from '../primitives/digest.ts'
 import { ClosedError, InvalidArgumentError, MosaikError, OfflineError } from '../primitives/errors.ts'
@@ -179,6 +179,7 @@ export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
     } catch (err) {
       if (err instanceof OfflineError) throw new OfflineError(valueBack, err.message, { cause: err })
       if (err instanceof CommitUnknownError) throw new CommitUnknownError(valueBack, err.message)
+      if (err instanceof CommandRefusedError) throw new CommandRefusedError(valueBack, err.refused)
       throw err
     }
   }

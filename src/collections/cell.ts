@@ -14,6 +14,7 @@ import {
   type ValueType,
   type Version,
 } from './base.ts'
+import { bytesArg, bytesOrNullArg, commandCodec } from './machine.ts'
 
 export interface CellOptions<T> extends CollectionOptions {
   /** How the value is encoded and validated (default: canonical CBOR, no schema). */
@@ -25,8 +26,16 @@ type CellCommand =
   | readonly ['cas', Uint8Array | null, Uint8Array | null]
   | readonly ['clear']
 
+/** Cell commands: canonical CBOR, read by the strict decoder and refused unless of these shapes. */
+const cellCommands = commandCodec<CellCommand>(1, {
+  write: [bytesArg],
+  cas: [bytesOrNullArg, bytesOrNullArg],
+  clear: [],
+})
+
 /** The Cell replica (and the Once replica, which keeps only its first write). */
 export class CellMachine<T> extends CollectionMachine<CellCommand> {
+  readonly codecs = { command: cellCommands }
   current: Lazy<T> | undefined
   readonly #codec: ValueCodec<T>
   readonly #once: boolean

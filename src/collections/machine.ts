@@ -2,7 +2,7 @@
  * The state machine every collection builds on, and the compact snapshot format its replicas share.
  */
 import * as varint from 'uint8-varint'
-import type { ApplyContext, StateMachine } from '../groups/state-machine.ts'
+import { type ApplyContext, CommandRefusal, type StateMachine } from '../groups/state-machine.ts'
 import { type Codec, decodeCanonical, encodeCanonical } from '../primitives/codec.ts'
 import { Digest, type StoreId } from '../primitives/digest.ts'
 import { DecodeError } from '../primitives/errors.ts'
@@ -27,6 +27,10 @@ export abstract class CollectionMachine<Command extends readonly unknown[]>
     this.signature = signature
   }
 
+  /**
+   * Applies one command of a shape the codec accepted. It throws only before it changes anything (a
+   * priority that does not decode, say): the command is then refused and the batch goes on.
+   */
   abstract applyCommand(command: Command, ctx: ApplyContext): unknown
 
   apply(command: Command, ctx: ApplyContext): unknown {
@@ -36,7 +40,13 @@ export abstract class CollectionMachine<Command extends readonly unknown[]>
 
   applyBatch(commands: readonly Command[], ctxs: readonly ApplyContext[]): unknown[] {
     this.revision++
-    return commands.map((c, i) => this.applyCommand(c, ctxs[i]!))
+    return commands.map((c, i) => {
+      try {
+        return this.applyCommand(c, ctxs[i]!)
+      } catch (err) {
+        return new CommandRefusal((err as Error).message)
+      }
+    })
   }
 
   query(): null {
@@ -313,25 +323,53 @@ export function itemsOfRanges({ bytes, ranges }: ByteRanges, arity: number): (Ui
   return items
 }
 
+/** A check of one argument of a decoded command. */
+export type ArgShape = (v: unknown) => boolean
+
+export const bytesArg: ArgShape = (v) => v instanceof Uint8Array
+export const bytesOrNullArg: ArgShape = (v) => v === null || v instanceof Uint8Array
+/** Any number: the command itself decides what an index out of range (or not whole) means. */
+export const numberArg: ArgShape = (v) => typeof v === 'number' || typeof v === 'bigint'
+export const listOf =
+  (item: ArgShape): ArgShape =>
+  (v) =>
+    Array.isArray(v) && v.every(item)
+/** An item of `arity` byte strings: one byte string for 1, else an array of them. */
+export const itemArg = (arity: number): ArgShape =>
+  arity === 1 ? bytesArg : (v) => Array.isArray(v) && v.length === arity && v.every(bytesArg)
+
+/**
+ * The commands a collection applies, by name: the shape of each one's arguments. A decoded command of
+ * another name or shape is refused before it reaches `applyCommand`, which can then trust its types.
+ */
+export type CommandShapes = Readonly<Record<string, readonly ArgShape[]>>
+
+/** Reads no command itself: every command goes to the strict decoder (and the shape check). */
+const strictOnly = (r: CommandReader): never => r.unusual()
+
 /**
  * A collection's command codec: canonical CBOR out, with an `extend` that holds ranges (as read from
  * the log) written as its items of `extendArity` byte strings; in, `read` through `decodeCommand`.
  */
 export function commandCodec<C extends readonly unknown[]>(
   extendArity: number,
-  read: (r: CommandReader) => C,
+  shapes: CommandShapes,
+  read: (r: CommandReader) => C = strictOnly,
 ): Codec<C> {
   return {
     encode: (c) =>
       c[0] === 'extend' && !Array.isArray(c[1])
         ? encodeCanonical(['extend', itemsOfRanges(c[1] as ByteRanges, extendArity)])
         : encodeCanonical(c),
-    decode: (bytes) => decodeCommand(bytes, read),
+    decode: (bytes) => decodeCommand(bytes, read, shapes),
   }
 }
 
-/** Decodes a command with `read`, or with the strict CBOR decoder when `read` finds it unusual. */
-export function decodeCommand<C>(bytes: Uint8Array, read: (r: CommandReader) => C): C {
+/**
+ * Decodes a command with `read`, or with the strict CBOR decoder when `read` finds it unusual; throws
+ * DecodeError when what that decoder returns is not one of `shapes` (any member may propose any bytes).
+ */
+export function decodeCommand<C>(bytes: Uint8Array, read: (r: CommandReader) => C, shapes: CommandShapes): C {
   const r = new CommandReader(bytes)
   try {
     const command = read(r)
@@ -339,5 +377,15 @@ export function decodeCommand<C>(bytes: Uint8Array, read: (r: CommandReader) => 
   } catch (err) {
     if (err !== UNUSUAL) throw err
   }
-  return decodeCanonical(bytes) as C
+  const command = decodeCanonical(bytes)
+  if (!hasShape(command, shapes)) throw new DecodeError('not a command of this collection')
+  return command as C
+}
+
+function hasShape(command: unknown, shapes: CommandShapes): boolean {
+  if (!Array.isArray(command) || typeof command[0] !== 'string' || !Object.hasOwn(shapes, command[0])) {
+    return false
+  }
+  const args = shapes[command[0]]!
+  return command.length === args.length + 1 && args.every((ok, i) => ok(command[i + 1]))
 }

@@ -10,7 +10,16 @@ import {
   type Version,
 } from './base.ts'
 import type { ByteTable } from './byte-table.ts'
-import { type ByteRanges, type CommandReader, commandCodec, readRanges } from './machine.ts'
+import {
+  type ByteRanges,
+  bytesArg,
+  bytesOrNullArg,
+  type CommandReader,
+  commandCodec,
+  itemArg,
+  listOf,
+  readRanges,
+} from './machine.ts'
 import { TableMachine } from './table-machine.ts'
 
 /** Options of a replicated Map: codecs (and schemas) for keys and values. */
@@ -32,7 +41,17 @@ type MapCommand =
  * Map commands: canonical CBOR whose byte strings are read as views or ranges of the command's bytes,
  * without a general decoder (see CommandReader).
  */
-const mapCommands = commandCodec<MapCommand>(2, readMapCommand)
+const mapCommands = commandCodec<MapCommand>(
+  2,
+  {
+    set: [bytesArg, bytesArg],
+    extend: [listOf(itemArg(2))],
+    remove: [listOf(bytesArg)],
+    cas: [bytesArg, bytesOrNullArg, bytesOrNullArg],
+    clear: [],
+  },
+  readMapCommand,
+)
 
 function readMapCommand(r: CommandReader): MapCommand {
   const n = r.head(4)

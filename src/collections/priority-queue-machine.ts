@@ -6,9 +6,14 @@ import { compareBytes, u64be } from '../primitives/bytes.ts'
 import type { StoreId } from '../primitives/digest.ts'
 import { bytesKey, CollectionMachine, type ValueCodec } from './base.ts'
 import {
+  type ArgShape,
   type ByteRanges,
+  bytesArg,
+  bytesOrNullArg,
   type CommandReader,
   commandCodec,
+  itemArg,
+  listOf,
   packStrings,
   readRanges,
   unpackStrings,
@@ -18,6 +23,7 @@ import { StringIndex } from './string-index.ts'
 import { latin1 } from './values.ts'
 
 export type Bound = readonly [Uint8Array, boolean] | null
+type DecodedBound<P> = readonly [P, boolean] | null
 
 type PqCommand =
   | readonly ['insert', Uint8Array, Uint8Array, Uint8Array]
@@ -33,7 +39,24 @@ type PqCommand =
  * PriorityQueue commands: canonical CBOR whose inserts are read as views or ranges of the command's
  * bytes, without a general decoder (see CommandReader); the rarer commands go to the strict decoder.
  */
-const pqCommands = commandCodec<PqCommand>(3, readPqCommand)
+/** A range bound: null (unbounded) or `[priority bytes, inclusive]`. */
+const boundArg: ArgShape = (v) =>
+  v === null || (Array.isArray(v) && v.length === 2 && bytesArg(v[0]) && typeof v[1] === 'boolean')
+
+const pqCommands = commandCodec<PqCommand>(
+  3,
+  {
+    insert: [bytesArg, bytesArg, bytesArg],
+    extend: [listOf(itemArg(3))],
+    updatePriority: [bytesArg, bytesArg],
+    updateValue: [bytesArg, bytesArg],
+    cas: [bytesArg, bytesArg, bytesOrNullArg],
+    remove: [listOf(bytesArg)],
+    removeRange: [boundArg, boundArg],
+    clear: [],
+  },
+  readPqCommand,
+)
 
 function readPqCommand(r: CommandReader): PqCommand {
   const n = r.head(4)
@@ -133,9 +156,11 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
     this.buckets = new BucketList(this.#compare)
   }
 
-  /** Inserts or replaces an entry given as its bytes' `bytesKey` strings. */
-  #insert(p: string, id: string, v: string): void {
-    const priority = this.#codecs.p.decodeKey(p)
+  /**
+   * Inserts or replaces an entry given as its bytes' `bytesKey` strings. The priority is decoded before
+   * anything changes: one that does not decode refuses the command, leaving the queue as it was.
+   */
+  #insert(p: string, id: string, v: string, priority: P = this.#codecs.p.decodeKey(p)): void {
     let slot = this.byKey.get(id)
     if (slot) {
       // Inserting a held key moves it to the end of its (new) bucket, with the new value.
@@ -159,16 +184,20 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
     this.buckets.unlink(slot)
   }
 
-  #inRange(p: P, low: Bound, high: Bound): boolean {
+  #inRange(p: P, low: DecodedBound<P>, high: DecodedBound<P>): boolean {
     if (low) {
-      const c = this.#compare(p, this.#codecs.p.decode(low[0]))
+      const c = this.#compare(p, low[0])
       if (c < 0 || (c === 0 && !low[1])) return false
     }
     if (high) {
-      const c = this.#compare(p, this.#codecs.p.decode(high[0]))
+      const c = this.#compare(p, high[0])
       if (c > 0 || (c === 0 && !high[1])) return false
     }
     return true
+  }
+
+  #decodeBound(b: Bound): DecodedBound<P> {
+    return b && [this.#codecs.p.decode(b[0]), b[1]]
   }
 
   applyCommand(c: PqCommand): unknown {
@@ -177,16 +206,27 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
         this.#insert(bytesKey(c[1]), bytesKey(c[2]), bytesKey(c[3]))
         return
       case 'extend': {
+        // Every priority decodes before the first insert: an extend is refused whole or applied whole.
         if (Array.isArray(c[1])) {
-          for (const [p, k, v] of c[1]) this.#insert(bytesKey(p), bytesKey(k), bytesKey(v))
+          const items = c[1].map(([p, k, v]) => [bytesKey(p), bytesKey(k), bytesKey(v)] as const)
+          const priorities = items.map(([p]) => this.#codecs.p.decodeKey(p))
+          for (let i = 0; i < items.length; i++) this.#insert(...items[i]!, priorities[i])
           return
         }
         const { bytes, ranges } = c[1] as ByteRanges
+        const ps: string[] = []
+        const priorities: P[] = []
         for (let j = 0; j < ranges.length; j += 6) {
+          const p = latin1(bytes, ranges[j]!, ranges[j + 1]!)
+          ps.push(p)
+          priorities.push(this.#codecs.p.decodeKey(p))
+        }
+        for (let j = 0, i = 0; j < ranges.length; j += 6, i++) {
           this.#insert(
-            latin1(bytes, ranges[j]!, ranges[j + 1]!),
+            ps[i]!,
             latin1(bytes, ranges[j + 2]!, ranges[j + 3]!),
             latin1(bytes, ranges[j + 4]!, ranges[j + 5]!),
+            priorities[i],
           )
         }
         return
@@ -219,7 +259,8 @@ export class PriorityQueueMachine<P, K, V> extends CollectionMachine<PqCommand> 
         for (const kb of c[1]) this.#remove(bytesKey(kb))
         return
       case 'removeRange': {
-        const [, low, high] = c
+        const low = this.#decodeBound(c[1])
+        const high = this.#decodeBound(c[2])
         for (const slot of this.buckets.removeWhere((p) => this.#inRange(p, low, high)))
           this.byKey.delete(slot.id)
         return

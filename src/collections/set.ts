@@ -11,7 +11,7 @@ import {
   type Version,
 } from './base.ts'
 import type { ByteTable } from './byte-table.ts'
-import { type ByteRanges, type CommandReader, commandCodec, readRanges } from './machine.ts'
+import { type ByteRanges, bytesArg, type CommandReader, commandCodec, listOf, readRanges } from './machine.ts'
 import { TableMachine } from './table-machine.ts'
 import { keyBytes } from './values.ts'
 
@@ -30,7 +30,11 @@ type SetCommand =
  * Set commands: canonical CBOR whose byte strings are read as views or ranges of the command's bytes,
  * without a general decoder (see CommandReader).
  */
-const setCommands = commandCodec<SetCommand>(1, readSetCommand)
+const setCommands = commandCodec<SetCommand>(
+  1,
+  { add: [bytesArg], extend: [listOf(bytesArg)], remove: [listOf(bytesArg)], clear: [] },
+  readSetCommand,
+)
 
 function readSetCommand(r: CommandReader): SetCommand {
   const n = r.head(4)

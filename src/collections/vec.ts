@@ -15,8 +15,11 @@ import {
 } from './base.ts'
 import {
   type ByteRanges,
+  bytesArg,
   type CommandReader,
   commandCodec,
+  listOf,
+  numberArg,
   packStrings,
   readRanges,
   unpackStrings,
@@ -43,7 +46,22 @@ const INSERT_OUT_OF_RANGE = 'insert-out-of-range'
  * Vec commands: canonical CBOR whose pushes and extends are read as views or ranges of the command's
  * bytes, without a general decoder (see CommandReader); the others go to the strict decoder.
  */
-const vecCommands = commandCodec<VecCommand>(1, readVecCommand)
+const vecCommands = commandCodec<VecCommand>(
+  1,
+  {
+    pushBack: [bytesArg],
+    pushFront: [bytesArg],
+    insert: [numberArg, bytesArg],
+    extend: [listOf(bytesArg)],
+    popBack: [],
+    popFront: [],
+    clear: [],
+    remove: [numberArg],
+    swap: [numberArg, numberArg],
+    truncate: [numberArg],
+  },
+  readVecCommand,
+)
 
 function readVecCommand(r: CommandReader): VecCommand {
   const n = r.head(4)
