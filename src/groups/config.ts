@@ -73,6 +73,13 @@ export interface ConsensusOptions {
   maxForwardedBytes?: number
   /** The leader refuses strong reads from a member with this many reads in flight there (default 4096). */
   maxForwardedReads?: number
+  /**
+   * The largest command, encoded, this member proposes or (as leader) accepts from another (default 1
+   * MiB). Larger ones fail with FrameTooLargeError before they are proposed: every command must fit a
+   * transport frame (`maxFrameSize`, 4 MiB) on its way to each member, so `join` refuses a limit
+   * within 64 KiB of it.
+   */
+  maxCommandBytes?: number
 }
 
 export type ConsensusConfig = Required<ConsensusOptions>
@@ -101,6 +108,7 @@ export function consensusConfig(options: ConsensusOptions = {}): ConsensusConfig
     maxForwardedCommands: options.maxForwardedCommands ?? 4096,
     maxForwardedBytes: options.maxForwardedBytes ?? 16 * 1024 * 1024,
     maxForwardedReads: options.maxForwardedReads ?? 4096,
+    maxCommandBytes: options.maxCommandBytes ?? 1024 * 1024,
   }
   for (const [name, value] of Object.entries(c)) {
     if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {

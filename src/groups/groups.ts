@@ -36,7 +36,12 @@ export interface GroupsComponents
   readonly openLogStore: ((name: string) => Promise<LogStore>) | undefined
   /** False on a runtime whose members never vote (browsers): they join as observers. */
   readonly voting: boolean
+  /** The largest frame this node's links carry: every command must fit one, with room to spare. */
+  readonly maxFrameSize: number
 }
+
+/** What a frame holds beyond its command: the append or forward around it. */
+const FRAME_HEADROOM = 64 * 1024
 
 /** Options of the groups subsystem, node-wide. */
 export interface GroupsOptions {
@@ -128,6 +133,12 @@ export class Groups {
       )
     }
     const consensus = consensusConfig(options.consensus)
+    if (consensus.maxCommandBytes > this.#ctx.maxFrameSize - FRAME_HEADROOM) {
+      throw new InvalidArgumentError(
+        `consensus.maxCommandBytes (${consensus.maxCommandBytes}) must leave ${FRAME_HEADROOM} bytes of a frame ` +
+          `(maxFrameSize ${this.#ctx.maxFrameSize}) for the message around a command`,
+      )
+    }
     const validators = validatorList(options.requireTicket)
     const groupId = deriveGroupId(
       options.key,

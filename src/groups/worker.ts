@@ -1,6 +1,6 @@
 import { type AbortOptions, abortable } from '../primitives/abort.ts'
 import type { GroupId } from '../primitives/digest.ts'
-import { abortReason, DecodeError } from '../primitives/errors.ts'
+import { abortReason, DecodeError, FrameTooLargeError } from '../primitives/errors.ts'
 import { Watch } from '../primitives/watch.ts'
 import type { Logger } from '../transport/context.ts'
 import { BondMsg } from './bond.ts'
@@ -191,6 +191,11 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       return Promise.reject(err)
     }
     const encoded = commands.map((c) => this.#applier.userPayload(c))
+    const limit = this.config.maxCommandBytes
+    for (const e of encoded) {
+      // The payload's first byte marks a user command; the limit is on the command.
+      if (e.length - 1 > limit) return Promise.reject(new FrameTooLargeError(e.length - 1, limit, 'command'))
+    }
     return this.#proposals.assign(encoded, commands, options)
   }
 

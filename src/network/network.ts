@@ -269,5 +269,6 @@ function groupsComponents(
     handle: (protocol, handler, options) => ctx.handle(protocol, handler, options),
     openLogStore: dataDir && openLogStore ? (name) => openLogStore(dataDir, name) : undefined,
     voting: platform.groupVoting ?? true,
+    maxFrameSize: ctx.linkOptions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
   }
 }

@@ -69,8 +69,9 @@ export class FrameTooLargeError extends MosaikError {
   readonly size: number
   /** The configured limit it exceeds, in bytes. */
   readonly limit: number
-  constructor(size: number, limit: number) {
-    super('FRAME_TOO_LARGE', `frame of ${size} bytes exceeds the limit of ${limit} bytes`)
+  /** `what` names the thing too large in the message (a frame, a command...). */
+  constructor(size: number, limit: number, what = 'frame') {
+    super('FRAME_TOO_LARGE', `${what} of ${size} bytes exceeds the limit of ${limit} bytes`)
     this.size = size
     this.limit = limit
   }

@@ -182,7 +182,7 @@ export function sendAppend(s: NodeState, to: string, pr: Progress): boolean {
     return false
   }
   const last = s.log.lastIndex()
-  const entries = s.log.slice(pr.next, last, s.maxEntriesPerAppend)
+  const entries = s.log.slice(pr.next, last, s.maxEntriesPerAppend, s.maxAppendBytes)
   const commit = s.log.committed
   // A commit notice to a replicating follower, with no read round for it to confirm, needs no answer:
   // it holds everything, or its answer to the entries still in flight says what this one would (a

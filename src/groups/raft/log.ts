@@ -107,11 +107,28 @@ export class RaftLog {
   }
 
   /** The entries `from ..= to`, at most `max` of them; `from` must not be compacted. */
-  slice(from: number, to: number, max = Number.POSITIVE_INFINITY): Entry[] {
+  slice(
+    from: number,
+    to: number,
+    max = Number.POSITIVE_INFINITY,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): Entry[] {
     const last = Math.min(to, this.lastIndex(), from + max - 1)
     if (from > last) return []
     const start = from - this.#snapshotIndex - 1
-    return this.#entries.slice(start, start + last - from + 1)
+    let end = start + last - from + 1
+    if (maxBytes < Number.POSITIVE_INFINITY) {
+      // Always the first entry, then as many more as fit in `maxBytes` of commands.
+      let bytes = commandBytes(this.#entries.at(start)!)
+      for (let i = start + 1; i < end; i++) {
+        bytes += commandBytes(this.#entries.at(i)!)
+        if (bytes > maxBytes) {
+          end = i
+          break
+        }
+      }
+    }
+    return this.#entries.slice(start, end)
   }
 
   /** The voter set in force: the latest in the log. */
@@ -314,4 +331,9 @@ export class RaftLog {
       this.#truncateFrom = Math.min(this.#truncateFrom ?? index, index)
     }
   }
+}
+
+/** The bytes of an entry's command (none for no-ops and configurations, which are small). */
+function commandBytes(e: Entry): number {
+  return e.kind === 'command' ? e.data.length : 0
 }

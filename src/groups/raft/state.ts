@@ -55,6 +55,7 @@ export class NodeState {
   readonly random: () => number
   readonly reluctantFactor: number
   readonly maxEntriesPerAppend: number
+  readonly maxAppendBytes: number
   readonly maxInflight: number
   readonly maxVoters: number
   readonly catchUpThreshold: number
@@ -124,6 +125,7 @@ export class NodeState {
     this.random = init.random
     this.reluctantFactor = init.reluctantFactor ?? 3
     this.maxEntriesPerAppend = init.maxEntriesPerAppend ?? 256
+    this.maxAppendBytes = init.maxAppendBytes ?? 1024 * 1024
     this.maxInflight = init.maxInflightAppends ?? 64
     this.maxVoters = init.maxVoters ?? 5
     this.catchUpThreshold = init.catchUpThreshold ?? 1000

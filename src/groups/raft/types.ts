@@ -116,6 +116,11 @@ export interface RaftInit {
   random: () => number
   /** The most entries one AppendEntries carries (default 256). */
   maxEntriesPerAppend?: number
+  /**
+   * The most command bytes one AppendEntries carries, beyond its first entry (default 1 MiB): a run of
+   * large commands goes out in several appends, each well within a transport frame.
+   */
+  maxAppendBytes?: number
   /** The most unacknowledged AppendEntries in flight to one follower (default 64). */
   maxInflightAppends?: number
   /** The largest voter set the autopilot builds (default 5). */

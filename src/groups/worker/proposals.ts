@@ -183,7 +183,13 @@ export class Proposals {
     if (host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
     const encoded = body as Uint8Array[]
     let bytes = 0
-    for (const b of encoded) bytes += b.byteLength
+    for (const b of encoded) {
+      // A command that could not reach the other members in one frame would stall their replication.
+      if (b.byteLength - 1 > host.config.maxCommandBytes) {
+        throw new Error(`a command of ${b.byteLength - 1} bytes is over ${host.config.maxCommandBytes}`)
+      }
+      bytes += b.byteLength
+    }
     let usage = this.#forwarded.get(peer)
     if (usage && usage.commands > 0) {
       const { maxForwardedCommands, maxForwardedBytes } = host.config
