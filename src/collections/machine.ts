@@ -126,12 +126,12 @@ export function scanItems(
       at++
     } else {
       try {
-        // Throws RangeError on a varint cut short or longer than a safe integer.
+        // Both throw RangeError: on a varint cut short, or one past 2^53 (its length cannot be encoded).
         n = varint.decode(bytes, at)
+        at += varint.encodingLength(n)
       } catch {
         throw new DecodeError('malformed collection snapshot')
       }
-      at += varint.encodingLength(n)
       // Packing writes the shortest form; a longer one (a continuation bit left set) is refused.
       if (bytes[at - 1]! >= 0x80) throw new DecodeError('malformed collection snapshot')
     }

@@ -141,12 +141,12 @@ export function unpackBatch(batch: Uint8Array, each: (datum: Uint8Array) => void
   while (off < end) {
     let len: number
     try {
-      // Throws RangeError on a varint cut short or longer than a safe integer.
+      // Both throw RangeError: on a varint cut short, or one past 2^53 (its length cannot be encoded).
       len = varint.decode(batch, off)
+      off += varint.encodingLength(len)
     } catch {
       return false
     }
-    off += varint.encodingLength(len)
     // Our encoder writes the shortest form; a longer one (a continuation bit left set) is refused.
     if (batch[off - 1]! >= 0x80) return false
     if (off + len > end) return false

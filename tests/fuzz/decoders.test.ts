@@ -12,6 +12,7 @@ import {
   PeerEntry,
   SignedPeerEntry,
 } from '../../platform/node/index.ts'
+import { unpackItems } from '../../src/collections/machine.ts'
 import { departureFromWire, departureToWire, signDeparture } from '../../src/discovery/departure.ts'
 import { DISCOVERY_WIRE_VERSION } from '../../src/discovery/sync.ts'
 import { BOND_PROTOCOL_VERSION, Bond, BondMsg } from '../../src/groups/bond.ts'
@@ -540,6 +541,11 @@ describe('fuzz: regressions found by the fuzzer', () => {
     )
     expect(() => decodeCanonical(new Uint8Array([0xc3, 0x41, 5]))).toThrow(DecodeError)
     expect(decodeCanonical(encodeCanonical(2n ** 64n))).toBe(2n ** 64n)
+    // A varint of 2^53 decodes, but its length cannot be encoded again (RangeError): a datum batch
+    // holding one is malformed (the stream's link closes), and so is a collection snapshot.
+    const huge = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]
+    expect(unpackBatch(new Uint8Array(huge), () => {})).toBe(false)
+    expect(() => unpackItems(1, new Uint8Array([1, 1, ...huge]))).toThrow(DecodeError)
     expect(decodeCanonical(encodeCanonical(-(2n ** 64n) - 1n))).toBe(-(2n ** 64n) - 1n)
   })
 })
