@@ -392,12 +392,15 @@ function checkClaims(p: JwtPolicy, claims: Claims): void {
 
 /** Verifies the signature with the first key that accepts it; returns the claims. */
 async function verifyWithAny(token: string, keys: readonly JwtVerifyingKey[]): Promise<Claims> {
+  const unusable: string[] = []
   for (const key of keys) {
     let material: CryptoKey | Uint8Array
     try {
       material = await key.key()
-    } catch {
-      continue // a key this runtime cannot import verifies nothing; another key may
+    } catch (err) {
+      // A key this runtime cannot import verifies nothing; another key may. Said below if none did.
+      unusable.push(`${key.alg}: ${(err as Error).message}`)
+      continue
     }
     let payload: Uint8Array
     try {
@@ -420,7 +423,9 @@ async function verifyWithAny(token: string, keys: readonly JwtVerifyingKey[]): P
     }
     return claims as Claims
   }
-  throw refuse('TICKET_BAD_SIGNATURE', 'no configured key verifies the signature')
+  // A misconfigured key must not read as forged tickets: say which keys could not be used.
+  const why = unusable.length > 0 ? ` (keys this runtime could not import: ${unusable.join('; ')})` : ''
+  throw refuse('TICKET_BAD_SIGNATURE', `no configured key verifies the signature${why}`)
 }
 
 function numericDate(claims: Claims, name: string): number | undefined {

@@ -61,6 +61,18 @@ describe('JWT tickets: algorithms', () => {
     expect(await refusal(new Jwt(es.verifyingKey).validate(data, entry))).toBe('TICKET_UNSUPPORTED_ALGORITHM')
   })
 
+  it('a configured key this runtime cannot import is named in the refusal, not taken for a forged ticket', async () => {
+    const key = await JwtSigningKey.generate('EdDSA')
+    const data = await tokenData(new JwtTicketBuilder(key).expiresIn(HOUR))
+    // As a runtime without Ed25519 in WebCrypto would fail to import any EdDSA key.
+    const broken = JwtVerifyingKey.fromJwk({ kty: 'OKP', crv: 'Ed25519', x: 'AAAA' }, 'EdDSA')
+    const refused = new Jwt(broken).validate(data, entry)
+    await expect(refused).rejects.toMatchObject({ code: 'TICKET_BAD_SIGNATURE' })
+    await expect(refused).rejects.toThrow(/keys this runtime could not import: EdDSA/)
+    // With a usable key beside it, the ticket validates.
+    await new Jwt([broken, key.verifyingKey]).validate(data, entry)
+  })
+
   it('EC keys import from JWK, uncompressed and compressed SEC1 (hex too) with one fingerprint', async () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
     const jwk = await exportJWK(publicKey)
