@@ -313,8 +313,11 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       throw new RaftContractError(`the core restored a snapshot at ${meta.index} the worker does not hold`)
     }
     this.#incoming = undefined
-    await this.store.installSnapshot(meta, incoming.data)
+    // The state machine first: bytes it cannot restore must not have replaced the log on disk (the
+    // member would stop, and fail again at every restart). A disk that fails after it stops the member
+    // too, and a restart starts from what the disk holds.
     this.#applier.restore(incoming.data)
+    await this.store.installSnapshot(meta, incoming.data)
     this.#proposals.snapshotAt(meta.index, meta.term)
     this.#lastSnapshotIndex = meta.index
     this.stats.snapshotsInstalled++

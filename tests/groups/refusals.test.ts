@@ -12,6 +12,7 @@ import {
   encodeCanonical,
   GroupFailedError,
   GroupKey,
+  MemoryLogStore,
   type Network,
   type StateMachine,
 } from '../../platform/node/index.ts'
@@ -140,5 +141,32 @@ describe('commands the state machine refuses', () => {
     expect(halted.message).toMatch(/applyBatch threw .*below zero/)
     await expect(failing).rejects.toThrow()
     await expect(g.execute({ add: 1 })).rejects.toBeInstanceOf(GroupFailedError)
+  })
+
+  it('a snapshot its state machine cannot restore stops the member before it replaces the log on disk', async () => {
+    const consensus = { ...fastConsensus, snapshotEvery: 20 }
+    const [n0] = (await nodes.star(1)) as Network[]
+    const g0 = await n0!.groups.join({ key, stateMachine: new Balance(), consensus })
+    await within(T, g0.when.isLeader(), 'the first member leads')
+    for (let i = 0; i < 50; i++) await g0.execute({ add: 1 })
+    // A member that joins behind the compacted log, with a machine that cannot read the snapshot.
+    class Unreadable extends Balance {
+      override restore(snapshot: Uint8Array): void {
+        if (snapshot.length > 0) throw new Error('unreadable snapshot')
+      }
+    }
+    const store = new MemoryLogStore()
+    const late = await nodes.create({ bootstrap: [n0!.addresses[0]!] })
+    const g = await late.groups.join({
+      key,
+      stateMachine: new Unreadable(),
+      consensus,
+      preference: 'observer',
+      storage: store,
+    })
+    const halted = await within(T, g.when.halted(), 'the member stops')
+    expect(halted).toBeInstanceOf(GroupFailedError)
+    expect(halted.message).toMatch(/unreadable snapshot/)
+    expect(await store.readSnapshot()).toBeUndefined()
   })
 })
