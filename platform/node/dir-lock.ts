@@ -198,7 +198,11 @@ function locked(dir: string, h: Holder, what: string): DataDirLockedError {
   const here = h.pid === process.pid && h.host === hostname()
   const message = here
     ? `the ${what} ${dir} is already open in this process (close the Network or store using it first)`
-    : `the ${what} ${dir} is in use by process ${h.pid} on ${h.host}; ` +
-      `if that process no longer uses it, delete ${join(dir, LOCK_FILE)}`
+    : h.pid === 0
+      ? // No holder could be read: the lock file stayed empty or unreadable, or others kept taking it.
+        `the ${what} ${dir} could not be locked: its lock file names no process (empty or unreadable), ` +
+        `or other processes kept taking it; if no process uses it, delete ${join(dir, LOCK_FILE)}`
+      : `the ${what} ${dir} is in use by process ${h.pid} on ${h.host}; ` +
+        `if that process no longer uses it, delete ${join(dir, LOCK_FILE)}`
   return new DataDirLockedError(dir, h.pid, h.host, message)
 }

@@ -4,6 +4,7 @@ import {
   copyFile,
   cp,
   type FileHandle,
+  mkdir,
   mkdtemp,
   open,
   readdir,
@@ -17,6 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { LOCK_FILE } from '../../../platform/node/dir-lock.ts'
 import type { FileLogStoreOptions } from '../../../platform/node/file-log-store.ts'
 import { FileLogStore } from '../../../platform/node/file-log-store.ts'
 import {
@@ -475,6 +477,14 @@ describe('FileLogStore', () => {
       expect((err as DataDirLockedError).pid).toBe(process.pid)
       await s.close()
       await (await openStore()).close()
+    })
+
+    it('takes over a lock file left empty (a crash while writing it)', async () => {
+      await mkdir(dir, { recursive: true })
+      await writeFile(join(dir, LOCK_FILE), '')
+      const s = await openStore()
+      expect(JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid)
+      await s.close()
     })
   })
 
