@@ -18,13 +18,20 @@ import type { Link } from '../transport/link.ts'
  *   initiator → acceptor  [version, networkId, groupId, nonceI, observer]
  *   acceptor  → initiator [nonceA, proofA, observer]          or a close code
  *   initiator → acceptor  [proofI]                            or InvalidProof
+ *   acceptor  → initiator [true]                              (accepted)
  *
  * proofX = blake3-keyed(secret, canonical([domain, network, group, nonceI, nonceA, initiator, acceptor,
  * role of X])). Peer ids are those Noise authenticated, so a proof cannot be relayed to another
  * connection, and fresh nonces make a recorded handshake useless. Each side sends group data only after
  * the other has proven the secret, so a node with the wrong secret learns nothing of the group.
+ *
+ * Why the acceptor says it accepted: until then it reads frames of at most a handshake's size (an
+ * acceptor takes `BOND_HANDSHAKE_FRAME`), so a peer that has proven nothing cannot make it buffer a
+ * large frame; the initiator sends bond traffic (appends of up to about 1 MiB) only after the word.
  */
-export const BOND_PROTOCOL_VERSION = 3
+export const BOND_PROTOCOL_VERSION = 4
+/** The largest frame of a bond handshake (a hello or a proof is about 100 bytes). */
+export const BOND_HANDSHAKE_FRAME = 4 * 1024
 const PROOF_DOMAIN = 'mosaik/group-bond/v1'
 const NONCE_BYTES = 32
 
@@ -114,6 +121,10 @@ export async function initiateBond(link: Link, s: BondSecrets, signal: AbortSign
     return fail(link, CloseCode.GroupInvalidProof, 'the remote does not hold the group secret')
   }
   await link.send([proof(s, nonceI, nonceA, s.localId, acceptor, 'initiator')], { signal })
+  const accepted = await link.recv({ signal })
+  if (!Array.isArray(accepted) || accepted.length !== 1 || accepted[0] !== true) {
+    return fail(link, CloseCode.GroupInvalidHandshake, 'malformed acceptance')
+  }
   return { peer: acceptor, observer, id: bondId(nonceI, nonceA) }
 }
 
@@ -122,13 +133,15 @@ export type AcceptDecision = { ok: true; secrets: BondSecrets } | { ok: false; c
 
 /**
  * Runs the acceptor's side: reads the hello, asks `decide` whether this group and peer are welcome
- * (unknown group, unknown peer, already bonded, tickets...), then exchanges proofs.
+ * (unknown group, unknown peer, already bonded, tickets...), then exchanges proofs. Once the proofs
+ * passed, it raises the link's frame limit to `maxFrameSize` and says it accepted.
  */
 export async function acceptBond(
   link: Link,
   networkId: NetworkId,
   decide: (groupId: Uint8Array) => AcceptDecision | Promise<AcceptDecision>,
   signal: AbortSignal,
+  maxFrameSize?: number,
 ): Promise<BondInfo & { secrets: BondSecrets }> {
   const hello = await link.recv({ signal })
   if (!Array.isArray(hello) || hello.length < 1)
@@ -165,6 +178,8 @@ export async function acceptBond(
   if (!equalBytes(answer[0], proof(s, nonceI, nonceA, initiator, s.localId, 'initiator'))) {
     return fail(link, CloseCode.GroupInvalidProof, 'the remote does not hold the group secret')
   }
+  if (maxFrameSize !== undefined) link.setMaxFrameSize(maxFrameSize)
+  await link.send([true], { signal })
   return { peer: initiator, observer, id: bondId(nonceI, nonceA), secrets: s }
 }
 

@@ -1,4 +1,5 @@
 import type { Discovery } from '../discovery/discovery.ts'
+import { ConcurrencyLimit } from '../discovery/limits.ts'
 import { deadline as deadlineOf, linkSignals } from '../primitives/abort.ts'
 import { toHex } from '../primitives/bytes.ts'
 import { Digest } from '../primitives/digest.ts'
@@ -8,7 +9,7 @@ import { type TicketValidator, validatorList } from '../tickets/ticket.ts'
 import { CloseCode } from '../transport/close.ts'
 import type { NetworkContext } from '../transport/context.ts'
 import type { Link } from '../transport/link.ts'
-import { type AcceptDecision, acceptBond } from './bond.ts'
+import { type AcceptDecision, acceptBond, BOND_HANDSHAKE_FRAME } from './bond.ts'
 import { type ConsensusOptions, consensusConfig, consensusDigest } from './config.ts'
 import { Group } from './group.ts'
 import { deriveGroupId, type GroupKey } from './key.ts'
@@ -42,6 +43,10 @@ export interface GroupsComponents
 
 /** What a frame holds beyond its command: the append or forward around it. */
 const FRAME_HEADROOM = 64 * 1024
+/** Bond handshakes one peer may have in progress with this node at once; more get TooManyStreams. */
+export const BOND_HANDSHAKES_PER_PEER = 8
+/** Bond handshakes all peers together may have in progress with this node at once. */
+export const BOND_HANDSHAKES_TOTAL = 256
 
 /** Options of the groups subsystem, node-wide. */
 export interface GroupsOptions {
@@ -96,6 +101,7 @@ export class Groups {
   readonly #groups = new Map<string, JoinedGroup>()
   readonly #joining = new Map<string, Promise<JoinedGroup>>()
   readonly #following = new AbortController()
+  readonly #handshakes = new ConcurrencyLimit(BOND_HANDSHAKES_PER_PEER, BOND_HANDSHAKES_TOTAL)
 
   private constructor(ctx: GroupsComponents, discovery: Discovery, options: GroupsOptions) {
     this.#ctx = ctx
@@ -110,7 +116,11 @@ export class Groups {
     options: GroupsOptions = {},
   ): Promise<Groups> {
     const groups = new Groups(ctx, discovery, options)
-    await ctx.handle(ctx.protocol('groups/1'), (link) => groups.#accept(link), { maxInboundStreams: 1024 })
+    await ctx.handle(ctx.protocol('groups/1'), (link) => groups.#accept(link), {
+      maxInboundStreams: 1024,
+      // Raised by acceptBond once the initiator has proven the secret.
+      link: { maxFrameSize: BOND_HANDSHAKE_FRAME },
+    })
     // Every catalog change may show a member to bond with, or change a member's ticket.
     void discovery.followCatalog(
       () => {
@@ -244,8 +254,17 @@ export class Groups {
     await entry.scope.close()
   }
 
-  /** Inbound bonds: authenticated against the group's secret, then handed to its worker. */
+  /**
+   * Inbound bonds: authenticated against the group's secret, then handed to its worker. Until the
+   * initiator has proven the secret its frames may be BOND_HANDSHAKE_FRAME at most, and one peer may
+   * have BOND_HANDSHAKES_PER_PEER handshakes in progress (else TooManyStreams).
+   */
   async #accept(link: Link): Promise<void> {
+    const release = this.#handshakes.enter(link.remotePeer)
+    if (!release) {
+      link.beginClose(CloseCode.TooManyStreams, 'too many bond handshakes in progress')
+      return
+    }
     const deadline = deadlineOf(this.#options.handshakeTimeoutMs, this.#ctx.scope)
     const linked = linkSignals(this.#ctx.scope.signal, deadline.signal)
     const signal = linked.signal
@@ -263,7 +282,7 @@ export class Groups {
       return tickets.ok ? { ok: true, secrets: entry.mesh.secrets() } : tickets
     }
     try {
-      const info = await acceptBond(link, this.#ctx.networkId, decide, signal)
+      const info = await acceptBond(link, this.#ctx.networkId, decide, signal, this.#ctx.maxFrameSize)
       const entry = this.#groups.get(info.secrets.groupId.toString())
       if (!entry) {
         link.beginClose(CloseCode.GroupNotFound, 'group closed')
@@ -278,6 +297,7 @@ export class Groups {
         )
       }
     } finally {
+      release()
       linked.clear()
       deadline.clear()
     }

@@ -14,8 +14,8 @@ import { concatBytes } from '../primitives/bytes.ts'
  * (or malformed), `InvalidParametersError` for more than `maxBufferSize` bytes buffered.
  */
 export class FrameDecoder {
-  readonly #maxDataLength: number
-  readonly #maxBufferSize: number
+  #maxDataLength: number
+  #maxBufferSize: number
   /** Bytes of an unfinished frame, in arrival order. */
   #pending: Uint8Array[] = []
   #pendingBytes = 0
@@ -23,6 +23,12 @@ export class FrameDecoder {
   #need = 0
 
   constructor(init: { maxDataLength: number; maxBufferSize: number }) {
+    this.#maxDataLength = init.maxDataLength
+    this.#maxBufferSize = init.maxBufferSize
+  }
+
+  /** Changes the limits for the bytes still to come (a protocol past its handshake takes larger frames). */
+  setLimits(init: { maxDataLength: number; maxBufferSize: number }): void {
     this.#maxDataLength = init.maxDataLength
     this.#maxBufferSize = init.maxBufferSize
   }

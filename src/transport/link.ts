@@ -78,13 +78,13 @@ export class Link {
   /** The remote peer id (base58 string). */
   readonly remotePeer: string
 
-  readonly #maxFrameSize: number
+  #maxFrameSize: number
   readonly #writeHwm: number
   readonly #lingerMs: number
   readonly #timers: Timers
   readonly #maxReceiveBytes: number
   /** Largest frame body accepted: the frame size, or less on a link with a small receive budget. */
-  readonly #receiveFrameLimit: number
+  #receiveFrameLimit = 0
   readonly #decoder: FrameDecoder
   #bytesReceived = 0
 
@@ -123,13 +123,7 @@ export class Link {
     this.#lingerMs = options.lingerMs ?? 2000
     this.#timers = options.timers ?? systemTimers
     this.#maxReceiveBytes = options.maxReceiveBytes ?? Number.POSITIVE_INFINITY
-    // A frame larger than the whole receive budget can never be accepted: refuse it at its length
-    // prefix instead of buffering it (room is left for control frames: credit, a close reason).
-    this.#receiveFrameLimit = Math.min(this.#maxFrameSize, this.#maxReceiveBytes + 1024)
-    this.#decoder = new FrameDecoder({
-      maxDataLength: this.#receiveFrameLimit + 1,
-      maxBufferSize: this.#receiveFrameLimit + 64 * 1024,
-    })
+    this.#decoder = new FrameDecoder(this.#frameLimits())
     const { promise, resolve } = Promise.withResolvers<LinkClose>()
     this.#closed = promise
     this.#resolveClosed = resolve
@@ -139,6 +133,27 @@ export class Link {
     stream.addEventListener('idle', this.#pump)
     stream.addEventListener('remoteCloseWrite', this.#onRemoteEnd)
     stream.addEventListener('close', this.#onStreamClose)
+  }
+
+  /**
+   * Changes the largest payload this link sends and accepts from now on. When to use: a protocol whose
+   * handshake is small accepts its links with a small `maxFrameSize`, so a peer that has proven
+   * nothing cannot make it buffer a large frame, and raises it once the handshake passed (the peer
+   * must wait to hear so before it sends larger frames).
+   */
+  setMaxFrameSize(bytes: number): void {
+    this.#maxFrameSize = bytes
+    this.#decoder.setLimits(this.#frameLimits())
+  }
+
+  /**
+   * The decoder's limits. A frame larger than the whole receive budget can never be accepted: refuse
+   * it at its length prefix instead of buffering it (room is left for control frames: credit, a close
+   * reason).
+   */
+  #frameLimits(): { maxDataLength: number; maxBufferSize: number } {
+    this.#receiveFrameLimit = Math.min(this.#maxFrameSize, this.#maxReceiveBytes + 1024)
+    return { maxDataLength: this.#receiveFrameLimit + 1, maxBufferSize: this.#receiveFrameLimit + 64 * 1024 }
   }
 
   /** Resolves once the link has closed, from either side, with the code and reason. */

@@ -177,4 +177,44 @@ describe('bonds: authentication and bad input', () => {
     }
     expect(await g.execute({ inc: 1 })).toBeGreaterThan(0)
   })
+
+  it('an inbound handshake takes small frames until the initiator has proven the secret', async () => {
+    const { net, outsider, groupId, protocol } = await member()
+    // A hello padded past a handshake's size is refused at its length prefix.
+    const big = await outsider.context.openLink(net.peerId, protocol)
+    await big.send([
+      BOND_PROTOCOL_VERSION,
+      net.networkId.bytes,
+      groupId.bytes,
+      randomBytes(32),
+      false,
+      randomBytes(8192),
+    ])
+    expect((await within(T, big.closed)).code).toBe(CloseCode.FrameTooLarge)
+    // Once proven, the bond takes frames of the node's full size (a 1 MiB frame is refused only for
+    // being malformed, not for its size).
+    const secrets = {
+      networkId: net.networkId,
+      groupId,
+      secret: GroupKey.fromSecret('right').secret,
+      localId: outsider.peerId,
+      observer: true,
+    }
+    const link = await outsider.context.openLink(net.peerId, protocol)
+    await initiateBond(link, secrets, AbortSignal.timeout(T))
+    await link.send([42, randomBytes(1024 * 1024)])
+    expect((await within(T, link.closed)).code).toBe(CloseCode.ProtocolViolation)
+  })
+
+  it('one peer may have 8 bond handshakes in progress; the 9th gets TooManyStreams', async () => {
+    const { net, outsider, protocol } = await member()
+    const links = await Promise.all(
+      Array.from({ length: 8 }, () => outsider.context.openLink(net.peerId, protocol)),
+    )
+    // The 8 send nothing: their handshakes stay in progress until the handshake timeout.
+    const ninth = await outsider.context.openLink(net.peerId, protocol)
+    expect((await within(T, ninth.closed)).code).toBe(CloseCode.TooManyStreams)
+    for (const l of links) expect(l.isClosed).toBe(false)
+    for (const l of links) l.abort()
+  })
 })
