@@ -78,7 +78,7 @@ async function attack(attacker: Network, protocol: string, sequence: readonly St
     await expectVictimCloses(link, DEADLINE, DISCOVERY_CODES, written)
   } finally {
     link.abort()
-    memory.sample()
+    await memory.sample()
   }
 }
 
@@ -202,7 +202,7 @@ describe('fuzz: discovery protocols end to end', () => {
                 }
               } finally {
                 link.abort()
-                memory.sample()
+                await memory.sample()
               }
             },
           ),
@@ -243,7 +243,7 @@ describe('fuzz: discovery protocols end to end', () => {
           const message = { type: 'unsigned', topic: 'fuzz', data } as const
           const result = await within(DEADLINE, Promise.resolve(validate!(from, message)), 'validator')
           expect(answers.has(result)).toBe(true)
-          memory.sample()
+          await memory.sample()
         }),
       )
       // The honest entry and the departure of attacker 2 are the only things that could apply.

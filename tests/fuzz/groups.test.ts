@@ -113,7 +113,7 @@ describe('fuzz: the groups protocol end to end', () => {
               await expectVictimCloses(link, DEADLINE, BOND_CODES, written)
             } finally {
               link.abort()
-              memory.sample()
+              await memory.sample()
             }
           },
         ),
@@ -199,7 +199,7 @@ describe('fuzz: the groups protocol end to end', () => {
               )
             } finally {
               link.abort()
-              memory.sample()
+              await memory.sample()
             }
           },
         )

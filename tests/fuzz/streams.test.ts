@@ -117,7 +117,7 @@ describe('fuzz: the streams protocol end to end', () => {
               }
             } finally {
               link.abort()
-              memory.sample()
+              await memory.sample()
             }
           },
         ),
@@ -149,7 +149,7 @@ describe('fuzz: the streams protocol end to end', () => {
             )
           } finally {
             link.abort()
-            memory.sample()
+            await memory.sample()
           }
         }),
       )
@@ -231,7 +231,7 @@ describe('fuzz: the streams protocol end to end', () => {
             } finally {
               pending[lane]!.length = 0
               await consumer.close()
-              memory.sample()
+              await memory.sample()
             }
           },
         ),
