@@ -1,3 +1,4 @@
+import * as varint from 'uint8-varint'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode, FrameTooLargeError, LinkClosedError } from '../../platform/node/index.ts'
 import type { Link } from '../../src/transport/link.ts'
@@ -42,6 +43,20 @@ describe.each<Transport>(['memory', 'quic', 'tcp'])('Link over %s', (transport) 
     expect(close).toEqual({ code: CloseCode.StreamNotAllowed, reason: 'not for you', remote: true })
     await expect(client.recv()).rejects.toBeInstanceOf(LinkClosedError)
     await expect(client.send('late')).rejects.toMatchObject({ closeCode: CloseCode.StreamNotAllowed })
+  })
+
+  it('closes a link whose writer sends beyond the credit it was granted, with ProtocolViolation', async () => {
+    const { client, server } = await pair()
+    // Frames written past the client's own accounting: the server never read, so it granted nothing
+    // beyond the initial window, which one frame may overshoot once.
+    const body = new Uint8Array(40 * 1024)
+    const frame = new Uint8Array([...varint.encode(body.length + 1), 0, ...body])
+    for (let i = 0; i < 3; i++) client.stream.send(frame)
+    const close = await within(secs(5), server.closed)
+    expect(close.code).toBe(CloseCode.ProtocolViolation)
+    expect(close.reason).toMatch(/beyond granted credit/)
+    expect(server.queuedReceives).toBeLessThanOrEqual(2)
+    expect(INITIAL_CREDIT).toBeLessThan(2 * body.length)
   })
 
   it('refuses to send an oversized frame and stays open', async () => {
