@@ -216,7 +216,11 @@ export class CatalogExchange {
     }
     return serveExchange(link, options, async (signal) => {
       const hello = await link.recv({ signal })
-      if (!Array.isArray(hello) || hello[0] !== DISCOVERY_WIRE_VERSION) {
+      if (!Array.isArray(hello) || hello.length !== 2) {
+        await link.close(CloseCode.ProtocolViolation, 'malformed ping')
+        return
+      }
+      if (hello[0] !== DISCOVERY_WIRE_VERSION) {
         await link.close(CloseCode.UnsupportedVersion, 'ping version')
         return
       }

@@ -233,6 +233,27 @@ describe('discovery rejects bad input and keeps serving', () => {
       expect((await within(secs(5), link.closed)).code).toBe(CloseCode.DifferentNetwork)
     })
 
+    it('closes a ping of another version, for another network or malformed, each with its code', async () => {
+      const ping = (net: Network) => `/mosaik/${net.networkId.short()}/discovery/ping/1`
+      const cases: [unknown, number][] = [
+        [[99, victim.networkId.bytes], CloseCode.UnsupportedVersion],
+        [[1, Digest.from('elsewhere').bytes], CloseCode.DifferentNetwork],
+        ['hello', CloseCode.ProtocolViolation],
+        [[1], CloseCode.ProtocolViolation],
+      ]
+      for (const [hello, code] of cases) {
+        const link = await attacker.context.openLink(victim.peerId, ping(victim))
+        await link.send(hello)
+        expect((await within(secs(5), link.closed)).code).toBe(code)
+      }
+      // The right hello is answered with the victim's entry.
+      const link = await attacker.context.openLink(victim.peerId, ping(victim))
+      await link.send([1, victim.networkId.bytes])
+      const answer = await SignedPeerEntry.fromWire(await link.recv())
+      expect(answer.entry.peerId).toBe(victim.peerId)
+      link.abort()
+    })
+
     it('drops forged entries inside a sync and keeps the valid ones', async () => {
       const honest = await keyedEntry(victim.networkId, { tags: ['fresh'] })
       const forgedEntry = (await keyedEntry(victim.networkId)).entry
