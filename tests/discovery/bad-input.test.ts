@@ -147,6 +147,23 @@ describe('discovery rejects bad input and keeps serving', () => {
     expectGoodIntact()
   })
 
+  it('rejects a departure signed by the peer but for another network, or stale, or from the future', async () => {
+    const me = good.discovery.me().entry
+    const key = good.context.privateKey
+    const depart = async (network: Digest, timestamp: number) =>
+      encodeCanonical([
+        1,
+        departureToWire(
+          await signDeparture({ peerId: good.peerId, network, lastVersion: me.version, timestamp }, key),
+        ),
+        randomBytes(8),
+      ])
+    await gossipRejection(await depart(Digest.from('elsewhere'), Date.now()), 'different-network')
+    await gossipRejection(await depart(me.network, Date.now() - 10 * 60_000), 'clock-drift')
+    await gossipRejection(await depart(me.network, Date.now() + 10 * 60_000), 'clock-drift')
+    expectGoodIntact()
+  })
+
   it('rejects malformed, oversized and unknown-version announcements', async () => {
     await gossipRejection(new Uint8Array([0xff, 0x00, 0x13]), 'malformed')
     await gossipRejection(encodeCanonical([7, 'what']), 'malformed')
