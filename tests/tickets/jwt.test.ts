@@ -176,6 +176,14 @@ describe('JWT tickets: claims', () => {
       .setProtectedHeader({ alg: 'HS256' })
       .sign(utf8('claims-secret'))
     expect(await refusal(jwt.validate(utf8(notJson), entry))).toBe('TICKET_MALFORMED')
+    // Signed, but with times that are not numbers.
+    for (const claim of ['exp', 'nbf', 'iat']) {
+      const claims = { sub: PEER, exp: Date.now() / 1000 + 7200, [claim]: 'soon' }
+      const signed = await new CompactSign(utf8(JSON.stringify(claims)))
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(utf8('claims-secret'))
+      expect(await refusal(jwt.validate(utf8(signed), entry))).toBe('TICKET_MALFORMED')
+    }
     const token = new TextDecoder().decode(await tokenData(builder()))
     const [header, , signature] = token.split('.')
     const payload = base64url.encode(JSON.stringify({ sub: PEER, exp: Date.now() / 1000 + 7200 }))
