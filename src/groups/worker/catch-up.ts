@@ -339,7 +339,14 @@ export class CatchUp {
       }
       for (const o of fetch.offers.values()) fetch.join(o)
       const complete = await download.complete({ signal: abandoned })
-      if (!complete || abandoned.aborted || !equalBytes(snapshotHash(download.data), hash)) return false
+      if (!complete || abandoned.aborted) return false
+      if (!equalBytes(snapshotHash(download.data), hash)) {
+        // The members offering it agreed on a hash the fetched bytes do not have: try again, loudly.
+        host.log.error('the snapshot at %d fetched from %s does not match its hash', index, [
+          ...fetch.offers.keys(),
+        ])
+        return false
+      }
       if (host.closedOrHalted() || host.node.status().clusterId !== clusterId) return false
       return await host.offerSnapshot(meta, download.data)
     } catch (err) {
