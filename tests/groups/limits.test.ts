@@ -208,6 +208,22 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
     expect(answers.filter(([ok]) => ok).length + answers.filter(refused).length).toBe(answers.length)
   })
 
+  it('a flood of snapshot requests from one bond puts one marker in the log, not one each', async () => {
+    const { nets, leader } = await pair()
+    const raw = await rawBond(nets[0]!, leader.id)
+    const before = leader.status.lastIndex
+    const answers = await within(
+      T,
+      Promise.all(Array.from({ length: 50 }, () => raw.request(Req.RequestSnapshot, null))),
+      'every request answered',
+    )
+    expect(answers.filter(([ok]) => ok)).toHaveLength(1)
+    expect(answers.filter(([ok, body]) => !ok && String(body).includes('moments ago'))).toHaveLength(49)
+    const at = await leader.execute({ inc: 1 })
+    // The marker and this command: nothing else was appended for the flood.
+    expect(at - before).toBeLessThanOrEqual(2)
+  })
+
   it('a flood of strong reads from one bond gets BUSY past the limit; others still read', async () => {
     const { nets, leader, follower } = await pair({ maxForwardedReads: 8 })
     const raw = await rawBond(nets[0]!, leader.id)

@@ -74,6 +74,8 @@ export class CatchUp {
   /** Hashes of snapshot bytes offered: the state machine hands out the same bytes while its state holds. */
   readonly #hashes = new WeakMap<Uint8Array, Uint8Array>()
   #sweepArmed = false
+  /** As leader: when each member last had a snapshot marker proposed for it. */
+  readonly #markedFor = new Map<string, number>()
 
   constructor(host: CatchUpHost) {
     this.#host = host
@@ -206,6 +208,18 @@ export class CatchUp {
     const host = this.#host
     const status = host.node.status()
     if (status.role !== 'leader') throw new Error(NOT_LEADER)
+    // Every marker is a log entry and a snapshot held by every member: a member asks again only after
+    // a failed try and an election timeout (installSnapshot), so more often than half of one is refused.
+    const now = host.rt.now()
+    const last = this.#markedFor.get(peer)
+    if (last !== undefined && now - last < host.config.electionTimeoutMs / 2) {
+      throw new Error('a snapshot was requested for this member moments ago')
+    }
+    this.#markedFor.set(peer, now)
+    if (this.#markedFor.size > 1024) {
+      for (const [p, at] of this.#markedFor)
+        if (now - at >= host.config.electionTimeoutMs) this.#markedFor.delete(p)
+    }
     if (status.voters.includes(peer)) {
       const stored = await host.store.readSnapshot()
       if (stored?.data !== undefined) {
