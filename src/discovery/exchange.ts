@@ -136,7 +136,9 @@ export class CatalogExchange {
       // The peer answers with its catalog; take it, then close cleanly.
       await this.#receiveSnapshot(link, signal)
       await link.close(CloseCode.Success)
-    } catch {
+    } catch (err) {
+      // Best effort: gossip and the peers' purge carry the departure where a push fails.
+      this.#state.log('departure push to %s failed: %s', peer, (err as Error).message)
       link?.abort('departure push failed')
     } finally {
       linked.clear()
