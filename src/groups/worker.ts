@@ -432,7 +432,8 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
    */
   #fail(err: unknown): void {
     if (this.closedOrHalted()) return
-    const error = err instanceof StorageError ? err : GroupFailedError.of(err)
+    const error =
+      err instanceof StorageError || err instanceof GroupFailedError ? err : GroupFailedError.of(err)
     this.#stop(error, (commands) => CommitUnknownError.stopped(commands, error), {
       ...this.node.status(),
       role: 'follower',
