@@ -43,8 +43,11 @@ export interface GroupsComponents
 
 /** What a frame holds beyond its command: the append or forward around it. */
 const FRAME_HEADROOM = 64 * 1024
-/** Bond handshakes one peer may have in progress with this node at once; more get TooManyStreams. */
-export const BOND_HANDSHAKES_PER_PEER = 8
+/**
+ * Bond handshakes one peer may have in progress with this node at once; more get TooManyStreams. A
+ * node bonds once per group it shares with a peer, and every collection is a group: room for many.
+ */
+export const BOND_HANDSHAKES_PER_PEER = 64
 /** Bond handshakes all peers together may have in progress with this node at once. */
 export const BOND_HANDSHAKES_TOTAL = 256
 

@@ -206,14 +206,14 @@ describe('bonds: authentication and bad input', () => {
     expect((await within(T, link.closed)).code).toBe(CloseCode.ProtocolViolation)
   })
 
-  it('one peer may have 8 bond handshakes in progress; the 9th gets TooManyStreams', async () => {
+  it('one peer may have 64 bond handshakes in progress; the 65th gets TooManyStreams', async () => {
     const { net, outsider, protocol } = await member()
     const links = await Promise.all(
-      Array.from({ length: 8 }, () => outsider.context.openLink(net.peerId, protocol)),
+      Array.from({ length: 64 }, () => outsider.context.openLink(net.peerId, protocol)),
     )
-    // The 8 send nothing: their handshakes stay in progress until the handshake timeout.
-    const ninth = await outsider.context.openLink(net.peerId, protocol)
-    expect((await within(T, ninth.closed)).code).toBe(CloseCode.TooManyStreams)
+    // They send nothing: their handshakes stay in progress until the handshake timeout.
+    const over = await outsider.context.openLink(net.peerId, protocol)
+    expect((await within(T, over.closed)).code).toBe(CloseCode.TooManyStreams)
     for (const l of links) expect(l.isClosed).toBe(false)
     for (const l of links) l.abort()
   })
