@@ -25,6 +25,15 @@ describe('bonds: authentication and bad input', () => {
     return { net, outsider, groupId: g.id, protocol: net.context.protocol('groups/1') }
   }
 
+  /** What `outsider` needs to bond with `net`'s group as an observer holding the right secret. */
+  const observerSecrets = (net: Network, outsider: Network, groupId: Digest) => ({
+    networkId: net.networkId,
+    groupId,
+    secret: GroupKey.fromSecret('right').secret,
+    localId: outsider.peerId,
+    observer: true,
+  })
+
   it('members with different secrets never bond (their group ids differ)', async () => {
     const [a, b] = await nodes.star(2)
     await within(T, a!.discovery.when.peers(1))
@@ -106,13 +115,7 @@ describe('bonds: authentication and bad input', () => {
   it('a replayed handshake fails: fresh nonces make an old proof worthless', async () => {
     const { net, outsider, groupId, protocol } = await member()
     // Record what an honest initiator sends (we can, since the test knows the secret)...
-    const secrets = {
-      networkId: net.networkId,
-      groupId,
-      secret: GroupKey.fromSecret('right').secret,
-      localId: outsider.peerId,
-      observer: true,
-    }
+    const secrets = observerSecrets(net, outsider, groupId)
     const link = await outsider.context.openLink(net.peerId, protocol)
     const sent: unknown[] = []
     const original = link.send.bind(link)
@@ -158,13 +161,7 @@ describe('bonds: authentication and bad input', () => {
       stateMachine: new Counter(),
       consensus: fastConsensus,
     })
-    const secrets = {
-      networkId: net.networkId,
-      groupId,
-      secret: GroupKey.fromSecret('right').secret,
-      localId: outsider.peerId,
-      observer: true,
-    }
+    const secrets = observerSecrets(net, outsider, groupId)
     for (const frame of [
       ['not', 'a', 'frame'],
       [BondMsg.Raft, { type: 'append', bogus: true }],
@@ -193,13 +190,7 @@ describe('bonds: authentication and bad input', () => {
     expect((await within(T, big.closed)).code).toBe(CloseCode.FrameTooLarge)
     // Once proven, the bond takes frames of the node's full size (a 1 MiB frame is refused only for
     // being malformed, not for its size).
-    const secrets = {
-      networkId: net.networkId,
-      groupId,
-      secret: GroupKey.fromSecret('right').secret,
-      localId: outsider.peerId,
-      observer: true,
-    }
+    const secrets = observerSecrets(net, outsider, groupId)
     const link = await outsider.context.openLink(net.peerId, protocol)
     await initiateBond(link, secrets, AbortSignal.timeout(T))
     await link.send([42, randomBytes(1024 * 1024)])
