@@ -1,3 +1,5 @@
+import { CommandRefusal } from '../state-machine.ts'
+
 /**
  * The terms (and apply results) of the last `size` applied indices, in a ring: no hashing, no
  * garbage. A proposal is known committed only when the entry applied at its last index carries the
@@ -43,14 +45,14 @@ export class AppliedTerms {
 
   /** The state machine refused the command at `index` (it did not decode, or `apply` threw). */
   refuse(index: number, reason: string): void {
-    this.setResult(index, new Refusal(reason))
+    this.setResult(index, new CommandRefusal(reason))
   }
 
   result(index: number): unknown {
     const ring = this.#ring
     const slot = index % this.#size
     const result = ring?.indices[slot] === index ? ring.results[slot] : undefined
-    return result instanceof Refusal ? undefined : result
+    return result instanceof CommandRefusal ? undefined : result
   }
 
   /** Why the state machine refused the command at `index`; undefined when it did not (or is unknown). */
@@ -58,7 +60,7 @@ export class AppliedTerms {
     const ring = this.#ring
     const slot = index % this.#size
     const result = ring?.indices[slot] === index ? ring.results[slot] : undefined
-    return result instanceof Refusal ? result.reason : undefined
+    return result instanceof CommandRefusal ? result.reason : undefined
   }
 
   get(index: number): number | undefined {
@@ -71,14 +73,6 @@ export class AppliedTerms {
   clear(): void {
     this.#ring?.indices.fill(-1)
     this.#ring?.results.fill(undefined)
-  }
-}
-
-/** A refused command's place in the results: never a value `apply` returned. */
-class Refusal {
-  readonly reason: string
-  constructor(reason: string) {
-    this.reason = reason
   }
 }
 

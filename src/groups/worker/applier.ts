@@ -2,7 +2,7 @@ import { concatBytes } from '../../primitives/bytes.ts'
 import { type Codec, cborOf, decodeCanonical } from '../../primitives/codec.ts'
 import type { Logger } from '../../transport/context.ts'
 import type { Entry } from '../raft/types.ts'
-import { type ApplyContext, CommandRefusal, type StateMachine } from '../state-machine.ts'
+import type { ApplyContext, StateMachine } from '../state-machine.ts'
 import type { AppliedTerms } from './applied-terms.ts'
 import { GroupFailedError } from './errors.ts'
 
@@ -131,11 +131,8 @@ export class Applier<C, Q, R> {
         )
       }
       if (results === undefined) return
-      for (let i = 0; i < ctxs.length; i++) {
-        const result = results[i]
-        if (result instanceof CommandRefusal) terms.refuse(ctxs[i]!.index, result.reason)
-        else terms.setResult(ctxs[i]!.index, result)
-      }
+      // A CommandRefusal among them is kept as it is: the terms read it as a refusal.
+      for (let i = 0; i < ctxs.length; i++) terms.setResult(ctxs[i]!.index, results[i])
       return
     }
     for (let i = 0; i < run.length; i++) {
