@@ -59,8 +59,8 @@ export type CollectionRole = 'writer' | 'reader'
 
 /**
  * What every collection handle shares: the group (joined in the background), the version, the `when`
- * conditions and the `updated` events. Writers vote in the collection's group (a browser's write as
- * observers); readers join it as observers and never vote.
+ * conditions and the `updated` events. Writers vote in the collection's group (in a browser they join
+ * as observers and write through the voters); readers join it as observers and never vote.
  */
 export class CollectionCore<M extends CollectionMachine<readonly unknown[]>> {
   readonly storeId: StoreId

@@ -35,14 +35,14 @@ type PqCommand =
   | readonly ['removeRange', Bound, Bound]
   | readonly ['clear']
 
-/**
- * PriorityQueue commands: canonical CBOR whose inserts are read as views or ranges of the command's
- * bytes, without a general decoder (see CommandReader); the rarer commands go to the strict decoder.
- */
 /** A range bound: null (unbounded) or `[priority bytes, inclusive]`. */
 const boundArg: ArgShape = (v) =>
   v === null || (Array.isArray(v) && v.length === 2 && bytesArg(v[0]) && typeof v[1] === 'boolean')
 
+/**
+ * PriorityQueue commands: canonical CBOR whose inserts are read as views or ranges of the command's
+ * bytes, without a general decoder (see CommandReader); the rarer commands go to the strict decoder.
+ */
 const pqCommands = commandCodec<PqCommand>(
   3,
   {
