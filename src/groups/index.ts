@@ -26,4 +26,5 @@ export {
   GroupTerminatedError,
   type IndexRange,
   type QueryResult,
+  type RefusedCommand,
 } from './worker.ts'

@@ -37,6 +37,7 @@ export {
   GroupDivergedError,
   GroupFailedError,
   GroupTerminatedError,
+  type RefusedCommand,
 } from './worker/errors.ts'
 export type { IndexRange } from './worker/proposals.ts'
 

@@ -26,6 +26,14 @@ export class CommitUnknownError<T = unknown> extends MosaikError {
   }
 }
 
+/** A command the state machine refused: where it sits in the log, and why. */
+export interface RefusedCommand {
+  /** The log index of the command. */
+  readonly index: number
+  /** Why the state machine refused it (it did not decode, or `apply` threw, and what it said). */
+  readonly reason: string
+}
+
 /**
  * The group committed the command, but the state machine refused it: its bytes did not decode, or
  * `apply` threw. Every replica applies the same bytes, so a deterministic state machine refuses it on
@@ -35,9 +43,9 @@ export class CommitUnknownError<T = unknown> extends MosaikError {
 export class CommandRefusedError<T = unknown> extends MosaikError {
   /** The commands of the call. */
   readonly value: T
-  /** The log index of each refused command, with the reason. */
-  readonly refused: readonly { index: number; reason: string }[]
-  constructor(value: T, refused: readonly { index: number; reason: string }[]) {
+  /** The refused commands of the call. */
+  readonly refused: readonly RefusedCommand[]
+  constructor(value: T, refused: readonly RefusedCommand[]) {
     const what = refused.map((r) => `${r.index} (${r.reason})`).join(', ')
     super('COMMAND_REFUSED', `the state machine refused the command at ${what}`)
     this.value = value
