@@ -13,10 +13,12 @@ import { type AcceptDecision, acceptBond, BOND_HANDSHAKE_FRAME } from './bond.ts
 import { type ConsensusOptions, consensusConfig, consensusDigest } from './config.ts'
 import { Group } from './group.ts'
 import { deriveGroupId, type GroupKey } from './key.ts'
+import { DEFAULT_MAX_APPEND_BYTES } from './raft/state.ts'
 import type { Preference } from './raft/types.ts'
 import type { StateMachine } from './state-machine.ts'
 import type { LogStore } from './storage/log-store.ts'
 import { MemoryLogStore } from './storage/memory.ts'
+import { CATCH_UP_BYTES } from './worker/catch-up.ts'
 import { BondMesh } from './worker/mesh.ts'
 import { systemRuntime } from './worker/runtime.ts'
 import { GroupWorker } from './worker.ts'
@@ -146,6 +148,14 @@ export class Groups {
       )
     }
     const consensus = consensusConfig(options.consensus)
+    // Appends and catch-up answers carry up to about this much: each must fit a frame.
+    const messageBytes = Math.max(DEFAULT_MAX_APPEND_BYTES, CATCH_UP_BYTES)
+    if (this.#ctx.maxFrameSize < messageBytes + FRAME_HEADROOM) {
+      throw new InvalidArgumentError(
+        `groups need maxFrameSize of at least ${messageBytes + FRAME_HEADROOM} bytes (it is ${this.#ctx.maxFrameSize}): ` +
+          'their appends and catch-up answers carry up to 1 MiB of commands',
+      )
+    }
     if (consensus.maxCommandBytes > this.#ctx.maxFrameSize - FRAME_HEADROOM) {
       throw new InvalidArgumentError(
         `consensus.maxCommandBytes (${consensus.maxCommandBytes}) must leave ${FRAME_HEADROOM} bytes of a frame ` +

@@ -109,6 +109,13 @@ describe('groups: large commands', () => {
     expect(leader.stateMachine.bytes).toBe(1000 * KiB)
   })
 
+  it('refuses to join on a node whose frames cannot carry an append of 1 MiB', async () => {
+    const net = await nodes.create({ maxFrameSize: 512 * KiB })
+    const joining = net.groups.join({ key, stateMachine: new Blobs(), consensus: fastConsensus })
+    await expect(joining).rejects.toBeInstanceOf(InvalidArgumentError)
+    await expect(joining).rejects.toThrow(/groups need maxFrameSize of at least/)
+  })
+
   it('refuses a maxCommandBytes that leaves no room in a frame', async () => {
     const net = await nodes.create()
     const joining = net.groups.join({

@@ -43,6 +43,9 @@ interface Reported {
   membersVersion: number
 }
 
+/** The command bytes an AppendEntries carries beyond its first entry, unless told otherwise. */
+export const DEFAULT_MAX_APPEND_BYTES = 1024 * 1024
+
 /**
  * The state of a `RaftNode`, shared by the parts of the core (elections.ts, leader.ts, follower.ts,
  * membership.ts, ready.ts), which are plain functions of it. Internal: only `RaftNode` is public.
@@ -125,7 +128,7 @@ export class NodeState {
     this.random = init.random
     this.reluctantFactor = init.reluctantFactor ?? 3
     this.maxEntriesPerAppend = init.maxEntriesPerAppend ?? 256
-    this.maxAppendBytes = init.maxAppendBytes ?? 1024 * 1024
+    this.maxAppendBytes = init.maxAppendBytes ?? DEFAULT_MAX_APPEND_BYTES
     this.maxInflight = init.maxInflightAppends ?? 64
     this.maxVoters = init.maxVoters ?? 5
     this.catchUpThreshold = init.catchUpThreshold ?? 1000

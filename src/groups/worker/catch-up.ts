@@ -13,7 +13,7 @@ import { hedged, SNAPSHOT_CHUNK, SnapshotDownload } from './snapshot-download.ts
 /** The most entries one fetch asks for (and one member serves). */
 const CATCH_UP_BATCH = 2000
 /** The most command bytes one fetch is answered with, beyond its first entry: a frame holds 4 MiB. */
-const CATCH_UP_BYTES = 1024 * 1024
+export const CATCH_UP_BYTES = 1024 * 1024
 
 /**
  * What members offering one snapshot agree on, and what the fetched bytes are checked against:
