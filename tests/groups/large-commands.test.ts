@@ -6,42 +6,30 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import {
-  decodeCanonical,
-  encodeCanonical,
   FrameTooLargeError,
   type Group,
   GroupKey,
   InvalidArgumentError,
   type Network,
-  type StateMachine,
 } from '../../platform/node/index.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
-import { fastConsensus } from './support.ts'
+import { fastConsensus, NumberMachine } from './support.ts'
 
 const T = secs(20)
 const key = GroupKey.fromSecret('large-commands')
 const KiB = 1024
 
 /** Keeps the total size of the blobs it applied. */
-class Blobs implements StateMachine<{ blob: Uint8Array }, 'bytes', number> {
+class Blobs extends NumberMachine<{ blob: Uint8Array }, 'bytes'> {
   readonly signature = 'mosaik-tests/blobs/v1'
-  bytes = 0
+
+  get bytes(): number {
+    return this.value
+  }
 
   apply(command: { blob: Uint8Array }): void {
-    this.bytes += command.blob.length
-  }
-
-  query(): number {
-    return this.bytes
-  }
-
-  snapshot(): Uint8Array {
-    return encodeCanonical(this.bytes)
-  }
-
-  restore(snapshot: Uint8Array): void {
-    this.bytes = snapshot.length === 0 ? 0 : (decodeCanonical(snapshot) as number)
+    this.value += command.blob.length
   }
 }
 

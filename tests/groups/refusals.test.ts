@@ -8,43 +8,27 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   CommandRefusedError,
-  decodeCanonical,
-  encodeCanonical,
   GroupFailedError,
   GroupKey,
   MemoryLogStore,
   type Network,
-  type StateMachine,
 } from '../../platform/node/index.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
-import { fastConsensus } from './support.ts'
+import { fastConsensus, NumberMachine } from './support.ts'
 
 const T = secs(10)
 const key = GroupKey.fromSecret('refusals')
 
 /** A balance that refuses to go below zero: `apply` throws for such a command. */
-class Balance implements StateMachine<{ add: number }, 'value', number> {
+class Balance extends NumberMachine<{ add: number }> {
   readonly signature = 'mosaik-tests/balance/v1'
-  value = 0
 
   apply(command: { add: number }): number {
     if (typeof command?.add !== 'number') throw new TypeError('not a balance command')
     if (this.value + command.add < 0) throw new Error('the balance would go below zero')
     this.value += command.add
     return this.value
-  }
-
-  query(): number {
-    return this.value
-  }
-
-  snapshot(): Uint8Array {
-    return encodeCanonical(this.value)
-  }
-
-  restore(snapshot: Uint8Array): void {
-    this.value = snapshot.length === 0 ? 0 : (decodeCanonical(snapshot) as number)
   }
 }
 

@@ -5,17 +5,12 @@ import { secs, within } from '../support/time.ts'
 /** mosaik's test Counter: Increment(n) / Decrement(n), queried for its value. */
 export type CounterCommand = { inc: number } | { dec: number }
 
-export class Counter implements StateMachine<CounterCommand, 'value', number> {
-  readonly signature: string
+/** A test machine whose state is one number: queried, snapshotted and restored as it is. */
+export abstract class NumberMachine<C, Q = 'value'> implements StateMachine<C, Q, number> {
+  abstract readonly signature: string
   value = 0
 
-  constructor(signature = 'mosaik-tests/counter/v1') {
-    this.signature = signature
-  }
-
-  apply(command: CounterCommand): void {
-    this.value += 'inc' in command ? command.inc : -command.dec
-  }
+  abstract apply(command: C): unknown
 
   query(): number {
     return this.value
@@ -27,6 +22,19 @@ export class Counter implements StateMachine<CounterCommand, 'value', number> {
 
   restore(snapshot: Uint8Array): void {
     this.value = snapshot.length === 0 ? 0 : (decodeCanonical(snapshot) as number)
+  }
+}
+
+export class Counter extends NumberMachine<CounterCommand> {
+  readonly signature: string
+
+  constructor(signature = 'mosaik-tests/counter/v1') {
+    super()
+    this.signature = signature
+  }
+
+  apply(command: CounterCommand): void {
+    this.value += 'inc' in command ? command.inc : -command.dec
   }
 }
 
