@@ -29,7 +29,7 @@ import type { Link } from '../transport/link.ts'
  * acceptor takes `BOND_HANDSHAKE_FRAME`), so a peer that has proven nothing cannot make it buffer a
  * large frame; the initiator sends bond traffic (appends of up to about 1 MiB) only after the word.
  */
-export const BOND_PROTOCOL_VERSION = 4
+export const BOND_PROTOCOL_VERSION = 5
 /** The largest frame of a bond handshake (a hello or a proof is about 100 bytes). */
 export const BOND_HANDSHAKE_FRAME = 4 * 1024
 const PROOF_DOMAIN = 'mosaik/group-bond/v1'
@@ -45,7 +45,10 @@ export const BondMsg = {
   BondFormed: 4,
   /** A request to the other side: `[requestId, kind, body]`. */
   Request: 5,
-  /** The answer to a request: `[requestId, ok, body]`. */
+  /**
+   * The answer to a request: `[requestId, true, body]`, or `[requestId, false, [refusal, reason,
+   * limit?]]` when the peer refused it (see `Refusal`).
+   */
   Response: 6,
   /** A member snapshotted at the index a catching-up member asked for: `[meta, size, hash]`. */
   SnapshotOffer: 7,
@@ -207,10 +210,61 @@ export class BondRequestError extends MosaikError {
   }
 }
 
-/** The peer answered a request with a refusal: it did not act on it. */
+/**
+ * Why a member refused a request, as it travels: the requester acts on the code, never on the words.
+ * - `NOT_LEADER`: the request needs the leader and this member does not lead (try the new one).
+ * - `STOPPED`: the group stopped on this member (closed, or halted by its disk).
+ * - `BUSY`: this requester already has as many forwards waiting here as the limits allow.
+ * - `TOO_LARGE`: a command is over this member's `maxCommandBytes` (the refusal carries the limit).
+ * - `OTHER_CLUSTER`: the requester belongs to another cluster of the group.
+ * - `TOO_SOON`: the same request came moments ago (snapshots are rate-limited per member).
+ * - `MALFORMED`: the request did not decode here.
+ * - `FAILED`: anything else (a failure reading the store, for example).
+ */
+export const Refusal = {
+  NotLeader: 'NOT_LEADER',
+  Stopped: 'STOPPED',
+  Busy: 'BUSY',
+  TooLarge: 'TOO_LARGE',
+  OtherCluster: 'OTHER_CLUSTER',
+  TooSoon: 'TOO_SOON',
+  Malformed: 'MALFORMED',
+  Failed: 'FAILED',
+} as const
+export type Refusal = (typeof Refusal)[keyof typeof Refusal]
+const REFUSALS: ReadonlySet<string> = new Set(Object.values(Refusal))
+
+/**
+ * A member refused a request: it did not act on it. Thrown by the member's request handlers, sent as
+ * `[refusal, reason, limit?]`, and raised again on the requester's side.
+ */
 export class RequestRefusedError extends BondRequestError {
-  constructor(reason: string) {
+  readonly refusal: Refusal
+  /** With `TOO_LARGE`: the refusing member's limit, in bytes. */
+  readonly limit: number | undefined
+  constructor(refusal: Refusal, reason: string, limit?: number) {
     super(reason, true, 'REQUEST_REFUSED')
+    this.refusal = refusal
+    this.limit = limit
+  }
+
+  /** How `err`, thrown by a request handler, travels back to the requester. */
+  static wire(err: unknown): [Refusal, string] | [Refusal, string, number] {
+    if (err instanceof RequestRefusedError) {
+      return err.limit === undefined ? [err.refusal, err.message] : [err.refusal, err.message, err.limit]
+    }
+    const reason = err instanceof Error ? err.message : String(err)
+    return [err instanceof DecodeError ? Refusal.Malformed : Refusal.Failed, reason]
+  }
+
+  /** The refusal a Response frame carries; a code this version does not know reads as `FAILED`. */
+  static parse(body: unknown): RequestRefusedError {
+    if (!Array.isArray(body) || body.length < 2 || body.length > 3 || typeof body[1] !== 'string') {
+      throw new DecodeError('malformed refusal')
+    }
+    const code = typeof body[0] === 'string' && REFUSALS.has(body[0]) ? (body[0] as Refusal) : Refusal.Failed
+    const limit = typeof body[2] === 'number' && Number.isSafeInteger(body[2]) ? body[2] : undefined
+    return new RequestRefusedError(code, body[1], limit)
   }
 }
 
@@ -267,20 +321,26 @@ export class Bond {
     return promise
   }
 
-  respond(requestId: number, ok: boolean, body: unknown, now: number): void {
-    this.send(BondMsg.Response, [requestId, ok, body], now)
+  respond(requestId: number, body: unknown, now: number): void {
+    this.send(BondMsg.Response, [requestId, true, body], now)
+  }
+
+  /** Answers a request with the refusal `err` (see `RequestRefusedError.wire`). */
+  refuse(requestId: number, err: unknown, now: number): void {
+    this.send(BondMsg.Response, [requestId, false, RequestRefusedError.wire(err)], now)
   }
 
   /** Routes a Response frame to its request. */
   onResponse(body: unknown): void {
     if (!Array.isArray(body) || body.length !== 3 || typeof body[0] !== 'number')
       throw new DecodeError('bad response')
+    const refused = body[1] === true ? undefined : RequestRefusedError.parse(body[2])
     const pending = this.#pending.get(body[0])
     if (!pending) return
     this.#pending.delete(body[0])
     pending.cancelTimer()
-    if (body[1] === true) pending.resolve(body[2])
-    else pending.reject(new RequestRefusedError(typeof body[2] === 'string' ? body[2] : 'request refused'))
+    if (refused) pending.reject(refused)
+    else pending.resolve(body[2])
   }
 
   /** Fails every pending request; called once the link has closed. */

@@ -3,7 +3,7 @@ import type { GroupId } from '../primitives/digest.ts'
 import { abortReason, DecodeError, FrameTooLargeError } from '../primitives/errors.ts'
 import { Watch } from '../primitives/watch.ts'
 import type { Logger } from '../transport/context.ts'
-import { BondMsg } from './bond.ts'
+import { BondMsg, Refusal, RequestRefusedError } from './bond.ts'
 import type { ConsensusConfig } from './config.ts'
 import { RaftContractError } from './raft/errors.ts'
 import type { RaftNode } from './raft/raft.ts'
@@ -373,7 +373,7 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
   }
 
   async #onRequest(peer: string, kind: number, body: unknown): Promise<unknown> {
-    if (this.closedOrHalted()) throw new Error('the group stopped here')
+    if (this.closedOrHalted()) throw new RequestRefusedError(Refusal.Stopped, 'the group stopped here')
     switch (kind) {
       case Req.Forward:
         return this.#proposals.acceptForwarded(peer, body)

@@ -1,7 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode, Digest, GroupKey, type Network } from '../../platform/node/index.ts'
-import { acceptBond, BOND_PROTOCOL_VERSION, BondMsg, initiateBond } from '../../src/groups/bond.ts'
+import {
+  acceptBond,
+  BOND_PROTOCOL_VERSION,
+  BondMsg,
+  initiateBond,
+  RequestRefusedError,
+} from '../../src/groups/bond.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
+import { DecodeError } from '../../src/primitives/errors.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 import { Counter, fastConsensus } from './support.ts'
@@ -166,6 +173,9 @@ describe('bonds: authentication and bad input', () => {
       ['not', 'a', 'frame'],
       [BondMsg.Raft, { type: 'append', bogus: true }],
       [42, null],
+      // A refusal is [code, reason, limit?]; a bare string (bond protocol 4) is malformed.
+      [BondMsg.Response, [7, false, 'not the leader']],
+      [BondMsg.Response, [7, false, ['BUSY']]],
     ]) {
       const link = await outsider.context.openLink(net.peerId, protocol)
       await initiateBond(link, secrets, AbortSignal.timeout(T))
@@ -173,6 +183,20 @@ describe('bonds: authentication and bad input', () => {
       expect((await within(T, link.closed)).code).toBe(CloseCode.ProtocolViolation)
     }
     expect(await g.execute({ inc: 1 })).toBeGreaterThan(0)
+  })
+
+  it('a refusal travels as its code; a code this version does not know reads as FAILED', () => {
+    const tooLarge = new RequestRefusedError('TOO_LARGE', 'a command of 9 bytes is over 8', 8)
+    expect(RequestRefusedError.parse(RequestRefusedError.wire(tooLarge))).toMatchObject({
+      code: 'REQUEST_REFUSED',
+      refusal: 'TOO_LARGE',
+      limit: 8,
+      message: 'a command of 9 bytes is over 8',
+    })
+    expect(RequestRefusedError.wire(new DecodeError('bad fetch'))).toEqual(['MALFORMED', 'bad fetch'])
+    expect(RequestRefusedError.wire(new Error('disk'))).toEqual(['FAILED', 'disk'])
+    expect(RequestRefusedError.parse(['FROM_THE_FUTURE', 'new reason'])).toMatchObject({ refusal: 'FAILED' })
+    expect(() => RequestRefusedError.parse('not the leader')).toThrow(DecodeError)
   })
 
   it('an inbound handshake takes small frames until the initiator has proven the secret', async () => {

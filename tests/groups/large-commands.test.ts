@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  type ConsensusOptions,
   FrameTooLargeError,
   type Group,
   GroupKey,
@@ -37,7 +38,9 @@ describe('groups: large commands', () => {
   const nodes = new Nodes('memory')
   afterEach(() => nodes.closeAll())
 
-  async function three(consensus = fastConsensus): Promise<{ nets: Network[]; groups: Group<Blobs>[] }> {
+  async function three(
+    consensus: ConsensusOptions = fastConsensus,
+  ): Promise<{ nets: Network[]; groups: Group<Blobs>[] }> {
     const nets = await nodes.star(3)
     const groups = await Promise.all(
       nets.map((n) =>
@@ -95,6 +98,29 @@ describe('groups: large commands', () => {
     for (const g of groups)
       await within(T, g.when.applied().reaches(at), 'the next command applies everywhere')
     expect(leader.stateMachine.bytes).toBe(1000 * KiB)
+  })
+
+  it("a forwarded command over the leader's lower limit fails its caller alone, with the leader's limit", async () => {
+    // The voters accept commands of at most 64 KiB; an observer (which never leads) allows 1 MiB.
+    const { nets, groups } = await three({ ...fastConsensus, maxCommandBytes: 64 * KiB })
+    const late = await nodes.create({ bootstrap: [nets[0]!.addresses[0]!] })
+    const observer = await late.groups.join({
+      key,
+      stateMachine: new Blobs(),
+      preference: 'observer',
+      consensus: { ...fastConsensus, bootstrapExpect: 3 },
+    })
+    await within(T, observer.when.online(), 'the observer is online')
+    // Two callers in one turn: their commands travel to the leader in one forward.
+    const large = observer.execute({ blob: new Uint8Array(100 * KiB) })
+    const small = observer.execute({ blob: new Uint8Array(KiB) })
+    await expect(large).rejects.toBeInstanceOf(FrameTooLargeError)
+    await expect(large).rejects.toMatchObject({ limit: 64 * KiB })
+    const at = await within(T, small, 'the small command commits')
+    for (const g of [...groups, observer]) {
+      await within(T, g.when.applied().reaches(at), 'every member applies it')
+      expect(g.stateMachine.bytes).toBe(KiB)
+    }
   })
 
   it('refuses to join on a node whose frames cannot carry an append of 1 MiB', async () => {

@@ -4,10 +4,10 @@ import { encodeCanonical } from '../../primitives/codec.ts'
 import { DecodeError } from '../../primitives/errors.ts'
 import { sha256 } from '../../primitives/sha256.ts'
 import { Watch } from '../../primitives/watch.ts'
-import { BondMsg } from '../bond.ts'
+import { BondMsg, Refusal, RequestRefusedError } from '../bond.ts'
 import { isBounded, parseEntry } from '../raft/messages.ts'
 import type { Entry, SnapshotMeta } from '../raft/types.ts'
-import { NOT_LEADER, Req, type WorkerHost } from './host.ts'
+import { notLeader, Req, type WorkerHost } from './host.ts'
 import { hedged, SNAPSHOT_CHUNK, SnapshotDownload } from './snapshot-download.ts'
 
 /** The most entries one fetch asks for (and one member serves). */
@@ -189,7 +189,8 @@ export class CatchUp {
     const [from, upTo, clusterId] = body as [number, number, string]
     const host = this.#host
     // Entries of another cluster would corrupt the requester's log: refuse.
-    if (host.node.status().clusterId !== clusterId) throw new Error('another cluster')
+    if (host.node.status().clusterId !== clusterId)
+      throw new RequestRefusedError(Refusal.OtherCluster, 'another cluster')
     // Only entries the store holds as committed are safe to hand to a peer that appends them blindly.
     // The answer says where this member's log starts, so a requester behind it takes a snapshot.
     const committed = host.store.hardState().commit
@@ -207,13 +208,13 @@ export class CatchUp {
   async requestSnapshot(peer: string): Promise<number> {
     const host = this.#host
     const status = host.node.status()
-    if (status.role !== 'leader') throw new Error(NOT_LEADER)
+    if (status.role !== 'leader') throw notLeader()
     // Every marker is a log entry and a snapshot held by every member: a member asks again only after
     // a failed try and an election timeout (installSnapshot), so more often than half of one is refused.
     const now = host.rt.now()
     const last = this.#markedFor.get(peer)
     if (last !== undefined && now - last < host.config.electionTimeoutMs / 2) {
-      throw new Error('a snapshot was requested for this member moments ago')
+      throw new RequestRefusedError(Refusal.TooSoon, 'a snapshot was requested for this member moments ago')
     }
     this.#markedFor.set(peer, now)
     if (this.#markedFor.size > 1024) {

@@ -1,5 +1,6 @@
 import type { Watch } from '../../primitives/watch.ts'
 import type { Logger } from '../../transport/context.ts'
+import { Refusal, RequestRefusedError } from '../bond.ts'
 import type { ConsensusConfig } from '../config.ts'
 import type { RaftNode } from '../raft/raft.ts'
 import type { RaftStatus } from '../raft/types.ts'
@@ -17,13 +18,9 @@ export const Req = {
 } as const
 
 /** The refusal a member that does not lead answers to writes and reads meant for the leader. */
-export const NOT_LEADER = 'not the leader'
-
-/**
- * How a leader's refusal of a forward over the per-member limits starts (the refusal travels as a
- * message): the follower turns it into GroupBusyError.
- */
-export const BUSY = 'leader busy: '
+export function notLeader(): RequestRefusedError {
+  return new RequestRefusedError(Refusal.NotLeader, 'not the leader')
+}
 
 /** Where a call that needs the leader goes: this node, or a bonded leader. */
 export const SELF = Symbol('self')

@@ -312,8 +312,8 @@ export class BondMesh implements GroupTransport {
         const handlers = this.#handlers
         if (!handlers) return
         handlers.request(bond.peer, reqKind, reqBody).then(
-          (result) => bond.respond(id, true, result, this.#clock.now()),
-          (err: Error) => bond.respond(id, false, err.message, this.#clock.now()),
+          (result) => bond.respond(id, result, this.#clock.now()),
+          (err: unknown) => bond.refuse(id, err, this.#clock.now()),
         )
         return
       }

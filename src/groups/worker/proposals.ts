@@ -1,10 +1,10 @@
 import { type AbortOptions, linkSignals, raceSignal } from '../../primitives/abort.ts'
-import { DecodeError, OfflineError } from '../../primitives/errors.ts'
-import { BondRequestError, RequestRefusedError } from '../bond.ts'
+import { DecodeError, FrameTooLargeError, OfflineError } from '../../primitives/errors.ts'
+import { BondRequestError, Refusal, RequestRefusedError } from '../bond.ts'
 import { isBounded } from '../raft/messages.ts'
 import { AppliedTerms } from './applied-terms.ts'
 import { CommandRefusedError, CommitUnknownError, GroupBusyError, GroupTerminatedError } from './errors.ts'
-import { BUSY, NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
+import { notLeader, Req, SELF, type WorkerHost } from './host.ts'
 
 /** The index range a batch of commands was assigned. */
 export interface IndexRange {
@@ -180,13 +180,17 @@ export class Proposals {
       throw new DecodeError('malformed forwarded commands')
     }
     const host = this.#host
-    if (host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
+    if (host.node.status().role !== 'leader') throw notLeader()
     const encoded = body as Uint8Array[]
     let bytes = 0
     for (const b of encoded) {
       // A command that could not reach the other members in one frame would stall their replication.
       if (b.byteLength - 1 > host.config.maxCommandBytes) {
-        throw new Error(`a command of ${b.byteLength - 1} bytes is over ${host.config.maxCommandBytes}`)
+        throw new RequestRefusedError(
+          Refusal.TooLarge,
+          `a command of ${b.byteLength - 1} bytes is over ${host.config.maxCommandBytes}`,
+          host.config.maxCommandBytes,
+        )
       }
       bytes += b.byteLength
     }
@@ -194,8 +198,9 @@ export class Proposals {
     if (usage && usage.commands > 0) {
       const { maxForwardedCommands, maxForwardedBytes } = host.config
       if (usage.commands + encoded.length > maxForwardedCommands || usage.bytes + bytes > maxForwardedBytes) {
-        throw new Error(
-          `${BUSY}${usage.commands} commands (${usage.bytes} bytes) forwarded by this member await commit ` +
+        throw new RequestRefusedError(
+          Refusal.Busy,
+          `${usage.commands} commands (${usage.bytes} bytes) forwarded by this member await commit ` +
             `(limits ${maxForwardedCommands} commands, ${maxForwardedBytes} bytes)`,
         )
       }
@@ -213,7 +218,7 @@ export class Proposals {
     } finally {
       if (!assigned) this.#unreserve(peer, usage, encoded.length, bytes)
     }
-    if (!assigned) throw new Error(NOT_LEADER)
+    if (!assigned) throw notLeader()
     if (this.#forwarded.get(peer) === usage) {
       if (host.applied.value >= assigned.last) this.#unreserve(peer, usage, encoded.length, bytes)
       else usage.batches.push({ last: assigned.last, commands: encoded.length, bytes })
@@ -331,15 +336,7 @@ export class Proposals {
     const reply = await this.#forwardInBatch(leader, encoded)
     if (!(reply instanceof Error)) return reply
     const err = reply
-    if (err instanceof RequestRefusedError) {
-      if (err.message === NOT_LEADER) return undefined
-      if (err.message.startsWith(BUSY)) {
-        throw new GroupBusyError(commands, `the leader refused the commands: ${err.message}`, {
-          cause: err,
-        })
-      }
-      throw new OfflineError(commands, `the leader refused the commands: ${err.message}`, { cause: err })
-    }
+    if (err instanceof RequestRefusedError) return this.#refused(err, encoded, commands)
     const stopped = this.#host.stopped
     if (stopped.aborted) {
       // This member stopped (closed, or halted by its disk) with the forward in flight, and closing its
@@ -355,6 +352,30 @@ export class Proposals {
       `the commands were sent to the leader, which did not answer: ${err.message}`,
       { cause: err },
     )
+  }
+
+  /**
+   * The leader appended none of the batch these commands travelled in. A leader that stepped down or
+   * stopped is worth another try (undefined); a command over the leader's own size limit, which may
+   * be lower than this member's, fails its caller alone: the others of the batch try again without it.
+   */
+  #refused(err: RequestRefusedError, encoded: Uint8Array[], commands: unknown[]): undefined {
+    const why = `the leader refused the commands: ${err.message}`
+    switch (err.refusal) {
+      case Refusal.NotLeader:
+      case Refusal.Stopped:
+        return undefined
+      case Refusal.Busy:
+        throw new GroupBusyError(commands, why, { cause: err })
+      case Refusal.TooLarge: {
+        const limit = err.limit ?? 0
+        const largest = Math.max(...encoded.map((b) => b.byteLength - 1))
+        if (largest > limit) throw new FrameTooLargeError(largest, limit, "command (the leader's limit)")
+        return undefined
+      }
+      default:
+        throw new OfflineError(commands, why, { cause: err })
+    }
   }
 
   /**

@@ -1,10 +1,10 @@
 import { type AbortOptions, linkSignals, raceSignal } from '../../primitives/abort.ts'
 import { OfflineError } from '../../primitives/errors.ts'
-import { RequestRefusedError } from '../bond.ts'
+import { Refusal, RequestRefusedError } from '../bond.ts'
 import { isBounded } from '../raft/messages.ts'
 import type { ReadRequestId, Ready } from '../raft/types.ts'
 import { GroupBusyError } from './errors.ts'
-import { BUSY, NOT_LEADER, Req, SELF, type WorkerHost } from './host.ts'
+import { notLeader, Req, SELF, type WorkerHost } from './host.ts'
 
 interface PendingRead {
   resolve(index: number): void
@@ -88,18 +88,19 @@ export class StrongReads {
    */
   async serve(peer: string): Promise<number> {
     const host = this.#host
-    if (host.node.status().role !== 'leader') throw new Error(NOT_LEADER)
+    if (host.node.status().role !== 'leader') throw notLeader()
     const inFlight = this.#served.get(peer) ?? 0
     if (inFlight >= host.config.maxForwardedReads) {
-      throw new Error(
-        `${BUSY}${inFlight} strong reads of this member are in flight (limit ${host.config.maxForwardedReads})`,
+      throw new RequestRefusedError(
+        Refusal.Busy,
+        `${inFlight} strong reads of this member are in flight (limit ${host.config.maxForwardedReads})`,
       )
     }
     this.#served.set(peer, inFlight + 1)
     const deadline = host.rt.timeout(host.config.queryTimeoutMs)
     try {
       const index = await this.#local(deadline.signal)
-      if (index === undefined) throw new Error(NOT_LEADER)
+      if (index === undefined) throw notLeader()
       return index
     } finally {
       deadline.clear()
@@ -128,7 +129,7 @@ export class StrongReads {
       return typeof reply === 'number' && isBounded(reply) ? reply : undefined
     } catch (err) {
       if (signal.aborted) throw err
-      if (err instanceof RequestRefusedError && err.message.startsWith(BUSY)) {
+      if (err instanceof RequestRefusedError && err.refusal === Refusal.Busy) {
         throw new GroupBusyError(what, `the leader refused the strong read: ${err.message}`, { cause: err })
       }
       host.log('read index from %s failed: %s', route, (err as Error).message)

@@ -151,7 +151,7 @@ export class SimTransport implements GroupTransport {
         const [id, reqKind, reqBody] = body as [number, number, unknown]
         handlers.request(peer, reqKind, reqBody).then(
           (result) => this.#respond(peer, id, true, result),
-          (err: Error) => this.#respond(peer, id, false, err.message),
+          (err: unknown) => this.#respond(peer, id, false, RequestRefusedError.wire(err)),
         )
         return
       }
@@ -162,7 +162,7 @@ export class SimTransport implements GroupTransport {
         this.#pending.delete(id)
         pending.cancel()
         if (ok) pending.resolve(value)
-        else pending.reject(new RequestRefusedError(typeof value === 'string' ? value : 'request refused'))
+        else pending.reject(RequestRefusedError.parse(value))
         return
       }
       default:
