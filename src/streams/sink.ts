@@ -45,6 +45,8 @@ export interface SinkHost {
   /** The largest encoded datum a batch frame can carry. */
   readonly maxDatumBytes: number
   readonly handshakeTimeoutMs: number
+  /** A subscription was refused at admission with `code` (counted in the node's streams stats). */
+  refused(code: number): void
   /** The last handle of `sink` closed: unregister and withdraw it. */
   release(sink: Sink<unknown>): Promise<void>
 }
@@ -400,6 +402,7 @@ export class Sink<T> {
 
   #refuse(link: Link, peerId: string, code: number, reason: string): void {
     this.#stats.rejected++
+    this.#host.refused(code)
     link.beginClose(code, reason)
     this.events.emit('consumer:rejected', { peerId, code, reason })
   }

@@ -97,6 +97,8 @@ export class Streams {
       // A datum travels in a batch message: its varint length prefix takes at most 5 bytes.
       maxDatumBytes: (ctx.linkOptions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE) - 5,
       handshakeTimeoutMs: this.#handshakeTimeoutMs,
+      // The producers' own refusals (limits, capacity, require) count with the node's.
+      refused: (code) => this.#count(code),
       release: (sink) => this.#releaseSink(sink),
     }
     this.#consumerHost = {
