@@ -103,12 +103,14 @@ export class CatalogExchange {
       await link.send([DISCOVERY_WIRE_VERSION, ctx.networkId.bytes], { signal })
       const reply = await link.recv({ signal })
       const rtt = ctx.clock.now() - started
+      const signed = await SignedPeerEntry.fromWire(reply, entryLimits)
+      if (signed.entry.peerId !== link.remotePeer) {
+        throw new DecodeError('ping reply carries another peer entry')
+      }
+      // Only a reply that is the peer's own entry completes a ping: a bad one measures nothing.
       stats.pings++
       rtts.record(link.remotePeer, rtt)
       store.rttChanged()
-      const signed = await SignedPeerEntry.fromWire(reply, entryLimits)
-      if (signed.entry.peerId !== link.remotePeer)
-        throw new DecodeError('ping reply carries another peer entry')
       this.#ingestion.accept(signed, false, this.#ingestion.provenance(link.remotePeer, link.remotePeer))
       this.#state.changed()
       await link.close(CloseCode.Success)

@@ -6,6 +6,7 @@ import {
   CloseCode,
   Digest,
   encodeCanonical,
+  type LinkClose,
   type Network,
   PeerEntry,
   type RejectReason,
@@ -269,6 +270,48 @@ describe('discovery rejects bad input and keeps serving', () => {
       const answer = await SignedPeerEntry.fromWire(await link.recv())
       expect(answer.entry.peerId).toBe(victim.peerId)
       link.abort()
+    })
+
+    it('rejects a ping reply carrying another peer entry; the pinged peer keeps its record and RTT', async () => {
+      // The attacker answers pings with validly signed entries that are not its own: the honest peer's
+      // (replayed) and a fresh identity's (a sybil that must not get in as a direct entry).
+      const sybil = await keyedEntry(victim.networkId)
+      const replies = [good.discovery.me(), await SignedPeerEntry.sign(sybil.entry, sybil.key)]
+      const ping = attacker.context.protocol('discovery/ping/1')
+      await attacker.libp2p.unhandle(ping)
+      const closes: Promise<LinkClose>[] = []
+      await attacker.context.handle(ping, async (link) => {
+        await link.recv()
+        closes.push(link.closed)
+        await link.send(replies[closes.length - 1]!.toWire())
+        await link.closed
+      })
+      const before = victim.discovery.catalog().get(attacker.peerId)
+      const goodBefore = victim.discovery.catalog().get(good.peerId)
+      const pings = victim.discovery.stats.pings
+      for (const _ of replies) {
+        await expect(victim.discovery.ping(attacker.peerId)).rejects.toMatchObject({
+          code: 'DECODE',
+          message: 'ping reply carries another peer entry',
+        })
+      }
+      for (const close of await within(secs(5), Promise.all(closes))) {
+        expect(close).toMatchObject({ code: CloseCode.ProtocolViolation, remote: true })
+      }
+      // Nothing ingested, nothing measured: no ping completed.
+      expect(victim.discovery.catalog().has(sybil.entry.peerId)).toBe(false)
+      const after = victim.discovery.catalog().get(attacker.peerId)
+      expect({ version: after?.version, rtt: after?.rtt }).toEqual({
+        version: before?.version,
+        rtt: before?.rtt,
+      })
+      expect(victim.discovery.catalog().get(good.peerId)?.version).toEqual(goodBefore?.version)
+      expect(victim.discovery.stats.pings).toBe(pings)
+      // An honest peer's ping still completes.
+      expect(await victim.discovery.ping(good.peerId)).toBeGreaterThanOrEqual(0)
+      expect(victim.discovery.stats.pings).toBe(pings + 1)
+      expect(victim.discovery.catalog().get(good.peerId)?.rtt).toBeDefined()
+      expectGoodIntact()
     })
 
     it('drops forged entries inside a sync and keeps the valid ones', async () => {
