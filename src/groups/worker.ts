@@ -380,11 +380,11 @@ export class GroupWorker<C, Q, R> implements CatchUpHost {
       case Req.ReadIndex:
         return this.#reads.serve(peer)
       case Req.FetchEntries:
-        return this.#catchUp.serveEntries(body)
+        return this.#catchUp.serveEntries(peer, body)
       case Req.RequestSnapshot:
         return this.#catchUp.requestSnapshot(peer)
       case Req.FetchSnapshot:
-        return this.#catchUp.serveChunk(body)
+        return this.#catchUp.serveChunk(peer, body)
       default:
         throw new DecodeError(`unknown request kind ${kind}`)
     }

@@ -112,10 +112,13 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
       AbortSignal.timeout(T),
     )
     const waiting = new Map<number, (r: [boolean, unknown]) => void>()
+    // While paused, nothing is read: the leader's frames wait for credit on its side.
+    let paused: PromiseWithResolvers<void> | undefined
     // Answers keep-alives and routes responses; everything else the leader sends is ignored.
     void (async () => {
       try {
         while (true) {
+          await paused?.promise
           const frame = (await link.recv()) as [number, unknown]
           if (frame[0] === BondMsg.Ping) await link.send([BondMsg.Pong, null])
           if (frame[0] !== BondMsg.Response) continue
@@ -128,6 +131,14 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
     let nextId = 1
     return {
       link,
+      /** Stops reading what the leader sends, until `resume`. */
+      pause(): void {
+        paused ??= Promise.withResolvers()
+      },
+      resume(): void {
+        paused?.resolve()
+        paused = undefined
+      },
       /** Sends a request without waiting for earlier answers. */
       request(kind: number, body: unknown): Promise<[boolean, unknown]> {
         const id = nextId++
@@ -223,6 +234,39 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
     const at = await leader.execute({ inc: 1 })
     // The marker and this command: nothing else was appended for the flood.
     expect(at - before).toBeLessThanOrEqual(2)
+  })
+
+  it('a member that asks for catch-up faster than it reads gets BUSY past its share; others still catch up', async () => {
+    const { nets, leader } = await pair()
+    // About 6 MB of log: each entries answer holds about 1 MiB.
+    let last = 0
+    const pad = 'x'.repeat(200 * 1024)
+    for (let i = 0; i < 30; i++) last = await leader.execute({ inc: 1, pad } as CounterCommand)
+    const raw = await rawBond(nets[0]!, leader.id)
+    const clusterId = leader.status.clusterId
+    raw.pause()
+    const fetches = Array.from({ length: 200 }, () => raw.request(Req.FetchEntries, [1, last, clusterId]))
+    // The leader handles a bond's requests in order: once this forward applies, it has taken each
+    // fetch in (served it, or refused it with BUSY), and the answers wait for the outsider to read.
+    const marker = raw.request(Req.Forward, [encode({ inc: 0 })])
+    await within(T, leader.when.applied().reaches(last + 1), 'the forward after the flood applies')
+    expect(leader.stats.catchUpRefused).toBeGreaterThanOrEqual(200 - 16)
+    raw.resume()
+    expect((await within(T, marker))[0]).toBe(true)
+    const answers = await within(T, Promise.all(fetches), 'every fetch answered')
+    const served = answers.filter(([ok]) => ok).length
+    expect(served).toBeGreaterThan(0)
+    expect(served).toBeLessThanOrEqual(16)
+    expect(served + answers.filter(busy).length).toBe(answers.length)
+    // A member joining now catches up on the same log.
+    const late = await nodes.create({ bootstrap: nets[0]!.addresses })
+    const g = await late.groups.join({
+      key: GroupKey.fromSecret(SECRET),
+      stateMachine: new Counter(),
+      consensus: { bootstrapDelayMs: fastConsensus.bootstrapDelayMs, electionTimeoutMs: 1500 },
+    })
+    await within(T, g.when.applied().reaches(last), 'the late member catches up')
+    expect(g.stateMachine.value).toBe(30)
   })
 
   it('a flood of strong reads from one bond gets BUSY past the limit; others still read', async () => {

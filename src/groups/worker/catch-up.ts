@@ -16,6 +16,15 @@ const CATCH_UP_BATCH = 2000
 export const CATCH_UP_BYTES = 1024 * 1024
 
 /**
+ * Catch-up a member serves to one other at a time: answers read from the store at once, and answers
+ * waiting on the bond for that member's credit. An honest member asks one member for one window of
+ * entries and a few chunks at a time, and reads what it asked for; one that asks faster than it reads
+ * would otherwise make this member hold answers of up to 1 MiB each without bound.
+ */
+const SERVING_PER_MEMBER = 4
+const BACKLOG_PER_MEMBER = 8
+
+/**
  * What members offering one snapshot agree on, and what the fetched bytes are checked against:
  * SHA-256, native where the platform offers it (BLAKE3 in JavaScript took longer than the transfer).
  */
@@ -76,6 +85,8 @@ export class CatchUp {
   #sweepArmed = false
   /** As leader: when each member last had a snapshot marker proposed for it. */
   readonly #markedFor = new Map<string, number>()
+  /** Entries answers each member has being read from the store here. */
+  readonly #serving = new Map<string, number>()
 
   constructor(host: CatchUpHost) {
     this.#host = host
@@ -176,7 +187,7 @@ export class CatchUp {
   }
 
   /** Serves committed entries to a member of the same cluster (from the store, at or below its commit). */
-  async serveEntries(body: unknown): Promise<[number, unknown[]]> {
+  async serveEntries(peer: string, body: unknown): Promise<[number, unknown[]]> {
     if (
       !Array.isArray(body) ||
       body.length !== 3 ||
@@ -197,7 +208,28 @@ export class CatchUp {
     const to = Math.min(upTo, committed, from + CATCH_UP_BATCH - 1)
     const first = host.store.firstIndex()
     if (to < from || from < first) return [first, []]
-    return [first, await host.store.entries(from, to, { maxBytes: CATCH_UP_BYTES })]
+    const serving = this.#serving.get(peer) ?? 0
+    this.#admit(peer, serving)
+    this.#serving.set(peer, serving + 1)
+    try {
+      return [first, await host.store.entries(from, to, { maxBytes: CATCH_UP_BYTES })]
+    } finally {
+      const left = (this.#serving.get(peer) ?? 1) - 1
+      if (left > 0) this.#serving.set(peer, left)
+      else this.#serving.delete(peer)
+    }
+  }
+
+  /** Refuses (BUSY) catch-up for `peer` while it has its share under way here (see SERVING_PER_MEMBER). */
+  #admit(peer: string, serving: number): void {
+    const backlog = this.#host.transport.backlog(peer)
+    if (serving >= SERVING_PER_MEMBER || backlog >= BACKLOG_PER_MEMBER) {
+      this.#host.stats.catchUpRefused++
+      throw new RequestRefusedError(
+        Refusal.Busy,
+        `${serving} catch-up answers of this member are being read and ${backlog} frames wait to be sent to it`,
+      )
+    }
   }
 
   /**
@@ -256,13 +288,14 @@ export class CatchUp {
     host.transport.send(requester, BondMsg.SnapshotOffer, [meta, data.length, hash])
   }
 
-  serveChunk(body: unknown): Uint8Array {
+  serveChunk(peer: string, body: unknown): Uint8Array {
     if (!Array.isArray(body) || body.length !== 3 || !body.every((n) => isBounded(n))) {
       throw new DecodeError('malformed snapshot fetch')
     }
     const [index, offset, length] = body as [number, number, number]
     const served = this.#served.get(index)
     if (!served) throw new Error(`no snapshot at ${index}`)
+    this.#admit(peer, 0)
     served.expires = this.#host.rt.now() + this.#host.config.snapshotTtlMs
     return served.data.subarray(offset, offset + Math.min(length, SNAPSHOT_CHUNK))
   }

@@ -64,6 +64,11 @@ export interface WorkerStats {
   snapshotsHeld: number
   /** Committed entries pulled from peers in parallel while catching up. */
   entriesPulled: number
+  /**
+   * Catch-up requests (entries or snapshot chunks) refused because the member asking already had its
+   * share under way here: answers being read, or waiting to be sent because it reads slowly.
+   */
+  catchUpRefused: number
   /** Log compactions (state-machine snapshots taken locally). */
   compactions: number
   /** Commands this member forwarded to the leader. */
@@ -86,6 +91,7 @@ export function noWorkerStats(): WorkerStats {
     snapshotsServed: 0,
     snapshotsHeld: 0,
     entriesPulled: 0,
+    catchUpRefused: 0,
     compactions: 0,
     forwarded: 0,
     proposals: 0,

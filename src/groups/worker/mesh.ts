@@ -123,6 +123,10 @@ export class BondMesh implements GroupTransport {
     return true
   }
 
+  backlog(peer: string): number {
+    return this.#bonds.get(peer)?.link.queuedSends ?? 0
+  }
+
   request(peer: string, kind: number, body: unknown, timeoutMs: number): Promise<unknown> {
     const bond = this.#bonds.get(peer)
     if (!bond) return Promise.reject(new BondRequestError(`not bonded with ${peer}`, false))

@@ -34,6 +34,11 @@ export interface GroupTransport {
   /** Sends a frame; false when `peer` is not bonded (nothing was sent). */
   send(peer: string, kind: number, body: unknown): boolean
   /**
+   * Frames to `peer` not yet handed to the network: they wait for its credit (it reads slowly, or not
+   * at all) or for the transport. 0 when not bonded.
+   */
+  backlog(peer: string): number
+  /**
    * Sends a request and resolves with the response body. Rejects with `RequestRefusedError` when the
    * peer answered with a refusal, and with another error when no answer came (timeout, bond closed):
    * then the peer may or may not have acted on it.

@@ -75,6 +75,11 @@ export class SimTransport implements GroupTransport {
     return true
   }
 
+  /** The simulated network delivers without credit: nothing waits to be sent. */
+  backlog(_peer: string): number {
+    return 0
+  }
+
   request(peer: string, kind: number, body: unknown, timeoutMs: number): Promise<unknown> {
     const view = this.bonds.value.get(peer)
     if (!view || !this.live) return Promise.reject(new BondRequestError(`not bonded with ${peer}`, false))
