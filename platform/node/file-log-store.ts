@@ -83,8 +83,11 @@ export interface FileLogStoreOptions {
  * after a flipped bit. A last segment whose header is torn is removed if the manifest does not list it.
  * Refused as well: a bad record anywhere else, a bad snapshot or manifest, a segment missing in the
  * middle (a gap), at the end (below the manifest's `top`) or at the start (its entries were not
- * compacted), a segment renamed (its header names another number), and a missing snapshot that a
- * COMPACT record or header says the log was compacted against.
+ * compacted), a segment renamed (its header names another number), a missing snapshot that a
+ * COMPACT record or header says the log was compacted against, and what a later version may have
+ * written: a header or manifest whose `v` is not 1, a record of a type this version does not know
+ * (even at the tail, or first in a segment the manifest does not list: it passed its checksum, so it
+ * is not torn).
  *
  * Compaction appends a COMPACT record, then deletes the oldest segments whose successor starts at or
  * below the compaction point. Compacted entries in the remaining first segment are skipped on replay,

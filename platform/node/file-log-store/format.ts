@@ -10,6 +10,7 @@ import type { LogEntry, SnapshotMeta } from '../../../src/groups/storage/log-sto
 import { CorruptLogError, checkSnapshotMeta } from '../../../src/groups/storage/log-store.ts'
 import type { LogView } from '../../../src/groups/storage/log-view.ts'
 import { decodeCanonical, encodeCanonical } from '../../../src/primitives/codec.ts'
+import { describeValue } from '../../../src/primitives/errors.ts'
 
 export const MiB = 1024 * 1024
 export const FORMAT_VERSION = 1
@@ -282,11 +283,29 @@ async function readRecordFile(path: string): Promise<{ type: number; payload: Ui
     throw err
   }
   const rec = readRecord(buf, 0)
-  if (rec === undefined || rec.end !== buf.length) {
-    // replaced only by rename, so never torn
-    throw new CorruptLogError(`${path} fails its checksum (byte 0, ${buf.length} bytes)`)
+  // replaced only by rename, so never torn: any damage is refused
+  if (rec === undefined)
+    throw new CorruptLogError(`${path} ${recordDamage(buf)} (byte 0, ${buf.length} bytes)`)
+  if (rec.end !== buf.length) {
+    throw new CorruptLogError(`${path} has ${buf.length - rec.end} bytes after its record (byte ${rec.end})`)
   }
   return { type: rec.type, payload: buf.subarray(rec.start, rec.end) }
+}
+
+/** What is wrong with the record at the start of `buf`, which readRecord refused. */
+function recordDamage(buf: Uint8Array): string {
+  if (buf.length === 0) return 'is empty'
+  const len = buf.length < FRAME ? undefined : view(buf).getUint32(0, true)
+  if (len === undefined || len > buf.length - FRAME) return 'is cut short'
+  return len === 0 ? 'holds a record of length 0' : 'fails its checksum'
+}
+
+/** The format version a file records, checked: a later one is refused, never read as something else. */
+export function checkVersion(v: unknown, where: string): void {
+  if (v === FORMAT_VERSION) return
+  if (v === undefined) throw new CorruptLogError(`${where} has no format version`)
+  const newer = isCount(v) && v > FORMAT_VERSION ? ' (written by a newer version of mosaik?)' : ''
+  throw new CorruptLogError(`${where} has unknown format version ${describeValue(v)}${newer}`)
 }
 
 export async function readSnapshotFile(dir: string): Promise<SnapshotFile | undefined> {
@@ -328,10 +347,12 @@ export async function readManifest(dir: string): Promise<Manifest | undefined> {
   const path = join(dir, MANIFEST_FILE)
   const rec = await readRecordFile(path)
   if (rec === undefined) return undefined
-  const value = rec.type === REC_MANIFEST ? decodeRecord(rec.payload, path) : undefined
-  if (value === undefined || value.v !== FORMAT_VERSION || !isCount(value.top)) {
-    throw new CorruptLogError(`${path} is malformed`)
+  if (rec.type !== REC_MANIFEST) {
+    throw new CorruptLogError(`${path} has a record of type ${rec.type} at byte 0, not a manifest`)
   }
+  const value = decodeRecord(rec.payload, path)
+  checkVersion(value.v, path)
+  if (!isCount(value.top)) throw new CorruptLogError(`${path} is malformed: no segment number`)
   return { top: value.top }
 }
 

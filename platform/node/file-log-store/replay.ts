@@ -9,10 +9,10 @@ import { LogView } from '../../../src/groups/storage/log-view.ts'
 import { equalBytes } from '../../../src/primitives/bytes.ts'
 import { encodeCanonical } from '../../../src/primitives/codec.ts'
 import {
+  checkVersion,
   decodeRecord,
   ENTRY_PREFIX,
   type EntryLoc,
-  FORMAT_VERSION,
   FRAME,
   isCount,
   optionalTerm,
@@ -86,11 +86,14 @@ interface SegmentHeader {
 /** The header of the segment in `buf`, or undefined when it is torn; throws when it is wrong. */
 function readHeader(buf: Uint8Array, seg: Segment): SegmentHeader | undefined {
   const h = readRecord(buf, 0)
-  if (h === undefined || h.type !== REC_HEADER) return undefined
+  if (h === undefined) return undefined
+  if (h.type !== REC_HEADER) {
+    // It passed its checksum, so it is not a torn header: a later format's, say. Never removed as one.
+    throw new CorruptLogError(`${seg.path} starts with a record of type ${h.type} at byte 0, not a header`)
+  }
   const where = `the header of ${seg.path} (byte 0)`
   const header = decodeRecord(buf.subarray(h.start, h.end), where)
-  if (header.v !== FORMAT_VERSION)
-    throw new CorruptLogError(`${where} has unknown format version ${String(header.v)}`)
+  checkVersion(header.v, where)
   if (header.seq !== seg.seq) {
     throw new CorruptLogError(`${where} belongs to segment ${String(header.seq)}: segment files were renamed`)
   }

@@ -21,9 +21,10 @@ import {
   writeFile,
 } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { crc32 } from 'node:zlib'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { FileLogStore, type FileLogStoreOptions } from '../../../platform/node/file-log-store.ts'
 import {
@@ -34,6 +35,7 @@ import {
   Network,
   StorageError,
 } from '../../../platform/node/index.ts'
+import { decodeCanonical, encodeCanonical } from '../../../src/primitives/codec.ts'
 import { listenOn, uniqueNetwork } from '../../support/nodes.ts'
 import { applyOp, Workload } from './fixtures/crash-workload.ts'
 import { meta, random, range } from './log-store-compliance.ts'
@@ -104,6 +106,16 @@ function recordOffsets(buf: Buffer): number[] {
   const out: number[] = []
   for (let p = 0; p + 9 <= buf.length; p += 9 + buf.readUInt32LE(p)) out.push(p)
   return out
+}
+
+/** A record as the store frames it: `[u32 length][u32 crc32 of type+payload][u8 type][payload]`. */
+function frame(type: number, payload: Uint8Array): Buffer {
+  const rec = Buffer.alloc(9 + payload.length)
+  rec.writeUInt32LE(payload.length, 0)
+  rec[8] = type
+  rec.set(payload, 9)
+  rec.writeUInt32LE(crc32(rec.subarray(8)), 4)
+  return rec
 }
 
 async function flip(path: string, at: number, n = 4): Promise<void> {
@@ -356,6 +368,124 @@ describe('FileLogStore storage faults', () => {
       // from now on, a deleted last segment is caught
       await rm(await seg(-1))
       await expectRefused(dir, dir)
+    })
+  })
+
+  describe('a damaged MANIFEST, and files of a later format', () => {
+    const manifest = () => join(dir, 'MANIFEST')
+
+    /** Every file in `dir` but the lock, with its bytes: a refused open must leave them as they were. */
+    async function contents(): Promise<Map<string, string>> {
+      const out = new Map<string, string>()
+      for (const name of (await readdir(dir)).sort()) {
+        if (name !== 'LOCK') out.set(name, (await readFile(join(dir, name))).toString('hex'))
+      }
+      return out
+    }
+
+    /** Refused (see expectRefused) with `problem` in the message, and nothing in `dir` changed. */
+    async function expectRefusedAsIs(file: string, problem: RegExp): Promise<void> {
+      const before = await contents()
+      expect(await expectRefused(dir, file)).toMatch(problem)
+      expect(await contents()).toEqual(before)
+    }
+
+    /** A header record like the one at the start of `path`, with `change` applied to its fields. */
+    async function header(path: string, change: Record<string, unknown>): Promise<Uint8Array> {
+      const buf = await readFile(path)
+      const payload = decodeCanonical(buf.subarray(9, 9 + buf.readUInt32LE(0))) as Record<string, unknown>
+      return frame(1, encodeCanonical({ ...payload, ...change }))
+    }
+
+    /** The segment after the last one, as if a later version had started it. */
+    async function nextSegment(): Promise<string> {
+      const last = (await segments()).at(-1)!
+      return join(dir, `${String(Number(last.slice(0, 16)) + 1).padStart(16, '0')}.seg`)
+    }
+
+    it('empty, cut short, garbage, failing its checksum or with bytes after it: refused as it is', async () => {
+      const acked = await prepared()
+      const good = await readFile(manifest())
+      const flipped = Buffer.from(good)
+      flipped[good.length - 1]! ^= 0x01
+      const cases: [Uint8Array, RegExp][] = [
+        [new Uint8Array(0), /MANIFEST is empty/],
+        [good.subarray(0, 5), /MANIFEST is cut short/],
+        [good.subarray(0, good.length - 1), /MANIFEST is cut short/],
+        [new Uint8Array(good.length).fill(0x5a), /MANIFEST is cut short/],
+        [flipped, /MANIFEST fails its checksum/],
+        [Buffer.concat([good, Buffer.from([0])]), /MANIFEST has 1 bytes after its record/],
+      ]
+      for (const [bytes, problem] of cases) {
+        await writeFile(manifest(), bytes)
+        await expectRefusedAsIs(manifest(), problem)
+      }
+      // nothing was lost: the operator restores it and the store opens with every acknowledged write
+      await writeFile(manifest(), good)
+      const s = await FileLogStore.open(dir, SMALL)
+      await expectIntact(s, acked)
+      await s.close()
+    })
+
+    it('of a later format version, or not a manifest: refused as it is', async () => {
+      await prepared()
+      const top = (await segments()).length
+      const cases: [Uint8Array, RegExp][] = [
+        [frame(6, encodeCanonical({ v: 2, top })), /unknown format version 2 \(written by a newer version/],
+        [frame(6, encodeCanonical({ top })), /MANIFEST has no format version/],
+        [frame(6, encodeCanonical({ v: 1, top: 'x' })), /MANIFEST is malformed/],
+        [frame(6, encodeCanonical('MANIFEST')), /MANIFEST is not a map/],
+        [frame(4, encodeCanonical({ v: 1, top })), /type 4 at byte 0, not a manifest/],
+      ]
+      for (const [bytes, problem] of cases) {
+        await writeFile(manifest(), bytes)
+        await expectRefusedAsIs(manifest(), problem)
+      }
+    })
+
+    it('a segment whose header has a later format version: refused as it is, first, last or unrecorded', async () => {
+      await prepared()
+      for (const k of [0, -1]) {
+        const path = await seg(k)
+        const good = await readFile(path)
+        const start = recordOffsets(good)[1]!
+        await writeFile(path, Buffer.concat([await header(path, { v: 2 }), good.subarray(start)]))
+        await expectRefusedAsIs(path, /byte 0\) has unknown format version 2/)
+        await writeFile(path, good)
+      }
+      // a segment the manifest does not list yet, which a torn header would leave removable
+      const next = await nextSegment()
+      await writeFile(next, await header(await seg(-1), { v: 2, seq: Number(basename(next).slice(0, 16)) }))
+      await expectRefusedAsIs(next, /unknown format version 2/)
+    })
+
+    it('a segment starting with a record of a type it does not know: refused as it is, not removed as torn', async () => {
+      const acked = await prepared()
+      const next = await nextSegment()
+      await writeFile(next, frame(7, encodeCanonical({ v: 2 })))
+      await expectRefusedAsIs(next, /starts with a record of type 7 at byte 0, not a header/)
+      await rm(next)
+      const s = await FileLogStore.open(dir, SMALL)
+      await expectIntact(s, acked)
+      await s.close()
+    })
+
+    it('a record of a type it does not know at the tail of the last segment: refused as it is, not cut', async () => {
+      await prepared()
+      const path = await seg(-1)
+      const size = (await stat(path)).size
+      await appendFile(path, frame(7, encodeCanonical({ x: 1 })))
+      await expectRefusedAsIs(path, new RegExp(`unknown type 7 at byte ${size}\\b`))
+    })
+
+    it('a snapshot file of a record type it does not know: refused as it is', async () => {
+      const s = await FileLogStore.open(dir, SMALL)
+      await fill(s)
+      await s.saveSnapshot(meta(40, 5), random(100))
+      await s.close()
+      const path = join(dir, 'snapshot')
+      await writeFile(path, frame(8, encodeCanonical({ v: 2, m: meta(40, 5) })))
+      await expectRefusedAsIs(path, /unknown type 8 at byte 0/)
     })
   })
 
