@@ -15,6 +15,7 @@ import { encodeCanonical } from '../../src/primitives/codec.ts'
 import { ClosedError, InvalidArgumentError } from '../../src/primitives/errors.ts'
 import {
   type Action,
+  checkedRead,
   exact,
   META,
   type MetaRecord,
@@ -71,7 +72,10 @@ export interface IdbLogStoreOptions {
  *   and the replica re-syncs from its peers, as a new member would. The browser platform asks for
  *   persistent storage (`navigator.storage.persist()`) to make eviction unlikely.
  * - A database that exists but was not written by this store (no `log` object store, unknown format,
- *   entries that do not match `meta`) is refused with StorageError / CorruptLogError, never overwritten.
+ *   entries that do not match `meta`, a snapshot payload `meta` does not name) is refused with
+ *   StorageError / CorruptLogError, never overwritten. Entries are decoded when read, not on open: one
+ *   whose bytes are damaged (or disagree with the term stored beside them) fails that read with
+ *   CorruptLogError.
  * - One store per database: a second `open` of the same name, in this tab or another one of the origin,
  *   gets DataDirLockedError (Web Locks; see web-lock.ts).
  */
@@ -152,7 +156,12 @@ export class IdbLogStore implements LogStore {
 
   async load(): Promise<LoadedLog> {
     this.#checkUsable()
-    return this.#image.load()
+    return checkedRead(
+      this.name,
+      this.#image.view,
+      () => this.#image.load(),
+      (l) => l.entries,
+    )
   }
 
   firstIndex(): number {
@@ -169,7 +178,12 @@ export class IdbLogStore implements LogStore {
 
   async entries(from: number, to: number, options?: ReadOptions): Promise<LogEntry[]> {
     this.#checkUsable()
-    return this.#image.read(from, to, options?.maxBytes)
+    return checkedRead(
+      this.name,
+      this.#image.view,
+      () => this.#image.read(from, to, options?.maxBytes),
+      (e) => e,
+    )
   }
 
   hardState(): HardState {

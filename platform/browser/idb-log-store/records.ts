@@ -4,7 +4,7 @@
  */
 
 import type { StoredSnapshot } from '../../../src/groups/storage/log-image.ts'
-import type { HardState, SnapshotMeta } from '../../../src/groups/storage/log-store.ts'
+import type { HardState, LogEntry, SnapshotMeta } from '../../../src/groups/storage/log-store.ts'
 import {
   CorruptLogError,
   checkHardState,
@@ -13,6 +13,7 @@ import {
 } from '../../../src/groups/storage/log-store.ts'
 import { LogView } from '../../../src/groups/storage/log-view.ts'
 import { decodeCanonical, encodeCanonical } from '../../../src/primitives/codec.ts'
+import { describeValue } from '../../../src/primitives/errors.ts'
 
 export type { StoredSnapshot }
 
@@ -100,7 +101,9 @@ function emptyState(name: string, keys: IDBValidKey[], snap: unknown): StoredSta
 function checkedMeta(name: string, meta: unknown): MetaRecord {
   const m = meta as Partial<MetaRecord>
   if (m === null || typeof m !== 'object') throw corrupt(name, 'the meta record is not an object')
-  if (m.v !== FORMAT) throw corrupt(name, `unknown format ${String(m.v)} (written by another version?)`)
+  if (m.v === undefined) throw corrupt(name, 'the meta record has no format version')
+  if (m.v !== FORMAT)
+    throw corrupt(name, `unknown format ${describeValue(m.v)} (written by another version?)`)
   if (
     !isIndex(m.offset) ||
     !isIndex(m.last) ||
@@ -124,6 +127,10 @@ function checkStoredHardState(name: string, hs: Uint8Array): void {
 
 /** The snapshot `meta` names, if any; its payload comes from the `snap` record when `meta` says so. */
 function readSnapshot(name: string, m: MetaRecord, snap: unknown): StoredSnapshot | undefined {
+  // `snap` is put or deleted in the transaction that writes the `meta` naming it: a payload `meta`
+  // does not name lost its metadata, and opening without it would drop the state it holds.
+  if (snap !== undefined && (m.snap === undefined || !m.snapData))
+    throw corrupt(name, 'the meta record does not name the snapshot payload stored')
   if (m.snap === undefined) return undefined
   let snapshot: StoredSnapshot
   try {
@@ -161,6 +168,31 @@ function readEntries(
     view.push(v.t, v.b)
   }
   return view
+}
+
+/**
+ * Runs a read of the log (entries are decoded only when read, not on open), naming the database in a
+ * CorruptLogError, and refuses entries whose bytes disagree with the term stored beside them, which
+ * `term()` answers from: Raft would match logs on one term and replicate another.
+ */
+export function checkedRead<T>(
+  name: string,
+  view: LogView<Uint8Array>,
+  read: () => T,
+  entriesOf: (out: T) => readonly LogEntry[],
+): T {
+  let out: T
+  try {
+    out = read()
+  } catch (err) {
+    if (err instanceof CorruptLogError) throw corrupt(name, err.message, { cause: err })
+    throw err
+  }
+  for (const e of entriesOf(out)) {
+    const t = view.term(e.index)
+    if (e.term !== t) throw corrupt(name, `entry ${e.index} holds term ${e.term}, its record says ${t}`)
+  }
+  return out
 }
 
 function isIndex(n: unknown): n is number {

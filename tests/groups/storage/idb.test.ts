@@ -156,6 +156,138 @@ describe('IdbLogStore', () => {
     await (await open()).close()
   })
 
+  /** Every record of the database, key and value: a refused open or read must leave them as they were. */
+  async function dump(): Promise<[IDBValidKey, unknown][]> {
+    const keys = await raw((store) => store.getAllKeys())
+    const values = await raw((store) => store.getAll())
+    return keys.map((k, i) => [k, values[i]])
+  }
+
+  /** Opening is refused with CorruptLogError naming the database and `problem`, and changes nothing. */
+  async function expectRefused(problem: RegExp): Promise<void> {
+    const before = await dump()
+    const err = await IdbLogStore.open(name).then(
+      async (s) => {
+        await s.close()
+        return undefined
+      },
+      (e: unknown) => e,
+    )
+    expect(err, 'the store opened').toBeInstanceOf(CorruptLogError)
+    expect((err as CorruptLogError).code).toBe('CORRUPT_LOG')
+    expect((err as Error).message).toContain(name)
+    expect((err as Error).message).toMatch(problem)
+    expect(await dump()).toEqual(before)
+  }
+
+  /** Entries 1..5 of term 2, a vote and a snapshot at 2 with its payload: the acknowledged state. */
+  async function written(): Promise<{ meta: Record<string, unknown>; entry3: { t: number; b: Uint8Array } }> {
+    const s = await open()
+    await s.write({ hardState: { term: 2, vote: 'b', commit: 4 }, entries: range(1, 5, 2) })
+    await s.saveSnapshot(meta(2, 2), random(50))
+    await s.close()
+    stores.splice(stores.indexOf(s), 1)
+    return {
+      meta: (await raw((store) => store.get('meta'))) as Record<string, unknown>,
+      entry3: (await raw((store) => store.get(3))) as { t: number; b: Uint8Array },
+    }
+  }
+
+  async function expectIntact(): Promise<void> {
+    const s = await open()
+    expect(await s.entries(1, 10)).toEqual(range(1, 5, 2))
+    expect(s.hardState()).toEqual({ term: 2, vote: 'b', commit: 4 })
+    expect(s.snapshot()).toEqual(meta(2, 2))
+    await s.close()
+  }
+
+  it('refuses a malformed meta record at open with CorruptLogError, and changes nothing', async () => {
+    const { meta: good } = await written()
+    const hs = good.hs as Uint8Array
+    const cases: [unknown, RegExp][] = [
+      ['meta', /the meta record is not an object/],
+      [null, /the meta record is not an object/],
+      [{ ...good, v: undefined }, /the meta record has no format version/],
+      [{ ...good, v: '1' }, /unknown format "1"/],
+      [{ ...good, v: 2, hs: 'a later layout' }, /unknown format 2 \(written by another version\?\)/],
+      [{ ...good, offset: '0' }, /the meta record is malformed/],
+      [{ ...good, last: -1 }, /the meta record is malformed/],
+      [{ ...good, offsetTerm: undefined }, /the meta record is malformed/],
+      [{ ...good, hs: Array.from(hs) }, /the meta record is malformed/],
+      [{ ...good, hs: hs.slice(0, hs.length - 3) }, /the stored hard state is malformed/],
+      [{ ...good, snap: new Uint8Array([0xa1, 0x61]) }, /the stored snapshot metadata is malformed/],
+      [{ ...good, snap: 'snapshot' }, /the stored snapshot metadata is malformed/],
+    ]
+    for (const [value, problem] of cases) {
+      await raw((store) => store.put(value, 'meta'))
+      await expectRefused(problem)
+    }
+    await raw((store) => store.put(good, 'meta'))
+    await expectIntact()
+  })
+
+  it('refuses malformed entry records at open, and changes nothing', async () => {
+    const { entry3 } = await written()
+    const cases: [IDBValidKey, unknown, RegExp][] = [
+      [3, null, /entry 3 is malformed/],
+      [3, 'entry', /entry 3 is malformed/],
+      [3, { ...entry3, t: '2' }, /entry 3 is malformed/],
+      [3, { ...entry3, t: -1 }, /entry 3 is malformed/],
+      [3, { t: 2 }, /entry 3 is malformed/],
+      [3, { t: 2, b: Array.from(entry3.b) }, /entry 3 is malformed/],
+      [6, entry3, /meta says entries 1\.\.5, the database holds 6/],
+    ]
+    for (const [key, value, problem] of cases) {
+      await raw((store) => store.put(value, key))
+      await expectRefused(problem)
+      if (key === 3) await raw((store) => store.put(entry3, 3))
+      else await raw((store) => store.delete(key))
+    }
+    await expectIntact()
+  })
+
+  it('an entry whose bytes are damaged opens, but reading it is refused, naming the database', async () => {
+    const { entry3 } = await written()
+    const entry2 = (await raw((store) => store.get(2))) as { t: number; b: Uint8Array }
+    const cases: [unknown, RegExp][] = [
+      [{ ...entry3, b: entry3.b.slice(0, entry3.b.length - 2) }, /stored log entry 3 does not decode/],
+      [{ ...entry3, b: entry2.b }, /stored log entry 3 carries index 2/],
+      [{ ...entry3, t: 9 }, /entry 3 holds term 2, its record says 9/],
+    ]
+    for (const [value, problem] of cases) {
+      await raw((store) => store.put(value, 3))
+      const s = await open()
+      for (const read of [() => s.entries(1, 5), () => s.entries(3, 3), () => s.load()]) {
+        const err = await read().catch((e: unknown) => e)
+        expect(err).toBeInstanceOf(CorruptLogError)
+        expect((err as Error).message).toContain(`IndexedDB log store ${name}:`)
+        expect((err as Error).message).toMatch(problem)
+      }
+      // the entries around it still read, and nothing was written
+      expect(await s.entries(1, 2)).toEqual(range(1, 2, 2))
+      expect(await s.entries(4, 5)).toEqual(range(4, 5, 2))
+      await s.close()
+      expect(await raw((store) => store.get(3))).toEqual(value)
+    }
+    await raw((store) => store.put(entry3, 3))
+    await expectIntact()
+  })
+
+  it('refuses a snapshot payload without its metadata, and metadata without its payload', async () => {
+    const { meta: good } = await written()
+    const payload = await raw((store) => store.get('snap'))
+    const { snap: _, snapData: __, ...noSnapshot } = good
+    for (const value of [noSnapshot, { ...good, snapData: false }]) {
+      await raw((store) => store.put(value, 'meta'))
+      await expectRefused(/the meta record does not name the snapshot payload stored/)
+    }
+    await raw((store) => store.put(good, 'meta'))
+    await raw((store) => store.delete('snap'))
+    await expectRefused(/the snapshot payload is missing/)
+    await raw((store) => store.put(payload, 'snap'))
+    await expectIntact()
+  })
+
   it('refuses a database of the same name without its object store', async () => {
     await new Promise<void>((resolve, reject) => {
       const req = indexedDB.open(name)
