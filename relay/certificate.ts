@@ -7,12 +7,21 @@
  *   certhash then changes, and browsers need the new address (the relay prints it; a browser that
  *   bootstraps over WebSockets learns it from the relay's catalog entry).
  * - The file holds a private key: it is created with mode 0600, like the identity.
+ * - A file that is unreadable, or whose certificate or key is damaged, stops the relay
+ *   (CertificateFileError) and is left as it is: a new certificate would change the certhash.
  */
-import { createHash, webcrypto } from 'node:crypto'
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import {
+  createHash,
+  createPrivateKey,
+  type KeyObject,
+  X509Certificate as NodeX509Certificate,
+  webcrypto,
+} from 'node:crypto'
+import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { BasicConstraintsExtension, X509Certificate, X509CertificateGenerator } from '@peculiar/x509'
 import { MosaikError } from '../platform/node/index.ts'
+import { writeSecretFile } from './identity.ts'
 
 /** What `webRTCDirect({ certificate })` takes: PEM private key (PKCS#8), PEM certificate, certhash. */
 export interface WebRTCCertificate {
@@ -25,10 +34,21 @@ const DAY_MS = 24 * 60 * 60 * 1000
 export const CERTIFICATE_LIFESPAN_MS = 365 * DAY_MS
 export const CERTIFICATE_RENEW_BEFORE_MS = 30 * DAY_MS
 
-/** The certificate file exists but does not hold a certificate and key. */
+/**
+ * The certificate file exists but cannot be used (unreadable, or not a matching certificate and key);
+ * it is left as it is.
+ */
 export class CertificateFileError extends MosaikError {
+  /** The certificate file. */
+  readonly file: string
   constructor(file: string, reason: string, options?: ErrorOptions) {
-    super('RELAY_CERTIFICATE', `${file}: ${reason}`, options)
+    super(
+      'RELAY_CERTIFICATE',
+      `${file} ${reason}. It was left as it is: restore it, or move it away to have a new one created ` +
+        '(a new certhash: browsers would need the new WebRTC-direct address)',
+      options,
+    )
+    this.file = file
   }
 }
 
@@ -40,19 +60,21 @@ export async function loadOrCreateWebRTCCertificate(
   try {
     text = await readFile(file, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new CertificateFileError(file, `cannot be read (${(err as Error).message})`, { cause: err })
+    }
   }
-  if (text !== undefined) {
-    const held = parse(file, text)
-    if (held.notAfter - now > CERTIFICATE_RENEW_BEFORE_MS)
-      return { certificate: held.certificate, created: false }
-  }
+  // A damaged file is refused (parse throws), never replaced: only a sound one near its end is renewed.
+  const held = text === undefined ? undefined : parse(file, text)
+  if (held !== undefined && held.notAfter - now > CERTIFICATE_RENEW_BEFORE_MS)
+    return { certificate: held.certificate, created: false }
   const certificate = await create(now)
   await mkdir(dirname(file), { recursive: true })
-  const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, `${certificate.privateKey}\n${certificate.pem}\n`, { mode: 0o600 })
-  await chmod(tmp, 0o600)
-  await rename(tmp, file)
+  const contents = `${certificate.privateKey}\n${certificate.pem}\n`
+  if (!(await writeSecretFile(file, contents, held !== undefined))) {
+    // another process created it meanwhile: its certificate is the one browsers get
+    return loadOrCreateWebRTCCertificate(file, now)
+  }
   return { certificate, created: true }
 }
 
@@ -61,11 +83,22 @@ function parse(file: string, text: string): { certificate: WebRTCCertificate; no
   const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(text)?.[0]
   if (!key || !pem) throw new CertificateFileError(file, 'does not hold a PEM private key and certificate')
   let cert: X509Certificate
+  let checked: NodeX509Certificate
   try {
     cert = new X509Certificate(pem)
+    checked = new NodeX509Certificate(pem)
   } catch (err) {
     throw new CertificateFileError(file, 'holds an unreadable certificate', { cause: err })
   }
+  // WebRTC-direct would take a damaged key and fail only in the handshakes, where no operator looks.
+  let privateKey: KeyObject
+  try {
+    privateKey = createPrivateKey(key)
+  } catch (err) {
+    throw new CertificateFileError(file, 'holds an unreadable private key', { cause: err })
+  }
+  if (!checked.checkPrivateKey(privateKey))
+    throw new CertificateFileError(file, "holds a private key that is not its certificate's")
   return {
     certificate: { privateKey: key, pem, certhash: certhashOf(new Uint8Array(cert.rawData)) },
     notAfter: cert.notAfter.getTime(),

@@ -2,19 +2,30 @@
  * The relay's identity: an Ed25519 key in a file, so its peer id (and so the `/p2p/<id>` part of
  * every bootstrap address that names it) survives restarts.
  *
- * Gotchas: the file is created with mode 0600 and written atomically (temporary file, then rename);
- * a key file readable by others is used but reported, since whoever reads it can impersonate the relay.
+ * Gotchas:
+ * - The file is created with mode 0600, fsynced, and linked into place only where no file is: a key
+ *   file is never replaced. One that is unreadable or not a key stops the relay (IdentityFileError):
+ *   a fresh key would silently give it another peer id, and strand every peer bootstrapping from it.
+ * - A key file readable by others is used but reported, since whoever reads it can impersonate the relay.
  */
-import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { MosaikError } from '../platform/node/index.ts'
 
-/** The key file exists but does not hold a libp2p private key. */
+/** The key file exists but cannot be used (unreadable, or not a libp2p private key); it is left as it is. */
 export class IdentityFileError extends MosaikError {
-  constructor(file: string, options?: ErrorOptions) {
-    super('RELAY_IDENTITY', `${file} does not hold a libp2p private key`, options)
+  /** The key file. */
+  readonly file: string
+  constructor(file: string, reason: string, options?: ErrorOptions) {
+    super(
+      'RELAY_IDENTITY',
+      `${file} ${reason}. It was left as it is: restore it, or move it away to start with a new ` +
+        'identity (a new peer id: every bootstrap address naming this relay would change)',
+      options,
+    )
+    this.file = file
   }
 }
 
@@ -26,27 +37,93 @@ export interface LoadedIdentity {
 }
 
 export async function loadOrCreateIdentity(file: string): Promise<LoadedIdentity> {
-  let bytes: Uint8Array | undefined
+  const held = await readIdentity(file)
+  if (held) return held
+  await mkdir(dirname(file), { recursive: true })
+  const key = await generateKeyPair('Ed25519')
+  if (!(await writeSecretFile(file, privateKeyToProtobuf(key), false))) {
+    // another process created it meanwhile: its key is the identity now
+    return loadOrCreateIdentity(file)
+  }
+  return { key, created: true, exposed: false }
+}
+
+/** The identity in `file`, or undefined when there is no such file. */
+async function readIdentity(file: string): Promise<LoadedIdentity | undefined> {
+  let bytes: Uint8Array
   try {
     bytes = await readFile(file)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new IdentityFileError(file, `cannot be read (${(err as Error).message})`, { cause: err })
   }
-  if (bytes) {
-    let key: PrivateKey
-    try {
-      key = privateKeyFromProtobuf(bytes)
-    } catch (err) {
-      throw new IdentityFileError(file, { cause: err })
-    }
-    const mode = (await stat(file)).mode & 0o777
-    return { key, created: false, exposed: (mode & 0o077) !== 0 }
+  let key: PrivateKey
+  try {
+    key = privateKeyFromProtobuf(bytes)
+  } catch (err) {
+    const what =
+      bytes.length === 0 ? 'is empty' : `does not hold a libp2p private key (${(err as Error).message})`
+    throw new IdentityFileError(file, what, { cause: err })
   }
-  await mkdir(dirname(file), { recursive: true })
-  const key = await generateKeyPair('Ed25519')
+  const mode = (await stat(file)).mode & 0o777
+  return { key, created: false, exposed: (mode & 0o077) !== 0 }
+}
+
+/**
+ * Writes `bytes` to `file` with mode 0600, durably: a temporary file, fsynced, then moved into place
+ * and the directory fsynced. With `replace` false it is linked into place, so a file that appeared
+ * meanwhile is kept: then it returns false.
+ */
+export async function writeSecretFile(
+  file: string,
+  bytes: Uint8Array | string,
+  replace: boolean,
+): Promise<boolean> {
   const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, privateKeyToProtobuf(key), { mode: 0o600 })
-  await chmod(tmp, 0o600) // the umask may have narrowed it further, never widened; make it exact
-  await rename(tmp, file)
-  return { key, created: true, exposed: false }
+  let placed = true
+  try {
+    await writeSynced(tmp, bytes, 'w')
+    if (replace) await rename(tmp, file)
+    else placed = await linkNew(tmp, file, bytes)
+  } finally {
+    await rm(tmp, { force: true })
+  }
+  const dir = await open(dirname(file), 'r')
+  try {
+    await dir.sync()
+  } finally {
+    await dir.close()
+  }
+  return placed
+}
+
+/** Links `tmp` to `file` unless a file is there (false); without hard links, writes it exclusively. */
+async function linkNew(tmp: string, file: string, bytes: Uint8Array | string): Promise<boolean> {
+  try {
+    await link(tmp, file)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') return false
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw err
+  }
+  // a file system without hard links (as in dir-lock.ts): a crash may leave it partial, and refused
+  try {
+    await writeSynced(file, bytes, 'wx')
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
+  }
+}
+
+async function writeSynced(path: string, bytes: Uint8Array | string, flag: 'w' | 'wx'): Promise<void> {
+  const fh = await open(path, flag, 0o600)
+  try {
+    await fh.writeFile(bytes)
+    await fh.chmod(0o600) // the umask may have narrowed it further, never widened; make it exact
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
 }

@@ -9,8 +9,10 @@
  * - libp2p cuts relayed connections after 2 min / 128 KiB unless told otherwise. Here both limits
  *   are off by default (`applyDefaultLimit: false`, so relayed connections are not even "limited");
  *   `circuitDurationSeconds` / `circuitDataBytes` turn them back on with the operator's values.
- * - The WebRTC-direct certificate (and so the `/certhash/` in its address) is new on every start:
- *   hand browsers the address printed by the running relay, or a WebSockets one.
+ * - The identity and the WebRTC-direct certificate (and so the peer id and the `/certhash/` in the
+ *   WebRTC-direct address) are kept in files across restarts; a damaged one stops the start and is
+ *   left as it is (identity.ts, certificate.ts). The certificate is renewed when less than 30 days of
+ *   its year remain: the certhash then changes.
  */
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import type { Connection, PrivateKey } from '@libp2p/interface'

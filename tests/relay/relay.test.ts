@@ -2,12 +2,17 @@
  * The relay binary as operators run it: a child process started from source, on loopback. One relay
  * is restarted once (identity), then serves the rest of the suite, and is stopped last (departure).
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+// @peculiar/x509 (certificate.ts) needs the reflect-metadata polyfill, which @libp2p/webrtc loads: the
+// relay imports it before its certificate, and so must a test that calls certificate.ts directly.
+import '@libp2p/webrtc'
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defineStream, Network } from '../../platform/node/index.ts'
+import { CertificateFileError, loadOrCreateWebRTCCertificate } from '../../relay/certificate.ts'
+import { IdentityFileError, loadOrCreateIdentity } from '../../relay/identity.ts'
 import { uniqueNetwork } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 import { killAll, LOOPBACK_LISTEN, RelayProcess, runRelay } from './support.ts'
@@ -230,5 +235,124 @@ describe('mosaik-relay', () => {
     expect(await within(secs(20), departed, 'relay departure')).toBe('departed')
     expect(await within(secs(20), code, 'relay exit')).toBe(0)
     expect(relay!.logs.map((l) => l.msg)).toContain('stopped')
+  })
+})
+
+describe('mosaik-relay with a damaged identity or certificate file', () => {
+  let files: string
+  const key = () => join(files, 'relay.key')
+  const pem = () => join(files, 'relay.webrtc.pem')
+
+  beforeAll(async () => {
+    files = await mkdtemp(join(tmpdir(), 'mosaik-relay-files-'))
+  })
+
+  afterAll(async () => {
+    await rm(files, { recursive: true, force: true })
+  })
+
+  /** Every file in the directory with its bytes: a refused start must leave them as they were. */
+  async function contents(): Promise<Map<string, string>> {
+    const out = new Map<string, string>()
+    for (const name of (await readdir(files)).sort()) {
+      out.set(name, (await readFile(join(files, name))).toString('hex'))
+    }
+    return out
+  }
+
+  /** `load` fails with `type` naming `file`, telling the operator what to do, and changes no file. */
+  async function expectRefused(
+    load: () => Promise<unknown>,
+    type: typeof IdentityFileError | typeof CertificateFileError,
+    file: string,
+    problem: RegExp,
+  ): Promise<void> {
+    const before = await contents()
+    const err = await load().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err, 'loaded').toBeInstanceOf(type)
+    expect((err as IdentityFileError).file).toBe(file)
+    expect((err as Error).message).toContain(file)
+    expect((err as Error).message).toMatch(problem)
+    expect((err as Error).message).toContain('move it away')
+    expect(await contents()).toEqual(before)
+  }
+
+  it('an identity file that is empty, cut short or not a key is refused and kept, not replaced', async () => {
+    const good = (await loadOrCreateIdentity(key())).key
+    const bytes = await readFile(key())
+    const cases: [Uint8Array, RegExp][] = [
+      [new Uint8Array(0), /is empty/],
+      [bytes.subarray(0, bytes.length - 10), /does not hold a libp2p private key/],
+      [new Uint8Array(bytes.length).fill(0xff), /does not hold a libp2p private key/],
+      [Buffer.from('-----BEGIN PRIVATE KEY-----\n'), /does not hold a libp2p private key/],
+    ]
+    for (const [damaged, problem] of cases) {
+      await writeFile(key(), damaged, { mode: 0o600 })
+      await expectRefused(() => loadOrCreateIdentity(key()), IdentityFileError, key(), problem)
+    }
+    await writeFile(key(), bytes)
+    const again = await loadOrCreateIdentity(key())
+    expect(again.created).toBe(false)
+    expect(again.key.equals(good)).toBe(true)
+  })
+
+  it("a certificate file that is damaged, or whose key is not its certificate's, is refused and kept", async () => {
+    const { certificate } = await loadOrCreateWebRTCCertificate(pem())
+    const text = await readFile(pem(), 'utf8')
+    const other = await loadOrCreateWebRTCCertificate(join(files, 'other.pem'))
+    await rm(join(files, 'other.pem'))
+    const body = (block: string) => block.split('\n').slice(1, -1).join('\n')
+    const cases: [string, RegExp][] = [
+      ['', /does not hold a PEM private key and certificate/],
+      [certificate.pem, /does not hold a PEM private key and certificate/],
+      [text.slice(0, text.length - 200), /does not hold a PEM private key and certificate/],
+      [
+        text.replace(body(certificate.pem), body(certificate.pem).slice(40)),
+        /holds an unreadable certificate/,
+      ],
+      [
+        text.replace(body(certificate.privateKey), body(certificate.privateKey).slice(0, 60)),
+        /holds an unreadable private key/,
+      ],
+      [
+        text.replace(certificate.privateKey, other.certificate.privateKey),
+        /holds a private key that is not its certificate's/,
+      ],
+    ]
+    for (const [damaged, problem] of cases) {
+      await writeFile(pem(), damaged, { mode: 0o600 })
+      await expectRefused(() => loadOrCreateWebRTCCertificate(pem()), CertificateFileError, pem(), problem)
+    }
+    await writeFile(pem(), text)
+    const again = await loadOrCreateWebRTCCertificate(pem())
+    expect(again.created).toBe(false)
+    expect(again.certificate.certhash).toBe(certificate.certhash)
+  })
+
+  it('the binary exits 1 naming the damaged file, and leaves it as it is', async () => {
+    const args = ['--network', network, '--identity', key(), '--listen', '/ip4/127.0.0.1/tcp/0']
+    /** Runs the relay, which must refuse to start with `code` naming `file` and change no file. */
+    const expectNoStart = async (file: string, code: string) => {
+      const before = await contents()
+      const run = await within(secs(30), runRelay([...args, '--http-port', 'off']), 'relay exit')
+      expect(run.code).toBe(1)
+      const error = run.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg: string; error?: { code: string; message: string } })
+        .find((l) => l.msg === 'cannot start')?.error
+      expect(error?.code).toBe(code)
+      expect(error?.message).toContain(file)
+      expect(await contents()).toEqual(before)
+    }
+    await writeFile(key(), new Uint8Array(0), { mode: 0o600 })
+    await expectNoStart(key(), 'RELAY_IDENTITY')
+    await rm(key())
+    await loadOrCreateIdentity(key())
+    await writeFile(pem(), 'not a certificate', { mode: 0o600 })
+    await expectNoStart(pem(), 'RELAY_CERTIFICATE')
   })
 })
