@@ -7,7 +7,9 @@
  * destination peer's STOP stream. `CircuitMeter.attach` wraps the server's `handleConnect` (to see
  * the HOP stream once it is piped) and `stopHop` (to see the STOP stream), and counts every byte the
  * relay reads from either. The circuit cap is enforced through the connection gater's
- * `denyOutboundRelayedConnection`, which the server consults before it opens a circuit. The rate
+ * `denyOutboundRelayedConnection`, which the server consults before it opens a circuit; a circuit it
+ * let through counts against the cap from then on, while its STOP stream is still being opened, so
+ * requests arriving together cannot all pass before the first is open. The rate
  * cap is a token bucket (one second of burst) charged by every byte the server forwards: what it
  * cannot pay for waits in a per-stream queue and goes out at the rate, the server's pipe is held
  * meanwhile (its `send` answers false until the queue empties and the meter fires 'drain'), and
@@ -20,6 +22,12 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { ConnectionGater, Stream } from '@libp2p/interface'
+
+/** One `handleConnect` call: whether the gater admitted it, and the STOP stream it opened. */
+interface CircuitCall {
+  admitted: boolean
+  destination?: Stream
+}
 
 interface RelayServerLike {
   handleConnect?: (args: { stream: { unwrap(): unknown } }, options: unknown) => Promise<void>
@@ -49,6 +57,10 @@ export class CircuitMeter {
   /** Bytes the bucket could not pay for yet, per stream, with the stream's own send. */
   readonly #queues = new Map<Stream, { send: Stream['send']; chunks: Uint8Array[] }>()
   readonly #now: () => number
+  /** The `handleConnect` call the code running now belongs to (the gater is consulted inside it). */
+  readonly #call = new AsyncLocalStorage<CircuitCall>()
+  /** Circuits admitted by the gater and not open (or failed) yet: they hold a slot of the cap. */
+  #admitted = 0
   #tokens: number
   #refilledAt: number
   /** Set while throttling: relayed streams are paused and queues flush at the rate. */
@@ -71,9 +83,15 @@ export class CircuitMeter {
   gater(): Pick<ConnectionGater, 'denyOutboundRelayedConnection'> {
     return {
       denyOutboundRelayedConnection: () => {
-        if (this.#options.maxCircuits > 0 && this.active >= this.#options.maxCircuits) {
+        const max = this.#options.maxCircuits
+        if (max > 0 && this.active + this.#admitted >= max) {
           this.refused++
           return true
+        }
+        const call = this.#call.getStore()
+        if (call !== undefined && !call.admitted) {
+          call.admitted = true
+          this.#admitted++
         }
         return false
       },
@@ -86,25 +104,29 @@ export class CircuitMeter {
     const handleConnect = relay.handleConnect?.bind(relay)
     const stopHop = relay.stopHop?.bind(relay)
     if (!handleConnect || !stopHop) return false
-    // Which circuit a STOP stream belongs to: the handleConnect call it was opened in.
-    const circuit = new AsyncLocalStorage<{ destination?: Stream }>()
+    // Which circuit a STOP stream (and a gater call) belongs to: the handleConnect call it is in.
     relay.stopHop = async (args, options) => {
       const destination = await stopHop(args, options)
-      const current = circuit.getStore()
+      const current = this.#call.getStore()
       if (destination && current) current.destination = destination
       return destination
     }
     relay.handleConnect = (args, options) => {
-      const current: { destination?: Stream } = {}
-      return circuit.run(current, async () => {
-        await handleConnect(args, options)
-        // Only now, with the server's pipe reading both streams, may another reader listen: a
-        // 'message' listener added earlier would take bytes the pipe then never sees.
-        if (current.destination?.status !== 'open') return
-        this.opened++
-        this.#destinations.add(current.destination)
-        this.#track(current.destination)
-        this.#track(args.stream.unwrap() as Stream)
+      const current: CircuitCall = { admitted: false }
+      return this.#call.run(current, async () => {
+        try {
+          await handleConnect(args, options)
+          // Only now, with the server's pipe reading both streams, may another reader listen: a
+          // 'message' listener added earlier would take bytes the pipe then never sees.
+          if (current.destination?.status !== 'open') return
+          this.opened++
+          this.#destinations.add(current.destination)
+          this.#track(current.destination)
+          this.#track(args.stream.unwrap() as Stream)
+        } finally {
+          // (after the add: the slot passes from admitted to active with no gap)
+          if (current.admitted) this.#admitted--
+        }
       })
     }
     return true

@@ -1,10 +1,19 @@
 /**
- * The relay's own rate cap (`--max-bytes-per-second`): relayed traffic slows down to it, nothing is
- * lost, and the relayed connection survives being held back.
+ * The relay's own caps. `--max-bytes-per-second`: relayed traffic slows down to it, nothing is lost,
+ * and the relayed connection survives being held back. `--max-circuits`: a relayed connection over
+ * the cap is refused, even among requests arriving together, and a slot frees when a circuit closes.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import type { Connection, Libp2p } from '@libp2p/interface'
+import { noise } from '@libp2p/noise'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defineStream, Network } from '../../platform/node/index.ts'
 import { uniqueNetwork } from '../support/nodes.ts'
@@ -75,5 +84,90 @@ describe('mosaik-relay limits', () => {
     expect(Number(/^mosaik_relay_throttled_total (\d+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1)
     await producer.close()
     await consumer.close()
+  })
+})
+
+describe('mosaik-relay --max-circuits', () => {
+  let capped: RelayProcess
+  const clients: Libp2p[] = []
+
+  beforeAll(async () => {
+    capped = await within(
+      secs(40),
+      RelayProcess.start([
+        '--network',
+        network,
+        '--identity',
+        join(dir, 'capped.key'),
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--http-port',
+        '0',
+        '--max-circuits',
+        '1',
+      ]),
+      'capped relay ready',
+    )
+  })
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.stop()))
+    await capped?.terminate()
+  })
+
+  /** A bare libp2p node that relays through circuit-relay-v2 (listening on `listen`, if given). */
+  async function client(listen: string[] = []): Promise<Libp2p> {
+    const c = await createLibp2p({
+      addresses: { listen },
+      transports: [tcp(), circuitRelayTransport()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify() },
+    })
+    clients.push(c)
+    return c
+  }
+
+  async function circuits(): Promise<{ active: number; refused: number }> {
+    const text = await (await fetch(`${capped.http}/metrics`)).text()
+    const value = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1])
+    return {
+      active: value('mosaik_relay_circuits_active'),
+      refused: value('mosaik_relay_circuits_refused_total'),
+    }
+  }
+
+  /** Resolves once `check` holds: the relay's counts change in another process, with no event here. */
+  async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+    await within(
+      secs(10),
+      (async () => {
+        while (!(await check())) await new Promise((r) => setTimeout(r, 20))
+      })(),
+      what,
+    )
+  }
+
+  it('refuses a relayed connection over the cap, even among ones asked for together, until one closes', async () => {
+    const tcpAddress = capped.address('tcp')
+    const target = await client([`${tcpAddress}/p2p-circuit`])
+    const through = multiaddr(`${tcpAddress}/p2p-circuit/p2p/${target.peerId}`)
+    const [a, b] = await Promise.all([client(), client()])
+    // Both ask at once: one slot, so exactly one circuit opens.
+    const dials = await Promise.allSettled([a!.dial(through), b!.dial(through)])
+    expect(dials.map((d) => d.status).sort()).toEqual(['fulfilled', 'rejected'])
+    const winner = dials[0]!.status === 'fulfilled' ? 0 : 1
+    const open = (dials[winner] as PromiseFulfilledResult<Connection>).value
+    const loser = winner === 0 ? b! : a!
+    expect(await circuits()).toEqual({ active: 1, refused: 1 })
+    // Asked again while the circuit is open: refused again.
+    await expect(loser.dial(through)).rejects.toThrow()
+    expect(await circuits()).toEqual({ active: 1, refused: 2 })
+    // The circuit closes: its slot frees, and the one refused gets through.
+    await open.close()
+    await until('the circuit closed at the relay', async () => (await circuits()).active === 0)
+    const second = await within(secs(10), loser.dial(through), 'relayed dial after a slot freed')
+    expect(second.remotePeer.equals(target.peerId)).toBe(true)
+    expect(await circuits()).toEqual({ active: 1, refused: 2 })
   })
 })
