@@ -1,9 +1,7 @@
-import { isLoopback } from '@libp2p/utils'
-import { ConcurrencyLimit } from '../discovery/limits.ts'
 import { delay } from '../primitives/abort.ts'
 import type { Timers } from '../primitives/time.ts'
 import { CloseCode } from '../transport/close.ts'
-import { hostKey } from '../transport/hosts.ts'
+import { InboundLimit } from '../transport/limits.ts'
 import type { Link } from '../transport/link.ts'
 import type { Probation } from './probation.ts'
 
@@ -14,8 +12,7 @@ const noop = () => {}
  * peer and per remote host, and the turns of peers on probation. A refusal goes through `refuse`.
  */
 export class SubscriptionLimits {
-  readonly #perPeer: ConcurrencyLimit
-  readonly #perHost: ConcurrencyLimit
+  readonly #subscriptions: InboundLimit
   /** Peers found lagging: no grace, and spaced re-subscriptions. */
   readonly #probation: Probation
   readonly #handshakeTimeoutMs: number
@@ -34,8 +31,7 @@ export class SubscriptionLimits {
     },
     refuse: (link: Link, peerId: string, code: number, reason: string) => void,
   ) {
-    this.#perPeer = new ConcurrencyLimit(options.perPeer, Number.POSITIVE_INFINITY)
-    this.#perHost = new ConcurrencyLimit(options.perHost, Number.POSITIVE_INFINITY)
+    this.#subscriptions = new InboundLimit({ perPeer: options.perPeer, perHost: options.perHost })
     this.#probation = options.probation
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs
     this.#now = options.now
@@ -48,23 +44,13 @@ export class SubscriptionLimits {
    * it with TooManyStreams when either is reached.
    */
   count(link: Link, peerId: string): boolean {
-    const releasePeer = this.#perPeer.enter(peerId)
-    if (!releasePeer) {
-      this.#refuse(link, peerId, CloseCode.TooManyStreams, 'too many subscriptions from this peer')
+    const slot = this.#subscriptions.enter(peerId, link.connection.remoteAddr)
+    if (!slot.ok) {
+      const from = slot.reached === 'host' ? 'host' : 'peer'
+      this.#refuse(link, peerId, CloseCode.TooManyStreams, `too many subscriptions from this ${from}`)
       return false
     }
-    const address = link.connection.remoteAddr
-    const host = isLoopback(address) ? undefined : hostKey(address)
-    const releaseHost = host === undefined ? noop : this.#perHost.enter(host)
-    if (!releaseHost) {
-      releasePeer()
-      this.#refuse(link, peerId, CloseCode.TooManyStreams, 'too many subscriptions from this host')
-      return false
-    }
-    link.closed.then(() => {
-      releasePeer()
-      releaseHost()
-    })
+    link.closed.then(slot.release)
     return true
   }
 

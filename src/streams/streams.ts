@@ -1,6 +1,5 @@
 import type { Discovery } from '../discovery/discovery.ts'
 import { compareVersions } from '../discovery/entry.ts'
-import { ConcurrencyLimit } from '../discovery/limits.ts'
 import { deadline as deadlineOf, linkSignals } from '../primitives/abort.ts'
 import type { BackoffOptions } from '../primitives/backoff.ts'
 import { toHex } from '../primitives/bytes.ts'
@@ -9,6 +8,7 @@ import { ClosedError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { CloseCode, closeCodeName } from '../transport/close.ts'
 import type { Logger, MosaikLibp2p, NetworkContext } from '../transport/context.ts'
+import { InboundLimit } from '../transport/limits.ts'
 import { DEFAULT_MAX_FRAME_SIZE, type Link } from '../transport/link.ts'
 import { Consumer, type ConsumerHost, type ConsumerOptions } from './consumer.ts'
 import type { StreamDef } from './def.ts'
@@ -41,6 +41,12 @@ export const MAX_HANDSHAKE_BYTES = 1024
 export const HANDSHAKES_PER_PEER = 8
 /** Handshakes all peers together may have in progress with this node at once. */
 export const HANDSHAKES_TOTAL = 256
+/**
+ * Handshakes the peers of one remote host may have in progress with this node at once (loopback is
+ * not counted); more get TooManyStreams (429). A quarter of the total: a host may hold 32 connections
+ * of minted identities, 8 handshakes each, so without it one host could stall every subscription.
+ */
+export const HANDSHAKES_PER_HOST = HANDSHAKES_TOTAL / 4
 
 /**
  * What streams use of their node: identity, clock, and links on the streams protocol (Network passes
@@ -80,7 +86,11 @@ export class Streams {
   readonly #sinkHost: SinkHost
   readonly #consumerHost: ConsumerHost
   readonly #refused: Record<string, number> = {}
-  readonly #handshakes = new ConcurrencyLimit(HANDSHAKES_PER_PEER, HANDSHAKES_TOTAL)
+  readonly #handshakes = new InboundLimit({
+    perPeer: HANDSHAKES_PER_PEER,
+    perHost: HANDSHAKES_PER_HOST,
+    total: HANDSHAKES_TOTAL,
+  })
   #stopped = false
 
   private constructor(ctx: StreamsComponents, discovery: Discovery, options: StreamsOptions) {
@@ -215,11 +225,16 @@ export class Streams {
   /**
    * The producer side of the handshake (the order of checks is documented in wire.ts). The handshake
    * must arrive within the handshake timeout (else Timeout 408) and fit MAX_HANDSHAKE_BYTES (else
-   * FrameTooLarge 413), and one peer may have HANDSHAKES_PER_PEER in progress (else TooManyStreams).
+   * FrameTooLarge 413), and one peer may have HANDSHAKES_PER_PEER in progress, one remote host
+   * HANDSHAKES_PER_HOST (else TooManyStreams).
    */
   async #accept(link: Link): Promise<void> {
-    const release = this.#handshakes.enter(link.remotePeer)
-    if (!release) return this.#refuse(link, CloseCode.TooManyStreams, 'too many handshakes in progress')
+    const slot = this.#handshakes.enter(link.remotePeer, link.connection.remoteAddr)
+    if (!slot.ok) {
+      const from = slot.reached === 'host' ? 'from this host' : 'in progress'
+      return this.#refuse(link, CloseCode.TooManyStreams, `too many handshakes ${from}`)
+    }
+    const release = slot.release
     let message: unknown
     const deadline = deadlineOf(this.#handshakeTimeoutMs, this.#scope)
     const linked = linkSignals(this.#scope.signal, deadline.signal)

@@ -22,7 +22,7 @@ import { CloseCode } from '../transport/close.ts'
  *    handshake timeout → TooSlow (10413); `maxConsumers` reached → NoCapacity (10509); `require`
  *    fails → NotAllowed (10403). Before any of that: a handshake that has not arrived within the
  *    handshake timeout → Timeout (408); one over 1 KiB → FrameTooLarge (413); more than 8 handshakes
- *    of one peer in progress → TooManyStreams (429).
+ *    of one peer, or 64 of one remote host, in progress → TooManyStreams (429).
  *    StartStream is one canonical-CBOR message `[networkId, streamId]`; the consumer checks both.
  * 3. Then data: each later message from the producer is a batch of one or more datums, each written as
  *    `varint(length) ‖ encoded datum`, back to back to the end of the message. Batching is what makes

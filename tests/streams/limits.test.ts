@@ -1,4 +1,3 @@
-import { networkInterfaces } from 'node:os'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
@@ -10,16 +9,17 @@ import {
 } from '../../platform/node/index.ts'
 import { SubscriptionLimits } from '../../src/streams/admission.ts'
 import { Probation } from '../../src/streams/probation.ts'
-import { HANDSHAKES_PER_PEER } from '../../src/streams/streams.ts'
+import { HANDSHAKES_PER_HOST, HANDSHAKES_PER_PEER } from '../../src/streams/streams.ts'
 import type { Link } from '../../src/transport/link.ts'
+import { externalAddress, NO_EXTERNAL_ADDRESS } from '../support/hosts.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ManualTime, ms, secs, within } from '../support/time.ts'
 import { producerEvent, sees, take } from './support.ts'
 
 /**
- * The producer's limits on what one peer or one host may hold: handshakes in progress per peer, and
- * subscriptions per remote host. Each test checks the close code the attacker gets and that a
- * consumer elsewhere is still served.
+ * The producer's limits on what one peer or one host may hold: handshakes in progress per peer and
+ * per remote host, and subscriptions per remote host. Each test checks the close code the attacker
+ * gets and that a consumer elsewhere is still served.
  */
 
 const Text = defineStream<string>('text')
@@ -90,25 +90,12 @@ describe('a producer bounds the handshakes one peer has in progress', () => {
   })
 })
 
-/**
- * A non-loopback address of this machine. Nodes that listen and dial on it reach each other over
- * the loopback interface, but the producer sees that address as theirs: one remote host, counted
- * like any other (loopback connections are not). Link-local IPv6 is left out (it needs a zone).
- */
-function externalAddress(): string | undefined {
-  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? [])
-  const v4 = all.find((a) => a.family === 'IPv4' && !a.internal)
-  if (v4) return `/ip4/${v4.address}`
-  const v6 = all.find((a) => a.family === 'IPv6' && !a.internal && !/^fe[89ab]/i.test(a.address))
-  return v6 && `/ip6/${v6.address}`
-}
-
 const external = externalAddress()
-const noExternal = 'this machine has no non-loopback address'
+const noExternal = NO_EXTERNAL_ADDRESS
 if (!external) console.warn(`[streams limits.test] per-host test skipped: ${noExternal}`)
 
 describe.skipIf(!external)(
-  `a producer bounds subscriptions per remote host${external ? '' : ` (skipped: ${noExternal})`}`,
+  `a producer bounds subscriptions and handshakes per remote host${external ? '' : ` (skipped: ${noExternal})`}`,
   () => {
     const nodes = new Nodes('tcp')
     afterEach(() => nodes.closeAll())
@@ -160,6 +147,60 @@ describe.skipIf(!external)(
           .map((ch) => ch.consumerId)
           .sort(),
       ).toEqual([a2.peerId, a3.peerId, good.peerId].sort())
+    })
+
+    it(`refuses a host's handshakes past ${HANDSHAKES_PER_HOST} in progress with 429, whatever its identities; loopback still subscribes`, async () => {
+      const handshakeTimeoutMs = ms(3000)
+      const victim = await nodes.create({
+        listen: [`${external}/tcp/0`, '/ip4/127.0.0.1/tcp/0'],
+        streams: { handshakeTimeoutMs },
+      })
+      const viaExternal = victim.addresses.filter((a) => a.startsWith(`${external}/`))
+      // Enough identities on one host to hold its whole cap within their own per-peer caps, and one
+      // more. One at a time: the victim lets a host have only 8 connections still upgrading.
+      const holders = HANDSHAKES_PER_HOST / HANDSHAKES_PER_PEER
+      const attackers: Network[] = []
+      for (let i = 0; i <= holders; i++) {
+        attackers.push(await nodes.create({ listen: [`${external}/tcp/0`], bootstrap: viaExternal }))
+      }
+      const late = attackers[holders] as Network
+      const good = await nodes.create({
+        bootstrap: victim.addresses.filter((a) => a.startsWith('/ip4/127.')),
+      })
+      await within(secs(15), victim.discovery.when.peers(holders + 2), 'victim knows everyone')
+      const p = victim.streams.producer(Text)
+      await sees(good, victim, (peer) => peer.streams.has(Text.streamId), 'the stream in the catalog')
+
+      // Links that never send their handshake, HANDSHAKES_PER_PEER per identity: no peer is over its
+      // own cap, but together they hold every slot of their host until the timeout.
+      const held: Link[] = []
+      for (const attacker of attackers.slice(0, holders)) {
+        for (let i = 0; i < HANDSHAKES_PER_PEER; i++) {
+          held.push(await attacker.context.openLink(victim.peerId, protocolOf(victim)))
+        }
+      }
+      // A fresh identity of that host is refused at once, though it holds no handshake itself.
+      const over = await late.context.openLink(victim.peerId, protocolOf(victim))
+      expect(await within(secs(5), over.closed)).toEqual({
+        code: CloseCode.TooManyStreams,
+        reason: 'too many handshakes from this host',
+        remote: true,
+      })
+      expect(held.some((l) => l.isClosed)).toBe(false)
+
+      // A consumer on loopback (not counted per host) subscribes while the host's handshakes are held.
+      const c = good.streams.consumer(Text)
+      await within(secs(5), p.when.subscribed().wait(), 'the honest consumer subscribes')
+      expect(held.some((l) => l.isClosed)).toBe(false)
+      await p.send('still serving')
+      expect(await take(c, 1)).toEqual(['still serving'])
+
+      // The held links time out, and the host's slots are free again.
+      for (const link of held) {
+        expect(await within(secs(5), link.closed)).toMatchObject({ code: CloseCode.Timeout, remote: true })
+      }
+      expect(victim.streams.stats.refused).toEqual({ TooManyStreams: 1, Timeout: HANDSHAKES_PER_HOST })
+      await subscribe(late, victim, Text.streamId)
     })
   },
 )
