@@ -1,5 +1,4 @@
 import type { Discovery } from '../discovery/discovery.ts'
-import { ConcurrencyLimit } from '../discovery/limits.ts'
 import { deadline as deadlineOf, linkSignals } from '../primitives/abort.ts'
 import { toHex } from '../primitives/bytes.ts'
 import { Digest } from '../primitives/digest.ts'
@@ -8,6 +7,7 @@ import type { Scope } from '../primitives/scope.ts'
 import { type TicketValidator, validatorList } from '../tickets/ticket.ts'
 import { CloseCode } from '../transport/close.ts'
 import type { NetworkContext } from '../transport/context.ts'
+import { InboundLimit } from '../transport/limits.ts'
 import type { Link } from '../transport/link.ts'
 import { type AcceptDecision, acceptBond, BOND_HANDSHAKE_FRAME } from './bond.ts'
 import { type ConsensusOptions, consensusConfig, consensusDigest } from './config.ts'
@@ -52,6 +52,11 @@ const FRAME_HEADROOM = 64 * 1024
 export const BOND_HANDSHAKES_PER_PEER = 64
 /** Bond handshakes all peers together may have in progress with this node at once. */
 export const BOND_HANDSHAKES_TOTAL = 256
+/**
+ * Bond handshakes the peers of one remote host may have in progress with this node at once (loopback
+ * is not counted): a quarter of the total, so one host minting identities cannot hold every slot.
+ */
+export const BOND_HANDSHAKES_PER_HOST = BOND_HANDSHAKES_TOTAL / 4
 
 /** Options of the groups subsystem, node-wide. */
 export interface GroupsOptions {
@@ -106,7 +111,11 @@ export class Groups {
   readonly #groups = new Map<string, JoinedGroup>()
   readonly #joining = new Map<string, Promise<JoinedGroup>>()
   readonly #following = new AbortController()
-  readonly #handshakes = new ConcurrencyLimit(BOND_HANDSHAKES_PER_PEER, BOND_HANDSHAKES_TOTAL)
+  readonly #handshakes = new InboundLimit({
+    perPeer: BOND_HANDSHAKES_PER_PEER,
+    perHost: BOND_HANDSHAKES_PER_HOST,
+    total: BOND_HANDSHAKES_TOTAL,
+  })
 
   private constructor(ctx: GroupsComponents, discovery: Discovery, options: GroupsOptions) {
     this.#ctx = ctx
@@ -270,12 +279,14 @@ export class Groups {
   /**
    * Inbound bonds: authenticated against the group's secret, then handed to its worker. Until the
    * initiator has proven the secret its frames may be BOND_HANDSHAKE_FRAME at most, and one peer may
-   * have BOND_HANDSHAKES_PER_PEER handshakes in progress (else TooManyStreams).
+   * have BOND_HANDSHAKES_PER_PEER handshakes in progress, one remote host BOND_HANDSHAKES_PER_HOST
+   * (else TooManyStreams).
    */
   async #accept(link: Link): Promise<void> {
-    const release = this.#handshakes.enter(link.remotePeer)
-    if (!release) {
-      link.beginClose(CloseCode.TooManyStreams, 'too many bond handshakes in progress')
+    const slot = this.#handshakes.enter(link.remotePeer, link.connection.remoteAddr)
+    if (!slot.ok) {
+      const from = slot.reached === 'host' ? ' from this host' : ' in progress'
+      link.beginClose(CloseCode.TooManyStreams, `too many bond handshakes${from}`)
       return
     }
     const deadline = deadlineOf(this.#options.handshakeTimeoutMs, this.#ctx.scope)
@@ -310,7 +321,7 @@ export class Groups {
         )
       }
     } finally {
-      release()
+      slot.release()
       linked.clear()
       deadline.clear()
     }
