@@ -3,17 +3,19 @@ import { equalBytes } from '../primitives/bytes.ts'
 import { DecodeError, MosaikError } from '../primitives/errors.ts'
 import { peerOfAddress } from '../transport/addresses.ts'
 import { CloseCode } from '../transport/close.ts'
+import { InboundLimit } from '../transport/limits.ts'
 import type { Link } from '../transport/link.ts'
 import { departureToWire } from './departure.ts'
 import { SignedPeerEntry } from './entry.ts'
 import type { Ingestion } from './ingest.ts'
 import {
-  ConcurrencyLimit,
   closeCodeOf,
+  PINGS_PER_HOST,
   PINGS_PER_PEER,
   PINGS_TOTAL,
   pingClientLinkOptions,
   pingServerLinkOptions,
+  SYNCS_PER_HOST,
   SYNCS_PER_PEER,
   SYNCS_TOTAL,
   serveExchange,
@@ -25,15 +27,15 @@ import { DISCOVERY_WIRE_VERSION, receiveSnapshot, SyncError, sendSnapshot } from
 /**
  * The request/response side of discovery: full catalog syncs (the wire protocol is in sync.ts) and
  * pings, both as the dialing and as the answering side, each answered within the request timeout and
- * under per-peer and total concurrency limits.
+ * under per-peer, per-host and total concurrency limits.
  */
 export class CatalogExchange {
   readonly #state: DiscoveryState
   readonly #ingestion: Ingestion
   readonly #syncProtocol: string
   readonly #pingProtocol: string
-  readonly #syncs = new ConcurrencyLimit(SYNCS_PER_PEER, SYNCS_TOTAL)
-  readonly #pings = new ConcurrencyLimit(PINGS_PER_PEER, PINGS_TOTAL)
+  readonly #syncs = new InboundLimit({ perPeer: SYNCS_PER_PEER, perHost: SYNCS_PER_HOST, total: SYNCS_TOTAL })
+  readonly #pings = new InboundLimit({ perPeer: PINGS_PER_PEER, perHost: PINGS_PER_HOST, total: PINGS_TOTAL })
 
   constructor(state: DiscoveryState, ingestion: Ingestion) {
     this.#state = state

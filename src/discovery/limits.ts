@@ -2,6 +2,7 @@ import { deadline as deadlineOf, linkSignals } from '../primitives/abort.ts'
 import { DecodeError, FrameTooLargeError, MosaikError } from '../primitives/errors.ts'
 import type { Timers } from '../primitives/time.ts'
 import { CloseCode, LinkClosedError } from '../transport/close.ts'
+import type { InboundLimit } from '../transport/limits.ts'
 import type { Link, LinkOptions } from '../transport/link.ts'
 import { EntryLimitError } from './entry.ts'
 
@@ -9,8 +10,8 @@ import { EntryLimitError } from './entry.ts'
  * Bounds on discovery's request/response protocols (catalog sync and ping), so a peer cannot hold a
  * stream open, stream bytes into it without end, or open many at once. Every inbound exchange has a
  * deadline for the whole exchange, a frame limit and a total byte limit fitted to what the protocol
- * carries, and a number of exchanges a peer (and all peers together) may run at once. Whatever ends
- * an exchange early, the remote learns why from the close code.
+ * carries, and a number of exchanges a peer, the peers of one remote host, and all peers together may
+ * run at once. Whatever ends an exchange early, the remote learns why from the close code.
  */
 
 /** Most entries in one catalog sync frame. */
@@ -21,10 +22,17 @@ export const SYNC_FRAME_BYTES = 256 * 1024
 export const SYNCS_PER_PEER = 4
 /** Catalog syncs all peers together may run against this node at once. */
 export const SYNCS_TOTAL = 64
+/**
+ * Catalog syncs the peers of one remote host may run against this node at once: a quarter of the
+ * total, so it takes four hosts, not one minting identities, to hold every slot.
+ */
+export const SYNCS_PER_HOST = SYNCS_TOTAL / 4
 /** Pings one peer may run against this node at once. */
 export const PINGS_PER_PEER = 2
 /** Pings all peers together may run against this node at once. */
 export const PINGS_TOTAL = 256
+/** Pings the peers of one remote host may run against this node at once (a quarter of the total). */
+export const PINGS_PER_HOST = PINGS_TOTAL / 4
 /** A ping request is `[version, networkId]`: a few dozen bytes. */
 const PING_REQUEST_BYTES = 256
 
@@ -50,36 +58,6 @@ export function pingClientLinkOptions(maxEntryBytes: number): LinkOptions {
   return { maxFrameSize: maxEntryBytes + 1024, maxReceiveBytes: maxEntryBytes + 1024 }
 }
 
-/** Counts exchanges in progress per peer and in total. */
-export class ConcurrencyLimit {
-  readonly #perPeer: number
-  readonly #total: number
-  readonly #active = new Map<string, number>()
-  #count = 0
-
-  constructor(perPeer: number, total: number) {
-    this.#perPeer = perPeer
-    this.#total = total
-  }
-
-  /** Takes a slot for `peer`; returns its release, or undefined when none is free. */
-  enter(peer: string): (() => void) | undefined {
-    const mine = this.#active.get(peer) ?? 0
-    if (mine >= this.#perPeer || this.#count >= this.#total) return undefined
-    this.#active.set(peer, mine + 1)
-    this.#count++
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      this.#count--
-      const left = (this.#active.get(peer) ?? 1) - 1
-      if (left <= 0) this.#active.delete(peer)
-      else this.#active.set(peer, left)
-    }
-  }
-}
-
 /**
  * Serves one inbound exchange on `link` within a slot of `limit` and a deadline of `deadlineMs`.
  * Never throws: a failure closes the link with the code that says why, and waits (bounded by the
@@ -87,12 +65,13 @@ export class ConcurrencyLimit {
  */
 export async function serveExchange(
   link: Link,
-  options: { limit: ConcurrencyLimit; deadlineMs: number; signal: AbortSignal; timers: Timers },
+  options: { limit: InboundLimit; deadlineMs: number; signal: AbortSignal; timers: Timers },
   exchange: (signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
-  const release = options.limit.enter(link.remotePeer)
-  if (!release) {
-    await link.close(CloseCode.TooManyStreams, 'too many concurrent exchanges')
+  const slot = options.limit.enter(link.remotePeer, link.connection.remoteAddr)
+  if (!slot.ok) {
+    const from = slot.reached === 'host' ? ' from this host' : ''
+    await link.close(CloseCode.TooManyStreams, `too many concurrent exchanges${from}`)
     return
   }
   const deadline = deadlineOf(options.deadlineMs, options.timers)
@@ -105,7 +84,7 @@ export async function serveExchange(
   } finally {
     linked.clear()
     deadline.clear()
-    release()
+    slot.release()
   }
 }
 
