@@ -9,7 +9,7 @@ import { Emitter } from '../primitives/events.ts'
 import { Watch } from '../primitives/watch.ts'
 import { checkPeer } from '../transport/addresses.ts'
 import { Announcements } from './announcements.ts'
-import { type Catalog, CatalogStore } from './catalog.ts'
+import { type Catalog, CatalogStore, type UpsertResult } from './catalog.ts'
 import { DiscoveryConditions } from './conditions.ts'
 import type { DiscoveryConfig } from './config.ts'
 import { departureToWire, signDeparture } from './departure.ts'
@@ -278,6 +278,15 @@ export class Discovery {
   }
 
   // ---- remote entries --------------------------------------------------------------------------
+
+  /**
+   * Takes a signed entry `from` relayed in its wire form (a group member announcing a bond): checked
+   * as a catalog sync's entries are, and a refusal is counted in `stats.rejected` and emitted as
+   * 'rejected'. @internal
+   */
+  ingestRelayed(wire: unknown, from: string): Promise<UpsertResult> {
+    return this.#ingestion.entry(wire, false, from, false)
+  }
 
   /**
    * Injects a signed entry learned out of band; applied only if valid and newer. It counts as direct

@@ -1,5 +1,14 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it } from 'vitest'
-import { CloseCode, Digest, GroupKey, type Network } from '../../platform/node/index.ts'
+import {
+  CloseCode,
+  Digest,
+  GroupKey,
+  type Network,
+  PeerEntry,
+  SignedPeerEntry,
+} from '../../platform/node/index.ts'
 import {
   acceptBond,
   BOND_PROTOCOL_VERSION,
@@ -9,6 +18,7 @@ import {
 } from '../../src/groups/bond.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
 import { DecodeError } from '../../src/primitives/errors.ts'
+import { nextEvent } from '../support/events.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 import { Counter, fastConsensus } from './support.ts'
@@ -183,6 +193,35 @@ describe('bonds: authentication and bad input', () => {
       expect((await within(T, link.closed)).code).toBe(CloseCode.ProtocolViolation)
     }
     expect(await g.execute({ inc: 1 })).toBeGreaterThan(0)
+  })
+
+  it('a forged entry in a bond announcement is counted as refused, not taken, and the bond stays', async () => {
+    const { net, outsider, groupId, protocol } = await member()
+    const g = await net.groups.join({
+      key: GroupKey.fromSecret('right'),
+      stateMachine: new Counter(),
+      consensus: fastConsensus,
+    })
+    const link = await outsider.context.openLink(net.peerId, protocol)
+    await initiateBond(link, observerSecrets(net, outsider, groupId), AbortSignal.timeout(T))
+    // An entry of a fresh identity, signed with the outsider's key: its signature does not verify.
+    const key = await generateKeyPair('Ed25519')
+    const entry = new PeerEntry({
+      peerId: peerIdFromPrivateKey(key).toString(),
+      network: net.networkId,
+      version: { start: Date.now(), update: Date.now() },
+      addresses: ['/ip4/127.0.0.1/udp/9/quic-v1'],
+      tags: [],
+    })
+    const forged = await SignedPeerEntry.sign(entry, outsider.context.privateKey)
+    const rejected = nextEvent(net.discovery, 'rejected', (r) => r.reason === 'invalid-signature')
+    await link.send([BondMsg.BondFormed, forged.toWire()])
+    expect(await within(T, rejected)).toMatchObject({ from: outsider.peerId, peer: entry.peerId })
+    expect(net.discovery.stats.rejected['invalid-signature']).toBe(1)
+    expect(net.discovery.catalog().has(entry.peerId)).toBe(false)
+    expect(link.isClosed).toBe(false)
+    expect(await g.execute({ inc: 1 })).toBeGreaterThan(0)
+    link.abort()
   })
 
   it('a refusal travels as its code; a code this version does not know reads as FAILED', () => {

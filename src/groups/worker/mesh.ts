@@ -1,8 +1,7 @@
 import type { Discovery } from '../../discovery/discovery.ts'
-import { type PeerEntry, SignedPeerEntry } from '../../discovery/entry.ts'
+import type { PeerEntry } from '../../discovery/entry.ts'
 import { deadline as deadlineOf, linkSignals } from '../../primitives/abort.ts'
 import { Backoff } from '../../primitives/backoff.ts'
-import { equalBytes } from '../../primitives/bytes.ts'
 import type { GroupId } from '../../primitives/digest.ts'
 import { DecodeError } from '../../primitives/errors.ts'
 import type { Scope } from '../../primitives/scope.ts'
@@ -306,7 +305,7 @@ export class BondMesh implements GroupTransport {
         bond.close(CloseCode.GracefulShutdown, 'peer departed').catch(() => {})
         return
       case BondMsg.BondFormed:
-        this.#scope.spawn(this.#onBondFormed(body))
+        this.#scope.spawn(this.#onBondFormed(bond.peer, body))
         return
       case BondMsg.Request: {
         if (!Array.isArray(body) || body.length !== 3 || typeof body[0] !== 'number') {
@@ -333,18 +332,16 @@ export class BondMesh implements GroupTransport {
     }
   }
 
-  async #onBondFormed(body: unknown): Promise<void> {
-    try {
-      // Every new bond is announced to every member, mostly with an entry the catalog already holds:
-      // the signature is checked only for an entry that would change something.
-      const { entry, bytes } = SignedPeerEntry.parse(body)
-      if (entry.peerId === this.#ctx.peerId || this.#bonds.has(entry.peerId)) return
-      const held = this.#discovery.signedEntry(entry.peerId)
-      if (held === undefined || !equalBytes(held.bytes, bytes)) {
-        await this.#discovery.insertSigned(await SignedPeerEntry.fromWire(body))
-      }
-      this.reconcileBonds()
-    } catch {}
+  async #onBondFormed(from: string, body: unknown): Promise<void> {
+    // Every new bond is announced to every member, mostly with an entry the catalog already holds:
+    // discovery checks the signature only for an entry that would change something, and counts a
+    // malformed or forged one against the member that relayed it.
+    const result = await this.#discovery.ingestRelayed(body, from)
+    if (result.status === 'rejected') {
+      this.#log('a bond announced by %s carries an entry refused: %s', from, result.reason)
+      return
+    }
+    this.reconcileBonds()
   }
 
   #membersChanged(): void {
