@@ -191,6 +191,14 @@ function fail(link: Link, code: number, reason: string): never {
   throw new BondHandshakeError(code, reason)
 }
 
+/**
+ * Frames a bond holds for a peer that does not read them (its link grants no credit): past this many
+ * the bond closes. Raft appends in flight are capped and so are catch-up answers, so what piles up
+ * beyond them is small frames: heartbeats and answers to a member that keeps asking but never reads.
+ * A peer that merely stalls is closed sooner by its missed heartbeats; this one still sends them.
+ */
+export const MAX_SEND_BACKLOG = 4096
+
 /** A pending request sent over a bond. */
 interface PendingRequest {
   resolve(body: unknown): void
@@ -302,6 +310,10 @@ export class Bond {
 
   send(kind: number, body: unknown, now: number): void {
     if (this.link.isClosed) return
+    if (this.link.queuedSends >= MAX_SEND_BACKLOG) {
+      this.link.beginClose(CloseCode.GroupTimeout, `${this.peer} does not read what it is sent`)
+      return
+    }
     this.lastSent = now
     this.link.send([kind, body]).catch(() => {})
   }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  CloseCode,
   type ConsensusOptions,
   cborOf,
   type Group,
@@ -9,7 +10,7 @@ import {
   MemoryLogStore,
   type Network,
 } from '../../platform/node/index.ts'
-import { BondMsg, initiateBond } from '../../src/groups/bond.ts'
+import { BondMsg, initiateBond, MAX_SEND_BACKLOG } from '../../src/groups/bond.ts'
 import { Req } from '../../src/groups/worker/host.ts'
 import { concatBytes } from '../../src/primitives/bytes.ts'
 import type { Link } from '../../src/transport/link.ts'
@@ -267,6 +268,18 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
     })
     await within(T, g.when.applied().reaches(last), 'the late member catches up')
     expect(g.stateMachine.value).toBe(30)
+  })
+
+  it('a member that keeps asking but never reads loses its bond once 4096 frames wait for it', async () => {
+    const { nets, leader, follower } = await pair()
+    const raw = await rawBond(nets[0]!, leader.id)
+    raw.pause()
+    // Requests of a kind the leader does not serve: each is answered at once with a small refusal.
+    const flood = 2 * MAX_SEND_BACKLOG
+    for (let i = 0; i < flood; i++) void raw.request(99, null)
+    expect((await within(T, raw.link.closed)).code).toBe(CloseCode.GroupTimeout)
+    // The group carries on.
+    expect(await within(T, follower.execute({ inc: 1 }))).toBeGreaterThan(0)
   })
 
   it('a flood of strong reads from one bond gets BUSY past the limit; others still read', async () => {
