@@ -19,6 +19,8 @@ import {
 } from 'node:crypto'
 import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
+// @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata polyfill.
+import 'reflect-metadata'
 import { BasicConstraintsExtension, X509Certificate, X509CertificateGenerator } from '@peculiar/x509'
 import { MosaikError } from '../platform/node/index.ts'
 import { writeSecretFile } from './identity.ts'

@@ -2,9 +2,6 @@
  * The relay binary as operators run it: a child process started from source, on loopback. One relay
  * is restarted once (identity), then serves the rest of the suite, and is stopped last (departure).
  */
-// @peculiar/x509 (certificate.ts) needs the reflect-metadata polyfill, which @libp2p/webrtc loads: the
-// relay imports it before its certificate, and so must a test that calls certificate.ts directly.
-import '@libp2p/webrtc'
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
