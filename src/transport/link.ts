@@ -104,6 +104,8 @@ export class Link {
   readonly #inbox = new Fifo<Uint8Array>()
   readonly #readers = new Fifo<PendingRead>()
   readonly #sendQueue = new Fifo<PendingSend>()
+  /** Payload bytes in `#sendQueue`. */
+  #queuedBytes = 0
 
   #outChunks: Uint8Array[] = []
   #outBytes = 0
@@ -175,6 +177,11 @@ export class Link {
     return this.#sendQueue.length
   }
 
+  /** Payload bytes of those frames. */
+  get queuedSendBytes(): number {
+    return this.#queuedBytes
+  }
+
   /** Received frames not yet read. */
   get queuedReceives(): number {
     return this.#inbox.length
@@ -234,7 +241,10 @@ export class Link {
     return abortable<void>(options?.signal, (resolve, reject) => {
       const pending: PendingSend = { payload, resolve, reject }
       this.#sendQueue.push(pending)
-      return () => this.#sendQueue.remove(pending)
+      this.#queuedBytes += payload.length
+      return () => {
+        if (this.#sendQueue.remove(pending)) this.#queuedBytes -= pending.payload.length
+      }
     })
   }
 
@@ -279,6 +289,7 @@ export class Link {
   readonly #pump = (): void => {
     while (this.#sendQueue.length > 0 && !this.#close && this.#canWrite()) {
       const next = this.#sendQueue.shift()!
+      this.#queuedBytes -= next.payload.length
       this.#writeMessage(next.payload)
       next.resolve()
     }
@@ -504,6 +515,7 @@ export class Link {
     this.#readers.clear()
     for (const s of this.#sendQueue) s.reject(err)
     this.#sendQueue.clear()
+    this.#queuedBytes = 0
     this.#resolveClosed(close)
   }
 

@@ -16,13 +16,15 @@ const CATCH_UP_BATCH = 2000
 export const CATCH_UP_BYTES = 1024 * 1024
 
 /**
- * Catch-up a member serves to one other at a time: answers read from the store at once, and answers
+ * Catch-up a member serves to one other at a time: answers read from the store at once, and bytes
  * waiting on the bond for that member's credit. An honest member asks one member for one window of
  * entries and a few chunks at a time, and reads what it asked for; one that asks faster than it reads
- * would otherwise make this member hold answers of up to 1 MiB each without bound.
+ * would otherwise make this member hold answers of up to 1 MiB each without bound. A member refused
+ * (BUSY) asks again a heartbeat later, a few times, before it gives up on that member for the round.
  */
 const SERVING_PER_MEMBER = 4
-const BACKLOG_PER_MEMBER = 8
+const BACKLOG_BYTES_PER_MEMBER = 8 * CATCH_UP_BYTES
+const BUSY_RETRIES = 5
 
 /**
  * What members offering one snapshot agree on, and what the fetched bytes are checked against:
@@ -168,11 +170,12 @@ export class CatchUp {
     const none = { entries: [], firstKept: start }
     let r: unknown
     try {
-      r = await this.#host.transport.request(
+      r = await this.#ask(
         peer,
         Req.FetchEntries,
         [start, end, clusterId],
         this.#host.config.catchUpFetchTimeoutMs,
+        this.#host.stopped,
       )
     } catch {
       return none
@@ -223,11 +226,11 @@ export class CatchUp {
   /** Refuses (BUSY) catch-up for `peer` while it has its share under way here (see SERVING_PER_MEMBER). */
   #admit(peer: string, serving: number): void {
     const backlog = this.#host.transport.backlog(peer)
-    if (serving >= SERVING_PER_MEMBER || backlog >= BACKLOG_PER_MEMBER) {
+    if (serving >= SERVING_PER_MEMBER || backlog >= BACKLOG_BYTES_PER_MEMBER) {
       this.#host.stats.catchUpRefused++
       throw new RequestRefusedError(
         Refusal.Busy,
-        `${serving} catch-up answers of this member are being read and ${backlog} frames wait to be sent to it`,
+        `${serving} catch-up answers of this member are being read and ${backlog} bytes wait to be sent to it`,
       )
     }
   }
@@ -413,7 +416,31 @@ export class CatchUp {
     body: unknown,
     timeoutMs: number,
   ): Promise<unknown> {
-    return raceSignal(this.#host.transport.request(peer, kind, body, timeoutMs), fetch.abandon.signal)
+    const signal = fetch.abandon.signal
+    return raceSignal(this.#ask(peer, kind, body, timeoutMs, signal), signal)
+  }
+
+  /**
+   * A catch-up request to `peer`. Refused BUSY (it already serves this member its share), it is asked
+   * again a heartbeat later, up to BUSY_RETRIES times: giving up at once would end a pull whose only
+   * source is that member, or drop a snapshot's only source.
+   */
+  async #ask(
+    peer: string,
+    kind: number,
+    body: unknown,
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<unknown> {
+    for (let tries = 0; ; tries++) {
+      try {
+        return await this.#host.transport.request(peer, kind, body, timeoutMs)
+      } catch (err) {
+        const busy = err instanceof RequestRefusedError && err.refusal === Refusal.Busy
+        if (!busy || tries >= BUSY_RETRIES || signal.aborted) throw err
+        await this.#host.pause(signal)
+      }
+    }
   }
 
   /**

@@ -123,7 +123,7 @@ export class BondMesh implements GroupTransport {
   }
 
   backlog(peer: string): number {
-    return this.#bonds.get(peer)?.link.queuedSends ?? 0
+    return this.#bonds.get(peer)?.link.queuedSendBytes ?? 0
   }
 
   request(peer: string, kind: number, body: unknown, timeoutMs: number): Promise<unknown> {

@@ -34,8 +34,8 @@ export interface GroupTransport {
   /** Sends a frame; false when `peer` is not bonded (nothing was sent). */
   send(peer: string, kind: number, body: unknown): boolean
   /**
-   * Frames to `peer` not yet handed to the network: they wait for its credit (it reads slowly, or not
-   * at all) or for the transport. 0 when not bonded.
+   * Bytes of frames to `peer` not yet handed to the network: they wait for its credit (it reads
+   * slowly, or not at all) or for the transport. 0 when not bonded.
    */
   backlog(peer: string): number
   /**
