@@ -192,12 +192,14 @@ function fail(link: Link, code: number, reason: string): never {
 }
 
 /**
- * Frames a bond holds for a peer that does not read them (its link grants no credit): past this many
- * the bond closes. Raft appends in flight are capped and so are catch-up answers, so what piles up
- * beyond them is small frames: heartbeats and answers to a member that keeps asking but never reads.
- * A peer that merely stalls is closed sooner by its missed heartbeats; this one still sends them.
+ * A bond closes when this many frames wait to be sent to a peer that has read nothing of what it was
+ * sent for `STALL_MS`: a member that keeps asking but never reads would otherwise have its answers
+ * pile up here without end (Raft appends in flight and catch-up answers are capped on their own).
+ * A member that stalls altogether is closed by its missed heartbeats; this one still sends them. A
+ * member that reads, however slowly, or this node's own requests waiting for credit, close nothing.
  */
 export const MAX_SEND_BACKLOG = 4096
+const STALL_MS = 2000
 
 /** A pending request sent over a bond. */
 interface PendingRequest {
@@ -290,6 +292,9 @@ export class Bond {
   lastSent: number
   readonly #pending = new Map<number, PendingRequest>()
   #nextRequest = 1
+  /** What the peer had read when last seen (`link.remoteConsumed`), and since when it has not read. */
+  #consumed = 0
+  #readAt: number
 
   readonly #timers: Timers
 
@@ -302,6 +307,7 @@ export class Bond {
     this.observer = info.observer
     this.lastHeard = now
     this.lastSent = now
+    this.#readAt = now
   }
 
   get closed(): boolean {
@@ -310,12 +316,27 @@ export class Bond {
 
   send(kind: number, body: unknown, now: number): void {
     if (this.link.isClosed) return
-    if (this.link.queuedSends >= MAX_SEND_BACKLOG) {
+    if (this.#stalled(now)) {
       this.link.beginClose(CloseCode.GroupTimeout, `${this.peer} does not read what it is sent`)
       return
     }
+    this.#write(kind, body, now)
+  }
+
+  #write(kind: number, body: unknown, now: number): void {
     this.lastSent = now
     this.link.send([kind, body]).catch(() => {})
+  }
+
+  /** Whether MAX_SEND_BACKLOG frames wait for a peer that has read nothing for STALL_MS. */
+  #stalled(now: number): boolean {
+    const link = this.link
+    if (link.queuedSends === 0 || link.remoteConsumed !== this.#consumed) {
+      this.#consumed = link.remoteConsumed
+      this.#readAt = now
+      return false
+    }
+    return link.queuedSends >= MAX_SEND_BACKLOG && now - this.#readAt >= STALL_MS
   }
 
   /** Sends a request and resolves with the peer's response body; rejects on error, timeout or close. */
@@ -329,7 +350,8 @@ export class Bond {
       reject(new BondRequestError(`request to ${this.peer} timed out after ${timeoutMs} ms`))
     }, timeoutMs)
     this.#pending.set(id, { resolve, reject, cancelTimer })
-    this.send(BondMsg.Request, [id, kind, body], now)
+    // This node's own requests wait for credit however many there are: the caller asked for them.
+    this.#write(BondMsg.Request, [id, kind, body], now)
     return promise
   }
 

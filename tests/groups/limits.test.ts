@@ -270,7 +270,7 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
     expect(g.stateMachine.value).toBe(30)
   })
 
-  it('a member that keeps asking but never reads loses its bond once 4096 frames wait for it', async () => {
+  it('a member that keeps asking but never reads loses its bond once 4096 frames wait for it for 2 s', async () => {
     const { nets, leader, follower } = await pair()
     const raw = await rawBond(nets[0]!, leader.id)
     raw.pause()
@@ -280,6 +280,21 @@ describe('groups: per-member limits on forwarded commands and strong reads', () 
     expect((await within(T, raw.link.closed)).code).toBe(CloseCode.GroupTimeout)
     // The group carries on.
     expect(await within(T, follower.execute({ inc: 1 }))).toBeGreaterThan(0)
+  })
+
+  it('20 000 strong reads at once from a follower close no bond: each reads or is refused BUSY', async () => {
+    const { nets, leader, follower } = await pair()
+    const results = await within(
+      T,
+      Promise.allSettled(Array.from({ length: 20_000 }, () => follower.query('value', 'strong'))),
+      'every read settles',
+    )
+    const failures = results
+      .filter((r) => r.status === 'rejected')
+      .map((r) => (r as PromiseRejectedResult).reason)
+    expect(failures.filter((err) => !(err instanceof GroupBusyError))).toEqual([])
+    expect(results.length - failures.length).toBeGreaterThanOrEqual(4096)
+    expect(leader.bonds.some((b) => b.peer === nets[1]!.peerId)).toBe(true)
   })
 
   it('a flood of strong reads from one bond gets BUSY past the limit; others still read', async () => {
