@@ -368,8 +368,10 @@ export class Proposals {
       case Refusal.Busy:
         throw new GroupBusyError(commands, why, { cause: err })
       case Refusal.TooLarge: {
-        const limit = err.limit ?? 0
-        const largest = Math.max(...encoded.map((b) => b.byteLength - 1))
+        const limit = err.limit
+        if (limit === undefined) throw new OfflineError(commands, why, { cause: err })
+        let largest = 0
+        for (const b of encoded) largest = Math.max(largest, b.byteLength - 1)
         if (largest > limit) throw new FrameTooLargeError(largest, limit, "command (the leader's limit)")
         return undefined
       }
