@@ -3,6 +3,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   CloseCode,
+  DecodeError,
   Digest,
   GroupKey,
   type Network,
@@ -17,7 +18,6 @@ import {
   RequestRefusedError,
 } from '../../src/groups/bond.ts'
 import { randomBytes } from '../../src/primitives/bytes.ts'
-import { DecodeError } from '../../src/primitives/errors.ts'
 import { nextEvent } from '../support/events.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'

@@ -30,12 +30,13 @@ import { FileLogStore, type FileLogStoreOptions } from '../../../platform/node/f
 import {
   CorruptLogError,
   DataDirLockedError,
+  decodeCanonical,
+  encodeCanonical,
   type HardState,
   MemoryLogStore,
   Network,
   StorageError,
 } from '../../../platform/node/index.ts'
-import { decodeCanonical, encodeCanonical } from '../../../src/primitives/codec.ts'
 import { listenOn, uniqueNetwork } from '../../support/nodes.ts'
 import { applyOp, Workload } from './fixtures/crash-workload.ts'
 import { meta, random, range } from './log-store-compliance.ts'
