@@ -5,7 +5,7 @@ import { Discovery, type DiscoveryOptions, discoveryConfig } from '../discovery/
 import type { GroupsComponents } from '../groups/groups.ts'
 import { Groups, type GroupsOptions } from '../groups/index.ts'
 import { Digest, type DigestLike, type NetworkId } from '../primitives/digest.ts'
-import { InvalidArgumentError } from '../primitives/errors.ts'
+import { abortReason, InvalidArgumentError } from '../primitives/errors.ts'
 import { Scope } from '../primitives/scope.ts'
 import { Streams, type StreamsOptions } from '../streams/index.ts'
 import { checkPeerAddress } from '../transport/addresses.ts'
@@ -98,6 +98,11 @@ export interface NetworkOptions {
   platform?: Platform
   /** Wall clock in ms since the epoch (injectable for tests of clock drift). */
   clock?: () => number
+  /**
+   * Abandons start-up: `create` rejects with the signal's reason (AbortError by default), having
+   * stopped whatever it had started and released `dataDir`. A node already created is not closed.
+   */
+  signal?: AbortSignal
 }
 
 /**
@@ -156,6 +161,7 @@ export class Network {
     platform.checkRuntime?.()
     const networkId = Digest.from(options.network)
     for (const address of options.bootstrap ?? []) checkPeerAddress(address, 'bootstrap address')
+    checkAborted(options.signal)
     // Before anything reads or writes the directory: one node per dataDir.
     const lock = options.dataDir ? await platform.lockDataDir?.(options.dataDir) : undefined
     try {
@@ -179,6 +185,7 @@ export class Network {
         : await generateKeyPair('Ed25519'))
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     await platform.prepare?.()
+    checkAborted(options.signal)
     const libp2p = await startLibp2p(options, platform, privateKey, maxFrameSize)
 
     const log = logger(`mosaik:${libp2p.peerId.toString().slice(-6)}:network`)
@@ -193,12 +200,16 @@ export class Network {
       stableIdentity: options.privateKey !== undefined || (!!options.dataDir && !!platform.loadIdentity),
     })
     try {
+      // Each step starts local services only: abandoning start-up is checked between them.
+      checkAborted(options.signal)
       const discovery = await Discovery.start(ctx, {
         config: discoveryConfig(options.discovery),
         tags: options.tags ?? [],
         bootstrap: options.bootstrap ?? [],
       })
+      checkAborted(options.signal)
       const streams = await Streams.start(ctx, discovery, options.streams)
+      checkAborted(options.signal)
       const groups = await Groups.start(
         groupsComponents(ctx, platform, options.dataDir),
         discovery,
@@ -271,4 +282,8 @@ function groupsComponents(
     voting: platform.groupVoting ?? true,
     maxFrameSize: ctx.linkOptions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
   }
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal)
 }

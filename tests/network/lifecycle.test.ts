@@ -114,6 +114,30 @@ describe('network lifecycle', () => {
     }
   })
 
+  it('abandons start-up when its signal aborts, and frees its data directory', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mosaik-abort-'))
+    const network = uniqueNetwork()
+    try {
+      // Aborted before the call: nothing starts.
+      const early = Network.create({
+        network,
+        dataDir,
+        listen: listenOn('memory'),
+        signal: AbortSignal.abort(),
+      })
+      await expect(early).rejects.toMatchObject({ name: 'AbortError' })
+      // Aborted once the directory is locked: the lock is given back.
+      const controller = new AbortController()
+      const late = Network.create({ network, dataDir, listen: listenOn('tcp'), signal: controller.signal })
+      controller.abort(new Error('shutting down'))
+      await expect(late).rejects.toThrow('shutting down')
+      const net = await Network.create({ network, dataDir, listen: listenOn('tcp') })
+      await net.close()
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  })
+
   it('close is idempotent and await using closes the node', async () => {
     let escaped: Network | undefined
     {
