@@ -1,8 +1,8 @@
 import type { Discovery } from '../discovery/discovery.ts'
-import { deadline as deadlineOf, linkSignals } from '../primitives/abort.ts'
+import { deadline as deadlineOf, linkSignals, raceSignal } from '../primitives/abort.ts'
 import { toHex } from '../primitives/bytes.ts'
 import { Digest } from '../primitives/digest.ts'
-import { InvalidArgumentError } from '../primitives/errors.ts'
+import { abortReason, InvalidArgumentError } from '../primitives/errors.ts'
 import type { Scope } from '../primitives/scope.ts'
 import { type TicketValidator, validatorList } from '../tickets/ticket.ts'
 import { CloseCode } from '../transport/close.ts'
@@ -89,6 +89,17 @@ export interface JoinOptions<M extends AnyMachine> {
    * is closed the same way when the peer's tickets expire or a new version of its entry fails them.
    */
   requireTicket?: TicketValidator | readonly TicketValidator[]
+  /**
+   * Abandons the join: it rejects with the signal's reason. The group's start (opening its store) goes
+   * on for other joins of it under way, and is undone once none is left.
+   */
+  signal?: AbortSignal
+}
+
+/** A group being started, and how many joins wait for it. */
+interface Joining {
+  readonly started: Promise<JoinedGroup>
+  waiters: number
 }
 
 /** A group this node has joined: one worker and bond mesh, shared by every handle to it. */
@@ -109,7 +120,7 @@ export class Groups {
   readonly #discovery: Discovery
   readonly #options: Required<GroupsOptions>
   readonly #groups = new Map<string, JoinedGroup>()
-  readonly #joining = new Map<string, Promise<JoinedGroup>>()
+  readonly #joining = new Map<string, Joining>()
   readonly #following = new AbortController()
   readonly #handshakes = new InboundLimit({
     perPeer: BOND_HANDSHAKES_PER_PEER,
@@ -179,24 +190,57 @@ export class Groups {
       validators,
     )
     const hex = groupId.toString()
+    if (options.signal?.aborted) throw abortReason(options.signal)
     let entry = this.#groups.get(hex)
-    if (!entry) {
-      let pending = this.#joining.get(hex)
-      if (!pending) {
-        pending = this.#start(groupId, options, consensus, validators)
-        this.#joining.set(hex, pending)
-      }
-      try {
-        entry = await pending
-      } finally {
-        this.#joining.delete(hex)
-      }
-    }
-    entry.handles++
+    if (entry) entry.handles++
+    else entry = await this.#joined(hex, options, () => this.#start(groupId, options, consensus, validators))
     const theEntry = entry
     return new Group<M>(entry.worker, async () => {
       if (--theEntry.handles === 0) await this.#leave(hex, theEntry)
     })
+  }
+
+  /**
+   * Waits for the group `hex` to start, starting it if no other join is doing so, and takes a handle
+   * of it. A join abandoned (its signal aborted) leaves the group once it started, unless another join
+   * took a handle.
+   */
+  async #joined<M extends AnyMachine>(
+    hex: string,
+    options: JoinOptions<M>,
+    start: () => Promise<JoinedGroup>,
+  ): Promise<JoinedGroup> {
+    let joining = this.#joining.get(hex)
+    if (!joining) {
+      const record: Joining = { started: start(), waiters: 0 }
+      joining = record
+      this.#joining.set(hex, record)
+      const done = () => {
+        if (this.#joining.get(hex) === record) this.#joining.delete(hex)
+      }
+      record.started.then(done, done)
+    }
+    const record = joining
+    record.waiters++
+    try {
+      const entry = await raceSignal(record.started, options.signal)
+      // In the same turn as the count below: an abandoned join's check sees one or the other.
+      entry.handles++
+      return entry
+    } catch (err) {
+      if (options.signal?.aborted) {
+        // Whichever settles last, this check or a join that took the group, sees the other's count.
+        record.started.then(
+          (entry) => {
+            if (record.waiters === 0 && entry.handles === 0) void this.#leave(hex, entry)
+          },
+          () => {},
+        )
+      }
+      throw err
+    } finally {
+      record.waiters--
+    }
   }
 
   async #start<M extends AnyMachine>(

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { GroupKey } from '../../platform/node/index.ts'
+import { GroupKey, MemoryLogStore } from '../../platform/node/index.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
 import { Counter, fastConsensus } from './support.ts'
@@ -21,6 +21,53 @@ describe('groups smoke', () => {
     expect(i).toBeGreaterThan(0)
     expect((await g.query('value')).result).toBe(5)
     expect((await g.query('value', 'strong')).result).toBe(5)
+  })
+
+  it('an abandoned join rejects, and the group it started is left unless another join took it', async () => {
+    const net = await nodes.create()
+    const key = GroupKey.fromSecret('abandoned')
+    /** A store that says when the group let it go. */
+    const watched = () => {
+      const store = new MemoryLogStore()
+      const closed = Promise.withResolvers<void>()
+      const close = store.close.bind(store)
+      store.close = async () => {
+        await close()
+        closed.resolve()
+      }
+      return { store, closed: closed.promise }
+    }
+    // Aborted before the call: nothing starts.
+    const refused = net.groups.join({ key, stateMachine: new Counter(), signal: AbortSignal.abort() })
+    await expect(refused).rejects.toMatchObject({ name: 'AbortError' })
+    // Aborted while the group starts, with no other join of it: the group is left again.
+    const first = watched()
+    const controller = new AbortController()
+    const abandoned = net.groups.join({
+      key,
+      stateMachine: new Counter(),
+      storage: first.store,
+      consensus: fastConsensus,
+      signal: controller.signal,
+    })
+    controller.abort(new Error('changed my mind'))
+    await expect(abandoned).rejects.toThrow('changed my mind')
+    await within(secs(5), first.closed, 'the abandoned group is left')
+    // Aborted while another join of the same group waits: that one gets the group, and it works.
+    const second = watched()
+    const other = new AbortController()
+    const machine = new Counter()
+    const options = { key, stateMachine: machine, storage: second.store, consensus: fastConsensus }
+    const dropped = net.groups.join({ ...options, signal: other.signal })
+    const kept = net.groups.join(options)
+    other.abort()
+    await expect(dropped).rejects.toMatchObject({ name: 'AbortError' })
+    const g = await within(secs(5), kept)
+    await within(secs(5), g.when.leaderElected())
+    await g.execute({ inc: 2 })
+    expect(machine.value).toBe(2)
+    await g.close()
+    await within(secs(5), second.closed, 'the group is left with its last handle')
   })
 
   it('three nodes replicate through one leader', async () => {
