@@ -88,14 +88,30 @@ export async function writeSecretFile(
   } finally {
     await rm(tmp, { force: true })
   }
-  const dir = await open(dirname(file), 'r')
-  try {
-    await dir.sync()
-  } finally {
-    await dir.close()
-  }
+  await syncDirectory(dirname(file))
   return placed
 }
+
+/** Makes a rename or link in `dir` durable; where directories cannot be synced (Windows), skipped. */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>>
+  try {
+    handle = await open(dir, 'r')
+  } catch (err) {
+    if (unsyncable(err)) return
+    throw err
+  }
+  try {
+    await handle.sync()
+  } catch (err) {
+    if (!unsyncable(err)) throw err
+  } finally {
+    await handle.close()
+  }
+}
+
+const unsyncable = (err: unknown) =>
+  ['EISDIR', 'EPERM', 'EINVAL'].includes((err as NodeJS.ErrnoException).code ?? '')
 
 /** Links `tmp` to `file` unless a file is there (false); without hard links, writes it exclusively. */
 async function linkNew(tmp: string, file: string, bytes: Uint8Array | string): Promise<boolean> {
