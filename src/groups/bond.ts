@@ -206,6 +206,8 @@ interface PendingRequest {
   resolve(body: unknown): void
   reject(err: Error): void
   cancelTimer: () => void
+  /** Handed to the transport: from then on the peer may act on it. */
+  sent: boolean
 }
 
 /**
@@ -320,10 +322,6 @@ export class Bond {
       this.link.beginClose(CloseCode.GroupTimeout, `${this.peer} does not read what it is sent`)
       return
     }
-    this.#write(kind, body, now)
-  }
-
-  #write(kind: number, body: unknown, now: number): void {
     this.lastSent = now
     this.link.send([kind, body]).catch(() => {})
   }
@@ -349,9 +347,16 @@ export class Bond {
       this.#pending.delete(id)
       reject(new BondRequestError(`request to ${this.peer} timed out after ${timeoutMs} ms`))
     }, timeoutMs)
-    this.#pending.set(id, { resolve, reject, cancelTimer })
+    const pending: PendingRequest = { resolve, reject, cancelTimer, sent: false }
+    this.#pending.set(id, pending)
     // This node's own requests wait for credit however many there are: the caller asked for them.
-    this.#write(BondMsg.Request, [id, kind, body], now)
+    this.lastSent = now
+    this.link.send([BondMsg.Request, [id, kind, body]]).then(
+      () => {
+        pending.sent = true
+      },
+      () => {},
+    )
     return promise
   }
 
@@ -381,7 +386,8 @@ export class Bond {
   failPending(close: LinkClose): void {
     for (const [, p] of this.#pending) {
       p.cancelTimer()
-      p.reject(new BondRequestError(`bond with ${this.peer} closed: ${close.reason || close.code}`))
+      // One still waiting for credit when the link closed never left: the peer did not act on it.
+      p.reject(new BondRequestError(`bond with ${this.peer} closed: ${close.reason || close.code}`, p.sent))
     }
     this.#pending.clear()
   }

@@ -13,6 +13,7 @@ import {
 import {
   acceptBond,
   BOND_PROTOCOL_VERSION,
+  Bond,
   BondMsg,
   initiateBond,
   RequestRefusedError,
@@ -222,6 +223,27 @@ describe('bonds: authentication and bad input', () => {
     expect(link.isClosed).toBe(false)
     expect(await g.execute({ inc: 1 })).toBeGreaterThan(0)
     link.abort()
+  })
+
+  it('a request still waiting for credit when its bond closes fails as never sent', async () => {
+    const a = await nodes.create()
+    const b = await nodes.create({ bootstrap: a.addresses })
+    await within(T, a.discovery.when.peers(1))
+    // A peer that takes the link and never reads from it: no credit comes back.
+    const protocol = b.context.protocol('never-reads/1')
+    await b.context.handle(protocol, async (link) => {
+      await link.closed
+    })
+    const link = await a.context.openLink(b.peerId, protocol)
+    const bond = new Bond(link, { peer: b.peerId, id: 'test', observer: false }, 0)
+    const early = bond.request(1, 'sent before the window filled', T, 0)
+    for (let i = 0; i < 8; i++) bond.send(BondMsg.Raft, new Uint8Array(256 * 1024), 0)
+    expect(link.queuedSends).toBeGreaterThan(0)
+    const late = bond.request(1, 'still queued', T, 0)
+    await link.close()
+    bond.failPending({ code: CloseCode.Success, reason: '', remote: false })
+    await expect(early).rejects.toMatchObject({ sent: true })
+    await expect(late).rejects.toMatchObject({ sent: false })
   })
 
   it('a refusal travels as its code; a code this version does not know reads as FAILED', () => {
