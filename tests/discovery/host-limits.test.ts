@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { CloseCode, type Network } from '../../platform/node/index.ts'
 import { SYNCS_PER_HOST, SYNCS_PER_PEER } from '../../src/discovery/limits.ts'
 import type { Link } from '../../src/transport/link.ts'
-import { externalAddress, NO_EXTERNAL_ADDRESS } from '../support/hosts.ts'
+import { externalAddress, hostCrowd, NO_EXTERNAL_ADDRESS } from '../support/hosts.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
 
@@ -24,27 +24,18 @@ describe.skipIf(!external)(
     afterEach(() => nodes.closeAll())
 
     it(`refuses a host's syncs past ${SYNCS_PER_HOST} in progress with 429, whatever its identities; loopback still syncs`, async () => {
-      const victim = await nodes.create({
-        listen: [`${external}/tcp/0`, '/ip4/127.0.0.1/tcp/0'],
-        discovery: { requestTimeoutMs: ms(3000) },
-      })
-      const viaExternal = victim.addresses.filter((a) => a.startsWith(`${external}/`))
-      // Enough identities on one host to hold its whole cap within their own per-peer caps, and one
-      // more. One at a time: the victim lets a host have only 8 connections still upgrading.
-      const holders = SYNCS_PER_HOST / SYNCS_PER_PEER
-      const attackers: Network[] = []
-      for (let i = 0; i <= holders; i++) {
-        attackers.push(await nodes.create({ listen: [`${external}/tcp/0`], bootstrap: viaExternal }))
-      }
-      const late = attackers[holders] as Network
-      const good = await nodes.create({
-        bootstrap: victim.addresses.filter((a) => a.startsWith('/ip4/127.')),
-      })
-      await within(secs(15), victim.discovery.when.peers(holders + 2), 'victim knows everyone')
+      const { victim, holders, late, good } = await hostCrowd(
+        nodes,
+        external!,
+        SYNCS_PER_HOST / SYNCS_PER_PEER,
+        {
+          discovery: { requestTimeoutMs: ms(3000) },
+        },
+      )
 
       // Syncs that announce one entry and never send it: each holds a slot until the deadline.
       const held: Link[] = []
-      for (const attacker of attackers.slice(0, holders)) {
+      for (const attacker of holders) {
         for (let i = 0; i < SYNCS_PER_PEER; i++) {
           const link = await attacker.context.openLink(victim.peerId, syncProtocol(victim))
           await link.send([1, victim.networkId.bytes, 1, 0])

@@ -3,7 +3,7 @@ import { CloseCode, type Digest, GroupKey, type Network } from '../../platform/n
 import { initiateBond } from '../../src/groups/bond.ts'
 import { BOND_HANDSHAKES_PER_HOST, BOND_HANDSHAKES_PER_PEER } from '../../src/groups/groups.ts'
 import type { Link } from '../../src/transport/link.ts'
-import { externalAddress, NO_EXTERNAL_ADDRESS } from '../support/hosts.ts'
+import { externalAddress, hostCrowd, NO_EXTERNAL_ADDRESS } from '../support/hosts.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
 import { Counter, fastConsensus } from './support.ts'
@@ -34,23 +34,14 @@ describe.skipIf(!external)(
     })
 
     it(`refuses a host's bond handshakes past ${BOND_HANDSHAKES_PER_HOST} in progress with 429; loopback still bonds`, async () => {
-      const member = await nodes.create({
-        listen: [`${external}/tcp/0`, '/ip4/127.0.0.1/tcp/0'],
+      const {
+        victim: member,
+        holders,
+        late,
+        good,
+      } = await hostCrowd(nodes, external!, BOND_HANDSHAKES_PER_HOST / BOND_HANDSHAKES_PER_PEER, {
         groups: { handshakeTimeoutMs: ms(3000) },
       })
-      const viaExternal = member.addresses.filter((a) => a.startsWith(`${external}/`))
-      // Enough identities on one host to hold its whole cap within their own per-peer caps, and one
-      // more. One at a time: the member lets a host have only 8 connections still upgrading.
-      const holders = BOND_HANDSHAKES_PER_HOST / BOND_HANDSHAKES_PER_PEER
-      const attackers: Network[] = []
-      for (let i = 0; i <= holders; i++) {
-        attackers.push(await nodes.create({ listen: [`${external}/tcp/0`], bootstrap: viaExternal }))
-      }
-      const late = attackers[holders] as Network
-      const good = await nodes.create({
-        bootstrap: member.addresses.filter((a) => a.startsWith('/ip4/127.')),
-      })
-      await within(secs(15), member.discovery.when.peers(holders + 2), 'member knows everyone')
       const g = await member.groups.join({
         key: GroupKey.fromSecret('right'),
         stateMachine: new Counter(),
@@ -62,7 +53,7 @@ describe.skipIf(!external)(
       // Links that never send their hello, BOND_HANDSHAKES_PER_PEER per identity: no peer is over its
       // own cap, but together they hold every slot of their host until the handshake timeout.
       const held: Link[] = []
-      for (const attacker of attackers.slice(0, holders)) {
+      for (const attacker of holders) {
         for (let i = 0; i < BOND_HANDSHAKES_PER_PEER; i++) {
           held.push(await attacker.context.openLink(member.peerId, protocol))
         }

@@ -11,7 +11,7 @@ import { SubscriptionLimits } from '../../src/streams/admission.ts'
 import { Probation } from '../../src/streams/probation.ts'
 import { HANDSHAKES_PER_HOST, HANDSHAKES_PER_PEER } from '../../src/streams/streams.ts'
 import type { Link } from '../../src/transport/link.ts'
-import { externalAddress, NO_EXTERNAL_ADDRESS } from '../support/hosts.ts'
+import { externalAddress, hostCrowd, NO_EXTERNAL_ADDRESS } from '../support/hosts.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ManualTime, ms, secs, within } from '../support/time.ts'
 import { producerEvent, sees, take } from './support.ts'
@@ -151,30 +151,19 @@ describe.skipIf(!external)(
 
     it(`refuses a host's handshakes past ${HANDSHAKES_PER_HOST} in progress with 429, whatever its identities; loopback still subscribes`, async () => {
       const handshakeTimeoutMs = ms(3000)
-      const victim = await nodes.create({
-        listen: [`${external}/tcp/0`, '/ip4/127.0.0.1/tcp/0'],
-        streams: { handshakeTimeoutMs },
-      })
-      const viaExternal = victim.addresses.filter((a) => a.startsWith(`${external}/`))
-      // Enough identities on one host to hold its whole cap within their own per-peer caps, and one
-      // more. One at a time: the victim lets a host have only 8 connections still upgrading.
-      const holders = HANDSHAKES_PER_HOST / HANDSHAKES_PER_PEER
-      const attackers: Network[] = []
-      for (let i = 0; i <= holders; i++) {
-        attackers.push(await nodes.create({ listen: [`${external}/tcp/0`], bootstrap: viaExternal }))
-      }
-      const late = attackers[holders] as Network
-      const good = await nodes.create({
-        bootstrap: victim.addresses.filter((a) => a.startsWith('/ip4/127.')),
-      })
-      await within(secs(15), victim.discovery.when.peers(holders + 2), 'victim knows everyone')
+      const { victim, holders, late, good } = await hostCrowd(
+        nodes,
+        external!,
+        HANDSHAKES_PER_HOST / HANDSHAKES_PER_PEER,
+        { streams: { handshakeTimeoutMs } },
+      )
       const p = victim.streams.producer(Text)
       await sees(good, victim, (peer) => peer.streams.has(Text.streamId), 'the stream in the catalog')
 
       // Links that never send their handshake, HANDSHAKES_PER_PEER per identity: no peer is over its
       // own cap, but together they hold every slot of their host until the timeout.
       const held: Link[] = []
-      for (const attacker of attackers.slice(0, holders)) {
+      for (const attacker of holders) {
         for (let i = 0; i < HANDSHAKES_PER_PEER; i++) {
           held.push(await attacker.context.openLink(victim.peerId, protocolOf(victim)))
         }
