@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { CloseCode, codecs, type Digest, defineStream, type Network } from '../../platform/node/index.ts'
+import { CloseCode, codecs, defineStream, type Network } from '../../platform/node/index.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
-import { producerEvent, take } from './support.ts'
+import { handshake, producerEvent, protocolOf, subscribe, take } from './support.ts'
 
 /**
  * Attacks on a producer by peers that speak the streams protocol by hand (raw Links): handshakes that
@@ -14,24 +14,6 @@ import { producerEvent, take } from './support.ts'
 
 const Bytes = defineStream<Uint8Array>('bytes', { codec: codecs.raw })
 const Text = defineStream<string>('text')
-const protocolOf = (net: Network) => net.context.protocol('streams/1')
-const handshake = (network: Digest, stream: Digest, criteria: unknown = new Map()) => [
-  1,
-  network.bytes,
-  stream.bytes,
-  criteria,
-]
-
-/** Opens a raw subscription link from `from` to `to`'s producer of `stream`; resolves once admitted. */
-async function subscribe(from: Network, to: Network, stream: Digest): Promise<Link> {
-  const link = await from.context.openLink(to.peerId, protocolOf(to))
-  await link.send(handshake(to.networkId, stream))
-  expect(await link.recv({ signal: AbortSignal.timeout(secs(5)) })).toEqual([
-    to.networkId.bytes,
-    stream.bytes,
-  ])
-  return link
-}
 
 describe('a producer bounds the subscription handshake', () => {
   const nodes = new Nodes('memory')

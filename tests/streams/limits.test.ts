@@ -14,7 +14,7 @@ import type { Link } from '../../src/transport/link.ts'
 import { externalAddress, hostCrowd, NO_EXTERNAL_ADDRESS } from '../support/hosts.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ManualTime, ms, secs, within } from '../support/time.ts'
-import { producerEvent, sees, take } from './support.ts'
+import { handshake, producerEvent, protocolOf, sees, subscribe, take } from './support.ts'
 
 /**
  * The producer's limits on what one peer or one host may hold: handshakes in progress per peer and
@@ -23,19 +23,6 @@ import { producerEvent, sees, take } from './support.ts'
  */
 
 const Text = defineStream<string>('text')
-const protocolOf = (net: Network) => net.context.protocol('streams/1')
-const handshake = (network: Digest, stream: Digest) => [1, network.bytes, stream.bytes, new Map()]
-
-/** Opens a raw subscription link from `from` to `to`'s producer of `stream`; resolves once admitted. */
-async function subscribe(from: Network, to: Network, stream: Digest): Promise<Link> {
-  const link = await from.context.openLink(to.peerId, protocolOf(to))
-  await link.send(handshake(to.networkId, stream))
-  expect(await link.recv({ signal: AbortSignal.timeout(secs(5)) })).toEqual([
-    to.networkId.bytes,
-    stream.bytes,
-  ])
-  return link
-}
 
 /** Opens a raw subscription link and resolves with how the producer closed it. */
 async function refused(from: Network, to: Network, stream: Digest): Promise<LinkClose> {

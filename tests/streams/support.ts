@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto'
+import { expect } from 'vitest'
 import {
   type Consumer,
   type ConsumerEvents,
@@ -10,10 +11,33 @@ import {
   type Ticket,
 } from '../../platform/node/index.ts'
 import { fromUtf8, utf8 } from '../../src/primitives/bytes.ts'
+import type { Link } from '../../src/transport/link.ts'
 import { nextEvent } from '../support/events.ts'
 import { secs, within } from '../support/time.ts'
 
 /** Fast reconnects for tests: the defaults wait 0.25-0.75 s before the first retry. */
+/** The streams protocol of `net`, for raw links. */
+export const protocolOf = (net: Network) => net.context.protocol('streams/1')
+
+/** A raw subscription handshake for `stream` on `network`, with `criteria` as the consumer's. */
+export const handshake = (network: Digest, stream: Digest, criteria: unknown = new Map()) => [
+  1,
+  network.bytes,
+  stream.bytes,
+  criteria,
+]
+
+/** Opens a raw subscription link from `from` to `to`'s producer of `stream`; resolves once admitted. */
+export async function subscribe(from: Network, to: Network, stream: Digest): Promise<Link> {
+  const link = await from.context.openLink(to.peerId, protocolOf(to))
+  await link.send(handshake(to.networkId, stream))
+  expect(await link.recv({ signal: AbortSignal.timeout(secs(5)) })).toEqual([
+    to.networkId.bytes,
+    stream.bytes,
+  ])
+  return link
+}
+
 export const FAST_BACKOFF = { initialMs: 30, maxIntervalMs: 300 }
 
 export const producerEvent = <T, K extends keyof ProducerEvents>(
