@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { CloseCode, type Digest, GroupKey, type Network } from '../../platform/node/index.ts'
+import { CloseCode, GroupKey } from '../../platform/node/index.ts'
 import { initiateBond } from '../../src/groups/bond.ts'
 import { BOND_HANDSHAKES_PER_HOST, BOND_HANDSHAKES_PER_PEER } from '../../src/groups/groups.ts'
 import type { Link } from '../../src/transport/link.ts'
 import { externalAddress, hostCrowd, NO_EXTERNAL_ADDRESS } from '../support/hosts.ts'
 import { Nodes } from '../support/nodes.ts'
 import { ms, secs, within } from '../support/time.ts'
-import { Counter, fastConsensus } from './support.ts'
+import { Counter, fastConsensus, observerSecrets } from './support.ts'
 
 /**
  * Inbound bond handshakes per remote host: identities cost nothing, so the peers of one host together
@@ -23,15 +23,6 @@ describe.skipIf(!external)(
   () => {
     const nodes = new Nodes('tcp')
     afterEach(() => nodes.closeAll())
-
-    /** What `peer` needs to bond with `net`'s group as an observer holding the right secret. */
-    const observerSecrets = (net: Network, peer: Network, groupId: Digest) => ({
-      networkId: net.networkId,
-      groupId,
-      secret: GroupKey.fromSecret('right').secret,
-      localId: peer.peerId,
-      observer: true,
-    })
 
     it(`refuses a host's bond handshakes past ${BOND_HANDSHAKES_PER_HOST} in progress with 429; loopback still bonds`, async () => {
       const {

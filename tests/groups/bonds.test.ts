@@ -22,7 +22,7 @@ import { randomBytes } from '../../src/primitives/bytes.ts'
 import { nextEvent } from '../support/events.ts'
 import { Nodes } from '../support/nodes.ts'
 import { secs, within } from '../support/time.ts'
-import { Counter, fastConsensus } from './support.ts'
+import { Counter, fastConsensus, observerSecrets } from './support.ts'
 
 const T = secs(10)
 
@@ -42,15 +42,6 @@ describe('bonds: authentication and bad input', () => {
     await within(T, g.when.isLeader())
     return { net, outsider, groupId: g.id, protocol: net.context.protocol('groups/1') }
   }
-
-  /** What `outsider` needs to bond with `net`'s group as an observer holding the right secret. */
-  const observerSecrets = (net: Network, outsider: Network, groupId: Digest) => ({
-    networkId: net.networkId,
-    groupId,
-    secret: GroupKey.fromSecret('right').secret,
-    localId: outsider.peerId,
-    observer: true,
-  })
 
   it('members with different secrets never bond (their group ids differ)', async () => {
     const [a, b] = await nodes.star(2)

@@ -1,4 +1,13 @@
-import { decodeCanonical, encodeCanonical, type Group, type StateMachine } from '../../platform/node/index.ts'
+import {
+  type Digest,
+  decodeCanonical,
+  encodeCanonical,
+  type Group,
+  GroupKey,
+  type Network,
+  type StateMachine,
+} from '../../platform/node/index.ts'
+import type { BondSecrets } from '../../src/groups/bond.ts'
 import { FAST_CONSENSUS } from '../support/consensus.ts'
 import { secs, within } from '../support/time.ts'
 
@@ -68,6 +77,15 @@ export class Register implements StateMachine<RegisterCommand, 'value', string |
 
 /** Fast timings for tests on one machine (see tests/support/consensus.ts). */
 export const fastConsensus = FAST_CONSENSUS
+
+/** What `peer` needs to bond with `net`'s group as an observer holding the secret 'right'. */
+export const observerSecrets = (net: Network, peer: Network, groupId: Digest): BondSecrets => ({
+  networkId: net.networkId,
+  groupId,
+  secret: GroupKey.fromSecret('right').secret,
+  localId: peer.peerId,
+  observer: true,
+})
 
 /** mosaik's NoOp machine: commands, queries and results are all null. */
 export class NoOp implements StateMachine<null, null, null> {
